@@ -1,9 +1,10 @@
 """`difflab`: one command line for the engine, the runs database, the workers and the launcher.
 
 Each family of subcommands lives in its own module and registers itself here:
-  difflab.cmd_engine  train, bound, sample, denoise, inpaint     (engine only, no services)
-  difflab.cmd_jobs    worker, submit, runs, show, cancel, db     (store + queue)
-  difflab.cmd_up      up                                         (the one-machine launcher)
+  difflab.cmd_engine     train, bound, sample                    (engine only, no services)
+  difflab.cmd_posterior  denoise, inpaint                        (engine only, no services)
+  difflab.cmd_jobs       worker, submit, runs, show, cancel, db  (store + queue)
+  difflab.cmd_up         up                                      (the one-machine launcher)
 A module exposes `register(subparsers)`; every subcommand sets `func(args) -> int`.
 Errors meant for the user raise `difflab.errors.UserError`; they print as one line, exit 2.
 """
@@ -16,7 +17,12 @@ import sys
 
 from difflab.errors import UserError
 
-COMMAND_MODULES = ("difflab.cmd_engine", "difflab.cmd_jobs", "difflab.cmd_up")
+COMMAND_MODULES = (
+    "difflab.cmd_engine",
+    "difflab.cmd_posterior",
+    "difflab.cmd_jobs",
+    "difflab.cmd_up",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
