@@ -1,0 +1,105 @@
+"""The gallery's data: sample artifacts of every visible run, as thumbnails, a page at a time.
+
+Image runs store PNG grids with thumbnails made at write time; 2-D and sequence runs store
+arrays (.npy), which are drawn here as small PNG scatter or line pictures.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from db.entities import Artifact, Run, User
+from db.errors import NotFound
+from db.media import make_thumbnail
+from db.store import Store
+
+PAGE_SIZE = 12
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    artifact: Artifact
+    run: Run
+
+    @property
+    def caption(self) -> str:
+        return f"{self.run.name} · step {self.artifact.step}"
+
+
+def points_picture(points: np.ndarray, size: int = 256) -> bytes:
+    """2-D points (N x 2) drawn as a square PNG scatter, axes equal."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    if len(pts):
+        lim = float(np.abs(pts).max()) * 1.05 or 1.0
+        xy = (pts / lim * 0.5 + 0.5) * (size - 1)
+        for x, y in xy:
+            draw.ellipse((x - 1, size - 1 - y - 1, x + 1, size - 1 - y + 1), fill=(31, 119, 180))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def sequences_picture(seqs: np.ndarray, size: int = 256, rows: int = 6) -> bytes:
+    """1-D sequences (N x L) drawn as stacked lines."""
+    arr = np.asarray(seqs, dtype=float).reshape(len(seqs), -1)[:rows]
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    band = size / max(1, len(arr))
+    for i, row in enumerate(arr):
+        lo, hi = float(np.nanmin(row)), float(np.nanmax(row))
+        y = (row - lo) / ((hi - lo) or 1.0)
+        x = np.linspace(4, size - 4, row.size)
+        pts = [(float(a), float(band * (i + 0.9) - b * band * 0.8)) for a, b in zip(x, y,
+                                                                                  strict=True)]
+        draw.line(pts, fill=(214, 39, 40), width=1)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gallery_page(store: Store, viewer: User, runs: Sequence[Run], page: int,
+                 page_size: int = PAGE_SIZE) -> tuple[list[GalleryItem], bool]:
+    """One page of gallery items for these runs, newest first, and whether there is more."""
+    by_id = {r.id: r for r in runs}
+    if not by_id:
+        return [], False
+    want = (page + 1) * page_size + 1
+    arts = []
+    for kind in ("gallery_png", "gallery"):
+        arts += store.gallery(viewer=viewer, kind=kind, run_ids=list(by_id), limit=want)
+    # a run with PNG grids also stores arrays; show the picture, not both
+    with_png = {a.run_id for a in arts if a.kind == "gallery_png"}
+    arts = [a for a in arts if a.kind == "gallery_png" or a.run_id not in with_png]
+    arts.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+    start = page * page_size
+    chunk = arts[start:start + page_size]
+    return [GalleryItem(a, by_id[a.run_id]) for a in chunk], len(arts) > start + page_size
+
+
+def picture(store: Store, viewer: User, item: GalleryItem, *, thumbnail: bool) -> bytes | None:
+    """PNG bytes of a gallery item: the stored image or thumbnail, or a drawing of the array."""
+    art = item.artifact
+    try:
+        if art.kind == "gallery_png":
+            if thumbnail and art.thumb_sha256:
+                return store.artifact_bytes(art, viewer=viewer, thumbnail=True)
+            data = store.artifact_bytes(art, viewer=viewer)
+            return make_thumbnail(data, 256) if thumbnail else data
+        raw = store.artifact_bytes(art, viewer=viewer)
+        arr = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (NotFound, ValueError, OSError):
+        return None
+    size = 256 if thumbnail else 640
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        return points_picture(arr, size)
+    if arr.ndim == 2:
+        return sequences_picture(arr, size)
+    return None

@@ -1,0 +1,140 @@
+"""Denoise and inpaint: upload an image, pick a trained model, set the noise level or the
+mask, choose the method and the number of samples; see the input, the corrupted input, the
+samples, their mean and their spread side by side."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import posterior as pst
+from dashboard.actions import ActionError, submit_posterior
+from dashboard.services import get_store, require_user
+from dashboard.uploads import IMAGE_TYPES
+from dashboard.widgets import run_label
+from db.entities import ACTIVE_STATES
+from db.media import MediaError, to_png
+
+JOB = "posterior_job"
+user = require_user()
+store = get_store()
+
+st.title("Denoise and inpaint")
+models = pst.image_runs(store.list_runs(viewer=user, limit=1000))
+if not models:
+    st.info("No trained image model yet. Train one (digits-smoke takes seconds) on New run.")
+    st.stop()
+
+setup, preview = st.columns([2, 3])
+with setup:
+    model = st.selectbox("Trained model", models, format_func=run_label, key="pst_model")
+    shape = pst.model_shape(model.config)
+    upload = st.file_uploader("Image to work on", type=IMAGE_TYPES, key="pst_upload",
+                              help="Checked by content; it is resized to the model's "
+                                   f"{shape.width} x {shape.height} ({shape.mode}).")
+    task = st.radio("Task", ["Inpaint", "Denoise"], horizontal=True, key="pst_task")
+    if task == "Denoise":
+        sigma = st.slider("Noise level sigma (pixel units, 0-255)", 1.0, 128.0, 25.0,
+                          key="pst_sigma")
+    else:
+        mask_kind = st.selectbox("Mask", list(pst.MASKS), format_func=pst.MASKS.get,
+                                 key="pst_mask")
+        fraction, rect, mask_upload = 0.5, (0.25, 0.75, 0.25, 0.75), None
+        if mask_kind == "random":
+            fraction = st.slider("Fraction of pixels missing", 0.05, 0.95, 0.5, key="pst_frac")
+        elif mask_kind == "rectangle":
+            rows = st.slider("Missing rows (fraction of the height)", 0.0, 1.0, (0.25, 0.75),
+                             key="pst_rows")
+            cols = st.slider("Missing columns (fraction of the width)", 0.0, 1.0, (0.25, 0.75),
+                             key="pst_cols")
+            rect = (*rows, *cols)
+        elif mask_kind == "upload":
+            file = st.file_uploader("Mask image (white = keep, black = fill in)",
+                                    type=IMAGE_TYPES, key="pst_mask_upload")
+            mask_upload = file.getvalue() if file else None
+        method = st.radio("Method", ["paper", "repaint"], horizontal=True, key="pst_method",
+                          format_func={"paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)",
+                                       "repaint": "RePaint (resampling)"}.get)
+    n = st.slider("Number of samples", 1, 16, 4, key="pst_n")
+
+if upload is None:
+    preview.info("Upload an image to see it here.")
+    st.stop()
+try:
+    image = pst.fit_to(upload.getvalue(), shape)
+    if task == "Denoise":
+        corrupted, params = pst.noisy(image, sigma), {"sigma": float(sigma)}
+    else:
+        known = pst.make_mask(mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload)
+        corrupted = pst.masked_view(image, known)
+        params = {"method": method}
+except (MediaError, pst.MaskError) as exc:
+    preview.error(str(exc))
+    st.stop()
+with preview:
+    a, b = st.columns(2)
+    a.image(to_png(image), caption="Input (as the model sees it)", width="stretch")
+    b.image(to_png(corrupted), caption="Corrupted input", width="stretch")
+
+if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
+    try:
+        kind = task.lower()
+        owner_name = upload.name
+        observed = corrupted if task == "Denoise" else image
+        up = store.add_upload(to_png(observed), owner_id=user.id, original_name=owner_name,
+                              media_type="image/png", width=shape.width, height=shape.height)
+        params.update(upload_id=up.id, n=int(n), seed=0)
+        if task == "Inpaint":
+            mask_png = to_png(known.astype("uint8") * 255)
+            mask_up = store.add_upload(mask_png, owner_id=user.id, original_name="mask.png",
+                                       media_type="image/png", width=shape.width,
+                                       height=shape.height)
+            params["mask_upload_id"] = mask_up.id
+        job = submit_posterior(store, kind, model.id, params, user)
+        st.session_state[JOB] = job.id
+    except ActionError as exc:
+        st.error(str(exc))
+
+
+def job_active() -> bool:
+    job_id = st.session_state.get(JOB)
+    return bool(job_id) and store.get_job(job_id, viewer=user).state in ACTIVE_STATES
+
+
+@st.fragment(run_every=2 if job_active() else None)
+def results() -> None:
+    """The job's progress, then its results; refreshes alone until the job ends."""
+    job_id = st.session_state.get(JOB)
+    if not job_id:
+        return
+    job = store.get_job(job_id, viewer=user)
+    if job.state in ACTIVE_STATES:
+        st.progress(job.progress, text=f"{job.kind}: {job.state.lower()} "
+                                       f"{job.message or ''}".strip())
+        st.session_state["pst_was_active"] = True
+        return
+    if st.session_state.pop("pst_was_active", False):
+        st.rerun()  # the whole page once more, which stops the timer
+    if job.state == "FAILED":
+        st.error(f"The {job.kind} job failed: {job.error}")
+        return
+    if job.state == "CANCELLED":
+        st.warning("The job was cancelled.")
+        return
+    pics = pst.job_pictures(store, job, user)
+    st.subheader("Results")
+    cols = st.columns(5)
+    cols[0].image(to_png(image), caption="Input", width="stretch")
+    cols[1].image(to_png(corrupted), caption="Corrupted input", width="stretch")
+    for col, pic, label in ((cols[2], pics.samples, "Samples"), (cols[3], pics.mean, "Mean"),
+                            (cols[4], pics.spread, "Spread (std)")):
+        if pic is None:
+            col.caption(f"{label}: not stored")
+        else:
+            col.image(pic, caption=label, width="stretch")
+    d = st.columns(max(1, len(pics.downloads)))
+    for col, (name, (data, key)) in zip(d, pics.downloads.items(), strict=False):
+        col.download_button(f"Download {name}", data, file_name=f"{job.id}-{key}",
+                            key=f"pst_dl_{name}")
+
+
+results()

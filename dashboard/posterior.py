@@ -1,0 +1,207 @@
+"""Denoising and inpainting requests: the model's image shape, the input, the mask, the
+corrupted view, and the job's results as pictures. No sampling happens here (the worker does).
+
+Mask convention (that of diffusion.posterior_chains): True / 255 = pixel known (kept),
+False / 0 = pixel missing (to be filled in by the model).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from db.entities import Artifact, Job, Run, User
+from db.errors import NotFound
+from db.media import MediaError, load_image, to_png
+from db.store import Store
+
+IMAGE_DATASETS = ("deadleaves", "texture", "digits", "mnist", "cifar10", "images")
+MASKS = {
+    "centre": "Centre square",
+    "left": "Left half",
+    "random": "Random pixels",
+    "rectangle": "Draw a rectangle",
+    "upload": "Upload a mask image",
+}
+
+
+class MaskError(ValueError):
+    """A mask that cannot be used; the message says why and what is accepted."""
+
+
+@dataclass(frozen=True)
+class ImageShape:
+    height: int
+    width: int
+    mode: str  # "L" or "RGB"
+
+
+def model_shape(config: dict) -> ImageShape:
+    """The image size and colour mode a trained run works on, from its config."""
+    data = config.get("data") or {}
+    name, options = data.get("name"), data.get("options") or {}
+    if name == "digits":
+        return ImageShape(8, 8, "L")
+    if name == "mnist":
+        return ImageShape(28, 28, "L")
+    if name == "cifar10":
+        return ImageShape(32, 32, "RGB")
+    size = options.get("size") or options.get("patch") or 32
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return ImageShape(h, w, "RGB" if options.get("mode") == "RGB" else "L")
+
+
+def image_runs(runs: list[Run]) -> list[Run]:
+    """Runs that can denoise or inpaint: image data and a checkpoint."""
+    return [r for r in runs if (r.config.get("data") or {}).get("name") in IMAGE_DATASETS
+            and (r.state == "DONE" or r.checkpoint_step is not None)]
+
+
+def fit_to(data: bytes, shape: ImageShape) -> np.ndarray:
+    """Decode an upload (checked by db.media), centre-crop to the model's aspect and resize."""
+    pixels = load_image(data, shape.mode)
+    img = Image.fromarray(pixels)
+    w, h = img.size
+    target = shape.width / shape.height
+    if w / h > target:
+        new_w = max(1, round(h * target))
+        img = img.crop(((w - new_w) // 2, 0, (w - new_w) // 2 + new_w, h))
+    elif w / h < target:
+        new_h = max(1, round(w / target))
+        img = img.crop((0, (h - new_h) // 2, w, (h - new_h) // 2 + new_h))
+    img = img.resize((shape.width, shape.height), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int = 0,
+              rect: tuple[float, float, float, float] = (0.25, 0.75, 0.25, 0.75),
+              upload: bytes | None = None) -> np.ndarray:
+    """A boolean H x W mask, True where the pixel is known.
+
+    centre: the middle square (half the side) is missing; left: the left half is missing;
+    random: `fraction` of the pixels are missing; rectangle: rows rect[0:2], columns
+    rect[2:4] (fractions of the size) are missing; upload: a mask image, white = known.
+    """
+    h, w = shape.height, shape.width
+    known = np.ones((h, w), bool)
+    if kind == "centre":
+        known[h // 4: h - h // 4, w // 4: w - w // 4] = False
+    elif kind == "left":
+        known[:, : w // 2] = False
+    elif kind == "random":
+        if not 0 < fraction < 1:
+            raise MaskError("The fraction of missing pixels must be between 0 and 1.")
+        known = np.random.default_rng(seed).random((h, w)) >= fraction
+    elif kind == "rectangle":
+        r0, r1, c0, c1 = rect
+        known[math.floor(r0 * h): math.ceil(r1 * h), math.floor(c0 * w): math.ceil(c1 * w)] = False
+    elif kind == "upload":
+        if not upload:
+            raise MaskError("Upload a mask image (white = keep, black = fill in).")
+        try:
+            m = load_image(upload, "L")
+        except MediaError as exc:
+            raise MaskError(f"The mask: {exc}") from None
+        if m.shape != (h, w):
+            m = np.asarray(Image.fromarray(m).resize((w, h), Image.Resampling.NEAREST))
+        known = m >= 128
+    else:
+        raise MaskError(f"Unknown mask {kind!r}; choose one of {', '.join(MASKS.values())}.")
+    check_mask(known)
+    return known
+
+
+def check_mask(known: np.ndarray) -> None:
+    """Refuse masks that leave nothing to fill in or nothing to condition on."""
+    if known.all():
+        raise MaskError("The mask hides no pixel, so there is nothing to fill in. "
+                        "Mark some pixels as missing (black).")
+    if not known.any():
+        raise MaskError("The mask hides every pixel, so there is nothing to condition on. "
+                        "Keep some pixels (white), or use a plain sample instead.")
+
+
+def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """The observation y = x + sigma * N(0, 1) in [0, 255] pixel units, rounded to uint8."""
+    rng = np.random.default_rng(seed)
+    y = image.astype(np.float64) + sigma * rng.standard_normal(image.shape)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def masked_view(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The image with its missing pixels drawn as a grey checkerboard."""
+    out = image.copy()
+    yy, xx = np.indices(known.shape)
+    checker = np.where((yy // 2 + xx // 2) % 2 == 0, 160, 110).astype(np.uint8)
+    if out.ndim == 3:
+        checker = np.repeat(checker[..., None], out.shape[2], axis=2)
+        out[~known] = checker[~known]
+    else:
+        out[~known] = checker[~known]
+    return out
+
+
+def grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
+    """N x H x W [x C] -> one uint8 picture, about square."""
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
+    n, h, w = arr.shape[:3]
+    c = arr.shape[3] if arr.ndim == 4 else 1
+    arr = arr.reshape(n, h, w, c)
+    cols = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h,
+            pad + q * (w + pad): pad + q * (w + pad) + w] = arr[i]
+    return out[..., 0] if c == 1 else out
+
+
+@dataclass(frozen=True)
+class PosteriorPictures:
+    """PNG bytes of a finished job's results (None when that piece is missing)."""
+
+    samples: bytes | None
+    mean: bytes | None
+    spread: bytes | None
+    downloads: dict[str, tuple[bytes, str]]
+
+
+def _as_png(store: Store, art: Artifact, viewer: User, *, spread: bool = False) -> bytes | None:
+    raw = store.artifact_bytes(art, viewer=viewer)
+    if art.media_type.startswith("image/"):
+        return raw
+    try:
+        arr = np.load(io.BytesIO(raw), allow_pickle=False)
+    except ValueError:
+        return None
+    if spread:  # standard deviation: stretch to the full grey range for viewing
+        top = float(np.nanmax(arr)) if arr.size else 0.0
+        arr = arr * (255.0 / top) if top > 0 else arr
+    if arr.ndim >= 3 and arr.shape[-1] not in (1, 3) or arr.ndim == 4:
+        arr = grid(arr)
+    return to_png(arr)
+
+
+def job_pictures(store: Store, job: Job, viewer: User) -> PosteriorPictures:
+    """The samples, mean and spread a posterior job stored, as PNGs."""
+    try:
+        arts = store.list_artifacts(job.run_id, viewer=viewer, job_id=job.id)
+    except NotFound:
+        arts = []
+    by_kind = {a.kind: a for a in arts}
+    out: dict[str, bytes | None] = {}
+    downloads: dict[str, tuple[bytes, str]] = {}
+    for kind, name in (("posterior_samples", "samples"), ("posterior_mean", "mean"),
+                       ("posterior_std", "spread")):
+        art = by_kind.get(kind)
+        out[name] = _as_png(store, art, viewer, spread=name == "spread") if art else None
+        if art is not None:
+            downloads[name] = (store.artifact_bytes(art, viewer=viewer), art.key)
+    return PosteriorPictures(out["samples"], out["mean"], out["spread"], downloads)

@@ -1,0 +1,141 @@
+"""Runs as tables: the runs list, queue positions, and the parameters that differ.
+
+Pure functions from store entities (plain dataclasses) to pandas frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from db.entities import QUEUED, Run
+
+STATE_ICONS = {
+    "QUEUED": "⏳ queued",
+    "RUNNING": "▶️ running",
+    "DONE": "✅ done",
+    "FAILED": "❌ failed",
+    "CANCELLED": "⏹️ cancelled",
+}
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"steps": 5}} -> {"train.steps": 5}; lists become comma-joined strings."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if value:
+                out.update(flatten(value, f"{name}."))
+            else:
+                out[name] = "{}"
+        elif isinstance(value, (list, tuple)):
+            out[name] = ", ".join(str(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def queue_positions(runs: Sequence[Run]) -> dict[str, int]:
+    """1-based position of each QUEUED run in its queue (oldest first)."""
+    queued = sorted((r for r in runs if r.state == QUEUED), key=lambda r: r.created_at)
+    by_queue: dict[str, int] = {}
+    out: dict[str, int] = {}
+    for run in queued:
+        queue = "cpu" if run.device_request == "cpu" else "gpu"
+        by_queue[queue] = by_queue.get(queue, 0) + 1
+        out[run.id] = by_queue[queue]
+    return out
+
+
+def _cfg(run: Run, section: str, key: str) -> Any:
+    return (run.config.get(section) or {}).get(key)
+
+
+def runs_frame(runs: Sequence[Run], positions: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """One row per run, in the given order, for `st.dataframe`."""
+    positions = positions or {}
+    rows = []
+    for run in runs:
+        rows.append({
+            "id": run.id,
+            "name": run.name,
+            "state": STATE_ICONS.get(run.state, run.state),
+            "progress": float(run.progress),
+            "queue": positions.get(run.id),
+            "data set": _cfg(run, "data", "name"),
+            "kind": _cfg(run, "diffusion", "kind"),
+            "T": _cfg(run, "diffusion", "T"),
+            "schedule": _cfg(run, "diffusion", "schedule"),
+            "step": run.step,
+            "K holdout (bits)": run.final_bound_bits,
+            "tags": ", ".join(run.tags),
+            "owner": run.owner,
+            "shared": run.visibility == "team",
+            "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
+            "device": run.device or run.device_request,
+        })
+    columns = ["id", "name", "state", "progress", "queue", "data set", "kind", "T", "schedule",
+               "step", "K holdout (bits)", "tags", "owner", "shared", "created", "device"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def filter_runs(
+    runs: Sequence[Run],
+    *,
+    search: str = "",
+    states: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+) -> list[Run]:
+    """Runs matching every filter given (empty filters match all)."""
+    text = search.strip().lower()
+    out = []
+    for run in runs:
+        if text and text not in run.name.lower() and text not in run.id:
+            continue
+        if states and run.state not in states:
+            continue
+        if tags and not set(tags) & set(run.tags):
+            continue
+        if datasets and _cfg(run, "data", "name") not in datasets:
+            continue
+        out.append(run)
+    return out
+
+
+SORTS: dict[str, tuple[str, bool]] = {
+    "newest first": ("created_at", True),
+    "oldest first": ("created_at", False),
+    "name": ("name", False),
+    "state": ("state", False),
+    "best bound first": ("final_bound_bits", True),
+}
+
+
+def sort_runs(runs: Sequence[Run], how: str) -> list[Run]:
+    attr, reverse = SORTS.get(how, SORTS["newest first"])
+    present = [r for r in runs if getattr(r, attr) is not None]
+    missing = [r for r in runs if getattr(r, attr) is None]
+    return sorted(present, key=lambda r: getattr(r, attr), reverse=reverse) + missing
+
+
+def differing_parameters(runs: Sequence[Run]) -> pd.DataFrame:
+    """The config fields whose values differ between runs: one row per field, a column per run."""
+    flat = [flatten(r.config) for r in runs]
+    keys = sorted(set().union(*flat)) if flat else []
+    rows = {}
+    for key in keys:
+        values = [f.get(key) for f in flat]
+        if len({repr(v) for v in values}) > 1:
+            rows[key] = ["" if v is None else str(v) for v in values]
+    labels = _unique_labels(runs)
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=labels)
+    frame.index.name = "parameter"
+    return frame
+
+
+def _unique_labels(runs: Sequence[Run]) -> list[str]:
+    return [f"{r.name} ({r.id[:6]})" for r in runs]

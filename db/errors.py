@@ -1,0 +1,36 @@
+"""Errors the store raises. Each message says what was wrong (and, for input, what is allowed)."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class for the store's errors."""
+
+
+class NotFound(StoreError, LookupError):
+    """No such run, job, user, artifact or link (or the viewer may not see it)."""
+
+
+class PermissionDenied(StoreError):
+    """The viewer may see the object but not change it."""
+
+
+class Conflict(StoreError):
+    """The change clashes with the object's state (a name taken, a run already final...)."""
+
+
+class InvalidInput(StoreError, ValueError):
+    """A value the store refuses; the message names the field and what is accepted."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database could not be reached; `url` is the URL tried (password hidden)."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"cannot reach the database at {url}: {detail}")
+        self.url = url
+        self.detail = detail
+
+
+class LeaseLost(StoreError):
+    """This worker no longer holds the job's lease (expired and taken over, or cancelled)."""

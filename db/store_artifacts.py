@@ -1,0 +1,193 @@
+"""Artifacts (galleries, trajectories, checkpoints, job results) and uploads.
+
+Rows here point at bytes in the artifact store by sha256. A thumbnail is made once, when an
+image is stored (with `db.media.make_thumbnail`), and stored the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+
+from db import convert
+from db.access import SYSTEM, Viewer, _System, check_view, visible_clause
+from db.artifacts import ArtifactStore
+from db.entities import ARTIFACT_KINDS, Artifact, Upload
+from db.errors import InvalidInput, NotFound
+from db.models import ArtifactRow, RunRow, UploadRow
+from db.session import StoreBase, utcnow
+from db.store_jobs import Lease, check_lease
+from db.store_runs import referenced
+
+THUMB_SIZE = 256
+_KEY = re.compile(r"^[\w.+-]{1,255}$")
+
+
+def make_thumbnail(data: bytes, size: int = THUMB_SIZE) -> bytes:
+    """A PNG thumbnail (longest side `size`), via db.media when it is there."""
+    try:
+        from db.media import make_thumbnail as media_thumbnail
+    except ImportError:
+        media_thumbnail = None
+    if media_thumbnail is not None:
+        return media_thumbnail(data, size)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.thumbnail((size, size))
+        out = io.BytesIO()
+        im.save(out, format="PNG")
+        return out.getvalue()
+
+
+class ArtifactsMixin(StoreBase):
+    artifacts: ArtifactStore
+
+    def put_artifact(
+        self, run_id: str, kind: str, data: bytes, *, key: str, media_type: str,
+        step: int | None = None, job_id: str | None = None, lease: Lease | None = None,
+        replace_kind: bool = False, width: int | None = None, height: int | None = None,
+    ) -> Artifact:
+        """Store bytes and their row. `replace_kind` drops the run's older rows of this kind
+        (and their bytes when nothing else uses them): used for the latest checkpoint."""
+        if kind not in ARTIFACT_KINDS:
+            raise InvalidInput(f"artifact kind must be one of {ARTIFACT_KINDS}, not {kind!r}")
+        if not _KEY.match(key):
+            raise InvalidInput(f"artifact key {key!r}: use letters, digits and . _ + -")
+        sha = self.artifacts.put(data)
+        thumb = None
+        if media_type.startswith("image/"):
+            thumb = self.artifacts.put(make_thumbnail(data, THUMB_SIZE))
+        orphans: list[str] = []
+        with self._scope(write=True) as s:
+            if lease is not None:
+                check_lease(s, lease)
+            if s.get(RunRow, run_id) is None:
+                raise NotFound(f"no run {run_id!r}")
+            old: list[ArtifactRow] = []
+            if replace_kind:
+                old = list(s.scalars(select(ArtifactRow).where(
+                    ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)))
+                for row in old:
+                    s.delete(row)
+            row = ArtifactRow(
+                run_id=run_id, job_id=job_id, kind=kind, step=step, key=key,
+                media_type=media_type, size=len(data), sha256=sha,
+                location=self.artifacts.location(sha), thumb_sha256=thumb, width=width,
+                height=height, created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            orphans = [r.sha256 for r in old if r.sha256 != sha and not referenced(s, r.sha256)]
+            entity = convert.artifact(row)
+        for orphan in orphans:
+            self.artifacts.delete(orphan)
+        return entity
+
+    def list_artifacts(
+        self, run_id: str, *, viewer: Viewer, kind: str | None = None,
+        job_id: str | None = None,
+    ) -> list[Artifact]:
+        """A run's artifacts in (step, id) order."""
+        q = select(ArtifactRow).where(ArtifactRow.run_id == run_id)
+        if kind is not None:
+            q = q.where(ArtifactRow.kind == kind)
+        if job_id is not None:
+            q = q.where(ArtifactRow.job_id == job_id)
+        q = q.order_by(ArtifactRow.step, ArtifactRow.id)
+        with self._scope() as s:
+            check_view(s.get(RunRow, run_id), viewer, run_id)
+            return [convert.artifact(r) for r in s.scalars(q)]
+
+    def latest_artifact(self, run_id: str, kind: str, *, viewer: Viewer) -> Artifact | None:
+        q = (select(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)
+             .order_by(ArtifactRow.step.desc(), ArtifactRow.id.desc()).limit(1))
+        with self._scope() as s:
+            check_view(s.get(RunRow, run_id), viewer, run_id)
+            row = s.scalars(q).first()
+            return convert.artifact(row) if row else None
+
+    def gallery(
+        self, *, viewer: Viewer, kind: str = "gallery_png", run_ids: Sequence[str] | None = None,
+        limit: int = 48, offset: int = 0,
+    ) -> list[Artifact]:
+        """Artifacts of one kind across the runs `viewer` may see, newest first (paginated)."""
+        q = (select(ArtifactRow).join(RunRow, RunRow.id == ArtifactRow.run_id)
+             .where(visible_clause(viewer), ArtifactRow.kind == kind))
+        if run_ids is not None:
+            q = q.where(ArtifactRow.run_id.in_(list(run_ids)))
+        q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id.desc())
+        with self._scope() as s:
+            return [convert.artifact(r) for r in s.scalars(q.limit(limit).offset(offset))]
+
+    def get_artifact(self, artifact_id: int, *, viewer: Viewer) -> Artifact:
+        with self._scope() as s:
+            row = s.get(ArtifactRow, artifact_id)
+            if row is None:
+                raise NotFound(f"no artifact {artifact_id}")
+            check_view(s.get(RunRow, row.run_id), viewer, row.run_id)
+            return convert.artifact(row)
+
+    def artifact_bytes(self, artifact: Artifact | int, *, viewer: Viewer,
+                       thumbnail: bool = False) -> bytes:
+        """The bytes of an artifact (or of its thumbnail) that `viewer` may see."""
+        art = self.get_artifact(artifact if isinstance(artifact, int) else artifact.id,
+                                viewer=viewer)
+        if thumbnail:
+            if art.thumb_sha256 is None:
+                raise NotFound(f"artifact {art.id} has no thumbnail")
+            return self.artifacts.get(art.thumb_sha256)
+        return self.artifacts.get(art.sha256)
+
+    def truncate_artifacts(self, run_id: str, after_step: int, *, kinds: Sequence[str],
+                           lease: Lease | None = None) -> int:
+        """Drop rows of these kinds with step > `after_step` (a run resuming)."""
+        with self._scope(write=True) as s:
+            if lease is not None:
+                check_lease(s, lease)
+            result = s.execute(delete(ArtifactRow).where(
+                ArtifactRow.run_id == run_id, ArtifactRow.step > after_step,
+                ArtifactRow.kind.in_(list(kinds))))
+            return int(result.rowcount or 0)
+
+    # ---- uploads -------------------------------------------------------------------------
+
+    def add_upload(
+        self, data: bytes, *, owner_id: int, original_name: str, media_type: str,
+        width: int | None = None, height: int | None = None,
+    ) -> Upload:
+        """Store an already validated upload (db.media checks it) under its hash."""
+        sha = self.artifacts.put(data)
+        thumb = (self.artifacts.put(make_thumbnail(data, THUMB_SIZE))
+                 if media_type.startswith("image/") else None)
+        with self._scope(write=True) as s:
+            row = UploadRow(
+                owner_id=owner_id, sha256=sha, original_name=original_name[:255] or "upload",
+                media_type=media_type, size=len(data), width=width, height=height,
+                thumb_sha256=thumb, created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return convert.upload(row)
+
+    def get_upload(self, upload_id: int, *, viewer: Viewer = SYSTEM) -> Upload:
+        """An upload; only its owner (or SYSTEM, or an admin) may see it."""
+        with self._scope() as s:
+            row = s.get(UploadRow, upload_id)
+            if row is None or not (isinstance(viewer, _System) or viewer.is_admin
+                                   or row.owner_id == viewer.id):
+                raise NotFound(f"no upload {upload_id}")
+            return convert.upload(row)
+
+    def upload_bytes(self, upload_id: int, *, viewer: Viewer = SYSTEM) -> bytes:
+        return self.artifacts.get(self.get_upload(upload_id, viewer=viewer).sha256)
+
+    def list_uploads(self, *, viewer: Viewer, limit: int = 100) -> list[Upload]:
+        q = select(UploadRow).order_by(UploadRow.created_at.desc()).limit(limit)
+        if not isinstance(viewer, _System):
+            q = q.where(UploadRow.owner_id == viewer.id)
+        with self._scope() as s:
+            return [convert.upload(r) for r in s.scalars(q)]

@@ -1,0 +1,297 @@
+"""Jobs: the unit of work a worker takes (train, sample, denoise, inpaint, evaluate).
+
+A worker *claims* a job with one conditional UPDATE (same message id, not final, no live
+lease), which is what keeps two workers from running the same job. While it runs it renews
+a lease; every write it makes is fenced by that lease. A train job mirrors its state, host,
+device, lease and progress onto its run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from db import convert
+from db.access import Viewer, check_edit, check_view, visible_clause
+from db.entities import (
+    ACTIVE_STATES,
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINAL_STATES,
+    JOB_KINDS,
+    QUEUED,
+    RUNNING,
+    Claim,
+    Job,
+)
+from db.errors import InvalidInput, LeaseLost, NotFound
+from db.models import JobRow, RunRow
+from db.session import StoreBase, utcnow
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof that a worker holds a job: the job id and the claim's unique owner token."""
+
+    job_id: str
+    owner: str
+
+
+def check_lease(s: Session, lease: Lease) -> JobRow:
+    row = s.get(JobRow, lease.job_id)
+    if row is None or row.lease_owner != lease.owner or row.state != RUNNING:
+        raise LeaseLost(f"job {lease.job_id}: lease lost")
+    return row
+
+
+class JobsMixin(StoreBase):
+    def create_job(
+        self, kind: str, run_id: str, params: dict[str, Any], *, owner_id: int,
+        viewer: Viewer, queue: str = "cpu",
+    ) -> Job:
+        """A QUEUED job against a run that `viewer` may see (enqueue after this returns)."""
+        if kind not in JOB_KINDS or kind == "train":
+            raise InvalidInput(f"job kind must be one of {JOB_KINDS[1:]}, not {kind!r}")
+        now = utcnow()
+        with self._scope(write=True) as s:
+            run = check_view(s.get(RunRow, run_id), viewer, run_id)
+            if run.checkpoint_step is None and run.state != DONE:
+                raise InvalidInput(f"run {run_id} has no checkpoint yet; wait until it trains")
+            row = JobRow(
+                id=secrets.token_hex(6), kind=kind, run_id=run_id, owner_id=owner_id,
+                state=QUEUED, params=params, queue=queue, progress=0.0, message="",
+                celery_id=secrets.token_hex(16), attempts=0, cancel_requested=False,
+                created_at=now, updated_at=now,
+            )
+            s.add(row)
+            s.flush()
+            return convert.job(row)
+
+    def get_job(self, job_id: str, *, viewer: Viewer) -> Job:
+        with self._scope() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"no job {job_id!r}")
+            check_view(s.get(RunRow, row.run_id), viewer, row.run_id)
+            return convert.job(row)
+
+    def list_jobs(
+        self, *, viewer: Viewer, run_id: str | None = None, states: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None, limit: int = 200,
+    ) -> list[Job]:
+        q = select(JobRow).join(RunRow, RunRow.id == JobRow.run_id).where(visible_clause(viewer))
+        if run_id is not None:
+            q = q.where(JobRow.run_id == run_id)
+        if states:
+            q = q.where(JobRow.state.in_(list(states)))
+        if kinds:
+            q = q.where(JobRow.kind.in_(list(kinds)))
+        q = q.order_by(JobRow.created_at.desc()).limit(limit)
+        with self._scope() as s:
+            return [convert.job(r) for r in s.scalars(q)]
+
+    def train_job(self, run_id: str) -> Job:
+        """The latest train job of a run (system use)."""
+        q = (select(JobRow).where(JobRow.run_id == run_id, JobRow.kind == "train")
+             .order_by(JobRow.created_at.desc()).limit(1))
+        with self._scope() as s:
+            row = s.scalars(q).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} has no train job")
+            return convert.job(row)
+
+    def recent_failures(self, *, viewer: Viewer, limit: int = 20) -> list[Job]:
+        return self.list_jobs(viewer=viewer, states=[FAILED], limit=limit)
+
+    def job_counts(self) -> dict[str, int]:
+        """Number of jobs per state."""
+        with self._scope() as s:
+            rows = s.execute(select(JobRow.state, func.count()).group_by(JobRow.state))
+            return {state: int(n) for state, n in rows}
+
+    def request_job_cancel(self, job_id: str, *, viewer: Viewer) -> Job:
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"no job {job_id!r}")
+            check_edit(s.get(RunRow, row.run_id), viewer, row.run_id)
+            if row.state in ACTIVE_STATES:
+                row.cancel_requested, row.updated_at = True, now
+                if row.state == QUEUED and row.lease_owner is None:
+                    row.state, row.finished_at = CANCELLED, now
+            s.flush()
+            return convert.job(row)
+
+    # ---- the worker's side -------------------------------------------------------------
+
+    def mark_enqueued(self, job_id: str, celery_id: str) -> None:
+        with self._scope(write=True) as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.celery_id == celery_id)
+                      .values(enqueued_at=utcnow()))
+
+    def claim_job(
+        self, job_id: str, celery_id: str, *, worker: str, host: str, device: str,
+        lease_s: float,
+    ) -> Claim:
+        """Take a job for this message, or say why not (stale message, final, held, cancelled)."""
+        now = utcnow()
+        owner = f"{worker}#{secrets.token_hex(4)}"
+        with self._scope(write=True) as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                return Claim(False, None, "gone")
+            if row.state in FINAL_STATES:
+                return Claim(False, convert.job(row), "final")
+            if row.celery_id != celery_id:
+                return Claim(False, convert.job(row), "stale message")
+            if row.cancel_requested:
+                self._finish(s, row, CANCELLED, now, message="cancelled before it started")
+                return Claim(False, convert.job(row), "cancelled")
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.celery_id == celery_id,
+                       JobRow.state.in_(ACTIVE_STATES),
+                       or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now))
+                .values(state=RUNNING, lease_owner=owner, host=host, device=device,
+                        lease_expires_at=now + dt.timedelta(seconds=lease_s),
+                        attempts=JobRow.attempts + 1, updated_at=now,
+                        started_at=func.coalesce(JobRow.started_at, now))
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return Claim(False, convert.job(row), "held by another worker")
+            s.refresh(row)
+            resume = None
+            if row.kind == "train":
+                run = s.get(RunRow, row.run_id)
+                assert run is not None
+                run.state, run.host, run.device = RUNNING, host, device
+                run.lease_owner, run.lease_expires_at = owner, row.lease_expires_at
+                run.started_at = run.started_at or now
+                run.updated_at = now
+                resume = run.checkpoint_step
+            return Claim(True, convert.job(row), "", resume)
+
+    def heartbeat(self, lease: Lease, lease_s: float) -> bool:
+        """Extend the lease; returns whether a cancel was requested. Raises LeaseLost."""
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = check_lease(s, lease)
+            row.lease_expires_at = now + dt.timedelta(seconds=lease_s)
+            row.updated_at = now
+            if row.kind == "train":
+                run = s.get(RunRow, row.run_id)
+                if run is not None:
+                    run.lease_expires_at = row.lease_expires_at
+                    run.cancel_requested = run.cancel_requested or row.cancel_requested
+                    row.cancel_requested = run.cancel_requested
+            return row.cancel_requested
+
+    def update_progress(
+        self, lease: Lease, *, progress: float, message: str | None = None,
+        step: int | None = None, total_steps: int | None = None,
+        checkpoint_step: int | None = None,
+    ) -> None:
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = check_lease(s, lease)
+            row.progress = max(0.0, min(1.0, float(progress)))
+            if message is not None:
+                row.message = message[:2000]
+            row.updated_at = now
+            if row.kind == "train":
+                run = s.get(RunRow, row.run_id)
+                if run is not None:
+                    if step is not None:
+                        run.step = step
+                    if total_steps is not None:
+                        run.total_steps = total_steps
+                    if checkpoint_step is not None:
+                        run.checkpoint_step = checkpoint_step
+                    run.updated_at = now
+
+    def finish_job(
+        self, lease: Lease, state: str, *, error: str | None = None, message: str | None = None,
+        final_bound: tuple[float, float] | None = None,
+    ) -> Job:
+        """End a held job: DONE, FAILED (with the message shown to the user) or CANCELLED."""
+        if state not in FINAL_STATES:
+            raise InvalidInput(f"a job ends in one of {FINAL_STATES}, not {state!r}")
+        with self._scope(write=True) as s:
+            row = check_lease(s, lease)
+            self._finish(s, row, state, utcnow(), error=error, message=message,
+                         final_bound=final_bound)
+            return convert.job(row)
+
+    def _finish(
+        self, s: Session, row: JobRow, state: str, now: dt.datetime, *,
+        error: str | None = None, message: str | None = None,
+        final_bound: tuple[float, float] | None = None,
+    ) -> None:
+        row.state, row.finished_at, row.updated_at = state, now, now
+        row.lease_owner, row.lease_expires_at = None, None
+        row.error = error
+        if message is not None:
+            row.message = message[:2000]
+        if state == DONE:
+            row.progress = 1.0
+        if row.kind != "train":
+            return
+        run = s.get(RunRow, row.run_id)
+        if run is None:
+            return
+        run.state, run.finished_at, run.updated_at, run.error = state, now, now, error
+        run.lease_owner, run.lease_expires_at = None, None
+        if state == DONE:
+            run.step = max(run.step, run.total_steps)
+        if final_bound is not None:
+            run.final_bound_bits, run.final_bound_stderr = final_bound
+
+    # ---- the reconciler's side -----------------------------------------------------------
+
+    def stale_jobs(self, *, queued_grace_s: float) -> list[Job]:
+        """QUEUED jobs not enqueued for `queued_grace_s` (the broker may have lost them) and
+        RUNNING jobs whose lease has expired (their worker died)."""
+        now = utcnow()
+        cutoff = now - dt.timedelta(seconds=queued_grace_s)
+        q = select(JobRow).where(or_(
+            (JobRow.state == QUEUED) & JobRow.lease_owner.is_(None) & or_(
+                JobRow.enqueued_at.is_(None), JobRow.enqueued_at < cutoff) & (
+                JobRow.created_at < cutoff),
+            (JobRow.state == RUNNING) & (JobRow.lease_expires_at < now),
+        ))
+        with self._scope() as s:
+            return [convert.job(r) for r in s.scalars(q)]
+
+    def requeue_job(self, job_id: str, expected_celery_id: str | None) -> str | None:
+        """Give a stale job a new message id (the old message, if it ever comes, is ignored).
+        Returns the new id, or None if the job changed meanwhile."""
+        now = utcnow()
+        new_id = secrets.token_hex(16)
+        with self._scope(write=True) as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.celery_id == expected_celery_id,
+                       JobRow.state.in_(ACTIVE_STATES),
+                       or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now))
+                .values(state=QUEUED, celery_id=new_id, lease_owner=None,
+                        lease_expires_at=None, enqueued_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return None
+            row = s.get(JobRow, job_id)
+            if row is not None and row.kind == "train":
+                run = s.get(RunRow, row.run_id)
+                if run is not None and run.state == RUNNING:
+                    run.state, run.lease_owner, run.lease_expires_at = QUEUED, None, None
+                    run.updated_at = now
+            return new_id

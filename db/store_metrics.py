@@ -1,0 +1,112 @@
+"""Append-only metric series: (run, name, step) -> value or vector, with wall time.
+
+Writes are batched and fenced by the writer's lease; NaN and infinities are kept (as NULL
+plus a tag for scalars, as null for vector entries). Readers poll by `after_step`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, insert, select
+
+from db import convert
+from db.access import Viewer, check_view
+from db.entities import MetricPoint
+from db.errors import InvalidInput
+from db.models import MetricRow, RunRow
+from db.session import StoreBase
+from db.store_jobs import Lease, check_lease
+
+
+class MetricsMixin(StoreBase):
+    def append_metrics(
+        self, run_id: str, points: Sequence[MetricPoint], *, lease: Lease | None = None
+    ) -> int:
+        """Append points in one transaction; returns how many. A (name, step) seen twice is
+        an error (the unique constraint), so a resumed run must first `truncate_metrics`."""
+        if not points:
+            return 0
+        rows = []
+        for p in points:
+            if not p.name or len(p.name) > 64:
+                raise InvalidInput(f"metric name must have 1-64 characters: {p.name!r}")
+            value, special = convert.encode_float(p.value)
+            rows.append({
+                "run_id": run_id, "name": p.name, "step": int(p.step), "value": value,
+                "special": special, "wall_time": p.wall_time or time.time(),
+                "vector": None if p.vector is None else convert.encode_vector(p.vector),
+            })
+        with self._scope(write=True) as s:
+            if lease is not None:
+                check_lease(s, lease)
+            s.execute(insert(MetricRow), rows)
+        return len(rows)
+
+    def truncate_metrics(self, run_id: str, after_step: int, *, lease: Lease | None = None) -> int:
+        """Delete points with step > `after_step` (a run resuming from that checkpoint)."""
+        with self._scope(write=True) as s:
+            if lease is not None:
+                check_lease(s, lease)
+            result = s.execute(
+                delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.step > after_step)
+            )
+            return int(result.rowcount or 0)
+
+    def metric_series(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        viewer: Viewer,
+        after_step: int | None = None,
+        limit: int | None = None,
+    ) -> list[MetricPoint]:
+        """Points of one series in step order (only those after `after_step` if given)."""
+        q = select(MetricRow).where(MetricRow.run_id == run_id, MetricRow.name == name)
+        if after_step is not None:
+            q = q.where(MetricRow.step > after_step)
+        q = q.order_by(MetricRow.step)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._scope() as s:
+            check_view(s.get(RunRow, run_id), viewer, run_id)
+            return [convert.metric(r) for r in s.scalars(q)]
+
+    def metrics(
+        self, run_id: str, *, viewer: Viewer, names: Sequence[str] | None = None,
+        after_step: int | None = None,
+    ) -> dict[str, list[MetricPoint]]:
+        """Several series at once: name -> points in step order."""
+        q = select(MetricRow).where(MetricRow.run_id == run_id)
+        if names is not None:
+            q = q.where(MetricRow.name.in_(list(names)))
+        if after_step is not None:
+            q = q.where(MetricRow.step > after_step)
+        q = q.order_by(MetricRow.name, MetricRow.step)
+        out: dict[str, list[MetricPoint]] = {}
+        with self._scope() as s:
+            check_view(s.get(RunRow, run_id), viewer, run_id)
+            for row in s.scalars(q):
+                out.setdefault(row.name, []).append(convert.metric(row))
+        return out
+
+    def metric_names(self, run_id: str, *, viewer: Viewer) -> list[str]:
+        with self._scope() as s:
+            check_view(s.get(RunRow, run_id), viewer, run_id)
+            q = select(MetricRow.name).where(MetricRow.run_id == run_id).distinct()
+            return sorted(s.scalars(q))
+
+    def latest_metrics(self, run_id: str, *, viewer: Viewer) -> dict[str, MetricPoint]:
+        """The last point of every series of a run."""
+        last = (
+            select(MetricRow.name, func.max(MetricRow.step).label("step"))
+            .where(MetricRow.run_id == run_id).group_by(MetricRow.name).subquery()
+        )
+        q = select(MetricRow).join(
+            last, (MetricRow.name == last.c.name) & (MetricRow.step == last.c.step)
+        ).where(MetricRow.run_id == run_id)
+        with self._scope() as s:
+            check_view(s.get(RunRow, run_id), viewer, run_id)
+            return {row.name: convert.metric(row) for row in s.scalars(q)}

@@ -1,0 +1,254 @@
+"""Runs: create, read (with visibility), tag, annotate, cancel, delete."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from db import convert
+from db.access import SYSTEM, Viewer, check_edit, check_view, visible_clause
+from db.entities import (
+    ACTIVE_STATES,
+    CANCELLED,
+    FINAL_STATES,
+    QUEUED,
+    STATES,
+    VISIBILITIES,
+    Job,
+    Run,
+)
+from db.errors import Conflict, InvalidInput, NotFound
+from db.models import ArtifactRow, JobRow, RunRow, RunTagRow, UploadRow, UserRow
+from db.session import StoreBase, utcnow
+
+_TAG = re.compile(r"^[\w.:+-][\w .:+-]{0,63}$")
+DEVICE_REQUESTS = ("auto", "cpu", "cuda", "mps")
+
+
+def new_id() -> str:
+    """A short random id (12 hex digits) for runs and jobs."""
+    return secrets.token_hex(6)
+
+
+def queue_for(device_request: str) -> str:
+    """The Celery queue for a device request: `cpu` for cpu, `gpu` otherwise."""
+    return "cpu" if device_request == "cpu" else "gpu"
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    out = []
+    for tag in tags:
+        tag = tag.strip()
+        if not _TAG.match(tag):
+            raise InvalidInput(
+                f"tag {tag!r} is not allowed: 1-64 letters, digits, spaces or . : + - _"
+            )
+        if tag not in out:
+            out.append(tag)
+    return sorted(out)
+
+
+class RunsMixin(StoreBase):
+    def _run(self, session: Session, row: RunRow) -> Run:
+        owner = session.get(UserRow, row.owner_id)
+        return convert.run(row, owner.username if owner else "?")
+
+    def create_run(
+        self,
+        config: dict[str, Any],
+        *,
+        owner_id: int,
+        name: str | None = None,
+        preset: str | None = None,
+        visibility: str = "private",
+        tags: Sequence[str] = (),
+        notes: str = "",
+        seed: int | None = None,
+        device_request: str = "auto",
+        total_steps: int = 0,
+        parent_id: str | None = None,
+    ) -> tuple[Run, Job]:
+        """A new QUEUED run and its train job, in one transaction (enqueue after this returns)."""
+        if visibility not in VISIBILITIES:
+            raise InvalidInput(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
+        if device_request not in DEVICE_REQUESTS:
+            raise InvalidInput(
+                f"device must be one of {DEVICE_REQUESTS}, not {device_request!r}"
+            )
+        now = utcnow()
+        run_id = new_id()
+        with self._scope(write=True) as s:
+            if s.get(UserRow, owner_id) is None:
+                raise NotFound(f"no user with id {owner_id}")
+            row = RunRow(
+                id=run_id, name=(name or config.get("name") or run_id)[:200], owner_id=owner_id,
+                preset=preset, config=config, state=QUEUED, visibility=visibility, notes=notes,
+                seed=seed, device_request=device_request, step=0, total_steps=total_steps,
+                cancel_requested=False, parent_id=parent_id, created_at=now, updated_at=now,
+            )
+            row.tags = [RunTagRow(tag=t) for t in clean_tags(tags)]
+            s.add(row)
+            s.flush()  # the run first: jobs refer to it
+            job = JobRow(
+                id=new_id(), kind="train", run_id=run_id, owner_id=owner_id, state=QUEUED,
+                params={}, queue=queue_for(device_request), progress=0.0, message="",
+                celery_id=secrets.token_hex(16), attempts=0, cancel_requested=False,
+                created_at=now, updated_at=now,
+            )
+            s.add(job)
+            s.flush()
+            return self._run(s, row), convert.job(job)
+
+    def get_run(self, run_id: str, *, viewer: Viewer) -> Run:
+        with self._scope() as s:
+            return self._run(s, check_view(s.get(RunRow, run_id), viewer, run_id))
+
+    def list_runs(
+        self,
+        *,
+        viewer: Viewer,
+        states: Sequence[str] | None = None,
+        tag: str | None = None,
+        owner_id: int | None = None,
+        search: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs `viewer` may see, newest first, filtered."""
+        for state in states or ():
+            if state not in STATES:
+                raise InvalidInput(f"state must be one of {STATES}, not {state!r}")
+        q = select(RunRow, UserRow.username).join(UserRow, UserRow.id == RunRow.owner_id)
+        q = q.where(visible_clause(viewer))
+        if states:
+            q = q.where(RunRow.state.in_(states))
+        if owner_id is not None:
+            q = q.where(RunRow.owner_id == owner_id)
+        if ids is not None:
+            q = q.where(RunRow.id.in_(list(ids)))
+        if tag:
+            q = q.where(RunRow.id.in_(select(RunTagRow.run_id).where(RunTagRow.tag == tag)))
+        if search:
+            q = q.where(func.lower(RunRow.name).contains(search.lower()))
+        q = q.order_by(RunRow.created_at.desc(), RunRow.id).limit(limit).offset(offset)
+        with self._scope() as s:
+            return [convert.run(row, username) for row, username in s.execute(q)]
+
+    def all_tags(self, *, viewer: Viewer) -> list[str]:
+        q = (
+            select(RunTagRow.tag).distinct().join(RunRow, RunRow.id == RunTagRow.run_id)
+            .where(visible_clause(viewer)).order_by(RunTagRow.tag)
+        )
+        with self._scope() as s:
+            return list(s.scalars(q))
+
+    def set_tags(self, run_id: str, tags: Sequence[str], *, viewer: Viewer) -> Run:
+        cleaned = clean_tags(tags)
+        with self._scope(write=True) as s:
+            row = check_edit(s.get(RunRow, run_id), viewer, run_id)
+            row.tags = [RunTagRow(tag=t) for t in cleaned]
+            row.updated_at = utcnow()
+            s.flush()
+            return self._run(s, row)
+
+    def add_tag(self, run_id: str, tag: str, *, viewer: Viewer) -> Run:
+        run = self.get_run(run_id, viewer=viewer)
+        return self.set_tags(run_id, [*run.tags, tag], viewer=viewer)
+
+    def remove_tag(self, run_id: str, tag: str, *, viewer: Viewer) -> Run:
+        run = self.get_run(run_id, viewer=viewer)
+        return self.set_tags(run_id, [t for t in run.tags if t != tag], viewer=viewer)
+
+    def set_notes(self, run_id: str, notes: str, *, viewer: Viewer) -> Run:
+        if len(notes) > 100_000:
+            raise InvalidInput("notes are limited to 100,000 characters")
+        return self._edit(run_id, viewer, notes=notes)
+
+    def set_visibility(self, run_id: str, visibility: str, *, viewer: Viewer) -> Run:
+        if visibility not in VISIBILITIES:
+            raise InvalidInput(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
+        return self._edit(run_id, viewer, visibility=visibility)
+
+    def rename_run(self, run_id: str, name: str, *, viewer: Viewer) -> Run:
+        if not name.strip() or len(name) > 200:
+            raise InvalidInput("a run name must have 1 to 200 characters")
+        return self._edit(run_id, viewer, name=name.strip())
+
+    def _edit(self, run_id: str, viewer: Viewer, **values: Any) -> Run:
+        with self._scope(write=True) as s:
+            row = check_edit(s.get(RunRow, run_id), viewer, run_id)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            s.flush()
+            return self._run(s, row)
+
+    def request_cancel(self, run_id: str, *, viewer: Viewer = SYSTEM) -> Run:
+        """Ask a run (and its active jobs) to stop. Not yet started: CANCELLED at once."""
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = check_edit(s.get(RunRow, run_id), viewer, run_id)
+            if row.state in FINAL_STATES:
+                return self._run(s, row)
+            row.cancel_requested = True
+            row.updated_at = now
+            jobs = s.scalars(
+                select(JobRow).where(JobRow.run_id == run_id, JobRow.state.in_(ACTIVE_STATES))
+            )
+            for job in jobs:
+                job.cancel_requested = True
+                job.updated_at = now
+                if job.state == QUEUED and job.lease_owner is None:
+                    job.state, job.finished_at = CANCELLED, now
+            if row.state == QUEUED:
+                row.state, row.finished_at = CANCELLED, now
+            s.flush()
+            return self._run(s, row)
+
+    def delete_run(self, run_id: str, *, viewer: Viewer) -> list[str]:
+        """Delete a finished run with its tags, metrics, jobs and artifact rows.
+
+        Returns the sha256 of blobs no longer referenced (already removed from the artifact
+        store when the store has one). An active run must be cancelled first.
+        """
+        with self._scope(write=True) as s:
+            row = check_edit(s.get(RunRow, run_id), viewer, run_id)
+            if row.state in ACTIVE_STATES:
+                raise Conflict(f"run {run_id} is {row.state}; cancel it before deleting it")
+            shas: set[str] = set()
+            for sha, thumb in s.execute(
+                select(ArtifactRow.sha256, ArtifactRow.thumb_sha256).where(
+                    ArtifactRow.run_id == run_id
+                )
+            ):
+                shas.add(sha)
+                if thumb:
+                    shas.add(thumb)
+            s.execute(delete(RunRow).where(RunRow.id == run_id))
+            s.flush()
+            orphans = [sha for sha in shas if not _referenced(s, sha)]
+        self._delete_blobs(orphans)
+        return orphans
+
+    def _delete_blobs(self, shas: Iterable[str]) -> None:
+        artifacts = getattr(self, "artifacts", None)
+        if artifacts is not None:
+            for sha in shas:
+                artifacts.delete(sha)
+
+
+def _referenced(s: Session, sha: str) -> bool:
+    for col in (ArtifactRow.sha256, ArtifactRow.thumb_sha256, UploadRow.sha256,
+                UploadRow.thumb_sha256):
+        if s.scalar(select(func.count()).where(col == sha)):
+            return True
+    return False
+
+
+referenced = _referenced

@@ -1,0 +1,181 @@
+"""Users (argon2 password hashes), invites, the implicit local user, and share links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Sequence
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from db import convert
+from db.access import Viewer, _System, check_view
+from db.entities import Invite, ShareLink, User
+from db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from db.models import InviteRow, RunRow, ShareLinkRow, UserRow
+from db.session import StoreBase, utcnow
+
+LOCAL_USERNAME = "local"
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
+MIN_PASSWORD = 8
+_hasher = PasswordHasher()
+
+
+class UsersMixin(StoreBase):
+    def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
+        """A team user; the password is stored as an argon2id hash."""
+        if not _USERNAME.match(username) or username == LOCAL_USERNAME:
+            raise InvalidInput("username: 2-64 letters, digits, _ . - (starting with a "
+                               f"letter or digit), not {LOCAL_USERNAME!r}")
+        if len(password) < MIN_PASSWORD:
+            raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+        try:
+            with self._scope(write=True) as s:
+                row = UserRow(username=username, password_hash=_hasher.hash(password),
+                              is_admin=is_admin, is_local=False, created_at=utcnow())
+                s.add(row)
+                s.flush()
+                return convert.user(row)
+        except IntegrityError as exc:
+            raise Conflict(f"username {username!r} is taken") from exc
+
+    def local_user(self) -> User:
+        """The single implicit user of non-team mode (created on first use; an admin)."""
+        with self._scope(write=True) as s:
+            row = s.scalars(select(UserRow).where(UserRow.username == LOCAL_USERNAME)).first()
+            if row is None:
+                row = UserRow(username=LOCAL_USERNAME, password_hash=None, is_admin=True,
+                              is_local=True, created_at=utcnow())
+                s.add(row)
+                s.flush()
+            return convert.user(row)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user if the password matches, else None (same cost either way)."""
+        with self._scope(write=True) as s:
+            row = s.scalars(select(UserRow).where(UserRow.username == username)).first()
+            stored = row.password_hash if row is not None else None
+            try:
+                _hasher.verify(stored or _DUMMY_HASH, password)
+            except (VerificationError, InvalidHashError):
+                return None
+            if row is None or stored is None:
+                return None
+            if _hasher.check_needs_rehash(stored):
+                row.password_hash = _hasher.hash(password)
+            return convert.user(row)
+
+    def get_user(self, user_id: int) -> User:
+        with self._scope() as s:
+            row = s.get(UserRow, user_id)
+            if row is None:
+                raise NotFound(f"no user with id {user_id}")
+            return convert.user(row)
+
+    def user_by_name(self, username: str) -> User | None:
+        with self._scope() as s:
+            row = s.scalars(select(UserRow).where(UserRow.username == username)).first()
+            return convert.user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        with self._scope() as s:
+            return [convert.user(r) for r in s.scalars(select(UserRow).order_by(UserRow.id))]
+
+    def count_users(self, *, team_only: bool = True) -> int:
+        q = select(func.count()).select_from(UserRow)
+        if team_only:
+            q = q.where(UserRow.is_local.is_(False))
+        with self._scope() as s:
+            return int(s.scalar(q) or 0)
+
+    def set_password(self, user_id: int, password: str) -> None:
+        if len(password) < MIN_PASSWORD:
+            raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+        with self._scope(write=True) as s:
+            row = s.get(UserRow, user_id)
+            if row is None:
+                raise NotFound(f"no user with id {user_id}")
+            row.password_hash = _hasher.hash(password)
+
+    def create_invite(self, admin: User, *, is_admin: bool = False,
+                      ttl: dt.timedelta = dt.timedelta(days=7)) -> Invite:
+        """An invite token that lets one person create an account (admins only)."""
+        if not admin.is_admin:
+            raise PermissionDenied("only an admin can create invites")
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = InviteRow(token=secrets.token_urlsafe(32), created_by=admin.id,
+                            created_at=now, expires_at=now + ttl, is_admin=is_admin)
+            s.add(row)
+            s.flush()
+            return convert.invite(row)
+
+    def accept_invite(self, token: str, username: str, password: str) -> User:
+        """Create the account an invite allows; the invite is then used up."""
+        with self._scope() as s:
+            row = s.get(InviteRow, token)
+            if row is None or row.used_by is not None or row.expires_at < utcnow():
+                raise NotFound("this invite is unknown, used or expired")
+            is_admin = row.is_admin
+        user = self.create_user(username, password, is_admin=is_admin)
+        with self._scope(write=True) as s:
+            row = s.get(InviteRow, token)
+            if row is None or row.used_by is not None:
+                raise Conflict("this invite was used meanwhile")
+            row.used_by, row.used_at = user.id, utcnow()
+        return user
+
+    # ---- share links ---------------------------------------------------------------------
+
+    def create_share_link(self, run_ids: Sequence[str], *, viewer: User, title: str = "",
+                          ttl: dt.timedelta | None = None) -> ShareLink:
+        """A link (unguessable token) to a run or a comparison; `viewer` must see each run."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids or len(ids) > 20:
+            raise InvalidInput("a share link names 1 to 20 runs")
+        now = utcnow()
+        with self._scope(write=True) as s:
+            for run_id in ids:
+                check_view(s.get(RunRow, run_id), viewer, run_id)
+            row = ShareLinkRow(token=secrets.token_urlsafe(24), created_by=viewer.id,
+                               run_ids=ids, title=title[:200], created_at=now,
+                               expires_at=now + ttl if ttl else None)
+            s.add(row)
+            s.flush()
+            return convert.share_link(row)
+
+    def resolve_share_link(self, token: str, *, viewer: Viewer) -> ShareLink:
+        """The link with only the runs `viewer` may see; NotFound if none or no such link."""
+        if not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
+            raise NotFound("no such share link")
+        with self._scope() as s:
+            row = s.get(ShareLinkRow, token)
+            if row is None or (row.expires_at is not None and row.expires_at < utcnow()):
+                raise NotFound("no such share link (or it has expired)")
+            visible = []
+            for run_id in row.run_ids:
+                run = s.get(RunRow, run_id)
+                if run is not None and (isinstance(viewer, _System) or run.owner_id == viewer.id
+                                        or run.visibility == "team"):
+                    visible.append(run_id)
+            if not visible:
+                raise NotFound("no such share link, or you may not see its runs")
+            link = convert.share_link(row)
+        return ShareLink(link.token, link.created_by, tuple(visible), link.title,
+                         link.created_at, link.expires_at)
+
+    def delete_share_link(self, token: str, *, viewer: User) -> None:
+        with self._scope(write=True) as s:
+            row = s.get(ShareLinkRow, token)
+            if row is None:
+                raise NotFound("no such share link")
+            if row.created_by != viewer.id and not viewer.is_admin:
+                raise PermissionDenied("only its creator or an admin may delete a share link")
+            s.delete(row)
+
+
+_DUMMY_HASH = _hasher.hash("not a real password: equal time for unknown users")

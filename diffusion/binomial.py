@@ -1,0 +1,138 @@
+"""Binomial diffusion for binary data (Sohl-Dickstein et al. 2015, App. B table; model.md 7).
+
+pi = independent Bernoulli(m). Forward kernel q(x^t_i = 1 | x^{t-1}) = x^{t-1}_i (1 - beta_t)
++ m beta_t, so q(x^t_i = 1 | x^0) = x^0_i abar_t + m (1 - abar_t) (= x^0 (T-t)/T + m t/T for the
+baseline schedule with beta_1 = 1/T). The reverse kernel is a perturbation of the forward form,
+f_b = sigmoid(logit(x^t_i (1 - beta_t) + m beta_t) + z_i). The bound has the form of Eq. 14
+with Bernoulli KLs. Stateless, float64, nats summed over dimensions; beta is (T,) float64 and t
+a (B,) long tensor in 1..T.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.functional import logsigmoid
+
+from diffusion.gaussian import alpha_bar, at, sum_dims
+
+
+def bernoulli_kl_logits(q: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
+    """Elementwise KL(Bern(q) || Bern(sigmoid(logit_p))), nats; q may be exactly 0 or 1."""
+    xlogx = torch.special.xlogy(q, q) + torch.special.xlogy(1 - q, 1 - q)
+    return xlogx - q * logsigmoid(logit_p) - (1 - q) * logsigmoid(-logit_p)
+
+
+def bernoulli_log_prob(x: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
+    """Elementwise log Bern(x; sigmoid(logit_p)), nats."""
+    return x * logsigmoid(logit_p) + (1 - x) * logsigmoid(-logit_p)
+
+
+def _rand(shape: torch.Size, generator: torch.Generator | None, device: torch.device
+          ) -> torch.Tensor:
+    gdev = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+
+
+class BinomialDiffusion:
+    """Binomial diffusion towards Bernoulli(m)."""
+
+    kind = "binomial"
+    n_outputs = 1  # z per dimension
+
+    def __init__(self, m: float) -> None:
+        self.m = float(m)
+
+    # -- forward process
+    def forward_logit(self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+                      ) -> torch.Tensor:
+        """logit q(x^t = 1 | x^{t-1}) = logit(x (1 - beta_t) + m beta_t), computed stably."""
+        x = x_prev.double()
+        b = at(beta, t, x)
+        m = self.m
+        p1 = 1 - (1 - m) * b  # x = 1
+        p0 = m * b  # x = 0
+        log_p = torch.where(x > 0.5, torch.log(p1), torch.log(p0))
+        log_1mp = torch.where(x > 0.5, torch.log((1 - m) * b), torch.log1p(-p0))
+        return log_p - log_1mp
+
+    def q_prob(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """q(x^t = 1 | x^0) = x^0 abar_t + m (1 - abar_t); t = 0 allowed (gives x^0)."""
+        abar = torch.cat([beta.new_ones(1), alpha_bar(beta)])
+        a = abar[t].reshape((-1,) + (1,) * (x0.dim() - 1))
+        return x0.double() * a + self.m * (1 - a)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
+                 generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """x^t ~ q(x^t | x^0) (0/1 float64). `noise`: optional U(0, 1) draws to reuse."""
+        if noise is None:
+            noise = _rand(x0.shape, generator, x0.device)
+        return (noise < self.q_prob(x0, t, beta)).double()
+
+    def q_step_sample(self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        p = torch.sigmoid(self.forward_logit(x_prev, t, beta))
+        return (_rand(x_prev.shape, generator, x_prev.device) < p).double()
+
+    def log_q_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                   beta: torch.Tensor) -> torch.Tensor:
+        return sum_dims(bernoulli_log_prob(xt.double(), self.forward_logit(x_prev, t, beta)))
+
+    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                    beta: torch.Tensor) -> torch.Tensor:
+        """q(x^{t-1} = 1 | x^t, x^0) by Bayes over x^{t-1} in {0, 1} (model.md section 7)."""
+        xt = xt.double()
+        prior1 = self.q_prob(x0, t - 1, beta)
+        lik1 = torch.exp(bernoulli_log_prob(xt, self.forward_logit(torch.ones_like(xt), t, beta)))
+        lik0 = torch.exp(bernoulli_log_prob(xt, self.forward_logit(torch.zeros_like(xt), t, beta)))
+        num = lik1 * prior1
+        return num / (num + lik0 * (1 - prior1))
+
+    # -- reverse process
+    def p_logit(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
+                ) -> torch.Tensor:
+        """logit p(x^{t-1} = 1 | x^t) = logit(x^t (1 - beta_t) + m beta_t) + z; z: (B,*shape,1).
+
+        Rows with t = 1 use the fixed first step (reversal under pi = the forward form).
+        """
+        base = self.forward_logit(xt, t, beta)
+        first = (t == 1).reshape((-1,) + (1,) * (xt.dim() - 1))
+        return base + torch.where(first, torch.zeros_like(base), z[..., 0])
+
+    def kl(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
+           beta: torch.Tensor) -> torch.Tensor:
+        """(B,) KL(q(x^{t-1} | x^t, x^0) || p(x^{t-1} | x^t)), nats."""
+        q = self.q_posterior(x0, xt, t, beta)
+        return sum_dims(bernoulli_kl_logits(q, self.p_logit(xt, t, z, beta)))
+
+    def edge_terms(self, x0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """(B,) E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi), nats, exact (sum over x^1)."""
+        x0 = x0.double()
+        one = torch.ones(x0.shape[0], dtype=torch.long, device=x0.device)
+        q1 = self.q_prob(x0, one, beta)  # q(x^1 = 1 | x^0)
+        l0 = torch.zeros_like(x0)
+        for x1, w in ((torch.ones_like(x0), q1), (torch.zeros_like(x0), 1 - q1)):
+            l0 = l0 + w * bernoulli_log_prob(x0, self.forward_logit(x1, one, beta))
+        qT = self.q_prob(x0, one * len(beta), beta)
+        m_logit = torch.full_like(qT, self.m).logit()
+        return sum_dims(l0) - sum_dims(bernoulli_kl_logits(qT, m_logit))
+
+    def log_null(self, x0: torch.Tensor) -> torch.Tensor:
+        return self.log_prior(x0)
+
+    def log_prior(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        return sum_dims(bernoulli_log_prob(x, torch.full_like(x, self.m).logit()))
+
+    def prior_sample(self, n: int, shape: tuple[int, ...], generator: torch.Generator | None,
+                     device: torch.device) -> torch.Tensor:
+        return (_rand((n, *shape), generator, device) < self.m).double()
+
+    def p_sample(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        p = torch.sigmoid(self.p_logit(xt, t, z, beta))
+        return (_rand(xt.shape, generator, xt.device) < p).double()
+
+    def log_p_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                   z: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return sum_dims(bernoulli_log_prob(x_prev.double(), self.p_logit(xt, t, z, beta)))

@@ -1,0 +1,127 @@
+"""The bound K on the log-likelihood and the importance-sampled estimate (Sohl-Dickstein et
+al. 2015, Eq. 14 and App. B; section 2.2 "Model probability"; model.md section 4).
+
+K(x^0) = E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi) - sum_{t=2..T} E_q KL(q(x^{t-1} | x^t, x^0)
+|| p(x^{t-1} | x^t)), which equals Eq. 14 with the entropies and the paper's dropped edge term
+computed exactly from x^0 (docs/model-notes.md). The first two terms (`edge_terms`) are closed
+form per example; the sum over t is exact in t at evaluation and Monte Carlo over x^t only.
+
+All tensors in nats unless named *_bits; bits = nats / ln 2, divided by the unit's divisor
+(pixels for images) to give bits per unit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from diffusion.events import BoundEstimate
+from diffusion.model import DiffusionModel
+
+LN2 = math.log(2)
+MAX_ELEMENTS = 2**19  # cap on (examples x dimensions) per network call: 512 images of 32 x 32
+
+
+def train_objective(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None
+                    ) -> torch.Tensor:
+    """(B,) unbiased estimate of K(x^0) in nats: one random t in 2..T per example, KL x (T - 1)."""
+    T = model.T
+    gdev = generator.device if generator is not None else x0.device
+    t = torch.randint(2, T + 1, (x0.shape[0],), generator=generator, device=gdev).to(x0.device)
+    beta = model.beta()
+    kl = model.kl_terms(x0, t, generator, beta)
+    return model.process.edge_terms(x0, beta) - (T - 1) * kl
+
+
+@dataclass(frozen=True)
+class BoundTerms:
+    """Evaluation of K over every t. per_example: (N,) K in nats; kl_profile: (T,) mean KL_t
+    in nats (t = 1 is 0); log_null: (N,) log pi(x^0) nats; sigma_mean: (T,) mean learned reverse
+    variance (Gaussian) or None; posterior_var: (T,) mean forward-posterior variance or None."""
+
+    per_example: torch.Tensor
+    kl_profile: torch.Tensor
+    log_null: torch.Tensor
+    sigma_mean: torch.Tensor | None = None
+    posterior_var: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None,
+                   max_batch: int = 32_768) -> BoundTerms:
+    """K for each example with the sum over t = 2..T done exactly (one x^t draw per t).
+
+    x0: (N, *shape) model space. Vectorised over (example, t) pairs in chunks of `max_batch`.
+    """
+    T, N = model.T, x0.shape[0]
+    beta = model.beta().detach()
+    gaussian = model.process.kind == "gaussian"
+    kl_sum = torch.zeros(N, dtype=torch.float64, device=x0.device)
+    profile = torch.zeros(T, dtype=torch.float64, device=x0.device)
+    sig = torch.zeros(T, dtype=torch.float64, device=x0.device)
+    post = torch.zeros(T, dtype=torch.float64, device=x0.device)
+    max_batch = max(1, min(max_batch, MAX_ELEMENTS // max(1, x0[0].numel())))  # images: memory
+    nb = min(N, max_batch)
+    tb = max(1, max_batch // nb)
+    for i in range(0, N, nb):
+        xb = x0[i:i + nb]
+        n = xb.shape[0]
+        for t0 in range(2, T + 1, tb):
+            ts = torch.arange(t0, min(t0 + tb, T + 1), device=x0.device)
+            t = ts.repeat_interleave(n)
+            xr = xb.repeat((len(ts),) + (1,) * (xb.dim() - 1))
+            xt = model.process.q_sample(xr, t, beta, generator)
+            z = model.readout(xt, t, beta)
+            kl = model.process.kl(xr, xt, t, z, beta).view(len(ts), n)
+            kl_sum[i:i + n] += kl.sum(0)
+            profile[ts - 1] += kl.sum(1)
+            if gaussian:
+                _, var = model.process.p_mean_var(xt, t, z, beta)
+                _, pv = model.process.q_posterior(xr, xt, t, beta)
+                sig[ts - 1] += var.reshape(len(ts), n, -1).mean(2).sum(1)
+                post[ts - 1] += pv.reshape(len(ts), n, -1).mean(2).sum(1)
+    per_example = model.process.edge_terms(x0, beta) - kl_sum
+    if gaussian:
+        sig[0], post[0] = beta[0] * N, 0.0
+    return BoundTerms(per_example, profile / N, model.process.log_null(x0),
+                      sig / N if gaussian else None, post / N if gaussian else None)
+
+
+@torch.no_grad()
+def importance_log_likelihood(model: DiffusionModel, x0: torch.Tensor, k: int,
+                              generator: torch.Generator | None, max_batch: int = 32_768
+                              ) -> torch.Tensor:
+    """(N,) nats: log (1/k) sum_k pi(x^T) prod_t p(x^{t-1}|x^t) / q(x^t|x^{t-1}) over k forward
+    trajectories (section 2.2, Eq. 9; annealed importance sampling). k = 1 is an unbiased
+    single-trajectory estimate of K; the estimate's mean rises to log p(x^0) as k grows."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    beta = model.beta().detach()
+    proc = model.process
+    out = torch.empty(x0.shape[0], dtype=torch.float64, device=x0.device)
+    max_batch = max(1, min(max_batch, MAX_ELEMENTS // max(1, x0[0].numel())))  # images: memory
+    nb = max(1, max_batch // k)
+    for i in range(0, x0.shape[0], nb):
+        xb = x0[i:i + nb].double()
+        n = xb.shape[0]
+        x_prev = xb.repeat((k,) + (1,) * (xb.dim() - 1))
+        logw = torch.zeros(k * n, dtype=torch.float64, device=x0.device)
+        for step in range(1, model.T + 1):
+            t = torch.full((k * n,), step, dtype=torch.long, device=x0.device)
+            xt = proc.q_step_sample(x_prev, t, beta, generator)
+            z = model.readout(xt, t, beta)
+            logw += proc.log_p_step(x_prev, xt, t, z, beta) - proc.log_q_step(x_prev, xt, t, beta)
+            x_prev = xt
+        logw += proc.log_prior(x_prev)
+        out[i:i + n] = torch.logsumexp(logw.view(k, n), 0) - math.log(k)
+    return out
+
+
+def estimate(per_example_nats: torch.Tensor, unit: str, divisor: float = 1.0) -> BoundEstimate:
+    """Mean and standard error over examples, in bits per unit."""
+    x = per_example_nats.detach().double().cpu() / LN2 / divisor
+    n = x.numel()
+    se = float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    return BoundEstimate(float(x.mean()), se, unit)

@@ -1,0 +1,167 @@
+"""Data-set registry, the data bundle and the scaler (Sohl-Dickstein et al. 2015, section 3).
+
+A data set is a builder registered under a name listed in `diffusion.config.DATASET_NAMES`:
+
+    @register_dataset("swissroll")
+    def build_swissroll(config: DataConfig, seed: int) -> DataBundle: ...
+
+The builder validates its own `config.options` (raise `diffusion.config.ConfigError` with
+field "data.options.KEY"), draws or loads the data deterministically from `seed`, and returns
+a `DataBundle`. Tensors in the bundle are in DATA space (the data's own units: coordinates,
+0/1 bits, 8-bit grey levels as floats 0..255); the engine maps them to MODEL space with
+`bundle.scaler.to_model` for every minibatch (fresh dequantization noise each time) and back
+with `to_data` for samples.
+
+Model space: all non-binary data are centred and scaled by ONE constant to unit variance
+(paper, section 3 and the CIFAR-10 footnote). 8-bit data are first dequantized, v -> v + u with
+u ~ U(0, 1), so the density is over [0, 256) in data units. The scaler is recorded with the run
+so that results can be mapped back: log p_data(x) = log p_model(y) - D log(scale).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from diffusion.config import DATASET_NAMES, ConfigError, DataConfig
+
+DataKind = Literal["points", "sequences", "binary", "images"]
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """y = (x + u - shift) / scale, with u ~ U(0, 1) when `dequantize` (8-bit data), else u = 0.
+
+    shift and scale are single constants (not per dimension).
+    """
+
+    shift: float = 0.0
+    scale: float = 1.0
+    dequantize: bool = False
+
+    def to_model(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Data (N, *shape) -> model space (N, *shape), float32. Dequantizes if configured."""
+        x = x.to(torch.float32)
+        if self.dequantize:
+            u = torch.rand(x.shape, generator=generator, dtype=torch.float32)  # CPU generator
+            x = x + u.to(x.device)
+        return (x - self.shift) / self.scale
+
+    def to_data(self, y: torch.Tensor) -> torch.Tensor:
+        """Model space -> data space (continuous; for 8-bit data, floor and clip to get levels)."""
+        x = y * self.scale + self.shift
+        if self.dequantize:
+            x = torch.floor(x).clamp(0, 255)
+        return x
+
+    def log_det_bits(self, dims: int) -> float:
+        """D log2(scale): log2 p_data(x) = log2 p_model(y) - this (bits per example)."""
+        return dims * math.log2(self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shift": self.shift, "scale": self.scale, "dequantize": self.dequantize}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scaler:
+        return cls(float(d["shift"]), float(d["scale"]), bool(d["dequantize"]))
+
+
+def fit_scaler(x: torch.Tensor, *, dequantize: bool = False) -> Scaler:
+    """One shift and one scale that make `x` (data space) zero-mean and unit-variance."""
+    x = x.to(torch.float64)
+    if dequantize:
+        x = x + 0.5
+    var = x.var().item() + (1.0 / 12.0 if dequantize else 0.0)
+    return Scaler(shift=float(x.mean().item()), scale=float(math.sqrt(max(var, 1e-12))),
+                  dequantize=dequantize)
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """What a data-set builder returns.
+
+    train:   (N, *shape) data-space tensor, or None when `sampler` draws training data on the fly.
+    holdout: (M, *shape) data-space tensor (the bound is reported on it).
+    sampler: optional `sampler(n, generator) -> (n, *shape)` data-space tensor (e.g. dead leaves).
+    scaler:  data <-> model space; identity for binary data.
+    shape:   shape of one example, e.g. (2,), (20,), (C, H, W).
+    kind:    "points" | "sequences" | "binary" | "images" (how samples are shown).
+    unit:    label of the reported unit, e.g. "bits/example", "bits/seq", "bits/pixel".
+    unit_divisor: per-example bits are divided by this to give `unit` (pixels for images,
+             summed over colour channels; 1 otherwise).
+    binary:  data are 0/1 (binomial diffusion).
+    true_ll_bits: exact log-likelihood of the holdout data in `unit`, model space, if known.
+    paper_k_bits / paper_k_minus_lnull_bits: the paper's Table 1 numbers, if any.
+    info:    JSON-safe parameters recorded with the run (e.g. texture name, patch size).
+    """
+
+    holdout: torch.Tensor
+    scaler: Scaler
+    shape: tuple[int, ...]
+    kind: DataKind
+    train: torch.Tensor | None = None
+    sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None
+    unit: str = "bits/example"
+    unit_divisor: float = 1.0
+    binary: bool = False
+    true_ll_bits: float | None = None
+    paper_k_bits: float | None = None
+    paper_k_minus_lnull_bits: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dims(self) -> int:
+        """D, the number of dimensions of one example."""
+        return math.prod(self.shape)
+
+    def draw_train(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """A minibatch (n, *shape) of training data in data space."""
+        if self.sampler is not None:
+            return self.sampler(n, generator)
+        assert self.train is not None
+        idx = torch.randint(0, self.train.shape[0], (n,), generator=generator)
+        return self.train[idx]
+
+
+Builder = Callable[[DataConfig, int], DataBundle]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register_dataset(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register `builder(config, seed) -> DataBundle` under `name`."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"{name!r} is not in diffusion.config.DATASET_NAMES; add it there first")
+
+    def deco(builder: Builder) -> Builder:
+        _REGISTRY[name] = builder
+        return builder
+
+    return deco
+
+
+def registered_datasets() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def build_dataset(config: DataConfig, seed: int) -> DataBundle:
+    """Build the data set named by `config.name` (data space tensors, scaler, metadata)."""
+    builder = _REGISTRY.get(config.name)
+    if builder is None:
+        raise ConfigError("data.name", f"data set {config.name!r} is not available in this "
+                          f"installation; available: {', '.join(registered_datasets())}")
+    return builder(config, seed)
+
+
+def check_options(config: DataConfig, allowed: dict[str, Any]) -> dict[str, Any]:
+    """Options merged over `allowed` defaults; unknown keys raise ConfigError naming them."""
+    opts = config.options_dict
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        raise ConfigError(f"data.options.{unknown[0]}",
+                          f"unknown option for {config.name}; allowed: "
+                          f"{', '.join(sorted(allowed)) or '(none)'}")
+    return {**allowed, **opts}

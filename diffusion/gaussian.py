@@ -1,0 +1,161 @@
+"""Gaussian diffusion (Sohl-Dickstein et al. 2015, section 2 and App. B, D.2.1; model.md 3-4).
+
+Owns the forward kernel, its marginal and exact posterior, the reverse kernel in the paper's
+parameterization, the fixed first step, the per-step KL terms and the exact edge terms of the
+bound. Stateless: every function takes the schedule beta (T,) float64 (possibly learned, so
+gradients flow), steps t as a (B,) long tensor in 1..T, and works in float64. Log densities and
+KL terms are in nats, summed over the dimensions of one example.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def alpha_bar(beta: torch.Tensor) -> torch.Tensor:
+    """(T,) cumulative products abar_t = prod_{s<=t} (1 - beta_s)."""
+    return torch.cumprod(1 - beta, dim=0)
+
+
+def at(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """v[t - 1] shaped (B, 1, ..., 1) to broadcast against x (B, *shape)."""
+    return v[t - 1].reshape((-1,) + (1,) * (x.dim() - 1))
+
+
+def sum_dims(x: torch.Tensor) -> torch.Tensor:
+    """(B, *shape) -> (B,) sum over an example's dimensions."""
+    return x.reshape(x.shape[0], -1).sum(1)
+
+
+def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """(B,) sum_i log N(x_i; mean_i, var_i), nats."""
+    return sum_dims(-0.5 * (LOG_2PI + torch.log(var) + (x - mean) ** 2 / var))
+
+
+def normal_kl(m1: torch.Tensor, v1: torch.Tensor, m2: torch.Tensor, v2: torch.Tensor
+              ) -> torch.Tensor:
+    """(B,) sum_i KL(N(m1_i, v1_i) || N(m2_i, v2_i)), nats (closed form)."""
+    r = v1 / v2
+    return sum_dims(0.5 * (r - 1 - torch.log(r) + (m1 - m2) ** 2 / v2))
+
+
+def randn(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
+          device: torch.device) -> torch.Tensor:
+    """Standard normal float64 noise from `generator` (drawn on its device), moved to `device`."""
+    gdev = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+
+
+class GaussianDiffusion:
+    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (paper Eq. 19, Table App. B)."""
+
+    kind = "gaussian"
+    n_outputs = 2  # zM, zS per dimension
+
+    def q_mean_var(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(x^t | x^0) = N(sqrt(abar_t) x^0, (1 - abar_t) I)."""
+        abar = at(alpha_bar(beta), t, x0)
+        return abar.sqrt() * x0.double(), (1 - abar).expand_as(x0).clone()
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
+                 generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """x^t = sqrt(abar_t) x^0 + sqrt(1 - abar_t) eps (reparameterized: grads reach beta)."""
+        if noise is None:
+            noise = randn(x0.shape, generator, x0.device)
+        abar = at(alpha_bar(beta), t, x0)
+        return abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise
+
+    def q_step_sample(self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """x^t ~ q(x^t | x^{t-1})."""
+        b = at(beta, t, x_prev)
+        noise = randn(x_prev.shape, generator, x_prev.device)
+        return (1 - b).sqrt() * x_prev.double() + b.sqrt() * noise
+
+    def log_q_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                   beta: torch.Tensor) -> torch.Tensor:
+        """(B,) log q(x^t | x^{t-1}), nats."""
+        b = at(beta, t, xt)
+        return normal_log_prob(xt.double(), (1 - b).sqrt() * x_prev.double(), b.expand_as(xt))
+
+    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                    beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(x^{t-1} | x^t, x^0) = N(mu_q, var_q I) (model.md section 3), t >= 2."""
+        abar = alpha_bar(beta)
+        abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
+        a_t, ap, b = at(abar, t, xt), at(abar_prev, t, xt), at(beta, t, xt)
+        mean = (ap.sqrt() * b / (1 - a_t)) * x0.double() \
+            + ((1 - b).sqrt() * (1 - ap) / (1 - a_t)) * xt.double()
+        var = ((1 - ap) * b / (1 - a_t)).expand_as(mean)
+        return mean, var
+
+    def p_mean_var(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
+                   beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(x^{t-1} | x^t) = N(mu, Sigma) (App. D.2.1, model.md section 3).
+
+        z: (B, *shape, 2) float64, (zM, zS) read out at t. Sigma = sigmoid(zS + logit(beta_t)),
+        mu = (x^t - zM)(1 - Sigma) + zM. Rows with t = 1 use the fixed first step, the reversal
+        of q(x^1 | x^0) under pi: N(sqrt(alpha_1) x^1, beta_1) (App. B.2).
+        """
+        xt = xt.double()
+        b = at(beta, t, xt)
+        z_m, z_s = z[..., 0], z[..., 1]
+        var = torch.sigmoid(z_s + torch.log(b) - torch.log1p(-b))
+        mean = (xt - z_m) * (1 - var) + z_m
+        first = (t == 1).reshape(b.shape)
+        if bool(first.any()):
+            mean = torch.where(first, (1 - b).sqrt() * xt, mean)
+            var = torch.where(first, b.expand_as(var), var)
+        return mean, var
+
+    def kl(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
+           beta: torch.Tensor) -> torch.Tensor:
+        """(B,) KL(q(x^{t-1} | x^t, x^0) || p(x^{t-1} | x^t)), nats (Eq. 14's summand)."""
+        mq, vq = self.q_posterior(x0, xt, t, beta)
+        mp, vp = self.p_mean_var(xt, t, z, beta)
+        return normal_kl(mq, vq, mp, vp)
+
+    def edge_terms(self, x0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """(B,) E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi), nats, exact per example.
+
+        Equals H_q(X^T|X^0) - H_q(X^1|X^0) - H_p(X^T) + E[log pi(x^0) - log pi(x^1)] of Eq. 14
+        with the cross-entropy and the edge term computed from x^0 instead of assuming unit
+        variance (see docs/model-notes.md).
+        """
+        x0 = x0.double()
+        D = x0[0].numel()
+        sq = sum_dims(x0**2)
+        b1, abar_T = beta[0], alpha_bar(beta)[-1]
+        l0 = -0.5 * D * (LOG_2PI + torch.log(b1)) - 0.5 * b1 * sq - 0.5 * (1 - b1) * D
+        lT = 0.5 * (abar_T * sq - D * abar_T - D * torch.log1p(-abar_T))
+        return l0 - lT
+
+    def log_null(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B,) log pi(x^0), nats: the log-likelihood under pi alone (L_null)."""
+        return self.log_prior(x0)
+
+    def log_prior(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        return normal_log_prob(x, torch.zeros_like(x), torch.ones_like(x))
+
+    def prior_sample(self, n: int, shape: tuple[int, ...], generator: torch.Generator | None,
+                     device: torch.device) -> torch.Tensor:
+        return randn((n, *shape), generator, device)
+
+    def p_sample(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """x^{t-1} ~ p(x^{t-1} | x^t)."""
+        mean, var = self.p_mean_var(xt, t, z, beta)
+        return mean + var.sqrt() * randn(mean.shape, generator, mean.device)
+
+    def log_p_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                   z: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """(B,) log p(x^{t-1} | x^t), nats."""
+        mean, var = self.p_mean_var(xt, t, z, beta)
+        return normal_log_prob(x_prev.double(), mean, var)

@@ -1,0 +1,228 @@
+"""Reading images from files with checks at the boundary, and writing them back.
+
+Owns the conversion between image files (PNG, JPEG, ...) and the engine's image arrays,
+and every check that a user's file gets before a posterior is computed from it:
+unreadable or truncated files, decompression bombs, animated images, wrong size, wrong
+channel count, and masks that do not match or hide nothing. Each failure raises
+`ImageInputError` with a message that says what was wrong and what is accepted; nothing
+is written on failure (callers write only after every check has passed).
+
+Array conventions (used across `diffusion/`):
+- an image is a uint8 array (H, W) for greyscale or (H, W, 3) for RGB;
+- "data space" is float in [0, 256): the 8-bit value v is the bin [v, v + 1), its
+  dequantized values are v + u with u ~ U(0, 1) (Sohl-Dickstein et al. 2015, footnote on
+  CIFAR-10; model.md section 11). A quantized input maps to the bin centre v + 0.5.
+- a mask is a bool array (H, W), True = known pixel. In a mask file, white (>= 128) is
+  known and black is missing (the convention of RePaint's "keep" masks, Lugmayr et al. 2022).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+ColourMode = Literal["L", "RGB"]
+MAX_PIXELS = 40_000_000
+"""Pixel cap against decompression bombs (a 40-megapixel photo is accepted)."""
+
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "La"}
+
+
+class ImageInputError(ValueError):
+    """A user-supplied image or mask was rejected; the message says why and what is allowed."""
+
+
+def _open(source: str | os.PathLike | bytes) -> Image.Image:
+    """Open and fully decode an image; raise ImageInputError on any defect."""
+    name = "the uploaded data" if isinstance(source, bytes | bytearray) else str(source)
+    if not isinstance(source, bytes | bytearray):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageInputError(f"{name}: no such file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageInputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    else:
+        data = bytes(source)
+    if not data:
+        raise ImageInputError(f"{name}: the file is empty; expected a PNG or JPEG image")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise ImageInputError(
+                    f"{name}: {w} x {h} pixels is more than the {MAX_PIXELS:,} accepted"
+                )
+            if getattr(img, "n_frames", 1) > 1:
+                raise ImageInputError(
+                    f"{name}: animated or multi-frame image ({img.n_frames} frames); "
+                    "give a single still PNG or JPEG"
+                )
+            img.load()
+    except ImageInputError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageInputError(
+            f"{name}: not a readable image; accepted formats are PNG and JPEG"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageInputError(f"{name}: too many pixels (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageInputError(f"{name}: truncated or corrupt image ({exc})") from None
+    return ImageOps.exif_transpose(img)
+
+
+def channels_of(img: Image.Image) -> int:
+    """1 for greyscale modes (with or without alpha), 3 for colour ones (RGB, P, CMYK...)."""
+    if img.mode in _GREY_MODES:
+        return 1
+    if img.mode == "P":
+        rgb = np.asarray(img.convert("RGB"))
+        grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+        return 1 if grey else 3
+    return 3
+
+
+def _to_mode(img: Image.Image, mode: ColourMode) -> np.ndarray:
+    """Convert to 8-bit L or RGB: 16-bit is scaled down, alpha is dropped, CMYK/P to RGB."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "CMYK" or img.mode == "P":
+        img = img.convert("RGB")
+    img = img.convert(mode)
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def load_image(
+    source: str | os.PathLike | bytes,
+    mode: ColourMode = "L",
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Read any image and convert it: to `mode`, and resized (Lanczos) to `size` = (H, W).
+
+    For data sets of the user's own images, where conversion is wanted. Returns uint8
+    (H, W) for "L", (H, W, 3) for "RGB".
+    """
+    img = _open(source)
+    arr = _to_mode(img, mode)
+    if size is not None and arr.shape[:2] != tuple(size):
+        pil = Image.fromarray(arr)
+        arr = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.LANCZOS))
+    return arr
+
+
+def read_image_checked(
+    source: str | os.PathLike | bytes, shape: tuple[int, int], channels: int
+) -> np.ndarray:
+    """Read an image that must already be `shape` = (H, W) with `channels` (1 or 3).
+
+    For posterior inputs: nothing is resized or recoloured silently. Returns uint8 (H, W)
+    or (H, W, 3). Raises ImageInputError with what was found and what is expected.
+    """
+    img = _open(source)
+    name = "the uploaded data" if isinstance(source, bytes | bytearray) else str(source)
+    h, w = shape
+    if img.size != (w, h):
+        raise ImageInputError(
+            f"{name}: image is {img.size[0]} x {img.size[1]} (W x H) but the model takes "
+            f"{w} x {h}; resize it first"
+        )
+    have = channels_of(img)
+    if have != channels:
+        words = {1: "greyscale (1 channel)", 3: "RGB (3 channels)"}
+        raise ImageInputError(
+            f"{name}: image is {words[have]} but the model takes {words[channels]}"
+        )
+    return _to_mode(img, "L" if channels == 1 else "RGB")
+
+
+def read_mask(source: str | os.PathLike | bytes, shape: tuple[int, int]) -> np.ndarray:
+    """Read a mask file: white (>= 128) = known, black = missing. Returns bool (H, W).
+
+    Rejects a mask whose size differs from `shape`, one that hides nothing (all known),
+    and one that hides everything (that is plain sampling: use `difflab sample`).
+    """
+    img = _open(source)
+    name = "the uploaded mask" if isinstance(source, bytes | bytearray) else str(source)
+    if img.size != (shape[1], shape[0]):
+        raise ImageInputError(
+            f"{name}: mask is {img.size[0]} x {img.size[1]} (W x H) but the image is "
+            f"{shape[1]} x {shape[0]}"
+        )
+    mask = _to_mode(img, "L") >= 128
+    check_mask(mask, shape, name=name)
+    return mask
+
+
+def check_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> None:
+    """Raise ImageInputError unless `mask` is bool (H, W) = shape and hides some pixels."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise ImageInputError(f"{name}: must be a boolean array (True = known), got {mask.dtype}")
+    if mask.shape != tuple(shape):
+        raise ImageInputError(f"{name}: shape {mask.shape} does not match the image {shape}")
+    if mask.all():
+        raise ImageInputError(
+            f"{name}: hides nothing (every pixel is known); mark the pixels to fill in black"
+        )
+    if not mask.any():
+        raise ImageInputError(
+            f"{name}: hides every pixel; that is plain sampling (`difflab sample`)"
+        )
+
+
+def to_data(img: np.ndarray, levels: int = 256) -> np.ndarray:
+    """uint8 image -> data space float64 in [0, levels), at bin centres.
+
+    levels = 256: v + 0.5. Fewer levels (the digits have 17) map the 8-bit bins onto the
+    data's: (v + 0.5) * levels / 256.
+    """
+    return (np.asarray(img, dtype=np.float64) + 0.5) * (levels / 256.0)
+
+
+def to_uint8(x: np.ndarray, levels: int = 256) -> np.ndarray:
+    """Data space [0, levels) -> uint8 by flooring to the 8-bit bin, clipped to 0..255."""
+    y = np.asarray(x, dtype=np.float64) * (256.0 / levels)
+    return np.clip(np.floor(y), 0, 255).astype(np.uint8)
+
+
+def save_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically (tmp file + rename)."""
+    path = Path(path)
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        arr = to_uint8(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def tile(images: np.ndarray, cols: int | None = None, pad: int = 1, fill: int = 255) -> np.ndarray:
+    """Lay N uint8 images (N, H, W[, C]) out in a grid with `pad` pixels of `fill` between."""
+    images = np.asarray(images)
+    n, h, w = images.shape[:3]
+    c = images.shape[3:] if images.ndim == 4 else ()
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, *c), fill, dtype=np.uint8)
+    for k in range(n):
+        r, q = divmod(k, cols)
+        out[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = images[k]
+    return out

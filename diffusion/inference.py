@@ -1,0 +1,100 @@
+"""A trained run, loaded for sampling and evaluation (the worker, the CLI and the posteriors
+use this; see docs/architecture.md section 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffusion.checkpoint import CHECKPOINT, load_checkpoint
+from diffusion.config import ConfigError, RunConfig
+from diffusion.data import DataBundle, Scaler, build_dataset
+from diffusion.device import pick_device
+from diffusion.evaluate import BoundReport, bound_report
+from diffusion.events import BoundEstimate
+from diffusion.model import DiffusionModel, Process
+from diffusion.sampling import sample_chain
+from diffusion.train import build_model, gallery_kind, to_data_array
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """samples: data space (images uint8 N x H x W [x C]; points float; sequences 0/1 uint8).
+    x0: model space (N, *shape) float64. trajectory: (k, N, *shape) data space or None."""
+
+    samples: np.ndarray
+    x0: torch.Tensor
+    kind: str
+    trajectory: np.ndarray | None = None
+    trajectory_steps: tuple[int, ...] = ()
+
+
+@dataclass
+class Trained:
+    config: RunConfig
+    model: DiffusionModel
+    scaler: Scaler
+    device: torch.device
+    step: int
+    run_dir: Path
+
+    @property
+    def process(self) -> Process:
+        return self.model.process
+
+    @cached_property
+    def bundle(self) -> DataBundle:
+        """The run's data set, rebuilt from its config and seed (holdout for evaluation)."""
+        return build_dataset(self.config.data, self.config.train.seed)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None,
+               steps: int | None = None, return_trajectory: bool = False) -> SampleResult:
+        """n samples by the full reverse chain (`steps` other than T needs diffusion.strided)."""
+        if steps is not None and steps != self.model.T:
+            from diffusion import strided  # optional module (image work)
+
+            return strided.strided_sample(self, n, steps=steps, generator=generator,
+                                          return_trajectory=return_trajectory)
+        chain = sample_chain(self.model, n, generator, self.device,
+                             return_trajectory=return_trajectory)
+        traj = None
+        if chain.trajectory is not None:
+            traj = np.stack([self.scaler.to_data(f.float()).numpy() for f in chain.trajectory])
+        return SampleResult(to_data_array(self.bundle, chain.x0), chain.x0,
+                            gallery_kind(self.bundle), traj, chain.trajectory_steps)
+
+    def report(self, x_data: torch.Tensor | None = None, *, k: int = 1,
+               generator: torch.Generator | None = None) -> BoundReport:
+        """K (k = 1) or the importance-sampled estimate on data-space x (default: holdout)."""
+        if x_data is None:
+            x_data = self.bundle.holdout
+        gen = generator or torch.Generator().manual_seed(self.config.train.seed + 2)
+        x = self.scaler.to_model(torch.as_tensor(x_data), gen).to(self.device)
+        return bound_report(self.model, self.bundle, x, gen, k)
+
+    def bound(self, x_data: torch.Tensor | None = None, *, k: int = 1,
+              generator: torch.Generator | None = None) -> BoundEstimate:
+        return self.report(x_data, k=k, generator=generator).k
+
+
+def load_trained(run_dir: Path | str, device: str | None = None, use_ema: bool = True
+                 ) -> Trained:
+    """Load `run_dir/checkpoint.pt` (EMA weights by default) onto `device` (default: auto)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        raise ConfigError("run_dir", f"no checkpoint in {run_dir} (expected {CHECKPOINT})")
+    dev = pick_device(device or "auto")
+    ckpt = load_checkpoint(path, dev)
+    config = RunConfig.from_json(ckpt["config"])
+    scaler = Scaler.from_dict(ckpt["scaler"])
+    with torch.random.fork_rng(devices=[]):
+        model = DiffusionModel(config, tuple(ckpt["shape"]), ckpt["data_kind"])
+    state = ckpt["ema"] if use_ema and ckpt["ema"] is not None else ckpt["model"]
+    model.load_state_dict(state)
+    model.to(dev).eval()
+    return Trained(config, model, scaler, dev, int(ckpt["step"]), run_dir)

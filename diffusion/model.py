@@ -1,0 +1,78 @@
+"""The diffusion model: network + temporal readout + schedule + forward process, as one module.
+
+`DiffusionModel(config, shape, data_kind)` is an nn.Module whose parameters are the network's
+and, for a learned schedule, the schedule coefficients. The math lives in diffusion.gaussian /
+diffusion.binomial (kernels), diffusion.bound (K) and diffusion.sampling (ancestral sampling).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from diffusion.binomial import BinomialDiffusion
+from diffusion.config import RunConfig
+from diffusion.gaussian import GaussianDiffusion, alpha_bar, at
+from diffusion.nets import NetSpec, build_network
+from diffusion.readout import TemporalBasis
+from diffusion.schedules import Schedule
+
+Process = GaussianDiffusion | BinomialDiffusion
+
+
+def make_process(config: RunConfig) -> Process:
+    if config.diffusion.kind == "binomial":
+        return BinomialDiffusion(config.diffusion.m)
+    return GaussianDiffusion()
+
+
+class DiffusionModel(nn.Module):
+    """Reverse chain p(x^{t-1} | x^t) of Sohl-Dickstein et al. 2015 (section 2.2)."""
+
+    def __init__(self, config: RunConfig, shape: tuple[int, ...], data_kind: str = "points"
+                 ) -> None:
+        super().__init__()
+        self.config = config
+        self.shape = tuple(shape)
+        self.T = config.diffusion.T
+        self.process = make_process(config)
+        self.basis = TemporalBasis(self.T, config.diffusion.readout_J)
+        self.schedule = Schedule(config.diffusion, self.basis)
+        spec = NetSpec(self.shape, self.process.n_outputs, self.basis.J, data_kind,
+                       one_hot=self.basis.one_hot)
+        self.net = build_network(config.network, spec)
+
+    def beta(self) -> torch.Tensor:
+        """(T,) float64 forward schedule beta_1..T."""
+        return self.schedule()
+
+    def readout(self, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """z: (B, *shape, n_outputs) float64, the reverse-kernel perturbations at steps t (B,).
+
+        The network's raw outputs y (read out on the temporal basis, App. D.2.1) are used as
+        they are for binomial diffusion (z = y) and for zS. For the Gaussian mean they are
+        preconditioned (docs/model-notes.md): zM = x^t + beta_t yM / (Sigma sqrt(1 - abar_t)),
+        so that the paper's mu = (x^t - zM)(1 - Sigma) + zM equals
+        x^t + beta_t yM / sqrt(1 - abar_t): yM is O(1) (a scaled noise estimate) at every t,
+        and mean and variance are learned independently.
+        """
+        param = next(self.net.parameters(), None)
+        dtype = param.dtype if param is not None else torch.float32
+        g = self.basis(t).to(device=xt.device, dtype=dtype)
+        y = self.net(xt.to(dtype), g).double()
+        if self.process.kind != "gaussian":
+            return y
+        beta = self.beta() if beta is None else beta
+        b = at(beta, t, xt)
+        abar = at(alpha_bar(beta), t, xt)
+        var = torch.sigmoid(y[..., 1] + torch.log(b) - torch.log1p(-b))
+        z_m = xt.double() + b * y[..., 0] / (var * (1 - abar).sqrt())
+        return torch.stack([z_m, y[..., 1]], dim=-1)
+
+    def kl_terms(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None,
+                 beta: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2."""
+        beta = self.beta() if beta is None else beta
+        xt = self.process.q_sample(x0, t, beta, generator)
+        return self.process.kl(x0, xt, t, self.readout(xt, t, beta), beta)

@@ -1,0 +1,70 @@
+"""Network registry and the contract between networks and the engine (App. D; model.md 6, 10).
+
+A network kind is registered under a name from `diffusion.config.NETWORK_KINDS`:
+
+    @register_network("mlp")
+    def build_mlp(config: NetworkConfig, spec: NetSpec) -> nn.Module: ...
+
+CONTRACT. The module's `forward(xt, g)` takes
+    xt: (B, *spec.shape) float32, the state x^t in model space,
+    g:  (B, spec.J) float32, the temporal basis weights g_j(t) of each example's step t
+        (from `diffusion.readout.TemporalBasis`; rows sum to 1, one-hot when J = T),
+and returns z: (B, *spec.shape, spec.n_outputs), the network's outputs read out at step t:
+        z[..., k] = sum_j g[:, j] * y[..., k, j]     (App. D.2.1)
+where y are the network's per-dimension coefficients for basis function j. The network does
+not see t itself, only g. n_outputs is 2 for Gaussian diffusion (zM, zS) and 1 for binomial (z).
+Outputs near zero mean "the forward kernel" (the reverse kernels are perturbations of it), so
+initialise the readout layer small.
+
+Helpers for the readout step: `diffusion.readout.apply_readout(y, g)` contracts coefficients
+(B, ..., J) with g; `diffusion.readout.ReadoutLinear(h, out, J)` is a dense layer with a
+separate weight per basis function, fast for J = T (it gathers only the active ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from diffusion.config import NETWORK_KINDS, ConfigError, NetworkConfig
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """What the engine asks of a network: example shape, outputs per dimension, basis size."""
+
+    shape: tuple[int, ...]
+    n_outputs: int
+    J: int
+    data_kind: str = "points"
+    one_hot: bool = False  # J = T: g has at most two non-zero weights per row (sparse readout)
+
+
+Builder = Callable[[NetworkConfig, NetSpec], nn.Module]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register_network(kind: str) -> Callable[[Builder], Builder]:
+    """Decorator: register `builder(config, spec) -> nn.Module` under `kind`."""
+    if kind not in NETWORK_KINDS:
+        raise ValueError(f"{kind!r} is not in diffusion.config.NETWORK_KINDS; add it there first")
+
+    def deco(builder: Builder) -> Builder:
+        _REGISTRY[kind] = builder
+        return builder
+
+    return deco
+
+
+def registered_networks() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def build_network(config: NetworkConfig, spec: NetSpec) -> nn.Module:
+    builder = _REGISTRY.get(config.kind)
+    if builder is None:
+        raise ConfigError("network.kind", f"network {config.kind!r} is not available in this "
+                          f"installation; available: {', '.join(registered_networks())}")
+    return builder(config, spec)

@@ -1,0 +1,88 @@
+"""Vector networks of Sohl-Dickstein et al. 2015 (App. D.1) and a general MLP.
+
+- "rbf": a normalized radial-basis network (paper's swiss-roll net: 16 units), then the
+  temporal readout (a readout per step by default).
+- "mlp": a general MLP on flattened vectors, `hidden` widths, `activation`, then the readout.
+- "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and a readout per
+  step (fixed architecture; `hidden` and `activation` are ignored). The paper's bare sigmoid
+  output is replaced by the perturbation form of diffusion.binomial (model.md section 7).
+All follow the contract of diffusion.nets.base: forward(xt (B, *shape), g (B, J)) ->
+(B, *shape, n_outputs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from diffusion.config import NetworkConfig
+from diffusion.nets.base import NetSpec, register_network
+from diffusion.readout import ReadoutLinear
+
+_ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "softplus": nn.Softplus,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+class MLPNet(nn.Module):
+    """Flatten -> dense layers -> ReadoutLinear to D * n_outputs -> (B, *shape, n_outputs)."""
+
+    def __init__(self, spec: NetSpec, hidden: tuple[int, ...], activation: str) -> None:
+        super().__init__()
+        self.spec = spec
+        D = math.prod(spec.shape)
+        layers: list[nn.Module] = []
+        width = D
+        for h in hidden:
+            layers += [nn.Linear(width, h), _ACTIVATIONS[activation]()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.readout = ReadoutLinear(width, D * spec.n_outputs, spec.J,
+                                     sparse=spec.one_hot)
+
+    def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        h = self.body(xt.reshape(xt.shape[0], -1))
+        z = self.readout(h, g)
+        return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
+
+
+class RBFNet(nn.Module):
+    """Normalized radial-basis layer (learned centres and widths) -> ReadoutLinear."""
+
+    def __init__(self, spec: NetSpec, n_units: int) -> None:
+        super().__init__()
+        self.spec = spec
+        D = math.prod(spec.shape)
+        self.centres = nn.Parameter(torch.randn(n_units, D))
+        self.log_width = nn.Parameter(torch.full((n_units,), math.log(0.5)))
+        self.readout = ReadoutLinear(n_units, D * spec.n_outputs, spec.J,
+                                     sparse=spec.one_hot, init_scale=0.1)
+
+    def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        x = xt.reshape(xt.shape[0], -1)
+        d2 = torch.cdist(x, self.centres).pow(2)  # (B, units)
+        h = torch.softmax(-0.5 * d2 * torch.exp(-2 * self.log_width), dim=1)
+        z = self.readout(h, g)
+        return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
+
+
+@register_network("mlp")
+def build_mlp(config: NetworkConfig, spec: NetSpec) -> nn.Module:
+    return MLPNet(spec, config.hidden, config.activation)
+
+
+@register_network("heartbeat")
+def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
+    return MLPNet(spec, (50, 50, 50), "sigmoid")
+
+
+@register_network("rbf")
+def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
+    return RBFNet(spec, config.n_rbf)

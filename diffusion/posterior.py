@@ -1,0 +1,328 @@
+"""Posterior sampling for a trained model: denoising and inpainting images, inpainting bits
+(Sohl-Dickstein et al. 2015, section 2.5, App. C, figures 3 and 5; model.md section 8).
+
+The stable API that the CLI, the worker and the dashboard call. Images go in and out in
+DATA space: float arrays (H, W) for greyscale or (H, W, C) for colour, in the data set's
+grey-level units (0..255 for 8-bit sets, 0..16 for the digits); a uint8 array is read as
+its bin centres v + 0.5. Noise levels (`sigma`) are standard deviations in the same grey-
+level units. Masks are bool (H, W), True = known. The math runs in model space on
+`diffusion.posterior_chains`; every chain accepts `steps` = S < T for the strided chain.
+
+    denoise(trained, y, sigma, n, *, steps=None, start="observation", generator=None)
+    inpaint(trained, image, mask, n, *, method="paper" | "repaint", steps=None, generator=None)
+    binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
+    make_mask(kind, shape, ...), add_noise(image, sigma, generator)
+each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
+`trained` is a `diffusion.inference.Trained` (anything with .model, .scaler, .device).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from diffusion.posterior_chains import (
+    BinomialReverse,
+    binary_inpaint_chain,
+    binary_product,
+    denoise_chain,
+    gaussian_product,
+    inpaint_paper_chain,
+    inpaint_repaint_chain,
+    repaint_schedule,
+)
+from diffusion.strided import GaussianReverse, gaussian_reverse, kept_steps
+
+Method = Literal["paper", "repaint"]
+MaskKind = Literal["center", "left", "random"]
+
+
+class PosteriorInputError(ValueError):
+    """Bad input to a posterior (shape, noise level, mask, model kind); says what is allowed."""
+
+
+@dataclass(frozen=True)
+class PosteriorResult:
+    """n posterior samples for one input, in data space.
+
+    samples: (n, H, W[, C]) float64 (bits: (n, *shape) in {0, 1}); mean, std: per-pixel
+    mean and spread over the samples; observed: the input conditioned on (the noisy image,
+    or the image whose known pixels are kept); mask: bool (H, W), True = known, or None;
+    method: "denoise" | "paper" | "repaint" | "binary"; steps: reverse steps run (S).
+    """
+
+    samples: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    observed: np.ndarray
+    mask: np.ndarray | None
+    method: str
+    steps: int
+
+
+# ------------------------------------------------------------------------------ helpers
+def _model(trained: Any):
+    return trained.model if hasattr(trained, "model") else trained
+
+
+def _levels(trained: Any) -> int:
+    """Number of grey levels of the model's data (17 for the digits, else 256)."""
+    config = getattr(trained, "config", None) or getattr(_model(trained), "config", None)
+    return 17 if config is not None and config.data.name == "digits" else 256
+
+
+def _image_shape(trained: Any) -> tuple[int, int, int]:
+    shape = tuple(_model(trained).shape)
+    if len(shape) != 3:
+        raise PosteriorInputError(f"this model is not an image model (example shape {shape})")
+    return shape  # type: ignore[return-value]
+
+
+def _check_gaussian(trained: Any) -> None:
+    kind = getattr(_model(trained).process, "kind", "?")
+    if kind != "gaussian":
+        raise PosteriorInputError(
+            f"denoising and image inpainting need a Gaussian diffusion model; this one is "
+            f"{kind} (use binary_inpaint for binomial models)"
+        )
+
+
+def _to_model(trained: Any, image: np.ndarray, what: str) -> torch.Tensor:
+    """Data-space image (H, W[, C]) -> model-space tensor (1, C, H, W) float64."""
+    c, h, w = _image_shape(trained)
+    arr = np.asarray(image)
+    want = (h, w) if c == 1 else (h, w, c)
+    if arr.ndim == 3 and c == 1 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.shape != want:
+        raise PosteriorInputError(
+            f"{what} has shape {arr.shape}; this model takes {want} "
+            f"({'greyscale' if c == 1 else f'{c} channels'}, {h} x {w})"
+        )
+    x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
+    if not np.isfinite(x).all():
+        raise PosteriorInputError(f"{what} contains NaN or infinite values")
+    t = torch.from_numpy(x if c == 1 else x.transpose(2, 0, 1)).reshape(1, c, h, w)
+    s = trained.scaler
+    return ((t - s.shift) / s.scale).to(_device(trained))
+
+
+def _to_data(trained: Any, x: torch.Tensor) -> np.ndarray:
+    """Model-space (n, C, H, W) -> data space (n, H, W[, C]) float64, clipped to the levels."""
+    s = trained.scaler
+    arr = (x.detach().double().cpu() * s.scale + s.shift).numpy()
+    arr = np.clip(arr, 0.0, _levels(trained) - 1e-6)
+    return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
+
+
+def _device(trained: Any) -> torch.device:
+    dev = getattr(trained, "device", None)
+    if dev is not None:
+        return torch.device(dev)
+    return next(_model(trained).parameters()).device
+
+
+def _check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= 10_000:
+        raise PosteriorInputError(f"n (samples per input) must be an integer in [1, 10000], "
+                                  f"got {n!r}")
+    return int(n)
+
+
+def _steps(trained: Any, steps: int | None) -> int:
+    T = _model(trained).T
+    try:
+        return len(kept_steps(T, steps)) - 1
+    except ValueError as exc:
+        raise PosteriorInputError(str(exc)) from None
+
+
+def _batched(n: int, batch: int, run) -> torch.Tensor:
+    outs, done = [], 0
+    while done < n:
+        k = min(batch, n - done)
+        outs.append(run(k))
+        done += k
+    return torch.cat(outs)
+
+
+def _result(trained: Any, x: torch.Tensor, observed: np.ndarray, mask: np.ndarray | None,
+            method: str, steps: int) -> PosteriorResult:
+    samples = _to_data(trained, x)
+    return PosteriorResult(samples=samples, mean=samples.mean(0), std=samples.std(0),
+                           observed=observed, mask=mask, method=method, steps=steps)
+
+
+# ---------------------------------------------------------------------------- public API
+def add_noise(image: np.ndarray, sigma: float, generator: torch.Generator | None = None
+              ) -> np.ndarray:
+    """image (data space, or uint8 read as v + 0.5) + N(0, sigma^2) per pixel, float64."""
+    arr = np.asarray(image)
+    x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
+    eps = torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy()
+    return x + sigma * eps
+
+
+def make_mask(kind: MaskKind, shape: tuple[int, int], *, size: int | None = None,
+              fraction: float = 0.5, generator: torch.Generator | None = None) -> np.ndarray:
+    """A bool (H, W) mask, True = known.
+
+    "center": a central square of side `size` (default half the shorter side) is missing
+    (the paper's figure 5 hides the central 100 x 100 of a bark image); "left": the left
+    half is missing; "random": each pixel is missing with probability `fraction`.
+    """
+    h, w = shape
+    mask = np.ones((h, w), dtype=bool)
+    if kind == "center":
+        k = size or min(h, w) // 2
+        if not 1 <= k <= min(h, w):
+            raise PosteriorInputError(f"center size must be in [1, {min(h, w)}], got {k}")
+        top, left = (h - k) // 2, (w - k) // 2
+        mask[top : top + k, left : left + k] = False
+    elif kind == "left":
+        mask[:, : w // 2] = False
+    elif kind == "random":
+        if not 0 < fraction < 1:
+            raise PosteriorInputError(f"fraction must be in (0, 1), got {fraction}")
+        mask = torch.rand((h, w), generator=generator).numpy() >= fraction
+    else:
+        raise PosteriorInputError(f"mask kind must be center, left or random; got {kind!r}")
+    return mask
+
+
+def denoise(trained: Any, y: np.ndarray, sigma: float, n: int, *, steps: int | None = None,
+            start: Literal["observation", "prior"] = "observation",
+            generator: torch.Generator | None = None, batch_size: int = 64) -> PosteriorResult:
+    """n posterior samples of the clean image given y = x + N(0, sigma^2) (figure 3).
+
+    y: (H, W[, C]) data space; sigma: noise standard deviation in grey levels (SNR 1 on
+    unit-variance data is sigma = trained.scaler.scale). Every reverse step is multiplied
+    by N(y, sigma^2) in closed form; the chain starts from y ("observation") or pi.
+    """
+    _check_gaussian(trained)
+    n = _check_n(n)
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float) \
+            or not math.isfinite(sigma) or sigma <= 0:
+        raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
+    ym = _to_model(trained, y, "the noisy image")
+    s2 = (float(sigma) / trained.scaler.scale) ** 2
+    rev = gaussian_reverse(_model(trained))
+    n_steps = _steps(trained, steps)
+
+    def run(k: int) -> torch.Tensor:
+        return denoise_chain(rev, ym.expand(k, *ym.shape[1:]), s2, steps=steps, start=start,
+                             generator=generator)
+
+    observed = np.asarray(y, dtype=np.float64) + (0.5 if np.asarray(y).dtype == np.uint8 else 0)
+    return _result(trained, _batched(n, batch_size, run), observed, None, "denoise", n_steps)
+
+
+def inpaint(trained: Any, image: np.ndarray, mask: np.ndarray, n: int, *,
+            method: Method = "paper", steps: int | None = None, jump_length: int = 10,
+            jump_n_sample: int = 5, generator: torch.Generator | None = None,
+            batch_size: int = 64) -> PosteriorResult:
+    """n posterior samples of the missing pixels (mask False) given the known ones.
+
+    image: (H, W[, C]) data space (values under missing pixels are ignored); mask: bool
+    (H, W), True = known. method "paper": known pixels held at their values at every step
+    (figure 5); "repaint": Lugmayr et al. 2022 with `jump_length`, `jump_n_sample`.
+    Known pixels of every sample equal the input exactly.
+    """
+    from diffusion.imageio import ImageInputError, check_mask
+
+    _check_gaussian(trained)
+    n = _check_n(n)
+    c, h, w = _image_shape(trained)
+    xm = _to_model(trained, image, "the image")
+    try:
+        check_mask(np.asarray(mask), (h, w))
+    except ImageInputError as exc:
+        raise PosteriorInputError(str(exc)) from None
+    mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None]  # (1, 1, H, W)
+    rev = gaussian_reverse(_model(trained))
+    n_steps = _steps(trained, steps)
+    if method == "paper":
+        def run(k: int) -> torch.Tensor:
+            return inpaint_paper_chain(rev, xm.expand(k, c, h, w), mask_t, steps=steps,
+                                       generator=generator)
+    elif method == "repaint":
+        if jump_length < 1 or jump_n_sample < 1:
+            raise PosteriorInputError("jump_length and jump_n_sample must be >= 1")
+
+        def run(k: int) -> torch.Tensor:
+            return inpaint_repaint_chain(rev, xm.expand(k, c, h, w), mask_t, steps=steps,
+                                         jump_length=jump_length, jump_n_sample=jump_n_sample,
+                                         generator=generator)
+    else:
+        raise PosteriorInputError(f"method must be 'paper' or 'repaint', got {method!r}")
+    x = _batched(n, batch_size, run)
+    observed = np.asarray(image, dtype=np.float64) \
+        + (0.5 if np.asarray(image).dtype == np.uint8 else 0.0)
+    samples = _to_data(trained, x)
+    keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)
+    samples[:, keep] = observed[keep]  # known pixels: exactly the input, no round trip
+    return PosteriorResult(samples=samples, mean=samples.mean(0), std=samples.std(0),
+                           observed=observed, mask=np.asarray(mask), method=method,
+                           steps=n_steps)
+
+
+def binary_inpaint(trained: Any, bits: np.ndarray, mask: np.ndarray, n: int, *,
+                   generator: torch.Generator | None = None) -> PosteriorResult:
+    """n posterior samples of the unknown bits of a binary example (binomial models), by
+    the binary product at every step (App. C): e.g. the missing bins of a heartbeat.
+
+    bits: the model's example shape (e.g. (20,)), values 0/1; mask: bool, same shape,
+    True = known. Returns samples (n, *shape) in {0, 1}, mean = P(bit = 1), std.
+    """
+    model = _model(trained)
+    if getattr(model.process, "kind", "?") != "binomial":
+        raise PosteriorInputError("binary_inpaint needs a binomial diffusion model; this one "
+                                  f"is {getattr(model.process, 'kind', '?')}")
+    n = _check_n(n)
+    bits_a, mask_a = np.asarray(bits), np.asarray(mask)
+    if bits_a.shape != tuple(model.shape) or mask_a.shape != tuple(model.shape):
+        raise PosteriorInputError(f"bits and mask must have the model's shape {model.shape}, "
+                                  f"got {bits_a.shape} and {mask_a.shape}")
+    if not np.isin(bits_a[mask_a], (0, 1)).all():
+        raise PosteriorInputError("known bits must be 0 or 1")
+    if mask_a.all():
+        raise PosteriorInputError("the mask hides nothing (every bit is known)")
+    device = _device(trained)
+    beta = model.beta().detach()
+
+    @torch.no_grad()
+    def prob(x: torch.Tensor, t: int) -> torch.Tensor:
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        return torch.sigmoid(model.process.p_logit(x, tt, model.readout(x, tt), beta))
+
+    rev = BinomialReverse(T=model.T, m=model.process.m, prob=prob)
+    d = torch.where(torch.from_numpy(mask_a), torch.from_numpy(bits_a.astype(np.float64)),
+                    torch.tensor(0.5, dtype=torch.float64)).to(device)
+    x = binary_inpaint_chain(rev, d.expand(n, *d.shape), generator=generator).cpu().numpy()
+    return PosteriorResult(samples=x, mean=x.mean(0), std=x.std(0),
+                           observed=bits_a.astype(np.float64), mask=mask_a, method="binary",
+                           steps=model.T)
+
+
+__all__ = [
+    "BinomialReverse",
+    "GaussianReverse",
+    "PosteriorInputError",
+    "PosteriorResult",
+    "add_noise",
+    "binary_inpaint",
+    "binary_inpaint_chain",
+    "binary_product",
+    "denoise",
+    "denoise_chain",
+    "gaussian_product",
+    "inpaint",
+    "inpaint_paper_chain",
+    "inpaint_repaint_chain",
+    "make_mask",
+    "repaint_schedule",
+]

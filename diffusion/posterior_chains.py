@@ -1,0 +1,218 @@
+"""Multiplying the model by another distribution: posterior chains (Sohl-Dickstein et al.
+2015, section 2.5 and App. C; model.md section 8).
+
+Goal: sample p~(x^0) proportional to p(x^0) r(x^0). Each reverse step is multiplied by r
+and renormalized, with r(x^t) = r(x^0) at every t (section 2.5.3). This module holds the
+math, on model-space tensors (B, *shape) float64:
+- `gaussian_product`: N(mu, Sigma) N(y, s2) -> N(mu~, Sigma~) (Eq. 59-60), for denoising;
+- `binary_product`: Bernoulli(c) Bernoulli(d) -> Bernoulli(cd / (cd + (1-c)(1-d))) (App. C);
+- `denoise_chain`: every step multiplied by N(y, s2), started from the observation y as
+  in the paper's figure 3 (or from pi);
+- `inpaint_paper_chain`: known coordinates held at their values at every step (a delta r),
+  missing ones sampled from p, started from pi (figure 5);
+- `inpaint_repaint_chain`: RePaint (Lugmayr et al. 2022, Alg. 1): known region drawn from
+  q(x^t | x^0) at the level of each step, resampling jumps back up the chain;
+- `binary_inpaint_chain`: the binary product for binomial models.
+Every Gaussian chain runs on a grid of kept steps (`diffusion.strided.kept_steps`), so the
+fast strided chain serves posteriors too. The image-level API (data space arrays, trained
+runs) is `diffusion.posterior`, which re-exports these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from diffusion.strided import GaussianReverse, forward_jump, kept_steps, strided_mean_var
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None,
+           device: torch.device) -> torch.Tensor:
+    gdev = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator | None,
+          device: torch.device) -> torch.Tensor:
+    gdev = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+
+
+# ------------------------------------------------------------------------------ products
+def gaussian_product(
+    mu: torch.Tensor, var: torch.Tensor, y: torch.Tensor, s2: float | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized product of N(mu, var) and N(y, s2), per coordinate (App. C, Eq. 59-60).
+
+    var~ = 1 / (1/var + 1/s2), mu~ = var~ (mu / var + y / s2). Shapes broadcast.
+    """
+    var_new = 1.0 / (1.0 / var + 1.0 / s2)
+    return var_new * (mu / var + y / s2), var_new
+
+
+def binary_product(c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """P(x = 1) under the normalized product Bernoulli(c) Bernoulli(d), per coordinate.
+
+    c d / (c d + (1 - c)(1 - d)); d = 1 or 0 pins the bit, d = 1/2 leaves c unchanged.
+    """
+    num = c * d
+    den = num + (1 - c) * (1 - d)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), c)
+
+
+# ------------------------------------------------------------------------ Gaussian chains
+def _step(rev: GaussianReverse, x: torch.Tensor, grid: list[int], i: int):
+    """Mean and variance of the reverse step from level i to level i - 1 of the grid."""
+    return strided_mean_var(rev, x, grid[i], grid[i - 1])
+
+
+def denoise_chain(
+    rev: GaussianReverse,
+    y: torch.Tensor,
+    s2: float,
+    *,
+    steps: int | None = None,
+    start: str = "observation",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Posterior samples x^0 (B, *shape) for observations y = x^0 + N(0, s2) (model space).
+
+    Each reverse step N(mu, Sigma) is multiplied by r = N(y, s2) (section 2.5.3, r(x^t) =
+    r(x^0)). start = "observation" sets x^T = y (figure 3); "prior" draws x^T ~ pi.
+    """
+    grid = kept_steps(rev.T, steps)
+    y = y.to(torch.float64)
+    if start == "observation":
+        x = y.clone()
+    elif start == "prior":
+        x = _randn(tuple(y.shape), generator, y.device)
+    else:
+        raise ValueError(f"start must be 'observation' or 'prior', got {start!r}")
+    for i in range(len(grid) - 1, 0, -1):
+        mu, var = _step(rev, x, grid, i)
+        mu, var = gaussian_product(mu, var, y, s2)
+        x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, mu.device)
+    return x
+
+
+def inpaint_paper_chain(
+    rev: GaussianReverse,
+    x_known: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Inpainting the paper's way (section 2.5, figure 5): r is a delta on the known
+    coordinates, so at every step they are set to their values; the missing ones follow p.
+
+    x_known: (B, *shape) model space (values outside the mask are ignored); mask: bool,
+    broadcastable, True = known. The chain starts from pi on the missing region.
+    Returns x^0 (B, *shape) float64 whose known coordinates equal x_known exactly.
+    """
+    grid = kept_steps(rev.T, steps)
+    known = x_known.to(torch.float64)
+    mask = mask.to(torch.bool).expand_as(known)
+    x = torch.where(mask, known, _randn(tuple(known.shape), generator, known.device))
+    for i in range(len(grid) - 1, 0, -1):
+        mu, var = _step(rev, x, grid, i)
+        x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, mu.device)
+        x = torch.where(mask, known, x)
+    return x
+
+
+def repaint_schedule(levels: int, jump_length: int, jump_n_sample: int) -> list[int]:
+    """The sequence of grid levels RePaint visits (Lugmayr et al. 2022, section 4.2, and its
+    `get_schedule_jump`), from `levels` (x^T) down to 0 (x^0).
+
+    A move down by one is a reverse step; at levels 0, j, 2j, ... (with room for a jump) the
+    chain jumps back up by j = jump_length, `jump_n_sample - 1` times each, and comes down
+    again. jump_n_sample = 1 means no resampling.
+    """
+    if jump_length < 1 or jump_n_sample < 1:
+        raise ValueError("jump_length and jump_n_sample must be >= 1")
+    jumps = {k: jump_n_sample - 1 for k in range(0, levels - jump_length + 1, jump_length)}
+    seq, level = [levels], levels
+    while level > 0:
+        level -= 1
+        seq.append(level)
+        if jumps.get(level, 0) > 0 and level + jump_length <= levels:
+            jumps[level] -= 1
+            level += jump_length
+            seq.append(level)
+    return seq
+
+
+def inpaint_repaint_chain(
+    rev: GaussianReverse,
+    x_known: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    steps: int | None = None,
+    jump_length: int = 10,
+    jump_n_sample: int = 5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Inpainting RePaint's way (Lugmayr et al. 2022, Alg. 1), the second method to compare.
+
+    After each reverse step to level s, the known region is replaced by a fresh draw from
+    q(x^s | x^0) (x^0 itself at s = 0); jumps back up use q(x^t | x^s). Shapes as in
+    `inpaint_paper_chain`; the known coordinates of the result equal x_known exactly.
+    """
+    grid = kept_steps(rev.T, steps)
+    abar = rev.alpha_bar
+    known = x_known.to(torch.float64)
+    mask = mask.to(torch.bool).expand_as(known)
+    dev = known.device
+    x = _randn(tuple(known.shape), generator, dev)
+    seq = repaint_schedule(len(grid) - 1, jump_length, jump_n_sample)
+    for cur, nxt in zip(seq[:-1], seq[1:], strict=True):
+        if nxt < cur:  # reverse step, then condition the known region at level nxt
+            mu, var = _step(rev, x, grid, cur)
+            x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, dev)
+            s = grid[nxt]
+            a = float(abar[s])
+            noisy_known = a**0.5 * known + (1 - a) ** 0.5 * _randn(tuple(known.shape),
+                                                                   generator, dev)
+            x = torch.where(mask, noisy_known, x)
+        else:  # resampling jump back up the chain
+            x = forward_jump(rev, x, grid[cur], grid[nxt],
+                             _randn(tuple(x.shape), generator, dev))
+    return torch.where(mask, known, x)
+
+
+# ------------------------------------------------------------------------ binomial chain
+@dataclass(frozen=True)
+class BinomialReverse:
+    """A binomial reverse process: T steps, pi = Bernoulli(m), and the model's flip rates.
+
+    prob(x, t): P(x^{t-1} = 1 | x^t) = f_b(x^t, t), (B, *shape) float64 (model.md section 7).
+    """
+
+    T: int
+    m: float
+    prob: Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def binary_inpaint_chain(
+    rev: BinomialReverse,
+    d: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Posterior samples x^0 (B, *shape) in {0, 1} under r = prod_i Bernoulli(d_i) (App. C).
+
+    d: (B, *shape) float64: 1 or 0 for known bits, 1/2 where nothing is known (any value in
+    [0, 1] is a soft observation). x^T ~ pi multiplied by r; each step's Bernoulli(f_b) is
+    multiplied by r with `binary_product`.
+    """
+    d = d.to(torch.float64)
+    dev = d.device
+    c = binary_product(torch.full_like(d, rev.m), d)
+    x = (_rand(tuple(d.shape), generator, dev) < c).to(torch.float64)
+    for t in range(rev.T, 0, -1):
+        c = binary_product(rev.prob(x, t), d)
+        x = (_rand(tuple(d.shape), generator, dev) < c).to(torch.float64)
+    return x

@@ -1,0 +1,117 @@
+"""Named run configs: the rows of the paper's Table 1 and tiny "*-smoke" variants.
+
+Standard library only (the dashboard imports it). Preset names are stored with runs: add
+names, never rename. The "*-smoke" presets train in seconds on a CPU; the tests of the worker,
+dashboard and launcher use them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from diffusion.config import (
+    ConfigError,
+    DataConfig,
+    DiffusionConfig,
+    NetworkConfig,
+    RunConfig,
+    TrainConfig,
+)
+
+
+def _swissroll(name: str, sigma: float, beta1: float, steps: int) -> RunConfig:
+    return RunConfig(
+        name=name,
+        data=DataConfig("swissroll", {"sigma": sigma}, n_train=100_000, n_holdout=2_000),
+        diffusion=DiffusionConfig("gaussian", T=40, schedule="baseline", beta1=beta1),
+        network=NetworkConfig("mlp", hidden=(128, 128, 128), activation="tanh"),
+        train=TrainConfig(steps=steps, batch_size=512, lr=2e-3, lr_final=1e-4,
+                          eval_every=2_000, eval_examples=2_000, gallery_every=5_000,
+                          gallery_size=1_000),
+    )
+
+
+def _image(name: str, data: str, T: int, steps: int, *, n_train: int = 10_000,
+           options: dict | None = None) -> RunConfig:
+    return RunConfig(
+        name=name,
+        data=DataConfig(data, options or {}, n_train=n_train, n_holdout=500),
+        diffusion=DiffusionConfig("gaussian", T=T, schedule="baseline", beta1=1e-3, J=10),
+        network=NetworkConfig("conv", hidden=(), activation="tanh"),
+        train=TrainConfig(steps=steps, batch_size=128, optimizer="rmsprop", lr=1e-3,
+                          lr_final=1e-4, lr_schedule="exponential", eval_every=2_000,
+                          eval_examples=200, gallery_every=2_000, gallery_size=36),
+    )
+
+
+PRESETS: dict[str, RunConfig] = {
+    # Table 1 rows (Sohl-Dickstein et al. 2015, section 3.1)
+    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 20_000),
+    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-6, 30_000),
+    "heartbeat": RunConfig(
+        name="heartbeat",
+        data=DataConfig("heartbeat", {}, n_train=50_000, n_holdout=1_000),
+        diffusion=DiffusionConfig("binomial", T=2000, schedule="baseline", beta1=1 / 2000, m=0.2),
+        network=NetworkConfig("heartbeat", hidden=(50, 50, 50), activation="sigmoid"),
+        train=TrainConfig(steps=20_000, batch_size=512, lr=2e-3, lr_final=1e-4,
+                          eval_every=5_000, eval_examples=500, gallery_every=5_000,
+                          gallery_size=64),
+    ),
+    "deadleaves": _image("deadleaves", "deadleaves", 1000, 50_000),
+    "bark": _image("bark", "texture", 500, 50_000),
+    "digits": _image("digits", "digits", 500, 20_000, n_train=1_500),
+    "mnist": _image("mnist", "mnist", 1000, 50_000, n_train=60_000),
+    "cifar10": _image("cifar10", "cifar10", 1000, 100_000, n_train=50_000),
+    # Tiny variants: seconds on a CPU.
+    "swissroll-smoke": RunConfig(
+        name="swissroll-smoke",
+        data=DataConfig("swissroll", {"sigma": 0.25}, n_train=2_000, n_holdout=200),
+        diffusion=DiffusionConfig("gaussian", T=10, schedule="baseline", beta1=1e-3),
+        network=NetworkConfig("mlp", hidden=(32, 32), activation="tanh"),
+        train=TrainConfig(steps=60, batch_size=128, lr=3e-3, lr_final=1e-3, log_every=10,
+                          eval_every=30, eval_examples=200, gallery_every=0, gallery_size=64,
+                          checkpoint_every_s=5.0),
+    ),
+    "heartbeat-smoke": RunConfig(
+        name="heartbeat-smoke",
+        data=DataConfig("heartbeat", {}, n_train=1_000, n_holdout=100),
+        diffusion=DiffusionConfig("binomial", T=50, schedule="baseline", beta1=1 / 50, m=0.2),
+        network=NetworkConfig("heartbeat", hidden=(50, 50, 50), activation="sigmoid"),
+        train=TrainConfig(steps=60, batch_size=128, lr=3e-3, lr_final=1e-3, log_every=10,
+                          eval_every=30, eval_examples=100, gallery_every=0, gallery_size=16,
+                          checkpoint_every_s=5.0),
+    ),
+}
+PRESETS["swissroll-learned"] = RunConfig.from_dict(
+    {**PRESETS["swissroll"].to_dict(), "name": "swissroll-learned",
+     "diffusion": {**PRESETS["swissroll"].to_dict()["diffusion"], "schedule": "learned"}})
+PRESETS["digits-smoke"] = RunConfig.from_dict({
+    **_image("digits-smoke", "digits", 20, 30, n_train=200).to_dict(),
+    "train": {**TrainConfig(steps=30, batch_size=32, log_every=10, eval_every=0,
+                            eval_examples=32, gallery_size=16,
+                            checkpoint_every_s=5.0).__dict__},
+})
+
+
+def load_config(preset_or_path: str, overrides: Iterable[str] = ()) -> RunConfig:
+    """A preset by name, or a JSON config file by path, with "section.field=value" overrides."""
+    if preset_or_path in PRESETS:
+        config = PRESETS[preset_or_path]
+    else:
+        path = Path(preset_or_path)
+        if not path.is_file():
+            raise ConfigError("config", f"{preset_or_path!r} is neither a preset nor a file; "
+                              f"presets: {', '.join(sorted(PRESETS))}")
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {path}: {exc}") from None
+        config = RunConfig.from_json(text)
+    overrides = list(overrides)
+    return config.with_overrides(overrides) if overrides else config
+
+
+def preset_json(name: str) -> str:
+    return json.dumps(PRESETS[name].to_dict(), indent=2, sort_keys=True)

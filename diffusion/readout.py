@@ -1,0 +1,94 @@
+"""Temporal readout: J Gaussian bumps over the steps (Sohl-Dickstein et al. 2015, App. D.2.1).
+
+The network does not take t as input. It outputs, per data dimension and output k, J numbers
+y_{k,1..J}; the readout at step t is z_k = sum_j g_j(t) y_{k,j}, where g_j are Gaussian bumps
+with centres evenly spaced over [1, T], width equal to their spacing, normalized so that
+sum_j g_j(t) = 1. With J = T the basis is one-hot (a separate readout per step, as in the
+paper's toy networks); non-integer t interpolates linearly between neighbouring steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class TemporalBasis(nn.Module):
+    """g(t): (B,) steps in [1, T] (int or float) -> (B, J) weights, rows summing to 1."""
+
+    def __init__(self, T: int, J: int) -> None:
+        super().__init__()
+        if not 1 <= J <= T:
+            raise ValueError(f"J must be in [1, T={T}], got {J}")
+        self.T, self.J = T, J
+        self.one_hot = J == T
+        centres = torch.linspace(1.0, float(T), J, dtype=torch.float64)
+        self.register_buffer("centres", centres, persistent=False)
+        self.width = (T - 1) / (J - 1) if J > 1 else float(T)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(torch.float64).to(self.centres.device)
+        if self.one_hot:
+            lo = torch.floor(t).clamp(1, self.T)
+            hi = torch.clamp(lo + 1, max=self.T)
+            frac = (t - lo).clamp(0, 1)
+            g = torch.zeros(t.shape[0], self.J, dtype=torch.float64, device=t.device)
+            g.scatter_add_(1, (lo.long() - 1)[:, None], (1 - frac)[:, None])
+            g.scatter_add_(1, (hi.long() - 1)[:, None], frac[:, None])
+            return g.float()
+        d = (t[:, None] - self.centres[None, :]) / self.width
+        logits = -0.5 * d * d
+        return torch.softmax(logits, dim=1).float()
+
+    def matrix(self) -> torch.Tensor:
+        """(T, J) float64: g_j(t) for t = 1..T."""
+        t = torch.arange(1, self.T + 1, dtype=torch.float64, device=self.centres.device)
+        return self.forward(t).to(torch.float64)
+
+
+def apply_readout(y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Contract coefficients y (B, ..., J) with basis weights g (B, J) -> (B, ...)."""
+    view = (g.shape[0],) + (1,) * (y.dim() - 2) + (g.shape[1],)
+    return (y * g.reshape(view)).sum(-1)
+
+
+class ReadoutLinear(nn.Module):
+    """z = sum_j g_j (h W_j + b_j): a dense layer with one weight per basis function.
+
+    h: (B, in_features), g: (B, J) -> (B, out_features). With `sparse` (one-hot basis, at most
+    two non-zero weights per row) only the active W_j are gathered, so J = T = 2000 is cheap.
+    Initialised small: the engine's kernels are perturbations of the forward kernel.
+    """
+
+    def __init__(self, in_features: int, out_features: int, J: int, *, sparse: bool = False,
+                 init_scale: float = 1e-2) -> None:
+        super().__init__()
+        self.J, self.sparse = J, sparse
+        std = init_scale / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.randn(J, in_features, out_features) * std)
+        self.bias = nn.Parameter(torch.zeros(J, out_features))
+
+    def forward(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if self.sparse:
+            return self._sparse(h, g)
+        B, J = g.shape
+        y = (h @ self.weight.permute(1, 0, 2).reshape(h.shape[1], -1)).view(B, J, -1)
+        return (y * g[:, :, None]).sum(1) + g @ self.bias
+
+    def _sparse(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        k = min(2, self.J)
+        vals, idx = torch.topk(g, k, dim=1)  # (B, k)
+        _, n_in, n_out = self.weight.shape
+        if idx.numel() * n_in * n_out <= 4_000_000:  # gather the active weights per example
+            z = torch.einsum("bi,bkio,bk->bo", h, self.weight[idx], vals)
+            return z + torch.einsum("bko,bk->bo", self.bias[idx], vals)
+        rows = torch.arange(h.shape[0], device=h.device).repeat_interleave(k)
+        flat_idx, flat_val = idx.reshape(-1), vals.reshape(-1)
+        out = h.new_zeros(h.shape[0], n_out)
+        for j in torch.unique(flat_idx).tolist():  # large blocks: one matmul per active step
+            sel = flat_idx == j
+            r = rows[sel]
+            out = out.index_add(0, r, (h[r] @ self.weight[j] + self.bias[j]) * flat_val[sel, None])
+        return out

@@ -1,0 +1,278 @@
+"""Training: maximize K by stochastic gradient ascent (Sohl-Dickstein et al. 2015, section 2.3).
+
+`train(config, out_dir, on_event=..., should_stop=...)` runs one run end to end: builds the data
+and the model from the config and its seed, optimizes the training estimate of K (one random t
+per example), keeps an EMA of the weights, reports events (diffusion.events) and checkpoints to
+`out_dir/checkpoint.pt`. If a checkpoint exists the run resumes exactly (weights, optimizer,
+EMA, schedule coefficients, RNG state, step): a run stopped and resumed ends with the same
+weights as one that never stopped. Evaluation and galleries use their own fixed-seed generators
+and the EMA weights, so they never disturb the training stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffusion.bound import LN2, train_objective
+from diffusion.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from diffusion.config import ConfigError, RunConfig
+from diffusion.data import DataBundle, build_dataset
+from diffusion.device import pick_device
+from diffusion.evaluate import make_eval_event
+from diffusion.events import (
+    BoundEstimate,
+    CheckpointEvent,
+    EvalEvent,
+    Event,
+    GalleryEvent,
+    StepEvent,
+    TrainResult,
+)
+from diffusion.model import DiffusionModel
+from diffusion.sampling import sample_chain
+
+FINAL_EVAL = "final_eval.json"
+CONFIG = "config.json"
+
+
+def build_model(config: RunConfig, bundle: DataBundle, device: torch.device) -> DiffusionModel:
+    """The model with its initial weights drawn from the run's seed (caller's RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        model = DiffusionModel(config, bundle.shape, bundle.kind)
+    return model.to(device)
+
+
+def lr_at(config: RunConfig, step: int) -> float:
+    """Learning rate at `step`: constant, cosine or exponential decay from lr to lr_final."""
+    tc = config.train
+    frac = min(1.0, step / max(1, tc.steps))
+    if tc.lr_schedule == "cosine":
+        return tc.lr_final + (tc.lr - tc.lr_final) * 0.5 * (1 + math.cos(math.pi * frac))
+    if tc.lr_schedule == "exponential":
+        return tc.lr * (tc.lr_final / tc.lr) ** frac
+    return tc.lr
+
+
+def make_optimizer(config: RunConfig, model: DiffusionModel) -> torch.optim.Optimizer:
+    tc = config.train
+    sched_params = list(model.schedule.parameters())
+    ids = {id(p) for p in sched_params}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr": tc.lr,
+               "base_lr": tc.lr}]
+    if sched_params:
+        s_lr = tc.schedule_lr or tc.lr
+        groups.append({"params": sched_params, "lr": s_lr, "base_lr": s_lr})
+    if tc.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=tc.lr)
+    return torch.optim.Adam(groups, lr=tc.lr)
+
+
+def eval_tensors(config: RunConfig, bundle: DataBundle, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed model-space evaluation subsets (train, holdout), at most eval_examples each."""
+    n = config.train.eval_examples
+    gen = torch.Generator().manual_seed(config.train.seed + 4)
+    if bundle.train is not None:
+        x_train = bundle.train[:n]
+    else:
+        x_train = bundle.draw_train(n, gen)
+    x_train = bundle.scaler.to_model(x_train, gen)
+    x_hold = bundle.scaler.to_model(bundle.holdout[:n], gen)
+    return x_train.to(device), x_hold.to(device)
+
+
+def gallery_event(step: int, model: DiffusionModel, bundle: DataBundle, n: int, seed: int,
+                  device: torch.device) -> GalleryEvent:
+    """Samples (and a trajectory of snapshots) in data space."""
+    gen = torch.Generator().manual_seed(seed)
+    chain = sample_chain(model, n, gen, device, return_trajectory=True)
+    samples = to_data_array(bundle, chain.x0)
+    traj = None
+    if chain.trajectory is not None:
+        traj = np.stack([bundle.scaler.to_data(f.float()).numpy() for f in chain.trajectory])
+    return GalleryEvent(step, samples, gallery_kind(bundle), traj)
+
+
+def gallery_kind(bundle: DataBundle) -> str:
+    return {"binary": "sequences", "sequences": "sequences", "images": "images"}.get(
+        bundle.kind, "points")
+
+
+def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
+    """Model-space samples -> data-space numpy: images uint8 N x H x W [x C], else float/0-1."""
+    x = bundle.scaler.to_data(x_model.float().cpu())
+    if bundle.kind == "images":
+        x = x.clamp(0, 255).round().to(torch.uint8)
+        if x.dim() == 4:  # (N, C, H, W) -> (N, H, W, C), squeeze grey
+            x = x.permute(0, 2, 3, 1)
+            if x.shape[-1] == 1:
+                x = x[..., 0]
+        return x.numpy()
+    if bundle.binary:
+        return x.round().to(torch.uint8).numpy()
+    return x.numpy()
+
+
+class _Trainer:
+    """Holds the state of one run; `run()` is the loop."""
+
+    def __init__(self, config: RunConfig, out_dir: Path, device: torch.device,
+                 on_event: Callable[[Event], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        self.config, self.out_dir, self.device = config, out_dir, device
+        self.emit = on_event or (lambda event: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.bundle = build_dataset(config.data, config.train.seed)
+        self.model = build_model(config, self.bundle, device)
+        self.ema = copy.deepcopy(self.model) if config.train.ema > 0 else None
+        self.optimizer = make_optimizer(config, self.model)
+        self.gen = torch.Generator().manual_seed(config.train.seed + 1)
+        self.step, self.elapsed = 0, 0.0
+        self.x_train_eval, self.x_hold_eval = eval_tensors(config, self.bundle, device)
+
+    # -- checkpoints
+    def state(self, done: bool) -> dict:
+        return {
+            "step": self.step, "done": done, "elapsed_s": self.elapsed,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(), "rng": self.gen.get_state(),
+            "config": self.config.to_json(), "scaler": self.bundle.scaler.to_dict(),
+            "shape": list(self.bundle.shape), "data_kind": self.bundle.kind,
+        }
+
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None and ckpt["ema"] is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.gen.set_state(ckpt["rng"])
+        self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])
+
+    def checkpoint(self, done: bool = False) -> None:
+        path = self.out_dir / CHECKPOINT
+        save_checkpoint(path, self.state(done))
+        self.emit(CheckpointEvent(self.step, path))
+
+    # -- one optimisation step
+    def train_step(self) -> float:
+        tc = self.config.train
+        lr_scale = lr_at(self.config, self.step) / tc.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_scale
+        x = self.bundle.draw_train(tc.batch_size, self.gen)
+        x0 = self.bundle.scaler.to_model(x, self.gen).to(self.device)
+        k = train_objective(self.model, x0, self.gen)  # (B,) nats
+        loss = -k.mean() / self.bundle.dims
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                    pe.lerp_(p, 1 - tc.ema)
+        return float(-k.mean().detach() / LN2 / self.bundle.unit_divisor)
+
+    def eval_model(self) -> DiffusionModel:
+        return self.ema if self.ema is not None else self.model
+
+    def evaluate(self) -> EvalEvent:
+        event = make_eval_event(self.step, self.eval_model(), self.bundle, self.x_train_eval,
+                                self.x_hold_eval, self.config.train.seed + 2)
+        self.emit(event)
+        return event
+
+    def gallery(self) -> None:
+        self.emit(gallery_event(self.step, self.eval_model(), self.bundle,
+                                self.config.train.gallery_size, self.config.train.seed + 3,
+                                self.device))
+
+    def run(self) -> TrainResult:
+        tc = self.config.train
+        t_start, last_ckpt = time.monotonic() - self.elapsed, time.monotonic()
+        seen, t_log = 0, time.monotonic()
+        while self.step < tc.steps:
+            if self.should_stop():
+                self.checkpoint()
+                return TrainResult("stopped", self.step)
+            loss_bits = self.train_step()
+            self.step += 1
+            seen += tc.batch_size
+            self.elapsed = time.monotonic() - t_start
+            if self.step % tc.log_every == 0 or self.step == tc.steps:
+                now = time.monotonic()
+                self.emit(StepEvent(self.step, tc.steps, loss_bits, lr_at(self.config, self.step),
+                                    seen / max(now - t_log, 1e-9), self.elapsed))
+                seen, t_log = 0, now
+            if self.step < tc.steps:
+                if tc.eval_every and self.step % tc.eval_every == 0:
+                    self.evaluate()
+                if tc.gallery_every and self.step % tc.gallery_every == 0:
+                    self.gallery()
+                if time.monotonic() - last_ckpt >= tc.checkpoint_every_s:
+                    self.checkpoint()
+                    last_ckpt = time.monotonic()
+        final = self.evaluate()
+        self.gallery()
+        self.elapsed = time.monotonic() - t_start
+        (self.out_dir / FINAL_EVAL).write_text(json.dumps(dataclasses.asdict(final)))
+        self.checkpoint(done=True)
+        return TrainResult("done", self.step, final.k_holdout, final,
+                           {"train_seconds": self.elapsed})
+
+
+def _check_same_run(out_dir: Path, config: RunConfig) -> None:
+    path = out_dir / CONFIG
+    if not path.exists():
+        path.write_text(config.to_json())
+        return
+    old = RunConfig.from_json(path.read_text()).to_dict()
+    new = config.to_dict()
+    old["train"].pop("steps"), new["train"].pop("steps")
+    if old != new:
+        raise ConfigError("config", f"{out_dir} holds a different run; use another --out "
+                          "(only train.steps may change when resuming)")
+    path.write_text(config.to_json())
+
+
+def load_final_eval(out_dir: Path) -> EvalEvent | None:
+    path = Path(out_dir) / FINAL_EVAL
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text())
+    for key in ("k_train", "k_holdout"):
+        raw[key] = BoundEstimate(**raw[key])
+    return EvalEvent(**raw)
+
+
+def train(config: RunConfig, out_dir: Path | str, *,
+          on_event: Callable[[Event], None] | None = None,
+          should_stop: Callable[[], bool] | None = None,
+          device: str | None = None) -> TrainResult:
+    """Train (or resume, or return a finished) run in `out_dir`; see the module docstring."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device or config.train.device)
+    _check_same_run(out_dir, config)
+    ckpt_path = out_dir / CHECKPOINT
+    ckpt = load_checkpoint(ckpt_path, dev) if ckpt_path.exists() else None
+    if ckpt is not None and ckpt["done"] and int(ckpt["step"]) >= config.train.steps:
+        final = load_final_eval(out_dir)
+        return TrainResult("done", int(ckpt["step"]), final.k_holdout if final else None, final,
+                           {"train_seconds": float(ckpt["elapsed_s"])})
+    trainer = _Trainer(config, out_dir, dev, on_event, should_stop)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    return trainer.run()

@@ -1,0 +1,108 @@
+"""New run page: presets fill the form, every field is validated before anything is queued."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+from dashboard_helpers import app_test, png_bytes, texts
+
+from db.access import SYSTEM
+
+
+def _submit(at):
+    for button in at.button:
+        if button.label == "Queue the run":
+            button.click()
+            return at.run()
+    raise AssertionError("no submit button")
+
+
+def test_preset_fills_the_form_and_queues_a_run(store, queue):
+    at = app_test("new_run")
+    assert not at.exception
+    assert at.text_input(key="f:name").value == "swissroll-smoke"
+    at.selectbox(key="preset").set_value("heartbeat-smoke").run()
+    assert at.selectbox(key="f:diffusion.kind").value == "binomial"
+    assert at.number_input(key="f:diffusion.T").value == 50
+    at.selectbox(key="preset").set_value("swissroll-smoke").run()
+    at.text_input(key="f:name").set_value("my roll")
+    at.number_input(key="f:train.steps").set_value(40)
+    _submit(at)
+    assert not at.exception
+    assert len(queue) == 1
+    runs = store.list_runs(viewer=SYSTEM)
+    assert [r.name for r in runs] == ["my roll"]
+    assert runs[0].config["train"]["steps"] == 40 and runs[0].state == "QUEUED"
+    assert "Queued run" in texts(at)
+
+
+def test_field_level_messages_and_nothing_queued(store, queue):
+    at = app_test("new_run")
+    at.text_input(key="f:name").set_value("   ")
+    at.text_input(key="f:network.hidden").set_value("64, lots")
+    _submit(at)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Run name:") for e in errors)
+    assert any(e.startswith("Hidden layer widths:") and "whole numbers" in e for e in errors)
+    assert any("Nothing was queued" in e for e in errors)
+    assert queue == [] and store.list_runs(viewer=SYSTEM) == []
+
+
+def test_engine_validation_names_the_field(store, queue):
+    at = app_test("new_run")
+    at.selectbox(key="f:diffusion.kind").set_value("binomial")  # swiss roll is not binary
+    _submit(at)
+    assert any(e.value.startswith("Diffusion kind:") and "binary" in e.value for e in at.error)
+    at.selectbox(key="f:diffusion.kind").set_value("gaussian")
+    at.number_input(key="f:diffusion.T").set_value(100_000)
+    at.number_input(key="f:train.batch_size").set_value(100_000)
+    _submit(at)
+    assert any(e.value.startswith("T:") and "too large for memory" in e.value for e in at.error)
+    assert queue == []
+
+
+def test_queue_down_is_a_message_not_a_traceback(store):
+    at = app_test("new_run")  # no `queue` fixture: Redis at 127.0.0.1:1 does not answer
+    _submit(at)
+    assert not at.exception
+    assert any("could not be reached" in e.value for e in at.error)
+    assert store.list_runs(viewer=SYSTEM) == []
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_uploaded_images_are_checked_and_stored_by_hash(store, queue, tmp_path):
+    at = app_test("new_run")
+    at.selectbox(key="f:data.name").set_value("images")
+    _submit(at)
+    assert any(e.value.startswith("Upload:") for e in at.error)
+    at.file_uploader(key="f:upload").set_value(("notes.png", b"this is not a picture",
+                                                "image/png"))
+    _submit(at)
+    assert any("not an image" in e.value for e in at.error)
+    evil = _zip({"../../escape.png": png_bytes(np.zeros((8, 8), np.uint8))})
+    at.file_uploader(key="f:upload").set_value(("evil.zip", evil, "application/zip"))
+    _submit(at)
+    assert any("escapes the folder" in e.value for e in at.error)
+    assert queue == []
+    good = _zip({f"img{i}.png": png_bytes(np.full((16, 16), 40 * i, np.uint8))
+                 for i in range(3)})
+    at.file_uploader(key="f:upload").set_value(("faces.zip", good, "application/zip"))
+    at.selectbox(key="f:network.kind").set_value("conv")
+    _submit(at)
+    assert not at.exception, at.exception
+    assert len(queue) == 1, [e.value for e in at.error]
+    run = store.list_runs(viewer=SYSTEM)[0]
+    folder = run.config["data"]["options"]["path"]
+    assert folder.startswith(str(tmp_path)) and run.config["data"]["options"]["mode"] == "L"
+    files = sorted(p.name for p in (tmp_path / "uploads").rglob("*.png"))
+    assert len(files) == 3 and all(len(f) == 36 for f in files)  # named by hash
+    assert not list((tmp_path / "uploads").rglob(".tmp-*"))

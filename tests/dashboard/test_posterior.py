@@ -1,0 +1,124 @@
+"""Denoise and inpaint page: uploads checked by content, masks validated, jobs and results."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from dashboard_helpers import app_test, make_run, npy, png_bytes, texts
+from PIL import Image
+
+from db.access import SYSTEM
+from db.store_jobs import Lease
+
+
+def _upload(at, name: str, data: bytes, mime: str = "image/png"):
+    at.file_uploader(key="pst_upload").set_value((name, data, mime))
+    return at.run()
+
+
+def _go(at):
+    next(b for b in at.button if b.key == "pst_go").click()
+    return at.run()
+
+
+def test_needs_a_trained_image_model(store):
+    make_run(store, store.local_user())  # a swiss roll cannot inpaint images
+    at = app_test("posterior")
+    assert "No trained image model yet" in texts(at)
+
+
+def test_bad_uploads_get_clear_messages(store):
+    make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "cat.png", b"GIF89a but not really")
+    assert not at.exception
+    assert any("not an image" in e.value for e in at.error)
+    good = png_bytes(np.zeros((64, 64), np.uint8))
+    _upload(at, "cut.png", good[: len(good) // 2])
+    assert any("truncated" in e.value or "corrupt" in e.value for e in at.error)
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (40, 30), (0, 200, 200, 0)).save(cmyk, format="JPEG")
+    _upload(at, "print.jpg", cmyk.getvalue(), "image/jpeg")
+    assert not at.error and len(at.image) == 2  # accepted: converted, resized to 8 x 8
+
+
+def test_mask_validation(store):
+    make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 200, np.uint8)))
+    at.selectbox(key="pst_mask").set_value("upload").run()
+    at.file_uploader(key="pst_mask_upload").set_value(
+        ("mask.png", png_bytes(np.full((8, 8), 255, np.uint8)), "image/png"))
+    at.run()
+    assert any("hides no pixel" in e.value for e in at.error)
+    at.file_uploader(key="pst_mask_upload").set_value(
+        ("mask.png", png_bytes(np.zeros((8, 8), np.uint8)), "image/png"))
+    at.run()
+    assert any("hides every pixel" in e.value for e in at.error)
+    at.selectbox(key="pst_mask").set_value("rectangle").run()
+    at.slider(key="pst_rows").set_value((0.5, 0.5)).run()
+    assert any("hides no pixel" in e.value for e in at.error)
+
+
+def test_inpaint_job_and_results(store, queue):
+    user = store.local_user()
+    run = make_run(store, user, "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "seven.png", png_bytes(np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))))
+    at.selectbox(key="pst_mask").set_value("left").run()
+    at.radio(key="pst_method").set_value("repaint").run()
+    _go(at)
+    assert not at.exception and len(queue) == 1
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    assert job.kind == "inpaint" and job.run_id == run.id
+    assert job.params["method"] == "repaint" and job.params["n"] == 4
+    mask = store.upload_bytes(job.params["mask_upload_id"])
+    known = np.asarray(Image.open(io.BytesIO(mask)))
+    assert known.shape == (8, 8) and (known[:, :4] == 0).all() and (known[:, 4:] == 255).all()
+    # a worker takes it and stores results
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
+                            lease_s=60)
+    lease = Lease(job.id, claim.job.lease_owner)
+    rng = np.random.default_rng(0)
+    samples = rng.uniform(0, 255, (4, 8, 8))
+    for kind, arr in (("posterior_samples", samples), ("posterior_mean", samples.mean(0)),
+                      ("posterior_std", samples.std(0))):
+        store.put_artifact(run.id, kind, npy(arr), key=f"{kind}.npy", job_id=job.id,
+                           media_type="application/x-npy", lease=lease)
+    store.finish_job(lease, "DONE")
+    at.run()
+    assert not at.exception
+    captions = "\n".join(texts(at).splitlines())
+    assert "Results" in captions
+    assert len(at.image) == 2 + 5  # preview pair, then input, corrupted, samples, mean, spread
+    assert {b.label for b in at.get("download_button")} == {
+        "Download samples", "Download mean", "Download spread"}
+
+
+def test_denoise_uploads_the_noisy_observation(store, queue):
+    run = make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 128, np.uint8)))
+    at.radio(key="pst_task").set_value("Denoise").run()
+    at.slider(key="pst_sigma").set_value(40.0).run()
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    assert job.kind == "denoise" and job.params["sigma"] == 40.0 and job.run_id == run.id
+    y = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    assert y.shape == (8, 8) and y.std() > 10  # the noise is in the observation
+
+
+def test_failed_job_message(store, queue):
+    run = make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 128, np.uint8)))
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
+                            lease_s=60)
+    store.finish_job(Lease(job.id, claim.job.lease_owner), "FAILED",
+                     error="checkpoint is from an older version")
+    at.run()
+    assert any("older version" in e.value for e in at.error)
+    assert run.id

@@ -1,0 +1,90 @@
+"""Run page: live charts with reference lines, samples, downloads, notes; bad ids refused."""
+
+from __future__ import annotations
+
+import json
+
+from dashboard_helpers import app_test, make_run, texts
+
+from db.access import SYSTEM
+
+NOT_FOUND = "not found or not shared with you"
+
+
+def _figures(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def test_bound_curves_with_paper_reference_and_profiles(store):
+    run = make_run(store, store.local_user())
+    at = app_test("run", query={"id": run.id})
+    assert not at.exception
+    assert "swissroll-smoke" in [t.value for t in at.title]
+    figures = _figures(at)
+    titles = [f["layout"]["title"]["text"] for f in figures]
+    assert "Bound on the log-likelihood" in titles
+    assert "Per-step KL profile" in titles and "Forward diffusion schedule" in titles
+    bound = figures[titles.index("Bound on the log-likelihood")]
+    names = {trace["name"] for trace in bound["data"]}
+    assert {"K (train)", "K (holdout)", "K - L_null (holdout)"} <= names
+    refs = [s["y0"] for s in bound["layout"]["shapes"]]
+    assert 2.35 in refs and 6.45 in refs  # Table 1: swiss roll K and K - L_null
+    assert bound["layout"]["uirevision"] == "bound"  # zoom survives live refreshes
+    assert "Samples at step 30" in titles and "Reverse trajectory: noise to data" in titles
+
+
+def test_image_run_shows_its_gallery_and_downloads(store):
+    run = make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("run", query={"id": run.id})
+    assert not at.exception
+    assert len(at.image) >= 1
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Config (JSON)", "Samples (PNG)", "Checkpoint", "Report (HTML)"} <= set(labels)
+
+
+def test_unknown_and_foreign_ids_are_not_found(store):
+    other = store.create_user("alice", "correct horse battery")
+    private = make_run(store, other, name="alice's secret")
+    at = app_test("run", query={"id": "doesnotexist"})
+    assert NOT_FOUND in texts(at).lower()
+    at = app_test("run", query={"id": private.id})
+    assert NOT_FOUND in texts(at).lower()
+    assert "alice's secret" not in texts(at)
+
+
+def test_notes_tags_and_visibility_are_saved(store):
+    run = make_run(store, store.local_user())
+    at = app_test("run", query={"id": run.id})
+    at.text_area(key="run_notes").set_value("lr too high?")
+    at.text_input(key="run_tags").set_value("smoke, cpu")
+    at.toggle(key="run_team").set_value(True)
+    next(b for b in at.button if b.label.startswith("Save notes")).click()
+    at.run()
+    saved = store.get_run(run.id, viewer=SYSTEM)
+    assert (saved.notes, sorted(saved.tags), saved.visibility) == (
+        "lr too high?", ["cpu", "smoke"], "team")
+
+
+def test_failed_run_shows_its_message(store):
+    run = make_run(store, store.local_user(), state="FAILED")
+    at = app_test("run", query={"id": run.id})
+    assert any("CUDA out of memory" in e.value for e in at.error)
+
+
+def test_picker_without_id(store):
+    make_run(store, store.local_user())
+    at = app_test("run")
+    assert not at.exception
+    assert at.selectbox[0].label == "Open a run"
+
+
+def test_report_is_self_contained(store):
+    from dashboard.runpanels import report_html
+
+    user = store.local_user()
+    run = make_run(store, user, "digits-smoke", name="<script>alert(1)</script>")
+    html = report_html(store, user, store.get_run(run.id, viewer=user))
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+    assert "plotly" in html.lower() and "<script src=\"http" not in html
+    assert '"diffusion"' in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html

@@ -1,0 +1,116 @@
+"""Team mode: sign-in, first admin, invites, private vs team runs, share links."""
+
+from __future__ import annotations
+
+import pytest
+from dashboard_helpers import app_test, make_run, texts
+
+NOT_FOUND = "not found or not shared with you"
+
+
+@pytest.fixture
+def team(store, monkeypatch):
+    monkeypatch.setenv("DIFFLAB_TEAM_MODE", "1")
+    return store
+
+
+def _sign_in(at, username: str, password: str):
+    at.text_input(key="signin_user").set_value(username)
+    at.text_input(key="signin_password").set_value(password)
+    at.button[0].click()
+    return at.run()
+
+
+def test_first_admin_then_sign_in_required(team):
+    at = app_test()
+    assert "Create the first admin account" in texts(at)
+    at.text_input[0].set_value("ada")
+    at.text_input[1].set_value("short")
+    at.button[0].click()
+    at.run()
+    assert any("at least 8" in e.value for e in at.error)
+    at.text_input[1].set_value("a long enough password")
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    assert "Runs" in [t.value for t in at.title]
+    assert team.user_by_name("ada").is_admin
+
+
+def test_wrong_password_and_sign_in(team):
+    team.create_user("bob", "bobs password 1")
+    at = app_test()
+    assert [t.value for t in at.title] == ["Diffusion Lab"]
+    _sign_in(at, "bob", "nope nope nope")
+    assert any("Wrong username or password" in e.value for e in at.error)
+    _sign_in(at, "nobody", "nope nope nope")
+    assert any("Wrong username or password" in e.value for e in at.error)
+    _sign_in(at, "bob", "bobs password 1")
+    assert "Runs" in [t.value for t in at.title]
+
+
+def test_invite_flow(team):
+    admin = team.create_user("ada", "ada password 1", is_admin=True)
+    invite = team.create_invite(admin)
+    at = app_test()
+    at.query_params["invite"] = invite.token
+    at.run()
+    assert "Accept your invite" in texts(at)
+    at.text_input[0].set_value("carol")
+    at.text_input[1].set_value("carols password")
+    at.button[0].click()
+    at.run()
+    assert "Runs" in [t.value for t in at.title]
+    assert team.user_by_name("carol") is not None
+
+
+def test_admin_creates_an_invite_link(team):
+    team.create_user("ada", "ada password 1", is_admin=True)
+    at = app_test()
+    _sign_in(at, "ada", "ada password 1")
+    at.switch_page("pages/team.py").run()
+    next(b for b in at.button if b.key == "team_invite").click()
+    at.run()
+    assert any("?invite=" in c.value for c in at.code)
+
+
+def test_share_link_opens_for_team_and_is_refused_outside(team):
+    ada = team.create_user("ada", "ada password 1")
+    team.create_user("bob", "bobs password 1")
+    shared_run = make_run(team, ada, name="team roll", visibility="team")
+    private_run = make_run(team, ada, name="ada only")
+    team_link = team.create_share_link([shared_run.id], viewer=ada)
+    private_link = team.create_share_link([private_run.id], viewer=ada)
+    compare_link = team.create_share_link([shared_run.id, private_run.id], viewer=ada)
+
+    at = app_test()
+    _sign_in(at, "bob", "bobs password 1")
+    at.switch_page("pages/shared.py")
+    at.query_params["token"] = team_link.token
+    at.run()
+    assert not at.exception
+    assert "team roll" in [t.value for t in at.title]
+    at.query_params["token"] = private_link.token
+    at.run()
+    assert NOT_FOUND in texts(at).lower() and "ada only" not in texts(at)
+    at.query_params["token"] = "x" * 32
+    at.run()
+    assert NOT_FOUND in texts(at).lower()
+    at.query_params["token"] = compare_link.token  # bob sees only the team run of the two
+    at.run()
+    assert "team roll" in [t.value for t in at.title]
+    # the Runs page lists the team run but not the private one
+    at.switch_page("pages/runs.py").run()
+    assert list(at.dataframe[0].value["name"]) == ["team roll"]
+
+
+def test_share_link_before_sign_in_opens_after_it(team):
+    ada = team.create_user("ada", "ada password 1")
+    run = make_run(team, ada, name="deep linked", visibility="team")
+    link = team.create_share_link([run.id], viewer=ada)
+    at = app_test()
+    at.query_params["token"] = link.token
+    at.run()
+    _sign_in(at, "ada", "ada password 1")
+    assert not at.exception
+    assert "deep linked" in [t.value for t in at.title]

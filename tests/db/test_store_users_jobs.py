@@ -1,0 +1,150 @@
+"""Users, invites, share links, job leases, the reconciler's queries and worker heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from db.access import SYSTEM
+from db.entities import CANCELLED, DONE, QUEUED, RUNNING
+from db.errors import Conflict, InvalidInput, LeaseLost, NotFound, PermissionDenied
+from db.store import Store
+from db.store_jobs import Lease
+
+
+def test_passwords_are_argon2_and_checked(store: Store) -> None:
+    user = store.create_user("alice", "correct horse")
+    assert store.authenticate("alice", "correct horse") == user
+    assert store.authenticate("alice", "wrong horse") is None
+    assert store.authenticate("nobody", "correct horse") is None
+    with pytest.raises(Conflict):
+        store.create_user("alice", "another password")
+    with pytest.raises(InvalidInput, match="at least"):
+        store.create_user("carol", "short")
+    with pytest.raises(InvalidInput, match="username"):
+        store.create_user("local", "long enough password")
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_hash FROM users WHERE username='alice'"))
+        assert stored.scalar().startswith("$argon2id$")
+
+
+def test_local_user_is_single_and_implicit(store: Store) -> None:
+    a, b = store.local_user(), store.local_user()
+    assert a == b and a.is_local and a.is_admin
+    assert store.authenticate("local", "") is None
+    assert store.count_users() == 0
+
+
+def test_invites(store: Store) -> None:
+    admin = store.create_user("root", "admin password", is_admin=True)
+    plain = store.create_user("alice", "alice password")
+    with pytest.raises(PermissionDenied):
+        store.create_invite(plain)
+    invite = store.create_invite(admin)
+    assert len(invite.token) >= 40
+    bob = store.accept_invite(invite.token, "bob", "bob password")
+    assert store.authenticate("bob", "bob password") == bob and not bob.is_admin
+    with pytest.raises(NotFound):
+        store.accept_invite(invite.token, "eve", "eve password")
+    expired = store.create_invite(admin, ttl=dt.timedelta(seconds=-1))
+    with pytest.raises(NotFound):
+        store.accept_invite(expired.token, "eve", "eve password")
+
+
+def test_share_links_respect_visibility(store: Store) -> None:
+    alice = store.create_user("alice", "alice password")
+    bob = store.create_user("bob", "bob password")
+    private, _ = store.create_run({"name": "p"}, owner_id=alice.id)
+    team, _ = store.create_run({"name": "t"}, owner_id=alice.id, visibility="team")
+    link = store.create_share_link([team.id, private.id], viewer=alice, title="compare")
+    assert link.is_comparison and len(link.token) >= 30
+    assert store.resolve_share_link(link.token, viewer=alice).run_ids == (team.id, private.id)
+    assert store.resolve_share_link(link.token, viewer=bob).run_ids == (team.id,)
+    solo = store.create_share_link([private.id], viewer=alice)
+    with pytest.raises(NotFound):
+        store.resolve_share_link(solo.token, viewer=bob)
+    with pytest.raises(NotFound):
+        store.resolve_share_link("not-a-real-token-at-all", viewer=alice)
+    with pytest.raises(NotFound):
+        store.create_share_link([private.id], viewer=bob)
+    with pytest.raises(PermissionDenied):
+        store.delete_share_link(link.token, viewer=bob)
+    store.delete_share_link(link.token, viewer=alice)
+
+
+def test_claim_is_exclusive_and_leases_expire(store: Store) -> None:
+    run, job = store.create_run({"name": "c"}, owner_id=store.local_user().id)
+    stale = store.claim_job(job.id, "an-old-message-id", worker="w0", host="h", device="cpu",
+                            lease_s=5)
+    assert not stale.ok and stale.reason == "stale message"
+    first = store.claim_job(job.id, job.celery_id, worker="w1", host="h", device="cpu",
+                            lease_s=0.5)
+    second = store.claim_job(job.id, job.celery_id, worker="w2", host="h", device="cpu",
+                             lease_s=5)
+    assert first.ok and not second.ok and second.reason == "held by another worker"
+    assert store.stale_jobs(queued_grace_s=60) == []
+    time.sleep(0.7)
+    assert [j.id for j in store.stale_jobs(queued_grace_s=60)] == [job.id]
+    new_id = store.requeue_job(job.id, job.celery_id)
+    assert new_id and store.requeue_job(job.id, job.celery_id) is None
+    assert store.get_run(run.id, viewer=SYSTEM).state == QUEUED
+    with pytest.raises(LeaseLost):
+        store.heartbeat(Lease(job.id, first.job.lease_owner), 5)
+    again = store.claim_job(job.id, new_id, worker="w3", host="h", device="cpu", lease_s=5)
+    assert again.ok and again.job.attempts == 2
+    lease = Lease(job.id, again.job.lease_owner)
+    assert store.heartbeat(lease, 5) is False
+    store.request_cancel(run.id)
+    assert store.heartbeat(lease, 5) is True
+    store.update_progress(lease, progress=0.5, step=5, total_steps=10, checkpoint_step=5)
+    store.finish_job(lease, CANCELLED)
+    got = store.get_run(run.id, viewer=SYSTEM)
+    assert (got.state, got.checkpoint_step, got.lease_owner) == (CANCELLED, 5, None)
+
+
+def test_queued_jobs_never_sent_are_stale(store: Store) -> None:
+    run, job = store.create_run({"name": "q"}, owner_id=store.local_user().id)
+    assert store.stale_jobs(queued_grace_s=1.5) == []
+    time.sleep(1.6)
+    assert [j.id for j in store.stale_jobs(queued_grace_s=1.5)] == [job.id]
+    store.mark_enqueued(job.id, job.celery_id)
+    assert store.stale_jobs(queued_grace_s=1.5) == []
+
+
+def test_posterior_jobs_need_a_trained_run(store: Store) -> None:
+    owner = store.local_user()
+    run, job = store.create_run({"name": "j"}, owner_id=owner.id)
+    with pytest.raises(InvalidInput, match="checkpoint"):
+        store.create_job("sample", run.id, {"n": 4}, owner_id=owner.id, viewer=owner)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
+                            lease_s=5)
+    store.finish_job(Lease(job.id, claim.job.lease_owner), DONE, final_bound=(1.5, 0.1))
+    assert store.get_run(run.id, viewer=SYSTEM).final_bound_bits == 1.5
+    sample = store.create_job("sample", run.id, {"n": 4}, owner_id=owner.id, viewer=owner)
+    assert sample.state == QUEUED and sample.kind == "sample"
+    assert [j.id for j in store.list_jobs(viewer=owner, kinds=["sample"])] == [sample.id]
+    c = store.claim_job(sample.id, sample.celery_id, worker="w", host="h", device="cpu",
+                        lease_s=5)
+    assert c.ok and store.get_run(run.id, viewer=SYSTEM).state == DONE  # run untouched
+    store.finish_job(Lease(sample.id, c.job.lease_owner), "FAILED", error="boom")
+    assert [j.error for j in store.recent_failures(viewer=owner)] == ["boom"]
+    assert store.job_counts() == {DONE: 1, "FAILED": 1}
+    with pytest.raises(InvalidInput):
+        store.create_job("train", run.id, {}, owner_id=owner.id, viewer=owner)
+    assert RUNNING not in store.job_counts()
+
+
+def test_worker_heartbeats(store: Store) -> None:
+    store.worker_heartbeat("w1@node", host="node", device="cuda:0", queues=["gpu", "cpu"],
+                           pid=42, started=True)
+    store.set_worker_job("w1@node", "abc")
+    (w,) = store.workers()
+    assert (w.host, w.device, w.queues, w.current_job_id) == ("node", "cuda:0",
+                                                             ("gpu", "cpu"), "abc")
+    assert store.workers(online_within_s=-1) == []
+    store.worker_gone("w1@node")
+    assert store.workers(online_within_s=None) == []

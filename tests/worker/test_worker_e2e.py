@@ -1,0 +1,137 @@
+"""Real workers, real Redis: a run to DONE, kill -9 and resume, a flushed broker, two workers,
+cancel, and a dashboard-like reader on SQLite. Measurements go to the closing note."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import Lab, report
+
+from db.access import SYSTEM
+from db.entities import CANCELLED, DONE, QUEUED, RUNNING
+from db.store import Store
+
+pytestmark = pytest.mark.services
+
+
+def steps_of(lab: Lab, run_id: str, name: str = "loss_bits") -> list[int]:
+    return [p.step for p in lab.store.metric_series(run_id, name, viewer=SYSTEM)]
+
+
+class Reader(threading.Thread):
+    """Polls a run's metrics and state the way a live dashboard page does; counts errors."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.store, self.run_id = Store.from_env(), run_id
+        self.stop, self.errors, self.polls = threading.Event(), [], 0
+
+    def run(self) -> None:
+        last = None
+        while not self.stop.is_set():
+            try:
+                self.store.get_run(self.run_id, viewer=SYSTEM)
+                new = self.store.metrics(self.run_id, viewer=SYSTEM, after_step=last)
+                last = max((p.step for s in new.values() for p in s), default=last)
+                self.store.latest_metrics(self.run_id, viewer=SYSTEM)
+                self.polls += 1
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                self.errors.append(repr(exc))
+            time.sleep(0.02)
+
+
+def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
+    lab.start_worker()
+    lab.wait_for("the worker's heartbeat", lambda: lab.store.workers(), timeout=60)
+    t0 = time.time()
+    run_id = lab.submit("train.steps=300", "train.gallery_every=100")
+    reader = Reader(run_id)
+    reader.start()
+    running = lab.wait_state(run_id, RUNNING, DONE)
+    t_running = time.time()
+    run = lab.wait_state(run_id, DONE, timeout=120)
+    reader.stop.set()
+    reader.join()
+    report(f"submit-to-running latency: {running.started_at.timestamp() - t0:.2f}s "
+           f"(seen by polling after {t_running - t0:.2f}s)")
+    assert reader.errors == [] and reader.polls > 10
+    assert run.progress == 1.0 and run.host and run.device == "cpu"
+    assert run.final_bound_bits is not None and run.final_bound_stderr is not None
+    holdout = steps_of(lab, run_id, "k_holdout_bits")
+    assert holdout and holdout[-1] == 300
+    assert steps_of(lab, run_id) == list(range(10, 301, 10))
+    galleries = lab.store.list_artifacts(run_id, viewer=SYSTEM, kind="gallery_png")
+    assert [a.step for a in galleries] == [100, 200, 300]
+    assert all(a.thumb_sha256 for a in galleries)
+    assert lab.store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM).step == 300
+    shown = lab.cli("show", run_id).stdout
+    assert "DONE" in shown and "K(holdout)" in shown
+    assert run_id in lab.cli("runs").stdout
+
+
+def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
+    first = lab.start_worker("a")
+    run_id = lab.submit("train.steps=1500", "train.checkpoint_every_s=1", "train.eval_every=100")
+    run = lab.wait_for("a checkpoint and progress past it",
+                       lambda: (r := lab.run(run_id)).checkpoint_step and
+                       r.step > r.checkpoint_step + 20 and r, timeout=120)
+    lab.kill9(first)
+    killed_at = time.time()
+    ckpt = lab.run(run_id).checkpoint_step
+    assert ckpt is not None and 0 < ckpt < 1500
+    lab.start_worker("b")
+    resumed = lab.wait_for("training after the restart", lambda: [
+        p for p in lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM,
+                                           after_step=ckpt) if p.wall_time > killed_at])
+    report(f"kill -9 to resumed training: {resumed[0].wall_time - killed_at:.2f}s "
+           f"(lease {lab.env['DIFFLAB_LEASE_S']}s, reconcile every "
+           f"{lab.env['DIFFLAB_RECONCILE_S']}s; resumed at step {resumed[0].step}, "
+           f"checkpoint {ckpt}, killed near step {run.step})")
+    done = lab.wait_state(run_id, DONE, timeout=150)
+    points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
+    assert [p.step for p in points] == list(range(10, 1501, 10))  # no gap, no duplicate
+    before = [p for p in points if p.step <= ckpt]
+    assert before and all(p.wall_time < killed_at for p in before)  # kept, not redone
+    assert steps_of(lab, run_id, "k_holdout_bits") == list(range(100, 1501, 100))
+    assert lab.store.train_job(run_id).attempts == 2 and done.final_bound_bits is not None
+
+
+def test_broker_flushed_while_queued(lab: Lab) -> None:
+    import redis
+
+    run_id = lab.submit("train.steps=50")
+    assert lab.run(run_id).state == QUEUED
+    client = redis.Redis.from_url(lab.redis_url)
+    assert client.llen("gpu") == 1
+    client.flushdb()
+    lab.start_worker()
+    run = lab.wait_state(run_id, DONE, timeout=120)
+    job = lab.store.train_job(run_id)
+    assert job.attempts == 1 and run.progress == 1.0
+
+
+def test_two_workers_four_jobs_each_once(lab: Lab) -> None:
+    lab.start_worker("a")
+    lab.start_worker("b")
+    ids = [lab.submit("train.steps=150", f"train.seed={i}") for i in range(4)]
+    for run_id in ids:
+        lab.wait_state(run_id, DONE, timeout=150)
+    for run_id in ids:
+        assert lab.store.train_job(run_id).attempts == 1
+        assert steps_of(lab, run_id) == list(range(10, 151, 10))
+    log = lab.logs()
+    for run_id in ids:
+        assert log.count(f"run {run_id}: training") == 1
+
+
+def test_cancel_mid_run_keeps_checkpoint(lab: Lab) -> None:
+    lab.start_worker()
+    run_id = lab.submit("train.steps=20000", "train.checkpoint_every_s=1")
+    lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
+    assert "cancel requested" in lab.cli("cancel", run_id).stdout
+    run = lab.wait_state(run_id, CANCELLED, timeout=60)
+    ckpt = lab.store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM)
+    assert ckpt is not None and run.checkpoint_step == ckpt.step
+    assert ckpt.step < 20000 and run.step >= ckpt.step

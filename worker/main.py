@@ -1,0 +1,47 @@
+"""`difflab worker`: check the services, pick and announce the device, run a Celery worker.
+
+One job at a time per process (prefork, concurrency 1 by default: one process per GPU).
+"""
+
+from __future__ import annotations
+
+import os
+
+from db import settings
+from db.store import Store
+from worker import broker, runtime
+from worker.app import QUEUES, redis_url
+
+
+def prepare(queues: list[str]) -> tuple[Store, str]:
+    """Check the broker and database (one-line errors), migrate SQLite, pick the device."""
+    unknown = [q for q in queues if q not in QUEUES]
+    if not queues or unknown:
+        raise ValueError(f"queues must be among {','.join(QUEUES)}, not {','.join(queues)}")
+    broker.check(redis_url())
+    store = Store.from_env()
+    store.check()
+    if store.dialect == "sqlite" and not store.is_current():
+        store.upgrade()
+    device = runtime.detect_device()
+    os.environ["DIFFLAB_WORKER_DEVICE"] = device  # children inherit the announced device
+    os.environ["DIFFLAB_WORKER_QUEUES"] = ",".join(queues)
+    return store, device
+
+
+def run(queues: list[str], *, concurrency: int = 1, loglevel: str = "INFO") -> int:
+    store, device = prepare(queues)
+    name = f"difflab-{os.getpid()}@{runtime.host()}"
+    print(f"difflab worker {name}: host {runtime.host()}, device {device}, "
+          f"queues {','.join(queues)}, database {settings.redact(store.url)}, "
+          f"broker {broker.redact(redis_url())}", flush=True)
+    store.dispose()  # no sockets shared with forked children
+    from worker.app import app
+
+    app.conf.broker_url = redis_url()
+    app.worker_main([
+        "worker", "-Q", ",".join(queues), "-c", str(concurrency), "-n", name,
+        "-P", "prefork", "--loglevel", loglevel, "--without-gossip", "--without-mingle",
+        "--without-heartbeat",
+    ])
+    return 0

@@ -1,0 +1,92 @@
+"""Per-process state of a worker: its store, identity, device, lease settings, and the
+background threads of the main process (heartbeat, reconciler).
+
+Environment:
+  DIFFLAB_LEASE_S        a job's lease; renewed every third of it (default 60)
+  DIFFLAB_RECONCILE_S    how often the reconciler runs in each worker (default 30)
+  DIFFLAB_RECONCILE_GRACE_S  a QUEUED job absent from the broker this long after it was
+                         sent is re-sent (default 10)
+  DIFFLAB_WORKER_DEVICE  skip detection and use this device (cpu, cuda, cuda:1, mps)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+from db.store import Store
+
+log = logging.getLogger("difflab.worker")
+
+_store: Store | None = None
+_store_pid: int | None = None
+
+
+def lease_s() -> float:
+    return float(os.environ.get("DIFFLAB_LEASE_S") or 60)
+
+
+def reconcile_s() -> float:
+    return float(os.environ.get("DIFFLAB_RECONCILE_S") or 30)
+
+
+def reconcile_grace_s() -> float:
+    return float(os.environ.get("DIFFLAB_RECONCILE_GRACE_S") or 10)
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def get_store() -> Store:
+    """This process's store (a forked child makes its own engine, never shares sockets)."""
+    global _store, _store_pid
+    if _store is None or _store_pid != os.getpid():
+        if _store is not None:
+            _store.engine.dispose(close=False)
+        _store, _store_pid = Store.from_env(), os.getpid()
+    return _store
+
+
+def detect_device() -> str:
+    """cuda, then mps, then cpu; probed in a subprocess so the parent never initialises CUDA
+    before forking. `DIFFLAB_WORKER_DEVICE` overrides."""
+    forced = os.environ.get("DIFFLAB_WORKER_DEVICE")
+    if forced:
+        return forced
+    code = "from diffusion.device import pick_device; print(pick_device('auto'))"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, check=True)
+        return out.stdout.strip().splitlines()[-1] or "cpu"
+    except (subprocess.SubprocessError, OSError, IndexError):
+        return "cpu"
+
+
+def device() -> str:
+    """The device this worker announced (set by `difflab worker` in the environment)."""
+    return os.environ.get("DIFFLAB_WORKER_DEVICE") or "cpu"
+
+
+class Ticker(threading.Thread):
+    """Call `fn` every `interval` seconds until stopped (errors are logged, not raised)."""
+
+    def __init__(self, name: str, interval: float, fn: object) -> None:
+        super().__init__(name=name, daemon=True)
+        self.interval, self.fn = interval, fn
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.fn()  # type: ignore[operator]
+            except Exception:
+                log.exception("%s failed", self.name)
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()

@@ -1,0 +1,57 @@
+"""Worker life-cycle hooks: heartbeat and reconciler threads in the main process, a fresh
+store in every forked child."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import signals
+
+from worker import runtime
+
+log = logging.getLogger("difflab.worker")
+_threads: list[runtime.Ticker] = []
+
+
+@signals.worker_process_init.connect
+def _child_init(**_: Any) -> None:
+    runtime._store = None  # the child builds its own engine on first use
+
+
+@signals.worker_ready.connect
+def _ready(sender: Any = None, **_: Any) -> None:
+    name = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
+    queues = os.environ.get("DIFFLAB_WORKER_QUEUES", "gpu,cpu").split(",")
+    device = runtime.device()
+
+    def beat() -> None:
+        runtime.get_store().worker_heartbeat(name, host=runtime.host(), device=device,
+                                             queues=queues, pid=os.getpid())
+
+    def reconcile() -> None:
+        from worker.reconcile import reconcile as run
+
+        run(runtime.get_store(), grace_s=runtime.reconcile_grace_s())
+
+    runtime.get_store().worker_heartbeat(name, host=runtime.host(), device=device,
+                                         queues=queues, pid=os.getpid(), started=True)
+    for ticker in (runtime.Ticker("heartbeat", 10.0, beat),
+                   runtime.Ticker("reconciler", runtime.reconcile_s(), reconcile)):
+        ticker.start()
+        _threads.append(ticker)
+    log.info("worker %s ready: host %s, device %s, queues %s", name, runtime.host(), device,
+             ",".join(queues))
+
+
+@signals.worker_shutdown.connect
+def _shutdown(sender: Any = None, **_: Any) -> None:
+    for ticker in _threads:
+        ticker.stop()
+    name = getattr(sender, "hostname", None)
+    if name:
+        try:
+            runtime.get_store().worker_gone(name)
+        except Exception:
+            log.exception("could not remove worker %s from the workers table", name)

@@ -1,0 +1,141 @@
+"""The body of the train task: claim the job, restore the latest checkpoint, train, record.
+
+Resuming: the run folder (`<data dir>/runs/<run id>`) is made to hold exactly the checkpoint
+recorded in the store (fetched from the artifact store if this host lacks it, so a worker on
+another host can resume); metric points and galleries after that step are deleted first, so
+no step is written twice and no finished step is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+from db import settings
+from db.access import SYSTEM
+from db.artifacts import sha256_file
+from db.entities import CANCELLED, DONE, FAILED
+from db.errors import LeaseLost
+from db.store import Store
+from db.store_jobs import Lease
+from worker import runtime
+from worker.lease import LeaseKeeper
+from worker.sink import StoreSink
+
+log = logging.getLogger("difflab.worker")
+RESUMABLE_KINDS = ("gallery", "gallery_png", "trajectory")
+
+
+def run_dir(run_id: str) -> Path:
+    return settings.data_dir() / "runs" / run_id
+
+
+def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> int:
+    """Put the store's latest checkpoint in the run folder; drop later points. Returns its step."""
+    folder = run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    local = folder / "checkpoint.pt"
+    art = store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM)
+    if art is None:
+        local.unlink(missing_ok=True)
+        step = 0
+    else:
+        if not local.exists() or sha256_file(local) != art.sha256:
+            tmp = folder / "checkpoint.pt.restore"
+            tmp.write_bytes(store.artifacts.get(art.sha256))
+            os.replace(tmp, local)
+        step = int(art.step or 0)
+    store.truncate_metrics(run_id, step, lease=lease)
+    store.truncate_artifacts(run_id, step, kinds=RESUMABLE_KINDS, lease=lease)
+    return step
+
+
+def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
+    store = runtime.get_store()
+    device = runtime.device()
+    claim = store.claim_job(job_id, celery_id, worker=worker_name, host=runtime.host(),
+                            device=device, lease_s=runtime.lease_s())
+    if not claim.ok or claim.job is None:
+        log.info("train job %s not taken: %s", job_id, claim.reason)
+        return claim.reason
+    job = claim.job
+    assert job.lease_owner is not None
+    lease = Lease(job.id, job.lease_owner)
+    keeper = LeaseKeeper(store, lease, runtime.lease_s())
+    keeper.start()
+    store.set_worker_job(worker_name, job.id)
+    try:
+        return _train(store, job.run_id, lease, keeper, device)
+    except LeaseLost:
+        log.warning("train job %s: lease lost, leaving the run to its new worker", job_id)
+        return "lease lost"
+    finally:
+        keeper.close()
+        store.set_worker_job(worker_name, None)
+
+
+def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device: str) -> str:
+    from diffusion.config import ConfigError, RunConfig
+
+    run = store.get_run(run_id, viewer=SYSTEM)
+    try:
+        config = RunConfig.from_dict(run.config)
+    except ConfigError as exc:
+        store.finish_job(lease, FAILED, error=f"invalid config: {exc}")
+        return FAILED
+    resume_step = prepare_run_dir(store, run_id, lease)
+    log.info("run %s: training on %s from step %d", run_id, device, resume_step)
+    sink = StoreSink(store, run_id, lease)
+    sink.step, sink.total = resume_step, config.train.steps
+    train_device = "cpu" if run.device_request == "cpu" else device
+    try:
+        result = _call_engine(config, run_dir(run_id), sink, keeper.should_stop, train_device)
+        sink.flush()
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        if keeper.lost.is_set():
+            raise LeaseLost(str(exc)) from exc
+        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+        _safe_flush(sink)
+        store.finish_job(lease, FAILED, error=f"{type(exc).__name__}: {exc}")
+        return FAILED
+    if keeper.lost.is_set():
+        raise LeaseLost("stopped after losing the lease")
+    status = getattr(result, "status", "done")
+    if status == "stopped":
+        store.finish_job(lease, CANCELLED, message=f"cancelled at step {sink.step}")
+        return CANCELLED
+    bound = _final_bound(result) or sink.final_bound
+    store.finish_job(lease, DONE, final_bound=bound, message="done")
+    return DONE
+
+
+def _call_engine(config: Any, out_dir: Path, sink: StoreSink, should_stop: Any,
+                 device: str) -> Any:
+    from diffusion.train import train
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return train(config, out_dir, on_event=sink, should_stop=should_stop, device=device)
+
+
+def _final_bound(result: Any) -> tuple[float, float] | None:
+    est = getattr(result, "k_holdout", None)
+    if est is None:
+        return None
+    return float(est.bits), float(est.stderr_bits)
+
+
+def _safe_flush(sink: StoreSink) -> None:
+    try:
+        sink.flush()
+    except Exception:
+        log.exception("could not write the last metric points")
+
+
+def clear_run_dir(run_id: str) -> None:
+    shutil.rmtree(run_dir(run_id), ignore_errors=True)
