@@ -1,7 +1,12 @@
 """Diffusion Lab dashboard: the entry point. It only routes (st.navigation).
 
-Run with `streamlit run dashboard/app.py`. In team mode (DIFFLAB_TEAM_MODE=1) only the
-sign-in page exists until someone signs in; without it the single local user is the viewer.
+Run with `streamlit run dashboard/app.py`. Without team mode the single local user is the
+viewer. In team mode (DIFFLAB_TEAM_MODE=1), until someone signs in every address shows the
+sign-in page (so a deep link such as /shared?token=... opens its page right after sign-in).
+
+The page scripts live in dashboard/views/, not dashboard/pages/: a `pages/` folder beside
+the entry file switches Streamlit to its older automatic page discovery, which bypasses
+this router.
 """
 
 from __future__ import annotations
@@ -15,36 +20,35 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT.parent) not in sys.path:  # `streamlit run dashboard/app.py` from anywhere
     sys.path.insert(0, str(ROOT.parent))
 
-from dashboard.auth import NEXT_PAGE  # noqa: E402
+from dashboard import session_cookie  # noqa: E402
 from dashboard.services import current_user, team_mode  # noqa: E402
+
+PAGES = (  # url path, title, icon, section
+    ("runs", "Runs", "table_rows", "Lab"),
+    ("new_run", "New run", "add_circle", "Lab"),
+    ("run", "Run", "monitoring", "Lab"),
+    ("gallery", "Gallery", "photo_library", "Lab"),
+    ("posterior", "Denoise and inpaint", "auto_fix_high", "Lab"),
+    ("team", "Team", "group", "Team"),
+    ("shared", "Shared link", "link", "Team"),
+    ("status", "Status", "dns", "Team"),
+)
 
 st.set_page_config(page_title="Diffusion Lab", page_icon=":material/blur_on:", layout="wide")
 
-
-def page(name: str, title: str, icon: str, *, default: bool = False) -> st.Page:
-    return st.Page(ROOT / "pages" / f"{name}.py", title=title, icon=f":material/{icon}:",
-                   url_path=name, default=default)
-
-
 if team_mode() and current_user() is None:
-    navigation = st.navigation([page("sign_in", "Sign in", "login", default=True)])
+    sign_in = ROOT / "views" / "sign_in.py"
+    navigation = st.navigation(
+        [st.Page(sign_in, title="Sign in", url_path=path, default=path == "runs")
+         for path, *_ in PAGES],
+        position="hidden",
+    )
 else:
-    shared = page("shared", "Shared link", "link")
-    navigation = st.navigation({
-        "Lab": [
-            page("runs", "Runs", "table_rows", default=True),
-            page("new_run", "New run", "add_circle"),
-            page("run", "Run", "monitoring"),
-            page("gallery", "Gallery", "photo_library"),
-            page("posterior", "Denoise and inpaint", "auto_fix_high"),
-        ],
-        "Team": [
-            page("team", "Team", "group"),
-            shared,
-            page("status", "Status", "dns"),
-        ],
-    })
-    destination = st.session_state.pop(NEXT_PAGE, None)  # a deep link opened before sign-in
-    if destination and destination.get("token"):
-        st.switch_page(shared, query_params={"token": destination["token"]})
+    sections: dict[str, list[st.Page]] = {}
+    for path, title, icon, section in PAGES:
+        sections.setdefault(section, []).append(st.Page(
+            ROOT / "views" / f"{path}.py", title=title, icon=f":material/{icon}:",
+            url_path=path, default=path == "runs"))
+    navigation = st.navigation(sections)
+session_cookie.flush()  # keep (or end) the sign-in across reloads
 navigation.run()

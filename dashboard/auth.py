@@ -6,30 +6,18 @@ message for the person at the keyboard; failures never say whether a username ex
 
 from __future__ import annotations
 
-import streamlit as st
-
-from dashboard.services import sign_in
+from dashboard import services
 from db.errors import StoreError
 from db.store import Store
 
 BAD_LOGIN = "Wrong username or password."
-NEXT_PAGE = "difflab_after_sign_in"
-
-
-def remember_destination() -> None:
-    """Keep a deep link (share token, run id) to open once the person has signed in."""
-    params = {k: st.query_params.get(k) for k in ("token", "id", "share") if k in st.query_params}
-    if params and NEXT_PAGE not in st.session_state:
-        st.session_state[NEXT_PAGE] = params
-
-
 def try_sign_in(store: Store, username: str, password: str) -> str | None:
     if not username.strip() or not password:
         return "Enter your username and password."
     user = store.authenticate(username.strip(), password)
     if user is None:
         return BAD_LOGIN
-    sign_in(user)
+    services.sign_in(user)
     return None
 
 
@@ -38,7 +26,7 @@ def accept_invite(store: Store, token: str, username: str, password: str) -> str
         user = store.accept_invite(token, username.strip(), password)
     except StoreError as exc:
         return str(exc)
-    sign_in(user)
+    services.sign_in(user)
     return None
 
 
@@ -50,5 +38,5 @@ def create_first_admin(store: Store, username: str, password: str) -> str | None
         user = store.create_user(username.strip(), password, is_admin=True)
     except StoreError as exc:
         return str(exc)
-    sign_in(user)
+    services.sign_in(user)
     return None

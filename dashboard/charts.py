@@ -96,7 +96,7 @@ def bound_curves(
                 line=dict(color=COLORS[i % len(COLORS)], width=2),
             )
         )
-    _reference(fig, paper_k_bits, "paper K - L_null", "#555555", "dash")
+    _reference(fig, paper_k_bits, "paper K", "#555555", "dash")
     _reference(fig, true_ll_bits, "true log-likelihood", "#2ca02c", "dot")
     if not fig.data:
         _empty_note(fig, "No bound evaluated yet: the first point appears after the first eval.")

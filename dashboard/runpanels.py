@@ -21,7 +21,7 @@ from dashboard.rundata import (
     sample_kind,
 )
 from dashboard.services import share_url
-from dashboard.widgets import run_header
+from dashboard.widgets import enlarge, run_header
 from db.entities import ACTIVE_STATES, Run, User
 from db.errors import NotFound, StoreError
 from db.media import to_png
@@ -94,8 +94,8 @@ def samples_panel(store: Store, viewer: User, run: Run) -> None:
             index = steps.index(step)
         art = arts[index]
         if kind == "images":
-            st.image(store.artifact_bytes(art, viewer=viewer),
-                     caption=f"Samples at step {art.step}", width=min(640, art.width or 640))
+            st.image(enlarge(store.artifact_bytes(art, viewer=viewer), 512),
+                     caption=f"Samples at step {art.step}", width="content")
         else:
             arr = load_array(store, art, viewer)
             if arr is None:
@@ -119,7 +119,7 @@ def trajectory_view(store: Store, viewer: User, run: Run, kind: str) -> None:
     if kind == "points" and traj.ndim == 3:
         st.plotly_chart(charts.trajectory_animation(traj), key="run_traj", width="stretch")
     elif traj.ndim >= 3:
-        st.image(to_png(trajectory_strip(traj)), width="stretch")
+        st.image(enlarge(to_png(trajectory_strip(traj)), 900), width="content")
 
 
 def trajectory_strip(traj: np.ndarray, frames: int = 10) -> np.ndarray:

@@ -12,12 +12,14 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import session_cookie
 from db.entities import User
 from db.errors import NotFound, StoreError
 from db.settings import artifact_dir, database_url
 from db.store import Store
 
 USER_KEY = "difflab_user_id"
+SIGNED_OUT = "difflab_signed_out"  # this session signed out: ignore the (stale) cookie
 
 
 def team_mode() -> bool:
@@ -44,6 +46,10 @@ def current_user() -> User | None:
     if not team_mode():
         return store.local_user()
     user_id = st.session_state.get(USER_KEY)
+    if user_id is None and not st.session_state.get(SIGNED_OUT):
+        user_id = session_cookie.user_id_from_cookie()
+        if user_id is not None:
+            st.session_state[USER_KEY] = user_id
     if user_id is None:
         return None
     try:
@@ -63,11 +69,16 @@ def require_user() -> User:
 
 
 def sign_in(user: User) -> None:
+    """Sign in for this browser session, and (by cookie) for reloads in the next week."""
     st.session_state[USER_KEY] = user.id
+    st.session_state.pop(SIGNED_OUT, None)
+    session_cookie.remember(user.id)
 
 
 def sign_out() -> None:
     st.session_state.pop(USER_KEY, None)
+    st.session_state[SIGNED_OUT] = True
+    session_cookie.forget()
 
 
 def query_param(name: str) -> str | None:

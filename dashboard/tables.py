@@ -12,12 +12,20 @@ import pandas as pd
 
 from db.entities import QUEUED, Run
 
-STATE_ICONS = {
-    "QUEUED": "⏳ queued",
-    "RUNNING": "▶️ running",
-    "DONE": "✅ done",
-    "FAILED": "❌ failed",
-    "CANCELLED": "⏹️ cancelled",
+STATE_LABELS = {
+    "QUEUED": "queued",
+    "RUNNING": "running",
+    "DONE": "done",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
+# Markdown badges for the run header (Material icons: no emoji font needed in the browser)
+STATE_BADGES = {
+    "QUEUED": ":gray-badge[:material/schedule: queued]",
+    "RUNNING": ":blue-badge[:material/play_arrow: running]",
+    "DONE": ":green-badge[:material/check_circle: done]",
+    "FAILED": ":red-badge[:material/error: failed]",
+    "CANCELLED": ":orange-badge[:material/stop_circle: cancelled]",
 }
 
 
@@ -62,7 +70,7 @@ def runs_frame(runs: Sequence[Run], positions: Mapping[str, int] | None = None) 
         rows.append({
             "id": run.id,
             "name": run.name,
-            "state": STATE_ICONS.get(run.state, run.state),
+            "state": STATE_LABELS.get(run.state, run.state),
             "progress": float(run.progress),
             "queue": positions.get(run.id),
             "data set": _cfg(run, "data", "name"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 
 import streamlit as st
+from PIL import Image
 
-from dashboard.tables import STATE_ICONS
+from dashboard.tables import STATE_BADGES
 from db.entities import Run
 
 
@@ -20,7 +22,7 @@ def run_header(run: Run) -> None:
     """Title line of a run: name, state, progress, who and where."""
     st.title(run.name)
     cols = st.columns([2, 3, 3])
-    cols[0].markdown(f"**{STATE_ICONS.get(run.state, run.state)}**")
+    cols[0].markdown(STATE_BADGES.get(run.state, run.state))
     total = run.total_steps or (run.config.get("train") or {}).get("steps") or 0
     cols[1].progress(run.progress, text=f"step {run.step:,} of {total:,}")
     where = f"{run.host} / {run.device}" if run.host else f"requested: {run.device_request}"
@@ -31,3 +33,15 @@ def run_header(run: Run) -> None:
 
 def run_label(run: Run) -> str:
     return f"{run.name} · {run.state.lower()} · {run.id}"
+
+
+def enlarge(png: bytes, side: int = 512) -> bytes:
+    """Small pictures scaled up by a whole factor with nearest-neighbour (crisp pixels)."""
+    img = Image.open(io.BytesIO(png))
+    factor = side // max(img.size)
+    if factor < 2:
+        return png
+    img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -52,6 +52,7 @@ ARTIFACT_KINDS: Final = (
     "posterior_samples",
     "posterior_mean",
     "posterior_std",
+    "posterior_input",  # the noisy or masked input a posterior was computed from
     "evaluation",
     "report",
 )

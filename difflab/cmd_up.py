@@ -192,8 +192,7 @@ class Lab:
     def start_worker(self, index: int) -> None:
         name = f"worker-{index}"
         argv = [sys.executable, "-m", "difflab", "worker"]
-        env = dict(self.env, DIFFLAB_WORKER_NAME=name)
-        child = self.sup.start(name, argv, env, stage=1, grace_s=self.opts.worker_grace_s)
+        child = self.sup.start(name, argv, self.env, stage=1, grace_s=self.opts.worker_grace_s)
         start = child.log_path.stat().st_size
         self.sup.wait_until(
             child,

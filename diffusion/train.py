@@ -179,10 +179,11 @@ class _Trainer:
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.optimizer.step()
-        if self.ema is not None:
+        if self.ema is not None:  # decay warms up: min(ema, (1 + n) / (10 + n))
+            decay = min(tc.ema, (1 + self.step) / (10 + self.step))
             with torch.no_grad():
                 for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                    pe.lerp_(p, 1 - tc.ema)
+                    pe.lerp_(p, 1 - decay)
         return float(-k.mean().detach() / LN2 / self.bundle.unit_divisor)
 
     def eval_model(self) -> DiffusionModel:

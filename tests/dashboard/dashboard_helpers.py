@@ -92,7 +92,7 @@ def app_test(page: str | None = None, *, query: dict | None = None, timeout: flo
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     at.run()
     if page is not None:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         if query:
             at.query_params.update(query)
         at.run()

@@ -68,7 +68,7 @@ def test_admin_creates_an_invite_link(team):
     team.create_user("ada", "ada password 1", is_admin=True)
     at = app_test()
     _sign_in(at, "ada", "ada password 1")
-    at.switch_page("pages/team.py").run()
+    at.switch_page("views/team.py").run()
     next(b for b in at.button if b.key == "team_invite").click()
     at.run()
     assert any("?invite=" in c.value for c in at.code)
@@ -85,7 +85,7 @@ def test_share_link_opens_for_team_and_is_refused_outside(team):
 
     at = app_test()
     _sign_in(at, "bob", "bobs password 1")
-    at.switch_page("pages/shared.py")
+    at.switch_page("views/shared.py")
     at.query_params["token"] = team_link.token
     at.run()
     assert not at.exception
@@ -100,7 +100,7 @@ def test_share_link_opens_for_team_and_is_refused_outside(team):
     at.run()
     assert "team roll" in [t.value for t in at.title]
     # the Runs page lists the team run but not the private one
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert list(at.dataframe[0].value["name"]) == ["team roll"]
 
 
@@ -109,8 +109,25 @@ def test_share_link_before_sign_in_opens_after_it(team):
     run = make_run(team, ada, name="deep linked", visibility="team")
     link = team.create_share_link([run.id], viewer=ada)
     at = app_test()
+    # a browser opening /shared?token=...: the signed-out router shows sign-in at that path
+    from streamlit.testing.v1 import app_test as apptest_module
+
+    at._page_hash = apptest_module.calc_hash("shared")  # AppTest has no public URL setter
     at.query_params["token"] = link.token
     at.run()
+    assert "deep linked" not in texts(at)
     _sign_in(at, "ada", "ada password 1")
     assert not at.exception
     assert "deep linked" in [t.value for t in at.title]
+
+
+def test_sign_out(team):
+    team.create_user("bob", "bobs password 1")
+    at = app_test()
+    _sign_in(at, "bob", "bobs password 1")
+    at.switch_page("views/team.py").run()
+    next(b for b in at.button if b.key == "team_sign_out").click()
+    at.run()
+    assert [t.value for t in at.title] == ["Diffusion Lab"]
+    at.run()
+    assert [t.value for t in at.title] == ["Diffusion Lab"]

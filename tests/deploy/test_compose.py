@@ -125,6 +125,10 @@ def test_every_long_running_service_has_a_healthcheck(config: dict[str, Any]) ->
         check = config["services"][name].get("healthcheck")
         assert check and check.get("test"), f"{name} has no healthcheck"
     assert "/_stcore/health" in " ".join(config["services"]["dashboard"]["healthcheck"]["test"])
+    for name in ("dashboard", "worker"):
+        test = config["services"][name]["healthcheck"]["test"]
+        if test[:3] == ["CMD", "python", "-c"]:
+            compile(test[3], f"{name} healthcheck", "exec")
 
 
 def test_start_order_waits_for_health_and_migration(config: dict[str, Any]) -> None:

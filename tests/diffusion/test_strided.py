@@ -121,3 +121,38 @@ def test_strided_denoising_matches_its_recursion() -> None:
                       generator=torch.Generator().manual_seed(4))
     assert torch.all((x.mean(0) - c * y).abs() < Z * math.sqrt(v / n))
     assert torch.all((x.var(0) - v).abs() < Z * v * math.sqrt(2 / n))
+
+
+def test_strided_bound_of_the_oracle_is_the_true_log_likelihood() -> None:
+    """Data from pi, exact kernels: K_S = E log N(x0; 0, I) = -(D/2) log(2 pi e) for every S."""
+    from diffusion.gaussian import GaussianDiffusion
+    from diffusion.strided import reverse_strided_bound
+
+    rev = oracle(40)
+    n, D = 4000, 3
+    x0 = torch.randn(n, D, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    truth = -0.5 * D * math.log(2 * math.pi * math.e)
+    for S in (None, 10, 3):
+        k = reverse_strided_bound(rev, GaussianDiffusion(), x0, S,
+                                  torch.Generator().manual_seed(6))
+        assert abs(k.mean().item() - truth) < Z * k.std().item() / math.sqrt(n), S
+
+
+def test_strided_bound_with_all_steps_matches_the_core_bound() -> None:
+    from diffusion.bound import evaluate_bound
+    from diffusion.model import DiffusionModel
+    from diffusion.presets import PRESETS
+    from diffusion.strided import strided_bound
+
+    torch.manual_seed(0)
+    model = DiffusionModel(PRESETS["digits-smoke"], (1, 8, 8), "images")
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = 0.8 * torch.randn(300, 1, 8, 8, generator=torch.Generator().manual_seed(1),
+                          dtype=torch.float64)
+    a = evaluate_bound(model, x, torch.Generator().manual_seed(2)).per_example
+    b = strided_bound(model, x, None, torch.Generator().manual_seed(3))
+    se = math.sqrt(a.var().item() / 300 + b.var().item() / 300)
+    assert abs(a.mean().item() - b.mean().item()) < Z * se
+    assert strided_bound(model, x, 5, torch.Generator().manual_seed(3)).mean() < b.mean()

@@ -3,15 +3,17 @@ cancel, and a dashboard-like reader on SQLite. Measurements go to the closing no
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
-from conftest import Lab, report
+from worker_lab import Lab, report
 
 from db.access import SYSTEM
 from db.entities import CANCELLED, DONE, QUEUED, RUNNING
 from db.store import Store
+from worker import api
 
 pytestmark = pytest.mark.services
 
@@ -69,15 +71,29 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
     shown = lab.cli("show", run_id).stdout
     assert "DONE" in shown and "K(holdout)" in shown
     assert run_id in lab.cli("runs").stdout
+    # jobs against the trained run, results stored as artifacts of each job
+    owner = lab.store.local_user()
+    sample = api.submit_job(lab.store, "sample", run_id, {"n": 32, "seed": 1}, owner)
+    evaluate = api.submit_job(lab.store, "evaluate", run_id, {"k": 1}, owner)
+    for job in (sample, evaluate):
+        lab.wait_for(f"{job.kind} job", lambda j=job: lab.store.get_job(
+            j.id, viewer=SYSTEM).state in (DONE, "FAILED"), timeout=60)
+        done = lab.store.get_job(job.id, viewer=SYSTEM)
+        assert done.state == DONE, done.error
+    kinds = {a.kind for a in lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=sample.id)}
+    assert kinds == {"samples", "sample_grid"}
+    (ev,) = lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=evaluate.id)
+    assert json.loads(lab.store.artifact_bytes(ev, viewer=SYSTEM))["k"] == 1
 
 
 def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     first = lab.start_worker("a")
     run_id = lab.submit("train.steps=1500", "train.checkpoint_every_s=1", "train.eval_every=100")
-    run = lab.wait_for("a checkpoint and progress past it",
-                       lambda: (r := lab.run(run_id)).checkpoint_step and
-                       r.step > r.checkpoint_step + 20 and r, timeout=120)
+    lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
+    time.sleep(0.7)  # mid-way between two checkpoints
     lab.kill9(first)
+    run = lab.run(run_id)
+    assert run.state == RUNNING
     killed_at = time.time()
     ckpt = lab.run(run_id).checkpoint_step
     assert ckpt is not None and 0 < ckpt < 1500

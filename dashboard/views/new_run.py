@@ -114,5 +114,5 @@ if errors:
         st.error(f"Nothing was queued: {len(errors)} field(s) need attention (see above).")
 if created := st.session_state.get(CREATED):
     st.success(f"Queued run `{created}`.")
-    st.page_link("pages/run.py", label="Open the run page", icon=":material/monitoring:",
+    st.page_link("views/run.py", label="Open the run page", icon=":material/monitoring:",
                  query_params={"id": created})

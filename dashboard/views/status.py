@@ -33,7 +33,8 @@ def status() -> None:
     else:
         st.info("No worker has reported in the last minute. Start one with `difflab worker`.")
     st.subheader("Jobs by state")
-    st.dataframe([counts], hide_index=True)
+    st.dataframe([{"state": k, "jobs": v} for k, v in sorted(counts.items())],
+                 hide_index=True, width="content")
     st.subheader("Recent failures")
     failures = store.recent_failures(viewer=user, limit=20)
     if not failures:

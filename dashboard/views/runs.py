@@ -64,7 +64,7 @@ def selection_actions(chosen: list) -> None:
     st.markdown(f"**{len(chosen)} selected:** " + ", ".join(f"`{r.name}`" for r in chosen))
     b = st.columns(6)
     if len(chosen) == 1:
-        b[0].page_link("pages/run.py", label="Open", icon=":material/open_in_new:",
+        b[0].page_link("views/run.py", label="Open", icon=":material/open_in_new:",
                        query_params={"id": chosen[0].id})
     if b[1].button("Cancel", icon=":material/stop_circle:", key="runs_cancel",
                    disabled=not any(r.state in ACTIVE_STATES for r in chosen)):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.auth import accept_invite, create_first_admin, remember_destination, try_sign_in
+from dashboard.auth import accept_invite, create_first_admin, try_sign_in
 from dashboard.services import get_store, query_param
 
 store = get_store()
-remember_destination()
 
 
 def show(message: str | None) -> None:

@@ -10,7 +10,7 @@ from dashboard import posterior as pst
 from dashboard.actions import ActionError, submit_posterior
 from dashboard.services import get_store, require_user
 from dashboard.uploads import IMAGE_TYPES
-from dashboard.widgets import run_label
+from dashboard.widgets import enlarge, run_label
 from db.entities import ACTIVE_STATES
 from db.media import MediaError, to_png
 
@@ -72,8 +72,8 @@ except (MediaError, pst.MaskError) as exc:
     st.stop()
 with preview:
     a, b = st.columns(2)
-    a.image(to_png(image), caption="Input (as the model sees it)", width="stretch")
-    b.image(to_png(corrupted), caption="Corrupted input", width="stretch")
+    a.image(enlarge(to_png(image), 256), caption="Input (as the model sees it)", width="stretch")
+    b.image(enlarge(to_png(corrupted), 256), caption="Corrupted input", width="stretch")
 
 if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
     try:
@@ -123,14 +123,14 @@ def results() -> None:
     pics = pst.job_pictures(store, job, user)
     st.subheader("Results")
     cols = st.columns(5)
-    cols[0].image(to_png(image), caption="Input", width="stretch")
-    cols[1].image(to_png(corrupted), caption="Corrupted input", width="stretch")
+    cols[0].image(enlarge(to_png(image), 256), caption="Input", width="stretch")
+    cols[1].image(enlarge(to_png(corrupted), 256), caption="Corrupted input", width="stretch")
     for col, pic, label in ((cols[2], pics.samples, "Samples"), (cols[3], pics.mean, "Mean"),
                             (cols[4], pics.spread, "Spread (std)")):
         if pic is None:
             col.caption(f"{label}: not stored")
         else:
-            col.image(pic, caption=label, width="stretch")
+            col.image(enlarge(pic, 256), caption=label, width="stretch")
     d = st.columns(max(1, len(pics.downloads)))
     for col, (name, (data, key)) in zip(d, pics.downloads.items(), strict=False):
         col.download_button(f"Download {name}", data, file_name=f"{job.id}-{key}",

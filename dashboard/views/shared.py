@@ -13,19 +13,30 @@ NOT_FOUND = "Not found or not shared with you."
 user = require_user()
 store = get_store()
 
-token = query_param("token")
+
+def token_from(text: str) -> str:
+    """The token of a pasted share link (or the token itself)."""
+    return text.strip().rsplit("token=", 1)[-1].split("&")[0].split("#")[0]
+
+
+def paste_box(expanded: bool) -> None:
+    with st.expander("Open another share link", expanded=expanded):
+        st.text_input("Paste a share link or its token", key="shared_paste")
+
+
+pasted = str(st.session_state.get("shared_paste") or "").strip()
+token = token_from(pasted) if pasted else query_param("token")
 if token is None:
     st.title("Shared link")
-    pasted = st.text_input("Paste a share link or its token")
-    if pasted.strip():
-        token = pasted.strip().rsplit("token=", 1)[-1].split("&")[0]
-if token is None:
+    st.caption("A share link opens a run or a comparison for anyone allowed to see it.")
+    paste_box(expanded=True)
     st.stop()
 try:
     link = store.resolve_share_link(token, viewer=user)
 except NotFound:
     st.title("Shared link")
     st.error(NOT_FOUND)
+    paste_box(expanded=True)
     st.stop()
 
 if link.is_comparison:
@@ -41,3 +52,4 @@ else:
         runpanels.samples_panel(store, user, run)
     with files:
         runpanels.files_panel(store, user, run)
+paste_box(expanded=False)

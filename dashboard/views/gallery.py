@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.gallery import PAGE_SIZE, GalleryItem, gallery_page, picture
 from dashboard.services import get_store, require_user
-from dashboard.widgets import run_label
+from dashboard.widgets import enlarge, run_label
 
 user = require_user()
 store = get_store()
@@ -32,8 +32,8 @@ def full_size(item: GalleryItem) -> None:
     if data is None:
         st.warning("This image could not be read.")
     else:
-        st.image(data, caption=item.caption, width="stretch")
-    st.page_link("pages/run.py", label="Open its run", query_params={"id": item.run.id})
+        st.image(enlarge(data, 512), caption=item.caption, width="content")
+    st.page_link("views/run.py", label="Open its run", query_params={"id": item.run.id})
 
 
 if not items:

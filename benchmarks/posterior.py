@@ -1,0 +1,251 @@
+"""Posteriors on a CPU budget: denoising, inpainting and strided sampling (Sohl-Dickstein et
+al. 2015, section 2.5, figures 3 and 5; model.md sections 8 and 11).
+
+(a) digits denoised at SNR 1 (noise variance = data variance, as in figure 3): PSNR of the
+    noisy input, of the posterior mean, and of scipy's Wiener filter (best window of 3, 5).
+(b) texture inpainting of a held-out central square (the table-1 "bark" model, gravel
+    texture, patches from the held-out bottom rows): known pixels unchanged; histogram
+    (Wasserstein-1, total variation) and power spectrum (RMS log10 ratio of the mean spectra)
+    distances of the filled region to the truth, for the paper's method, RePaint (Lugmayr et
+    al. 2022) and scikit-image's biharmonic inpainting.
+(c) strided sampling on the digits model: the bound K_S of the S-step chain and sample
+    statistics against S.
+Figures in docs/figures/ (posterior_denoise.png like figure 3, posterior_inpaint.png like
+figure 5).
+
+    python benchmarks/posterior.py --json [--digits-budget-min 8] [--bark-run DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from diffusion.imageio import save_png, tile  # noqa: E402
+from diffusion.inference import load_trained  # noqa: E402
+from diffusion.posterior import denoise, inpaint, make_mask  # noqa: E402
+from diffusion.presets import PRESETS  # noqa: E402
+from diffusion.strided import strided_bound  # noqa: E402
+
+FIGURES = ROOT / "docs" / "figures"
+DIGITS_OVERRIDES = (
+    "diffusion.T=500", "diffusion.J=10", "data.n_holdout=300",
+    "network.options.conv_layers=4", "network.options.conv_channels=20",
+    "network.options.upper=[20,20]", "train.batch_size=64", "train.optimizer=rmsprop",
+    "train.lr=0.001", "train.lr_final=0.0001", "train.lr_schedule=exponential",
+    "train.eval_every=0", "train.eval_examples=100", "train.gallery_every=0",
+    "train.gallery_size=16", "train.checkpoint_every_s=120", "train.device=cpu",
+)
+
+
+def psnr(x: np.ndarray, ref: np.ndarray, peak: float) -> float:
+    """Mean over images of 10 log10(peak^2 / MSE), x and ref (N, H, W)."""
+    mse = ((x - ref) ** 2).reshape(len(x), -1).mean(1)
+    return float(np.mean(10 * np.log10(peak**2 / mse)))
+
+
+def train_digits(out: Path, budget_s: float, steps: int = 6000):
+    from diffusion.train import train
+
+    cfg = PRESETS["digits"].with_overrides([*DIGITS_OVERRIDES, f"train.steps={steps}"])
+    t0 = time.monotonic()
+    r = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > budget_s)
+    if r.status == "stopped":
+        cfg = cfg.with_overrides([f"train.steps={max(r.step, 1)}"])
+        r = train(cfg, out)
+    return r
+
+
+def upscale(images: np.ndarray, k: int) -> np.ndarray:
+    return images.repeat(k, axis=-2).repeat(k, axis=-1)
+
+
+# ------------------------------------------------------------------------------ (a)
+def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
+    from scipy.signal import wiener
+
+    g = torch.Generator().manual_seed(seed)
+    levels = 17
+    clean = trained.bundle.holdout[:n_images, 0].double().numpy() + 0.5  # bin centres
+    sigma = trained.scaler.scale  # SNR 1: noise variance = data variance
+    noisy = clean + sigma * torch.randn(clean.shape, generator=g, dtype=torch.float64).numpy()
+    t0 = time.monotonic()
+    means, first = [], []
+    for y in noisy:
+        r = denoise(trained, y, sigma, n_samples, generator=g)
+        means.append(r.mean)
+        first.append(r.samples[0])
+    seconds = time.monotonic() - t0
+    means = np.stack(means)
+    wiener_best = {}
+    for k in (3, 5):
+        w = np.stack([wiener(y, (k, k), sigma**2) for y in noisy])
+        wiener_best[k] = (psnr(w, clean, levels), w)
+    kbest = max(wiener_best, key=lambda k: wiener_best[k][0])
+    out = {
+        "images": n_images, "samples_per_image": n_samples, "sigma_grey_levels": sigma,
+        "snr": 1.0, "T": trained.model.T, "peak": levels,
+        "psnr_noisy": psnr(noisy, clean, levels),
+        "psnr_posterior_mean": psnr(means, clean, levels),
+        "psnr_posterior_sample": psnr(np.stack(first), clean, levels),
+        "psnr_wiener": wiener_best[kbest][0], "wiener_window": kbest,
+        "seconds": seconds,
+    }
+    out["posterior_mean_beats_wiener"] = out["psnr_posterior_mean"] > out["psnr_wiener"]
+    rows = [clean[:8], noisy[:8], np.stack(first)[:8], means[:8], wiener_best[kbest][1][:8]]
+    grid = np.concatenate(rows)
+    img = np.clip(np.floor(grid * 256 / levels), 0, 255).astype(np.uint8)
+    save_png(FIGURES / "posterior_denoise.png", tile(upscale(img, 6), cols=8, pad=2))
+    return out
+
+
+# ------------------------------------------------------------------------------ (b)
+def spectrum(x: np.ndarray) -> np.ndarray:
+    """Mean power spectrum of (N, h, w) regions (mean removed, Hann window)."""
+    win = np.outer(np.hanning(x.shape[1]), np.hanning(x.shape[2]))
+    f = np.fft.fft2((x - x.mean((1, 2), keepdims=True)) * win)
+    return (np.abs(f) ** 2).mean(0)
+
+
+def region_distances(fill: np.ndarray, truth: np.ndarray) -> dict:
+    from scipy.stats import wasserstein_distance
+
+    bins = np.linspace(0, 256, 33)
+    h1 = np.histogram(fill, bins)[0] / fill.size
+    h2 = np.histogram(truth, bins)[0] / truth.size
+    s1, s2 = spectrum(fill), spectrum(truth)
+    return {
+        "hist_wasserstein_grey_levels": float(wasserstein_distance(fill.ravel(), truth.ravel())),
+        "hist_total_variation": float(0.5 * np.abs(h1 - h2).sum()),
+        "spectrum_rms_log10_ratio": float(np.sqrt(np.mean(np.log10((s1 + 1e-9) /
+                                                                   (s2 + 1e-9)) ** 2))),
+        "rmse_to_truth": float(np.sqrt(((fill - truth) ** 2).mean())),
+    }
+
+
+def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: int) -> dict:
+    from skimage.restoration import inpaint_biharmonic
+
+    g = torch.Generator().manual_seed(seed)
+    hold = trained.bundle.holdout[:n_patches, 0].double().numpy() + 0.5
+    h = hold.shape[1]
+    mask = make_mask("center", (h, h), size=h // 2)
+    miss = ~mask
+    results, fills = {}, {}
+    for method in ("paper", "repaint"):
+        t0 = time.monotonic()
+        samples, unchanged = [], True
+        for x in hold:
+            r = inpaint(trained, x, mask, n_samples, method=method, jump_length=10,
+                        jump_n_sample=resample, generator=g)
+            unchanged &= bool(np.array_equal(r.samples[:, mask],
+                                             np.broadcast_to(x[mask], (n_samples, mask.sum()))))
+            samples.append(r.samples)
+        samples = np.stack(samples)  # (P, n, h, w)
+        fills[method] = samples[:, 0]
+        region = samples[:, :, miss].reshape(-1, h // 2, h // 2)
+        truth = np.repeat(hold[:, miss].reshape(-1, 1, h // 2, h // 2), n_samples, 1)
+        results[method] = {**region_distances(region, truth.reshape(-1, h // 2, h // 2)),
+                           "known_pixels_unchanged": unchanged,
+                           "seconds": time.monotonic() - t0}
+    t0 = time.monotonic()
+    bi = np.stack([inpaint_biharmonic(x / 256.0, miss) * 256.0 for x in hold])
+    fills["biharmonic"] = bi
+    results["biharmonic"] = {
+        **region_distances(bi[:, miss].reshape(-1, h // 2, h // 2),
+                           hold[:, miss].reshape(-1, h // 2, h // 2)),
+        "known_pixels_unchanged": bool(np.allclose(bi[:, mask], hold[:, mask])),
+        "seconds": time.monotonic() - t0,
+    }
+    masked = hold.copy()
+    masked[:, miss] = 0
+    k = min(6, n_patches)
+    rows = [hold[:k], masked[:k], fills["paper"][:k], fills["repaint"][:k], fills["biharmonic"][:k]]
+    img = np.clip(np.floor(np.concatenate(rows)), 0, 255).astype(np.uint8)
+    save_png(FIGURES / "posterior_inpaint.png", tile(upscale(img, 6), cols=k, pad=2))
+    return {"patches": n_patches, "samples_per_patch": n_samples, "patch": h,
+            "hole": h // 2, "T": trained.model.T, "repaint_jump_length": 10,
+            "repaint_resample": resample, "texture": trained.bundle.info.get("texture"),
+            "methods": results}
+
+
+# ------------------------------------------------------------------------------ (c)
+def bench_strided(trained, step_list: list[int], n_eval: int, n_samples: int, seed: int
+                  ) -> list[dict]:
+    bundle = trained.bundle
+    g = torch.Generator().manual_seed(seed)
+    x = trained.scaler.to_model(bundle.holdout[:n_eval], g).double()
+    d = bundle.unit_divisor
+    l_null = float(trained.model.process.log_null(x).mean() / math.log(2) / d)
+    data = bundle.holdout.double().numpy() + 0.5
+    rows = []
+    for S in step_list:
+        k = strided_bound(trained.model, x, S, torch.Generator().manual_seed(seed + 1))
+        bits = k / math.log(2) / d
+        t0 = time.monotonic()
+        s = trained.sample(n_samples, generator=torch.Generator().manual_seed(seed + 2),
+                           steps=S).x0
+        secs = time.monotonic() - t0
+        sd = (s * trained.scaler.scale + trained.scaler.shift).numpy()
+        rows.append({"S": S, "K_bits_per_pixel": float(bits.mean()),
+                     "K_stderr": float(bits.std() / math.sqrt(len(bits))),
+                     "K_minus_Lnull": float(bits.mean()) - l_null,
+                     "sample_mean": float(sd.mean()), "sample_std": float(sd.std()),
+                     "data_mean": float(data.mean()), "data_std": float(data.std()),
+                     "seconds_per_sample": secs / n_samples})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=Path, default=ROOT / "runs")
+    p.add_argument("--bark-run", type=Path, default=None,
+                   help="trained texture run (default: RUNS/table1/bark)")
+    p.add_argument("--digits-budget-min", type=float, default=8.0)
+    p.add_argument("--parts", default="a,b,c")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    parts = set(args.parts.split(","))
+    out: dict = {"budget": "1 CPU thread on a shared 2-core machine"}
+    if parts & {"a", "c"}:
+        t0 = time.monotonic()
+        r = train_digits(args.runs / "posterior" / "digits", args.digits_budget_min * 60)
+        digits = load_trained(args.runs / "posterior" / "digits", "cpu")
+        out["digits_model"] = {"steps": r.step, "train_seconds": time.monotonic() - t0,
+                               "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
+                               "T": digits.model.T}
+        if "a" in parts:
+            out["a_denoise"] = bench_denoise(digits, 8 if args.quick else 64,
+                                             4 if args.quick else 16, 0)
+        if "c" in parts:
+            T = digits.model.T
+            steps = [T, 100, 50, 20, 10, 5] if not args.quick else [T, 5]
+            out["c_strided"] = bench_strided(digits, [s for s in steps if s <= T],
+                                             32 if args.quick else 200,
+                                             16 if args.quick else 200, 0)
+    if "b" in parts:
+        bark = load_trained(args.bark_run or args.runs / "table1" / "bark", "cpu")
+        out["b_inpaint"] = bench_inpaint(bark, 4 if args.quick else 16,
+                                         2 if args.quick else 4, 0,
+                                         2 if args.quick else 5)
+    print(json.dumps(out, indent=2) if args.json else out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

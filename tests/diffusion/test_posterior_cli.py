@@ -1,0 +1,105 @@
+"""`difflab denoise | inpaint | sample --steps`: outputs, and clear errors that write nothing."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from difflab.cli import main
+from diffusion.presets import PRESETS
+from diffusion.train import train
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name in ("digits-smoke", "heartbeat-smoke"):
+        cfg = PRESETS[name].with_overrides(["train.steps=2", "train.eval_examples=8",
+                                            "train.gallery_size=2"])
+        train(cfg, root / name, device="cpu")
+        out[name] = root / name
+    return out
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    digit = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    mask = np.full((8, 8), 255, np.uint8)
+    mask[2:6, 2:6] = 0
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), np.uint8)).save(
+        buf, format="PNG")
+    (tmp_path / "trunc.png").write_bytes(buf.getvalue()[:70])
+    return {
+        "digit": write_png(tmp_path / "digit.png", digit),
+        "mask": write_png(tmp_path / "mask.png", mask),
+        "full": write_png(tmp_path / "full.png", np.full((8, 8), 255, np.uint8)),
+        "big": write_png(tmp_path / "big.png", np.zeros((9, 8), np.uint8)),
+        "rgb": write_png(tmp_path / "rgb.png", np.zeros((8, 8, 3), np.uint8)),
+        "trunc": tmp_path / "trunc.png",
+    }
+
+
+def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
+    run = str(runs["digits-smoke"])
+    out = tmp_path / "den.png"
+    assert main(["denoise", run, str(files["digit"]), "--sigma", "40", "--add-noise",
+                 "-n", "3", "--out", str(out)]) == 0
+    assert np.asarray(Image.open(out)).shape == (8, 6 * 9 - 1)  # input, 3 samples, mean, std
+    for method in ("paper", "repaint"):
+        out = tmp_path / f"inp-{method}.npz"
+        assert main(["inpaint", run, str(files["digit"]), "--mask", str(files["mask"]),
+                     "--method", method, "-n", "2", "--steps", "10", "--out", str(out)]) == 0
+        arrays = np.load(out)
+        assert arrays["samples"].shape == (2, 8, 8)
+        known = arrays["mask"]
+        assert np.array_equal(arrays["samples"][:, known],
+                              np.broadcast_to(arrays["observed"][known], (2, known.sum())))
+    out = tmp_path / "s.png"
+    assert main(["sample", run, "-n", "4", "--steps", "5", "--out", str(out)]) == 0
+    assert out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["denoise", "{run}", "{trunc}", "--sigma", "5"], "truncated or corrupt"),
+        (["denoise", "{run}", "{big}", "--sigma", "5"], "8 x 9"),
+        (["denoise", "{run}", "{rgb}", "--sigma", "5"], "RGB"),
+        (["denoise", "{run}", "{digit}", "--sigma", "-1"], "sigma"),
+        (["denoise", "{run}", "{digit}", "--sigma", "5", "--steps", "99"], "steps"),
+        (["denoise", "{hb}", "{digit}", "--sigma", "5"], "binomial"),
+        (["denoise", "{run}/nope", "{digit}", "--sigma", "5"], "no such run"),
+        (["inpaint", "{run}", "{digit}", "--mask", "{full}"], "hides nothing"),
+        (["inpaint", "{run}", "{digit}", "--mask", "{big}"], "mask is 8 x 9"),
+        (["inpaint", "{run}", "{digit}", "--mask", "{trunc}"], "truncated"),
+        (["inpaint", "{run}", "{missing}", "--mask", "{mask}"], "no such file"),
+    ],
+)
+def test_bad_inputs_print_one_line_and_write_nothing(runs, files, tmp_path, capsys, args,
+                                                     message) -> None:
+    names = {"run": runs["digits-smoke"], "hb": runs["heartbeat-smoke"],
+             "missing": tmp_path / "missing.png", **files}
+    argv = [a.format(**{k: str(v) for k, v in names.items()}) for a in args]
+    out = tmp_path / "out" / "result.png"
+    assert main([*argv, "-n", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "out").exists()
+
+
+def test_out_suffix_checked_first(runs, files, tmp_path, capsys) -> None:
+    out = tmp_path / "x.gif"
+    assert main(["denoise", str(runs["digits-smoke"]), str(files["digit"]), "--sigma", "5",
+                 "--out", str(out)]) == 2
+    assert ".png or .npz" in capsys.readouterr().err and not out.exists()

@@ -1,0 +1,88 @@
+"""Schedules (section 2.4.1) and the temporal readout (App. D.2.1)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from engine_helpers import make_model
+
+from diffusion.bound import evaluate_bound, train_objective
+from diffusion.config import DiffusionConfig
+from diffusion.readout import ReadoutLinear, TemporalBasis, apply_readout
+from diffusion.schedules import Schedule, baseline_beta, cosine_beta, linear_beta
+
+
+def test_baseline_erases_one_T_th_per_step():
+    T = 10
+    beta = baseline_beta(T, beta1=1 / T)
+    abar = torch.cumprod(1 - beta, 0)
+    torch.testing.assert_close(abar, (T - torch.arange(1, T + 1).double()) / T)
+    capped = baseline_beta(T, beta1=1e-3, beta_max=0.5)
+    assert capped[0] == 1e-3 and capped[-1] == 0.5 and capped.dtype == torch.float64
+
+
+@pytest.mark.parametrize("fn", [linear_beta, cosine_beta])
+def test_named_schedules_are_valid(fn):
+    beta = fn(100, beta1=1e-4)
+    assert beta.dtype == torch.float64 and beta[0] == 1e-4
+    assert ((beta > 0) & (beta < 1)).all()
+    assert torch.cumprod(1 - beta, 0)[-1] < 0.01
+
+
+def test_learned_schedule_starts_at_baseline_and_keeps_beta1():
+    cfg = DiffusionConfig("gaussian", T=20, schedule="learned", beta1=1e-4, J=5)
+    sched = Schedule(cfg, TemporalBasis(20, 5))
+    torch.testing.assert_close(sched(), baseline_beta(20, beta1=1e-4, beta_max=0.5))
+    with torch.no_grad():
+        sched.c.add_(0.3)
+    assert sched()[0] == 1e-4 and (sched()[1:] > baseline_beta(20, beta1=1e-4,
+                                                                beta_max=0.5)[1:]).all()
+
+
+def test_gradients_reach_schedule_and_training_it_raises_K(gen):
+    """Only the schedule coefficients are trained; K on fixed data and noise must rise."""
+    model = make_model("gaussian", T=10, D=2, schedule="learned", J=5, beta1=1e-3,
+                       readout_std=0.0)
+    x0 = torch.randn(2000, 2, generator=gen).double() * torch.tensor([1.3, 0.3]).double()
+    k_before = evaluate_bound(model, x0, torch.Generator().manual_seed(7)).per_example
+    opt = torch.optim.Adam([model.schedule.c], lr=0.05)
+    for _ in range(60):
+        loss = -train_objective(model, x0[:512], gen).mean()
+        opt.zero_grad()
+        loss.backward()
+        assert model.schedule.c.grad is not None and model.schedule.c.grad.abs().sum() > 0
+        opt.step()
+    k_after = evaluate_bound(model, x0, torch.Generator().manual_seed(7)).per_example
+    diff = k_after - k_before
+    assert diff.mean() > 4 * diff.std() / math.sqrt(len(diff))
+
+
+def test_basis_sums_to_one_and_interpolates():
+    basis = TemporalBasis(50, 10)
+    t = torch.linspace(1, 50, 200)
+    g = basis(t)
+    torch.testing.assert_close(g.sum(1), torch.ones(200))
+    assert (g.argmax(1)[1:] >= g.argmax(1)[:-1]).all()  # bumps move along with t
+    one = TemporalBasis(8, 8)
+    torch.testing.assert_close(one(torch.tensor([3])), torch.eye(8)[2:3])
+    torch.testing.assert_close(one(torch.tensor([3.25]))[0, 2:4], torch.tensor([0.75, 0.25]))
+
+
+def test_readout_linear_sparse_equals_dense(gen):
+    dense = ReadoutLinear(6, 4, 30, sparse=False, init_scale=1.0)
+    sparse = ReadoutLinear(6, 4, 30, sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    with torch.no_grad():
+        dense.bias.normal_(generator=gen)
+        sparse.bias.copy_(dense.bias)
+    h = torch.randn(50, 6, generator=gen)
+    g = TemporalBasis(30, 30)(torch.rand(50, generator=gen) * 29 + 1)
+    torch.testing.assert_close(sparse(h, g), dense(h, g), rtol=1e-5, atol=1e-5)
+    big = torch.randn(40_000, 6, generator=gen)  # takes the grouped path
+    gb = TemporalBasis(30, 30)(torch.randint(1, 31, (40_000,), generator=gen))
+    torch.testing.assert_close(sparse(big, gb), dense(big, gb), rtol=1e-4, atol=1e-4)
+    y = torch.randn(5, 3, 7, generator=gen)
+    gg = torch.softmax(torch.randn(5, 7, generator=gen), 1)
+    torch.testing.assert_close(apply_readout(y, gg), torch.einsum("bkj,bj->bk", y, gg))

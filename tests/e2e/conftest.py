@@ -1,0 +1,166 @@
+"""End-to-end fixtures: a real Redis queue (db 9), a real `difflab worker`, `streamlit run`
+on a free port, team mode with two users, and headless Debian Chromium via Playwright.
+
+Screenshots (1280 x 800) go to `screenshots/` at the repository root (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+REDIS_URL = os.environ.get("DIFFLAB_E2E_REDIS_URL", "redis://127.0.0.1:6379/9")
+SHOTS = ROOT / "screenshots"
+PASSWORDS = {"ada": "ada password 1", "bob": "bobs password 1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_ok() -> bool:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.flushdb()  # our own db number: stale messages of earlier runs go
+        return True
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+    for item in items:
+        if "tests/e2e" in str(item.fspath).replace(os.sep, "/") and reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@dataclass
+class Lab:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    logs: Path
+
+    def store(self):
+        from db.store import Store
+
+        return Store(self.env["DIFFLAB_DATABASE_URL"], artifact_root=self.data_dir / "artifacts")
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"streamlit did not answer at {url}:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if not _redis_ok():
+        pytest.skip(f"needs Redis at {REDIS_URL}")
+    data = tmp_path_factory.mktemp("lab")
+    logs = data / "logs"
+    logs.mkdir()
+    env = {
+        **os.environ,
+        "DIFFLAB_DATA_DIR": str(data),
+        "DIFFLAB_DATABASE_URL": f"sqlite:///{data / 'difflab.db'}",
+        "DIFFLAB_ARTIFACT_DIR": str(data / "artifacts"),
+        "DIFFLAB_REDIS_URL": REDIS_URL,
+        "DIFFLAB_TEAM_MODE": "1",
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    lab = Lab("", data, env, logs)
+    saved = {k: os.environ.get(k) for k in env if k.startswith("DIFFLAB_")}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DIFFLAB_")})
+    store = lab.store()
+    store.upgrade()
+    store.create_user("ada", PASSWORDS["ada"], is_admin=True)
+    store.create_user("bob", PASSWORDS["bob"])
+    store.engine.dispose()
+
+    bin_dir = Path(sys.executable).parent
+    worker_log = open(logs / "worker.log", "w")  # noqa: SIM115
+    worker = subprocess.Popen([str(bin_dir / "difflab"), "worker", "--loglevel", "WARNING"],
+                              cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    port = _free_port()
+    ui_log_path = logs / "streamlit.log"
+    ui_log = open(ui_log_path, "w")  # noqa: SIM115
+    ui = subprocess.Popen(
+        [str(bin_dir / "streamlit"), "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=ui_log, stderr=subprocess.STDOUT, start_new_session=True)
+    lab.url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(lab.url, ui, ui_log_path)
+        yield lab
+    finally:
+        _stop(ui)
+        _stop(worker)
+        worker_log.close()
+        ui_log.close()
+        for name in ("worker.log", "streamlit.log"):  # kept for a failing run's report
+            shutil.copy(logs / name, data / f"last-{name}")
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    SHOTS.mkdir(exist_ok=True)
+    return SHOTS

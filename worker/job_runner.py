@@ -1,0 +1,187 @@
+"""The body of the sample, denoise, inpaint and evaluate tasks, against a trained run.
+
+The run's latest checkpoint is fetched from the artifact store into a cache folder named by
+its sha256 (so a job never touches a training run's own folder), loaded with
+`diffusion.inference.load_trained`, and the results are stored as artifacts of the job:
+sample grids, posterior samples / mean / std images, an evaluation JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from db import settings
+from db.access import SYSTEM
+from db.entities import CANCELLED, DONE, FAILED, Job
+from db.errors import LeaseLost, NotFound
+from db.store import Store
+from db.store_jobs import Lease
+from worker import render, runtime
+from worker.lease import LeaseKeeper
+from worker.sink import npy
+
+log = logging.getLogger("difflab.worker")
+
+
+class JobInputError(ValueError):
+    """A job's parameters or inputs were refused; the message is shown to the user."""
+
+
+def checkpoint_dir(store: Store, run_id: str) -> Path:
+    art = store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM)
+    if art is None:
+        raise JobInputError(f"run {run_id} has no checkpoint yet")
+    folder = settings.data_dir() / "cache" / "checkpoints" / art.sha256
+    path = folder / "checkpoint.pt"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".checkpoint.{os.getpid()}.tmp"
+        tmp.write_bytes(store.artifacts.get(art.sha256))
+        os.replace(tmp, path)
+    return folder
+
+
+def run_job(job_id: str, celery_id: str, worker_name: str) -> str:
+    store = runtime.get_store()
+    claim = store.claim_job(job_id, celery_id, worker=worker_name, host=runtime.host(),
+                            device=runtime.device(), lease_s=runtime.lease_s())
+    if not claim.ok or claim.job is None:
+        log.info("job %s not taken: %s", job_id, claim.reason)
+        return claim.reason
+    job = claim.job
+    assert job.lease_owner is not None
+    lease = Lease(job.id, job.lease_owner)
+    keeper = LeaseKeeper(store, lease, runtime.lease_s())
+    keeper.start()
+    store.set_worker_job(worker_name, job.id)
+    try:
+        store.update_progress(lease, progress=0.05, message=f"{job.kind}: loading the model")
+        message = _dispatch(store, job, lease)
+        if keeper.cancelled.is_set():
+            store.finish_job(lease, CANCELLED, message="cancelled")
+            return CANCELLED
+        store.finish_job(lease, DONE, message=message)
+        return DONE
+    except LeaseLost:
+        return "lease lost"
+    except (JobInputError, ValueError, NotFound) as exc:
+        store.finish_job(lease, FAILED, error=str(exc))
+        return FAILED
+    except Exception as exc:
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        store.finish_job(lease, FAILED, error=f"{type(exc).__name__}: {exc}")
+        return FAILED
+    finally:
+        keeper.close()
+        store.set_worker_job(worker_name, None)
+
+
+def _dispatch(store: Store, job: Job, lease: Lease) -> str:
+    import torch
+
+    from diffusion.inference import load_trained
+
+    device = "cpu" if job.queue == "cpu" else runtime.device()
+    trained = load_trained(checkpoint_dir(store, job.run_id), device=device)
+    params = job.params
+    generator = torch.Generator().manual_seed(int(params.get("seed", 0)))
+    store.update_progress(lease, progress=0.2, message=f"{job.kind}: running")
+    handler = {"sample": _sample, "denoise": _denoise, "inpaint": _inpaint,
+               "evaluate": _evaluate}[job.kind]
+    return handler(store, job, lease, trained, params, generator)
+
+
+def _put(store: Store, job: Job, lease: Lease, kind: str, data: bytes, key: str,
+         media_type: str) -> None:
+    store.put_artifact(job.run_id, kind, data, key=f"{job.id}-{key}", media_type=media_type,
+                       job_id=job.id, lease=lease)
+
+
+def _sample(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
+            generator: Any) -> str:
+    n = int(params.get("n", 16))
+    result = trained.sample(n, generator=generator, steps=params.get("steps"))
+    _put(store, job, lease, "samples", npy(np.asarray(result.samples)), "samples.npy",
+         "application/x-npy")
+    png = render.gallery_png(np.asarray(result.samples), result.kind)
+    if png is not None:
+        _put(store, job, lease, "sample_grid", png, "samples.png", "image/png")
+    return f"{n} samples"
+
+
+def _image_input(store: Store, trained: Any, upload_id: Any) -> np.ndarray:
+    from diffusion.imageio import read_image_checked
+    from diffusion.posterior import _image_shape
+
+    c, h, w = _image_shape(trained)
+    data = store.upload_bytes(int(upload_id))
+    return read_image_checked(data, (h, w), c)
+
+
+def _posterior_artifacts(store: Store, job: Job, lease: Lease, result: Any) -> None:
+    samples = np.asarray(result.samples)
+    _put(store, job, lease, "posterior_samples", npy(samples), "samples.npy",
+         "application/x-npy")
+    _put(store, job, lease, "posterior_samples", render.image_png(render.image_grid(samples)),
+         "samples.png", "image/png")
+    _put(store, job, lease, "posterior_mean", render.image_png(result.mean), "mean.png",
+         "image/png")
+    std = np.asarray(result.std, dtype=np.float64)
+    scaled = std / std.max() * 255 if std.max() > 0 else std
+    _put(store, job, lease, "posterior_std", render.image_png(scaled), "std.png", "image/png")
+    _put(store, job, lease, "posterior_input", render.image_png(result.observed),
+         "input.png", "image/png")
+
+
+def _denoise(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
+             generator: Any) -> str:
+    from diffusion.posterior import denoise
+
+    image = _image_input(store, trained, params["upload_id"])
+    noisy = image if params.get("already_noisy") else _noisy(image, float(params["sigma"]),
+                                                             generator)
+    result = denoise(trained, noisy, float(params["sigma"]), int(params.get("n", 8)),
+                     steps=params.get("steps"), generator=generator)
+    _posterior_artifacts(store, job, lease, result)
+    return f"{result.samples.shape[0]} posterior samples"
+
+
+def _noisy(image: np.ndarray, sigma: float, generator: Any) -> np.ndarray:
+    from diffusion.posterior import add_noise
+
+    return add_noise(image, sigma, generator)
+
+
+def _inpaint(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
+             generator: Any) -> str:
+    from diffusion.imageio import read_mask
+    from diffusion.posterior import inpaint, make_mask
+
+    image = _image_input(store, trained, params["upload_id"])
+    if "mask_upload_id" in params:
+        mask = read_mask(store.upload_bytes(int(params["mask_upload_id"])), image.shape[:2])
+    else:
+        mask = make_mask(params.get("mask", "center"), image.shape[:2], generator=generator)
+    result = inpaint(trained, image, mask, int(params.get("n", 8)),
+                     method=params.get("method", "paper"), steps=params.get("steps"),
+                     generator=generator)
+    _posterior_artifacts(store, job, lease, result)
+    return f"{result.samples.shape[0]} posterior samples"
+
+
+def _evaluate(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
+              generator: Any) -> str:
+    k = int(params.get("k", 1))
+    est = trained.bound(k=k, generator=generator)
+    payload = {"k": k, "bits": float(est.bits), "stderr_bits": float(est.stderr_bits),
+               "unit": est.unit, "checkpoint_step": int(trained.step)}
+    _put(store, job, lease, "evaluation", json.dumps(payload).encode(), "evaluation.json",
+         "application/json")
+    return f"K = {est.bits:.4f} +- {est.stderr_bits:.4f} {est.unit} (k={k})"
