@@ -175,10 +175,53 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
     rows = [hold[:k], masked[:k], fills["paper"][:k], fills["repaint"][:k], fills["biharmonic"][:k]]
     img = np.clip(np.floor(np.concatenate(rows)), 0, 255).astype(np.uint8)
     save_png(FIGURES / "posterior_inpaint.png", tile(upscale(img, 6), cols=k, pad=2))
+    large = figure5_large(trained, seed) if trained.bundle.info.get("holdout_rows") else None
     return {"patches": n_patches, "samples_per_patch": n_samples, "patch": h,
+            "large_figure": large,
             "hole": h // 2, "T": trained.model.T, "repaint_jump_length": 10,
             "repaint_resample": resample, "texture": trained.bundle.info.get("texture"),
             "methods": results}
+
+
+def figure5_large(trained, seed: int, side: int = 48) -> dict:
+    """Figure 5's layout at a larger size: a side x side crop of the held-out region with
+    its central half hidden, filled by the patch-trained model (the conv net without the
+    dense pathway is fully convolutional, so it runs on any image size)."""
+    from skimage.restoration import inpaint_biharmonic
+
+    from diffusion.data.images import texture_image
+    from diffusion.posterior_chains import inpaint_paper_chain
+    from diffusion.strided import gaussian_reverse
+
+    if trained.model.net.dense is not None:
+        return {"skipped": "the network has a dense pathway (fixed image size)"}
+    info = trained.bundle.info
+    img = texture_image(info["texture"]).astype(np.float64) + 0.5
+    top = info["holdout_rows"][0] + 8
+    crop = img[top : top + side, 200 : 200 + side]
+    mask = make_mask("center", (side, side), size=side // 2)
+    s = trained.scaler
+    x = torch.from_numpy((crop - s.shift) / s.scale).reshape(1, 1, side, side).expand(2, 1,
+                                                                                      side, side)
+    t0 = time.monotonic()
+    out = inpaint_paper_chain(gaussian_reverse(trained.model), x,
+                              torch.from_numpy(mask)[None, None],
+                              generator=torch.Generator().manual_seed(seed))
+    fill = (out[:, 0].numpy() * s.scale + s.shift)
+    secs = time.monotonic() - t0
+    bi = inpaint_biharmonic(crop / 256.0, ~mask) * 256.0
+    masked = crop.copy()
+    masked[~mask] = 0
+    panels = np.stack([crop, masked, fill[0], fill[1], bi])
+    img8 = np.clip(np.floor(panels), 0, 255).astype(np.uint8)
+    save_png(FIGURES / "posterior_inpaint_large.png", tile(upscale(img8, 3), cols=5, pad=3))
+    return {"side": side, "hole": side // 2, "seconds": secs,
+            **{f"paper_{k}": v for k, v in region_distances(
+                fill[:, ~mask].reshape(-1, side // 2, side // 2),
+                np.repeat(crop[~mask].reshape(1, side // 2, side // 2), 2, 0)).items()},
+            **{f"biharmonic_{k}": v for k, v in region_distances(
+                bi[~mask].reshape(1, side // 2, side // 2),
+                crop[~mask].reshape(1, side // 2, side // 2)).items()}}
 
 
 # ------------------------------------------------------------------------------ (c)

@@ -73,3 +73,14 @@ def submit_posterior(store: Store, kind: str, run_id: str, params: dict[str, Any
         return _api().submit_job(store, kind, run_id, params, viewer)
     except (StoreError, OSError, ConnectionError, TimeoutError) as exc:
         raise _wrap(exc) from None
+
+
+def check_queue() -> None:
+    """Raise ActionError unless the queue answers (checked before anything is written)."""
+    try:
+        from worker import broker
+        from worker.app import redis_url
+
+        broker.check(redis_url())
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise _wrap(exc) from None

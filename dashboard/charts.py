@@ -49,7 +49,7 @@ def _finite(series: Series) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
-def _reference(fig: go.Figure, y: float | None, label: str, color: str, dash: str) -> None:
+def reference_line(fig: go.Figure, y: float | None, label: str, color: str, dash: str) -> None:
     if y is None or not np.isfinite(y):
         return
     fig.add_hline(
@@ -96,8 +96,8 @@ def bound_curves(
                 line=dict(color=COLORS[i % len(COLORS)], width=2),
             )
         )
-    _reference(fig, paper_k_bits, "paper K", "#555555", "dash")
-    _reference(fig, true_ll_bits, "true log-likelihood", "#2ca02c", "dot")
+    reference_line(fig, paper_k_bits, "paper K", "#555555", "dash")
+    reference_line(fig, true_ll_bits, "true log-likelihood", "#2ca02c", "dot")
     if not fig.data:
         _empty_note(fig, "No bound evaluated yet: the first point appears after the first eval.")
     return fig
@@ -193,6 +193,7 @@ def reverse_variance(
     if v.size:
         fig.add_trace(go.Scatter(x=t, y=v, name="learned variance",
                                  line=dict(color=COLORS[2], width=2)))
+    if fig.data:
         fig.update_yaxes(type="log")
     else:
         _empty_note(fig, "No reverse variance recorded for this run.")

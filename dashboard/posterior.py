@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from dashboard.actions import check_queue, submit_posterior
 from db.entities import Artifact, Job, Run, User
 from db.errors import NotFound
 from db.media import MediaError, load_image, to_png
@@ -59,6 +60,24 @@ def image_runs(runs: list[Run]) -> list[Run]:
     """Runs that can denoise or inpaint: image data and a checkpoint."""
     return [r for r in runs if (r.config.get("data") or {}).get("name") in IMAGE_DATASETS
             and (r.state == "DONE" or r.checkpoint_step is not None)]
+
+
+def model_levels(config: dict) -> int:
+    """Grey levels of a run's data: 17 for the digits (0..16), else 256 (0..255)."""
+    return 17 if (config.get("data") or {}).get("name") == "digits" else 256
+
+
+def to_levels(image: np.ndarray, levels: int) -> np.ndarray:
+    """A 0-255 picture in the data's grey levels (uint8 0..levels-1), as the model reads it."""
+    if levels == 256:
+        return image
+    return np.rint(image.astype(np.float64) * (levels - 1) / 255.0).astype(np.uint8)
+
+
+def from_levels(arr: np.ndarray, levels: int) -> np.ndarray:
+    """Data-space values (0..levels-1) scaled to 0-255 for viewing (float)."""
+    arr = np.asarray(arr, dtype=np.float64)
+    return arr if levels == 256 else arr * (255.0 / (levels - 1))
 
 
 def fit_to(data: bytes, shape: ImageShape) -> np.ndarray:
@@ -163,45 +182,90 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.nda
     return out[..., 0] if c == 1 else out
 
 
+def submit(store: Store, user: User, model: Run, kind: str, *, observed: np.ndarray,
+           known: np.ndarray | None, params: dict, name: str) -> Job:
+    """Store the input image (and the mask: 255 = known) as uploads, then queue the job.
+
+    `observed` is the clean image in the data's grey levels (`to_levels`); for denoising the
+    worker adds N(0, sigma^2) itself (params["sigma"] in the same grey levels) and stores the
+    noisy image it drew as `posterior_input`.
+    """
+    check_queue()  # no upload rows are left behind when the job cannot be queued
+    h, w = observed.shape[:2]
+    image = store.add_upload(to_png(observed), owner_id=user.id, original_name=name,
+                             media_type="image/png", width=w, height=h)
+    params = {**params, "upload_id": image.id, "seed": int(params.get("seed", 0))}
+    if known is not None:
+        mask = store.add_upload(to_png(known.astype(np.uint8) * 255), owner_id=user.id,
+                                original_name="mask.png", media_type="image/png", width=w,
+                                height=h)
+        params["mask_upload_id"] = mask.id
+    return submit_posterior(store, kind, model.id, params, user)
+
+
 @dataclass(frozen=True)
 class PosteriorPictures:
-    """PNG bytes of a finished job's results (None when that piece is missing)."""
+    """PNG bytes (0-255 for viewing) of a finished job's results; None when missing.
+
+    `observed` is the image the model conditioned on, as the worker stored it (for
+    denoising: the noisy image it drew).
+    """
 
     samples: bytes | None
     mean: bytes | None
     spread: bytes | None
+    observed: bytes | None
     downloads: dict[str, tuple[bytes, str]]
 
 
-def _as_png(store: Store, art: Artifact, viewer: User, *, spread: bool = False) -> bytes | None:
+def _decode(store: Store, art: Artifact, viewer: User) -> np.ndarray | None:
     raw = store.artifact_bytes(art, viewer=viewer)
-    if art.media_type.startswith("image/"):
-        return raw
     try:
-        arr = np.load(io.BytesIO(raw), allow_pickle=False)
-    except ValueError:
+        if art.media_type.startswith("image/"):
+            return np.asarray(Image.open(io.BytesIO(raw)))
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError):
         return None
-    if spread:  # standard deviation: stretch to the full grey range for viewing
-        top = float(np.nanmax(arr)) if arr.size else 0.0
+
+
+def _picture(arr: np.ndarray | None, levels: int, *, stretch: bool = False) -> bytes | None:
+    """A data-space array (an image, or a stack of them) as a PNG for viewing."""
+    if arr is None or arr.size == 0:
+        return None
+    arr = np.asarray(arr, dtype=np.float64)
+    if stretch:  # a standard deviation: its own range
+        top = float(np.nanmax(arr))
         arr = arr * (255.0 / top) if top > 0 else arr
-    if arr.ndim >= 3 and arr.shape[-1] not in (1, 3) or arr.ndim == 4:
+    else:
+        arr = from_levels(arr, levels)
+    if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (1, 3)):
         arr = grid(arr)
-    return to_png(arr)
+    return to_png(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
 
 
-def job_pictures(store: Store, job: Job, viewer: User) -> PosteriorPictures:
-    """The samples, mean and spread a posterior job stored, as PNGs."""
+def job_pictures(store: Store, job: Job, viewer: User, levels: int = 256) -> PosteriorPictures:
+    """The samples, mean, spread and observed input a posterior job stored, for viewing.
+
+    Arrays (.npy) are preferred to PNGs (they keep the data's values); data-space values in
+    `levels` grey levels (17 for the digits) are scaled to 0-255.
+    """
     try:
         arts = store.list_artifacts(job.run_id, viewer=viewer, job_id=job.id)
     except NotFound:
         arts = []
-    by_kind = {a.kind: a for a in arts}
-    out: dict[str, bytes | None] = {}
-    downloads: dict[str, tuple[bytes, str]] = {}
-    for kind, name in (("posterior_samples", "samples"), ("posterior_mean", "mean"),
-                       ("posterior_std", "spread")):
-        art = by_kind.get(kind)
-        out[name] = _as_png(store, art, viewer, spread=name == "spread") if art else None
-        if art is not None:
-            downloads[name] = (store.artifact_bytes(art, viewer=viewer), art.key)
-    return PosteriorPictures(out["samples"], out["mean"], out["spread"], downloads)
+    best: dict[str, Artifact] = {}
+    for art in arts:  # an array beats a PNG of the same kind
+        if art.kind not in best or best[art.kind].media_type.startswith("image/"):
+            best[art.kind] = art
+    downloads = {name: (store.artifact_bytes(a, viewer=viewer), a.key) for name, a in (
+        (n, best.get(k)) for n, k in (("samples", "posterior_samples"),
+                                      ("mean", "posterior_mean"), ("spread", "posterior_std")))
+        if a is not None}
+
+    def pic(kind: str, *, stretch: bool = False) -> bytes | None:
+        art = best.get(kind)
+        return _picture(_decode(store, art, viewer), levels, stretch=stretch) if art else None
+
+    return PosteriorPictures(pic("posterior_samples"), pic("posterior_mean"),
+                             pic("posterior_std", stretch=True), pic("posterior_input"),
+                             downloads)

@@ -19,7 +19,7 @@ from db.store import Store
 BOUND_SERIES = ("k_train_bits", "k_holdout_bits", "k_minus_lnull_bits")
 VECTORS = ("kl_profile_bits", "beta", "beta_baseline", "reverse_var", "reverse_var_lower",
            "reverse_var_upper")
-REFERENCES = ("paper_k_bits", "true_ll_bits", "l_null_bits")
+REFERENCES = ("paper_k_bits", "paper_k_minus_lnull_bits", "true_ll_bits", "l_null_bits")
 
 # Sohl-Dickstein et al. 2015, Table 1: (K, K - L_null) and the unit, by data set.
 PAPER_TABLE_1: dict[str, tuple[float, float, str]] = {
@@ -56,6 +56,10 @@ def load_run_data(store: Store, run: Run, viewer: User) -> RunData:
     latest = store.latest_metrics(run.id, viewer=viewer)
     vectors = {name: list(latest[name].vector or ()) for name in VECTORS
                if name in latest and latest[name].vector}
+    kind = (run.config.get("diffusion") or {}).get("kind")
+    if kind == "gaussian" and vectors.get("beta") and "reverse_var_lower" not in vectors:
+        vectors["reverse_var_lower"], vectors["reverse_var_upper"] = variance_limits(
+            vectors["beta"])
     data_name = (run.config.get("data") or {}).get("name", "")
     paper = PAPER_TABLE_1.get(data_name)
 
@@ -70,12 +74,28 @@ def load_run_data(store: Store, run: Run, viewer: User) -> RunData:
         vectors=vectors,
         paper_k_bits=ref("paper_k_bits") if ref("paper_k_bits") is not None else (
             paper[0] if paper else None),
-        paper_gain_bits=paper[1] if paper else None,
+        paper_gain_bits=ref("paper_k_minus_lnull_bits") if ref("paper_k_minus_lnull_bits")
+        is not None else (paper[1] if paper else None),
         true_ll_bits=ref("true_ll_bits"),
         unit=paper[2] if paper else "bits",
         last_eval_step=evals[-1].step if evals else None,
         loss=_points(metrics.get("loss_bits", [])),
     )
+
+
+def variance_limits(beta: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The limits of a Gaussian reverse step's variance, per t (Sohl-Dickstein et al. 2015,
+    sec. 2.6, Eq. 29-30): the forward posterior variance (1 - abar_{t-1}) beta_t / (1 - abar_t)
+    below (x(0) known) and beta_t above (the data are the Gaussian itself). t = 1 has no
+    lower limit (its posterior variance is 0) and is left as NaN there.
+    """
+    b = np.asarray(list(beta), dtype=np.float64)
+    abar = np.cumprod(1.0 - b)
+    prev = np.concatenate([[1.0], abar[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = (1.0 - prev) * b / (1.0 - abar)
+    lower[0] = np.nan
+    return lower.tolist(), b.tolist()
 
 
 def gallery_artifacts(store: Store, run: Run, viewer: User) -> list[Artifact]:

@@ -52,7 +52,7 @@ def bound_panel(store: Store, viewer: User, run: Run) -> None:
         fig = charts.bound_curves(data.series, paper_k_bits=data.paper_k_bits,
                                   true_ll_bits=data.true_ll_bits, unit=data.unit)
         if data.paper_gain_bits is not None and "k_minus_lnull_bits" in data.series:
-            charts._reference(fig, data.paper_gain_bits, "paper K - L_null", "#9467bd", "dash")
+            charts.reference_line(fig, data.paper_gain_bits, "paper K - L_null", "#9467bd", "dash")
         st.plotly_chart(fig, key="run_bound", width="stretch")
         left, right = st.columns(2)
         with left:

@@ -72,7 +72,7 @@ def runs_frame(runs: Sequence[Run], positions: Mapping[str, int] | None = None) 
             "name": run.name,
             "state": STATE_LABELS.get(run.state, run.state),
             "progress": float(run.progress),
-            "queue": positions.get(run.id),
+            "queue": str(positions[run.id]) if run.id in positions else "",
             "data set": _cfg(run, "data", "name"),
             "kind": _cfg(run, "diffusion", "kind"),
             "T": _cfg(run, "diffusion", "T"),

@@ -23,12 +23,20 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+def _locked(engine: Engine) -> Engine:
+    """SQLite: migrate inside BEGIN IMMEDIATE, so concurrent upgrades queue up instead of
+    failing with "database is locked" (PostgreSQL takes an advisory lock in env.py)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_immediate=True)
+    return engine
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(alembic_config(engine), revision)
+    command.upgrade(alembic_config(_locked(engine)), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    command.downgrade(alembic_config(engine), revision)
+    command.downgrade(alembic_config(_locked(engine)), revision)
 
 
 def head_revision() -> str | None:

@@ -255,6 +255,23 @@ class JobsMixin(StoreBase):
         if final_bound is not None:
             run.final_bound_bits, run.final_bound_stderr = final_bound
 
+    def release_job(self, lease: Lease) -> Job:
+        """Give a held job back (its worker is shutting down): QUEUED under a new message id,
+        to be sent again at once by the caller; a train job's run goes back to QUEUED."""
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = check_lease(s, lease)
+            row.state, row.celery_id = QUEUED, secrets.token_hex(16)
+            row.lease_owner = row.lease_expires_at = row.enqueued_at = None
+            row.updated_at = now
+            if row.kind == "train":
+                run = s.get(RunRow, row.run_id)
+                if run is not None:
+                    run.state, run.lease_owner, run.lease_expires_at = QUEUED, None, None
+                    run.updated_at = now
+            s.flush()
+            return convert.job(row)
+
     # ---- the reconciler's side -----------------------------------------------------------
 
     def stale_jobs(self, *, queued_grace_s: float) -> list[Job]:

@@ -232,7 +232,7 @@ class RunsMixin(StoreBase):
                     shas.add(thumb)
             s.execute(delete(RunRow).where(RunRow.id == run_id))
             s.flush()
-            orphans = [sha for sha in shas if not _referenced(s, sha)]
+            orphans = [sha for sha in shas if not referenced(s, sha)]
         self._delete_blobs(orphans)
         return orphans
 
@@ -243,12 +243,11 @@ class RunsMixin(StoreBase):
                 artifacts.delete(sha)
 
 
-def _referenced(s: Session, sha: str) -> bool:
+def referenced(s: Session, sha: str) -> bool:
+    """Whether any artifact or upload row (or thumbnail) still uses these bytes."""
     for col in (ArtifactRow.sha256, ArtifactRow.thumb_sha256, UploadRow.sha256,
                 UploadRow.thumb_sha256):
         if s.scalar(select(func.count()).where(col == sha)):
             return True
     return False
 
-
-referenced = _referenced

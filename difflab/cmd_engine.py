@@ -1,8 +1,8 @@
 """`difflab train | bound | sample`: the engine from the command line (no services).
 
-  difflab train PRESET_OR_CONFIG [--set key=value ...] --out DIR   (resumes with the same command)
+  difflab train PRESET_OR_CONFIG [--set key=value ...] --out DIR   (same command resumes)
   difflab bound DIR [--k K] [--split holdout|train] [--n N]         (prints JSON)
-  difflab sample DIR -n N --out FILE                                (.png grid / scatter, .csv, .npy)
+  difflab sample DIR -n N --out FILE                                (.png, .csv or .npy)
 """
 
 from __future__ import annotations

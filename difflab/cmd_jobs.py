@@ -20,7 +20,10 @@ from difflab.errors import UserError
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the store's and broker's errors into one-line UserErrors."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     from db.errors import DatabaseUnavailable, StoreError
+    from db.settings import database_url, redact
     from worker.broker import BrokerUnavailable
 
     try:
@@ -29,6 +32,8 @@ def _user_errors() -> Iterator[None]:
         raise UserError(str(exc)) from None
     except StoreError as exc:
         raise UserError(str(exc)) from None
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise UserError(f"bad database URL {redact(database_url())}: {exc}") from None
 
 
 def _store(*, migrate: bool = True) -> Any:

@@ -100,7 +100,14 @@ def run(args: argparse.Namespace) -> int:
     lock = _lock_data_dir(data_dir)
     try:
         services.require_free_port(opts.port, opts.host, "dashboard", "--port")
-        redis_port = None if os.environ.get("DIFFLAB_REDIS_URL") else _pick_redis_port(opts)
+        external = os.environ.get("DIFFLAB_REDIS_URL")
+        if external and not services.redis_ping(external, timeout_s=3):
+            where = services.redact_url(external)
+            raise UserError(
+                f"cannot reach Redis at {where} (DIFFLAB_REDIS_URL); unset it to "
+                "use the embedded one"
+            )
+        redis_port = None if external else _pick_redis_port(opts)
         return Lab(opts, data_dir).run(redis_port)
     finally:
         lock.close()
@@ -144,8 +151,7 @@ class Lab:
         try:
             self.start_redis(redis_port)
             self.migrate()
-            for index in range(1, self.opts.workers + 1):
-                self.start_worker(index)
+            self.start_workers(self.opts.workers)
             self.start_dashboard()
             self.print_summary()
             dead = self.sup.wait_for_stop_or_death()
@@ -166,11 +172,7 @@ class Lab:
 
     def start_redis(self, port: int | None) -> None:
         if port is None:
-            url = os.environ["DIFFLAB_REDIS_URL"]
-            if not services.redis_ping(url, timeout_s=3):
-                raise UserError(
-                    f"cannot reach Redis at {services.redact_url(url)} (DIFFLAB_REDIS_URL)"
-                )
+            url = os.environ["DIFFLAB_REDIS_URL"]  # checked by run()
             self.lines.append(f"  redis      {services.redact_url(url)}  (DIFFLAB_REDIS_URL)")
             return
         url = services.redis_url(port)
@@ -189,20 +191,27 @@ class Lab:
         self.sup.run_once("migrate", argv, self.env, MIGRATE_TIMEOUT_S)
         self.lines.append(f"  database   {_database_description(self.env)}  (migrated)")
 
-    def start_worker(self, index: int) -> None:
-        name = f"worker-{index}"
+    def start_workers(self, count: int) -> None:
+        """Start `count` workers at once, then wait for each one's announcement."""
         argv = [sys.executable, "-m", "difflab", "worker"]
-        child = self.sup.start(name, argv, self.env, stage=1, grace_s=self.opts.worker_grace_s)
-        start = child.log_path.stat().st_size
-        self.sup.wait_until(
-            child,
-            lambda: WORKER_READY.search(child.log_text(start)) is not None,
-            WORKER_TIMEOUT_S,
-            "its announcement",
-        )
-        device = WORKER_DEVICE.search(child.log_text(start))
-        on = f"on {device.group(1)}, " if device else ""
-        self.lines.append(f"  {name:<10} ready ({on}pid {child.pid}, log {child.log_path})")
+        started: list[tuple[Child, int]] = []
+        for index in range(1, count + 1):
+            child = self.sup.start(
+                f"worker-{index}", argv, self.env, stage=1, grace_s=self.opts.worker_grace_s
+            )
+            started.append((child, child.log_path.stat().st_size))
+        for child, offset in started:
+            self.sup.wait_until(
+                child,
+                lambda c=child, o=offset: WORKER_READY.search(c.log_text(o)) is not None,
+                WORKER_TIMEOUT_S,
+                "its announcement",
+            )
+            device = WORKER_DEVICE.search(child.log_text(offset))
+            on = f"on {device.group(1)}, " if device else ""
+            self.lines.append(
+                f"  {child.name:<10} ready ({on}pid {child.pid}, log {child.log_path})"
+            )
 
     def start_dashboard(self) -> None:
         argv = [
@@ -219,6 +228,8 @@ class Lab:
             "true",
             "--browser.gatherUsageStats",
             "false",
+            "--client.toolbarMode",
+            "minimal",  # no developer menu (Deploy, Rerun on save) for the lab's users
         ]
         child: Child = self.sup.start("dashboard", argv, self.env, stage=1, grace_s=10)
         health = f"http://127.0.0.1:{self.opts.port}/_stcore/health"

@@ -24,15 +24,33 @@ LN2 = math.log(2)
 MAX_ELEMENTS = 2**19  # cap on (examples x dimensions) per network call: 512 images of 32 x 32
 
 
-def train_objective(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None
-                    ) -> torch.Tensor:
-    """(B,) unbiased estimate of K(x^0) in nats: one random t in 2..T per example, KL x (T - 1)."""
-    T = model.T
+def train_objective(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None,
+                    t_probs: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) unbiased estimate of K(x^0) in nats: one random t in 2..T per example.
+
+    Uniform t: the KL term is scaled by (T - 1). With `t_probs` ((T - 1,) probabilities of
+    t = 2..T, importance sampling of t) it is divided by p(t) instead; the estimate stays
+    unbiased and its variance drops when p(t) follows the size of the KL terms.
+    """
+    return train_terms(model, x0, generator, t_probs)[0]
+
+
+def train_terms(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None,
+                t_probs: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats."""
+    T, B = model.T, x0.shape[0]
     gdev = generator.device if generator is not None else x0.device
-    t = torch.randint(2, T + 1, (x0.shape[0],), generator=generator, device=gdev).to(x0.device)
+    if t_probs is None:
+        t = torch.randint(2, T + 1, (B,), generator=generator, device=gdev).to(x0.device)
+        weight = torch.full((B,), float(T - 1), dtype=torch.float64, device=x0.device)
+    else:
+        idx = torch.multinomial(t_probs.to(gdev), B, replacement=True, generator=generator)
+        t = (idx + 2).to(x0.device)
+        weight = 1.0 / t_probs.to(x0.device, torch.float64)[idx.to(x0.device)]
     beta = model.beta()
     kl = model.kl_terms(x0, t, generator, beta)
-    return model.process.edge_terms(x0, beta) - (T - 1) * kl
+    return model.process.edge_terms(x0, beta) - weight * kl, t, kl
 
 
 @dataclass(frozen=True)

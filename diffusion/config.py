@@ -34,6 +34,7 @@ DIFFUSION_KINDS = ("gaussian", "binomial")
 SCHEDULES = ("baseline", "learned", "linear", "cosine")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
+T_SAMPLING = ("uniform", "importance")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "silu", "leaky_relu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -222,7 +223,9 @@ class TrainConfig:
     """Optimisation, evaluation, galleries and checkpoints.
 
     lr decays to lr_final by `lr_schedule` ("constant" ignores lr_final). schedule_lr is the
-    learning rate of the learned beta coefficients (0 = same as lr). ema = 0 disables the
+    learning rate of the learned beta coefficients (0 = same as lr). t_sampling: "uniform" t,
+    or "importance" (p(t) proportional to the running RMS of the KL terms; still unbiased).
+    ema = 0 disables the
     weight average; grad_clip = 0 disables clipping. eval_every / gallery_every = 0 evaluate
     only at the end.
     """
@@ -234,6 +237,7 @@ class TrainConfig:
     lr_final: float = 1e-4
     lr_schedule: str = "cosine"
     schedule_lr: float = 0.0
+    t_sampling: str = "uniform"
     ema: float = 0.999
     grad_clip: float = 1.0
     log_every: int = 50
@@ -253,6 +257,7 @@ class TrainConfig:
         _float("lr_final", self.lr_final, 0.0, 10.0, open_lo=True)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _float("schedule_lr", self.schedule_lr, 0.0, 10.0)
+        _choice("t_sampling", self.t_sampling, T_SAMPLING)
         _float("ema", self.ema, 0.0, 1.0, open_hi=True)
         _float("grad_clip", self.grad_clip, 0.0, 1e9)
         _int("log_every", self.log_every, 1, 100_000_000)
@@ -306,10 +311,10 @@ class RunConfig:
         for key, cls in _SECTIONS.items():
             if not isinstance(getattr(self, key), cls):
                 raise ConfigError(key, f"must be a {cls.__name__}")
-        if self.diffusion.kind == "binomial" and self.data.name not in ("heartbeat", "vector"):
-            if self.data.option("binary") is not True:
-                raise ConfigError("diffusion.kind", "binomial diffusion needs binary data "
-                                  "(heartbeat, or vector with options.binary=true)")
+        binary = self.data.name == "heartbeat" or self.data.option("binary") is True
+        if self.diffusion.kind == "binomial" and not binary:
+            raise ConfigError("diffusion.kind", "binomial diffusion needs binary data "
+                              "(heartbeat, or a data set with options.binary=true)")
 
     # -- (de)serialization
     def to_dict(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def randn(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None
 
 
 class GaussianDiffusion:
-    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (paper Eq. 19, Table App. B)."""
+    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1)."""
 
     kind = "gaussian"
     n_outputs = 2  # zM, zS per dimension

@@ -18,7 +18,7 @@ from diffusion.evaluate import BoundReport, bound_report
 from diffusion.events import BoundEstimate
 from diffusion.model import DiffusionModel, Process
 from diffusion.sampling import sample_chain
-from diffusion.train import build_model, gallery_kind, to_data_array
+from diffusion.train import gallery_kind, to_data_array
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,14 @@ class TemporalBasis(nn.Module):
         self.width = (T - 1) / (J - 1) if J > 1 else float(T)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
+        if not torch.is_floating_point(t):  # integer steps: rows of the cached (T, J) table
+            if not hasattr(self, "_table") or self._table.device != self.centres.device:
+                self._table = self._compute(torch.arange(1, self.T + 1,
+                                                         device=self.centres.device))
+            return self._table[t.to(self.centres.device).long() - 1]
+        return self._compute(t)
+
+    def _compute(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(torch.float64).to(self.centres.device)
         if self.one_hot:
             lo = torch.floor(t).clamp(1, self.T)
@@ -54,6 +62,9 @@ def apply_readout(y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return (y * g.reshape(view)).sum(-1)
 
 
+_KEY_GEN = torch.Generator().manual_seed(0)  # fixed projection used to group equal rows of g
+
+
 class ReadoutLinear(nn.Module):
     """z = sum_j g_j (h W_j + b_j): a dense layer with one weight per basis function.
 
@@ -71,24 +82,34 @@ class ReadoutLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(J, out_features))
 
     def forward(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if g.shape[0] >= 2048:  # evaluation / sampling blocks share few distinct steps
+            key = g.double() @ torch.rand(g.shape[1], dtype=torch.float64,
+                                          generator=_KEY_GEN, device="cpu").to(g.device)
+            keys, inverse = torch.unique(key, return_inverse=True)
+            if keys.shape[0] * 8 <= g.shape[0]:
+                first = torch.zeros_like(keys, dtype=torch.long).scatter_(
+                    0, inverse, torch.arange(g.shape[0], device=g.device))
+                return self._grouped(h, g[first], inverse)
         if self.sparse:
-            return self._sparse(h, g)
+            return self._gather(h, g)
         B, J = g.shape
         y = (h @ self.weight.permute(1, 0, 2).reshape(h.shape[1], -1)).view(B, J, -1)
         return (y * g[:, :, None]).sum(1) + g @ self.bias
 
-    def _sparse(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        k = min(2, self.J)
-        vals, idx = torch.topk(g, k, dim=1)  # (B, k)
-        _, n_in, n_out = self.weight.shape
-        if idx.numel() * n_in * n_out <= 4_000_000:  # gather the active weights per example
-            z = torch.einsum("bi,bkio,bk->bo", h, self.weight[idx], vals)
-            return z + torch.einsum("bko,bk->bo", self.bias[idx], vals)
-        rows = torch.arange(h.shape[0], device=h.device).repeat_interleave(k)
-        flat_idx, flat_val = idx.reshape(-1), vals.reshape(-1)
+    def _gather(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """One-hot basis: gather the (at most two) active W_j of each example."""
+        vals, idx = torch.topk(g, min(2, self.J), dim=1)  # (B, k)
+        z = torch.einsum("bi,bkio,bk->bo", h, self.weight[idx], vals)
+        return z + torch.einsum("bko,bk->bo", self.bias[idx], vals)
+
+    def _grouped(self, h: torch.Tensor, uniq: torch.Tensor, inverse: torch.Tensor
+                 ) -> torch.Tensor:
+        """Rows sharing the same g: mix the weights once per distinct g, one matmul each."""
+        J, n_in, n_out = self.weight.shape
+        w = (uniq @ self.weight.reshape(J, -1)).view(-1, n_in, n_out)
+        b = uniq @ self.bias
         out = h.new_zeros(h.shape[0], n_out)
-        for j in torch.unique(flat_idx).tolist():  # large blocks: one matmul per active step
-            sel = flat_idx == j
-            r = rows[sel]
-            out = out.index_add(0, r, (h[r] @ self.weight[j] + self.bias[j]) * flat_val[sel, None])
+        for u in range(uniq.shape[0]):
+            rows = (inverse == u).nonzero().squeeze(1)
+            out.index_add_(0, rows, h[rows] @ w[u] + b[u])
         return out

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion.bound import LN2, train_objective
+from diffusion.bound import LN2, train_terms
 from diffusion.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
@@ -82,10 +82,7 @@ def eval_tensors(config: RunConfig, bundle: DataBundle, device: torch.device
     """Fixed model-space evaluation subsets (train, holdout), at most eval_examples each."""
     n = config.train.eval_examples
     gen = torch.Generator().manual_seed(config.train.seed + 4)
-    if bundle.train is not None:
-        x_train = bundle.train[:n]
-    else:
-        x_train = bundle.draw_train(n, gen)
+    x_train = bundle.train[:n] if bundle.train is not None else bundle.draw_train(n, gen)
     x_train = bundle.scaler.to_model(x_train, gen)
     x_hold = bundle.scaler.to_model(bundle.holdout[:n], gen)
     return x_train.to(device), x_hold.to(device)
@@ -123,6 +120,39 @@ def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
     return x.numpy()
 
 
+class TSampler:
+    """Importance sampling of t = 2..T: p(t) proportional to the running RMS of KL_t, mixed
+    with 10% uniform (after Nichol & Dhariwal 2021, section 3.3). Uniform until every t has
+    been seen. The training estimate of K stays unbiased (diffusion.bound.train_terms)."""
+
+    def __init__(self, T: int) -> None:
+        self.sq = torch.zeros(T - 1, dtype=torch.float64)
+        self.count = torch.zeros(T - 1, dtype=torch.long)
+
+    def probs(self) -> torch.Tensor | None:
+        if bool((self.count == 0).any()):
+            return None
+        p = self.sq.sqrt() + 1e-12
+        return 0.9 * p / p.sum() + 0.1 / len(p)
+
+    def update(self, t: torch.Tensor, kl: torch.Tensor) -> None:
+        idx = (t - 2).cpu()
+        sq = (kl.detach().double().cpu() ** 2)
+        total = torch.zeros_like(self.sq).index_add_(0, idx, sq)
+        n = torch.bincount(idx, minlength=len(self.sq))
+        seen = n > 0
+        mean = total[seen] / n[seen]
+        first = self.count[seen] == 0
+        self.sq[seen] = torch.where(first, mean, 0.9 * self.sq[seen] + 0.1 * mean)
+        self.count += n
+
+    def state_dict(self) -> dict:
+        return {"sq": self.sq.clone(), "count": self.count.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sq, self.count = state["sq"].cpu().clone(), state["count"].cpu().clone()
+
+
 class _Trainer:
     """Holds the state of one run; `run()` is the loop."""
 
@@ -137,6 +167,8 @@ class _Trainer:
         self.ema = copy.deepcopy(self.model) if config.train.ema > 0 else None
         self.optimizer = make_optimizer(config, self.model)
         self.gen = torch.Generator().manual_seed(config.train.seed + 1)
+        self.t_sampler = TSampler(config.diffusion.T) \
+            if config.train.t_sampling == "importance" else None
         self.step, self.elapsed = 0, 0.0
         self.x_train_eval, self.x_hold_eval = eval_tensors(config, self.bundle, device)
 
@@ -147,6 +179,7 @@ class _Trainer:
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(), "rng": self.gen.get_state(),
+            "t_sampler": self.t_sampler.state_dict() if self.t_sampler is not None else None,
             "config": self.config.to_json(), "scaler": self.bundle.scaler.to_dict(),
             "shape": list(self.bundle.shape), "data_kind": self.bundle.kind,
         }
@@ -157,6 +190,8 @@ class _Trainer:
             self.ema.load_state_dict(ckpt["ema"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.gen.set_state(ckpt["rng"])
+        if self.t_sampler is not None and ckpt.get("t_sampler") is not None:
+            self.t_sampler.load_state_dict(ckpt["t_sampler"])
         self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])
 
     def checkpoint(self, done: bool = False) -> None:
@@ -172,7 +207,10 @@ class _Trainer:
             group["lr"] = group["base_lr"] * lr_scale
         x = self.bundle.draw_train(tc.batch_size, self.gen)
         x0 = self.bundle.scaler.to_model(x, self.gen).to(self.device)
-        k = train_objective(self.model, x0, self.gen)  # (B,) nats
+        probs = self.t_sampler.probs() if self.t_sampler is not None else None
+        k, t, kl = train_terms(self.model, x0, self.gen, probs)  # (B,) nats
+        if self.t_sampler is not None:
+            self.t_sampler.update(t, kl)
         loss = -k.mean() / self.bundle.dims
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

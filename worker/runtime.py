@@ -17,7 +17,9 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+from db import settings
 from db.store import Store
 
 log = logging.getLogger("difflab.worker")
@@ -70,6 +72,28 @@ def detect_device() -> str:
 def device() -> str:
     """The device this worker announced (set by `difflab worker` in the environment)."""
     return os.environ.get("DIFFLAB_WORKER_DEVICE") or "cpu"
+
+
+def _stop_flag(worker_pid: int) -> Path:
+    return settings.data_dir() / "workers" / f"{runtime_host_safe()}-{worker_pid}.stopping"
+
+
+def runtime_host_safe() -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in host())
+
+
+def mark_stopping(worker_pid: int, on: bool = True) -> None:
+    """Tell this worker's pool children to hand their jobs back (warm shutdown)."""
+    flag = _stop_flag(worker_pid)
+    if on:
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
+def stopping(worker_pid: int) -> bool:
+    return _stop_flag(worker_pid).exists()
 
 
 class Ticker(threading.Thread):

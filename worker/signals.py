@@ -20,9 +20,15 @@ def _child_init(**_: Any) -> None:
     runtime._store = None  # the child builds its own engine on first use
 
 
+@signals.worker_shutting_down.connect
+def _shutting_down(**_: Any) -> None:
+    runtime.mark_stopping(os.getpid())  # running jobs checkpoint and go back to the queue
+
+
 @signals.worker_ready.connect
 def _ready(sender: Any = None, **_: Any) -> None:
     name = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
+    runtime.mark_stopping(os.getpid(), on=False)
     queues = os.environ.get("DIFFLAB_WORKER_QUEUES", "gpu,cpu").split(",")
     device = runtime.device()
 
@@ -49,6 +55,7 @@ def _ready(sender: Any = None, **_: Any) -> None:
 def _shutdown(sender: Any = None, **_: Any) -> None:
     for ticker in _threads:
         ticker.stop()
+    runtime.mark_stopping(os.getpid(), on=False)
     name = getattr(sender, "hostname", None)
     if name:
         try:

@@ -107,6 +107,14 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
     if keeper.lost.is_set():
         raise LeaseLost("stopped after losing the lease")
     status = getattr(result, "status", "done")
+    if status == "stopped" and keeper.released.is_set() and not keeper.cancelled.is_set():
+        from worker.api import send
+
+        job = store.release_job(lease)
+        send(store, job)
+        log.info("run %s: handed back to the queue at step %d (worker stopping)", run_id,
+                 sink.step)
+        return "released"
     if status == "stopped":
         store.finish_job(lease, CANCELLED, message=f"cancelled at step {sink.step}")
         return CANCELLED

@@ -59,23 +59,27 @@ st.title("New run")
 st.caption("Start from a preset (the rows of Table 1 of Sohl-Dickstein et al. 2015, or a quick "
            "'-smoke' check), change what you like, and queue it. Nothing is queued until every "
            "field is valid.")
-st.selectbox("Preset", forms.preset_names(), key="preset", on_change=load_preset,
-             help="Choosing a preset fills in every field below.")
+top_left, top_right = st.columns(2)
+top_left.selectbox("Preset", forms.preset_names(), key="preset", on_change=load_preset,
+                   help="Choosing a preset fills in every field below.")
+top_right.selectbox("Data set", list(forms.DATASET_LABELS), key="f:data.name",
+                    format_func=forms.DATASET_LABELS.get)
+field_error(errors, "data.name", "Data set")
+if st.session_state.get("f:data.name") == "images":
+    st.file_uploader("Your images: a zip of a folder, or several image files (checked by "
+                     "content; at least two)", type=UPLOAD_TYPES, accept_multiple_files=True,
+                     key="f:upload")
+    field_error(errors, "upload", "Upload")
 
 with st.form("new_run"):
-    st.text_input("Run name", key="f:name", max_chars=200)
-    field_error(errors, "name", "Run name")
     left, middle, right = st.columns(3)
     with left:
-        st.subheader("Data")
-        st.selectbox("Data set", list(forms.DATASET_LABELS), key="f:data.name",
-                     format_func=forms.DATASET_LABELS.get)
-        field_error(errors, "data.name", "Data set")
-        st.file_uploader("Your images (for 'Uploaded images'): a zip, or several files",
-                         type=UPLOAD_TYPES, accept_multiple_files=True, key="f:upload")
-        field_error(errors, "upload", "Upload")
+        st.subheader("Run")
+        st.text_input("Run name", key="f:name", max_chars=200)
+        field_error(errors, "name", "Run name")
+        st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
     with middle:
-        st.subheader("Diffusion")
+        st.subheader("Model")
         st.selectbox("Diffusion kind", list(forms.KIND_LABELS), key="f:diffusion.kind",
                      format_func=forms.KIND_LABELS.get)
         field_error(errors, "diffusion.kind", "Diffusion kind")
@@ -104,7 +108,6 @@ with st.form("new_run"):
         st.selectbox("Device", list(forms.DEVICE_LABELS), key="f:train.device",
                      format_func=forms.DEVICE_LABELS.get)
         field_error(errors, "train.device", "Device")
-        st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
     st.form_submit_button("Queue the run", type="primary", on_click=on_submit)
 
 if errors:

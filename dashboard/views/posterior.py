@@ -7,12 +7,12 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import posterior as pst
-from dashboard.actions import ActionError, submit_posterior
+from dashboard.actions import ActionError
 from dashboard.services import get_store, require_user
 from dashboard.uploads import IMAGE_TYPES
 from dashboard.widgets import enlarge, run_label
 from db.entities import ACTIVE_STATES
-from db.media import MediaError, to_png
+from db.media import MediaError, inspect_image, to_png
 
 JOB = "posterior_job"
 user = require_user()
@@ -28,13 +28,15 @@ setup, preview = st.columns([2, 3])
 with setup:
     model = st.selectbox("Trained model", models, format_func=run_label, key="pst_model")
     shape = pst.model_shape(model.config)
+    levels = pst.model_levels(model.config)
     upload = st.file_uploader("Image to work on", type=IMAGE_TYPES, key="pst_upload",
                               help="Checked by content; it is resized to the model's "
                                    f"{shape.width} x {shape.height} ({shape.mode}).")
     task = st.radio("Task", ["Inpaint", "Denoise"], horizontal=True, key="pst_task")
     if task == "Denoise":
-        sigma = st.slider("Noise level sigma (pixel units, 0-255)", 1.0, 128.0, 25.0,
-                          key="pst_sigma")
+        sigma = st.slider("Noise level sigma (on a 0-255 grey scale)", 1.0, 128.0, 25.0,
+                          key="pst_sigma", help="The worker adds Gaussian noise of this "
+                          "standard deviation to the input, then samples the clean image.")
     else:
         mask_kind = st.selectbox("Mask", list(pst.MASKS), format_func=pst.MASKS.get,
                                  key="pst_mask")
@@ -60,9 +62,11 @@ if upload is None:
     preview.info("Upload an image to see it here.")
     st.stop()
 try:
+    notes = inspect_image(upload.getvalue()).notes
     image = pst.fit_to(upload.getvalue(), shape)
     if task == "Denoise":
-        corrupted, params = pst.noisy(image, sigma), {"sigma": float(sigma)}
+        corrupted = pst.noisy(image, sigma)  # a preview: the worker draws its own noise
+        params = {"sigma": float(sigma) * (levels - 1) / 255.0}  # in the data's grey levels
     else:
         known = pst.make_mask(mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload)
         corrupted = pst.masked_view(image, known)
@@ -73,23 +77,16 @@ except (MediaError, pst.MaskError) as exc:
 with preview:
     a, b = st.columns(2)
     a.image(enlarge(to_png(image), 256), caption="Input (as the model sees it)", width="stretch")
-    b.image(enlarge(to_png(corrupted), 256), caption="Corrupted input", width="stretch")
+    b.image(enlarge(to_png(corrupted), 256), width="stretch", caption="Corrupted input" + (
+        " (a preview)" if task == "Denoise" else ""))
+    for note in notes:
+        st.caption(f":material/info: {note}")
 
 if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
     try:
-        kind = task.lower()
-        owner_name = upload.name
-        observed = corrupted if task == "Denoise" else image
-        up = store.add_upload(to_png(observed), owner_id=user.id, original_name=owner_name,
-                              media_type="image/png", width=shape.width, height=shape.height)
-        params.update(upload_id=up.id, n=int(n), seed=0)
-        if task == "Inpaint":
-            mask_png = to_png(known.astype("uint8") * 255)
-            mask_up = store.add_upload(mask_png, owner_id=user.id, original_name="mask.png",
-                                       media_type="image/png", width=shape.width,
-                                       height=shape.height)
-            params["mask_upload_id"] = mask_up.id
-        job = submit_posterior(store, kind, model.id, params, user)
+        job = pst.submit(store, user, model, task.lower(), observed=pst.to_levels(image, levels),
+                         known=None if task == "Denoise" else known,
+                         params={**params, "n": int(n)}, name=upload.name)
         st.session_state[JOB] = job.id
     except ActionError as exc:
         st.error(str(exc))
@@ -120,11 +117,12 @@ def results() -> None:
     if job.state == "CANCELLED":
         st.warning("The job was cancelled.")
         return
-    pics = pst.job_pictures(store, job, user)
+    pics = pst.job_pictures(store, job, user, levels)
     st.subheader("Results")
     cols = st.columns(5)
     cols[0].image(enlarge(to_png(image), 256), caption="Input", width="stretch")
-    cols[1].image(enlarge(to_png(corrupted), 256), caption="Corrupted input", width="stretch")
+    shown = pics.observed if task == "Denoise" and pics.observed else to_png(corrupted)
+    cols[1].image(enlarge(shown, 256), caption="Corrupted input", width="stretch")
     for col, pic, label in ((cols[2], pics.samples, "Samples"), (cols[3], pics.mean, "Mean"),
                             (cols[4], pics.spread, "Spread (std)")):
         if pic is None:

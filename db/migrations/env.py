@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from db.models import Base
 
@@ -23,6 +23,8 @@ def run_migrations_online() -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":  # one migrator at a time
+                connection.execute(text("SELECT pg_advisory_xact_lock(7204519)"))
             context.run_migrations()
         connection.commit()
 

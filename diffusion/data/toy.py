@@ -99,9 +99,11 @@ def build_heartbeat(config: DataConfig, seed: int) -> DataBundle:
     opts = check_options(config, {"length": 20, "period": 5})
     length, period = opts["length"], opts["period"]
     if not isinstance(length, int) or not 2 <= length <= 10_000:
-        raise ConfigError("data.options.length", f"must be an integer in [2, 10000], got {length!r}")
+        raise ConfigError("data.options.length",
+                          f"must be an integer in [2, 10000], got {length!r}")
     if not isinstance(period, int) or not 1 <= period <= length:
-        raise ConfigError("data.options.period", f"must be an integer in [1, length], got {period!r}")
+        raise ConfigError("data.options.period",
+                          f"must be an integer in [1, length], got {period!r}")
     gen = torch.Generator().manual_seed(seed)
     train = heartbeat_raw(config.n_train, length, period, gen)
     holdout = heartbeat_raw(config.n_holdout, length, period, gen)

@@ -118,8 +118,7 @@ class MultiScaleConvNet(nn.Module):
         nn.init.zeros_(self.readout.bias)
 
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        b = xt.shape[0]
-        c, h, w = self.shape
+        b, c, h, w = xt.shape  # any size without the dense pathway (fully convolutional)
         feats = self.conv(xt) if len(self.conv) else xt  # (B, conv_channels, H, W)
         if self.dense is not None:
             d = self.dense(xt).view(b, self.dense_out, h, w)

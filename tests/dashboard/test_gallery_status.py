@@ -13,8 +13,8 @@ def test_gallery_shows_visible_runs_only_and_filters(store):
     make_run(store, alice, "digits-smoke", name="alice private")
     at = app_test("gallery")
     assert not at.exception
-    captions = [c for img in at.image for c in [getattr(img, "caption", "")]]
-    assert len(at.image) == 2, captions
+    captions = sorted(c for img in at.image for c in img.captions)
+    assert captions == ["digits · step 30", "roll · step 30"]
     at.multiselect(key="gallery_data").set_value(["digits"]).run()
     assert len(at.image) == 1
     assert "alice private" not in texts(at)

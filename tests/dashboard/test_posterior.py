@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from dashboard_helpers import app_test, make_run, npy, png_bytes, texts
 from PIL import Image
 
@@ -41,6 +42,7 @@ def test_bad_uploads_get_clear_messages(store):
     Image.new("CMYK", (40, 30), (0, 200, 200, 0)).save(cmyk, format="JPEG")
     _upload(at, "print.jpg", cmyk.getvalue(), "image/jpeg")
     assert not at.error and len(at.image) == 2  # accepted: converted, resized to 8 x 8
+    assert "CMYK colour was converted to RGB" in texts(at)
 
 
 def test_mask_validation(store):
@@ -81,7 +83,7 @@ def test_inpaint_job_and_results(store, queue):
                             lease_s=60)
     lease = Lease(job.id, claim.job.lease_owner)
     rng = np.random.default_rng(0)
-    samples = rng.uniform(0, 255, (4, 8, 8))
+    samples = rng.uniform(0, 16, (4, 8, 8))
     for kind, arr in (("posterior_samples", samples), ("posterior_mean", samples.mean(0)),
                       ("posterior_std", samples.std(0))):
         store.put_artifact(run.id, kind, npy(arr), key=f"{kind}.npy", job_id=job.id,
@@ -96,17 +98,18 @@ def test_inpaint_job_and_results(store, queue):
         "Download samples", "Download mean", "Download spread"}
 
 
-def test_denoise_uploads_the_noisy_observation(store, queue):
-    run = make_run(store, store.local_user(), "digits-smoke")
+def test_denoise_sends_the_clean_image_in_the_data_levels(store, queue):
+    run = make_run(store, store.local_user(), "digits-smoke")  # digits: grey levels 0..16
     at = app_test("posterior")
-    _upload(at, "x.png", png_bytes(np.full((8, 8), 128, np.uint8)))
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 255, np.uint8)))
     at.radio(key="pst_task").set_value("Denoise").run()
-    at.slider(key="pst_sigma").set_value(40.0).run()
+    at.slider(key="pst_sigma").set_value(51.0).run()
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)
-    assert job.kind == "denoise" and job.params["sigma"] == 40.0 and job.run_id == run.id
-    y = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
-    assert y.shape == (8, 8) and y.std() > 10  # the noise is in the observation
+    assert job.kind == "denoise" and job.run_id == run.id
+    assert job.params["sigma"] == pytest.approx(51.0 * 16 / 255)  # in the data's grey levels
+    x = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    assert x.shape == (8, 8) and (x == 16).all()  # white is level 16 for the digits
 
 
 def test_failed_job_message(store, queue):
@@ -122,3 +125,13 @@ def test_failed_job_message(store, queue):
     at.run()
     assert any("older version" in e.value for e in at.error)
     assert run.id
+
+
+def test_queue_down_leaves_no_upload_behind(store):
+    make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")  # no `queue` fixture: Redis does not answer
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 128, np.uint8)))
+    _go(at)
+    assert not at.exception
+    assert any("could not be reached" in e.value for e in at.error)
+    assert store.list_uploads(viewer=SYSTEM) == []

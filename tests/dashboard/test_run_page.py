@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from dashboard_helpers import app_test, make_run, texts
 
 from db.access import SYSTEM
@@ -88,3 +89,32 @@ def test_report_is_self_contained(store):
     assert "plotly" in html.lower() and "<script src=\"http" not in html
     assert '"diffusion"' in html
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_variance_limits_bracket_between_posterior_variance_and_beta():
+    import numpy as np
+
+    from dashboard.rundata import variance_limits
+
+    beta = np.linspace(1e-3, 0.2, 10)
+    lower, upper = variance_limits(beta)
+    assert np.isnan(lower[0])
+    assert all(lo <= up + 1e-15 for lo, up in zip(lower[1:], upper[1:], strict=True))
+    abar = np.cumprod(1 - beta)
+    t = 4  # index of t = 5
+    assert lower[t] == pytest.approx((1 - abar[t - 1]) * beta[t] / (1 - abar[t]))
+
+
+def test_gallery_step_slider(store):
+    import numpy as np
+    from dashboard_helpers import png_bytes
+
+    run = make_run(store, store.local_user(), "digits-smoke", state="DONE")
+    for step in (5, 15):  # galleries written earlier in training (no lease: SYSTEM writes)
+        store.put_artifact(run.id, "gallery_png", png_bytes(np.full((10, 10), step, np.uint8)),
+                           key=f"gallery-{step:09d}.png", media_type="image/png", step=step)
+    at = app_test("run", query={"id": run.id})
+    slider = at.select_slider(key="run_gallery_step")
+    assert list(slider.options) == ["5", "15", "30"] and slider.value == 30
+    slider.set_value(5).run()
+    assert [c for img in at.image for c in img.captions] == ["Samples at step 5"]

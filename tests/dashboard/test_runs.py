@@ -30,7 +30,7 @@ def test_table_lists_runs_with_state_and_queue_position(store, queue):
     table = at.dataframe[0].value
     assert set(table["name"]) == {"finished", "training", "waiting", "broken"}
     waiting = table[table["name"] == "waiting"].iloc[0]
-    assert waiting["queue"] == 1 and "queued" in waiting["state"]
+    assert waiting["queue"] == "1" and waiting["state"] == "queued"
     assert table[table["name"] == "finished"].iloc[0]["progress"] == 1.0
     at.multiselect(key="runs_states").set_value(["FAILED"]).run()
     assert list(at.dataframe[0].value["name"]) == ["broken"]

@@ -24,3 +24,23 @@ def test_downgrade_and_upgrade_again(store: Store) -> None:
     store.upgrade()
     assert store.is_current()
     store.local_user()
+
+
+def _upgrade(url: str, root: str) -> None:
+    Store(url, artifact_root=root).upgrade()
+
+
+def test_concurrent_upgrades_queue_up(store: Store, tmp_path) -> None:  # noqa: ANN001
+    """Several processes migrating at once (a worker and a CLI command at start-up)."""
+    import multiprocessing
+
+    migrate.downgrade(store.engine, "base")
+    store.dispose()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_upgrade, args=(store.url, str(tmp_path))) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert store.is_current()

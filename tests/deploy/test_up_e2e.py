@@ -193,3 +193,28 @@ def test_up_runs_a_job_and_keeps_it_across_restarts(
             assert after["state"] == "DONE"
             assert after["final_bound_bits"] == before["final_bound_bits"]
             assert artifacts(lab_env, run_id) == kept[run_id]
+
+
+def test_up_stops_everything_and_says_which_part_died(
+    lab_env: dict[str, str], tmp_path: Path
+) -> None:
+    log = tmp_path / "up.log"
+    argv = [sys.executable, "-m", "difflab", "up", "--data-dir", lab_env["DIFFLAB_DATA_DIR"]]
+    argv += ["--port", str(services.free_port()), "--workers", "0"]
+    up_env = {k: v for k, v in lab_env.items() if k != "DIFFLAB_REDIS_URL"}
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, cwd=ROOT, env=up_env, stdout=out, stderr=out)
+    try:
+        _wait_for(lambda: "difflab up: running" in log.read_text(), process, log, "start")
+        text = log.read_text()
+        dashboard_pid = int(text.split("dashboard  http://")[1].split("(pid ")[1].split(")")[0])
+        redis_pid = int(text.split("redis      redis://")[1].split(", pid ")[1].split(")")[0])
+        os.kill(dashboard_pid, signal.SIGKILL)
+        assert process.wait(timeout=60) == 1
+    finally:
+        _interrupt(process)
+    text = log.read_text()
+    assert f"dashboard (pid {dashboard_pid}) was killed by signal 9" in text
+    assert "stopping redis" in text and "difflab up: stopped" in text
+    with pytest.raises(ProcessLookupError):
+        os.kill(redis_pid, 0)

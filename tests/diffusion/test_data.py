@@ -14,19 +14,19 @@ from diffusion.data.toy import swissroll_log_density, swissroll_raw, swissroll_s
 
 
 def test_swissroll_density_integrates_to_one_and_matches_histogram():
-    sigma = 0.25
-    xs = np.linspace(-16, 16, 641)
+    sigma = 0.5
+    xs = np.linspace(-17, 17, 171)
     gx, gy = np.meshgrid(xs, xs)
     pts = np.stack([gx.ravel(), gy.ravel()], 1)
     dens = np.exp(swissroll_log_density(pts, sigma))
     cell = (xs[1] - xs[0]) ** 2
-    assert abs(dens.sum() * cell - 1) < 2e-3
+    assert abs(dens.sum() * cell - 1) < 3e-3
     # Monte Carlo: mass of a box from samples vs from the density
     x = swissroll_raw(200_000, sigma, torch.Generator().manual_seed(0)).numpy()
     inside = (x[:, 0] > 0) & (x[:, 0] < 5) & (x[:, 1] > 0) & (x[:, 1] < 12)
     box = (pts[:, 0] > 0) & (pts[:, 0] < 5) & (pts[:, 1] > 0) & (pts[:, 1] < 12)
     p_mc = inside.mean()
-    assert abs(dens[box].sum() * cell - p_mc) < 4 * math.sqrt(p_mc * (1 - p_mc) / len(x)) + 2e-3
+    assert abs(dens[box].sum() * cell - p_mc) < 4 * math.sqrt(p_mc * (1 - p_mc) / len(x)) + 3e-3
 
 
 def test_swissroll_bundle_scaling_and_truth():

@@ -86,3 +86,8 @@ def test_untrained_model_sits_at_the_upper_bound() -> None:
     prof = reverse_variance_profile(model, x0, torch.Generator().manual_seed(0))
     assert len(prof.t) == config.diffusion.T and math.isnan(prof.position[0])
     assert all(p == pytest.approx(1.0, abs=1e-6) for p in prof.position[1:])
+
+
+def test_without_dense_pathway_any_image_size_works() -> None:
+    net = MultiScaleConvNet(NetSpec((1, 8, 8), 2, 3), conv_channels=4)
+    assert net(torch.randn(2, 1, 12, 20), torch.ones(2, 3) / 3).shape == (2, 1, 12, 20, 2)

@@ -68,7 +68,7 @@ def test_texture_train_and_holdout_regions_are_disjoint() -> None:
     def rows_of(patch: np.ndarray) -> set[int]:
         hits = set()
         for y in range(img.shape[0] - 7):
-            for x in np.nonzero((img[y, :505] == patch[0, 0]))[0]:
+            for x in np.nonzero(img[y, :505] == patch[0, 0])[0]:
                 if np.array_equal(img[y : y + 8, x : x + 8], patch):
                     hits.add(y)
         return hits

@@ -124,3 +124,16 @@ def test_strided_with_all_steps_reproduces_the_core_sampler(digits: Trained) -> 
     assert torch.equal(a.x0, b) and torch.equal(b, c)
     s = digits.sample(4, generator=torch.Generator().manual_seed(6), steps=5)
     assert s.samples.shape == (4, 8, 8) and s.x0.shape == (4, 1, 8, 8)
+
+
+def test_rgb_images() -> None:
+    rgb = trained_for("digits-smoke", (3, 6, 6), "images", Scaler(120.0, 60.0, True))
+    image = np.random.default_rng(0).integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    mask = make_mask("center", (6, 6), size=2)
+    r = inpaint(rgb, image, mask, 2, generator=torch.Generator().manual_seed(0))
+    assert r.samples.shape == (2, 6, 6, 3)
+    assert np.array_equal(r.samples[:, mask], np.broadcast_to(image[mask] + 0.5, (2, 32, 3)))
+    d = denoise(rgb, image, 10.0, 2, steps=4, generator=torch.Generator().manual_seed(0))
+    assert d.samples.shape == (2, 6, 6, 3) and d.mean.shape == (6, 6, 3)
+    with pytest.raises(PosteriorInputError, match="3 channels"):
+        denoise(rgb, image[..., 0], 10.0, 2)

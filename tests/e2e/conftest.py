@@ -1,5 +1,6 @@
-"""End-to-end fixtures: a real Redis queue (db 9), a real `difflab worker`, `streamlit run`
-on a free port, team mode with two users, and headless Debian Chromium via Playwright.
+"""End-to-end fixtures: a real Redis queue (a database leased by the shared `redis_url`
+fixture), a real `difflab worker`, `streamlit run` on a free port, team mode with two users,
+and headless Debian Chromium via Playwright.
 
 Screenshots (1280 x 800) go to `screenshots/` at the repository root (gitignored).
 """
@@ -22,7 +23,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-REDIS_URL = os.environ.get("DIFFLAB_E2E_REDIS_URL", "redis://127.0.0.1:6379/9")
 SHOTS = ROOT / "screenshots"
 PASSWORDS = {"ada": "ada password 1", "bob": "bobs password 1"}
 
@@ -31,18 +31,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _redis_ok() -> bool:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-        client.flushdb()  # our own db number: stale messages of earlier runs go
-        return True
-    except Exception:
-        return False
 
 
 def pytest_collection_modifyitems(config, items):
@@ -91,11 +79,10 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not _redis_ok():
-        pytest.skip(f"needs Redis at {REDIS_URL}")
-    data = tmp_path_factory.mktemp("lab")
+@pytest.fixture
+def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
+    data = tmp_path / "lab"
+    data.mkdir()
     logs = data / "logs"
     logs.mkdir()
     env = {
@@ -103,7 +90,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "DIFFLAB_DATA_DIR": str(data),
         "DIFFLAB_DATABASE_URL": f"sqlite:///{data / 'difflab.db'}",
         "DIFFLAB_ARTIFACT_DIR": str(data / "artifacts"),
-        "DIFFLAB_REDIS_URL": REDIS_URL,
+        "DIFFLAB_REDIS_URL": redis_url,
         "DIFFLAB_TEAM_MODE": "1",
         "PYTHONPATH": str(ROOT),
         "OMP_NUM_THREADS": "1",
@@ -149,7 +136,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 os.environ[key] = value
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -160,7 +147,7 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def shots() -> Path:
     SHOTS.mkdir(exist_ok=True)
     return SHOTS

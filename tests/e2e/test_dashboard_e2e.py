@@ -92,8 +92,9 @@ def test_story(lab, browser, shots):
     page = _signed_in(browser, lab, "ada", "ada password 1")
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
 
-    # -- New run: field-level validation, then a swiss roll from the form
-    _go(page, "New run")
+    # -- New run (a reload keeps ada signed in): validation, then a swiss roll from the form
+    page.wait_for_timeout(500)  # the sign-in cookie is written by the page after sign-in
+    page.goto(f"{lab.url}/new_run")
     expect(page.get_by_role("heading", name="New run")).to_be_visible()
     page.get_by_role("textbox", name="Hidden layer widths").fill("32, lots")
     page.get_by_role("textbox", name="Run name").fill("e2e roll")

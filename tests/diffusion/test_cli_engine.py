@@ -1,0 +1,42 @@
+"""`difflab train | bound | sample` end to end on the smoke preset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from difflab.cli import main
+
+
+def test_train_bound_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "swissroll-smoke", "--set", "train.steps=12", "--set",
+            "train.eval_examples=50", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["status"] == "done" and first["step"] == 12
+    assert main(args) == 0  # same command again: already finished, returns at once
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 12
+
+    assert main(["bound", str(out), "--k", "2", "--n", "40"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["k"] == 2 and rep["n_examples"] == 40 and rep["unit"] == "bits/example"
+    assert {"K_bits", "K_stderr_bits", "K_minus_Lnull_bits", "true_ll_bits"} <= rep.keys()
+
+    assert main(["sample", str(out), "-n", "30", "--out", str(tmp_path / "s.csv")]) == 0
+    assert np.loadtxt(tmp_path / "s.csv", delimiter=",").shape == (30, 2)
+    assert main(["sample", str(out), "-n", "30", "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size == (512, 512)
+
+
+def test_bad_config_fails_before_work(tmp_path, capsys):
+    code = main(["train", "swissroll-smoke", "--set", "diffusion.T=0", "--out",
+                 str(tmp_path / "x"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "diffusion.T" in err and "[2, 100000]" in err
+    assert not (tmp_path / "x").exists()
+    assert main(["bound", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
