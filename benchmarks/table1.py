@@ -30,6 +30,10 @@ ROW_OVERRIDES: dict[str, list[str]] = {
     "heartbeat": ["train.t_sampling=importance"],
 }
 SCHEDULES = {"fixed": "baseline", "learned": "learned"}
+try:  # the image rows (deadleaves, bark) live in benchmarks/table1_images.py
+    import table1_images
+except ImportError:  # run as a module from elsewhere
+    from benchmarks import table1_images
 
 
 def row_config(row: str, schedule: str, extra: list[str]) -> RunConfig:
@@ -100,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     out_root = args.out or Path(tempfile.mkdtemp(prefix="table1-"))
     results = []
     for row in [r.strip() for r in args.rows.split(",") if r.strip()]:
+        if row in table1_images.ROWS:  # image rows: their own budget and settings
+            results.append(table1_images.run_row(row, out_root, args.budget_s))
+            if args.json:
+                print(json.dumps(results[-1]), flush=True)
+            continue
         for schedule in schedules:
             if PRESETS[row].diffusion.kind != "gaussian" and schedule != schedules[0]:
                 continue  # binomial: the schedule is fixed

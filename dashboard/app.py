@@ -21,7 +21,8 @@ if str(ROOT.parent) not in sys.path:  # `streamlit run dashboard/app.py` from an
     sys.path.insert(0, str(ROOT.parent))
 
 from dashboard import session_cookie  # noqa: E402
-from dashboard.services import current_user, team_mode  # noqa: E402
+from dashboard.services import current_user, show_store_error, team_mode  # noqa: E402
+from db.errors import StoreError  # noqa: E402
 
 PAGES = (  # url path, title, icon, section
     ("runs", "Runs", "table_rows", "Lab"),
@@ -36,7 +37,13 @@ PAGES = (  # url path, title, icon, section
 
 st.set_page_config(page_title="Diffusion Lab", page_icon=":material/blur_on:", layout="wide")
 
-if team_mode() and current_user() is None:
+try:
+    signed_out = team_mode() and current_user() is None
+except StoreError as exc:  # the database is down or not migrated: say so, no traceback
+    show_store_error(exc)
+    st.stop()
+
+if signed_out:
     sign_in = ROOT / "views" / "sign_in.py"
     navigation = st.navigation(
         [st.Page(sign_in, title="Sign in", url_path=path, default=path == "runs")
@@ -51,4 +58,7 @@ else:
             url_path=path, default=path == "runs"))
     navigation = st.navigation(sections)
 session_cookie.flush()  # keep (or end) the sign-in across reloads
-navigation.run()
+try:
+    navigation.run()
+except StoreError as exc:  # a store refusal no page caught: a message, never a traceback
+    show_store_error(exc)

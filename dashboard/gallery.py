@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dashboard.posterior import model_levels
+from dashboard.widgets import brighten
 from db.entities import Artifact, Run, User
 from db.errors import NotFound
 from db.media import make_thumbnail
@@ -87,11 +89,12 @@ def gallery_page(store: Store, viewer: User, runs: Sequence[Run], page: int,
 def picture(store: Store, viewer: User, item: GalleryItem, *, thumbnail: bool) -> bytes | None:
     """PNG bytes of a gallery item: the stored image or thumbnail, or a drawing of the array."""
     art = item.artifact
+    levels = model_levels(item.run.config)
     try:
         if art.kind == "gallery_png":
             if thumbnail and art.thumb_sha256:
-                return store.artifact_bytes(art, viewer=viewer, thumbnail=True)
-            data = store.artifact_bytes(art, viewer=viewer)
+                return brighten(store.artifact_bytes(art, viewer=viewer, thumbnail=True), levels)
+            data = brighten(store.artifact_bytes(art, viewer=viewer), levels)
             return make_thumbnail(data, 256) if thumbnail else data
         raw = store.artifact_bytes(art, viewer=viewer)
         arr = np.load(io.BytesIO(raw), allow_pickle=False)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from dashboard.actions import check_queue, submit_posterior
@@ -25,7 +26,8 @@ MASKS = {
     "centre": "Centre square",
     "left": "Left half",
     "random": "Random pixels",
-    "rectangle": "Draw a rectangle",
+    "rectangle": "A rectangle",
+    "draw": "Draw it: tick the missing pixels",
     "upload": "Upload a mask image",
 }
 
@@ -80,6 +82,30 @@ def from_levels(arr: np.ndarray, levels: int) -> np.ndarray:
     return arr if levels == 256 else arr * (255.0 / (levels - 1))
 
 
+def to_display(image: np.ndarray, levels: int) -> np.ndarray:
+    """Data-level uint8 pixels as a 0-255 uint8 picture (inverse of `to_levels`)."""
+    return np.clip(np.rint(from_levels(image, levels)), 0, 255).astype(np.uint8)
+
+
+def holdout_examples(config: dict, count: int = 12) -> np.ndarray | None:
+    """The first held-out images of a digits run (uint8, grey levels 0..16), else None.
+
+    Mirrors the split of `diffusion.data.images.build_digits` (scikit-learn's digits,
+    permuted by default_rng([train.seed, 3]), the first n_holdout held out) without importing
+    the engine; tests/dashboard pins the two together.
+    """
+    data = config.get("data") or {}
+    if data.get("name") != "digits":
+        return None
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images.astype(np.uint8)
+    seed = int((config.get("train") or {}).get("seed", 0))
+    order = np.random.default_rng([seed, 3]).permutation(len(images))
+    n_hold = min(int(data.get("n_holdout", 1)), len(images) // 2)
+    return images[order[: min(count, n_hold)]]
+
+
 def fit_to(data: bytes, shape: ImageShape) -> np.ndarray:
     """Decode an upload (checked by db.media), centre-crop to the model's aspect and resize."""
     pixels = load_image(data, shape.mode)
@@ -98,12 +124,13 @@ def fit_to(data: bytes, shape: ImageShape) -> np.ndarray:
 
 def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int = 0,
               rect: tuple[float, float, float, float] = (0.25, 0.75, 0.25, 0.75),
-              upload: bytes | None = None) -> np.ndarray:
+              upload: bytes | None = None, drawn: np.ndarray | None = None) -> np.ndarray:
     """A boolean H x W mask, True where the pixel is known.
 
     centre: the middle square (half the side) is missing; left: the left half is missing;
     random: `fraction` of the pixels are missing; rectangle: rows rect[0:2], columns
-    rect[2:4] (fractions of the size) are missing; upload: a mask image, white = known.
+    rect[2:4] (fractions of the size) are missing; draw: `drawn` (H x W, True = missing)
+    as ticked on the page; upload: a mask image, white = known.
     """
     h, w = shape.height, shape.width
     known = np.ones((h, w), bool)
@@ -118,6 +145,10 @@ def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int 
     elif kind == "rectangle":
         r0, r1, c0, c1 = rect
         known[math.floor(r0 * h): math.ceil(r1 * h), math.floor(c0 * w): math.ceil(c1 * w)] = False
+    elif kind == "draw":
+        if drawn is None or np.shape(drawn) != (h, w):
+            raise MaskError(f"Tick the missing pixels on the {h} x {w} grid.")
+        known = ~np.asarray(drawn, dtype=bool)
     elif kind == "upload":
         if not upload:
             raise MaskError("Upload a mask image (white = keep, black = fill in).")
@@ -236,7 +267,7 @@ def _picture(arr: np.ndarray | None, levels: int, *, stretch: bool = False) -> b
     if stretch:  # a standard deviation: its own range
         top = float(np.nanmax(arr))
         arr = arr * (255.0 / top) if top > 0 else arr
-    else:
+    elif float(np.nanmax(arr)) < levels:  # data-space values (else already 0-255)
         arr = from_levels(arr, levels)
     if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (1, 3)):
         arr = grid(arr)
@@ -269,3 +300,9 @@ def job_pictures(store: Store, job: Job, viewer: User, levels: int = 256) -> Pos
     return PosteriorPictures(pic("posterior_samples"), pic("posterior_mean"),
                              pic("posterior_std", stretch=True), pic("posterior_input"),
                              downloads)
+
+
+def drawing_grid(shape: ImageShape) -> pd.DataFrame:
+    """The grid to tick missing pixels on, starting from the centre square."""
+    missing = ~make_mask("centre", shape)
+    return pd.DataFrame(missing, columns=[str(c) for c in range(shape.width)])

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts
+from dashboard.posterior import from_levels, model_levels
 from dashboard.report import ReportImage, RunReport, build_report
 from dashboard.rundata import (
     gallery_artifacts,
@@ -21,7 +22,7 @@ from dashboard.rundata import (
     sample_kind,
 )
 from dashboard.services import share_url
-from dashboard.widgets import enlarge, run_header
+from dashboard.widgets import brighten, enlarge, run_header
 from db.entities import ACTIVE_STATES, Run, User
 from db.errors import NotFound, StoreError
 from db.media import to_png
@@ -94,7 +95,9 @@ def samples_panel(store: Store, viewer: User, run: Run) -> None:
             index = steps.index(step)
         art = arts[index]
         if kind == "images":
-            st.image(enlarge(store.artifact_bytes(art, viewer=viewer), 512),
+            picture = brighten(store.artifact_bytes(art, viewer=viewer),
+                               model_levels(run.config))
+            st.image(enlarge(picture, 512),
                      caption=f"Samples at step {art.step}", width="content")
         else:
             arr = load_array(store, art, viewer)
@@ -119,6 +122,9 @@ def trajectory_view(store: Store, viewer: User, run: Run, kind: str) -> None:
     if kind == "points" and traj.ndim == 3:
         st.plotly_chart(charts.trajectory_animation(traj), key="run_traj", width="stretch")
     elif traj.ndim >= 3:
+        levels = model_levels(run.config)
+        if np.nanmax(traj) < levels:  # data-space values: 0..16 for the digits
+            traj = from_levels(traj, levels)
         st.image(enlarge(to_png(trajectory_strip(traj)), 900), width="content")
 
 
@@ -173,7 +179,8 @@ def report_html(store: Store, viewer: User, run: Run) -> str:
         if arr is not None:
             figures.append(("Samples", charts.point_cloud(arr[:, :2])))
     for art in gallery_artifacts(store, run, viewer)[-4:]:
-        images.append(ReportImage(f"step {art.step}", store.artifact_bytes(art, viewer=viewer)))
+        png = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
+        images.append(ReportImage(f"step {art.step}", png))
     summary = {"id": run.id, "state": run.state, "owner": run.owner,
                "steps": f"{run.step} / {run.total_steps}", "device": run.device or "-",
                "final bound (bits)": run.final_bound_bits if run.final_bound_bits is not None

@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard import session_cookie
 from db.entities import User
-from db.errors import NotFound, StoreError
+from db.errors import DatabaseUnavailable, NotFound, StoreError
 from db.settings import artifact_dir, database_url
 from db.store import Store
 
@@ -96,6 +96,8 @@ def show_store_error(exc: Exception) -> None:
     """A store error as a readable message (never a traceback)."""
     if isinstance(exc, NotFound):
         st.error("Not found or not shared with you.")
+    elif isinstance(exc, DatabaseUnavailable):
+        st.error(f"The lab's database cannot be used: {exc}")
     else:
         st.error(str(exc) or exc.__class__.__name__)
 

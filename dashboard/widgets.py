@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -44,4 +45,21 @@ def enlarge(png: bytes, side: int = 512) -> bytes:
     img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def brighten(png: bytes, levels: int) -> bytes:
+    """A picture stored in the data's grey levels (0..16 for the digits) scaled to 0-255.
+
+    Only when every value is a grey level or 255 (a grid's white padding): a picture that is
+    already on a 0-255 scale is left alone.
+    """
+    if levels >= 256:
+        return png
+    raw = np.asarray(Image.open(io.BytesIO(png)))
+    if not np.all((raw <= levels - 1) | (raw == 255)):
+        return png
+    arr = np.where(raw == 255, 255.0, raw.astype(np.float64) * (255.0 / (levels - 1)))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()

@@ -195,6 +195,17 @@ class JobsMixin(StoreBase):
                     row.cancel_requested = run.cancel_requested
             return row.cancel_requested
 
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether a cancel was asked for this job or its run (a cheap read, polled often)."""
+        with self._scope() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                return False
+            if row.cancel_requested:
+                return True
+            run = s.get(RunRow, row.run_id) if row.kind == "train" else None
+            return bool(run is not None and run.cancel_requested)
+
     def update_progress(
         self, lease: Lease, *, progress: float, message: str | None = None,
         step: int | None = None, total_steps: int | None = None,

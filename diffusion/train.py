@@ -41,6 +41,7 @@ from diffusion.model import DiffusionModel
 from diffusion.sampling import sample_chain
 
 FINAL_EVAL = "final_eval.json"
+RUN_RECORD = "run.json"
 CONFIG = "config.json"
 
 
@@ -314,4 +315,22 @@ def train(config: RunConfig, out_dir: Path | str, *,
     trainer = _Trainer(config, out_dir, dev, on_event, should_stop)
     if ckpt is not None:
         trainer.restore(ckpt)
+    else:
+        _write_run_record(out_dir, config, trainer.bundle, dev)
     return trainer.run()
+
+
+def _write_run_record(out_dir: Path, config: RunConfig, bundle: DataBundle,
+                      device: torch.device) -> None:
+    """run.json: what maps results back to the data (scaler), the seeds and the versions."""
+    seed = config.train.seed
+    record = {
+        "seed": seed,
+        "seeds": {"data": seed, "init": seed, "train_stream": seed + 1, "eval": seed + 2,
+                  "gallery": seed + 3, "eval_subsets": seed + 4},
+        "scaler": bundle.scaler.to_dict(), "shape": list(bundle.shape), "kind": bundle.kind,
+        "unit": bundle.unit, "unit_divisor": bundle.unit_divisor,
+        "true_ll_bits": bundle.true_ll_bits, "paper_k_bits": bundle.paper_k_bits,
+        "data_info": bundle.info, "device": str(device), "torch": torch.__version__,
+    }
+    (out_dir / RUN_RECORD).write_text(json.dumps(record, indent=2))

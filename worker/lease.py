@@ -1,9 +1,9 @@
 """The lease a running job holds: renewed by a thread, read by the training loop.
 
 `should_stop()` becomes true when a cancel is requested, when the lease is lost (another
-worker took the job over), when this process's parent worker died (an orphaned child must
-not keep training), or when the worker is shutting down (`released`: the job is then handed
-back to the queue and resumes from its checkpoint elsewhere).
+worker took the job over), or when the job must be handed back (`released`): the worker is
+shutting down, or this process's parent worker died (an orphaned pool child must not keep
+training). A released job is checkpointed, re-queued, and resumes on the next worker.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from db.store_jobs import Lease
 from worker import runtime
 
 log = logging.getLogger("difflab.worker")
+CANCEL_POLL_S = 2.0
 
 
 class LeaseKeeper(threading.Thread):
@@ -33,18 +34,23 @@ class LeaseKeeper(threading.Thread):
 
     def run(self) -> None:
         next_beat = time.monotonic() + self.lease_s / 3
+        next_cancel_check = time.monotonic() + CANCEL_POLL_S
         while not self._done.wait(0.5):
-            if runtime.stopping(self._parent):
+            if time.monotonic() >= next_cancel_check:
+                self._check_cancel()
+                next_cancel_check = time.monotonic() + CANCEL_POLL_S
+            if os.getppid() != self._parent:
+                if not self.released.is_set():
+                    log.warning("job %s: parent worker died; handing the job back",
+                                self.lease.job_id)
+                self.released.set()
+            elif runtime.stopping(self._parent):
                 self.released.set()
             if time.monotonic() >= next_beat:
                 self.beat()
                 next_beat = time.monotonic() + self.lease_s / 3
 
     def beat(self) -> None:
-        if os.getppid() != self._parent:
-            log.warning("job %s: parent worker died; stopping", self.lease.job_id)
-            self.lost.set()
-            return
         try:
             if self.store.heartbeat(self.lease, self.lease_s):
                 self.cancelled.set()
@@ -53,6 +59,13 @@ class LeaseKeeper(threading.Thread):
             self.lost.set()
         except Exception:  # a database hiccup: try again next beat, the lease is long enough
             log.exception("job %s: heartbeat failed", self.lease.job_id)
+
+    def _check_cancel(self) -> None:
+        try:
+            if self.store.cancel_requested(self.lease.job_id):
+                self.cancelled.set()
+        except Exception:
+            log.exception("job %s: could not read the cancel flag", self.lease.job_id)
 
     def should_stop(self) -> bool:
         return self.cancelled.is_set() or self.lost.is_set() or self.released.is_set()

@@ -109,10 +109,14 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
     status = getattr(result, "status", "done")
     if status == "stopped" and keeper.released.is_set() and not keeper.cancelled.is_set():
         from worker.api import send
+        from worker.broker import BrokerUnavailable
 
         job = store.release_job(lease)
-        send(store, job)
-        log.info("run %s: handed back to the queue at step %d (worker stopping)", run_id,
+        try:
+            send(store, job)
+        except BrokerUnavailable as exc:
+            log.warning("run %s: %s; the reconciler will send it", run_id, exc)
+        log.info("run %s: handed back to the queue at step %d", run_id,
                  sink.step)
         return "released"
     if status == "stopped":

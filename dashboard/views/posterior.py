@@ -1,6 +1,6 @@
-"""Denoise and inpaint: upload an image, pick a trained model, set the noise level or the
-mask, choose the method and the number of samples; see the input, the corrupted input, the
-samples, their mean and their spread side by side."""
+"""Denoise and inpaint: upload an image (or pick a held-out one), pick a trained model,
+set the noise level or the mask, choose the method and the number of samples; see the input,
+the corrupted input, the samples, their mean and their spread side by side."""
 
 from __future__ import annotations
 
@@ -29,9 +29,18 @@ with setup:
     model = st.selectbox("Trained model", models, format_func=run_label, key="pst_model")
     shape = pst.model_shape(model.config)
     levels = pst.model_levels(model.config)
-    upload = st.file_uploader("Image to work on", type=IMAGE_TYPES, key="pst_upload",
-                              help="Checked by content; it is resized to the model's "
-                                   f"{shape.width} x {shape.height} ({shape.mode}).")
+    held_out = pst.holdout_examples(model.config)
+    source = st.radio("Input", ["Upload an image", "A held-out image"], horizontal=True,
+                      key="pst_source", disabled=held_out is None,
+                      help=None if held_out is not None else
+                      "Held-out images are offered for digits models.")
+    upload, pick = None, None
+    if source == "A held-out image" and held_out is not None:
+        pick = st.slider("Held-out image", 1, len(held_out), 1, key="pst_pick") - 1
+    else:
+        upload = st.file_uploader("Image to work on", type=IMAGE_TYPES, key="pst_upload",
+                                  help="Checked by content; it is resized to the model's "
+                                       f"{shape.width} x {shape.height} ({shape.mode}).")
     task = st.radio("Task", ["Inpaint", "Denoise"], horizontal=True, key="pst_task")
     if task == "Denoise":
         sigma = st.slider("Noise level sigma (on a 0-255 grey scale)", 1.0, 128.0, 25.0,
@@ -40,7 +49,7 @@ with setup:
     else:
         mask_kind = st.selectbox("Mask", list(pst.MASKS), format_func=pst.MASKS.get,
                                  key="pst_mask")
-        fraction, rect, mask_upload = 0.5, (0.25, 0.75, 0.25, 0.75), None
+        fraction, rect, mask_upload, drawn = 0.5, (0.25, 0.75, 0.25, 0.75), None, None
         if mask_kind == "random":
             fraction = st.slider("Fraction of pixels missing", 0.05, 0.95, 0.5, key="pst_frac")
         elif mask_kind == "rectangle":
@@ -49,6 +58,11 @@ with setup:
             cols = st.slider("Missing columns (fraction of the width)", 0.0, 1.0, (0.25, 0.75),
                              key="pst_cols")
             rect = (*rows, *cols)
+        elif mask_kind == "draw":
+            grid = st.data_editor(pst.drawing_grid(shape), key="pst_draw", hide_index=True,
+                                  column_config={c: st.column_config.CheckboxColumn(c, width=8)
+                                                 for c in map(str, range(shape.width))})
+            drawn = grid.to_numpy(dtype=bool)
         elif mask_kind == "upload":
             file = st.file_uploader("Mask image (white = keep, black = fill in)",
                                     type=IMAGE_TYPES, key="pst_mask_upload")
@@ -58,17 +72,22 @@ with setup:
                                        "repaint": "RePaint (resampling)"}.get)
     n = st.slider("Number of samples", 1, 16, 4, key="pst_n")
 
-if upload is None:
+if upload is None and pick is None:
     preview.info("Upload an image to see it here.")
     st.stop()
 try:
-    notes = inspect_image(upload.getvalue()).notes
-    image = pst.fit_to(upload.getvalue(), shape)
+    if pick is not None:
+        notes, name = (), f"held-out-{pick + 1}.png"
+        image = pst.to_display(held_out[pick], levels)
+    else:
+        notes, name = inspect_image(upload.getvalue()).notes, upload.name
+        image = pst.fit_to(upload.getvalue(), shape)
     if task == "Denoise":
         corrupted = pst.noisy(image, sigma)  # a preview: the worker draws its own noise
         params = {"sigma": float(sigma) * (levels - 1) / 255.0}  # in the data's grey levels
     else:
-        known = pst.make_mask(mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload)
+        known = pst.make_mask(mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload,
+                              drawn=drawn)
         corrupted = pst.masked_view(image, known)
         params = {"method": method}
 except (MediaError, pst.MaskError) as exc:
@@ -86,7 +105,7 @@ if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
     try:
         job = pst.submit(store, user, model, task.lower(), observed=pst.to_levels(image, levels),
                          known=None if task == "Denoise" else known,
-                         params={**params, "n": int(n)}, name=upload.name)
+                         params={**params, "n": int(n)}, name=name)
         st.session_state[JOB] = job.id
     except ActionError as exc:
         st.error(str(exc))

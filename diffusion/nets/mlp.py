@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from diffusion.config import NetworkConfig
+from diffusion.config import ConfigError, NetworkConfig
 from diffusion.nets.base import NetSpec, register_network
 from diffusion.readout import ReadoutLinear
 
@@ -54,21 +54,32 @@ class MLPNet(nn.Module):
 
 
 class RBFNet(nn.Module):
-    """Normalized radial-basis layer (learned centres and widths) -> ReadoutLinear."""
+    """Normalized radial-basis layer (learned centres and widths) -> ReadoutLinear.
 
-    def __init__(self, spec: NetSpec, n_units: int) -> None:
+    With `local_linear` each unit also carries a local linear model: the features are
+    [h_k, h_k x_1, ..., h_k x_D] (a normalized-RBF mixture of linear experts), which fits
+    thin manifolds (the thin swiss roll) far better than a constant per unit.
+    """
+
+    def __init__(self, spec: NetSpec, n_units: int, local_linear: bool = False,
+                 width: float = 0.5) -> None:
         super().__init__()
         self.spec = spec
+        self.local_linear = local_linear
         D = math.prod(spec.shape)
         self.centres = nn.Parameter(torch.randn(n_units, D))
-        self.log_width = nn.Parameter(torch.full((n_units,), math.log(0.5)))
-        self.readout = ReadoutLinear(n_units, D * spec.n_outputs, spec.J,
+        self.log_width = nn.Parameter(torch.full((n_units,), math.log(width)))
+        n_feat = n_units * (1 + D) if local_linear else n_units
+        self.readout = ReadoutLinear(n_feat, D * spec.n_outputs, spec.J,
                                      sparse=spec.one_hot, init_scale=0.1)
 
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         x = xt.reshape(xt.shape[0], -1)
         d2 = torch.cdist(x, self.centres).pow(2)  # (B, units)
         h = torch.softmax(-0.5 * d2 * torch.exp(-2 * self.log_width), dim=1)
+        if self.local_linear:
+            local = (x[:, None, :] - self.centres[None]) * h[:, :, None]  # (B, units, D)
+            h = torch.cat([h, local.reshape(x.shape[0], -1)], dim=1)
         z = self.readout(h, g)
         return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
 
@@ -85,4 +96,13 @@ def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
 
 @register_network("rbf")
 def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
-    return RBFNet(spec, config.n_rbf)
+    """options: local_linear (false), width (0.5, initial RBF width in model units)."""
+    opts = config.options_dict
+    unknown = sorted(set(opts) - {"local_linear", "width"})
+    if unknown:
+        raise ConfigError(f"network.options.{unknown[0]}",
+                          "unknown option for rbf; allowed: local_linear, width")
+    width = opts.get("width", 0.5)
+    if not isinstance(width, (int, float)) or not 1e-4 <= width <= 100:
+        raise ConfigError("network.options.width", f"must be in [0.0001, 100], got {width!r}")
+    return RBFNet(spec, config.n_rbf, bool(opts.get("local_linear", False)), float(width))

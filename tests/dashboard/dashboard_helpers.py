@@ -73,6 +73,9 @@ def make_run(store: Store, owner: User, preset: str = "swissroll-smoke", *,
         grid = rng.integers(0, 256, (34, 34), dtype=np.uint8)
         store.put_artifact(run.id, "gallery_png", png_bytes(grid), key="gallery-000000030.png",
                            media_type="image/png", step=30, lease=lease)
+        traj = rng.uniform(0, 16, size=(5, 4, 8, 8))  # digits: grey levels 0..16
+        store.put_artifact(run.id, "trajectory", npy(traj), key="trajectory-000000030.npy",
+                           media_type="application/x-npy", step=30, lease=lease)
     store.put_artifact(run.id, "checkpoint", b"not really a checkpoint", key="checkpoint.pt",
                        media_type="application/octet-stream", step=30, lease=lease,
                        replace_kind=True)

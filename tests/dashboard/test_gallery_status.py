@@ -61,3 +61,17 @@ def test_status_when_redis_is_down(store):
     at = app_test("status")
     assert not at.exception
     assert any("not reachable" in w.value for w in at.warning)
+
+
+def test_database_down_is_a_message(store, monkeypatch, tmp_path):
+    from dashboard.services import _store_for
+
+    monkeypatch.setenv("DIFFLAB_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    _store_for.clear()
+    at = app_test()
+    assert not at.exception
+    assert any("database cannot be used" in e.value for e in at.error)
+    monkeypatch.setenv("DIFFLAB_TEAM_MODE", "1")  # the sign-in check reads the store first
+    at = app_test()
+    assert not at.exception
+    assert any("database cannot be used" in e.value for e in at.error)

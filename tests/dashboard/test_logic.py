@@ -94,3 +94,24 @@ def test_report_escapes_and_embeds():
                                   images=[ReportImage("s", b"\x89PNG...")], notes="<i>n</i>"))
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
     assert html.count("<script") >= 2 and "data:image/png;base64," in html
+
+
+def test_brighten_only_data_level_pictures():
+    import io
+
+    from PIL import Image
+
+    from dashboard.widgets import brighten
+
+    def png(arr):
+        buf = io.BytesIO()
+        Image.fromarray(arr.astype(np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def load(data):
+        return np.asarray(Image.open(io.BytesIO(data)))
+
+    levels = np.array([[0, 8, 16, 255]])
+    assert load(brighten(png(levels), 17)).tolist() == [[0, 128, 255, 255]]
+    already = np.array([[0, 100, 200, 255]])
+    assert load(brighten(png(already), 17)).tolist() == already.tolist()

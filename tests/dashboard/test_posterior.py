@@ -135,3 +135,48 @@ def test_queue_down_leaves_no_upload_behind(store):
     assert not at.exception
     assert any("could not be reached" in e.value for e in at.error)
     assert store.list_uploads(viewer=SYSTEM) == []
+
+
+def test_held_out_digits_match_the_engine_split():
+    from dashboard.posterior import holdout_examples
+    from diffusion.data.base import build_dataset
+    from diffusion.presets import PRESETS
+
+    config = PRESETS["digits-smoke"]
+    ours = holdout_examples(config.to_dict(), count=5)
+    bundle = build_dataset(config.data, config.train.seed)
+    engine = bundle.holdout[:5].reshape(5, 8, 8).numpy()
+    np.testing.assert_array_equal(ours, engine.astype(np.uint8))
+
+
+def test_pick_a_held_out_image(store, queue):
+    run = make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    at.radio(key="pst_source").set_value("A held-out image").run()
+    at.slider(key="pst_pick").set_value(3).run()
+    assert not at.exception and len(at.image) == 2
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    sent = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    from dashboard.posterior import holdout_examples
+
+    np.testing.assert_array_equal(sent, holdout_examples(run.config)[2])
+
+
+def test_drawn_mask(store, queue):
+    make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 200, np.uint8)))
+    at.selectbox(key="pst_mask").set_value("draw").run()
+    assert not at.exception and len(at.dataframe) == 1
+    # untick the whole centre square except one pixel, tick one corner pixel
+    edits = {r: {str(c): False for c in range(2, 6)} for r in range(2, 6)}
+    edits[3]["3"] = True
+    edits[0] = {"0": True}
+    at.session_state["pst_draw"] = {"edited_rows": edits, "added_rows": [],
+                                    "deleted_rows": []}
+    at.run()
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    known = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"]))))
+    assert sorted(zip(*np.nonzero(known == 0), strict=True)) == [(0, 0), (3, 3)]

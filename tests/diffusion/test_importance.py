@@ -3,11 +3,13 @@ toward the true log p(x^0) of the model, computed here by quadrature for a 1-D c
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 from engine_helpers import make_model
 from torch.distributions import Normal
+from torch.nn.functional import logsigmoid
 
 from diffusion.bound import evaluate_bound, importance_log_likelihood
 
@@ -42,3 +44,34 @@ def test_importance_estimate_rises_from_k_toward_truth(gen):
     assert est[64].mean() > est[8].mean()
     assert est[64].mean() <= truth + 4 * se[64]
     assert truth - est[64].mean() < 0.25 * (truth - k.mean())  # most of the gap closed
+
+
+@torch.no_grad()
+def binomial_log_prob_exact(model, x0: torch.Tensor) -> torch.Tensor:
+    """log p(x^0) of a small binary model by enumerating all 2^D states at every step."""
+    D = x0.shape[1]
+    states = torch.tensor(list(itertools.product((0.0, 1.0), repeat=D)), dtype=torch.float64)
+    beta = model.beta()
+    prob = model.process.log_prior(states).exp()  # pi over the 2^D states
+    for step in range(model.T, 0, -1):
+        t = torch.full((len(states),), step)
+        logit = model.process.p_logit(states, t, model.readout(states, t, beta), beta)
+        # kern[a, b] = p(x^{t-1} = states[b] | x^t = states[a])
+        kern = (states[None] * logsigmoid(logit)[:, None]
+                + (1 - states[None]) * logsigmoid(-logit)[:, None]).sum(-1).exp()
+        prob = prob @ kern
+    index = (x0 * (2 ** torch.arange(D - 1, -1, -1, dtype=torch.float64))).sum(1).long()
+    return prob[index].log()
+
+
+def test_binomial_importance_estimate_rises_toward_enumerated_truth(gen):
+    model = make_model("binomial", T=5, D=3, m=0.3, beta1=0.2, readout_std=1.0, seed=2)
+    x0 = (torch.rand(3000, 3, generator=gen) < 0.6).double()
+    truth = binomial_log_prob_exact(model, x0).mean()
+    k = evaluate_bound(model, x0, gen).per_example
+    est = {n: importance_log_likelihood(model, x0, n, gen) for n in (1, 64)}
+    se1 = math.hypot(est[1].std() / math.sqrt(len(x0)), k.std() / math.sqrt(len(x0)))
+    assert abs(est[1].mean() - k.mean()) < 4 * se1
+    assert k.mean() < truth
+    assert est[1].mean() < est[64].mean() <= truth + 4 * est[64].std() / math.sqrt(len(x0))
+    assert truth - est[64].mean() < 0.25 * (truth - k.mean())

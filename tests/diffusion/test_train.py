@@ -41,6 +41,8 @@ def test_events_in_order_and_result(tmp_path):
     assert gal.samples.shape == (16, 2) and gal.kind == "points"
     assert result.status == "done" and result.k_holdout == ev.k_holdout
     assert json.loads((tmp_path / "run" / "config.json").read_text())["name"] == SMOKE.name
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["seed"] == SMOKE.train.seed and record["scaler"]["scale"] > 1
     again = train(SMOKE, tmp_path / "run", on_event=events.append)  # finished: returns at once
     assert again.status == "done" and again.k_holdout == result.k_holdout
 

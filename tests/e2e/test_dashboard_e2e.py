@@ -164,6 +164,13 @@ def test_story(lab, browser, shots):
     _no_traceback(page)
     _settle(page, 1.5)
     page.screenshot(path=shots / "posterior_results.png")
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Mask").click()
+    page.get_by_role("option", name="Draw it: tick the missing pixels").click()
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    page.locator('[data-testid="stDataFrame"]').first.scroll_into_view_if_needed()
+    _no_traceback(page)
+    _settle(page, 1.5)
+    page.screenshot(path=shots / "posterior_draw_mask.png")
 
     # -- Share links: one for the team run, one for a private run
     private = submit_run(store, PRESETS["swissroll-smoke"], ada, visibility="private")

@@ -49,7 +49,7 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
     lab.start_worker()
     lab.wait_for("the worker's heartbeat", lambda: lab.store.workers(), timeout=60)
     t0 = time.time()
-    run_id = lab.submit("train.steps=300", "train.gallery_every=100")
+    run_id = lab.submit("train.steps=200", "train.gallery_every=100")
     reader = Reader(run_id)
     reader.start()
     running = lab.wait_state(run_id, RUNNING, DONE)
@@ -64,12 +64,12 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
     assert run.progress == 1.0 and run.host and run.device == "cpu"
     assert run.final_bound_bits is not None and run.final_bound_stderr is not None
     holdout = steps_of(lab, run_id, "k_holdout_bits")
-    assert holdout and holdout[-1] == 300
-    assert steps_of(lab, run_id) == list(range(10, 301, 10))
+    assert holdout and holdout[-1] == 200
+    assert steps_of(lab, run_id) == list(range(10, 201, 10))
     galleries = lab.store.list_artifacts(run_id, viewer=SYSTEM, kind="gallery_png")
-    assert [a.step for a in galleries] == [100, 200, 300]
+    assert [a.step for a in galleries] == [100, 200]
     assert all(a.thumb_sha256 for a in galleries)
-    assert lab.store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM).step == 300
+    assert lab.store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM).step == 200
     shown = lab.cli("show", run_id).stdout
     assert "DONE" in shown and "K(holdout)" in shown
     assert run_id in lab.cli("runs").stdout
@@ -90,7 +90,7 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
 
 def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     first = lab.start_worker("a")
-    run_id = lab.submit("train.steps=800", "train.checkpoint_every_s=1", "train.eval_every=100")
+    run_id = lab.submit("train.steps=500", "train.checkpoint_every_s=1", "train.eval_every=100")
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     time.sleep(0.7)  # mid-way between two checkpoints
     lab.kill9(first)
@@ -98,7 +98,7 @@ def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     assert run.state == RUNNING
     killed_at = time.time()
     ckpt = lab.run(run_id).checkpoint_step
-    assert ckpt is not None and 0 < ckpt < 800
+    assert ckpt is not None and 0 < ckpt < 500
     lab.start_worker("b")
     resumed = lab.wait_for("training after the restart", lambda: [
         p for p in lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM,
@@ -111,10 +111,10 @@ def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
            f"checkpoint {ckpt}, killed near step {run.step})")
     done = lab.wait_state(run_id, DONE, timeout=150)
     points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
-    assert [p.step for p in points] == list(range(10, 801, 10))  # no gap, no duplicate
+    assert [p.step for p in points] == list(range(10, 501, 10))  # no gap, no duplicate
     before = [p for p in points if p.step <= ckpt]
     assert before and all(p.wall_time < killed_at for p in before)  # kept, not redone
-    assert steps_of(lab, run_id, "k_holdout_bits") == list(range(100, 801, 100))
+    assert steps_of(lab, run_id, "k_holdout_bits") == list(range(100, 501, 100))
     assert lab.store.train_job(run_id).attempts == 2 and done.final_bound_bits is not None
 
 
@@ -132,7 +132,9 @@ def test_broker_flushed_while_queued(lab: Lab) -> None:
     assert job.attempts == 1 and run.progress == 1.0
 
 
-def test_two_workers_four_jobs_each_once(lab: Lab) -> None:
+def test_two_workers_four_jobs_each_once(pg_lab: Lab) -> None:
+    """On PostgreSQL: two workers claiming concurrently."""
+    lab = pg_lab
     lab.start_worker("a")
     lab.start_worker("b")
     ids = [lab.submit("train.steps=60", f"train.seed={i}") for i in range(4)]
@@ -160,13 +162,13 @@ def test_cancel_mid_run_keeps_checkpoint(lab: Lab) -> None:
 def test_sigterm_hands_the_run_back(lab: Lab) -> None:
     """A warm shutdown (what `difflab up` does on Ctrl-C): checkpoint, back to the queue."""
     first = lab.start_worker("a")
-    run_id = lab.submit("train.steps=500", "train.checkpoint_every_s=1")
+    run_id = lab.submit("train.steps=300", "train.checkpoint_every_s=1", "train.eval_every=100")
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=60)
     run = lab.run(run_id)
-    assert run.state == QUEUED and run.checkpoint_step and run.checkpoint_step < 500
+    assert run.state == QUEUED and run.checkpoint_step and run.checkpoint_step < 300
     lab.start_worker("b")
     lab.wait_state(run_id, DONE, timeout=150)
-    assert steps_of(lab, run_id) == list(range(10, 501, 10))
+    assert steps_of(lab, run_id) == list(range(10, 301, 10))
     assert lab.store.train_job(run_id).attempts == 2
