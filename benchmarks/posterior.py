@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 from diffusion.imageio import save_png, tile  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
-from diffusion.posterior import denoise, inpaint, make_mask  # noqa: E402
+from diffusion.posterior import inpaint, make_mask  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
 from diffusion.strided import strided_bound  # noqa: E402
 
@@ -74,39 +74,47 @@ def upscale(images: np.ndarray, k: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ (a)
 def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
+    """All images and samples in one batched chain (the same math as `posterior.denoise`,
+    which runs one image at a time); clean digits at their bin centres."""
     from scipy.signal import wiener
+
+    from diffusion.posterior_chains import denoise_chain
+    from diffusion.strided import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
     levels = 17
     clean = trained.bundle.holdout[:n_images, 0].double().numpy() + 0.5  # bin centres
     sigma = trained.scaler.scale  # SNR 1: noise variance = data variance
     noisy = clean + sigma * torch.randn(clean.shape, generator=g, dtype=torch.float64).numpy()
-    t0 = time.monotonic()
-    means, first = [], []
-    for y in noisy:
-        r = denoise(trained, y, sigma, n_samples, generator=g)
-        means.append(r.mean)
-        first.append(r.samples[0])
-    seconds = time.monotonic() - t0
-    means = np.stack(means)
+    sc = trained.scaler
+    ym = torch.from_numpy((noisy - sc.shift) / sc.scale)[:, None]  # (N, 1, 8, 8)
+    ym = ym.repeat_interleave(n_samples, 0)
+    rev = gaussian_reverse(trained.model)
+    out = {"images": n_images, "samples_per_image": n_samples, "sigma_grey_levels": sigma,
+           "snr": 1.0, "T": trained.model.T, "peak": levels,
+           "psnr_noisy": psnr(noisy, clean, levels)}
+    fig = {}
+    for start in ("observation", "prior"):
+        t0 = time.monotonic()
+        x = denoise_chain(rev, ym, (sigma / sc.scale) ** 2, start=start, generator=g)
+        xs = np.clip(x[:, 0].numpy() * sc.scale + sc.shift, 0, levels - 1e-6)
+        xs = xs.reshape(n_images, n_samples, *clean.shape[1:])
+        mean = xs.mean(1)
+        out[f"psnr_posterior_mean_start_{start}"] = psnr(mean, clean, levels)
+        out[f"psnr_posterior_sample_start_{start}"] = psnr(xs[:, 0], clean, levels)
+        out[f"seconds_start_{start}"] = time.monotonic() - t0
+        fig[start] = (xs[:, 0], mean)
+    out["psnr_posterior_mean"] = out["psnr_posterior_mean_start_observation"]
     wiener_best = {}
     for k in (3, 5):
         w = np.stack([wiener(y, (k, k), sigma**2) for y in noisy])
         wiener_best[k] = (psnr(w, clean, levels), w)
     kbest = max(wiener_best, key=lambda k: wiener_best[k][0])
-    out = {
-        "images": n_images, "samples_per_image": n_samples, "sigma_grey_levels": sigma,
-        "snr": 1.0, "T": trained.model.T, "peak": levels,
-        "psnr_noisy": psnr(noisy, clean, levels),
-        "psnr_posterior_mean": psnr(means, clean, levels),
-        "psnr_posterior_sample": psnr(np.stack(first), clean, levels),
-        "psnr_wiener": wiener_best[kbest][0], "wiener_window": kbest,
-        "seconds": seconds,
-    }
+    out["psnr_wiener"], out["wiener_window"] = wiener_best[kbest][0], kbest
     out["posterior_mean_beats_wiener"] = out["psnr_posterior_mean"] > out["psnr_wiener"]
-    rows = [clean[:8], noisy[:8], np.stack(first)[:8], means[:8], wiener_best[kbest][1][:8]]
-    grid = np.concatenate(rows)
-    img = np.clip(np.floor(grid * 256 / levels), 0, 255).astype(np.uint8)
+    sample, mean = fig["observation"]
+    rows = [clean[:8], noisy[:8], sample[:8], mean[:8], wiener_best[kbest][1][:8]]
+    img = np.clip(np.floor(np.concatenate(rows) * 256 / levels), 0, 255).astype(np.uint8)
     save_png(FIGURES / "posterior_denoise.png", tile(upscale(img, 6), cols=8, pad=2))
     return out
 
@@ -136,36 +144,45 @@ def region_distances(fill: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: int) -> dict:
+    """All patches and samples in one batched chain per method (the math of
+    `posterior.inpaint`); known pixels checked through `posterior.inpaint` on one patch."""
     from skimage.restoration import inpaint_biharmonic
+
+    from diffusion.posterior_chains import inpaint_paper_chain, inpaint_repaint_chain
+    from diffusion.strided import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
     hold = trained.bundle.holdout[:n_patches, 0].double().numpy() + 0.5
-    h = hold.shape[1]
-    mask = make_mask("center", (h, h), size=h // 2)
+    h, q = hold.shape[1], hold.shape[1] // 2
+    mask = make_mask("center", (h, h), size=q)
     miss = ~mask
+    sc = trained.scaler
+    xm = torch.from_numpy((hold - sc.shift) / sc.scale)[:, None].repeat_interleave(n_samples, 0)
+    mask_t = torch.from_numpy(mask)[None, None]
+    rev = gaussian_reverse(trained.model)
+    truth = np.repeat(hold[:, miss].reshape(-1, 1, q, q), n_samples, 1).reshape(-1, q, q)
     results, fills = {}, {}
     for method in ("paper", "repaint"):
         t0 = time.monotonic()
-        samples, unchanged = [], True
-        for x in hold:
-            r = inpaint(trained, x, mask, n_samples, method=method, jump_length=10,
-                        jump_n_sample=resample, generator=g)
-            unchanged &= bool(np.array_equal(r.samples[:, mask],
-                                             np.broadcast_to(x[mask], (n_samples, mask.sum()))))
-            samples.append(r.samples)
-        samples = np.stack(samples)  # (P, n, h, w)
-        fills[method] = samples[:, 0]
-        region = samples[:, :, miss].reshape(-1, h // 2, h // 2)
-        truth = np.repeat(hold[:, miss].reshape(-1, 1, h // 2, h // 2), n_samples, 1)
-        results[method] = {**region_distances(region, truth.reshape(-1, h // 2, h // 2)),
-                           "known_pixels_unchanged": unchanged,
-                           "seconds": time.monotonic() - t0}
+        if method == "paper":
+            x = inpaint_paper_chain(rev, xm, mask_t, generator=g)
+        else:
+            x = inpaint_repaint_chain(rev, xm, mask_t, jump_length=10, jump_n_sample=resample,
+                                      generator=g)
+        xs = np.clip(x[:, 0].numpy() * sc.scale + sc.shift, 0, 256 - 1e-6)
+        xs = xs.reshape(n_patches, n_samples, h, h)
+        fills[method] = xs[:, 0]
+        api = inpaint(trained, hold[0], mask, 1, method=method, steps=10, jump_length=3,
+                      jump_n_sample=2, generator=g)  # known pixels through the public API
+        results[method] = {
+            **region_distances(xs[:, :, miss].reshape(-1, q, q), truth),
+            "known_pixels_unchanged": bool(np.array_equal(api.samples[0][mask], hold[0][mask])),
+            "seconds": time.monotonic() - t0}
     t0 = time.monotonic()
     bi = np.stack([inpaint_biharmonic(x / 256.0, miss) * 256.0 for x in hold])
     fills["biharmonic"] = bi
     results["biharmonic"] = {
-        **region_distances(bi[:, miss].reshape(-1, h // 2, h // 2),
-                           hold[:, miss].reshape(-1, h // 2, h // 2)),
+        **region_distances(bi[:, miss].reshape(-1, q, q), hold[:, miss].reshape(-1, q, q)),
         "known_pixels_unchanged": bool(np.allclose(bi[:, mask], hold[:, mask])),
         "seconds": time.monotonic() - t0,
     }
@@ -178,7 +195,7 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
     large = figure5_large(trained, seed) if trained.bundle.info.get("holdout_rows") else None
     return {"patches": n_patches, "samples_per_patch": n_samples, "patch": h,
             "large_figure": large,
-            "hole": h // 2, "T": trained.model.T, "repaint_jump_length": 10,
+            "hole": q, "T": trained.model.T, "repaint_jump_length": 10,
             "repaint_resample": resample, "texture": trained.bundle.info.get("texture"),
             "methods": results}
 

@@ -28,16 +28,26 @@ def _api() -> Any:
 def _wrap(exc: Exception) -> ActionError:
     if isinstance(exc, StoreError):
         return ActionError(str(exc))
-    return ActionError(f"The job queue could not be reached ({exc}). Start Redis and a worker "
-                       "(`difflab up` does both), then try again.")
+    return ActionError(
+        f"The job queue could not be reached ({exc}). Start Redis and a worker "
+        "(`difflab up` does both), then try again."
+    )
 
 
-def submit_run(store: Store, config: RunConfig, owner: User, *, preset: str | None = None,
-               visibility: str = "private", tags: tuple[str, ...] = ()) -> Run:
+def submit_run(
+    store: Store,
+    config: RunConfig,
+    owner: User,
+    *,
+    preset: str | None = None,
+    visibility: str = "private",
+    tags: tuple[str, ...] = (),
+) -> Run:
     """Create the run (QUEUED) and enqueue its training."""
     try:
-        return _api().submit_run(store, config, owner, preset=preset, visibility=visibility,
-                                 tags=tags)
+        return _api().submit_run(
+            store, config, owner, preset=preset, visibility=visibility, tags=tags
+        )
     except ConfigError as exc:
         raise ActionError(str(exc)) from None
     except (StoreError, OSError, ConnectionError, TimeoutError) as exc:
@@ -66,8 +76,9 @@ def delete_run(store: Store, run_id: str, viewer: User) -> None:
         raise ActionError(str(exc)) from None
 
 
-def submit_posterior(store: Store, kind: str, run_id: str, params: dict[str, Any],
-                     viewer: User) -> Job:
+def submit_posterior(
+    store: Store, kind: str, run_id: str, params: dict[str, Any], viewer: User
+) -> Job:
     """A denoise or inpaint job against a trained run's checkpoint."""
     try:
         return _api().submit_job(store, kind, run_id, params, viewer)

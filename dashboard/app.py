@@ -46,16 +46,24 @@ except StoreError as exc:  # the database is down or not migrated: say so, no tr
 if signed_out:
     sign_in = ROOT / "views" / "sign_in.py"
     navigation = st.navigation(
-        [st.Page(sign_in, title="Sign in", url_path=path, default=path == "runs")
-         for path, *_ in PAGES],
+        [
+            st.Page(sign_in, title="Sign in", url_path=path, default=path == "runs")
+            for path, *_ in PAGES
+        ],
         position="hidden",
     )
 else:
     sections: dict[str, list[st.Page]] = {}
     for path, title, icon, section in PAGES:
-        sections.setdefault(section, []).append(st.Page(
-            ROOT / "views" / f"{path}.py", title=title, icon=f":material/{icon}:",
-            url_path=path, default=path == "runs"))
+        sections.setdefault(section, []).append(
+            st.Page(
+                ROOT / "views" / f"{path}.py",
+                title=title,
+                icon=f":material/{icon}:",
+                url_path=path,
+                default=path == "runs",
+            )
+        )
     navigation = st.navigation(sections)
 session_cookie.flush()  # keep (or end) the sign-in across reloads
 try:

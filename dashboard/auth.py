@@ -11,6 +11,8 @@ from db.errors import StoreError
 from db.store import Store
 
 BAD_LOGIN = "Wrong username or password."
+
+
 def try_sign_in(store: Store, username: str, password: str) -> str | None:
     if not username.strip() or not password:
         return "Enter your username and password."

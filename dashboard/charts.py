@@ -105,7 +105,12 @@ def bound_curves(
 
 def _empty_note(fig: go.Figure, text: str) -> None:
     fig.add_annotation(
-        text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+        text=text,
+        showarrow=False,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
         font=dict(size=14, color="#666666"),
     )
     fig.update_xaxes(showticklabels=False)
@@ -124,40 +129,62 @@ def compare_curves(
     for i, (label, points) in enumerate(runs):
         xs, ys = _finite(points)
         fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 30 else "lines",
-                       name=label, line=dict(color=COLORS[i % len(COLORS)], width=2))
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers" if len(xs) < 30 else "lines",
+                name=label,
+                line=dict(color=COLORS[i % len(COLORS)], width=2),
+            )
         )
     if not any(len(_finite(p)[0]) for _, p in runs):
         _empty_note(fig, "None of these runs has an evaluated bound yet.")
     return fig
 
 
-def kl_profile(profile_bits: Sequence[float], *, unit: str = "bits",
-               revision: str = "kl") -> go.Figure:
+def kl_profile(
+    profile_bits: Sequence[float], *, unit: str = "bits", revision: str = "kl"
+) -> go.Figure:
     """The per-step terms of the bound: KL(q(x(t-1)|x(t),x(0)) || p(x(t-1)|x(t))) for t=1..T."""
     fig = _base("Per-step KL profile", "diffusion step t", f"KL ({unit})", revision)
     values = np.asarray(list(profile_bits), dtype=float)
     if values.size == 0:
         _empty_note(fig, "No per-step profile yet.")
         return fig
-    fig.add_trace(go.Bar(x=np.arange(1, values.size + 1), y=values, name="KL at step t",
-                         marker_color=COLORS[0]))
+    fig.add_trace(
+        go.Bar(
+            x=np.arange(1, values.size + 1), y=values, name="KL at step t", marker_color=COLORS[0]
+        )
+    )
     fig.update_layout(showlegend=False)
     return fig
 
 
-def beta_schedule(beta: Sequence[float], baseline: Sequence[float] | None = None,
-                  *, revision: str = "beta") -> go.Figure:
+def beta_schedule(
+    beta: Sequence[float], baseline: Sequence[float] | None = None, *, revision: str = "beta"
+) -> go.Figure:
     """The forward noise schedule beta_t: learned (or used) against its baseline (log scale)."""
     fig = _base("Forward diffusion schedule", "diffusion step t", "beta_t", revision)
     b = np.asarray(list(beta), dtype=float)
     if baseline is not None and len(baseline):
         base = np.asarray(list(baseline), dtype=float)
-        fig.add_trace(go.Scatter(x=np.arange(1, base.size + 1), y=base, name="baseline",
-                                 line=dict(color="#888888", dash="dash", width=2)))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, base.size + 1),
+                y=base,
+                name="baseline",
+                line=dict(color="#888888", dash="dash", width=2),
+            )
+        )
     if b.size:
-        fig.add_trace(go.Scatter(x=np.arange(1, b.size + 1), y=b, name="schedule in use",
-                                 line=dict(color=COLORS[1], width=2)))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, b.size + 1),
+                y=b,
+                name="schedule in use",
+                line=dict(color=COLORS[1], width=2),
+            )
+        )
     else:
         _empty_note(fig, "No schedule recorded yet.")
         return fig
@@ -178,8 +205,7 @@ def reverse_variance(
     the reverse step's conditional entropy must lie between the two (Sohl-Dickstein 2015,
     Sec. 2.4 and App. A).
     """
-    fig = _base("Reverse variance and its entropy bounds", "diffusion step t", "variance",
-                revision)
+    fig = _base("Reverse variance and its entropy bounds", "diffusion step t", "variance", revision)
     v = np.asarray(list(variance), dtype=float)
     t = np.arange(1, v.size + 1)
     if lower is not None and upper is not None and len(lower) and len(upper):
@@ -187,12 +213,20 @@ def reverse_variance(
         hi = np.asarray(list(upper), dtype=float)
         tt = np.arange(1, lo.size + 1)
         fig.add_trace(go.Scatter(x=tt, y=hi, name="upper bound", line=dict(color="#999999")))
-        fig.add_trace(go.Scatter(x=tt, y=lo, name="lower bound", fill="tonexty",
-                                 fillcolor="rgba(150,150,150,0.2)",
-                                 line=dict(color="#999999", dash="dot")))
+        fig.add_trace(
+            go.Scatter(
+                x=tt,
+                y=lo,
+                name="lower bound",
+                fill="tonexty",
+                fillcolor="rgba(150,150,150,0.2)",
+                line=dict(color="#999999", dash="dot"),
+            )
+        )
     if v.size:
-        fig.add_trace(go.Scatter(x=t, y=v, name="learned variance",
-                                 line=dict(color=COLORS[2], width=2)))
+        fig.add_trace(
+            go.Scatter(x=t, y=v, name="learned variance", line=dict(color=COLORS[2], width=2))
+        )
     if fig.data:
         fig.update_yaxes(type="log")
     else:
@@ -200,24 +234,47 @@ def reverse_variance(
     return fig
 
 
-def point_cloud(points: np.ndarray, *, reference: np.ndarray | None = None,
-                title: str = "Samples", revision: str = "cloud") -> go.Figure:
+def point_cloud(
+    points: np.ndarray,
+    *,
+    reference: np.ndarray | None = None,
+    title: str = "Samples",
+    revision: str = "cloud",
+) -> go.Figure:
     """2-D samples (N x 2) as a scatter, over optional data points in grey."""
     fig = _base(title, "x1", "x2", revision)
     if reference is not None and len(reference):
         ref = np.asarray(reference, dtype=float)
-        fig.add_trace(go.Scattergl(x=ref[:, 0], y=ref[:, 1], mode="markers", name="data",
-                                   marker=dict(size=3, color="#bbbbbb")))
+        fig.add_trace(
+            go.Scattergl(
+                x=ref[:, 0],
+                y=ref[:, 1],
+                mode="markers",
+                name="data",
+                marker=dict(size=3, color="#bbbbbb"),
+            )
+        )
     pts = np.asarray(points, dtype=float).reshape(-1, 2) if len(points) else np.zeros((0, 2))
-    fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name="samples",
-                               marker=dict(size=4, color=COLORS[0], opacity=0.7)))
+    fig.add_trace(
+        go.Scattergl(
+            x=pts[:, 0],
+            y=pts[:, 1],
+            mode="markers",
+            name="samples",
+            marker=dict(size=4, color=COLORS[0], opacity=0.7),
+        )
+    )
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     fig.update_layout(height=420)
     return fig
 
 
-def trajectory_animation(frames: np.ndarray, *, steps: Sequence[int] | None = None,
-                         title: str = "Reverse trajectory: noise to data") -> go.Figure:
+def trajectory_animation(
+    frames: np.ndarray,
+    *,
+    steps: Sequence[int] | None = None,
+    title: str = "Reverse trajectory: noise to data",
+) -> go.Figure:
     """An animated scatter of 2-D points along the reverse trajectory (S x N x 2).
 
     Frame 0 is pure noise x(T); the last frame is the sample x(0). A play button and a
@@ -228,40 +285,74 @@ def trajectory_animation(frames: np.ndarray, *, steps: Sequence[int] | None = No
     labels = list(steps) if steps is not None else list(range(n - 1, -1, -1))
     lim = float(np.nanmax(np.abs(arr))) * 1.05 if arr.size else 1.0
     fig = _base(title, "x1", "x2", "trajectory")
-    fig.add_trace(go.Scatter(x=arr[0, :, 0], y=arr[0, :, 1], mode="markers",
-                             marker=dict(size=4, color=COLORS[0], opacity=0.7), name="x(t)"))
+    fig.add_trace(
+        go.Scatter(
+            x=arr[0, :, 0],
+            y=arr[0, :, 1],
+            mode="markers",
+            marker=dict(size=4, color=COLORS[0], opacity=0.7),
+            name="x(t)",
+        )
+    )
     fig.frames = [
-        go.Frame(data=[go.Scatter(x=arr[i, :, 0], y=arr[i, :, 1])], name=str(i))
-        for i in range(n)
+        go.Frame(data=[go.Scatter(x=arr[i, :, 0], y=arr[i, :, 1])], name=str(i)) for i in range(n)
     ]
     fig.update_layout(
         height=460,
         xaxis=dict(range=[-lim, lim]),
         yaxis=dict(range=[-lim, lim], scaleanchor="x", scaleratio=1),
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left",
-                          buttons=[dict(label="Play", method="animate",
-                                        args=[None, dict(frame=dict(duration=120),
-                                                         fromcurrent=True)])])],
-        sliders=[dict(active=0, x=0.1, len=0.9, y=-0.05,
-                      currentvalue=dict(prefix="t = "),
-                      steps=[dict(method="animate", label=str(labels[i]),
-                                  args=[[str(i)], dict(mode="immediate",
-                                                       frame=dict(duration=0))])
-                             for i in range(n)])],
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0,
+                y=-0.12,
+                xanchor="left",
+                buttons=[
+                    dict(
+                        label="Play",
+                        method="animate",
+                        args=[None, dict(frame=dict(duration=120), fromcurrent=True)],
+                    )
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                active=0,
+                x=0.1,
+                len=0.9,
+                y=-0.05,
+                currentvalue=dict(prefix="t = "),
+                steps=[
+                    dict(
+                        method="animate",
+                        label=str(labels[i]),
+                        args=[[str(i)], dict(mode="immediate", frame=dict(duration=0))],
+                    )
+                    for i in range(n)
+                ],
+            )
+        ],
         margin=dict(l=60, r=20, t=50, b=110),
     )
     return fig
 
 
-def sequences(samples: np.ndarray, *, title: str = "Samples",
-              max_rows: int = 6) -> go.Figure:
+def sequences(samples: np.ndarray, *, title: str = "Samples", max_rows: int = 6) -> go.Figure:
     """1-D sequences (heartbeat data, N x L) as stacked line plots."""
     arr = np.asarray(samples, dtype=float)
     arr = arr.reshape(arr.shape[0], -1)[:max_rows]
     fig = _base(title, "position", "value", "sequences")
     for i, row in enumerate(arr):
-        fig.add_trace(go.Scatter(y=row + 1.5 * i, mode="lines", name=f"sample {i + 1}",
-                                 line=dict(color=COLORS[i % len(COLORS)], width=1.5)))
+        fig.add_trace(
+            go.Scatter(
+                y=row + 1.5 * i,
+                mode="lines",
+                name=f"sample {i + 1}",
+                line=dict(color=COLORS[i % len(COLORS)], width=1.5),
+            )
+        )
     fig.update_layout(showlegend=False)
     fig.update_yaxes(showticklabels=False)
     return fig

@@ -31,14 +31,22 @@ def show_comparison(store: Store, viewer: User, run_ids: Sequence[str], *, key: 
         st.info("Select at least two runs you may see to compare them.")
         return
     st.subheader(f"Comparing {len(runs)} runs")
-    metric = st.segmented_control("Curve", list(METRICS), format_func=METRICS.get,
-                                  default="k_holdout_bits", key=f"{key}_metric")
+    metric = st.segmented_control(
+        "Curve",
+        list(METRICS),
+        format_func=METRICS.get,
+        default="k_holdout_bits",
+        key=f"{key}_metric",
+    )
     metric = metric or "k_holdout_bits"
     data = [(f"{r.name} ({r.id[:6]})", load_run_data(store, r, viewer)) for r in runs]
     curves = [(label, d.series.get(metric, [])) for label, d in data]
     unit = data[0][1].unit
-    st.plotly_chart(charts.compare_curves(curves, metric_label=METRICS[metric], unit=unit),
-                    key=f"{key}_chart", width="stretch")
+    st.plotly_chart(
+        charts.compare_curves(curves, metric_label=METRICS[metric], unit=unit),
+        key=f"{key}_chart",
+        width="stretch",
+    )
     diff = tables.differing_parameters(runs)
     if diff.empty:
         st.caption("These runs have identical configurations (apart from nothing at all).")

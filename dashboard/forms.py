@@ -34,10 +34,10 @@ DATASET_LABELS: dict[str, str] = {
 }
 KIND_LABELS = {"gaussian": "Gaussian", "binomial": "Binomial"}
 SCHEDULE_LABELS = {
-    "baseline": "Fixed: 1/(T-t+1), the paper's baseline",
-    "learned": "Learned (trained with the bound)",
-    "linear": "Fixed: linear",
-    "cosine": "Fixed: cosine",
+    "baseline": "Fixed 1/(T-t+1) (paper)",
+    "learned": "Learned with the bound",
+    "linear": "Fixed linear",
+    "cosine": "Fixed cosine",
 }
 NETWORK_LABELS = {
     "mlp": "MLP",
@@ -45,17 +45,30 @@ NETWORK_LABELS = {
     "heartbeat": "Heartbeat MLP (20-50-50-50)",
     "conv": "Multi-scale convolutional",
 }
-DEVICE_LABELS = {"auto": "Auto (GPU if the worker has one)", "cpu": "CPU", "cuda": "CUDA GPU",
-                 "mps": "Apple GPU (MPS)"}
+DEVICE_LABELS = {
+    "auto": "Auto (GPU if the worker has one)",
+    "cpu": "CPU",
+    "cuda": "CUDA GPU",
+    "mps": "Apple GPU (MPS)",
+}
 
 # Dashboard-side guard: T x batch x data size beyond this is refused as "too large for memory"
 MAX_ACTIVATIONS = 2_000_000_000
 _DATA_DIM = {"swissroll": 2, "heartbeat": 20, "digits": 64, "mnist": 784, "cifar10": 3072}
 
 FORM_FIELDS = (
-    "name", "data.name", "diffusion.kind", "diffusion.T", "diffusion.schedule",
-    "network.kind", "network.hidden", "train.steps", "train.batch_size", "train.lr",
-    "train.seed", "train.device",
+    "name",
+    "data.name",
+    "diffusion.kind",
+    "diffusion.T",
+    "diffusion.schedule",
+    "network.kind",
+    "network.hidden",
+    "train.steps",
+    "train.batch_size",
+    "train.lr",
+    "train.seed",
+    "train.device",
 )
 
 
@@ -158,8 +171,11 @@ def _parse_hidden(value: Any, errors: dict[str, str]) -> list[int] | None:
     return widths
 
 
-def validate_form(values: Mapping[str, Any], preset: str | None = None,
-                  data_options: Mapping[str, Any] | None = None) -> FormResult:
+def validate_form(
+    values: Mapping[str, Any],
+    preset: str | None = None,
+    data_options: Mapping[str, Any] | None = None,
+) -> FormResult:
     """Turn the form's values into a RunConfig, or say which field is wrong and why.
 
     `values` holds FORM_FIELDS; `data_options` (e.g. uploaded image hashes) are merged into
@@ -215,7 +231,9 @@ def _memory_error(config: RunConfig) -> str | None:
     dim = _DATA_DIM.get(config.data.name, 4096)
     size = config.diffusion.T * config.train.batch_size * dim
     if size > MAX_ACTIVATIONS:
-        return (f"T = {config.diffusion.T} with batch {config.train.batch_size} is too large for "
-                f"memory ({size:,} values per step of the bound); lower T or the batch size so "
-                f"that T x batch x data size stays under {MAX_ACTIVATIONS:,}")
+        return (
+            f"T = {config.diffusion.T} with batch {config.train.batch_size} is too large for "
+            f"memory ({size:,} values per step of the bound); lower T or the batch size so "
+            f"that T x batch x data size stays under {MAX_ACTIVATIONS:,}"
+        )
     return None

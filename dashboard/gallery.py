@@ -59,16 +59,18 @@ def sequences_picture(seqs: np.ndarray, size: int = 256, rows: int = 6) -> bytes
         lo, hi = float(np.nanmin(row)), float(np.nanmax(row))
         y = (row - lo) / ((hi - lo) or 1.0)
         x = np.linspace(4, size - 4, row.size)
-        pts = [(float(a), float(band * (i + 0.9) - b * band * 0.8)) for a, b in zip(x, y,
-                                                                                  strict=True)]
+        pts = [
+            (float(a), float(band * (i + 0.9) - b * band * 0.8)) for a, b in zip(x, y, strict=True)
+        ]
         draw.line(pts, fill=(214, 39, 40), width=1)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def gallery_page(store: Store, viewer: User, runs: Sequence[Run], page: int,
-                 page_size: int = PAGE_SIZE) -> tuple[list[GalleryItem], bool]:
+def gallery_page(
+    store: Store, viewer: User, runs: Sequence[Run], page: int, page_size: int = PAGE_SIZE
+) -> tuple[list[GalleryItem], bool]:
     """One page of gallery items for these runs, newest first, and whether there is more."""
     by_id = {r.id: r for r in runs}
     if not by_id:
@@ -82,7 +84,7 @@ def gallery_page(store: Store, viewer: User, runs: Sequence[Run], page: int,
     arts = [a for a in arts if a.kind == "gallery_png" or a.run_id not in with_png]
     arts.sort(key=lambda a: (a.created_at, a.id), reverse=True)
     start = page * page_size
-    chunk = arts[start:start + page_size]
+    chunk = arts[start : start + page_size]
     return [GalleryItem(a, by_id[a.run_id]) for a in chunk], len(arts) > start + page_size
 
 

@@ -60,8 +60,12 @@ def model_shape(config: dict) -> ImageShape:
 
 def image_runs(runs: list[Run]) -> list[Run]:
     """Runs that can denoise or inpaint: image data and a checkpoint."""
-    return [r for r in runs if (r.config.get("data") or {}).get("name") in IMAGE_DATASETS
-            and (r.state == "DONE" or r.checkpoint_step is not None)]
+    return [
+        r
+        for r in runs
+        if (r.config.get("data") or {}).get("name") in IMAGE_DATASETS
+        and (r.state == "DONE" or r.checkpoint_step is not None)
+    ]
 
 
 def model_levels(config: dict) -> int:
@@ -122,9 +126,16 @@ def fit_to(data: bytes, shape: ImageShape) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int = 0,
-              rect: tuple[float, float, float, float] = (0.25, 0.75, 0.25, 0.75),
-              upload: bytes | None = None, drawn: np.ndarray | None = None) -> np.ndarray:
+def make_mask(
+    kind: str,
+    shape: ImageShape,
+    *,
+    fraction: float = 0.5,
+    seed: int = 0,
+    rect: tuple[float, float, float, float] = (0.25, 0.75, 0.25, 0.75),
+    upload: bytes | None = None,
+    drawn: np.ndarray | None = None,
+) -> np.ndarray:
     """A boolean H x W mask, True where the pixel is known.
 
     centre: the middle square (half the side) is missing; left: the left half is missing;
@@ -135,7 +146,7 @@ def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int 
     h, w = shape.height, shape.width
     known = np.ones((h, w), bool)
     if kind == "centre":
-        known[h // 4: h - h // 4, w // 4: w - w // 4] = False
+        known[h // 4 : h - h // 4, w // 4 : w - w // 4] = False
     elif kind == "left":
         known[:, : w // 2] = False
     elif kind == "random":
@@ -144,7 +155,9 @@ def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int 
         known = np.random.default_rng(seed).random((h, w)) >= fraction
     elif kind == "rectangle":
         r0, r1, c0, c1 = rect
-        known[math.floor(r0 * h): math.ceil(r1 * h), math.floor(c0 * w): math.ceil(c1 * w)] = False
+        known[math.floor(r0 * h) : math.ceil(r1 * h), math.floor(c0 * w) : math.ceil(c1 * w)] = (
+            False
+        )
     elif kind == "draw":
         if drawn is None or np.shape(drawn) != (h, w):
             raise MaskError(f"Tick the missing pixels on the {h} x {w} grid.")
@@ -168,11 +181,15 @@ def make_mask(kind: str, shape: ImageShape, *, fraction: float = 0.5, seed: int 
 def check_mask(known: np.ndarray) -> None:
     """Refuse masks that leave nothing to fill in or nothing to condition on."""
     if known.all():
-        raise MaskError("The mask hides no pixel, so there is nothing to fill in. "
-                        "Mark some pixels as missing (black).")
+        raise MaskError(
+            "The mask hides no pixel, so there is nothing to fill in. "
+            "Mark some pixels as missing (black)."
+        )
     if not known.any():
-        raise MaskError("The mask hides every pixel, so there is nothing to condition on. "
-                        "Keep some pixels (white), or use a plain sample instead.")
+        raise MaskError(
+            "The mask hides every pixel, so there is nothing to condition on. "
+            "Keep some pixels (white), or use a plain sample instead."
+        )
 
 
 def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -208,13 +225,24 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.nda
     out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
     for i in range(n):
         r, q = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h,
-            pad + q * (w + pad): pad + q * (w + pad) + w] = arr[i]
+        out[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + q * (w + pad) : pad + q * (w + pad) + w,
+        ] = arr[i]
     return out[..., 0] if c == 1 else out
 
 
-def submit(store: Store, user: User, model: Run, kind: str, *, observed: np.ndarray,
-           known: np.ndarray | None, params: dict, name: str) -> Job:
+def submit(
+    store: Store,
+    user: User,
+    model: Run,
+    kind: str,
+    *,
+    observed: np.ndarray,
+    known: np.ndarray | None,
+    params: dict,
+    name: str,
+) -> Job:
     """Store the input image (and the mask: 255 = known) as uploads, then queue the job.
 
     `observed` is the clean image in the data's grey levels (`to_levels`); for denoising the
@@ -223,13 +251,24 @@ def submit(store: Store, user: User, model: Run, kind: str, *, observed: np.ndar
     """
     check_queue()  # no upload rows are left behind when the job cannot be queued
     h, w = observed.shape[:2]
-    image = store.add_upload(to_png(observed), owner_id=user.id, original_name=name,
-                             media_type="image/png", width=w, height=h)
+    image = store.add_upload(
+        to_png(observed),
+        owner_id=user.id,
+        original_name=name,
+        media_type="image/png",
+        width=w,
+        height=h,
+    )
     params = {**params, "upload_id": image.id, "seed": int(params.get("seed", 0))}
     if known is not None:
-        mask = store.add_upload(to_png(known.astype(np.uint8) * 255), owner_id=user.id,
-                                original_name="mask.png", media_type="image/png", width=w,
-                                height=h)
+        mask = store.add_upload(
+            to_png(known.astype(np.uint8) * 255),
+            owner_id=user.id,
+            original_name="mask.png",
+            media_type="image/png",
+            width=w,
+            height=h,
+        )
         params["mask_upload_id"] = mask.id
     return submit_posterior(store, kind, model.id, params, user)
 
@@ -288,18 +327,30 @@ def job_pictures(store: Store, job: Job, viewer: User, levels: int = 256) -> Pos
     for art in arts:  # an array beats a PNG of the same kind
         if art.kind not in best or best[art.kind].media_type.startswith("image/"):
             best[art.kind] = art
-    downloads = {name: (store.artifact_bytes(a, viewer=viewer), a.key) for name, a in (
-        (n, best.get(k)) for n, k in (("samples", "posterior_samples"),
-                                      ("mean", "posterior_mean"), ("spread", "posterior_std")))
-        if a is not None}
+    downloads = {
+        name: (store.artifact_bytes(a, viewer=viewer), a.key)
+        for name, a in (
+            (n, best.get(k))
+            for n, k in (
+                ("samples", "posterior_samples"),
+                ("mean", "posterior_mean"),
+                ("spread", "posterior_std"),
+            )
+        )
+        if a is not None
+    }
 
     def pic(kind: str, *, stretch: bool = False) -> bytes | None:
         art = best.get(kind)
         return _picture(_decode(store, art, viewer), levels, stretch=stretch) if art else None
 
-    return PosteriorPictures(pic("posterior_samples"), pic("posterior_mean"),
-                             pic("posterior_std", stretch=True), pic("posterior_input"),
-                             downloads)
+    return PosteriorPictures(
+        pic("posterior_samples"),
+        pic("posterior_mean"),
+        pic("posterior_std", stretch=True),
+        pic("posterior_input"),
+        downloads,
+    )
 
 
 def drawing_grid(shape: ImageShape) -> pd.DataFrame:

@@ -54,8 +54,10 @@ class RunReport:
 def _img_tag(img: ReportImage) -> str:
     data = base64.b64encode(img.png).decode("ascii")
     cap = html.escape(img.caption)
-    return (f'<figure><img alt="{cap}" src="data:{html.escape(img.media_type)};base64,{data}">'
-            f"<figcaption>{cap}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{cap}" src="data:{html.escape(img.media_type)};base64,{data}">'
+        f"<figcaption>{cap}</figcaption></figure>"
+    )
 
 
 def build_report(report: RunReport) -> str:
@@ -71,8 +73,7 @@ def build_report(report: RunReport) -> str:
         '<table class="summary">',
     ]
     for key, value in report.summary.items():
-        parts.append(f"<tr><td>{html.escape(str(key))}</td>"
-                     f"<td>{html.escape(str(value))}</td></tr>")
+        parts.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(str(value))}</td></tr>")
     if report.tags:
         parts.append(f"<tr><td>tags</td><td>{html.escape(', '.join(report.tags))}</td></tr>")
     parts.append("</table>")
@@ -82,13 +83,17 @@ def build_report(report: RunReport) -> str:
         parts.append("<h2>Curves</h2>")
     for i, (title, fig) in enumerate(report.figures):
         parts.append(f"<h3>{html.escape(title)}</h3>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                                 config={"displaylogo": False}))
+        parts.append(
+            fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+        )
     if report.images:
         parts += ["<h2>Samples</h2>", '<div class="gallery">']
         parts += [_img_tag(img) for img in report.images]
         parts.append("</div>")
     config_text = json.dumps(report.config, indent=2, sort_keys=True, default=str)
-    parts += ["<h2>Configuration</h2>", f"<pre>{html.escape(config_text, quote=False)}</pre>",
-              "</body></html>"]
+    parts += [
+        "<h2>Configuration</h2>",
+        f"<pre>{html.escape(config_text, quote=False)}</pre>",
+        "</body></html>",
+    ]
     return "\n".join(parts)

@@ -17,8 +17,14 @@ from db.errors import NotFound
 from db.store import Store
 
 BOUND_SERIES = ("k_train_bits", "k_holdout_bits", "k_minus_lnull_bits")
-VECTORS = ("kl_profile_bits", "beta", "beta_baseline", "reverse_var", "reverse_var_lower",
-           "reverse_var_upper")
+VECTORS = (
+    "kl_profile_bits",
+    "beta",
+    "beta_baseline",
+    "reverse_var",
+    "reverse_var_lower",
+    "reverse_var_upper",
+)
 REFERENCES = ("paper_k_bits", "paper_k_minus_lnull_bits", "true_ll_bits", "l_null_bits")
 
 # Sohl-Dickstein et al. 2015, Table 1: (K, K - L_null) and the unit, by data set.
@@ -54,12 +60,16 @@ def load_run_data(store: Store, run: Run, viewer: User) -> RunData:
     names = [*BOUND_SERIES, "loss_bits", *REFERENCES]
     metrics = store.metrics(run.id, viewer=viewer, names=names)
     latest = store.latest_metrics(run.id, viewer=viewer)
-    vectors = {name: list(latest[name].vector or ()) for name in VECTORS
-               if name in latest and latest[name].vector}
+    vectors = {
+        name: list(latest[name].vector or ())
+        for name in VECTORS
+        if name in latest and latest[name].vector
+    }
     kind = (run.config.get("diffusion") or {}).get("kind")
     if kind == "gaussian" and vectors.get("beta") and "reverse_var_lower" not in vectors:
         vectors["reverse_var_lower"], vectors["reverse_var_upper"] = variance_limits(
-            vectors["beta"])
+            vectors["beta"]
+        )
     data_name = (run.config.get("data") or {}).get("name", "")
     paper = PAPER_TABLE_1.get(data_name)
 
@@ -69,13 +79,14 @@ def load_run_data(store: Store, run: Run, viewer: User) -> RunData:
 
     evals = metrics.get("k_holdout_bits") or []
     return RunData(
-        series={name: _points(metrics.get(name, [])) for name in BOUND_SERIES
-                if metrics.get(name)},
+        series={name: _points(metrics.get(name, [])) for name in BOUND_SERIES if metrics.get(name)},
         vectors=vectors,
-        paper_k_bits=ref("paper_k_bits") if ref("paper_k_bits") is not None else (
-            paper[0] if paper else None),
-        paper_gain_bits=ref("paper_k_minus_lnull_bits") if ref("paper_k_minus_lnull_bits")
-        is not None else (paper[1] if paper else None),
+        paper_k_bits=ref("paper_k_bits")
+        if ref("paper_k_bits") is not None
+        else (paper[0] if paper else None),
+        paper_gain_bits=ref("paper_k_minus_lnull_bits")
+        if ref("paper_k_minus_lnull_bits") is not None
+        else (paper[1] if paper else None),
         true_ll_bits=ref("true_ll_bits"),
         unit=paper[2] if paper else "bits",
         last_eval_step=evals[-1].step if evals else None,

@@ -50,28 +50,48 @@ def bound_panel(store: Store, viewer: User, run: Run) -> None:
     def _bound() -> None:
         current = store.get_run(run.id, viewer=viewer)
         data = load_run_data(store, current, viewer)
-        fig = charts.bound_curves(data.series, paper_k_bits=data.paper_k_bits,
-                                  true_ll_bits=data.true_ll_bits, unit=data.unit)
+        fig = charts.bound_curves(
+            data.series,
+            paper_k_bits=data.paper_k_bits,
+            true_ll_bits=data.true_ll_bits,
+            unit=data.unit,
+        )
         if data.paper_gain_bits is not None and "k_minus_lnull_bits" in data.series:
             charts.reference_line(fig, data.paper_gain_bits, "paper K - L_null", "#9467bd", "dash")
         st.plotly_chart(fig, key="run_bound", width="stretch")
         left, right = st.columns(2)
         with left:
-            st.plotly_chart(charts.kl_profile(data.vectors.get("kl_profile_bits", []),
-                                              unit=data.unit), key="run_kl", width="stretch")
+            st.plotly_chart(
+                charts.kl_profile(data.vectors.get("kl_profile_bits", []), unit=data.unit),
+                key="run_kl",
+                width="stretch",
+            )
             v = data.vectors
-            st.plotly_chart(charts.reverse_variance(v.get("reverse_var", []),
-                                                    v.get("reverse_var_lower"),
-                                                    v.get("reverse_var_upper")),
-                            key="run_var", width="stretch")
+            st.plotly_chart(
+                charts.reverse_variance(
+                    v.get("reverse_var", []), v.get("reverse_var_lower"), v.get("reverse_var_upper")
+                ),
+                key="run_var",
+                width="stretch",
+            )
         with right:
-            st.plotly_chart(charts.beta_schedule(data.vectors.get("beta", []),
-                                                 data.vectors.get("beta_baseline")),
-                            key="run_beta", width="stretch")
+            st.plotly_chart(
+                charts.beta_schedule(
+                    data.vectors.get("beta", []), data.vectors.get("beta_baseline")
+                ),
+                key="run_beta",
+                width="stretch",
+            )
             if data.loss:
-                st.plotly_chart(charts.bound_curves({"training loss (-K, minibatch)": data.loss},
-                                                    unit=data.unit, revision="loss"),
-                                key="run_loss", width="stretch")
+                st.plotly_chart(
+                    charts.bound_curves(
+                        {"training loss (-K, minibatch)": data.loss},
+                        unit=data.unit,
+                        revision="loss",
+                    ),
+                    key="run_loss",
+                    width="stretch",
+                )
 
     _bound()
 
@@ -82,33 +102,41 @@ def samples_panel(store: Store, viewer: User, run: Run) -> None:
     @st.fragment(run_every=live_every(run) and 5.0)
     def _samples() -> None:
         kind = sample_kind(run)
-        arts = gallery_artifacts(store, run, viewer) if kind == "images" else \
-            store.list_artifacts(run.id, viewer=viewer, kind="gallery")
+        arts = (
+            gallery_artifacts(store, run, viewer)
+            if kind == "images"
+            else store.list_artifacts(run.id, viewer=viewer, kind="gallery")
+        )
         if not arts:
             st.info("No samples yet: the first gallery appears after the first gallery step.")
             return
         steps = [a.step or 0 for a in arts]
         index = len(arts) - 1
         if len(arts) > 1:
-            step = st.select_slider("Training step", options=steps, value=steps[-1],
-                                    key="run_gallery_step")
+            step = st.select_slider(
+                "Training step", options=steps, value=steps[-1], key="run_gallery_step"
+            )
             index = steps.index(step)
         art = arts[index]
         if kind == "images":
-            picture = brighten(store.artifact_bytes(art, viewer=viewer),
-                               model_levels(run.config))
-            st.image(enlarge(picture, 512),
-                     caption=f"Samples at step {art.step}", width="content")
+            picture = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
+            st.image(enlarge(picture, 512), caption=f"Samples at step {art.step}", width="content")
         else:
             arr = load_array(store, art, viewer)
             if arr is None:
                 st.warning("This gallery could not be read.")
             elif kind == "points":
-                st.plotly_chart(charts.point_cloud(arr[:, :2], title=f"Samples at step {art.step}"),
-                                key="run_cloud", width="stretch")
+                st.plotly_chart(
+                    charts.point_cloud(arr[:, :2], title=f"Samples at step {art.step}"),
+                    key="run_cloud",
+                    width="stretch",
+                )
             else:
-                st.plotly_chart(charts.sequences(arr, title=f"Samples at step {art.step}"),
-                                key="run_seq", width="stretch")
+                st.plotly_chart(
+                    charts.sequences(arr, title=f"Samples at step {art.step}"),
+                    key="run_seq",
+                    width="stretch",
+                )
         trajectory_view(store, viewer, run, kind)
 
     _samples()
@@ -144,34 +172,63 @@ def trajectory_strip(traj: np.ndarray, frames: int = 10) -> np.ndarray:
 def files_panel(store: Store, viewer: User, run: Run) -> None:
     """Downloads: samples, checkpoint, config, and the self-contained HTML report."""
     c = st.columns(4)
-    c[0].download_button("Config (JSON)", json.dumps(run.config, indent=2, sort_keys=True),
-                         file_name=f"{run.id}-config.json", mime="application/json",
-                         icon=":material/settings:")
-    for col, kind, label in ((c[1], "gallery_png", "Samples (PNG)"),
-                             (c[2], "checkpoint", "Checkpoint")):
+    c[0].download_button(
+        "Config (JSON)",
+        json.dumps(run.config, indent=2, sort_keys=True),
+        file_name=f"{run.id}-config.json",
+        mime="application/json",
+        icon=":material/settings:",
+    )
+    for col, kind, label in (
+        (c[1], "gallery_png", "Samples (PNG)"),
+        (c[2], "checkpoint", "Checkpoint"),
+    ):
         art = store.latest_artifact(run.id, kind, viewer=viewer)
         if kind == "gallery_png" and art is None:
             art = store.latest_artifact(run.id, "gallery", viewer=viewer)
         if art is None:
             col.button(label, disabled=True, help="Not written yet", key=f"dl_none_{kind}")
             continue
-        col.download_button(label, lambda a=art: store.artifact_bytes(a, viewer=viewer),
-                            file_name=f"{run.id}-{art.key}", mime=art.media_type,
-                            icon=":material/download:", key=f"dl_{kind}")
-    c[3].download_button("Report (HTML)", lambda: report_html(store, viewer, run),
-                         file_name=f"{run.id}-report.html", mime="text/html",
-                         icon=":material/description:", key="dl_report")
+        col.download_button(
+            label,
+            lambda a=art: store.artifact_bytes(a, viewer=viewer),
+            file_name=f"{run.id}-{art.key}",
+            mime=art.media_type,
+            icon=":material/download:",
+            key=f"dl_{kind}",
+        )
+    c[3].download_button(
+        "Report (HTML)",
+        lambda: report_html(store, viewer, run),
+        file_name=f"{run.id}-report.html",
+        mime="text/html",
+        icon=":material/description:",
+        key="dl_report",
+    )
 
 
 def report_html(store: Store, viewer: User, run: Run) -> str:
     data = load_run_data(store, run, viewer)
-    figures = [("Bound", charts.bound_curves(data.series, paper_k_bits=data.paper_k_bits,
-                                             true_ll_bits=data.true_ll_bits, unit=data.unit))]
+    figures = [
+        (
+            "Bound",
+            charts.bound_curves(
+                data.series,
+                paper_k_bits=data.paper_k_bits,
+                true_ll_bits=data.true_ll_bits,
+                unit=data.unit,
+            ),
+        )
+    ]
     if data.vectors.get("kl_profile_bits"):
         figures.append(("Per-step KL", charts.kl_profile(data.vectors["kl_profile_bits"])))
     if data.vectors.get("beta"):
-        figures.append(("Schedule", charts.beta_schedule(data.vectors["beta"],
-                                                         data.vectors.get("beta_baseline"))))
+        figures.append(
+            (
+                "Schedule",
+                charts.beta_schedule(data.vectors["beta"], data.vectors.get("beta_baseline")),
+            )
+        )
     images = []
     if sample_kind(run) == "points":
         art = store.latest_artifact(run.id, "gallery", viewer=viewer)
@@ -181,13 +238,25 @@ def report_html(store: Store, viewer: User, run: Run) -> str:
     for art in gallery_artifacts(store, run, viewer)[-4:]:
         png = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
         images.append(ReportImage(f"step {art.step}", png))
-    summary = {"id": run.id, "state": run.state, "owner": run.owner,
-               "steps": f"{run.step} / {run.total_steps}", "device": run.device or "-",
-               "final bound (bits)": run.final_bound_bits if run.final_bound_bits is not None
-               else "-"}
-    return build_report(RunReport(title=run.name, summary=summary, config=run.config,
-                                  figures=figures, images=images, notes=run.notes,
-                                  tags=run.tags))
+    summary = {
+        "id": run.id,
+        "state": run.state,
+        "owner": run.owner,
+        "steps": f"{run.step} / {run.total_steps}",
+        "device": run.device or "-",
+        "final bound (bits)": run.final_bound_bits if run.final_bound_bits is not None else "-",
+    }
+    return build_report(
+        RunReport(
+            title=run.name,
+            summary=summary,
+            config=run.config,
+            figures=figures,
+            images=images,
+            notes=run.notes,
+            tags=run.tags,
+        )
+    )
 
 
 def notes_panel(store: Store, viewer: User, run: Run) -> None:
@@ -208,7 +277,9 @@ def notes_panel(store: Store, viewer: User, run: Run) -> None:
         try:
             link = store.create_share_link([run.id], viewer=viewer, title=run.name)
             st.code(share_url(link.token), language=None)
-            st.caption("It opens this run for anyone allowed to see it (you, or the team when "
-                       "the run is shared with the team).")
+            st.caption(
+                "It opens this run for anyone allowed to see it (you, or the team when "
+                "the run is shared with the team)."
+            )
         except (StoreError, NotFound) as exc:
             st.error(str(exc))

@@ -19,12 +19,23 @@ def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
     st.markdown(f"**{len(chosen)} selected:** " + ", ".join(f"`{r.name}`" for r in chosen))
     b = st.columns(6)
     if len(chosen) == 1:
-        b[0].page_link("views/run.py", label="Open", icon=":material/open_in_new:",
-                       query_params={"id": chosen[0].id})
-    if b[1].button("Cancel", icon=":material/stop_circle:", key="runs_cancel",
-                   disabled=not any(r.state in ACTIVE_STATES for r in chosen)):
-        act(lambda r: cancel_run(store, r.id, user), [r for r in chosen if r.state in
-                                                           ACTIVE_STATES], "Cancel requested")
+        b[0].page_link(
+            "views/run.py",
+            label="Open",
+            icon=":material/open_in_new:",
+            query_params={"id": chosen[0].id},
+        )
+    if b[1].button(
+        "Cancel",
+        icon=":material/stop_circle:",
+        key="runs_cancel",
+        disabled=not any(r.state in ACTIVE_STATES for r in chosen),
+    ):
+        act(
+            lambda r: cancel_run(store, r.id, user),
+            [r for r in chosen if r.state in ACTIVE_STATES],
+            "Cancel requested",
+        )
     if b[2].button("Re-run", icon=":material/replay:", key="runs_rerun"):
         act(lambda r: rerun(store, r.id, user), chosen, "Queued again")
     if b[3].button("Share link", icon=":material/link:", key="runs_share"):

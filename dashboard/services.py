@@ -19,6 +19,7 @@ from db.settings import artifact_dir, database_url
 from db.store import Store
 
 USER_KEY = "difflab_user_id"
+LOCAL_KEY = "difflab_local_user"
 SIGNED_OUT = "difflab_signed_out"  # this session signed out: ignore the (stale) cookie
 
 
@@ -43,8 +44,12 @@ def get_store() -> Store:
 def current_user() -> User | None:
     """The viewer: the signed-in user in team mode, the local user otherwise; None if signed out."""
     store = get_store()
-    if not team_mode():
-        return store.local_user()
+    if not team_mode():  # the local user, looked up (a write, the first time) once a session
+        cached = st.session_state.get(LOCAL_KEY)
+        if cached is None or cached[0] != store.url:
+            cached = (store.url, store.local_user())
+            st.session_state[LOCAL_KEY] = cached
+        return cached[1]
     user_id = st.session_state.get(USER_KEY)
     if user_id is None and not st.session_state.get(SIGNED_OUT):
         user_id = session_cookie.user_id_from_cookie()

@@ -96,4 +96,4 @@ def flush() -> None:
         f"'; Max-Age={age}; Path=/; SameSite=Strict' + "
         "(location.protocol === 'https:' ? '; Secure' : '');</script>"
     )
-    st.html(script, unsafe_allow_javascript=True)
+    st.sidebar.html(script, unsafe_allow_javascript=True)  # the sidebar: no gap in the page

@@ -67,26 +67,44 @@ def runs_frame(runs: Sequence[Run], positions: Mapping[str, int] | None = None) 
     positions = positions or {}
     rows = []
     for run in runs:
-        rows.append({
-            "id": run.id,
-            "name": run.name,
-            "state": STATE_LABELS.get(run.state, run.state),
-            "progress": float(run.progress),
-            "queue": str(positions[run.id]) if run.id in positions else "",
-            "data set": _cfg(run, "data", "name"),
-            "kind": _cfg(run, "diffusion", "kind"),
-            "T": _cfg(run, "diffusion", "T"),
-            "schedule": _cfg(run, "diffusion", "schedule"),
-            "step": run.step,
-            "K holdout (bits)": run.final_bound_bits,
-            "tags": ", ".join(run.tags),
-            "owner": run.owner,
-            "shared": run.visibility == "team",
-            "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
-            "device": run.device or run.device_request,
-        })
-    columns = ["id", "name", "state", "progress", "queue", "data set", "kind", "T", "schedule",
-               "step", "K holdout (bits)", "tags", "owner", "shared", "created", "device"]
+        rows.append(
+            {
+                "id": run.id,
+                "name": run.name,
+                "state": STATE_LABELS.get(run.state, run.state),
+                "progress": float(run.progress),
+                "queue": str(positions[run.id]) if run.id in positions else "",
+                "data set": _cfg(run, "data", "name"),
+                "kind": _cfg(run, "diffusion", "kind"),
+                "T": _cfg(run, "diffusion", "T"),
+                "schedule": _cfg(run, "diffusion", "schedule"),
+                "step": run.step,
+                "K holdout (bits)": run.final_bound_bits,
+                "tags": ", ".join(run.tags),
+                "owner": run.owner,
+                "shared": run.visibility == "team",
+                "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
+                "device": run.device or run.device_request,
+            }
+        )
+    columns = [
+        "id",
+        "name",
+        "state",
+        "progress",
+        "queue",
+        "data set",
+        "kind",
+        "T",
+        "schedule",
+        "step",
+        "K holdout (bits)",
+        "tags",
+        "owner",
+        "shared",
+        "created",
+        "device",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -66,8 +66,14 @@ def store_image_upload(store: Store, checked: CheckedImage, name: str, owner: Us
     """
     png = to_png(checked.pixels)
     h, w = checked.pixels.shape[:2]
-    return store.add_upload(png, owner_id=owner.id, original_name=Path(name).name[:255],
-                            media_type="image/png", width=w, height=h)
+    return store.add_upload(
+        png,
+        owner_id=owner.id,
+        original_name=Path(name).name[:255],
+        media_type="image/png",
+        width=w,
+        height=h,
+    )
 
 
 def _images_from(files: Sequence[UploadedFileLike]) -> list[tuple[str, bytes]]:
@@ -75,8 +81,9 @@ def _images_from(files: Sequence[UploadedFileLike]) -> list[tuple[str, bytes]]:
     for f in files:
         data = f.getvalue()
         if data[:4] == b"PK\x03\x04" or f.name.lower().endswith(".zip"):
-            members = safe_zip_images(data, max_files=MAX_TRAINING_IMAGES,
-                                      max_total_bytes=MAX_ZIP_BYTES)
+            members = safe_zip_images(
+                data, max_files=MAX_TRAINING_IMAGES, max_total_bytes=MAX_ZIP_BYTES
+            )
             out += [(f"{f.name}/{m.name}", m.data) for m in members]
         else:
             try:
@@ -89,8 +96,9 @@ def _images_from(files: Sequence[UploadedFileLike]) -> list[tuple[str, bytes]]:
     return out
 
 
-def prepare_image_folder(files: Sequence[UploadedFileLike] | None, owner: User,
-                         root: Path | None = None) -> dict[str, Any]:
+def prepare_image_folder(
+    files: Sequence[UploadedFileLike] | None, owner: User, root: Path | None = None
+) -> dict[str, Any]:
     """Check uploaded images (or zips of them) and write them as PNGs into a folder.
 
     Returns the data options for the "images" data set: {"path": folder, "mode": L|RGB}.
@@ -108,8 +116,10 @@ def prepare_image_folder(files: Sequence[UploadedFileLike] | None, owner: User,
         except MediaError as exc:
             raise MediaError(f"{name}: {exc}") from None
         decoded.append(rgb)
-    grey = all(np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])
-               for a in decoded)
+    grey = all(
+        np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])
+        for a in decoded
+    )
     mode = "L" if grey else "RGB"
     pngs = [to_png(a[..., 0] if grey else a) for a in decoded]
     digest = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs)).hexdigest()

@@ -140,9 +140,7 @@ def _notes(img: Image.Image, n_frames: int, orientation: int) -> tuple[str, ...]
         notes.append(f"High bit depth ({mode}) was scaled down to 8 bits per channel.")
     if mode in ("P", "PA"):
         notes.append("The palette (indexed colour) image was expanded to full colour.")
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode == "P" and "transparency" in img.info
-    ):
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
         notes.append("Transparency (alpha) was flattened onto a white background.")
     if mode == "CMYK":
         notes.append("CMYK colour was converted to RGB.")

@@ -35,6 +35,8 @@ from db.errors import InvalidInput, LeaseLost, NotFound
 from db.models import JobRow, RunRow
 from db.session import StoreBase, utcnow
 
+MAX_ATTEMPTS = 5  # a job whose worker dies this many times is FAILED, not retried forever
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -139,9 +141,12 @@ class JobsMixin(StoreBase):
 
     def claim_job(
         self, job_id: str, celery_id: str, *, worker: str, host: str, device: str,
-        lease_s: float,
+        lease_s: float, max_attempts: int = MAX_ATTEMPTS,
     ) -> Claim:
-        """Take a job for this message, or say why not (stale message, final, held, cancelled)."""
+        """Take a job for this message, or say why not (stale message, final, held, cancelled).
+
+        A lease held under this same worker name is taken over at once: Celery delivers a
+        message twice to one worker only after the pool process running it died."""
         now = utcnow()
         owner = f"{worker}#{secrets.token_hex(4)}"
         with self._scope(write=True) as s:
@@ -155,11 +160,19 @@ class JobsMixin(StoreBase):
             if row.cancel_requested:
                 self._finish(s, row, CANCELLED, now, message="cancelled before it started")
                 return Claim(False, convert.job(row), "cancelled")
+            live = row.lease_owner is not None and row.lease_expires_at is not None \
+                and row.lease_expires_at >= now and not row.lease_owner.startswith(f"{worker}#")
+            if row.attempts >= max_attempts and not live:
+                self._finish(s, row, FAILED, now, error=(
+                    f"gave up after {row.attempts} attempts: the worker running this job "
+                    "died each time (out of memory?)"))
+                return Claim(False, convert.job(row), "too many attempts")
             result = s.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.celery_id == celery_id,
                        JobRow.state.in_(ACTIVE_STATES),
-                       or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now))
+                       or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now,
+                           JobRow.lease_owner.startswith(f"{worker}#", autoescape=True)))
                 .values(state=RUNNING, lease_owner=owner, host=host, device=device,
                         lease_expires_at=now + dt.timedelta(seconds=lease_s),
                         attempts=JobRow.attempts + 1, updated_at=now,
@@ -274,6 +287,7 @@ class JobsMixin(StoreBase):
             row = check_lease(s, lease)
             row.state, row.celery_id = QUEUED, secrets.token_hex(16)
             row.lease_owner = row.lease_expires_at = row.enqueued_at = None
+            row.attempts = max(0, row.attempts - 1)  # a clean hand-back is not a failure
             row.updated_at = now
             if row.kind == "train":
                 run = s.get(RunRow, row.run_id)

@@ -135,7 +135,7 @@ class RunsMixin(StoreBase):
         if tag:
             q = q.where(RunRow.id.in_(select(RunTagRow.run_id).where(RunTagRow.tag == tag)))
         if search:
-            q = q.where(func.lower(RunRow.name).contains(search.lower()))
+            q = q.where(func.lower(RunRow.name).contains(search.lower(), autoescape=True))
         q = q.order_by(RunRow.created_at.desc(), RunRow.id).limit(limit).offset(offset)
         with self._scope() as s:
             return [convert.run(row, username) for row, username in s.execute(q)]

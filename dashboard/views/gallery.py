@@ -17,8 +17,9 @@ runs = store.list_runs(viewer=user, limit=1000)
 datasets = sorted({(r.config.get("data") or {}).get("name", "?") for r in runs})
 left, right = st.columns(2)
 chosen_data = left.multiselect("Data set", datasets, key="gallery_data")
-runs = [r for r in runs if not chosen_data or (r.config.get("data") or {}).get("name")
-        in chosen_data]
+runs = [
+    r for r in runs if not chosen_data or (r.config.get("data") or {}).get("name") in chosen_data
+]
 chosen_runs = right.multiselect("Run", runs, format_func=run_label, key="gallery_runs")
 if chosen_runs:
     runs = chosen_runs
@@ -45,8 +46,9 @@ else:
             thumb = picture(store, user, item, thumbnail=True)
             if thumb is not None:
                 st.image(thumb, caption=item.caption, width="stretch")
-            if st.button("Full size", key=f"gallery_open_{item.artifact.id}",
-                         icon=":material/zoom_in:"):
+            if st.button(
+                "Full size", key=f"gallery_open_{item.artifact.id}", icon=":material/zoom_in:"
+            ):
                 full_size(item)
 prev, info, nxt = st.columns([1, 2, 1])
 if prev.button("Previous page", disabled=page == 0, key="gallery_prev"):

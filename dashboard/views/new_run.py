@@ -40,8 +40,13 @@ def on_submit() -> None:
     if not result.ok:
         return
     try:
-        run = submit_run(get_store(), result.config, user, preset=preset,
-                         visibility=st.session_state.get("f:visibility", "private"))
+        run = submit_run(
+            get_store(),
+            result.config,
+            user,
+            preset=preset,
+            visibility=st.session_state.get("f:visibility", "private"),
+        )
     except ActionError as exc:
         st.session_state[ERRORS] = {"submit": str(exc)}
         return
@@ -50,25 +55,37 @@ def on_submit() -> None:
 
 if "preset" not in st.session_state:
     names = forms.preset_names()
-    st.session_state.preset = "swissroll-smoke" if "swissroll-smoke" in names else (
-        names[0] if names else None)
+    st.session_state.preset = (
+        "swissroll-smoke" if "swissroll-smoke" in names else (names[0] if names else None)
+    )
     load_preset()
 errors: dict[str, str] = st.session_state.get(ERRORS) or {}
 
 st.title("New run")
-st.caption("Start from a preset (the rows of Table 1 of Sohl-Dickstein et al. 2015, or a quick "
-           "'-smoke' check), change what you like, and queue it. Nothing is queued until every "
-           "field is valid.")
+st.caption(
+    "Start from a preset (the rows of Table 1 of Sohl-Dickstein et al. 2015, or a quick "
+    "'-smoke' check), change what you like, and queue it. Nothing is queued until every "
+    "field is valid."
+)
 top_left, top_right = st.columns(2)
-top_left.selectbox("Preset", forms.preset_names(), key="preset", on_change=load_preset,
-                   help="Choosing a preset fills in every field below.")
-top_right.selectbox("Data set", list(forms.DATASET_LABELS), key="f:data.name",
-                    format_func=forms.DATASET_LABELS.get)
+top_left.selectbox(
+    "Preset",
+    forms.preset_names(),
+    key="preset",
+    on_change=load_preset,
+    help="Choosing a preset fills in every field below.",
+)
+top_right.selectbox(
+    "Data set", list(forms.DATASET_LABELS), key="f:data.name", format_func=forms.DATASET_LABELS.get
+)
 field_error(errors, "data.name", "Data set")
 if st.session_state.get("f:data.name") == "images":
-    st.file_uploader("Your images: a zip of a folder, or several image files (checked by "
-                     "content; at least two)", type=UPLOAD_TYPES, accept_multiple_files=True,
-                     key="f:upload")
+    st.file_uploader(
+        "Your images: a zip of a folder, or several image files (checked by content; at least two)",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key="f:upload",
+    )
     field_error(errors, "upload", "Upload")
 
 with st.form("new_run"):
@@ -80,19 +97,34 @@ with st.form("new_run"):
         st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
     with middle:
         st.subheader("Model")
-        st.selectbox("Diffusion kind", list(forms.KIND_LABELS), key="f:diffusion.kind",
-                     format_func=forms.KIND_LABELS.get)
+        st.selectbox(
+            "Diffusion kind",
+            list(forms.KIND_LABELS),
+            key="f:diffusion.kind",
+            format_func=forms.KIND_LABELS.get,
+        )
         field_error(errors, "diffusion.kind", "Diffusion kind")
         st.number_input("Steps T", min_value=2, max_value=100_000, step=1, key="f:diffusion.T")
         field_error(errors, "diffusion.T", "T")
-        st.selectbox("Schedule", list(forms.SCHEDULE_LABELS), key="f:diffusion.schedule",
-                     format_func=forms.SCHEDULE_LABELS.get)
+        st.selectbox(
+            "Schedule",
+            list(forms.SCHEDULE_LABELS),
+            key="f:diffusion.schedule",
+            format_func=forms.SCHEDULE_LABELS.get,
+        )
         field_error(errors, "diffusion.schedule", "Schedule")
-        st.selectbox("Network", list(forms.NETWORK_LABELS), key="f:network.kind",
-                     format_func=forms.NETWORK_LABELS.get)
+        st.selectbox(
+            "Network",
+            list(forms.NETWORK_LABELS),
+            key="f:network.kind",
+            format_func=forms.NETWORK_LABELS.get,
+        )
         field_error(errors, "network.kind", "Network")
-        st.text_input("Hidden layer widths", key="f:network.hidden",
-                      help="Comma-separated widths, e.g. 128, 128")
+        st.text_input(
+            "Hidden layer widths",
+            key="f:network.hidden",
+            help="Comma-separated widths, e.g. 128, 128",
+        )
         field_error(errors, "network.hidden", "Hidden layer widths")
     with right:
         st.subheader("Training")
@@ -100,13 +132,16 @@ with st.form("new_run"):
         field_error(errors, "train.steps", "Training steps")
         st.number_input("Batch size", min_value=1, step=1, key="f:train.batch_size")
         field_error(errors, "train.batch_size", "Batch size")
-        st.number_input("Learning rate", min_value=0.0, format="%.5f", step=1e-4,
-                        key="f:train.lr")
+        st.number_input("Learning rate", min_value=0.0, format="%.5f", step=1e-4, key="f:train.lr")
         field_error(errors, "train.lr", "Learning rate")
         st.number_input("Seed", min_value=0, step=1, key="f:train.seed")
         field_error(errors, "train.seed", "Seed")
-        st.selectbox("Device", list(forms.DEVICE_LABELS), key="f:train.device",
-                     format_func=forms.DEVICE_LABELS.get)
+        st.selectbox(
+            "Device",
+            list(forms.DEVICE_LABELS),
+            key="f:train.device",
+            format_func=forms.DEVICE_LABELS.get,
+        )
         field_error(errors, "train.device", "Device")
     st.form_submit_button("Queue the run", type="primary", on_click=on_submit)
 
@@ -117,5 +152,9 @@ if errors:
         st.error(f"Nothing was queued: {len(errors)} field(s) need attention (see above).")
 if created := st.session_state.get(CREATED):
     st.success(f"Queued run `{created}`.")
-    st.page_link("views/run.py", label="Open the run page", icon=":material/monitoring:",
-                 query_params={"id": created})
+    st.page_link(
+        "views/run.py",
+        label="Open the run page",
+        icon=":material/monitoring:",
+        query_params={"id": created},
+    )

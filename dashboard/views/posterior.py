@@ -30,46 +30,77 @@ with setup:
     shape = pst.model_shape(model.config)
     levels = pst.model_levels(model.config)
     held_out = pst.holdout_examples(model.config)
-    source = st.radio("Input", ["Upload an image", "A held-out image"], horizontal=True,
-                      key="pst_source", disabled=held_out is None,
-                      help=None if held_out is not None else
-                      "Held-out images are offered for digits models.")
+    source = st.radio(
+        "Input",
+        ["Upload an image", "A held-out image"],
+        horizontal=True,
+        key="pst_source",
+        disabled=held_out is None,
+        help=None if held_out is not None else "Held-out images are offered for digits models.",
+    )
     upload, pick = None, None
     if source == "A held-out image" and held_out is not None:
         pick = st.slider("Held-out image", 1, len(held_out), 1, key="pst_pick") - 1
     else:
-        upload = st.file_uploader("Image to work on", type=IMAGE_TYPES, key="pst_upload",
-                                  help="Checked by content; it is resized to the model's "
-                                       f"{shape.width} x {shape.height} ({shape.mode}).")
+        upload = st.file_uploader(
+            "Image to work on",
+            type=IMAGE_TYPES,
+            key="pst_upload",
+            help="Checked by content; it is resized to the model's "
+            f"{shape.width} x {shape.height} ({shape.mode}).",
+        )
     task = st.radio("Task", ["Inpaint", "Denoise"], horizontal=True, key="pst_task")
     if task == "Denoise":
-        sigma = st.slider("Noise level sigma (on a 0-255 grey scale)", 1.0, 128.0, 25.0,
-                          key="pst_sigma", help="The worker adds Gaussian noise of this "
-                          "standard deviation to the input, then samples the clean image.")
+        sigma = st.slider(
+            "Noise level sigma (on a 0-255 grey scale)",
+            1.0,
+            128.0,
+            25.0,
+            key="pst_sigma",
+            help="The worker adds Gaussian noise of this "
+            "standard deviation to the input, then samples the clean image.",
+        )
     else:
-        mask_kind = st.selectbox("Mask", list(pst.MASKS), format_func=pst.MASKS.get,
-                                 key="pst_mask")
+        mask_kind = st.selectbox("Mask", list(pst.MASKS), format_func=pst.MASKS.get, key="pst_mask")
         fraction, rect, mask_upload, drawn = 0.5, (0.25, 0.75, 0.25, 0.75), None, None
         if mask_kind == "random":
             fraction = st.slider("Fraction of pixels missing", 0.05, 0.95, 0.5, key="pst_frac")
         elif mask_kind == "rectangle":
-            rows = st.slider("Missing rows (fraction of the height)", 0.0, 1.0, (0.25, 0.75),
-                             key="pst_rows")
-            cols = st.slider("Missing columns (fraction of the width)", 0.0, 1.0, (0.25, 0.75),
-                             key="pst_cols")
+            rows = st.slider(
+                "Missing rows (fraction of the height)", 0.0, 1.0, (0.25, 0.75), key="pst_rows"
+            )
+            cols = st.slider(
+                "Missing columns (fraction of the width)", 0.0, 1.0, (0.25, 0.75), key="pst_cols"
+            )
             rect = (*rows, *cols)
         elif mask_kind == "draw":
-            grid = st.data_editor(pst.drawing_grid(shape), key="pst_draw", hide_index=True,
-                                  column_config={c: st.column_config.CheckboxColumn(c, width=8)
-                                                 for c in map(str, range(shape.width))})
+            grid = st.data_editor(
+                pst.drawing_grid(shape),
+                key="pst_draw",
+                hide_index=True,
+                column_config={
+                    c: st.column_config.CheckboxColumn(c, width=8)
+                    for c in map(str, range(shape.width))
+                },
+            )
             drawn = grid.to_numpy(dtype=bool)
         elif mask_kind == "upload":
-            file = st.file_uploader("Mask image (white = keep, black = fill in)",
-                                    type=IMAGE_TYPES, key="pst_mask_upload")
+            file = st.file_uploader(
+                "Mask image (white = keep, black = fill in)",
+                type=IMAGE_TYPES,
+                key="pst_mask_upload",
+            )
             mask_upload = file.getvalue() if file else None
-        method = st.radio("Method", ["paper", "repaint"], horizontal=True, key="pst_method",
-                          format_func={"paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)",
-                                       "repaint": "RePaint (resampling)"}.get)
+        method = st.radio(
+            "Method",
+            ["paper", "repaint"],
+            horizontal=True,
+            key="pst_method",
+            format_func={
+                "paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)",
+                "repaint": "RePaint (resampling)",
+            }.get,
+        )
     n = st.slider("Number of samples", 1, 16, 4, key="pst_n")
 
 if upload is None and pick is None:
@@ -86,8 +117,9 @@ try:
         corrupted = pst.noisy(image, sigma)  # a preview: the worker draws its own noise
         params = {"sigma": float(sigma) * (levels - 1) / 255.0}  # in the data's grey levels
     else:
-        known = pst.make_mask(mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload,
-                              drawn=drawn)
+        known = pst.make_mask(
+            mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload, drawn=drawn
+        )
         corrupted = pst.masked_view(image, known)
         params = {"method": method}
 except (MediaError, pst.MaskError) as exc:
@@ -96,16 +128,26 @@ except (MediaError, pst.MaskError) as exc:
 with preview:
     a, b = st.columns(2)
     a.image(enlarge(to_png(image), 256), caption="Input (as the model sees it)", width="stretch")
-    b.image(enlarge(to_png(corrupted), 256), width="stretch", caption="Corrupted input" + (
-        " (a preview)" if task == "Denoise" else ""))
+    b.image(
+        enlarge(to_png(corrupted), 256),
+        width="stretch",
+        caption="Corrupted input" + (" (a preview)" if task == "Denoise" else ""),
+    )
     for note in notes:
         st.caption(f":material/info: {note}")
 
 if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
     try:
-        job = pst.submit(store, user, model, task.lower(), observed=pst.to_levels(image, levels),
-                         known=None if task == "Denoise" else known,
-                         params={**params, "n": int(n)}, name=name)
+        job = pst.submit(
+            store,
+            user,
+            model,
+            task.lower(),
+            observed=pst.to_levels(image, levels),
+            known=None if task == "Denoise" else known,
+            params={**params, "n": int(n)},
+            name=name,
+        )
         st.session_state[JOB] = job.id
     except ActionError as exc:
         st.error(str(exc))
@@ -124,8 +166,9 @@ def results() -> None:
         return
     job = store.get_job(job_id, viewer=user)
     if job.state in ACTIVE_STATES:
-        st.progress(job.progress, text=f"{job.kind}: {job.state.lower()} "
-                                       f"{job.message or ''}".strip())
+        st.progress(
+            job.progress, text=f"{job.kind}: {job.state.lower()} {job.message or ''}".strip()
+        )
         st.session_state["pst_was_active"] = True
         return
     if st.session_state.pop("pst_was_active", False):
@@ -142,16 +185,20 @@ def results() -> None:
     cols[0].image(enlarge(to_png(image), 256), caption="Input", width="stretch")
     shown = pics.observed if task == "Denoise" and pics.observed else to_png(corrupted)
     cols[1].image(enlarge(shown, 256), caption="Corrupted input", width="stretch")
-    for col, pic, label in ((cols[2], pics.samples, "Samples"), (cols[3], pics.mean, "Mean"),
-                            (cols[4], pics.spread, "Spread (std)")):
+    for col, pic, label in (
+        (cols[2], pics.samples, "Samples"),
+        (cols[3], pics.mean, "Mean"),
+        (cols[4], pics.spread, "Spread (std)"),
+    ):
         if pic is None:
             col.caption(f"{label}: not stored")
         else:
             col.image(enlarge(pic, 256), caption=label, width="stretch")
     d = st.columns(max(1, len(pics.downloads)))
     for col, (name, (data, key)) in zip(d, pics.downloads.items(), strict=False):
-        col.download_button(f"Download {name}", data, file_name=f"{job.id}-{key}",
-                            key=f"pst_dl_{name}")
+        col.download_button(
+            f"Download {name}", data, file_name=f"{job.id}-{key}", key=f"pst_dl_{name}"
+        )
 
 
 results()

@@ -20,8 +20,9 @@ if run_id is None:
     if not runs:
         st.info("No runs yet. Start one on the New run page.")
         st.stop()
-    chosen = st.selectbox("Open a run", runs, format_func=run_label, index=None,
-                          placeholder="Choose a run")
+    chosen = st.selectbox(
+        "Open a run", runs, format_func=run_label, index=None, placeholder="Choose a run"
+    )
     if chosen is None:
         st.stop()
     st.query_params["id"] = chosen.id

@@ -30,20 +30,30 @@ active = any(r.state in ACTIVE_STATES for r in all_runs)
 def runs_table() -> None:
     """The table, live while something runs; selection drives the actions below it."""
     runs = store.list_runs(viewer=user, limit=1000)
-    runs = tables.sort_runs(tables.filter_runs(runs, search=search, states=states, tags=tags,
-                                               datasets=data_filter), sort)
+    runs = tables.sort_runs(
+        tables.filter_runs(runs, search=search, states=states, tags=tags, datasets=data_filter),
+        sort,
+    )
     if not runs:
-        st.info("No runs match. Start one on the New run page." if all_runs else
-                "No runs yet. Start one on the New run page.")
+        st.info(
+            "No runs match. Start one on the New run page."
+            if all_runs
+            else "No runs yet. Start one on the New run page."
+        )
         return
     frame = tables.runs_frame(runs, tables.queue_positions(runs))
     event = st.dataframe(
-        frame, key="runs_table", hide_index=True, on_select="rerun",
-        selection_mode="multi-row", width="stretch",
+        frame,
+        key="runs_table",
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        width="stretch",
         column_config={
             "id": st.column_config.TextColumn("id", width="small"),
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1,
-                                                        format="percent"),
+            "progress": st.column_config.ProgressColumn(
+                "progress", min_value=0, max_value=1, format="percent"
+            ),
             "queue": st.column_config.TextColumn("queue #", help="Position in its queue"),
             "K holdout (bits)": st.column_config.NumberColumn(format="%.3f"),
             "shared": st.column_config.CheckboxColumn("team"),
@@ -52,8 +62,10 @@ def runs_table() -> None:
     rows = event.selection.rows if event is not None else []
     chosen = [runs[i] for i in rows if i < len(runs)]
     if not chosen:
-        st.caption("Select rows (the boxes on the left) to open, compare, cancel, re-run, "
-                   "tag, share or delete runs.")
+        st.caption(
+            "Select rows (the boxes on the left) to open, compare, cancel, re-run, "
+            "tag, share or delete runs."
+        )
         return
     selection_actions(store, user, chosen)
 

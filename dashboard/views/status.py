@@ -26,15 +26,29 @@ def status() -> None:
         st.warning(queue_error)
     st.subheader("Workers")
     if workers:
-        st.dataframe([{"name": w.name, "host": w.host, "device": w.device,
-                       "queues": ", ".join(w.queues), "job": w.current_job_id or "idle",
-                       "last seen": w.last_seen.strftime("%H:%M:%S")} for w in workers],
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "name": w.name,
+                    "host": w.host,
+                    "device": w.device,
+                    "queues": ", ".join(w.queues),
+                    "job": w.current_job_id or "idle",
+                    "last seen": w.last_seen.strftime("%H:%M:%S"),
+                }
+                for w in workers
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.info("No worker has reported in the last minute. Start one with `difflab worker`.")
     st.subheader("Jobs by state")
-    st.dataframe([{"state": k, "jobs": v} for k, v in sorted(counts.items())],
-                 hide_index=True, width="content")
+    st.dataframe(
+        [{"state": k, "jobs": v} for k, v in sorted(counts.items())],
+        hide_index=True,
+        width="content",
+    )
     st.subheader("Recent failures")
     failures = store.recent_failures(viewer=user, limit=20)
     if not failures:

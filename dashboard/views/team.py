@@ -12,9 +12,11 @@ store = get_store()
 
 st.title("Team")
 if not team_mode():
-    st.info("This lab runs on one machine for one local user: there is no sign-in, and every "
-            "run is yours. Start it with DIFFLAB_TEAM_MODE=1 (and a shared database) to work "
-            "as a team.")
+    st.info(
+        "This lab runs on one machine for one local user: there is no sign-in, and every "
+        "run is yours. Start it with DIFFLAB_TEAM_MODE=1 (and a shared database) to work "
+        "as a team."
+    )
     st.stop()
 
 left, right = st.columns([3, 1])
@@ -24,14 +26,21 @@ if right.button("Sign out", icon=":material/logout:", key="team_sign_out"):
     st.rerun()
 
 st.subheader("Members")
-st.dataframe([{"username": u.username, "admin": u.is_admin,
-               "since": u.created_at.strftime("%Y-%m-%d")}
-              for u in store.list_users() if not u.is_local], hide_index=True)
+st.dataframe(
+    [
+        {"username": u.username, "admin": u.is_admin, "since": u.created_at.strftime("%Y-%m-%d")}
+        for u in store.list_users()
+        if not u.is_local
+    ],
+    hide_index=True,
+)
 
 st.subheader("Sharing")
-st.markdown("A run is **private** (only you and admins) or **shared with the team**; set it "
-            "under *Notes and tags* on its run page. A share link opens a run or a comparison "
-            "for anyone allowed to see it, and says *not found* to everyone else.")
+st.markdown(
+    "A run is **private** (only you and admins) or **shared with the team**; set it "
+    "under *Notes and tags* on its run page. A share link opens a run or a comparison "
+    "for anyone allowed to see it, and says *not found* to everyone else."
+)
 
 if user.is_admin:
     st.subheader("Invite someone")

@@ -30,18 +30,32 @@ def npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def make_run(store: Store, owner: User, preset: str = "swissroll-smoke", *,
-             state: str = "DONE", visibility: str = "private", name: str | None = None,
-             evals: int = 3) -> Run:
+def make_run(
+    store: Store,
+    owner: User,
+    preset: str = "swissroll-smoke",
+    *,
+    state: str = "DONE",
+    visibility: str = "private",
+    name: str | None = None,
+    evals: int = 3,
+) -> Run:
     """A run as a worker would leave it: metrics, galleries, a checkpoint, a final state."""
     config = PRESETS[preset].to_dict()
-    run, job = store.create_run(config, owner_id=owner.id, name=name or preset, preset=preset,
-                                visibility=visibility, total_steps=config["train"]["steps"],
-                                device_request="cpu")
+    run, job = store.create_run(
+        config,
+        owner_id=owner.id,
+        name=name or preset,
+        preset=preset,
+        visibility=visibility,
+        total_steps=config["train"]["steps"],
+        device_request="cpu",
+    )
     if state == "QUEUED":
         return run
-    claim = store.claim_job(job.id, job.celery_id, worker="w1", host="testhost", device="cpu",
-                            lease_s=600)
+    claim = store.claim_job(
+        job.id, job.celery_id, worker="w1", host="testhost", device="cpu", lease_s=600
+    )
     lease = Lease(job.id, claim.job.lease_owner)
     T = config["diffusion"]["T"]
     points = []
@@ -52,39 +66,88 @@ def make_run(store: Store, owner: User, preset: str = "swissroll-smoke", *,
             MetricPoint("k_holdout_bits", step, -2.1 + 0.5 * i, time.time()),
             MetricPoint("k_minus_lnull_bits", step, 1.0 + 0.5 * i, time.time()),
             MetricPoint("loss_bits", step, 3.0 - 0.4 * i, time.time()),
-            MetricPoint("kl_profile_bits", step, None, time.time(),
-                        tuple(float(x) for x in np.linspace(0.5, 0.01, T))),
-            MetricPoint("beta", step, None, time.time(),
-                        tuple(float(x) for x in np.linspace(1e-3, 0.3, T))),
-            MetricPoint("beta_baseline", step, None, time.time(),
-                        tuple(1.0 / (T - t + 1) for t in range(1, T + 1))),
+            MetricPoint(
+                "kl_profile_bits",
+                step,
+                None,
+                time.time(),
+                tuple(float(x) for x in np.linspace(0.5, 0.01, T)),
+            ),
+            MetricPoint(
+                "beta", step, None, time.time(), tuple(float(x) for x in np.linspace(1e-3, 0.3, T))
+            ),
+            MetricPoint(
+                "beta_baseline",
+                step,
+                None,
+                time.time(),
+                tuple(1.0 / (T - t + 1) for t in range(1, T + 1)),
+            ),
         ]
     store.append_metrics(run.id, points, lease=lease)
     rng = np.random.default_rng(0)
     data_name = config["data"]["name"]
     if data_name == "swissroll":
         samples = rng.normal(size=(64, 2))
-        store.put_artifact(run.id, "gallery", npy(samples), key="gallery-000000030.npy",
-                           media_type="application/x-npy", step=30, lease=lease)
+        store.put_artifact(
+            run.id,
+            "gallery",
+            npy(samples),
+            key="gallery-000000030.npy",
+            media_type="application/x-npy",
+            step=30,
+            lease=lease,
+        )
         traj = rng.normal(size=(5, 64, 2))
-        store.put_artifact(run.id, "trajectory", npy(traj), key="trajectory-000000030.npy",
-                           media_type="application/x-npy", step=30, lease=lease)
+        store.put_artifact(
+            run.id,
+            "trajectory",
+            npy(traj),
+            key="trajectory-000000030.npy",
+            media_type="application/x-npy",
+            step=30,
+            lease=lease,
+        )
     else:
         grid = rng.integers(0, 256, (34, 34), dtype=np.uint8)
-        store.put_artifact(run.id, "gallery_png", png_bytes(grid), key="gallery-000000030.png",
-                           media_type="image/png", step=30, lease=lease)
+        store.put_artifact(
+            run.id,
+            "gallery_png",
+            png_bytes(grid),
+            key="gallery-000000030.png",
+            media_type="image/png",
+            step=30,
+            lease=lease,
+        )
         traj = rng.uniform(0, 16, size=(5, 4, 8, 8))  # digits: grey levels 0..16
-        store.put_artifact(run.id, "trajectory", npy(traj), key="trajectory-000000030.npy",
-                           media_type="application/x-npy", step=30, lease=lease)
-    store.put_artifact(run.id, "checkpoint", b"not really a checkpoint", key="checkpoint.pt",
-                       media_type="application/octet-stream", step=30, lease=lease,
-                       replace_kind=True)
+        store.put_artifact(
+            run.id,
+            "trajectory",
+            npy(traj),
+            key="trajectory-000000030.npy",
+            media_type="application/x-npy",
+            step=30,
+            lease=lease,
+        )
+    store.put_artifact(
+        run.id,
+        "checkpoint",
+        b"not really a checkpoint",
+        key="checkpoint.pt",
+        media_type="application/octet-stream",
+        step=30,
+        lease=lease,
+        replace_kind=True,
+    )
     store.update_progress(lease, progress=0.5, step=30, checkpoint_step=30)
     if state == "RUNNING":
         return store.get_run(run.id, viewer=SYSTEM)
-    store.finish_job(lease, state, error="CUDA out of memory (a test failure)"
-                     if state == "FAILED" else None,
-                     final_bound=(-0.6, 0.05) if state == "DONE" else None)
+    store.finish_job(
+        lease,
+        state,
+        error="CUDA out of memory (a test failure)" if state == "FAILED" else None,
+        final_bound=(-0.6, 0.05) if state == "DONE" else None,
+    )
     return store.get_run(run.id, viewer=SYSTEM)
 
 
@@ -105,8 +168,17 @@ def app_test(page: str | None = None, *, query: dict | None = None, timeout: flo
 def texts(at) -> str:
     """Everything the page says, as one string (for assertions on messages)."""
     parts = []
-    for kind in ("markdown", "caption", "error", "warning", "info", "success", "title",
-                 "subheader", "code"):
+    for kind in (
+        "markdown",
+        "caption",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "title",
+        "subheader",
+        "code",
+    ):
         for el in getattr(at, kind):
             parts.append(str(el.value))
     return "\n".join(parts)

@@ -45,8 +45,9 @@ def test_gallery_empty(store):
 
 
 def test_status_lists_workers_queues_and_failures(store, queue):
-    store.worker_heartbeat("celery@gpu1", host="gpu1", device="cuda:0", queues=["gpu"],
-                           pid=123, started=True)
+    store.worker_heartbeat(
+        "celery@gpu1", host="gpu1", device="cuda:0", queues=["gpu"], pid=123, started=True
+    )
     make_run(store, store.local_user(), state="FAILED")
     at = app_test("status")
     assert not at.exception

@@ -17,7 +17,9 @@ from db.entities import Run
 def test_bound_curves_skip_nan_and_draw_references():
     fig = charts.bound_curves(
         {"k_holdout_bits": [(10, 1.0), (20, math.nan), (30, 2.0)]},
-        paper_k_bits=2.35, true_ll_bits=None)
+        paper_k_bits=2.35,
+        true_ll_bits=None,
+    )
     assert list(fig.data[0].x) == [10, 30]
     assert [s.y0 for s in fig.layout.shapes] == [2.35]
     assert fig.layout.uirevision == "bound"
@@ -40,16 +42,24 @@ def test_form_maps_engine_errors_to_fields():
     bad = {**values, "train.lr": "fast", "train.steps": "many"}
     result = forms.validate_form(bad, "swissroll-smoke")
     assert set(result.errors) == {"train.lr", "train.steps"}
-    bad = {**values, "diffusion.schedule": "learned", "diffusion.kind": "binomial",
-           "data.name": "heartbeat"}
+    bad = {
+        **values,
+        "diffusion.schedule": "learned",
+        "diffusion.kind": "binomial",
+        "data.name": "heartbeat",
+    }
     result = forms.validate_form(bad, "swissroll-smoke")
-    assert "diffusion.schedule" in result.errors and "baseline" in result.errors[
-        "diffusion.schedule"]
+    assert (
+        "diffusion.schedule" in result.errors and "baseline" in result.errors["diffusion.schedule"]
+    )
 
 
 def test_changing_the_data_set_borrows_its_options():
-    values = {**forms.defaults_for("swissroll-smoke"), "data.name": "texture",
-              "network.kind": "conv"}
+    values = {
+        **forms.defaults_for("swissroll-smoke"),
+        "data.name": "texture",
+        "network.kind": "conv",
+    }
     result = forms.validate_form(values, "swissroll-smoke")
     assert result.ok, result.errors
     assert result.config.data.name == "texture"
@@ -58,13 +68,36 @@ def test_changing_the_data_set_borrows_its_options():
 
 def _run(i: int, state: str, device: str = "cpu", config: dict | None = None) -> Run:
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=i)
-    return Run(id=f"r{i}", name=f"run {i}", owner_id=1, owner="a", preset=None,
-               config=config or {"train": {"steps": i}}, state=state, visibility="private",
-               tags=(), notes="", seed=0, device_request=device, host=None, device=None,
-               lease_owner=None, lease_expires_at=None, step=0, total_steps=10,
-               checkpoint_step=None, final_bound_bits=None, final_bound_stderr=None,
-               error=None, cancel_requested=False, parent_id=None, created_at=now,
-               started_at=None, finished_at=None, updated_at=now)
+    return Run(
+        id=f"r{i}",
+        name=f"run {i}",
+        owner_id=1,
+        owner="a",
+        preset=None,
+        config=config or {"train": {"steps": i}},
+        state=state,
+        visibility="private",
+        tags=(),
+        notes="",
+        seed=0,
+        device_request=device,
+        host=None,
+        device=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        step=0,
+        total_steps=10,
+        checkpoint_step=None,
+        final_bound_bits=None,
+        final_bound_stderr=None,
+        error=None,
+        cancel_requested=False,
+        parent_id=None,
+        created_at=now,
+        started_at=None,
+        finished_at=None,
+        updated_at=now,
+    )
 
 
 def test_queue_positions_per_queue_and_differences():
@@ -89,9 +122,16 @@ def test_masks_and_views():
 
 def test_report_escapes_and_embeds():
     fig = charts.kl_profile([0.5, 0.2])
-    html = build_report(RunReport(title="<b>x</b>", summary={"id": "r1"}, config={"a": 1},
-                                  figures=[("KL", fig)],
-                                  images=[ReportImage("s", b"\x89PNG...")], notes="<i>n</i>"))
+    html = build_report(
+        RunReport(
+            title="<b>x</b>",
+            summary={"id": "r1"},
+            config={"a": 1},
+            figures=[("KL", fig)],
+            images=[ReportImage("s", b"\x89PNG...")],
+            notes="<i>n</i>",
+        )
+    )
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
     assert html.count("<script") >= 2 and "data:image/png;base64," in html
 

@@ -84,8 +84,7 @@ def test_uploaded_images_are_checked_and_stored_by_hash(store, queue, tmp_path):
     at.selectbox(key="f:data.name").set_value("images")
     _submit(at)
     assert any(e.value.startswith("Upload:") for e in at.error)
-    at.file_uploader(key="f:upload").set_value(("notes.png", b"this is not a picture",
-                                                "image/png"))
+    at.file_uploader(key="f:upload").set_value(("notes.png", b"this is not a picture", "image/png"))
     _submit(at)
     assert any("not an image" in e.value for e in at.error)
     evil = _zip({"../../escape.png": png_bytes(np.zeros((8, 8), np.uint8))})
@@ -93,8 +92,7 @@ def test_uploaded_images_are_checked_and_stored_by_hash(store, queue, tmp_path):
     _submit(at)
     assert any("escapes the folder" in e.value for e in at.error)
     assert queue == []
-    good = _zip({f"img{i}.png": png_bytes(np.full((16, 16), 40 * i, np.uint8))
-                 for i in range(3)})
+    good = _zip({f"img{i}.png": png_bytes(np.full((16, 16), 40 * i, np.uint8)) for i in range(3)})
     at.file_uploader(key="f:upload").set_value(("faces.zip", good, "application/zip"))
     at.selectbox(key="f:network.kind").set_value("conv")
     _submit(at)

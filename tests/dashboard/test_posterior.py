@@ -51,11 +51,13 @@ def test_mask_validation(store):
     _upload(at, "x.png", png_bytes(np.full((8, 8), 200, np.uint8)))
     at.selectbox(key="pst_mask").set_value("upload").run()
     at.file_uploader(key="pst_mask_upload").set_value(
-        ("mask.png", png_bytes(np.full((8, 8), 255, np.uint8)), "image/png"))
+        ("mask.png", png_bytes(np.full((8, 8), 255, np.uint8)), "image/png")
+    )
     at.run()
     assert any("hides no pixel" in e.value for e in at.error)
     at.file_uploader(key="pst_mask_upload").set_value(
-        ("mask.png", png_bytes(np.zeros((8, 8), np.uint8)), "image/png"))
+        ("mask.png", png_bytes(np.zeros((8, 8), np.uint8)), "image/png")
+    )
     at.run()
     assert any("hides every pixel" in e.value for e in at.error)
     at.selectbox(key="pst_mask").set_value("rectangle").run()
@@ -79,15 +81,24 @@ def test_inpaint_job_and_results(store, queue):
     known = np.asarray(Image.open(io.BytesIO(mask)))
     assert known.shape == (8, 8) and (known[:, :4] == 0).all() and (known[:, 4:] == 255).all()
     # a worker takes it and stores results
-    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
-                            lease_s=60)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
     lease = Lease(job.id, claim.job.lease_owner)
     rng = np.random.default_rng(0)
     samples = rng.uniform(0, 16, (4, 8, 8))
-    for kind, arr in (("posterior_samples", samples), ("posterior_mean", samples.mean(0)),
-                      ("posterior_std", samples.std(0))):
-        store.put_artifact(run.id, kind, npy(arr), key=f"{kind}.npy", job_id=job.id,
-                           media_type="application/x-npy", lease=lease)
+    for kind, arr in (
+        ("posterior_samples", samples),
+        ("posterior_mean", samples.mean(0)),
+        ("posterior_std", samples.std(0)),
+    ):
+        store.put_artifact(
+            run.id,
+            kind,
+            npy(arr),
+            key=f"{kind}.npy",
+            job_id=job.id,
+            media_type="application/x-npy",
+            lease=lease,
+        )
     store.finish_job(lease, "DONE")
     at.run()
     assert not at.exception
@@ -95,7 +106,10 @@ def test_inpaint_job_and_results(store, queue):
     assert "Results" in captions
     assert len(at.image) == 2 + 5  # preview pair, then input, corrupted, samples, mean, spread
     assert {b.label for b in at.get("download_button")} == {
-        "Download samples", "Download mean", "Download spread"}
+        "Download samples",
+        "Download mean",
+        "Download spread",
+    }
 
 
 def test_denoise_sends_the_clean_image_in_the_data_levels(store, queue):
@@ -118,10 +132,10 @@ def test_failed_job_message(store, queue):
     _upload(at, "x.png", png_bytes(np.full((8, 8), 128, np.uint8)))
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)
-    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
-                            lease_s=60)
-    store.finish_job(Lease(job.id, claim.job.lease_owner), "FAILED",
-                     error="checkpoint is from an older version")
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
+    store.finish_job(
+        Lease(job.id, claim.job.lease_owner), "FAILED", error="checkpoint is from an older version"
+    )
     at.run()
     assert any("older version" in e.value for e in at.error)
     assert run.id
@@ -173,8 +187,7 @@ def test_drawn_mask(store, queue):
     edits = {r: {str(c): False for c in range(2, 6)} for r in range(2, 6)}
     edits[3]["3"] = True
     edits[0] = {"0": True}
-    at.session_state["pst_draw"] = {"edited_rows": edits, "added_rows": [],
-                                    "deleted_rows": []}
+    at.session_state["pst_draw"] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
     at.run()
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)

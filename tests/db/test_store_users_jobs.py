@@ -86,6 +86,12 @@ def test_claim_is_exclusive_and_leases_expire(store: Store) -> None:
     second = store.claim_job(job.id, job.celery_id, worker="w2", host="h", device="cpu",
                              lease_s=5)
     assert first.ok and not second.ok and second.reason == "held by another worker"
+    same = store.claim_job(job.id, job.celery_id, worker="w1", host="h", device="cpu",
+                           lease_s=0.5)  # w1's pool process died: the message came back
+    assert same.ok and same.job.lease_owner != first.job.lease_owner
+    with pytest.raises(LeaseLost):
+        store.heartbeat(Lease(job.id, first.job.lease_owner), 5)
+    first = same
     assert store.stale_jobs(queued_grace_s=60) == []
     time.sleep(0.7)
     assert [j.id for j in store.stale_jobs(queued_grace_s=60)] == [job.id]
@@ -95,7 +101,7 @@ def test_claim_is_exclusive_and_leases_expire(store: Store) -> None:
     with pytest.raises(LeaseLost):
         store.heartbeat(Lease(job.id, first.job.lease_owner), 5)
     again = store.claim_job(job.id, new_id, worker="w3", host="h", device="cpu", lease_s=5)
-    assert again.ok and again.job.attempts == 2
+    assert again.ok and again.job.attempts == 3
     lease = Lease(job.id, again.job.lease_owner)
     assert store.heartbeat(lease, 5) is False
     store.request_cancel(run.id)
@@ -148,3 +154,15 @@ def test_worker_heartbeats(store: Store) -> None:
     assert store.workers(online_within_s=-1) == []
     store.worker_gone("w1@node")
     assert store.workers(online_within_s=None) == []
+
+
+def test_a_job_whose_worker_keeps_dying_fails(store: Store) -> None:
+    run, job = store.create_run({"name": "oom"}, owner_id=store.local_user().id)
+    for _ in range(2):
+        assert store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
+                               lease_s=5, max_attempts=2).ok
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
+                            lease_s=5, max_attempts=2)
+    assert not claim.ok and claim.reason == "too many attempts"
+    got = store.get_run(run.id, viewer=SYSTEM)
+    assert got.state == "FAILED" and "2 attempts" in got.error

@@ -107,17 +107,39 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
 
     bin_dir = Path(sys.executable).parent
     worker_log = open(logs / "worker.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen([str(bin_dir / "difflab"), "worker", "--loglevel", "WARNING"],
-                              cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [str(bin_dir / "difflab"), "worker", "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     port = _free_port()
     ui_log_path = logs / "streamlit.log"
     ui_log = open(ui_log_path, "w")  # noqa: SIM115
     ui = subprocess.Popen(
-        [str(bin_dir / "streamlit"), "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=ui_log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(bin_dir / "streamlit"),
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=ui_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     lab.url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(lab.url, ui, ui_log_path)
@@ -141,8 +163,10 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 

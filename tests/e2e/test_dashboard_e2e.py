@@ -38,7 +38,7 @@ def _signed_in(browser, lab, user: str, password: str, path: str = ""):
     page.get_by_role("textbox", name="Username").fill(user)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
+    expect(page.get_by_role("button", name="Sign in")).to_have_count(0, timeout=20_000)
     return page
 
 
@@ -48,7 +48,8 @@ def _go(page, title: str) -> None:
 
 
 def _settle(page, seconds: float = 1.0) -> None:
-    """Let Streamlit finish drawing (no spinner or running indicator) before a screenshot."""
+    """Let Streamlit finish drawing (no spinner) before a screenshot; no hover toolbars."""
+    page.mouse.move(1275, 795)
     page.wait_for_timeout(300)
     deadline = time.time() + 15
     while time.time() < deadline and page.locator('[data-testid="stSpinner"]').count():
@@ -79,6 +80,8 @@ def _wait_done(lab, run_id: str, timeout: float = 120) -> None:
 def test_story(lab, browser, shots):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=20_000)  # the machine may be busy: wait, but not forever
+
     from db.access import SYSTEM
     from diffusion.presets import PRESETS
     from worker.api import submit_run
@@ -86,8 +89,9 @@ def test_story(lab, browser, shots):
     # a trained image model for inpainting, queued first so it trains while we click
     store = lab.store()
     ada = store.user_by_name("ada")
-    digits = submit_run(store, PRESETS["digits-smoke"], ada, preset="digits-smoke",
-                        visibility="team")
+    digits = submit_run(
+        store, PRESETS["digits-smoke"], ada, preset="digits-smoke", visibility="team"
+    )
 
     page = _signed_in(browser, lab, "ada", "ada password 1")
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
@@ -96,6 +100,8 @@ def test_story(lab, browser, shots):
     page.wait_for_timeout(500)  # the sign-in cookie is written by the page after sign-in
     page.goto(f"{lab.url}/new_run")
     expect(page.get_by_role("heading", name="New run")).to_be_visible()
+    _settle(page)
+    page.screenshot(path=shots / "new_run_form.png")
     page.get_by_role("textbox", name="Hidden layer widths").fill("32, lots")
     page.get_by_role("textbox", name="Run name").fill("e2e roll")
     page.get_by_role("button", name="Queue the run").click()
@@ -125,11 +131,21 @@ def test_story(lab, browser, shots):
     assert store.get_run(run_id, viewer=SYSTEM).state == "DONE"
 
     # -- Runs table and the gallery
+    _wait_done(lab, digits.id)
     _go(page, "Runs")
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
     _settle(page, 2)
     page.screenshot(path=shots / "runs.png")
-    _wait_done(lab, digits.id)
+    grid = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+    for row in (1, 2):  # the selection boxes of the first two rows (the grid is a canvas)
+        page.mouse.click(grid["x"] + 16, grid["y"] + 35 * row + 17)
+        page.wait_for_timeout(700)
+    expect(page.get_by_text("Comparing 2 runs")).to_be_visible()
+    expect(page.get_by_text("Parameters that differ")).to_be_visible()
+    _no_traceback(page)
+    page.get_by_text("Comparing 2 runs").scroll_into_view_if_needed()
+    _settle(page, 2)
+    page.screenshot(path=shots / "runs_compare.png")
     _go(page, "Gallery")
     expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
     expect(page.locator('[data-testid="stImage"]').first).to_be_visible()
@@ -145,8 +161,15 @@ def test_story(lab, browser, shots):
     _go(page, "Denoise and inpaint")
     expect(page.get_by_role("heading", name="Denoise and inpaint")).to_be_visible()
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').first
-    uploader.set_input_files(files=[{"name": "photo.png", "mimeType": "image/png",
-                                     "buffer": b"\x89PNG\r\n\x1a\n truncated nonsense"}])
+    uploader.set_input_files(
+        files=[
+            {
+                "name": "photo.png",
+                "mimeType": "image/png",
+                "buffer": b"\x89PNG\r\n\x1a\n truncated nonsense",
+            }
+        ]
+    )
     expect(page.get_by_text("cannot be", exact=False).first).to_be_visible()
     _no_traceback(page)
     _settle(page)
@@ -154,8 +177,9 @@ def test_story(lab, browser, shots):
     seven = np.zeros((64, 64), np.uint8)
     seven[10:16, 12:52] = 255
     seven[16:56, 40:46] = 255
-    uploader.set_input_files(files=[{"name": "seven.png", "mimeType": "image/png",
-                                     "buffer": _png(seven)}])
+    uploader.set_input_files(
+        files=[{"name": "seven.png", "mimeType": "image/png", "buffer": _png(seven)}]
+    )
     expect(page.get_by_text("Corrupted input").first).to_be_visible()
     page.get_by_role("button", name=re.compile(r"Inpaint with \d+ sample")).click()
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=120_000)
@@ -187,12 +211,14 @@ def test_story(lab, browser, shots):
 
     bob = _signed_in(browser, lab, "bob", "bobs password 1", f"shared?token={team_link.token}")
     expect(bob.get_by_role("heading", name="e2e roll")).to_be_visible()
+    expect(bob.locator("g.trace.scatter").first).to_be_attached(timeout=30_000)
     _no_traceback(bob)
     _settle(bob, 1.5)
     bob.screenshot(path=shots / "shared_for_team_member.png")
     bob.get_by_text("Open another share link").click()
     bob.get_by_role("textbox", name="Paste a share link or its token").fill(
-        f"{lab.url}/shared?token={private_link.token}")
+        f"{lab.url}/shared?token={private_link.token}"
+    )
     bob.keyboard.press("Enter")
     expect(bob.get_by_text(NOT_FOUND)).to_be_visible()
     _settle(bob)

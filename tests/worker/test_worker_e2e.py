@@ -4,7 +4,9 @@ cancel, and a dashboard-like reader on SQLite. Measurements go to the closing no
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -171,4 +173,21 @@ def test_sigterm_hands_the_run_back(lab: Lab) -> None:
     lab.start_worker("b")
     lab.wait_state(run_id, DONE, timeout=150)
     assert steps_of(lab, run_id) == list(range(10, 301, 10))
-    assert lab.store.train_job(run_id).attempts == 2
+    assert lab.store.train_job(run_id).attempts == 1  # a hand-back is not a failed attempt
+
+
+def test_pool_process_killed_resumes_on_the_same_worker(lab: Lab) -> None:
+    """kill -9 of the process running the task: Celery re-delivers it, the run resumes."""
+    worker = lab.start_worker()
+    run_id = lab.submit("train.steps=300", "train.checkpoint_every_s=1", "train.eval_every=100")
+    lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
+    (child,) = [int(p) for p in subprocess.run(["pgrep", "-P", str(worker.pid)],
+                                               capture_output=True, text=True).stdout.split()]
+    os.kill(child, signal.SIGKILL)
+    killed_at = time.time()
+    ckpt = lab.run(run_id).checkpoint_step
+    lab.wait_state(run_id, DONE, timeout=150)
+    points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
+    assert [p.step for p in points] == list(range(10, 301, 10))
+    assert all(p.wall_time < killed_at for p in points if p.step <= ckpt)
+    assert lab.store.train_job(run_id).attempts == 2 and worker.poll() is None
