@@ -57,8 +57,11 @@ def psnr(x: np.ndarray, ref: np.ndarray, peak: float) -> float:
 
 
 def train_digits(out: Path, budget_s: float, steps: int = 6000):
-    from diffusion.train import train
+    from diffusion.train import TrainResult, load_final_eval, train
 
+    final = load_final_eval(out)
+    if final is not None:  # trained before (within its budget): reuse it
+        return TrainResult("done", final.step, final.k_holdout, final, {})
     cfg = PRESETS["digits"].with_overrides([*DIGITS_OVERRIDES, f"train.steps={steps}"])
     t0 = time.monotonic()
     r = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > budget_s)

@@ -145,13 +145,20 @@ class ArtifactsMixin(StoreBase):
     def truncate_artifacts(self, run_id: str, after_step: int, *, kinds: Sequence[str],
                            lease: Lease | None = None) -> int:
         """Drop rows of these kinds with step > `after_step` (a run resuming)."""
+        where = (ArtifactRow.run_id == run_id, ArtifactRow.step > after_step,
+                 ArtifactRow.kind.in_(list(kinds)))
         with self._scope(write=True) as s:
             if lease is not None:
                 check_lease(s, lease)
-            result = s.execute(delete(ArtifactRow).where(
-                ArtifactRow.run_id == run_id, ArtifactRow.step > after_step,
-                ArtifactRow.kind.in_(list(kinds))))
-            return int(result.rowcount or 0)
+            shas = {sha for pair in s.execute(
+                select(ArtifactRow.sha256, ArtifactRow.thumb_sha256).where(*where))
+                for sha in pair if sha}
+            result = s.execute(delete(ArtifactRow).where(*where))
+            s.flush()
+            orphans = [sha for sha in shas if not referenced(s, sha)]
+        for sha in orphans:
+            self.artifacts.delete(sha)
+        return int(result.rowcount or 0)
 
     # ---- uploads -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -77,11 +78,27 @@ def cmd_train(args: argparse.Namespace) -> int:
                    f"+- {event.k_holdout.stderr_bits:.3f} {event.unit}")
             (bar.write if bar is not None else print)(msg)
 
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame) -> None:  # first Ctrl-C: checkpoint and stop; second: abort
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("\nstopping after this step (checkpoint kept; Ctrl-C again to abort)",
+              file=sys.stderr)
+
     try:
-        result = train(config, args.out, on_event=on_event, device=args.device)
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: no handler
+        previous = None
+    try:
+        result = train(config, args.out, on_event=on_event, device=args.device,
+                       should_stop=lambda: stop["requested"])
     except ConfigError as exc:
         raise _config_error(exc) from None
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
     out = {"status": result.status, "step": result.step, "out": str(args.out)}

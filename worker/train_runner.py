@@ -116,13 +116,12 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
             send(store, job)
         except BrokerUnavailable as exc:
             log.warning("run %s: %s; the reconciler will send it", run_id, exc)
-        log.info("run %s: handed back to the queue at step %d", run_id,
-                 sink.step)
+        log.info("run %s: handed back to the queue at step %d", run_id, sink.step)
         return "released"
     if status == "stopped":
         store.finish_job(lease, CANCELLED, message=f"cancelled at step {sink.step}")
         return CANCELLED
-    bound = _final_bound(result) or sink.final_bound
+    bound = _final_bound(result) or sink.final_bound or _stored_bound(store, run_id)
     store.finish_job(lease, DONE, final_bound=bound, message="done")
     return DONE
 
@@ -140,6 +139,15 @@ def _final_bound(result: Any) -> tuple[float, float] | None:
     if est is None:
         return None
     return float(est.bits), float(est.stderr_bits)
+
+
+def _stored_bound(store: Store, run_id: str) -> tuple[float, float] | None:
+    """The last holdout bound in the store (a finished run resumed on another host)."""
+    latest = store.latest_metrics(run_id, viewer=SYSTEM)
+    bits, se = latest.get("k_holdout_bits"), latest.get("k_holdout_stderr_bits")
+    if bits is None or bits.value is None or se is None or se.value is None:
+        return None
+    return bits.value, se.value
 
 
 def _safe_flush(sink: StoreSink) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from db.models import Base
 
@@ -14,7 +14,11 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+        from db.session import make_engine
+        from db.settings import database_url
+
+        url = config.get_main_option("sqlalchemy.url") or database_url()
+        engine = make_engine(url).execution_options(sqlite_immediate=True)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
@@ -30,7 +34,9 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"),
+    from db.settings import database_url
+
+    context.configure(url=config.get_main_option("sqlalchemy.url") or database_url(),
                       target_metadata=target_metadata, literal_binds=True,
                       render_as_batch=True)
     with context.begin_transaction():

@@ -94,6 +94,7 @@ def test_artifacts_thumbnails_and_latest_checkpoint(store: Store) -> None:
     assert not store.artifacts.exists(first.sha256)
     assert store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM) == second
     assert store.truncate_artifacts(run_id, 0, kinds=["gallery_png"]) == 1
+    assert not store.artifacts.exists(art.sha256) and not store.artifacts.exists(art.thumb_sha256)
     assert store.gallery(viewer=SYSTEM) == []
     with pytest.raises(InvalidInput):
         store.put_artifact(run_id, "gallery", b"x", key="../escape", media_type="x/y")

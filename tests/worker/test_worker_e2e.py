@@ -161,6 +161,7 @@ def test_cancel_mid_run_keeps_checkpoint(lab: Lab) -> None:
     assert ckpt.step < 20000 and run.step >= ckpt.step
 
 
+@pytest.mark.slow
 def test_sigterm_hands_the_run_back(lab: Lab) -> None:
     """A warm shutdown (what `difflab up` does on Ctrl-C): checkpoint, back to the queue."""
     first = lab.start_worker("a")
@@ -176,6 +177,7 @@ def test_sigterm_hands_the_run_back(lab: Lab) -> None:
     assert lab.store.train_job(run_id).attempts == 1  # a hand-back is not a failed attempt
 
 
+@pytest.mark.slow
 def test_pool_process_killed_resumes_on_the_same_worker(lab: Lab) -> None:
     """kill -9 of the process running the task: Celery re-delivers it, the run resumes."""
     worker = lab.start_worker()
