@@ -84,23 +84,23 @@ def _load(args: argparse.Namespace):
 def _read(trained, path: Path):
     """The image file as data space (H, W[, C]) float64, after every check."""
     from diffusion.imageio import ImageInputError, read_image_checked, to_data
-    from diffusion.posterior import _levels
+    from diffusion.posterior import image_levels
 
     c, h, w = trained.model.shape
     try:
         img = read_image_checked(path, (h, w), c)
     except ImageInputError as exc:
         raise UserError(str(exc)) from None
-    return to_data(img, _levels(trained))
+    return to_data(img, image_levels(trained))
 
 
 def _write(trained, result, out: Path) -> None:
     import numpy as np
 
     from diffusion.imageio import save_png, tile, to_uint8
-    from diffusion.posterior import _levels
+    from diffusion.posterior import image_levels
 
-    levels = _levels(trained)
+    levels = image_levels(trained)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
         tmp = out.with_name(f".{out.name}.tmp.npz")
@@ -142,14 +142,14 @@ def _run(args: argparse.Namespace, compute) -> int:
 def cmd_denoise(args: argparse.Namespace) -> int:
     import math
 
-    from diffusion.posterior import _levels, add_noise, denoise
+    from diffusion.posterior import image_levels, add_noise, denoise
 
     if not math.isfinite(args.sigma) or args.sigma <= 0:
         raise UserError(f"--sigma must be a positive number of grey levels, got {args.sigma}")
 
     def compute(trained, generator):
         y = _read(trained, args.image)
-        sigma = args.sigma * _levels(trained) / 256.0  # file grey levels -> data units
+        sigma = args.sigma * image_levels(trained) / 256.0  # file grey levels -> data units
         if args.add_noise:
             y = add_noise(y, sigma, generator)
         return denoise(trained, y, sigma, args.n, steps=args.steps, start=args.start,

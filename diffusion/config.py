@@ -159,6 +159,7 @@ class DiffusionConfig:
     beta_max: cap of the Gaussian baseline schedule 1/(T-t+1) (the official code ends at 0.5).
     m: binomial equilibrium rate pi = Bernoulli(m).
     J: temporal basis size (model.md section 6); 0 or T = one readout per step.
+    schedule_J: basis size of the learned schedule's coefficients (0 = the readout's J).
     """
 
     kind: str = "gaussian"
@@ -168,6 +169,7 @@ class DiffusionConfig:
     beta_max: float = 0.5
     m: float = 0.5
     J: int = 0
+    schedule_J: int = 0
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, DIFFUSION_KINDS)
@@ -177,6 +179,7 @@ class DiffusionConfig:
         _float("beta_max", self.beta_max, 0.0, 1.0, open_lo=True)
         _float("m", self.m, 0.0, 1.0, open_lo=True, open_hi=True)
         _int("J", self.J, 0, self.T)
+        _int("schedule_J", self.schedule_J, 0, self.T)
         _coerce_floats(self)
         if self.kind == "binomial" and self.schedule != "baseline":
             raise ConfigError("schedule", "binomial diffusion supports only 'baseline' "
@@ -186,6 +189,11 @@ class DiffusionConfig:
     def readout_J(self) -> int:
         """Number of temporal basis functions actually used (J = 0 means T)."""
         return self.T if self.J == 0 else self.J
+
+    @property
+    def learned_schedule_J(self) -> int:
+        """Basis size of the learned schedule (schedule_J = 0 means the readout's)."""
+        return self.schedule_J or self.readout_J
 
 
 @dataclass(frozen=True)

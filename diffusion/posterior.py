@@ -69,13 +69,14 @@ def _model(trained: Any):
     return trained.model if hasattr(trained, "model") else trained
 
 
-def _levels(trained: Any) -> int:
+def image_levels(trained: Any) -> int:
     """Number of grey levels of the model's data (17 for the digits, else 256)."""
     config = getattr(trained, "config", None) or getattr(_model(trained), "config", None)
     return 17 if config is not None and config.data.name == "digits" else 256
 
 
-def _image_shape(trained: Any) -> tuple[int, int, int]:
+def image_shape(trained: Any) -> tuple[int, int, int]:
+    """(C, H, W) of an image model's examples; PosteriorInputError for other models."""
     shape = tuple(_model(trained).shape)
     if len(shape) != 3:
         raise PosteriorInputError(f"this model is not an image model (example shape {shape})")
@@ -93,7 +94,7 @@ def _check_gaussian(trained: Any) -> None:
 
 def _to_model(trained: Any, image: np.ndarray, what: str) -> torch.Tensor:
     """Data-space image (H, W[, C]) -> model-space tensor (1, C, H, W) float64."""
-    c, h, w = _image_shape(trained)
+    c, h, w = image_shape(trained)
     arr = np.asarray(image)
     want = (h, w) if c == 1 else (h, w, c)
     if arr.ndim == 3 and c == 1 and arr.shape[2] == 1:
@@ -115,7 +116,7 @@ def _to_data(trained: Any, x: torch.Tensor) -> np.ndarray:
     """Model-space (n, C, H, W) -> data space (n, H, W[, C]) float64, clipped to the levels."""
     s = trained.scaler
     arr = (x.detach().double().cpu() * s.scale + s.shift).numpy()
-    arr = np.clip(arr, 0.0, _levels(trained) - 1e-6)
+    arr = np.clip(arr, 0.0, image_levels(trained) - 1e-6)
     return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
 
 
@@ -236,7 +237,7 @@ def inpaint(trained: Any, image: np.ndarray, mask: np.ndarray, n: int, *,
 
     _check_gaussian(trained)
     n = _check_n(n)
-    c, h, w = _image_shape(trained)
+    c, h, w = image_shape(trained)
     xm = _to_model(trained, image, "the image")
     try:
         check_mask(np.asarray(mask), (h, w))

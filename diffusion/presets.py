@@ -27,7 +27,8 @@ def _swissroll(name: str, sigma: float, beta1: float, steps: int) -> RunConfig:
     return RunConfig(
         name=name,
         data=DataConfig("swissroll", {"sigma": sigma}, n_train=100_000, n_holdout=2_000),
-        diffusion=DiffusionConfig("gaussian", T=40, schedule="baseline", beta1=beta1),
+        diffusion=DiffusionConfig("gaussian", T=40, schedule="baseline", beta1=beta1,
+                                  schedule_J=10),
         network=NetworkConfig("rbf", hidden=(), n_rbf=128,
                               options={"local_linear": True, "width": 0.2}),
         train=TrainConfig(steps=steps, batch_size=512, lr=3e-3, lr_final=1e-4,
@@ -51,15 +52,15 @@ def _image(name: str, data: str, T: int, steps: int, *, n_train: int = 10_000,
 
 PRESETS: dict[str, RunConfig] = {
     # Table 1 rows (Sohl-Dickstein et al. 2015, section 3.1)
-    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 5_000),
-    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-5, 5_000),
+    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 3_500),
+    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-5, 3_500),
     "heartbeat": RunConfig(
         name="heartbeat",
         data=DataConfig("heartbeat", {}, n_train=50_000, n_holdout=1_000),
         diffusion=DiffusionConfig("binomial", T=2000, schedule="baseline", beta1=1 / 2000, m=0.2,
                                   J=100),
         network=NetworkConfig("heartbeat", hidden=(50, 50, 50), activation="sigmoid"),
-        train=TrainConfig(steps=10_000, batch_size=512, lr=1e-2, lr_final=1e-4,
+        train=TrainConfig(steps=6_000, batch_size=512, lr=1e-2, lr_final=1e-4,
                           t_sampling="importance", eval_every=2_500, eval_examples=200,
                           gallery_every=5_000, gallery_size=64),
     ),

@@ -68,12 +68,15 @@ class Schedule(nn.Module):
     Learned: coefficients `c` (J,) on the temporal basis perturb logit(baseline) for t >= 2.
     """
 
-    def __init__(self, config: DiffusionConfig, basis: TemporalBasis) -> None:
+    def __init__(self, config: DiffusionConfig, basis: TemporalBasis | None = None) -> None:
         super().__init__()
         base = schedule_baseline(config)
         self.register_buffer("baseline", base)
         self.learned = config.schedule == "learned"
         if self.learned:
+            J = config.learned_schedule_J
+            if basis is None or basis.J != J:
+                basis = TemporalBasis(config.T, J)
             self.register_buffer("basis", basis.matrix()[1:].clone())  # (T-1, J) float64
             self.c = nn.Parameter(torch.zeros(basis.J, dtype=torch.float64))
 

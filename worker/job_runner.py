@@ -50,8 +50,14 @@ def checkpoint_dir(store: Store, run_id: str) -> Path:
 
 def run_job(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
-    claim = store.claim_job(job_id, celery_id, worker=worker_name, host=runtime.host(),
-                            device=runtime.device(), lease_s=runtime.lease_s())
+    claim = store.claim_job(
+        job_id,
+        celery_id,
+        worker=worker_name,
+        host=runtime.host(),
+        device=runtime.device(),
+        lease_s=runtime.lease_s(),
+    )
     if not claim.ok or claim.job is None:
         log.info("job %s not taken: %s", job_id, claim.reason)
         return claim.reason
@@ -93,24 +99,43 @@ def _dispatch(store: Store, job: Job, lease: Lease) -> str:
     params = job.params
     generator = torch.Generator().manual_seed(int(params.get("seed", 0)))
     store.update_progress(lease, progress=0.2, message=f"{job.kind}: running")
-    handler = {"sample": _sample, "denoise": _denoise, "inpaint": _inpaint,
-               "evaluate": _evaluate}[job.kind]
+    handler = {"sample": _sample, "denoise": _denoise, "inpaint": _inpaint, "evaluate": _evaluate}[
+        job.kind
+    ]
     return handler(store, job, lease, trained, params, generator)
 
 
-def _put(store: Store, job: Job, lease: Lease, kind: str, data: bytes, key: str,
-         media_type: str) -> None:
-    store.put_artifact(job.run_id, kind, data, key=f"{job.id}-{key}", media_type=media_type,
-                       job_id=job.id, lease=lease)
+def _put(
+    store: Store, job: Job, lease: Lease, kind: str, data: bytes, key: str, media_type: str
+) -> None:
+    store.put_artifact(
+        job.run_id,
+        kind,
+        data,
+        key=f"{job.id}-{key}",
+        media_type=media_type,
+        job_id=job.id,
+        lease=lease,
+    )
 
 
-def _sample(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
-            generator: Any) -> str:
+def _sample(
+    store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
+) -> str:
     n = int(params.get("n", 16))
     result = trained.sample(n, generator=generator, steps=params.get("steps"))
-    _put(store, job, lease, "samples", npy(np.asarray(result.samples)), "samples.npy",
-         "application/x-npy")
-    png = render.gallery_png(np.asarray(result.samples), result.kind)
+    _put(
+        store,
+        job,
+        lease,
+        "samples",
+        npy(np.asarray(result.samples)),
+        "samples.npy",
+        "application/x-npy",
+    )
+    from diffusion.posterior import image_levels
+
+    png = render.gallery_png(np.asarray(result.samples), result.kind, image_levels(trained))
     if png is not None:
         _put(store, job, lease, "sample_grid", png, "samples.png", "image/png")
     return f"{n} samples"
@@ -118,38 +143,69 @@ def _sample(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str
 
 def _image_input(store: Store, trained: Any, upload_id: Any) -> np.ndarray:
     from diffusion.imageio import read_image_checked
-    from diffusion.posterior import _image_shape
+    from diffusion.posterior import image_shape
 
-    c, h, w = _image_shape(trained)
+    c, h, w = image_shape(trained)
     data = store.upload_bytes(int(upload_id))
     return read_image_checked(data, (h, w), c)
 
 
-def _posterior_artifacts(store: Store, job: Job, lease: Lease, result: Any) -> None:
+def _posterior_artifacts(store: Store, job: Job, lease: Lease, trained: Any, result: Any) -> None:
+    from diffusion.posterior import image_levels
+
+    levels = image_levels(trained)
     samples = np.asarray(result.samples)
-    _put(store, job, lease, "posterior_samples", npy(samples), "samples.npy",
-         "application/x-npy")
-    _put(store, job, lease, "posterior_samples", render.image_png(render.image_grid(samples)),
-         "samples.png", "image/png")
-    _put(store, job, lease, "posterior_mean", render.image_png(result.mean), "mean.png",
-         "image/png")
+    _put(store, job, lease, "posterior_samples", npy(samples), "samples.npy", "application/x-npy")
+    _put(
+        store,
+        job,
+        lease,
+        "posterior_samples",
+        render.image_png(render.image_grid(render.to_8bit(samples, levels))),
+        "samples.png",
+        "image/png",
+    )
+    _put(
+        store,
+        job,
+        lease,
+        "posterior_mean",
+        render.image_png(result.mean, levels),
+        "mean.png",
+        "image/png",
+    )
     std = np.asarray(result.std, dtype=np.float64)
     scaled = std / std.max() * 255 if std.max() > 0 else std
     _put(store, job, lease, "posterior_std", render.image_png(scaled), "std.png", "image/png")
-    _put(store, job, lease, "posterior_input", render.image_png(result.observed),
-         "input.png", "image/png")
+    _put(
+        store,
+        job,
+        lease,
+        "posterior_input",
+        render.image_png(result.observed, levels),
+        "input.png",
+        "image/png",
+    )
 
 
-def _denoise(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
-             generator: Any) -> str:
+def _denoise(
+    store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
+) -> str:
     from diffusion.posterior import denoise
 
     image = _image_input(store, trained, params["upload_id"])
-    noisy = image if params.get("already_noisy") else _noisy(image, float(params["sigma"]),
-                                                             generator)
-    result = denoise(trained, noisy, float(params["sigma"]), int(params.get("n", 8)),
-                     steps=params.get("steps"), generator=generator)
-    _posterior_artifacts(store, job, lease, result)
+    noisy = (
+        image if params.get("already_noisy") else _noisy(image, float(params["sigma"]), generator)
+    )
+    result = denoise(
+        trained,
+        noisy,
+        float(params["sigma"]),
+        int(params.get("n", 8)),
+        steps=params.get("steps"),
+        generator=generator,
+    )
+    _posterior_artifacts(store, job, lease, trained, result)
     return f"{result.samples.shape[0]} posterior samples"
 
 
@@ -159,8 +215,9 @@ def _noisy(image: np.ndarray, sigma: float, generator: Any) -> np.ndarray:
     return add_noise(image, sigma, generator)
 
 
-def _inpaint(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
-             generator: Any) -> str:
+def _inpaint(
+    store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
+) -> str:
     from diffusion.imageio import read_mask
     from diffusion.posterior import inpaint, make_mask
 
@@ -169,19 +226,38 @@ def _inpaint(store: Store, job: Job, lease: Lease, trained: Any, params: dict[st
         mask = read_mask(store.upload_bytes(int(params["mask_upload_id"])), image.shape[:2])
     else:
         mask = make_mask(params.get("mask", "center"), image.shape[:2], generator=generator)
-    result = inpaint(trained, image, mask, int(params.get("n", 8)),
-                     method=params.get("method", "paper"), steps=params.get("steps"),
-                     generator=generator)
-    _posterior_artifacts(store, job, lease, result)
+    result = inpaint(
+        trained,
+        image,
+        mask,
+        int(params.get("n", 8)),
+        method=params.get("method", "paper"),
+        steps=params.get("steps"),
+        generator=generator,
+    )
+    _posterior_artifacts(store, job, lease, trained, result)
     return f"{result.samples.shape[0]} posterior samples"
 
 
-def _evaluate(store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any],
-              generator: Any) -> str:
+def _evaluate(
+    store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
+) -> str:
     k = int(params.get("k", 1))
     est = trained.bound(k=k, generator=generator)
-    payload = {"k": k, "bits": float(est.bits), "stderr_bits": float(est.stderr_bits),
-               "unit": est.unit, "checkpoint_step": int(trained.step)}
-    _put(store, job, lease, "evaluation", json.dumps(payload).encode(), "evaluation.json",
-         "application/json")
+    payload = {
+        "k": k,
+        "bits": float(est.bits),
+        "stderr_bits": float(est.stderr_bits),
+        "unit": est.unit,
+        "checkpoint_step": int(trained.step),
+    }
+    _put(
+        store,
+        job,
+        lease,
+        "evaluation",
+        json.dumps(payload).encode(),
+        "evaluation.json",
+        "application/json",
+    )
     return f"K = {est.bits:.4f} +- {est.stderr_bits:.4f} {est.unit} (k={k})"

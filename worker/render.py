@@ -29,7 +29,7 @@ def image_grid(images: np.ndarray, *, columns: int | None = None, pad: int = 2) 
     for i in range(n):
         r, q = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + q * (w + pad)
-        grid[y:y + h, x:x + w] = images[i]
+        grid[y : y + h, x : x + w] = images[i]
     return grid[..., 0] if c == 1 else grid
 
 
@@ -51,16 +51,24 @@ def points_picture(points: np.ndarray, size: int = 256) -> np.ndarray:
     return img
 
 
-def gallery_png(samples: np.ndarray, kind: str) -> bytes | None:
+def to_8bit(images: np.ndarray, levels: int = 256) -> np.ndarray:
+    """Grey levels 0..levels-1 (17 for the digits, 256 for 8-bit data) -> uint8 0..255."""
+    images = np.asarray(images, dtype=np.float64)
+    if levels != 256:
+        images = images * (255.0 / (levels - 1))
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def gallery_png(samples: np.ndarray, kind: str, levels: int = 256) -> bytes | None:
     """A PNG of a gallery: a grid for images, a scatter for 2-D points; None otherwise."""
     samples = np.asarray(samples)
     if kind == "images" and samples.ndim in (3, 4):
-        return _png(image_grid(samples))
+        return _png(image_grid(to_8bit(samples, levels)))
     if kind == "points" and samples.ndim == 2 and samples.shape[1] >= 2:
         return _png(points_picture(samples))
     return None
 
 
-def image_png(image: np.ndarray) -> bytes:
-    """One H x W [x C] image in [0, 255] as PNG."""
-    return _png(np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8))
+def image_png(image: np.ndarray, levels: int = 256) -> bytes:
+    """One H x W [x C] image in grey levels 0..levels-1 as an 8-bit PNG."""
+    return _png(to_8bit(image, levels))

@@ -21,8 +21,15 @@ from worker import render
 
 
 class StoreSink:
-    def __init__(self, store: Store, run_id: str, lease: Lease, *, flush_s: float = 1.0,
-                 progress_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        lease: Lease,
+        *,
+        flush_s: float = 1.0,
+        progress_s: float = 1.0,
+    ) -> None:
         self.store, self.run_id, self.lease = store, run_id, lease
         self.flush_s, self.progress_s = flush_s, progress_s
         self.buffer: list[MetricPoint] = []
@@ -52,8 +59,11 @@ class StoreSink:
 
     def _progress(self, checkpoint_step: int | None = None) -> None:
         self.store.update_progress(
-            self.lease, progress=self.step / self.total if self.total else 0.0,
-            step=self.step, total_steps=self.total or None, checkpoint_step=checkpoint_step,
+            self.lease,
+            progress=self.step / self.total if self.total else 0.0,
+            step=self.step,
+            total_steps=self.total or None,
+            checkpoint_step=checkpoint_step,
             message=f"step {self.step}/{self.total}",
         )
         self._last_progress = time.monotonic()
@@ -61,10 +71,15 @@ class StoreSink:
     def _point(self, name: str, step: int, value: Any, vector: Any = None) -> None:
         if value is None and vector is None:
             return
-        self.buffer.append(MetricPoint(
-            name, int(step), None if value is None else float(value), time.time(),
-            None if vector is None else tuple(float(v) for v in np.asarray(vector).ravel()),
-        ))
+        self.buffer.append(
+            MetricPoint(
+                name,
+                int(step),
+                None if value is None else float(value),
+                time.time(),
+                None if vector is None else tuple(float(v) for v in np.asarray(vector).ravel()),
+            )
+        )
 
     def _on_StepEvent(self, ev: Any) -> None:
         self.step, self.total = int(ev.step), int(ev.total_steps)
@@ -80,8 +95,23 @@ class StoreSink:
             if est is not None:
                 self._point(f"{name}_bits", step, est.bits)
                 self._point(f"{name}_stderr_bits", step, est.stderr_bits)
-        self._point("k_minus_lnull_bits", step, getattr(ev, "k_minus_lnull_bits", None))
-        self._point("l_null_bits", step, getattr(ev, "l_null_bits", None))
+        for name in (
+            "k_minus_lnull_bits",
+            "l_null_bits",
+            "bits_per_dim",
+            "true_ll_bits",
+            "paper_k_bits",
+            "paper_k_minus_lnull_bits",
+        ):
+            self._point(name, step, getattr(ev, name, None))
+        bounds = getattr(ev, "reverse_var_bounds", None) or {}
+        for key, name in (
+            ("sigma", "reverse_var"),
+            ("lower", "reverse_var_lower"),
+            ("upper", "reverse_var_upper"),
+        ):
+            if bounds.get(key):
+                self._point(name, step, None, bounds[key])
         for name in ("kl_profile_bits", "beta", "beta_baseline"):
             vector = getattr(ev, name, None)
             if vector is not None and len(vector):
@@ -102,24 +132,37 @@ class StoreSink:
             self._put("gallery_png", png, f"gallery-{step:09d}.png", "image/png", step)
         trajectory = getattr(ev, "trajectory", None)
         if trajectory is not None:
-            self._put("trajectory", npy(np.asarray(trajectory)), f"trajectory-{step:09d}.npy",
-                      "application/x-npy", step)
+            self._put(
+                "trajectory",
+                npy(np.asarray(trajectory)),
+                f"trajectory-{step:09d}.npy",
+                "application/x-npy",
+                step,
+            )
 
     def _on_CheckpointEvent(self, ev: Any) -> None:
         self.flush()
         step = int(ev.step)
         with open(ev.path, "rb") as fh:
             data = fh.read()
-        self.store.put_artifact(self.run_id, "checkpoint", data, key="checkpoint.pt",
-                                media_type="application/octet-stream", step=step,
-                                lease=self.lease, replace_kind=True)
+        self.store.put_artifact(
+            self.run_id,
+            "checkpoint",
+            data,
+            key="checkpoint.pt",
+            media_type="application/octet-stream",
+            step=step,
+            lease=self.lease,
+            replace_kind=True,
+        )
         self.last_checkpoint_step = step
         self.step = max(self.step, step)
         self._progress(checkpoint_step=step)
 
     def _put(self, kind: str, data: bytes, key: str, media_type: str, step: int) -> None:
-        self.store.put_artifact(self.run_id, kind, data, key=key, media_type=media_type,
-                                step=step, lease=self.lease)
+        self.store.put_artifact(
+            self.run_id, kind, data, key=key, media_type=media_type, step=step, lease=self.lease
+        )
 
 
 def npy(array: np.ndarray) -> bytes:

@@ -41,6 +41,12 @@ def test_learned_schedule_starts_at_baseline_and_keeps_beta1():
                                                                 beta_max=0.5)[1:]).all()
 
 
+def test_learned_schedule_basis_can_be_coarser_than_readout():
+    cfg = DiffusionConfig("gaussian", T=20, schedule="learned", J=0, schedule_J=4)
+    sched = Schedule(cfg, TemporalBasis(20, 20))
+    assert sched.c.shape == (4,) and sched.basis.shape == (19, 4)
+
+
 def test_gradients_reach_schedule_and_training_it_raises_K(gen):
     """Only the schedule coefficients are trained; K on fixed data and noise must rise."""
     model = make_model("gaussian", T=10, D=2, schedule="learned", J=5, beta1=1e-3,

@@ -18,6 +18,10 @@ from db.entities import CANCELLED, DONE, QUEUED, RUNNING
 from db.store import Store
 from worker import api
 
+# Long enough that a run interrupted after its first checkpoint (1 s in) is still training
+# on an idle machine: the swiss-roll smoke preset does a few hundred steps a second.
+LONG = 3000
+
 pytestmark = pytest.mark.services
 
 
@@ -92,7 +96,8 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
 
 def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     first = lab.start_worker("a")
-    run_id = lab.submit("train.steps=500", "train.checkpoint_every_s=1", "train.eval_every=100")
+    run_id = lab.submit(f"train.steps={LONG}", "train.checkpoint_every_s=1",
+                        f"train.eval_every={LONG // 5}")
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     time.sleep(0.7)  # mid-way between two checkpoints
     lab.kill9(first)
@@ -100,7 +105,7 @@ def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     assert run.state == RUNNING
     killed_at = time.time()
     ckpt = lab.run(run_id).checkpoint_step
-    assert ckpt is not None and 0 < ckpt < 500
+    assert ckpt is not None and 0 < ckpt < LONG
     lab.start_worker("b")
     resumed = lab.wait_for("training after the restart", lambda: [
         p for p in lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM,
@@ -113,10 +118,10 @@ def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
            f"checkpoint {ckpt}, killed near step {run.step})")
     done = lab.wait_state(run_id, DONE, timeout=150)
     points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
-    assert [p.step for p in points] == list(range(10, 501, 10))  # no gap, no duplicate
+    assert [p.step for p in points] == list(range(10, LONG + 1, 10))  # no gap, no duplicate
     before = [p for p in points if p.step <= ckpt]
     assert before and all(p.wall_time < killed_at for p in before)  # kept, not redone
-    assert steps_of(lab, run_id, "k_holdout_bits") == list(range(100, 501, 100))
+    assert steps_of(lab, run_id, "k_holdout_bits") == list(range(LONG // 5, LONG + 1, LONG // 5))
     assert lab.store.train_job(run_id).attempts == 2 and done.final_bound_bits is not None
 
 
@@ -165,15 +170,16 @@ def test_cancel_mid_run_keeps_checkpoint(lab: Lab) -> None:
 def test_sigterm_hands_the_run_back(lab: Lab) -> None:
     """A warm shutdown (what `difflab up` does on Ctrl-C): checkpoint, back to the queue."""
     first = lab.start_worker("a")
-    run_id = lab.submit("train.steps=300", "train.checkpoint_every_s=1", "train.eval_every=100")
+    run_id = lab.submit(f"train.steps={LONG}", "train.checkpoint_every_s=1",
+                        f"train.eval_every={LONG // 5}")
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=60)
     run = lab.run(run_id)
-    assert run.state == QUEUED and run.checkpoint_step and run.checkpoint_step < 300
+    assert run.state == QUEUED and run.checkpoint_step and run.checkpoint_step < LONG
     lab.start_worker("b")
     lab.wait_state(run_id, DONE, timeout=150)
-    assert steps_of(lab, run_id) == list(range(10, 301, 10))
+    assert steps_of(lab, run_id) == list(range(10, LONG + 1, 10))
     assert lab.store.train_job(run_id).attempts == 1  # a hand-back is not a failed attempt
 
 
@@ -181,7 +187,8 @@ def test_sigterm_hands_the_run_back(lab: Lab) -> None:
 def test_pool_process_killed_resumes_on_the_same_worker(lab: Lab) -> None:
     """kill -9 of the process running the task: Celery re-delivers it, the run resumes."""
     worker = lab.start_worker()
-    run_id = lab.submit("train.steps=300", "train.checkpoint_every_s=1", "train.eval_every=100")
+    run_id = lab.submit(f"train.steps={LONG}", "train.checkpoint_every_s=1",
+                        f"train.eval_every={LONG // 5}")
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     (child,) = [int(p) for p in subprocess.run(["pgrep", "-P", str(worker.pid)],
                                                capture_output=True, text=True).stdout.split()]
@@ -190,6 +197,6 @@ def test_pool_process_killed_resumes_on_the_same_worker(lab: Lab) -> None:
     ckpt = lab.run(run_id).checkpoint_step
     lab.wait_state(run_id, DONE, timeout=150)
     points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
-    assert [p.step for p in points] == list(range(10, 301, 10))
+    assert [p.step for p in points] == list(range(10, LONG + 1, 10))
     assert all(p.wall_time < killed_at for p in points if p.step <= ckpt)
     assert lab.store.train_job(run_id).attempts == 2 and worker.poll() is None
