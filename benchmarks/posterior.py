@@ -41,12 +41,23 @@ from diffusion.strided import strided_bound  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
 DIGITS_OVERRIDES = (
-    "diffusion.T=500", "diffusion.J=10", "data.n_holdout=300",
-    "network.options.conv_layers=4", "network.options.conv_channels=20",
-    "network.options.upper=[20,20]", "train.batch_size=64", "train.optimizer=rmsprop",
-    "train.lr=0.001", "train.lr_final=0.0001", "train.lr_schedule=exponential",
-    "train.eval_every=0", "train.eval_examples=100", "train.gallery_every=0",
-    "train.gallery_size=16", "train.checkpoint_every_s=120", "train.device=cpu",
+    "diffusion.T=500",
+    "diffusion.J=10",
+    "data.n_holdout=300",
+    "network.options.conv_layers=4",
+    "network.options.conv_channels=20",
+    "network.options.upper=[20,20]",
+    "train.batch_size=64",
+    "train.optimizer=rmsprop",
+    "train.lr=0.001",
+    "train.lr_final=0.0001",
+    "train.lr_schedule=exponential",
+    "train.eval_every=0",
+    "train.eval_examples=100",
+    "train.gallery_every=0",
+    "train.gallery_size=16",
+    "train.checkpoint_every_s=120",
+    "train.device=cpu",
 )
 
 
@@ -93,9 +104,15 @@ def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
     ym = torch.from_numpy((noisy - sc.shift) / sc.scale)[:, None]  # (N, 1, 8, 8)
     ym = ym.repeat_interleave(n_samples, 0)
     rev = gaussian_reverse(trained.model)
-    out = {"images": n_images, "samples_per_image": n_samples, "sigma_grey_levels": sigma,
-           "snr": 1.0, "T": trained.model.T, "peak": levels,
-           "psnr_noisy": psnr(noisy, clean, levels)}
+    out = {
+        "images": n_images,
+        "samples_per_image": n_samples,
+        "sigma_grey_levels": sigma,
+        "snr": 1.0,
+        "T": trained.model.T,
+        "peak": levels,
+        "psnr_noisy": psnr(noisy, clean, levels),
+    }
     fig = {}
     for start in ("observation", "prior"):
         t0 = time.monotonic()
@@ -140,8 +157,9 @@ def region_distances(fill: np.ndarray, truth: np.ndarray) -> dict:
     return {
         "hist_wasserstein_grey_levels": float(wasserstein_distance(fill.ravel(), truth.ravel())),
         "hist_total_variation": float(0.5 * np.abs(h1 - h2).sum()),
-        "spectrum_rms_log10_ratio": float(np.sqrt(np.mean(np.log10((s1 + 1e-9) /
-                                                                   (s2 + 1e-9)) ** 2))),
+        "spectrum_rms_log10_ratio": float(
+            np.sqrt(np.mean(np.log10((s1 + 1e-9) / (s2 + 1e-9)) ** 2))
+        ),
         "rmse_to_truth": float(np.sqrt(((fill - truth) ** 2).mean())),
     }
 
@@ -170,17 +188,28 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
         if method == "paper":
             x = inpaint_paper_chain(rev, xm, mask_t, generator=g)
         else:
-            x = inpaint_repaint_chain(rev, xm, mask_t, jump_length=10, jump_n_sample=resample,
-                                      generator=g)
+            x = inpaint_repaint_chain(
+                rev, xm, mask_t, jump_length=10, jump_n_sample=resample, generator=g
+            )
         xs = np.clip(x[:, 0].numpy() * sc.scale + sc.shift, 0, 256 - 1e-6)
         xs = xs.reshape(n_patches, n_samples, h, h)
         fills[method] = xs[:, 0]
-        api = inpaint(trained, hold[0], mask, 1, method=method, steps=10, jump_length=3,
-                      jump_n_sample=2, generator=g)  # known pixels through the public API
+        api = inpaint(
+            trained,
+            hold[0],
+            mask,
+            1,
+            method=method,
+            steps=10,
+            jump_length=3,
+            jump_n_sample=2,
+            generator=g,
+        )  # known pixels through the public API
         results[method] = {
             **region_distances(xs[:, :, miss].reshape(-1, q, q), truth),
             "known_pixels_unchanged": bool(np.array_equal(api.samples[0][mask], hold[0][mask])),
-            "seconds": time.monotonic() - t0}
+            "seconds": time.monotonic() - t0,
+        }
     t0 = time.monotonic()
     bi = np.stack([inpaint_biharmonic(x / 256.0, miss) * 256.0 for x in hold])
     fills["biharmonic"] = bi
@@ -196,11 +225,18 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
     img = np.clip(np.floor(np.concatenate(rows)), 0, 255).astype(np.uint8)
     save_png(FIGURES / "posterior_inpaint.png", tile(upscale(img, 6), cols=k, pad=2))
     large = figure5_large(trained, seed) if trained.bundle.info.get("holdout_rows") else None
-    return {"patches": n_patches, "samples_per_patch": n_samples, "patch": h,
-            "large_figure": large,
-            "hole": q, "T": trained.model.T, "repaint_jump_length": 10,
-            "repaint_resample": resample, "texture": trained.bundle.info.get("texture"),
-            "methods": results}
+    return {
+        "patches": n_patches,
+        "samples_per_patch": n_samples,
+        "patch": h,
+        "large_figure": large,
+        "hole": q,
+        "T": trained.model.T,
+        "repaint_jump_length": 10,
+        "repaint_resample": resample,
+        "texture": trained.bundle.info.get("texture"),
+        "methods": results,
+    }
 
 
 def figure5_large(trained, seed: int, side: int = 48) -> dict:
@@ -221,13 +257,19 @@ def figure5_large(trained, seed: int, side: int = 48) -> dict:
     crop = img[top : top + side, 200 : 200 + side]
     mask = make_mask("center", (side, side), size=side // 2)
     s = trained.scaler
-    x = torch.from_numpy((crop - s.shift) / s.scale).reshape(1, 1, side, side).expand(2, 1,
-                                                                                      side, side)
+    x = (
+        torch.from_numpy((crop - s.shift) / s.scale)
+        .reshape(1, 1, side, side)
+        .expand(2, 1, side, side)
+    )
     t0 = time.monotonic()
-    out = inpaint_paper_chain(gaussian_reverse(trained.model), x,
-                              torch.from_numpy(mask)[None, None],
-                              generator=torch.Generator().manual_seed(seed))
-    fill = (out[:, 0].numpy() * s.scale + s.shift)
+    out = inpaint_paper_chain(
+        gaussian_reverse(trained.model),
+        x,
+        torch.from_numpy(mask)[None, None],
+        generator=torch.Generator().manual_seed(seed),
+    )
+    fill = out[:, 0].numpy() * s.scale + s.shift
     secs = time.monotonic() - t0
     bi = inpaint_biharmonic(crop / 256.0, ~mask) * 256.0
     masked = crop.copy()
@@ -235,18 +277,31 @@ def figure5_large(trained, seed: int, side: int = 48) -> dict:
     panels = np.stack([crop, masked, fill[0], fill[1], bi])
     img8 = np.clip(np.floor(panels), 0, 255).astype(np.uint8)
     save_png(FIGURES / "posterior_inpaint_large.png", tile(upscale(img8, 3), cols=5, pad=3))
-    return {"side": side, "hole": side // 2, "seconds": secs,
-            **{f"paper_{k}": v for k, v in region_distances(
+    return {
+        "side": side,
+        "hole": side // 2,
+        "seconds": secs,
+        **{
+            f"paper_{k}": v
+            for k, v in region_distances(
                 fill[:, ~mask].reshape(-1, side // 2, side // 2),
-                np.repeat(crop[~mask].reshape(1, side // 2, side // 2), 2, 0)).items()},
-            **{f"biharmonic_{k}": v for k, v in region_distances(
+                np.repeat(crop[~mask].reshape(1, side // 2, side // 2), 2, 0),
+            ).items()
+        },
+        **{
+            f"biharmonic_{k}": v
+            for k, v in region_distances(
                 bi[~mask].reshape(1, side // 2, side // 2),
-                crop[~mask].reshape(1, side // 2, side // 2)).items()}}
+                crop[~mask].reshape(1, side // 2, side // 2),
+            ).items()
+        },
+    }
 
 
 # ------------------------------------------------------------------------------ (c)
-def bench_strided(trained, step_list: list[int], n_eval: int, n_samples: int, seed: int
-                  ) -> list[dict]:
+def bench_strided(
+    trained, step_list: list[int], n_eval: int, n_samples: int, seed: int
+) -> list[dict]:
     bundle = trained.bundle
     g = torch.Generator().manual_seed(seed)
     x = trained.scaler.to_model(bundle.holdout[:n_eval], g).double()
@@ -258,24 +313,34 @@ def bench_strided(trained, step_list: list[int], n_eval: int, n_samples: int, se
         k = strided_bound(trained.model, x, S, torch.Generator().manual_seed(seed + 1))
         bits = k / math.log(2) / d
         t0 = time.monotonic()
-        s = trained.sample(n_samples, generator=torch.Generator().manual_seed(seed + 2),
-                           steps=S).x0
+        s = trained.sample(n_samples, generator=torch.Generator().manual_seed(seed + 2), steps=S).x0
         secs = time.monotonic() - t0
         sd = (s * trained.scaler.scale + trained.scaler.shift).numpy()
-        rows.append({"S": S, "K_bits_per_pixel": float(bits.mean()),
-                     "K_stderr": float(bits.std() / math.sqrt(len(bits))),
-                     "K_minus_Lnull": float(bits.mean()) - l_null,
-                     "sample_mean": float(sd.mean()), "sample_std": float(sd.std()),
-                     "data_mean": float(data.mean()), "data_std": float(data.std()),
-                     "seconds_per_sample": secs / n_samples})
+        rows.append(
+            {
+                "S": S,
+                "K_bits_per_pixel": float(bits.mean()),
+                "K_stderr": float(bits.std() / math.sqrt(len(bits))),
+                "K_minus_Lnull": float(bits.mean()) - l_null,
+                "sample_mean": float(sd.mean()),
+                "sample_std": float(sd.std()),
+                "data_mean": float(data.mean()),
+                "data_std": float(data.std()),
+                "seconds_per_sample": secs / n_samples,
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, default=ROOT / "runs")
-    p.add_argument("--bark-run", type=Path, default=None,
-                   help="trained texture run (default: RUNS/table1/bark)")
+    p.add_argument(
+        "--bark-run",
+        type=Path,
+        default=None,
+        help="trained texture run (default: RUNS/table1/bark)",
+    )
     p.add_argument("--digits-budget-min", type=float, default=8.0)
     p.add_argument("--parts", default="a,b,c")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
@@ -289,23 +354,31 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         r = train_digits(args.runs / "posterior" / "digits", args.digits_budget_min * 60)
         digits = load_trained(args.runs / "posterior" / "digits", "cpu")
-        out["digits_model"] = {"steps": r.step, "train_seconds": time.monotonic() - t0,
-                               "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
-                               "T": digits.model.T}
+        out["digits_model"] = {
+            "steps": r.step,
+            "train_seconds": time.monotonic() - t0,
+            "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
+            "T": digits.model.T,
+        }
         if "a" in parts:
-            out["a_denoise"] = bench_denoise(digits, 8 if args.quick else 64,
-                                             4 if args.quick else 16, 0)
+            out["a_denoise"] = bench_denoise(
+                digits, 8 if args.quick else 64, 4 if args.quick else 16, 0
+            )
         if "c" in parts:
             T = digits.model.T
             steps = [T, 100, 50, 20, 10, 5] if not args.quick else [T, 5]
-            out["c_strided"] = bench_strided(digits, [s for s in steps if s <= T],
-                                             32 if args.quick else 200,
-                                             16 if args.quick else 200, 0)
+            out["c_strided"] = bench_strided(
+                digits,
+                [s for s in steps if s <= T],
+                32 if args.quick else 200,
+                16 if args.quick else 200,
+                0,
+            )
     if "b" in parts:
         bark = load_trained(args.bark_run or args.runs / "table1" / "bark", "cpu")
-        out["b_inpaint"] = bench_inpaint(bark, 4 if args.quick else 16,
-                                         2 if args.quick else 4, 0,
-                                         2 if args.quick else 5)
+        out["b_inpaint"] = bench_inpaint(
+            bark, 4 if args.quick else 16, 2 if args.quick else 4, 0, 2 if args.quick else 5
+        )
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 

@@ -55,15 +55,24 @@ def run_row(row: str, schedule: str, extra: list[str], out_root: Path, budget_s:
     return {
         "row": row,
         "schedule": schedule if cfg.diffusion.kind == "gaussian" else "fixed (binomial)",
-        "K_bits": rep.k.bits, "K_stderr_bits": rep.k.stderr_bits,
-        "K_minus_Lnull_bits": rep.k_minus_lnull_bits, "Lnull_bits": rep.l_null_bits,
-        "true_ll_bits": bundle.true_ll_bits, "paper_K_bits": bundle.paper_k_bits,
+        "K_bits": rep.k.bits,
+        "K_stderr_bits": rep.k.stderr_bits,
+        "K_minus_Lnull_bits": rep.k_minus_lnull_bits,
+        "Lnull_bits": rep.l_null_bits,
+        "true_ll_bits": bundle.true_ll_bits,
+        "paper_K_bits": bundle.paper_k_bits,
         "paper_K_minus_Lnull_bits": bundle.paper_k_minus_lnull_bits,
-        "unit": rep.k.unit, "n_holdout": rep.n_examples,
-        "train_seconds": round(train_s, 1), "eval_seconds": round(time.monotonic() - t1, 1),
-        "status": result.status, "steps": trained.step, "T": cfg.diffusion.T,
-        "beta1": cfg.diffusion.beta1, "network": f"{cfg.network.kind} {list(cfg.network.hidden)}",
-        "J": cfg.diffusion.readout_J, "batch_size": cfg.train.batch_size,
+        "unit": rep.k.unit,
+        "n_holdout": rep.n_examples,
+        "train_seconds": round(train_s, 1),
+        "eval_seconds": round(time.monotonic() - t1, 1),
+        "status": result.status,
+        "steps": trained.step,
+        "T": cfg.diffusion.T,
+        "beta1": cfg.diffusion.beta1,
+        "network": f"{cfg.network.kind} {list(cfg.network.hidden)}",
+        "J": cfg.diffusion.readout_J,
+        "batch_size": cfg.train.batch_size,
         "threads": torch.get_num_threads(),
     }
 
@@ -72,14 +81,18 @@ def markdown(rows: list[dict]) -> str:
     def f(x: float | None, nd: int = 2) -> str:
         return "-" if x is None else f"{x:.{nd}f}"
 
-    lines = ["| row | schedule | K | K - L_null | true LL | paper K | paper K - L_null | "
-             "unit | train s |", "|---" * 9 + "|"]
+    lines = [
+        "| row | schedule | K | K - L_null | true LL | paper K | paper K - L_null | "
+        "unit | train s |",
+        "|---" * 9 + "|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['row']} | {r['schedule']} | {f(r['K_bits'], 3)} +- {f(r['K_stderr_bits'], 3)}"
             f" | {f(r['K_minus_Lnull_bits'], 3)} | {f(r['true_ll_bits'], 3)} "
             f"| {f(r['paper_K_bits'], 3)} | {f(r['paper_K_minus_Lnull_bits'], 3)} | {r['unit']} "
-            f"| {r['train_seconds']:.0f} |")
+            f"| {r['train_seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -87,14 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rows", default="swissroll,swissroll-thin,heartbeat")
     p.add_argument("--schedule", choices=("fixed", "learned", "both"), default="learned")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   help="extra config override for every row, e.g. train.steps=1000")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="extra config override for every row, e.g. train.steps=1000",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per row")
     p.add_argument("--out", type=Path, default=None, help="keep the runs here")
-    p.add_argument("--budget-s", type=float, default=14 * 60,
-                   help="stop a row's training after this many seconds (default 840)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: on shared, busy cores more threads only wait)")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=14 * 60,
+        help="stop a row's training after this many seconds (default 840)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on shared, busy cores more threads only wait)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     schedules = ["fixed", "learned"] if args.schedule == "both" else [args.schedule]

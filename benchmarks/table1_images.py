@@ -41,24 +41,54 @@ class ImageRow:
 
 
 COMMON = (
-    "network.options.conv_layers=4", "network.options.conv_channels=20",
-    "network.options.upper=[20,20]", "diffusion.J=10",
-    "train.batch_size=64", "train.optimizer=rmsprop", "train.lr=0.001", "train.lr_final=0.0001",
-    "train.lr_schedule=exponential", "train.eval_every=0", "train.eval_examples=100",
-    "train.gallery_every=0", "train.gallery_size=16", "train.log_every=100",
-    "train.checkpoint_every_s=120", "train.seed=0", "train.device=cpu",
+    "network.options.conv_layers=4",
+    "network.options.conv_channels=20",
+    "network.options.upper=[20,20]",
+    "diffusion.J=10",
+    "train.batch_size=64",
+    "train.optimizer=rmsprop",
+    "train.lr=0.001",
+    "train.lr_final=0.0001",
+    "train.lr_schedule=exponential",
+    "train.eval_every=0",
+    "train.eval_examples=100",
+    "train.gallery_every=0",
+    "train.gallery_size=16",
+    "train.log_every=100",
+    "train.checkpoint_every_s=120",
+    "train.seed=0",
+    "train.device=cpu",
 )
 ROWS: dict[str, ImageRow] = {
     "deadleaves": ImageRow(
         "deadleaves",
-        ("data.options.size=16", "data.options.r_min=1.0", "data.options.r_max=16",
-         "data.n_train=20000", "data.n_holdout=100", "diffusion.T=1000", *COMMON),
-        1.489, 3.536, "dead leaves 16 x 16 (paper: larger images), T = 1000"),
+        (
+            "data.options.size=16",
+            "data.options.r_min=1.0",
+            "data.options.r_max=16",
+            "data.n_train=20000",
+            "data.n_holdout=100",
+            "diffusion.T=1000",
+            *COMMON,
+        ),
+        1.489,
+        3.536,
+        "dead leaves 16 x 16 (paper: larger images), T = 1000",
+    ),
     "bark": ImageRow(
         "bark",
-        ("data.options.texture=gravel", "data.options.patch=16",
-         "data.options.holdout_rows=128", "data.n_holdout=100", "diffusion.T=500", *COMMON),
-        -0.55, 1.5, "gravel texture 16 x 16 patches standing in for bark, T = 500"),
+        (
+            "data.options.texture=gravel",
+            "data.options.patch=16",
+            "data.options.holdout_rows=128",
+            "data.n_holdout=100",
+            "diffusion.T=500",
+            *COMMON,
+        ),
+        -0.55,
+        1.5,
+        "gravel texture 16 x 16 patches standing in for bark, T = 500",
+    ),
 }
 
 
@@ -84,15 +114,23 @@ def run_row(name: str, out_dir: Path, budget_s: float, steps: int = 4_000) -> di
     ev = result.final_eval
     assert ev is not None
     return {  # the keys of benchmarks/table1.py's rows, plus bits/dim and the budget
-        "row": name, "schedule": "fixed", "note": row.note, "steps": result.step,
-        "K_bits": ev.k_holdout.bits, "K_stderr_bits": ev.k_holdout.stderr_bits,
-        "K_minus_Lnull_bits": ev.k_minus_lnull_bits, "Lnull_bits": ev.l_null_bits,
-        "unit": ev.unit, "bits_per_dim": ev.bits_per_dim, "true_ll_bits": None,
+        "row": name,
+        "schedule": "fixed",
+        "note": row.note,
+        "steps": result.step,
+        "K_bits": ev.k_holdout.bits,
+        "K_stderr_bits": ev.k_holdout.stderr_bits,
+        "K_minus_Lnull_bits": ev.k_minus_lnull_bits,
+        "Lnull_bits": ev.l_null_bits,
+        "unit": ev.unit,
+        "bits_per_dim": ev.bits_per_dim,
+        "true_ll_bits": None,
         "train_seconds": result.info.get("train_seconds"),
         "wall_seconds_with_eval": time.monotonic() - t0,
-        "paper_K_bits": row.paper_k, "paper_K_minus_Lnull_bits": row.paper_k_minus_lnull,
+        "paper_K_bits": row.paper_k,
+        "paper_K_minus_Lnull_bits": row.paper_k_minus_lnull,
         "budget": f"{budget_s / 60:.0f} min wall on 1 CPU thread (shared machine), batch 64, "
-                  "16 x 16, official-code network widths",
+        "16 x 16, official-code network widths",
         "run_dir": str(run_dir),
     }
 
@@ -113,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(f"{r['row']:>11}: K = {r['K_bits']:.3f} +- {r['K_stderr_bits']:.3f}, "
-                  f"K - L_null = {r['K_minus_Lnull_bits']:.3f} bits/pixel "
-                  f"(paper {r['paper_K_bits']}, {r['paper_K_minus_Lnull_bits']}), "
-                  f"{r['bits_per_dim']:.3f} bits/dim, {r['train_seconds']:.0f} s")
+            print(
+                f"{r['row']:>11}: K = {r['K_bits']:.3f} +- {r['K_stderr_bits']:.3f}, "
+                f"K - L_null = {r['K_minus_Lnull_bits']:.3f} bits/pixel "
+                f"(paper {r['paper_K_bits']}, {r['paper_K_minus_Lnull_bits']}), "
+                f"{r['bits_per_dim']:.3f} bits/dim, {r['train_seconds']:.0f} s"
+            )
     return 0
 
 

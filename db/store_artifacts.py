@@ -47,9 +47,19 @@ class ArtifactsMixin(StoreBase):
     artifacts: ArtifactStore
 
     def put_artifact(
-        self, run_id: str, kind: str, data: bytes, *, key: str, media_type: str,
-        step: int | None = None, job_id: str | None = None, lease: Lease | None = None,
-        replace_kind: bool = False, width: int | None = None, height: int | None = None,
+        self,
+        run_id: str,
+        kind: str,
+        data: bytes,
+        *,
+        key: str,
+        media_type: str,
+        step: int | None = None,
+        job_id: str | None = None,
+        lease: Lease | None = None,
+        replace_kind: bool = False,
+        width: int | None = None,
+        height: int | None = None,
     ) -> Artifact:
         """Store bytes and their row. `replace_kind` drops the run's older rows of this kind
         (and their bytes when nothing else uses them): used for the latest checkpoint."""
@@ -69,15 +79,29 @@ class ArtifactsMixin(StoreBase):
                 raise NotFound(f"no run {run_id!r}")
             old: list[ArtifactRow] = []
             if replace_kind:
-                old = list(s.scalars(select(ArtifactRow).where(
-                    ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)))
+                old = list(
+                    s.scalars(
+                        select(ArtifactRow).where(
+                            ArtifactRow.run_id == run_id, ArtifactRow.kind == kind
+                        )
+                    )
+                )
                 for row in old:
                     s.delete(row)
             row = ArtifactRow(
-                run_id=run_id, job_id=job_id, kind=kind, step=step, key=key,
-                media_type=media_type, size=len(data), sha256=sha,
-                location=self.artifacts.location(sha), thumb_sha256=thumb, width=width,
-                height=height, created_at=utcnow(),
+                run_id=run_id,
+                job_id=job_id,
+                kind=kind,
+                step=step,
+                key=key,
+                media_type=media_type,
+                size=len(data),
+                sha256=sha,
+                location=self.artifacts.location(sha),
+                thumb_sha256=thumb,
+                width=width,
+                height=height,
+                created_at=utcnow(),
             )
             s.add(row)
             s.flush()
@@ -88,7 +112,11 @@ class ArtifactsMixin(StoreBase):
         return entity
 
     def list_artifacts(
-        self, run_id: str, *, viewer: Viewer, kind: str | None = None,
+        self,
+        run_id: str,
+        *,
+        viewer: Viewer,
+        kind: str | None = None,
         job_id: str | None = None,
     ) -> list[Artifact]:
         """A run's artifacts in (step, id) order."""
@@ -103,20 +131,32 @@ class ArtifactsMixin(StoreBase):
             return [convert.artifact(r) for r in s.scalars(q)]
 
     def latest_artifact(self, run_id: str, kind: str, *, viewer: Viewer) -> Artifact | None:
-        q = (select(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)
-             .order_by(ArtifactRow.step.desc(), ArtifactRow.id.desc()).limit(1))
+        q = (
+            select(ArtifactRow)
+            .where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)
+            .order_by(ArtifactRow.step.desc(), ArtifactRow.id.desc())
+            .limit(1)
+        )
         with self._scope() as s:
             check_view(s.get(RunRow, run_id), viewer, run_id)
             row = s.scalars(q).first()
             return convert.artifact(row) if row else None
 
     def gallery(
-        self, *, viewer: Viewer, kind: str = "gallery_png", run_ids: Sequence[str] | None = None,
-        limit: int = 48, offset: int = 0,
+        self,
+        *,
+        viewer: Viewer,
+        kind: str = "gallery_png",
+        run_ids: Sequence[str] | None = None,
+        limit: int = 48,
+        offset: int = 0,
     ) -> list[Artifact]:
         """Artifacts of one kind across the runs `viewer` may see, newest first (paginated)."""
-        q = (select(ArtifactRow).join(RunRow, RunRow.id == ArtifactRow.run_id)
-             .where(visible_clause(viewer), ArtifactRow.kind == kind))
+        q = (
+            select(ArtifactRow)
+            .join(RunRow, RunRow.id == ArtifactRow.run_id)
+            .where(visible_clause(viewer), ArtifactRow.kind == kind)
+        )
         if run_ids is not None:
             q = q.where(ArtifactRow.run_id.in_(list(run_ids)))
         q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id.desc())
@@ -131,28 +171,39 @@ class ArtifactsMixin(StoreBase):
             check_view(s.get(RunRow, row.run_id), viewer, row.run_id)
             return convert.artifact(row)
 
-    def artifact_bytes(self, artifact: Artifact | int, *, viewer: Viewer,
-                       thumbnail: bool = False) -> bytes:
+    def artifact_bytes(
+        self, artifact: Artifact | int, *, viewer: Viewer, thumbnail: bool = False
+    ) -> bytes:
         """The bytes of an artifact (or of its thumbnail) that `viewer` may see."""
-        art = self.get_artifact(artifact if isinstance(artifact, int) else artifact.id,
-                                viewer=viewer)
+        art = self.get_artifact(
+            artifact if isinstance(artifact, int) else artifact.id, viewer=viewer
+        )
         if thumbnail:
             if art.thumb_sha256 is None:
                 raise NotFound(f"artifact {art.id} has no thumbnail")
             return self.artifacts.get(art.thumb_sha256)
         return self.artifacts.get(art.sha256)
 
-    def truncate_artifacts(self, run_id: str, after_step: int, *, kinds: Sequence[str],
-                           lease: Lease | None = None) -> int:
+    def truncate_artifacts(
+        self, run_id: str, after_step: int, *, kinds: Sequence[str], lease: Lease | None = None
+    ) -> int:
         """Drop rows of these kinds with step > `after_step` (a run resuming)."""
-        where = (ArtifactRow.run_id == run_id, ArtifactRow.step > after_step,
-                 ArtifactRow.kind.in_(list(kinds)))
+        where = (
+            ArtifactRow.run_id == run_id,
+            ArtifactRow.step > after_step,
+            ArtifactRow.kind.in_(list(kinds)),
+        )
         with self._scope(write=True) as s:
             if lease is not None:
                 check_lease(s, lease)
-            shas = {sha for pair in s.execute(
-                select(ArtifactRow.sha256, ArtifactRow.thumb_sha256).where(*where))
-                for sha in pair if sha}
+            shas = {
+                sha
+                for pair in s.execute(
+                    select(ArtifactRow.sha256, ArtifactRow.thumb_sha256).where(*where)
+                )
+                for sha in pair
+                if sha
+            }
             result = s.execute(delete(ArtifactRow).where(*where))
             s.flush()
             orphans = [sha for sha in shas if not referenced(s, sha)]
@@ -163,18 +214,33 @@ class ArtifactsMixin(StoreBase):
     # ---- uploads -------------------------------------------------------------------------
 
     def add_upload(
-        self, data: bytes, *, owner_id: int, original_name: str, media_type: str,
-        width: int | None = None, height: int | None = None,
+        self,
+        data: bytes,
+        *,
+        owner_id: int,
+        original_name: str,
+        media_type: str,
+        width: int | None = None,
+        height: int | None = None,
     ) -> Upload:
         """Store an already validated upload (db.media checks it) under its hash."""
         sha = self.artifacts.put(data)
-        thumb = (self.artifacts.put(make_thumbnail(data, THUMB_SIZE))
-                 if media_type.startswith("image/") else None)
+        thumb = (
+            self.artifacts.put(make_thumbnail(data, THUMB_SIZE))
+            if media_type.startswith("image/")
+            else None
+        )
         with self._scope(write=True) as s:
             row = UploadRow(
-                owner_id=owner_id, sha256=sha, original_name=original_name[:255] or "upload",
-                media_type=media_type, size=len(data), width=width, height=height,
-                thumb_sha256=thumb, created_at=utcnow(),
+                owner_id=owner_id,
+                sha256=sha,
+                original_name=original_name[:255] or "upload",
+                media_type=media_type,
+                size=len(data),
+                width=width,
+                height=height,
+                thumb_sha256=thumb,
+                created_at=utcnow(),
             )
             s.add(row)
             s.flush()
@@ -184,8 +250,9 @@ class ArtifactsMixin(StoreBase):
         """An upload; only its owner (or SYSTEM, or an admin) may see it."""
         with self._scope() as s:
             row = s.get(UploadRow, upload_id)
-            if row is None or not (isinstance(viewer, _System) or viewer.is_admin
-                                   or row.owner_id == viewer.id):
+            if row is None or not (
+                isinstance(viewer, _System) or viewer.is_admin or row.owner_id == viewer.id
+            ):
                 raise NotFound(f"no upload {upload_id}")
             return convert.upload(row)
 

@@ -55,8 +55,14 @@ def check_lease(s: Session, lease: Lease) -> JobRow:
 
 class JobsMixin(StoreBase):
     def create_job(
-        self, kind: str, run_id: str, params: dict[str, Any], *, owner_id: int,
-        viewer: Viewer, queue: str = "cpu",
+        self,
+        kind: str,
+        run_id: str,
+        params: dict[str, Any],
+        *,
+        owner_id: int,
+        viewer: Viewer,
+        queue: str = "cpu",
     ) -> Job:
         """A QUEUED job against a run that `viewer` may see (enqueue after this returns)."""
         if kind not in JOB_KINDS or kind == "train":
@@ -67,10 +73,20 @@ class JobsMixin(StoreBase):
             if run.checkpoint_step is None and run.state != DONE:
                 raise InvalidInput(f"run {run_id} has no checkpoint yet; wait until it trains")
             row = JobRow(
-                id=secrets.token_hex(6), kind=kind, run_id=run_id, owner_id=owner_id,
-                state=QUEUED, params=params, queue=queue, progress=0.0, message="",
-                celery_id=secrets.token_hex(16), attempts=0, cancel_requested=False,
-                created_at=now, updated_at=now,
+                id=secrets.token_hex(6),
+                kind=kind,
+                run_id=run_id,
+                owner_id=owner_id,
+                state=QUEUED,
+                params=params,
+                queue=queue,
+                progress=0.0,
+                message="",
+                celery_id=secrets.token_hex(16),
+                attempts=0,
+                cancel_requested=False,
+                created_at=now,
+                updated_at=now,
             )
             s.add(row)
             s.flush()
@@ -85,8 +101,13 @@ class JobsMixin(StoreBase):
             return convert.job(row)
 
     def list_jobs(
-        self, *, viewer: Viewer, run_id: str | None = None, states: Sequence[str] | None = None,
-        kinds: Sequence[str] | None = None, limit: int = 200,
+        self,
+        *,
+        viewer: Viewer,
+        run_id: str | None = None,
+        states: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 200,
     ) -> list[Job]:
         q = select(JobRow).join(RunRow, RunRow.id == JobRow.run_id).where(visible_clause(viewer))
         if run_id is not None:
@@ -101,8 +122,12 @@ class JobsMixin(StoreBase):
 
     def train_job(self, run_id: str) -> Job:
         """The latest train job of a run (system use)."""
-        q = (select(JobRow).where(JobRow.run_id == run_id, JobRow.kind == "train")
-             .order_by(JobRow.created_at.desc()).limit(1))
+        q = (
+            select(JobRow)
+            .where(JobRow.run_id == run_id, JobRow.kind == "train")
+            .order_by(JobRow.created_at.desc())
+            .limit(1)
+        )
         with self._scope() as s:
             row = s.scalars(q).first()
             if row is None:
@@ -136,12 +161,22 @@ class JobsMixin(StoreBase):
 
     def mark_enqueued(self, job_id: str, celery_id: str) -> None:
         with self._scope(write=True) as s:
-            s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.celery_id == celery_id)
-                      .values(enqueued_at=utcnow()))
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.celery_id == celery_id)
+                .values(enqueued_at=utcnow())
+            )
 
     def claim_job(
-        self, job_id: str, celery_id: str, *, worker: str, host: str, device: str,
-        lease_s: float, max_attempts: int = MAX_ATTEMPTS,
+        self,
+        job_id: str,
+        celery_id: str,
+        *,
+        worker: str,
+        host: str,
+        device: str,
+        lease_s: float,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> Claim:
         """Take a job for this message, or say why not (stale message, final, held, cancelled).
 
@@ -160,23 +195,46 @@ class JobsMixin(StoreBase):
             if row.cancel_requested:
                 self._finish(s, row, CANCELLED, now, message="cancelled before it started")
                 return Claim(False, convert.job(row), "cancelled")
-            live = row.lease_owner is not None and row.lease_expires_at is not None \
-                and row.lease_expires_at >= now and not row.lease_owner.startswith(f"{worker}#")
+            live = (
+                row.lease_owner is not None
+                and row.lease_expires_at is not None
+                and row.lease_expires_at >= now
+                and not row.lease_owner.startswith(f"{worker}#")
+            )
             if row.attempts >= max_attempts and not live:
-                self._finish(s, row, FAILED, now, error=(
-                    f"gave up after {row.attempts} attempts: the worker running this job "
-                    "died each time (out of memory?)"))
+                self._finish(
+                    s,
+                    row,
+                    FAILED,
+                    now,
+                    error=(
+                        f"gave up after {row.attempts} attempts: the worker running this job "
+                        "died each time (out of memory?)"
+                    ),
+                )
                 return Claim(False, convert.job(row), "too many attempts")
             result = s.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.celery_id == celery_id,
-                       JobRow.state.in_(ACTIVE_STATES),
-                       or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now,
-                           JobRow.lease_owner.startswith(f"{worker}#", autoescape=True)))
-                .values(state=RUNNING, lease_owner=owner, host=host, device=device,
-                        lease_expires_at=now + dt.timedelta(seconds=lease_s),
-                        attempts=JobRow.attempts + 1, updated_at=now,
-                        started_at=func.coalesce(JobRow.started_at, now))
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.celery_id == celery_id,
+                    JobRow.state.in_(ACTIVE_STATES),
+                    or_(
+                        JobRow.lease_owner.is_(None),
+                        JobRow.lease_expires_at < now,
+                        JobRow.lease_owner.startswith(f"{worker}#", autoescape=True),
+                    ),
+                )
+                .values(
+                    state=RUNNING,
+                    lease_owner=owner,
+                    host=host,
+                    device=device,
+                    lease_expires_at=now + dt.timedelta(seconds=lease_s),
+                    attempts=JobRow.attempts + 1,
+                    updated_at=now,
+                    started_at=func.coalesce(JobRow.started_at, now),
+                )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:
@@ -220,8 +278,13 @@ class JobsMixin(StoreBase):
             return bool(run is not None and run.cancel_requested)
 
     def update_progress(
-        self, lease: Lease, *, progress: float, message: str | None = None,
-        step: int | None = None, total_steps: int | None = None,
+        self,
+        lease: Lease,
+        *,
+        progress: float,
+        message: str | None = None,
+        step: int | None = None,
+        total_steps: int | None = None,
         checkpoint_step: int | None = None,
     ) -> None:
         now = utcnow()
@@ -243,7 +306,12 @@ class JobsMixin(StoreBase):
                     run.updated_at = now
 
     def finish_job(
-        self, lease: Lease, state: str, *, error: str | None = None, message: str | None = None,
+        self,
+        lease: Lease,
+        state: str,
+        *,
+        error: str | None = None,
+        message: str | None = None,
         final_bound: tuple[float, float] | None = None,
     ) -> Job:
         """End a held job: DONE, FAILED (with the message shown to the user) or CANCELLED."""
@@ -251,13 +319,20 @@ class JobsMixin(StoreBase):
             raise InvalidInput(f"a job ends in one of {FINAL_STATES}, not {state!r}")
         with self._scope(write=True) as s:
             row = check_lease(s, lease)
-            self._finish(s, row, state, utcnow(), error=error, message=message,
-                         final_bound=final_bound)
+            self._finish(
+                s, row, state, utcnow(), error=error, message=message, final_bound=final_bound
+            )
             return convert.job(row)
 
     def _finish(
-        self, s: Session, row: JobRow, state: str, now: dt.datetime, *,
-        error: str | None = None, message: str | None = None,
+        self,
+        s: Session,
+        row: JobRow,
+        state: str,
+        now: dt.datetime,
+        *,
+        error: str | None = None,
+        message: str | None = None,
         final_bound: tuple[float, float] | None = None,
     ) -> None:
         row.state, row.finished_at, row.updated_at = state, now, now
@@ -304,12 +379,15 @@ class JobsMixin(StoreBase):
         RUNNING jobs whose lease has expired (their worker died)."""
         now = utcnow()
         cutoff = now - dt.timedelta(seconds=queued_grace_s)
-        q = select(JobRow).where(or_(
-            (JobRow.state == QUEUED) & JobRow.lease_owner.is_(None) & or_(
-                JobRow.enqueued_at.is_(None), JobRow.enqueued_at < cutoff) & (
-                JobRow.created_at < cutoff),
-            (JobRow.state == RUNNING) & (JobRow.lease_expires_at < now),
-        ))
+        q = select(JobRow).where(
+            or_(
+                (JobRow.state == QUEUED)
+                & JobRow.lease_owner.is_(None)
+                & or_(JobRow.enqueued_at.is_(None), JobRow.enqueued_at < cutoff)
+                & (JobRow.created_at < cutoff),
+                (JobRow.state == RUNNING) & (JobRow.lease_expires_at < now),
+            )
+        )
         with self._scope() as s:
             return [convert.job(r) for r in s.scalars(q)]
 
@@ -321,11 +399,20 @@ class JobsMixin(StoreBase):
         with self._scope(write=True) as s:
             result = s.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.celery_id == expected_celery_id,
-                       JobRow.state.in_(ACTIVE_STATES),
-                       or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now))
-                .values(state=QUEUED, celery_id=new_id, lease_owner=None,
-                        lease_expires_at=None, enqueued_at=None, updated_at=now)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.celery_id == expected_celery_id,
+                    JobRow.state.in_(ACTIVE_STATES),
+                    or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now),
+                )
+                .values(
+                    state=QUEUED,
+                    celery_id=new_id,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    enqueued_at=None,
+                    updated_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:

@@ -33,11 +33,17 @@ class MetricsMixin(StoreBase):
             if not p.name or len(p.name) > 64:
                 raise InvalidInput(f"metric name must have 1-64 characters: {p.name!r}")
             value, special = convert.encode_float(p.value)
-            rows.append({
-                "run_id": run_id, "name": p.name, "step": int(p.step), "value": value,
-                "special": special, "wall_time": p.wall_time or time.time(),
-                "vector": None if p.vector is None else convert.encode_vector(p.vector),
-            })
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "name": p.name,
+                    "step": int(p.step),
+                    "value": value,
+                    "special": special,
+                    "wall_time": p.wall_time or time.time(),
+                    "vector": None if p.vector is None else convert.encode_vector(p.vector),
+                }
+            )
         with self._scope(write=True) as s:
             if lease is not None:
                 check_lease(s, lease)
@@ -75,7 +81,11 @@ class MetricsMixin(StoreBase):
             return [convert.metric(r) for r in s.scalars(q)]
 
     def metrics(
-        self, run_id: str, *, viewer: Viewer, names: Sequence[str] | None = None,
+        self,
+        run_id: str,
+        *,
+        viewer: Viewer,
+        names: Sequence[str] | None = None,
         after_step: int | None = None,
     ) -> dict[str, list[MetricPoint]]:
         """Several series at once: name -> points in step order."""
@@ -102,11 +112,15 @@ class MetricsMixin(StoreBase):
         """The last point of every series of a run."""
         last = (
             select(MetricRow.name, func.max(MetricRow.step).label("step"))
-            .where(MetricRow.run_id == run_id).group_by(MetricRow.name).subquery()
+            .where(MetricRow.run_id == run_id)
+            .group_by(MetricRow.name)
+            .subquery()
         )
-        q = select(MetricRow).join(
-            last, (MetricRow.name == last.c.name) & (MetricRow.step == last.c.step)
-        ).where(MetricRow.run_id == run_id)
+        q = (
+            select(MetricRow)
+            .join(last, (MetricRow.name == last.c.name) & (MetricRow.step == last.c.step))
+            .where(MetricRow.run_id == run_id)
+        )
         with self._scope() as s:
             check_view(s.get(RunRow, run_id), viewer, run_id)
             return {row.name: convert.metric(row) for row in s.scalars(q)}

@@ -77,28 +77,48 @@ class RunsMixin(StoreBase):
         if visibility not in VISIBILITIES:
             raise InvalidInput(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
         if device_request not in DEVICE_REQUESTS:
-            raise InvalidInput(
-                f"device must be one of {DEVICE_REQUESTS}, not {device_request!r}"
-            )
+            raise InvalidInput(f"device must be one of {DEVICE_REQUESTS}, not {device_request!r}")
         now = utcnow()
         run_id = new_id()
         with self._scope(write=True) as s:
             if s.get(UserRow, owner_id) is None:
                 raise NotFound(f"no user with id {owner_id}")
             row = RunRow(
-                id=run_id, name=(name or config.get("name") or run_id)[:200], owner_id=owner_id,
-                preset=preset, config=config, state=QUEUED, visibility=visibility, notes=notes,
-                seed=seed, device_request=device_request, step=0, total_steps=total_steps,
-                cancel_requested=False, parent_id=parent_id, created_at=now, updated_at=now,
+                id=run_id,
+                name=(name or config.get("name") or run_id)[:200],
+                owner_id=owner_id,
+                preset=preset,
+                config=config,
+                state=QUEUED,
+                visibility=visibility,
+                notes=notes,
+                seed=seed,
+                device_request=device_request,
+                step=0,
+                total_steps=total_steps,
+                cancel_requested=False,
+                parent_id=parent_id,
+                created_at=now,
+                updated_at=now,
             )
             row.tags = [RunTagRow(tag=t) for t in clean_tags(tags)]
             s.add(row)
             s.flush()  # the run first: jobs refer to it
             job = JobRow(
-                id=new_id(), kind="train", run_id=run_id, owner_id=owner_id, state=QUEUED,
-                params={}, queue=queue_for(device_request), progress=0.0, message="",
-                celery_id=secrets.token_hex(16), attempts=0, cancel_requested=False,
-                created_at=now, updated_at=now,
+                id=new_id(),
+                kind="train",
+                run_id=run_id,
+                owner_id=owner_id,
+                state=QUEUED,
+                params={},
+                queue=queue_for(device_request),
+                progress=0.0,
+                message="",
+                celery_id=secrets.token_hex(16),
+                attempts=0,
+                cancel_requested=False,
+                created_at=now,
+                updated_at=now,
             )
             s.add(job)
             s.flush()
@@ -142,8 +162,11 @@ class RunsMixin(StoreBase):
 
     def all_tags(self, *, viewer: Viewer) -> list[str]:
         q = (
-            select(RunTagRow.tag).distinct().join(RunRow, RunRow.id == RunTagRow.run_id)
-            .where(visible_clause(viewer)).order_by(RunTagRow.tag)
+            select(RunTagRow.tag)
+            .distinct()
+            .join(RunRow, RunRow.id == RunTagRow.run_id)
+            .where(visible_clause(viewer))
+            .order_by(RunTagRow.tag)
         )
         with self._scope() as s:
             return list(s.scalars(q))
@@ -245,9 +268,12 @@ class RunsMixin(StoreBase):
 
 def referenced(s: Session, sha: str) -> bool:
     """Whether any artifact or upload row (or thumbnail) still uses these bytes."""
-    for col in (ArtifactRow.sha256, ArtifactRow.thumb_sha256, UploadRow.sha256,
-                UploadRow.thumb_sha256):
+    for col in (
+        ArtifactRow.sha256,
+        ArtifactRow.thumb_sha256,
+        UploadRow.sha256,
+        UploadRow.thumb_sha256,
+    ):
         if s.scalar(select(func.count()).where(col == sha)):
             return True
     return False
-

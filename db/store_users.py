@@ -29,14 +29,21 @@ class UsersMixin(StoreBase):
     def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
         """A team user; the password is stored as an argon2id hash."""
         if not _USERNAME.match(username) or username == LOCAL_USERNAME:
-            raise InvalidInput("username: 2-64 letters, digits, _ . - (starting with a "
-                               f"letter or digit), not {LOCAL_USERNAME!r}")
+            raise InvalidInput(
+                "username: 2-64 letters, digits, _ . - (starting with a "
+                f"letter or digit), not {LOCAL_USERNAME!r}"
+            )
         if len(password) < MIN_PASSWORD:
             raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
         try:
             with self._scope(write=True) as s:
-                row = UserRow(username=username, password_hash=_hasher.hash(password),
-                              is_admin=is_admin, is_local=False, created_at=utcnow())
+                row = UserRow(
+                    username=username,
+                    password_hash=_hasher.hash(password),
+                    is_admin=is_admin,
+                    is_local=False,
+                    created_at=utcnow(),
+                )
                 s.add(row)
                 s.flush()
                 return convert.user(row)
@@ -48,8 +55,13 @@ class UsersMixin(StoreBase):
         with self._scope(write=True) as s:
             row = s.scalars(select(UserRow).where(UserRow.username == LOCAL_USERNAME)).first()
             if row is None:
-                row = UserRow(username=LOCAL_USERNAME, password_hash=None, is_admin=True,
-                              is_local=True, created_at=utcnow())
+                row = UserRow(
+                    username=LOCAL_USERNAME,
+                    password_hash=None,
+                    is_admin=True,
+                    is_local=True,
+                    created_at=utcnow(),
+                )
                 s.add(row)
                 s.flush()
             return convert.user(row)
@@ -101,15 +113,21 @@ class UsersMixin(StoreBase):
                 raise NotFound(f"no user with id {user_id}")
             row.password_hash = _hasher.hash(password)
 
-    def create_invite(self, admin: User, *, is_admin: bool = False,
-                      ttl: dt.timedelta = dt.timedelta(days=7)) -> Invite:
+    def create_invite(
+        self, admin: User, *, is_admin: bool = False, ttl: dt.timedelta = dt.timedelta(days=7)
+    ) -> Invite:
         """An invite token that lets one person create an account (admins only)."""
         if not admin.is_admin:
             raise PermissionDenied("only an admin can create invites")
         now = utcnow()
         with self._scope(write=True) as s:
-            row = InviteRow(token=secrets.token_urlsafe(32), created_by=admin.id,
-                            created_at=now, expires_at=now + ttl, is_admin=is_admin)
+            row = InviteRow(
+                token=secrets.token_urlsafe(32),
+                created_by=admin.id,
+                created_at=now,
+                expires_at=now + ttl,
+                is_admin=is_admin,
+            )
             s.add(row)
             s.flush()
             return convert.invite(row)
@@ -131,8 +149,14 @@ class UsersMixin(StoreBase):
 
     # ---- share links ---------------------------------------------------------------------
 
-    def create_share_link(self, run_ids: Sequence[str], *, viewer: User, title: str = "",
-                          ttl: dt.timedelta | None = None) -> ShareLink:
+    def create_share_link(
+        self,
+        run_ids: Sequence[str],
+        *,
+        viewer: User,
+        title: str = "",
+        ttl: dt.timedelta | None = None,
+    ) -> ShareLink:
         """A link (unguessable token) to a run or a comparison; `viewer` must see each run."""
         ids = list(dict.fromkeys(run_ids))
         if not ids or len(ids) > 20:
@@ -141,9 +165,14 @@ class UsersMixin(StoreBase):
         with self._scope(write=True) as s:
             for run_id in ids:
                 check_view(s.get(RunRow, run_id), viewer, run_id)
-            row = ShareLinkRow(token=secrets.token_urlsafe(24), created_by=viewer.id,
-                               run_ids=ids, title=title[:200], created_at=now,
-                               expires_at=now + ttl if ttl else None)
+            row = ShareLinkRow(
+                token=secrets.token_urlsafe(24),
+                created_by=viewer.id,
+                run_ids=ids,
+                title=title[:200],
+                created_at=now,
+                expires_at=now + ttl if ttl else None,
+            )
             s.add(row)
             s.flush()
             return convert.share_link(row)
@@ -159,14 +188,23 @@ class UsersMixin(StoreBase):
             visible = []
             for run_id in row.run_ids:
                 run = s.get(RunRow, run_id)
-                if run is not None and (isinstance(viewer, _System) or run.owner_id == viewer.id
-                                        or run.visibility == "team"):
+                if run is not None and (
+                    isinstance(viewer, _System)
+                    or run.owner_id == viewer.id
+                    or run.visibility == "team"
+                ):
                     visible.append(run_id)
             if not visible:
                 raise NotFound("no such share link, or you may not see its runs")
             link = convert.share_link(row)
-        return ShareLink(link.token, link.created_by, tuple(visible), link.title,
-                         link.created_at, link.expires_at)
+        return ShareLink(
+            link.token,
+            link.created_by,
+            tuple(visible),
+            link.title,
+            link.created_at,
+            link.expires_at,
+        )
 
     def delete_share_link(self, token: str, *, viewer: User) -> None:
         with self._scope(write=True) as s:

@@ -15,8 +15,15 @@ from db.session import StoreBase, utcnow
 
 class WorkersMixin(StoreBase):
     def worker_heartbeat(
-        self, name: str, *, host: str, device: str, queues: Sequence[str], pid: int,
-        current_job_id: str | None = None, started: bool = False,
+        self,
+        name: str,
+        *,
+        host: str,
+        device: str,
+        queues: Sequence[str],
+        pid: int,
+        current_job_id: str | None = None,
+        started: bool = False,
     ) -> None:
         """Record that worker `name` is alive (upsert)."""
         now = utcnow()

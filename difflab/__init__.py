@@ -1,1 +1,1 @@
-"""The `difflab` command line and the `up` launcher: thin faces over the engine, store and workers."""
+"""The `difflab` command line and the `up` launcher: thin faces over the engine, store, workers."""

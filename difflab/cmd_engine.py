@@ -1,8 +1,8 @@
 """`difflab train | bound | sample`: the engine from the command line (no services).
 
-  difflab train PRESET_OR_CONFIG [--set key=value ...] --out DIR   (same command resumes)
-  difflab bound DIR [--k K] [--split holdout|train] [--n N]         (prints JSON)
-  difflab sample DIR -n N --out FILE                                (.png, .csv or .npy)
+difflab train PRESET_OR_CONFIG [--set key=value ...] --out DIR   (same command resumes)
+difflab bound DIR [--k K] [--split holdout|train] [--n N]         (prints JSON)
+difflab sample DIR -n N --out FILE                                (.png, .csv or .npy)
 """
 
 from __future__ import annotations
@@ -21,8 +21,14 @@ from difflab.errors import UserError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a run from a preset or a JSON config")
     p.add_argument("config", metavar="PRESET_OR_CONFIG")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="override a config field, e.g. train.steps=200")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. train.steps=200",
+    )
     p.add_argument("--out", required=True, type=Path, help="run directory (resumes if present)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,8 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, type=Path, help=".png, .csv or .npy")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default=None)
-    s.add_argument("--steps", type=int, default=None, metavar="S",
-                   help="strided chain of S < T steps (Gaussian models; default: all T)")
+    s.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="S",
+        help="strided chain of S < T steps (Gaussian models; default: all T)",
+    )
     s.set_defaults(func=cmd_sample)
 
 
@@ -74,8 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss_bits=f"{event.loss_bits:.3f}")
             bar.refresh()
         elif name == "EvalEvent":
-            msg = (f"step {event.step}: K holdout {event.k_holdout.bits:.3f} "
-                   f"+- {event.k_holdout.stderr_bits:.3f} {event.unit}")
+            msg = (
+                f"step {event.step}: K holdout {event.k_holdout.bits:.3f} "
+                f"+- {event.k_holdout.stderr_bits:.3f} {event.unit}"
+            )
             (bar.write if bar is not None else print)(msg)
 
     stop = {"requested": False}
@@ -84,16 +97,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         if stop["requested"]:
             raise KeyboardInterrupt
         stop["requested"] = True
-        print("\nstopping after this step (checkpoint kept; Ctrl-C again to abort)",
-              file=sys.stderr)
+        print(
+            "\nstopping after this step (checkpoint kept; Ctrl-C again to abort)", file=sys.stderr
+        )
 
     try:
         previous = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread: no handler
         previous = None
     try:
-        result = train(config, args.out, on_event=on_event, device=args.device,
-                       should_stop=lambda: stop["requested"])
+        result = train(
+            config,
+            args.out,
+            on_event=on_event,
+            device=args.device,
+            should_stop=lambda: stop["requested"],
+        )
     except ConfigError as exc:
         raise _config_error(exc) from None
     finally:
@@ -134,15 +153,28 @@ def cmd_bound(args: argparse.Namespace) -> int:
         x = x[: args.n]
     rep = trained.report(x, k=args.k)
     out = {
-        "run": str(args.run_dir), "step": trained.step, "split": args.split, "k": args.k,
-        "n_examples": rep.n_examples, "unit": rep.k.unit,
-        "K_bits": rep.k.bits, "K_stderr_bits": rep.k.stderr_bits,
-        "K_minus_Lnull_bits": rep.k_minus_lnull_bits, "Lnull_bits": rep.l_null_bits,
-        "true_ll_bits": bundle.true_ll_bits, "paper_K_bits": bundle.paper_k_bits,
+        "run": str(args.run_dir),
+        "step": trained.step,
+        "split": args.split,
+        "k": args.k,
+        "n_examples": rep.n_examples,
+        "unit": rep.k.unit,
+        "K_bits": rep.k.bits,
+        "K_stderr_bits": rep.k.stderr_bits,
+        "K_minus_Lnull_bits": rep.k_minus_lnull_bits,
+        "Lnull_bits": rep.l_null_bits,
+        "true_ll_bits": bundle.true_ll_bits,
+        "paper_K_bits": bundle.paper_k_bits,
         "bits_per_dim": rep.bits_per_dim,
     }
-    print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                      for k, v in out.items()}))
+    print(
+        json.dumps(
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in out.items()
+            }
+        )
+    )
     return 0
 
 
@@ -158,8 +190,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UserError(f"--out must end in .png, .csv or .npy, got {args.out.name!r}")
     trained = _load(args)
     try:
-        result = trained.sample(args.n, generator=torch.Generator().manual_seed(args.seed),
-                                steps=args.steps)
+        result = trained.sample(
+            args.n, generator=torch.Generator().manual_seed(args.seed), steps=args.steps
+        )
     except ValueError as exc:  # --steps out of range, or a binomial model
         raise UserError(f"--steps: {exc}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)

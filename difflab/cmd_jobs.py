@@ -46,23 +46,31 @@ def _store(*, migrate: bool = True) -> Any:
         if migrate and store.dialect == "sqlite":
             store.upgrade()
         else:
-            raise UserError(f"the database at {redact(store.url)} is not migrated; "
-                            "run `difflab db upgrade`")
+            raise UserError(
+                f"the database at {redact(store.url)} is not migrated; run `difflab db upgrade`"
+            )
     return store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("worker", help="run a worker (announces its host and device)")
     p.add_argument("--queues", default="gpu,cpu", help="comma-separated: gpu,cpu (default both)")
-    p.add_argument("--concurrency", type=int, default=1,
-                   help="jobs at once (default 1: one job per GPU)")
+    p.add_argument(
+        "--concurrency", type=int, default=1, help="jobs at once (default 1: one job per GPU)"
+    )
     p.add_argument("--loglevel", default="INFO")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("submit", help="queue a training run; prints its id")
     p.add_argument("config", metavar="PRESET_OR_CONFIG", help="a preset name or a JSON file")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="override a field, e.g. train.steps=200")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. train.steps=200",
+    )
     p.add_argument("--name")
     p.add_argument("--tag", dest="tags", action="append", default=[])
     p.add_argument("--visibility", choices=("private", "team"), default="private")
@@ -137,23 +145,40 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
         broker.check(redis_url())  # before anything is written
         store = _store()
-        run = api.submit_run(store, config, store.local_user(), preset=preset,
-                             visibility=args.visibility, tags=args.tags, name=args.name)
+        run = api.submit_run(
+            store,
+            config,
+            store.local_user(),
+            preset=preset,
+            visibility=args.visibility,
+            tags=args.tags,
+            name=args.name,
+        )
     print(run.id)
     return 0
 
 
 def _run_dict(run: Any, latest: dict[str, Any] | None = None) -> dict[str, Any]:
     out = {
-        "id": run.id, "name": run.name, "state": run.state, "owner": run.owner,
-        "preset": run.preset, "progress": round(run.progress, 4), "step": run.step,
-        "total_steps": run.total_steps, "checkpoint_step": run.checkpoint_step,
-        "host": run.host, "device": run.device, "tags": list(run.tags),
-        "visibility": run.visibility, "error": run.error,
+        "id": run.id,
+        "name": run.name,
+        "state": run.state,
+        "owner": run.owner,
+        "preset": run.preset,
+        "progress": round(run.progress, 4),
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "checkpoint_step": run.checkpoint_step,
+        "host": run.host,
+        "device": run.device,
+        "tags": list(run.tags),
+        "visibility": run.visibility,
+        "error": run.error,
         "created_at": run.created_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "final_bound_bits": run.final_bound_bits, "final_bound_stderr": run.final_bound_stderr,
+        "final_bound_bits": run.final_bound_bits,
+        "final_bound_stderr": run.final_bound_stderr,
     }
     if latest is not None:
         out["latest"] = latest
@@ -181,8 +206,13 @@ def _latest_bound(store: Any, run_id: str) -> dict[str, Any]:
 
     latest = store.latest_metrics(run_id, viewer=SYSTEM)
     out: dict[str, Any] = {}
-    for name in ("k_holdout_bits", "k_holdout_stderr_bits", "k_train_bits",
-                 "k_minus_lnull_bits", "loss_bits"):
+    for name in (
+        "k_holdout_bits",
+        "k_holdout_stderr_bits",
+        "k_train_bits",
+        "k_minus_lnull_bits",
+        "loss_bits",
+    ):
         if name in latest:
             out[name] = {"step": latest[name].step, "value": latest[name].value}
     return out
@@ -201,15 +231,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"run {run.id}  {run.name}")
     print(f"  state     {run.state}" + (f"  ({run.error})" if run.error else ""))
-    print(f"  progress  {run.progress:.1%}  step {run.step}/{run.total_steps}"
-          f"  checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}")
+    print(
+        f"  progress  {run.progress:.1%}  step {run.step}/{run.total_steps}"
+        f"  checkpoint {run.checkpoint_step if run.checkpoint_step is not None else '-'}"
+    )
     print(f"  where     {run.host or '-'} on {run.device or '-'}")
     bound = latest.get("k_holdout_bits")
     if bound:
         se = latest.get("k_holdout_stderr_bits", {}).get("value")
         se_text = f" +- {se:.4f}" if se is not None else ""
-        print(f"  bound     K(holdout) = {bound['value']:.4f}{se_text} bits"
-              f" at step {bound['step']}")
+        print(
+            f"  bound     K(holdout) = {bound['value']:.4f}{se_text} bits at step {bound['step']}"
+        )
     else:
         print("  bound     (none yet)")
     return 0

@@ -20,24 +20,37 @@ from difflab.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    d = subparsers.add_parser("denoise", help="posterior samples of a clean image given a "
-                              "noisy one (paper figure 3)")
+    d = subparsers.add_parser(
+        "denoise", help="posterior samples of a clean image given a noisy one (paper figure 3)"
+    )
     d.add_argument("run_dir", type=Path)
     d.add_argument("image", type=Path)
-    d.add_argument("--sigma", type=float, required=True,
-                   help="noise standard deviation in 8-bit grey levels (0..255)")
-    d.add_argument("--add-noise", action="store_true",
-                   help="IMAGE is clean: add N(0, sigma^2) noise first (seeded)")
+    d.add_argument(
+        "--sigma",
+        type=float,
+        required=True,
+        help="noise standard deviation in 8-bit grey levels (0..255)",
+    )
+    d.add_argument(
+        "--add-noise",
+        action="store_true",
+        help="IMAGE is clean: add N(0, sigma^2) noise first (seeded)",
+    )
     d.add_argument("--start", choices=("observation", "prior"), default="observation")
     _common(d)
     d.set_defaults(func=cmd_denoise)
 
-    i = subparsers.add_parser("inpaint", help="fill in the masked pixels of an image "
-                              "(paper figure 5, or RePaint)")
+    i = subparsers.add_parser(
+        "inpaint", help="fill in the masked pixels of an image (paper figure 5, or RePaint)"
+    )
     i.add_argument("run_dir", type=Path)
     i.add_argument("image", type=Path)
-    i.add_argument("--mask", type=Path, required=True,
-                   help="PNG of the image's size: white = known, black = fill in")
+    i.add_argument(
+        "--mask",
+        type=Path,
+        required=True,
+        help="PNG of the image's size: white = known, black = fill in",
+    )
     i.add_argument("--method", choices=("paper", "repaint"), default="paper")
     i.add_argument("--jump-length", type=int, default=10, help="RePaint jump length")
     i.add_argument("--resample", type=int, default=5, help="RePaint resamplings per jump")
@@ -48,8 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=8, help="posterior samples (default 8)")
     p.add_argument("--out", type=Path, required=True, help=".png figure or .npz arrays")
-    p.add_argument("--steps", type=int, default=None, metavar="S",
-                   help="strided chain of S < T steps (default: all T)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="S",
+        help="strided chain of S < T steps (default: all T)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
 
@@ -75,9 +93,11 @@ def _load(args: argparse.Namespace):
         raise UserError(f"{args.run_dir}: cannot load the checkpoint ({exc})") from None
     shape = tuple(trained.model.shape)
     if trained.process.kind != "gaussian" or len(shape) != 3 or shape[0] not in (1, 3):
-        raise UserError(f"{args.run_dir}: this needs a Gaussian diffusion model of images; "
-                        f"this run is {trained.process.kind} on {trained.config.data.name} "
-                        f"(example shape {shape})")
+        raise UserError(
+            f"{args.run_dir}: this needs a Gaussian diffusion model of images; "
+            f"this run is {trained.process.kind} on {trained.config.data.name} "
+            f"(example shape {shape})"
+        )
     return trained
 
 
@@ -104,9 +124,14 @@ def _write(trained, result, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
         tmp = out.with_name(f".{out.name}.tmp.npz")
-        np.savez_compressed(tmp, samples=result.samples, mean=result.mean, std=result.std,
-                            observed=result.observed,
-                            mask=result.mask if result.mask is not None else np.zeros(0))
+        np.savez_compressed(
+            tmp,
+            samples=result.samples,
+            mean=result.mean,
+            std=result.std,
+            observed=result.observed,
+            mask=result.mask if result.mask is not None else np.zeros(0),
+        )
         tmp.replace(out)
         return
     observed = result.observed.copy()
@@ -134,15 +159,18 @@ def _run(args: argparse.Namespace, compute) -> int:
     except PosteriorInputError as exc:
         raise UserError(str(exc)) from None
     _write(trained, result, args.out)
-    print(json.dumps({"out": str(args.out), "n": args.n, "method": result.method,
-                      "steps": result.steps}))
+    print(
+        json.dumps(
+            {"out": str(args.out), "n": args.n, "method": result.method, "steps": result.steps}
+        )
+    )
     return 0
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     import math
 
-    from diffusion.posterior import image_levels, add_noise, denoise
+    from diffusion.posterior import add_noise, denoise, image_levels
 
     if not math.isfinite(args.sigma) or args.sigma <= 0:
         raise UserError(f"--sigma must be a positive number of grey levels, got {args.sigma}")
@@ -152,8 +180,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         sigma = args.sigma * image_levels(trained) / 256.0  # file grey levels -> data units
         if args.add_noise:
             y = add_noise(y, sigma, generator)
-        return denoise(trained, y, sigma, args.n, steps=args.steps, start=args.start,
-                       generator=generator)
+        return denoise(
+            trained, y, sigma, args.n, steps=args.steps, start=args.start, generator=generator
+        )
 
     return _run(args, compute)
 
@@ -171,8 +200,16 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             mask = read_mask(args.mask, tuple(trained.model.shape[1:]))
         except ImageInputError as exc:
             raise UserError(str(exc)) from None
-        return inpaint(trained, image, mask, args.n, method=args.method, steps=args.steps,
-                       jump_length=args.jump_length, jump_n_sample=args.resample,
-                       generator=generator)
+        return inpaint(
+            trained,
+            image,
+            mask,
+            args.n,
+            method=args.method,
+            steps=args.steps,
+            jump_length=args.jump_length,
+            jump_n_sample=args.resample,
+            generator=generator,
+        )
 
     return _run(args, compute)

@@ -27,8 +27,9 @@ def bernoulli_log_prob(x: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
     return x * logsigmoid(logit_p) + (1 - x) * logsigmoid(-logit_p)
 
 
-def _rand(shape: torch.Size, generator: torch.Generator | None, device: torch.device
-          ) -> torch.Tensor:
+def _rand(
+    shape: torch.Size, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     gdev = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
 
@@ -43,8 +44,9 @@ class BinomialDiffusion:
         self.m = float(m)
 
     # -- forward process
-    def forward_logit(self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
-                      ) -> torch.Tensor:
+    def forward_logit(
+        self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
         """logit q(x^t = 1 | x^{t-1}) = logit(x (1 - beta_t) + m beta_t), computed stably."""
         x = x_prev.double()
         b = at(beta, t, x)
@@ -61,25 +63,37 @@ class BinomialDiffusion:
         a = abar[t].reshape((-1,) + (1,) * (x0.dim() - 1))
         return x0.double() * a + self.m * (1 - a)
 
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
-                 generator: torch.Generator | None = None, noise: torch.Tensor | None = None
-                 ) -> torch.Tensor:
+    def q_sample(
+        self,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x^t ~ q(x^t | x^0) (0/1 float64). `noise`: optional U(0, 1) draws to reuse."""
         if noise is None:
             noise = _rand(x0.shape, generator, x0.device)
         return (noise < self.q_prob(x0, t, beta)).double()
 
-    def q_step_sample(self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+    def q_step_sample(
+        self,
+        x_prev: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         p = torch.sigmoid(self.forward_logit(x_prev, t, beta))
         return (_rand(x_prev.shape, generator, x_prev.device) < p).double()
 
-    def log_q_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                   beta: torch.Tensor) -> torch.Tensor:
+    def log_q_step(
+        self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
         return sum_dims(bernoulli_log_prob(xt.double(), self.forward_logit(x_prev, t, beta)))
 
-    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                    beta: torch.Tensor) -> torch.Tensor:
+    def q_posterior(
+        self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
         """q(x^{t-1} = 1 | x^t, x^0) by Bayes over x^{t-1} in {0, 1} (model.md section 7)."""
         xt = xt.double()
         prior1 = self.q_prob(x0, t - 1, beta)
@@ -89,8 +103,9 @@ class BinomialDiffusion:
         return num / (num + lik0 * (1 - prior1))
 
     # -- reverse process
-    def p_logit(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
-                ) -> torch.Tensor:
+    def p_logit(
+        self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
         """logit p(x^{t-1} = 1 | x^t) = logit(x^t (1 - beta_t) + m beta_t) + z; z: (B,*shape,1).
 
         Rows with t = 1 use the fixed first step (reversal under pi = the forward form).
@@ -99,8 +114,14 @@ class BinomialDiffusion:
         first = (t == 1).reshape((-1,) + (1,) * (xt.dim() - 1))
         return base + torch.where(first, torch.zeros_like(base), z[..., 0])
 
-    def kl(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
-           beta: torch.Tensor) -> torch.Tensor:
+    def kl(
+        self,
+        x0: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
         """(B,) KL(q(x^{t-1} | x^t, x^0) || p(x^{t-1} | x^t)), nats."""
         q = self.q_posterior(x0, xt, t, beta)
         return sum_dims(bernoulli_kl_logits(q, self.p_logit(xt, t, z, beta)))
@@ -124,15 +145,32 @@ class BinomialDiffusion:
         x = x.double()
         return sum_dims(bernoulli_log_prob(x, torch.full_like(x, self.m).logit()))
 
-    def prior_sample(self, n: int, shape: tuple[int, ...], generator: torch.Generator | None,
-                     device: torch.device) -> torch.Tensor:
+    def prior_sample(
+        self,
+        n: int,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
         return (_rand((n, *shape), generator, device) < self.m).double()
 
-    def p_sample(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def p_sample(
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         p = torch.sigmoid(self.p_logit(xt, t, z, beta))
         return (_rand(xt.shape, generator, xt.device) < p).double()
 
-    def log_p_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                   z: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    def log_p_step(
+        self,
+        x_prev: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
         return sum_dims(bernoulli_log_prob(x_prev.double(), self.p_logit(xt, t, z, beta)))

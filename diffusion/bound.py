@@ -24,8 +24,12 @@ LN2 = math.log(2)
 MAX_ELEMENTS = 2**19  # cap on (examples x dimensions) per network call: 512 images of 32 x 32
 
 
-def train_objective(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None,
-                    t_probs: torch.Tensor | None = None) -> torch.Tensor:
+def train_objective(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    generator: torch.Generator | None,
+    t_probs: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(B,) unbiased estimate of K(x^0) in nats: one random t in 2..T per example.
 
     Uniform t: the KL term is scaled by (T - 1). With `t_probs` ((T - 1,) probabilities of
@@ -35,9 +39,12 @@ def train_objective(model: DiffusionModel, x0: torch.Tensor, generator: torch.Ge
     return train_terms(model, x0, generator, t_probs)[0]
 
 
-def train_terms(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None,
-                t_probs: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def train_terms(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    generator: torch.Generator | None,
+    t_probs: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats."""
     T, B = model.T, x0.shape[0]
     gdev = generator.device if generator is not None else x0.device
@@ -67,8 +74,12 @@ class BoundTerms:
 
 
 @torch.no_grad()
-def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, generator: torch.Generator | None,
-                   max_batch: int = 32_768) -> BoundTerms:
+def evaluate_bound(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    generator: torch.Generator | None,
+    max_batch: int = 32_768,
+) -> BoundTerms:
     """K for each example with the sum over t = 2..T done exactly (one x^t draw per t).
 
     x0: (N, *shape) model space. Vectorised over (example, t) pairs in chunks of `max_batch`.
@@ -84,7 +95,7 @@ def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, generator: torch.Gen
     nb = min(N, max_batch)
     tb = max(1, max_batch // nb)
     for i in range(0, N, nb):
-        xb = x0[i:i + nb]
+        xb = x0[i : i + nb]
         n = xb.shape[0]
         for t0 in range(2, T + 1, tb):
             ts = torch.arange(t0, min(t0 + tb, T + 1), device=x0.device)
@@ -93,7 +104,7 @@ def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, generator: torch.Gen
             xt = model.process.q_sample(xr, t, beta, generator)
             z = model.readout(xt, t, beta)
             kl = model.process.kl(xr, xt, t, z, beta).view(len(ts), n)
-            kl_sum[i:i + n] += kl.sum(0)
+            kl_sum[i : i + n] += kl.sum(0)
             profile[ts - 1] += kl.sum(1)
             if gaussian:
                 _, var = model.process.p_mean_var(xt, t, z, beta)
@@ -103,14 +114,23 @@ def evaluate_bound(model: DiffusionModel, x0: torch.Tensor, generator: torch.Gen
     per_example = model.process.edge_terms(x0, beta) - kl_sum
     if gaussian:
         sig[0], post[0] = beta[0] * N, 0.0
-    return BoundTerms(per_example, profile / N, model.process.log_null(x0),
-                      sig / N if gaussian else None, post / N if gaussian else None)
+    return BoundTerms(
+        per_example,
+        profile / N,
+        model.process.log_null(x0),
+        sig / N if gaussian else None,
+        post / N if gaussian else None,
+    )
 
 
 @torch.no_grad()
-def importance_log_likelihood(model: DiffusionModel, x0: torch.Tensor, k: int,
-                              generator: torch.Generator | None, max_batch: int = 32_768
-                              ) -> torch.Tensor:
+def importance_log_likelihood(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None,
+    max_batch: int = 32_768,
+) -> torch.Tensor:
     """(N,) nats: log (1/k) sum_k pi(x^T) prod_t p(x^{t-1}|x^t) / q(x^t|x^{t-1}) over k forward
     trajectories (section 2.2, Eq. 9; annealed importance sampling). k = 1 is an unbiased
     single-trajectory estimate of K; the estimate's mean rises to log p(x^0) as k grows."""
@@ -122,7 +142,7 @@ def importance_log_likelihood(model: DiffusionModel, x0: torch.Tensor, k: int,
     max_batch = max(1, min(max_batch, MAX_ELEMENTS // max(1, x0[0].numel())))  # images: memory
     nb = max(1, max_batch // k)
     for i in range(0, x0.shape[0], nb):
-        xb = x0[i:i + nb].double()
+        xb = x0[i : i + nb].double()
         n = xb.shape[0]
         x_prev = xb.repeat((k,) + (1,) * (xb.dim() - 1))
         logw = torch.zeros(k * n, dtype=torch.float64, device=x0.device)
@@ -133,7 +153,7 @@ def importance_log_likelihood(model: DiffusionModel, x0: torch.Tensor, k: int,
             logw += proc.log_p_step(x_prev, xt, t, z, beta) - proc.log_q_step(x_prev, xt, t, beta)
             x_prev = xt
         logw += proc.log_prior(x_prev)
-        out[i:i + n] = torch.logsumexp(logw.view(k, n), 0) - math.log(k)
+        out[i : i + n] = torch.logsumexp(logw.view(k, n), 0) - math.log(k)
     return out
 
 

@@ -62,8 +62,9 @@ def _int(name: str, value: Any, lo: int, hi: int) -> None:
         raise ConfigError(name, f"must be in [{lo}, {hi}], got {value}")
 
 
-def _float(name: str, value: Any, lo: float, hi: float, *, open_lo: bool = False,
-           open_hi: bool = False) -> None:
+def _float(
+    name: str, value: Any, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
+) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"must be a number, got {value!r}")
     if not math.isfinite(value):
@@ -92,8 +93,9 @@ def _freeze_value(name: str, value: Any) -> OptionValue:
     raise ConfigError(name, f"must be a JSON scalar or a list of them, got {type(value).__name__}")
 
 
-def freeze_options(name: str, options: Mapping[str, Any] | Iterable[tuple[str, Any]] | None
-                   ) -> Options:
+def freeze_options(
+    name: str, options: Mapping[str, Any] | Iterable[tuple[str, Any]] | None
+) -> Options:
     """Options as a sorted tuple of (key, value) pairs: hashable, frozen, JSON-safe."""
     if options is None:
         return ()
@@ -182,8 +184,11 @@ class DiffusionConfig:
         _int("schedule_J", self.schedule_J, 0, self.T)
         _coerce_floats(self)
         if self.kind == "binomial" and self.schedule != "baseline":
-            raise ConfigError("schedule", "binomial diffusion supports only 'baseline' "
-                                          f"(the paper's 1/(T-t+1)); got {self.schedule!r}")
+            raise ConfigError(
+                "schedule",
+                "binomial diffusion supports only 'baseline' "
+                f"(the paper's 1/(T-t+1)); got {self.schedule!r}",
+            )
 
     @property
     def readout_J(self) -> int:
@@ -293,8 +298,9 @@ def _section_from_dict(prefix: str, cls: type, raw: Any) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}",
-                          f"unknown field; allowed: {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"{prefix}.{unknown[0]}", f"unknown field; allowed: {', '.join(sorted(names))}"
+        )
     try:
         return cls(**dict(raw))
     except ConfigError as exc:
@@ -321,8 +327,11 @@ class RunConfig:
                 raise ConfigError(key, f"must be a {cls.__name__}")
         binary = self.data.name == "heartbeat" or self.data.option("binary") is True
         if self.diffusion.kind == "binomial" and not binary:
-            raise ConfigError("diffusion.kind", "binomial diffusion needs binary data "
-                              "(heartbeat, or a data set with options.binary=true)")
+            raise ConfigError(
+                "diffusion.kind",
+                "binomial diffusion needs binary data "
+                "(heartbeat, or a data set with options.binary=true)",
+            )
 
     # -- (de)serialization
     def to_dict(self) -> dict[str, Any]:
@@ -399,8 +408,9 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
         raw["name"] = value if isinstance(value, str) else str(value)
         return
     if len(parts) < 2 or parts[0] not in _SECTIONS:
-        raise ConfigError(key, f"unknown field; use one of {', '.join(_SECTIONS)} "
-                               "followed by .field (or 'name')")
+        raise ConfigError(
+            key, f"unknown field; use one of {', '.join(_SECTIONS)} followed by .field (or 'name')"
+        )
     section = raw[parts[0]]
     if parts[1] == "options" and len(parts) == 3:
         if "options" not in section:

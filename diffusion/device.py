@@ -8,7 +8,7 @@ from diffusion.config import ConfigError
 
 
 def pick_device(requested: str | None = "auto") -> torch.device:
-    """"auto" -> cuda if available, else mps, else cpu; an explicit unavailable device errors."""
+    """ "auto" -> cuda if available, else mps, else cpu; an explicit unavailable device errors."""
     requested = requested or "auto"
     mps = getattr(torch.backends, "mps", None)
     has_mps = bool(mps and mps.is_available())

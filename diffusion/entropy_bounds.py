@@ -88,14 +88,14 @@ class ReverseVarianceProfile:
         with Path(path).open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["t", "sigma", "lower", "upper", "position"])
-            for row in zip(self.t, self.sigma, self.lower, self.upper, self.position,
-                           strict=True):
+            for row in zip(self.t, self.sigma, self.lower, self.upper, self.position, strict=True):
                 w.writerow(row)
 
 
 @torch.no_grad()
-def reverse_variance_profile(model, x0: torch.Tensor, generator: torch.Generator | None = None
-                             ) -> ReverseVarianceProfile:
+def reverse_variance_profile(
+    model, x0: torch.Tensor, generator: torch.Generator | None = None
+) -> ReverseVarianceProfile:
     """Learned Sigma(t) of a Gaussian `DiffusionModel` at x^t ~ q(x^t | x^0), for x0 (B,
     *shape) in model space, against the entropy bounds of section 2.6."""
     if getattr(model.process, "kind", None) != "gaussian":
@@ -111,5 +111,6 @@ def reverse_variance_profile(model, x0: torch.Tensor, generator: torch.Generator
     pos = []
     for s, lo, hi in zip(sig, bounds.lower_var, bounds.upper_var, strict=True):
         pos.append(math.log(s / lo) / math.log(hi / lo) if lo > 0 and hi > lo else math.nan)
-    return ReverseVarianceProfile(t=bounds.t, sigma=sig, lower=bounds.lower_var,
-                                  upper=bounds.upper_var, position=pos)
+    return ReverseVarianceProfile(
+        t=bounds.t, sigma=sig, lower=bounds.lower_var, upper=bounds.upper_var, position=pos
+    )

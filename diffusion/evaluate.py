@@ -31,8 +31,13 @@ class BoundReport:
     terms: BoundTerms | None = None
 
 
-def bound_report(model: DiffusionModel, bundle: DataBundle, x_model: torch.Tensor,
-                 generator: torch.Generator | None, k: int = 1) -> BoundReport:
+def bound_report(
+    model: DiffusionModel,
+    bundle: DataBundle,
+    x_model: torch.Tensor,
+    generator: torch.Generator | None,
+    k: int = 1,
+) -> BoundReport:
     """Evaluate K over every t (k = 1) or the importance-sampled estimate (k > 1) on x_model."""
     div = bundle.unit_divisor
     terms = None
@@ -52,8 +57,14 @@ def bound_report(model: DiffusionModel, bundle: DataBundle, x_model: torch.Tenso
     return BoundReport(est, est.bits - l_null, l_null, int(x_model.shape[0]), k, bpd, terms)
 
 
-def make_eval_event(step: int, model: DiffusionModel, bundle: DataBundle, x_train: torch.Tensor,
-                    x_holdout: torch.Tensor, seed: int) -> EvalEvent:
+def make_eval_event(
+    step: int,
+    model: DiffusionModel,
+    bundle: DataBundle,
+    x_train: torch.Tensor,
+    x_holdout: torch.Tensor,
+    seed: int,
+) -> EvalEvent:
     """K on train and holdout subsets (fixed evaluation noise from `seed`), KL profile, beta."""
     gen = torch.Generator().manual_seed(seed)
     train = bound_report(model, bundle, x_train, gen)
@@ -64,16 +75,25 @@ def make_eval_event(step: int, model: DiffusionModel, bundle: DataBundle, x_trai
     beta = model.beta().detach().cpu()
     bounds = None
     if terms.sigma_mean is not None and terms.posterior_var is not None:
-        bounds = {"sigma": terms.sigma_mean.cpu().tolist(),
-                  "lower": terms.posterior_var.cpu().tolist(),
-                  "upper": beta.tolist()}
+        bounds = {
+            "sigma": terms.sigma_mean.cpu().tolist(),
+            "lower": terms.posterior_var.cpu().tolist(),
+            "upper": beta.tolist(),
+        }
     return EvalEvent(
-        step=step, k_train=train.k, k_holdout=hold.k,
-        k_minus_lnull_bits=hold.k_minus_lnull_bits, l_null_bits=hold.l_null_bits,
-        true_ll_bits=bundle.true_ll_bits, paper_k_bits=bundle.paper_k_bits,
+        step=step,
+        k_train=train.k,
+        k_holdout=hold.k,
+        k_minus_lnull_bits=hold.k_minus_lnull_bits,
+        l_null_bits=hold.l_null_bits,
+        true_ll_bits=bundle.true_ll_bits,
+        paper_k_bits=bundle.paper_k_bits,
         kl_profile_bits=(terms.kl_profile.cpu() / LN2 / div).tolist(),
-        beta=beta.tolist(), beta_baseline=model.schedule.baseline.cpu().tolist(),
-        unit=bundle.unit, reverse_var_bounds=bounds, bits_per_dim=hold.bits_per_dim,
+        beta=beta.tolist(),
+        beta_baseline=model.schedule.baseline.cpu().tolist(),
+        unit=bundle.unit,
+        reverse_var_bounds=bounds,
+        bits_per_dim=hold.bits_per_dim,
         paper_k_minus_lnull_bits=bundle.paper_k_minus_lnull_bits,
     )
 

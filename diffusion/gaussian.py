@@ -36,15 +36,17 @@ def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> t
     return sum_dims(-0.5 * (LOG_2PI + torch.log(var) + (x - mean) ** 2 / var))
 
 
-def normal_kl(m1: torch.Tensor, v1: torch.Tensor, m2: torch.Tensor, v2: torch.Tensor
-              ) -> torch.Tensor:
+def normal_kl(
+    m1: torch.Tensor, v1: torch.Tensor, m2: torch.Tensor, v2: torch.Tensor
+) -> torch.Tensor:
     """(B,) sum_i KL(N(m1_i, v1_i) || N(m2_i, v2_i)), nats (closed form)."""
     r = v1 / v2
     return sum_dims(0.5 * (r - 1 - torch.log(r) + (m1 - m2) ** 2 / v2))
 
 
-def randn(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
-          device: torch.device) -> torch.Tensor:
+def randn(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """Standard normal float64 noise from `generator` (drawn on its device), moved to `device`."""
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
@@ -56,47 +58,62 @@ class GaussianDiffusion:
     kind = "gaussian"
     n_outputs = 2  # zM, zS per dimension
 
-    def q_mean_var(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def q_mean_var(
+        self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q(x^t | x^0) = N(sqrt(abar_t) x^0, (1 - abar_t) I)."""
         abar = at(alpha_bar(beta), t, x0)
         return abar.sqrt() * x0.double(), (1 - abar).expand_as(x0).clone()
 
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
-                 generator: torch.Generator | None = None, noise: torch.Tensor | None = None
-                 ) -> torch.Tensor:
+    def q_sample(
+        self,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x^t = sqrt(abar_t) x^0 + sqrt(1 - abar_t) eps (reparameterized: grads reach beta)."""
         if noise is None:
             noise = randn(x0.shape, generator, x0.device)
         abar = at(alpha_bar(beta), t, x0)
         return abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise
 
-    def q_step_sample(self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+    def q_step_sample(
+        self,
+        x_prev: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """x^t ~ q(x^t | x^{t-1})."""
         b = at(beta, t, x_prev)
         noise = randn(x_prev.shape, generator, x_prev.device)
         return (1 - b).sqrt() * x_prev.double() + b.sqrt() * noise
 
-    def log_q_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                   beta: torch.Tensor) -> torch.Tensor:
+    def log_q_step(
+        self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
         """(B,) log q(x^t | x^{t-1}), nats."""
         b = at(beta, t, xt)
         return normal_log_prob(xt.double(), (1 - b).sqrt() * x_prev.double(), b.expand_as(xt))
 
-    def q_posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                    beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def q_posterior(
+        self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q(x^{t-1} | x^t, x^0) = N(mu_q, var_q I) (model.md section 3), t >= 2."""
         abar = alpha_bar(beta)
         abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
         a_t, ap, b = at(abar, t, xt), at(abar_prev, t, xt), at(beta, t, xt)
-        mean = (ap.sqrt() * b / (1 - a_t)) * x0.double() \
-            + ((1 - b).sqrt() * (1 - ap) / (1 - a_t)) * xt.double()
+        mean = (ap.sqrt() * b / (1 - a_t)) * x0.double() + (
+            (1 - b).sqrt() * (1 - ap) / (1 - a_t)
+        ) * xt.double()
         var = ((1 - ap) * b / (1 - a_t)).expand_as(mean)
         return mean, var
 
-    def p_mean_var(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
-                   beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def p_mean_var(
+        self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """p(x^{t-1} | x^t) = N(mu, Sigma) (App. D.2.1, model.md section 3).
 
         z: (B, *shape, 2) float64, (zM, zS) read out at t. Sigma = sigmoid(zS + logit(beta_t)),
@@ -114,8 +131,14 @@ class GaussianDiffusion:
             var = torch.where(first, b.expand_as(var), var)
         return mean, var
 
-    def kl(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
-           beta: torch.Tensor) -> torch.Tensor:
+    def kl(
+        self,
+        x0: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
         """(B,) KL(q(x^{t-1} | x^t, x^0) || p(x^{t-1} | x^t)), nats (Eq. 14's summand)."""
         mq, vq = self.q_posterior(x0, xt, t, beta)
         mp, vp = self.p_mean_var(xt, t, z, beta)
@@ -144,18 +167,35 @@ class GaussianDiffusion:
         x = x.double()
         return normal_log_prob(x, torch.zeros_like(x), torch.ones_like(x))
 
-    def prior_sample(self, n: int, shape: tuple[int, ...], generator: torch.Generator | None,
-                     device: torch.device) -> torch.Tensor:
+    def prior_sample(
+        self,
+        n: int,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
         return randn((n, *shape), generator, device)
 
-    def p_sample(self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def p_sample(
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """x^{t-1} ~ p(x^{t-1} | x^t)."""
         mean, var = self.p_mean_var(xt, t, z, beta)
         return mean + var.sqrt() * randn(mean.shape, generator, mean.device)
 
-    def log_p_step(self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                   z: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    def log_p_step(
+        self,
+        x_prev: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
         """(B,) log p(x^{t-1} | x^t), nats."""
         mean, var = self.p_mean_var(xt, t, z, beta)
         return normal_log_prob(x_prev.double(), mean, var)

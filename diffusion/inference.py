@@ -51,24 +51,42 @@ class Trained:
         """The run's data set, rebuilt from its config and seed (holdout for evaluation)."""
         return build_dataset(self.config.data, self.config.train.seed)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None,
-               steps: int | None = None, return_trajectory: bool = False) -> SampleResult:
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        return_trajectory: bool = False,
+    ) -> SampleResult:
         """n samples by the full reverse chain (`steps` other than T needs diffusion.strided)."""
         if steps is not None and steps != self.model.T:
             from diffusion import strided  # optional module (image work)
 
-            return strided.strided_sample(self, n, steps=steps, generator=generator,
-                                          return_trajectory=return_trajectory)
-        chain = sample_chain(self.model, n, generator, self.device,
-                             return_trajectory=return_trajectory)
+            return strided.strided_sample(
+                self, n, steps=steps, generator=generator, return_trajectory=return_trajectory
+            )
+        chain = sample_chain(
+            self.model, n, generator, self.device, return_trajectory=return_trajectory
+        )
         traj = None
         if chain.trajectory is not None:
             traj = np.stack([self.scaler.to_data(f.float()).numpy() for f in chain.trajectory])
-        return SampleResult(to_data_array(self.bundle, chain.x0), chain.x0,
-                            gallery_kind(self.bundle), traj, chain.trajectory_steps)
+        return SampleResult(
+            to_data_array(self.bundle, chain.x0),
+            chain.x0,
+            gallery_kind(self.bundle),
+            traj,
+            chain.trajectory_steps,
+        )
 
-    def report(self, x_data: torch.Tensor | None = None, *, k: int = 1,
-               generator: torch.Generator | None = None) -> BoundReport:
+    def report(
+        self,
+        x_data: torch.Tensor | None = None,
+        *,
+        k: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> BoundReport:
         """K (k = 1) or the importance-sampled estimate on data-space x (default: holdout)."""
         if x_data is None:
             x_data = self.bundle.holdout
@@ -76,13 +94,17 @@ class Trained:
         x = self.scaler.to_model(torch.as_tensor(x_data), gen).to(self.device)
         return bound_report(self.model, self.bundle, x, gen, k)
 
-    def bound(self, x_data: torch.Tensor | None = None, *, k: int = 1,
-              generator: torch.Generator | None = None) -> BoundEstimate:
+    def bound(
+        self,
+        x_data: torch.Tensor | None = None,
+        *,
+        k: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> BoundEstimate:
         return self.report(x_data, k=k, generator=generator).k
 
 
-def load_trained(run_dir: Path | str, device: str | None = None, use_ema: bool = True
-                 ) -> Trained:
+def load_trained(run_dir: Path | str, device: str | None = None, use_ema: bool = True) -> Trained:
     """Load `run_dir/checkpoint.pt` (EMA weights by default) onto `device` (default: auto)."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT

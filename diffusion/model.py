@@ -29,8 +29,9 @@ def make_process(config: RunConfig) -> Process:
 class DiffusionModel(nn.Module):
     """Reverse chain p(x^{t-1} | x^t) of Sohl-Dickstein et al. 2015 (section 2.2)."""
 
-    def __init__(self, config: RunConfig, shape: tuple[int, ...], data_kind: str = "points"
-                 ) -> None:
+    def __init__(
+        self, config: RunConfig, shape: tuple[int, ...], data_kind: str = "points"
+    ) -> None:
         super().__init__()
         self.config = config
         self.shape = tuple(shape)
@@ -38,16 +39,18 @@ class DiffusionModel(nn.Module):
         self.process = make_process(config)
         self.basis = TemporalBasis(self.T, config.diffusion.readout_J)
         self.schedule = Schedule(config.diffusion, self.basis)
-        spec = NetSpec(self.shape, self.process.n_outputs, self.basis.J, data_kind,
-                       one_hot=self.basis.one_hot)
+        spec = NetSpec(
+            self.shape, self.process.n_outputs, self.basis.J, data_kind, one_hot=self.basis.one_hot
+        )
         self.net = build_network(config.network, spec)
 
     def beta(self) -> torch.Tensor:
         """(T,) float64 forward schedule beta_1..T."""
         return self.schedule()
 
-    def readout(self, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def readout(
+        self, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """z: (B, *shape, n_outputs) float64, the reverse-kernel perturbations at steps t (B,).
 
         The network's raw outputs y (read out on the temporal basis, App. D.2.1) are used as
@@ -70,8 +73,13 @@ class DiffusionModel(nn.Module):
         z_m = xt.double() + b * y[..., 0] / (var * (1 - abar).sqrt())
         return torch.stack([z_m, y[..., 1]], dim=-1)
 
-    def kl_terms(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None,
-                 beta: torch.Tensor | None = None) -> torch.Tensor:
+    def kl_terms(
+        self,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        generator: torch.Generator | None,
+        beta: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2."""
         beta = self.beta() if beta is None else beta
         xt = self.process.q_sample(x0, t, beta, generator)

@@ -21,7 +21,7 @@ def image_grid(images: np.ndarray, pad: int = 2) -> Image.Image:
     for i in range(n):
         r, c = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y:y + h, x:x + w] = images[i].reshape(h, w, channels)
+        grid[y : y + h, x : x + w] = images[i].reshape(h, w, channels)
     return Image.fromarray(grid[..., 0] if channels == 1 else grid)
 
 

@@ -129,8 +129,9 @@ def _device(trained: Any) -> torch.device:
 
 def _check_n(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= 10_000:
-        raise PosteriorInputError(f"n (samples per input) must be an integer in [1, 10000], "
-                                  f"got {n!r}")
+        raise PosteriorInputError(
+            f"n (samples per input) must be an integer in [1, 10000], got {n!r}"
+        )
     return int(n)
 
 
@@ -151,16 +152,30 @@ def _batched(n: int, batch: int, run) -> torch.Tensor:
     return torch.cat(outs)
 
 
-def _result(trained: Any, x: torch.Tensor, observed: np.ndarray, mask: np.ndarray | None,
-            method: str, steps: int) -> PosteriorResult:
+def _result(
+    trained: Any,
+    x: torch.Tensor,
+    observed: np.ndarray,
+    mask: np.ndarray | None,
+    method: str,
+    steps: int,
+) -> PosteriorResult:
     samples = _to_data(trained, x)
-    return PosteriorResult(samples=samples, mean=samples.mean(0), std=samples.std(0),
-                           observed=observed, mask=mask, method=method, steps=steps)
+    return PosteriorResult(
+        samples=samples,
+        mean=samples.mean(0),
+        std=samples.std(0),
+        observed=observed,
+        mask=mask,
+        method=method,
+        steps=steps,
+    )
 
 
 # ---------------------------------------------------------------------------- public API
-def add_noise(image: np.ndarray, sigma: float, generator: torch.Generator | None = None
-              ) -> np.ndarray:
+def add_noise(
+    image: np.ndarray, sigma: float, generator: torch.Generator | None = None
+) -> np.ndarray:
     """image (data space, or uint8 read as v + 0.5) + N(0, sigma^2) per pixel, float64."""
     arr = np.asarray(image)
     x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
@@ -168,8 +183,14 @@ def add_noise(image: np.ndarray, sigma: float, generator: torch.Generator | None
     return x + sigma * eps
 
 
-def make_mask(kind: MaskKind, shape: tuple[int, int], *, size: int | None = None,
-              fraction: float = 0.5, generator: torch.Generator | None = None) -> np.ndarray:
+def make_mask(
+    kind: MaskKind,
+    shape: tuple[int, int],
+    *,
+    size: int | None = None,
+    fraction: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> np.ndarray:
     """A bool (H, W) mask, True = known.
 
     "center": a central square of side `size` (default half the shorter side) is missing
@@ -195,9 +216,17 @@ def make_mask(kind: MaskKind, shape: tuple[int, int], *, size: int | None = None
     return mask
 
 
-def denoise(trained: Any, y: np.ndarray, sigma: float, n: int, *, steps: int | None = None,
-            start: Literal["observation", "prior"] = "observation",
-            generator: torch.Generator | None = None, batch_size: int = 64) -> PosteriorResult:
+def denoise(
+    trained: Any,
+    y: np.ndarray,
+    sigma: float,
+    n: int,
+    *,
+    steps: int | None = None,
+    start: Literal["observation", "prior"] = "observation",
+    generator: torch.Generator | None = None,
+    batch_size: int = 64,
+) -> PosteriorResult:
     """n posterior samples of the clean image given y = x + N(0, sigma^2) (figure 3).
 
     y: (H, W[, C]) data space; sigma: noise standard deviation in grey levels (SNR 1 on
@@ -206,8 +235,12 @@ def denoise(trained: Any, y: np.ndarray, sigma: float, n: int, *, steps: int | N
     """
     _check_gaussian(trained)
     n = _check_n(n)
-    if isinstance(sigma, bool) or not isinstance(sigma, int | float) \
-            or not math.isfinite(sigma) or sigma <= 0:
+    if (
+        isinstance(sigma, bool)
+        or not isinstance(sigma, int | float)
+        or not math.isfinite(sigma)
+        or sigma <= 0
+    ):
         raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
     ym = _to_model(trained, y, "the noisy image")
     s2 = (float(sigma) / trained.scaler.scale) ** 2
@@ -215,17 +248,27 @@ def denoise(trained: Any, y: np.ndarray, sigma: float, n: int, *, steps: int | N
     n_steps = _steps(trained, steps)
 
     def run(k: int) -> torch.Tensor:
-        return denoise_chain(rev, ym.expand(k, *ym.shape[1:]), s2, steps=steps, start=start,
-                             generator=generator)
+        return denoise_chain(
+            rev, ym.expand(k, *ym.shape[1:]), s2, steps=steps, start=start, generator=generator
+        )
 
     observed = np.asarray(y, dtype=np.float64) + (0.5 if np.asarray(y).dtype == np.uint8 else 0)
     return _result(trained, _batched(n, batch_size, run), observed, None, "denoise", n_steps)
 
 
-def inpaint(trained: Any, image: np.ndarray, mask: np.ndarray, n: int, *,
-            method: Method = "paper", steps: int | None = None, jump_length: int = 10,
-            jump_n_sample: int = 5, generator: torch.Generator | None = None,
-            batch_size: int = 64) -> PosteriorResult:
+def inpaint(
+    trained: Any,
+    image: np.ndarray,
+    mask: np.ndarray,
+    n: int,
+    *,
+    method: Method = "paper",
+    steps: int | None = None,
+    jump_length: int = 10,
+    jump_n_sample: int = 5,
+    generator: torch.Generator | None = None,
+    batch_size: int = 64,
+) -> PosteriorResult:
     """n posterior samples of the missing pixels (mask False) given the known ones.
 
     image: (H, W[, C]) data space (values under missing pixels are ignored); mask: bool
@@ -247,32 +290,53 @@ def inpaint(trained: Any, image: np.ndarray, mask: np.ndarray, n: int, *,
     rev = gaussian_reverse(_model(trained))
     n_steps = _steps(trained, steps)
     if method == "paper":
+
         def run(k: int) -> torch.Tensor:
-            return inpaint_paper_chain(rev, xm.expand(k, c, h, w), mask_t, steps=steps,
-                                       generator=generator)
+            return inpaint_paper_chain(
+                rev, xm.expand(k, c, h, w), mask_t, steps=steps, generator=generator
+            )
     elif method == "repaint":
         if jump_length < 1 or jump_n_sample < 1:
             raise PosteriorInputError("jump_length and jump_n_sample must be >= 1")
 
         def run(k: int) -> torch.Tensor:
-            return inpaint_repaint_chain(rev, xm.expand(k, c, h, w), mask_t, steps=steps,
-                                         jump_length=jump_length, jump_n_sample=jump_n_sample,
-                                         generator=generator)
+            return inpaint_repaint_chain(
+                rev,
+                xm.expand(k, c, h, w),
+                mask_t,
+                steps=steps,
+                jump_length=jump_length,
+                jump_n_sample=jump_n_sample,
+                generator=generator,
+            )
     else:
         raise PosteriorInputError(f"method must be 'paper' or 'repaint', got {method!r}")
     x = _batched(n, batch_size, run)
-    observed = np.asarray(image, dtype=np.float64) \
-        + (0.5 if np.asarray(image).dtype == np.uint8 else 0.0)
+    observed = np.asarray(image, dtype=np.float64) + (
+        0.5 if np.asarray(image).dtype == np.uint8 else 0.0
+    )
     samples = _to_data(trained, x)
     keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)
     samples[:, keep] = observed[keep]  # known pixels: exactly the input, no round trip
-    return PosteriorResult(samples=samples, mean=samples.mean(0), std=samples.std(0),
-                           observed=observed, mask=np.asarray(mask), method=method,
-                           steps=n_steps)
+    return PosteriorResult(
+        samples=samples,
+        mean=samples.mean(0),
+        std=samples.std(0),
+        observed=observed,
+        mask=np.asarray(mask),
+        method=method,
+        steps=n_steps,
+    )
 
 
-def binary_inpaint(trained: Any, bits: np.ndarray, mask: np.ndarray, n: int, *,
-                   generator: torch.Generator | None = None) -> PosteriorResult:
+def binary_inpaint(
+    trained: Any,
+    bits: np.ndarray,
+    mask: np.ndarray,
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> PosteriorResult:
     """n posterior samples of the unknown bits of a binary example (binomial models), by
     the binary product at every step (App. C): e.g. the missing bins of a heartbeat.
 
@@ -281,13 +345,17 @@ def binary_inpaint(trained: Any, bits: np.ndarray, mask: np.ndarray, n: int, *,
     """
     model = _model(trained)
     if getattr(model.process, "kind", "?") != "binomial":
-        raise PosteriorInputError("binary_inpaint needs a binomial diffusion model; this one "
-                                  f"is {getattr(model.process, 'kind', '?')}")
+        raise PosteriorInputError(
+            "binary_inpaint needs a binomial diffusion model; this one "
+            f"is {getattr(model.process, 'kind', '?')}"
+        )
     n = _check_n(n)
     bits_a, mask_a = np.asarray(bits), np.asarray(mask)
     if bits_a.shape != tuple(model.shape) or mask_a.shape != tuple(model.shape):
-        raise PosteriorInputError(f"bits and mask must have the model's shape {model.shape}, "
-                                  f"got {bits_a.shape} and {mask_a.shape}")
+        raise PosteriorInputError(
+            f"bits and mask must have the model's shape {model.shape}, "
+            f"got {bits_a.shape} and {mask_a.shape}"
+        )
     if not np.isin(bits_a[mask_a], (0, 1)).all():
         raise PosteriorInputError("known bits must be 0 or 1")
     if mask_a.all():
@@ -301,12 +369,21 @@ def binary_inpaint(trained: Any, bits: np.ndarray, mask: np.ndarray, n: int, *,
         return torch.sigmoid(model.process.p_logit(x, tt, model.readout(x, tt), beta))
 
     rev = BinomialReverse(T=model.T, m=model.process.m, prob=prob)
-    d = torch.where(torch.from_numpy(mask_a), torch.from_numpy(bits_a.astype(np.float64)),
-                    torch.tensor(0.5, dtype=torch.float64)).to(device)
+    d = torch.where(
+        torch.from_numpy(mask_a),
+        torch.from_numpy(bits_a.astype(np.float64)),
+        torch.tensor(0.5, dtype=torch.float64),
+    ).to(device)
     x = binary_inpaint_chain(rev, d.expand(n, *d.shape), generator=generator).cpu().numpy()
-    return PosteriorResult(samples=x, mean=x.mean(0), std=x.std(0),
-                           observed=bits_a.astype(np.float64), mask=mask_a, method="binary",
-                           steps=model.T)
+    return PosteriorResult(
+        samples=x,
+        mean=x.mean(0),
+        std=x.std(0),
+        observed=bits_a.astype(np.float64),
+        mask=mask_a,
+        method="binary",
+        steps=model.T,
+    )
 
 
 __all__ = [

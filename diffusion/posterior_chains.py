@@ -28,14 +28,16 @@ import torch
 from diffusion.strided import GaussianReverse, forward_jump, kept_steps, strided_mean_var
 
 
-def _randn(shape: tuple[int, ...], generator: torch.Generator | None,
-           device: torch.device) -> torch.Tensor:
+def _randn(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     gdev = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
 
 
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None,
-          device: torch.device) -> torch.Tensor:
+def _rand(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     gdev = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
 
@@ -174,12 +176,12 @@ def inpaint_repaint_chain(
             x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, dev)
             s = grid[nxt]
             a = float(abar[s])
-            noisy_known = a**0.5 * known + (1 - a) ** 0.5 * _randn(tuple(known.shape),
-                                                                   generator, dev)
+            noisy_known = a**0.5 * known + (1 - a) ** 0.5 * _randn(
+                tuple(known.shape), generator, dev
+            )
             x = torch.where(mask, noisy_known, x)
         else:  # resampling jump back up the chain
-            x = forward_jump(rev, x, grid[cur], grid[nxt],
-                             _randn(tuple(x.shape), generator, dev))
+            x = forward_jump(rev, x, grid[cur], grid[nxt], _randn(tuple(x.shape), generator, dev))
     return torch.where(mask, known, x)
 
 

@@ -27,42 +27,72 @@ def _swissroll(name: str, sigma: float, beta1: float, steps: int) -> RunConfig:
     return RunConfig(
         name=name,
         data=DataConfig("swissroll", {"sigma": sigma}, n_train=100_000, n_holdout=2_000),
-        diffusion=DiffusionConfig("gaussian", T=40, schedule="baseline", beta1=beta1,
-                                  schedule_J=10),
-        network=NetworkConfig("rbf", hidden=(), n_rbf=128,
-                              options={"local_linear": True, "width": 0.2}),
-        train=TrainConfig(steps=steps, batch_size=512, lr=3e-3, lr_final=1e-4,
-                          schedule_lr=0.05, t_sampling="importance", eval_every=2_000,
-                          eval_examples=1_000, gallery_every=5_000, gallery_size=1_000),
+        diffusion=DiffusionConfig(
+            "gaussian", T=40, schedule="baseline", beta1=beta1, schedule_J=10
+        ),
+        network=NetworkConfig(
+            "rbf", hidden=(), n_rbf=128, options={"local_linear": True, "width": 0.2}
+        ),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=512,
+            lr=3e-3,
+            lr_final=1e-4,
+            schedule_lr=0.05,
+            t_sampling="importance",
+            eval_every=2_000,
+            eval_examples=1_000,
+            gallery_every=5_000,
+            gallery_size=1_000,
+        ),
     )
 
 
-def _image(name: str, data: str, T: int, steps: int, *, n_train: int = 10_000,
-           options: dict | None = None) -> RunConfig:
+def _image(
+    name: str, data: str, T: int, steps: int, *, n_train: int = 10_000, options: dict | None = None
+) -> RunConfig:
     return RunConfig(
         name=name,
         data=DataConfig(data, options or {}, n_train=n_train, n_holdout=500),
         diffusion=DiffusionConfig("gaussian", T=T, schedule="baseline", beta1=1e-3, J=10),
         network=NetworkConfig("conv", hidden=(), activation="tanh"),
-        train=TrainConfig(steps=steps, batch_size=128, optimizer="rmsprop", lr=1e-3,
-                          lr_final=1e-4, lr_schedule="exponential", eval_every=2_000,
-                          eval_examples=200, gallery_every=2_000, gallery_size=36),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=128,
+            optimizer="rmsprop",
+            lr=1e-3,
+            lr_final=1e-4,
+            lr_schedule="exponential",
+            eval_every=2_000,
+            eval_examples=200,
+            gallery_every=2_000,
+            gallery_size=36,
+        ),
     )
 
 
 PRESETS: dict[str, RunConfig] = {
     # Table 1 rows (Sohl-Dickstein et al. 2015, section 3.1)
-    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 3_500),
-    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-5, 3_500),
+    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 9_000),
+    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-5, 9_000),
     "heartbeat": RunConfig(
         name="heartbeat",
         data=DataConfig("heartbeat", {}, n_train=50_000, n_holdout=1_000),
-        diffusion=DiffusionConfig("binomial", T=2000, schedule="baseline", beta1=1 / 2000, m=0.2,
-                                  J=100),
+        diffusion=DiffusionConfig(
+            "binomial", T=2000, schedule="baseline", beta1=1 / 2000, m=0.2, J=100
+        ),
         network=NetworkConfig("heartbeat", hidden=(50, 50, 50), activation="sigmoid"),
-        train=TrainConfig(steps=6_000, batch_size=512, lr=1e-2, lr_final=1e-4,
-                          t_sampling="importance", eval_every=2_500, eval_examples=200,
-                          gallery_every=5_000, gallery_size=64),
+        train=TrainConfig(
+            steps=16_000,
+            batch_size=512,
+            lr=1e-2,
+            lr_final=1e-4,
+            t_sampling="importance",
+            eval_every=2_500,
+            eval_examples=200,
+            gallery_every=5_000,
+            gallery_size=64,
+        ),
     ),
     "deadleaves": _image("deadleaves", "deadleaves", 1000, 50_000),
     "bark": _image("bark", "texture", 500, 50_000),
@@ -75,29 +105,61 @@ PRESETS: dict[str, RunConfig] = {
         data=DataConfig("swissroll", {"sigma": 0.25}, n_train=2_000, n_holdout=200),
         diffusion=DiffusionConfig("gaussian", T=10, schedule="baseline", beta1=1e-3),
         network=NetworkConfig("mlp", hidden=(32, 32), activation="tanh"),
-        train=TrainConfig(steps=60, batch_size=128, lr=3e-3, lr_final=1e-3, log_every=10,
-                          eval_every=30, eval_examples=200, gallery_every=0, gallery_size=64,
-                          checkpoint_every_s=5.0),
+        train=TrainConfig(
+            steps=60,
+            batch_size=128,
+            lr=3e-3,
+            lr_final=1e-3,
+            log_every=10,
+            eval_every=30,
+            eval_examples=200,
+            gallery_every=0,
+            gallery_size=64,
+            checkpoint_every_s=5.0,
+        ),
     ),
     "heartbeat-smoke": RunConfig(
         name="heartbeat-smoke",
         data=DataConfig("heartbeat", {}, n_train=1_000, n_holdout=100),
         diffusion=DiffusionConfig("binomial", T=50, schedule="baseline", beta1=1 / 50, m=0.2),
         network=NetworkConfig("heartbeat", hidden=(50, 50, 50), activation="sigmoid"),
-        train=TrainConfig(steps=60, batch_size=128, lr=3e-3, lr_final=1e-3, log_every=10,
-                          eval_every=30, eval_examples=100, gallery_every=0, gallery_size=16,
-                          checkpoint_every_s=5.0),
+        train=TrainConfig(
+            steps=60,
+            batch_size=128,
+            lr=3e-3,
+            lr_final=1e-3,
+            log_every=10,
+            eval_every=30,
+            eval_examples=100,
+            gallery_every=0,
+            gallery_size=16,
+            checkpoint_every_s=5.0,
+        ),
     ),
 }
 PRESETS["swissroll-learned"] = RunConfig.from_dict(
-    {**PRESETS["swissroll"].to_dict(), "name": "swissroll-learned",
-     "diffusion": {**PRESETS["swissroll"].to_dict()["diffusion"], "schedule": "learned"}})
-PRESETS["digits-smoke"] = RunConfig.from_dict({
-    **_image("digits-smoke", "digits", 20, 30, n_train=200).to_dict(),
-    "train": {**TrainConfig(steps=30, batch_size=32, log_every=10, eval_every=0,
-                            eval_examples=32, gallery_size=16,
-                            checkpoint_every_s=5.0).__dict__},
-})
+    {
+        **PRESETS["swissroll"].to_dict(),
+        "name": "swissroll-learned",
+        "diffusion": {**PRESETS["swissroll"].to_dict()["diffusion"], "schedule": "learned"},
+    }
+)
+PRESETS["digits-smoke"] = RunConfig.from_dict(
+    {
+        **_image("digits-smoke", "digits", 20, 30, n_train=200).to_dict(),
+        "train": {
+            **TrainConfig(
+                steps=30,
+                batch_size=32,
+                log_every=10,
+                eval_every=0,
+                eval_examples=32,
+                gallery_size=16,
+                checkpoint_every_s=5.0,
+            ).__dict__
+        },
+    }
+)
 
 
 def load_config(preset_or_path: str, overrides: Iterable[str] = ()) -> RunConfig:
@@ -107,8 +169,11 @@ def load_config(preset_or_path: str, overrides: Iterable[str] = ()) -> RunConfig
     else:
         path = Path(preset_or_path)
         if not path.is_file():
-            raise ConfigError("config", f"{preset_or_path!r} is neither a preset nor a file; "
-                              f"presets: {', '.join(sorted(PRESETS))}")
+            raise ConfigError(
+                "config",
+                f"{preset_or_path!r} is neither a preset nor a file; "
+                f"presets: {', '.join(sorted(PRESETS))}",
+            )
         try:
             text = path.read_text()
         except OSError as exc:

@@ -31,8 +31,7 @@ class TemporalBasis(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(t):  # integer steps: rows of the cached (T, J) table
             if not hasattr(self, "_table") or self._table.device != self.centres.device:
-                self._table = self._compute(torch.arange(1, self.T + 1,
-                                                         device=self.centres.device))
+                self._table = self._compute(torch.arange(1, self.T + 1, device=self.centres.device))
             return self._table[t.to(self.centres.device).long() - 1]
         return self._compute(t)
 
@@ -73,8 +72,15 @@ class ReadoutLinear(nn.Module):
     Initialised small: the engine's kernels are perturbations of the forward kernel.
     """
 
-    def __init__(self, in_features: int, out_features: int, J: int, *, sparse: bool = False,
-                 init_scale: float = 1e-2) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        J: int,
+        *,
+        sparse: bool = False,
+        init_scale: float = 1e-2,
+    ) -> None:
         super().__init__()
         self.J, self.sparse = J, sparse
         std = init_scale / math.sqrt(in_features)
@@ -83,12 +89,14 @@ class ReadoutLinear(nn.Module):
 
     def forward(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if g.shape[0] >= 2048:  # evaluation / sampling blocks share few distinct steps
-            key = g.double() @ torch.rand(g.shape[1], dtype=torch.float64,
-                                          generator=_KEY_GEN, device="cpu").to(g.device)
+            key = g.double() @ torch.rand(
+                g.shape[1], dtype=torch.float64, generator=_KEY_GEN, device="cpu"
+            ).to(g.device)
             keys, inverse = torch.unique(key, return_inverse=True)
             if keys.shape[0] * 8 <= g.shape[0]:
                 first = torch.zeros_like(keys, dtype=torch.long).scatter_(
-                    0, inverse, torch.arange(g.shape[0], device=g.device))
+                    0, inverse, torch.arange(g.shape[0], device=g.device)
+                )
                 return self._grouped(h, g[first], inverse)
         if self.sparse:
             return self._gather(h, g)
@@ -102,8 +110,7 @@ class ReadoutLinear(nn.Module):
         z = torch.einsum("bi,bkio,bk->bo", h, self.weight[idx], vals)
         return z + torch.einsum("bko,bk->bo", self.bias[idx], vals)
 
-    def _grouped(self, h: torch.Tensor, uniq: torch.Tensor, inverse: torch.Tensor
-                 ) -> torch.Tensor:
+    def _grouped(self, h: torch.Tensor, uniq: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
         """Rows sharing the same g: mix the weights once per distinct g, one matmul each."""
         J, n_in, n_out = self.weight.shape
         w = (uniq @ self.weight.reshape(J, -1)).view(-1, n_in, n_out)

@@ -23,16 +23,25 @@ class ChainSamples:
 
 
 @torch.no_grad()
-def sample_chain(model: DiffusionModel, n: int, generator: torch.Generator | None,
-                 device: torch.device | str = "cpu", *, return_trajectory: bool = False,
-                 snapshots: int = 11) -> ChainSamples:
+def sample_chain(
+    model: DiffusionModel,
+    n: int,
+    generator: torch.Generator | None,
+    device: torch.device | str = "cpu",
+    *,
+    return_trajectory: bool = False,
+    snapshots: int = 11,
+) -> ChainSamples:
     """Draw n samples by running the full reverse chain."""
     device = torch.device(device)
     beta = model.beta().detach()
     x = model.process.prior_sample(n, model.shape, generator, device)
     T = model.T
-    keep = {int(round(T - i * T / (snapshots - 1))) for i in range(snapshots)} if snapshots > 1 \
+    keep = (
+        {int(round(T - i * T / (snapshots - 1))) for i in range(snapshots)}
+        if snapshots > 1
         else {0}
+    )
     frames, steps = [], []
     if return_trajectory and T in keep:
         frames.append(x.cpu()), steps.append(T)

@@ -108,8 +108,9 @@ def strided_from_one_step(
     x0_hat = (mu - ct * x) / c0
     alpha_s = a_t / a_s
     beta_s = 1 - alpha_s
-    mean = (np.sqrt(a_s) * beta_s / (1 - a_t)) * x0_hat \
-        + (np.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)) * x
+    mean = (np.sqrt(a_s) * beta_s / (1 - a_t)) * x0_hat + (
+        np.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)
+    ) * x
     vq_one = (1 - a_p) * beta_t / (1 - a_t)
     vq_s = (1 - a_s) * beta_s / (1 - a_t)
     lam = torch.log(var / vq_one) / np.log(beta_t / vq_one)
@@ -162,7 +163,10 @@ def gaussian_reverse(model) -> GaussianReverse:  # model: diffusion.model.Diffus
 
 @torch.no_grad()
 def sample_model(
-    model, n: int, steps: int | None, generator: torch.Generator | None,
+    model,
+    n: int,
+    steps: int | None,
+    generator: torch.Generator | None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """n samples (n, *shape) float64, model space, from a Gaussian `DiffusionModel` with S =
@@ -179,8 +183,14 @@ def sample_model(
     return sample_strided(rev, x_T, steps, noise)
 
 
-def strided_sample(trained, n: int, *, steps: int, generator: torch.Generator | None = None,
-                   return_trajectory: bool = False):
+def strided_sample(
+    trained,
+    n: int,
+    *,
+    steps: int,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+):
     """`Trained.sample` with S = `steps` < T kept steps (Gaussian models): the same
     `SampleResult` as the full chain (samples in data space, x0 in model space). The
     trajectory, if asked for, holds every kept step from x^T to x^0."""
@@ -189,8 +199,10 @@ def strided_sample(trained, n: int, *, steps: int, generator: torch.Generator | 
 
     model = trained.model
     if getattr(model.process, "kind", None) != "gaussian":
-        raise ValueError("strided sampling (steps < T) is for Gaussian diffusion models; "
-                         f"this one is {model.process.kind}: leave steps unset")
+        raise ValueError(
+            "strided sampling (steps < T) is for Gaussian diffusion models; "
+            f"this one is {model.process.kind}: leave steps unset"
+        )
     grid = kept_steps(model.T, steps)
     rev = gaussian_reverse(model)
     device = torch.device(trained.device)
@@ -215,8 +227,9 @@ def strided_sample(trained, n: int, *, steps: int, generator: torch.Generator | 
 
 
 @torch.no_grad()
-def strided_bound(model, x0: torch.Tensor, steps: int | None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def strided_bound(
+    model, x0: torch.Tensor, steps: int | None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """(B,) the bound K, in nats per example, of the S-step strided chain of a Gaussian
     `DiffusionModel` on x0 (B, *shape) in model space.
 
@@ -229,8 +242,13 @@ def strided_bound(model, x0: torch.Tensor, steps: int | None,
     return reverse_strided_bound(gaussian_reverse(model), model.process, x0, steps, generator)
 
 
-def reverse_strided_bound(rev: GaussianReverse, process, x0: torch.Tensor, steps: int | None,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+def reverse_strided_bound(
+    rev: GaussianReverse,
+    process,
+    x0: torch.Tensor,
+    steps: int | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """`strided_bound` for any reverse kernel; `process` gives the edge terms (a
     `diffusion.gaussian.GaussianDiffusion`)."""
     from diffusion.gaussian import normal_kl
@@ -242,13 +260,15 @@ def reverse_strided_bound(rev: GaussianReverse, process, x0: torch.Tensor, steps
     gdev = generator.device if generator is not None else x0.device
     for i in range(len(grid) - 1, 1, -1):
         t, s = grid[i], grid[i - 1]
-        eps = torch.randn(x0.shape, generator=generator, device=gdev,
-                          dtype=torch.float64).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator, device=gdev, dtype=torch.float64).to(
+            x0.device
+        )
         a_t, a_s = float(abar[t]), float(abar[s])
         xt = np.sqrt(a_t) * x0 + np.sqrt(1 - a_t) * eps
         alpha_s = a_t / a_s
-        mq = (np.sqrt(a_s) * (1 - alpha_s) / (1 - a_t)) * x0 \
-            + (np.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)) * xt
+        mq = (np.sqrt(a_s) * (1 - alpha_s) / (1 - a_t)) * x0 + (
+            np.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)
+        ) * xt
         vq = torch.full_like(x0, (1 - a_s) * (1 - alpha_s) / (1 - a_t))
         mp, vp = strided_mean_var(rev, xt, t, s)
         total = total - normal_kl(mq, vq, mp, vp)

@@ -68,8 +68,13 @@ def make_optimizer(config: RunConfig, model: DiffusionModel) -> torch.optim.Opti
     tc = config.train
     sched_params = list(model.schedule.parameters())
     ids = {id(p) for p in sched_params}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr": tc.lr,
-               "base_lr": tc.lr}]
+    groups = [
+        {
+            "params": [p for p in model.parameters() if id(p) not in ids],
+            "lr": tc.lr,
+            "base_lr": tc.lr,
+        }
+    ]
     if sched_params:
         s_lr = tc.schedule_lr or tc.lr
         groups.append({"params": sched_params, "lr": s_lr, "base_lr": s_lr})
@@ -78,8 +83,9 @@ def make_optimizer(config: RunConfig, model: DiffusionModel) -> torch.optim.Opti
     return torch.optim.Adam(groups, lr=tc.lr)
 
 
-def eval_tensors(config: RunConfig, bundle: DataBundle, device: torch.device
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def eval_tensors(
+    config: RunConfig, bundle: DataBundle, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed model-space evaluation subsets (train, holdout), at most eval_examples each."""
     n = config.train.eval_examples
     gen = torch.Generator().manual_seed(config.train.seed + 4)
@@ -89,8 +95,9 @@ def eval_tensors(config: RunConfig, bundle: DataBundle, device: torch.device
     return x_train.to(device), x_hold.to(device)
 
 
-def gallery_event(step: int, model: DiffusionModel, bundle: DataBundle, n: int, seed: int,
-                  device: torch.device) -> GalleryEvent:
+def gallery_event(
+    step: int, model: DiffusionModel, bundle: DataBundle, n: int, seed: int, device: torch.device
+) -> GalleryEvent:
     """Samples (and a trajectory of snapshots) in data space."""
     gen = torch.Generator().manual_seed(seed)
     chain = sample_chain(model, n, gen, device, return_trajectory=True)
@@ -103,7 +110,8 @@ def gallery_event(step: int, model: DiffusionModel, bundle: DataBundle, n: int, 
 
 def gallery_kind(bundle: DataBundle) -> str:
     return {"binary": "sequences", "sequences": "sequences", "images": "images"}.get(
-        bundle.kind, "points")
+        bundle.kind, "points"
+    )
 
 
 def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
@@ -138,7 +146,7 @@ class TSampler:
 
     def update(self, t: torch.Tensor, kl: torch.Tensor) -> None:
         idx = (t - 2).cpu()
-        sq = (kl.detach().double().cpu() ** 2)
+        sq = kl.detach().double().cpu() ** 2
         total = torch.zeros_like(self.sq).index_add_(0, idx, sq)
         n = torch.bincount(idx, minlength=len(self.sq))
         seen = n > 0
@@ -157,9 +165,14 @@ class TSampler:
 class _Trainer:
     """Holds the state of one run; `run()` is the loop."""
 
-    def __init__(self, config: RunConfig, out_dir: Path, device: torch.device,
-                 on_event: Callable[[Event], None] | None,
-                 should_stop: Callable[[], bool] | None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: Path,
+        device: torch.device,
+        on_event: Callable[[Event], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
         self.config, self.out_dir, self.device = config, out_dir, device
         self.emit = on_event or (lambda event: None)
         self.should_stop = should_stop or (lambda: False)
@@ -168,21 +181,27 @@ class _Trainer:
         self.ema = copy.deepcopy(self.model) if config.train.ema > 0 else None
         self.optimizer = make_optimizer(config, self.model)
         self.gen = torch.Generator().manual_seed(config.train.seed + 1)
-        self.t_sampler = TSampler(config.diffusion.T) \
-            if config.train.t_sampling == "importance" else None
+        self.t_sampler = (
+            TSampler(config.diffusion.T) if config.train.t_sampling == "importance" else None
+        )
         self.step, self.elapsed = 0, 0.0
         self.x_train_eval, self.x_hold_eval = eval_tensors(config, self.bundle, device)
 
     # -- checkpoints
     def state(self, done: bool) -> dict:
         return {
-            "step": self.step, "done": done, "elapsed_s": self.elapsed,
+            "step": self.step,
+            "done": done,
+            "elapsed_s": self.elapsed,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(), "rng": self.gen.get_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.gen.get_state(),
             "t_sampler": self.t_sampler.state_dict() if self.t_sampler is not None else None,
-            "config": self.config.to_json(), "scaler": self.bundle.scaler.to_dict(),
-            "shape": list(self.bundle.shape), "data_kind": self.bundle.kind,
+            "config": self.config.to_json(),
+            "scaler": self.bundle.scaler.to_dict(),
+            "shape": list(self.bundle.shape),
+            "data_kind": self.bundle.kind,
         }
 
     def restore(self, ckpt: dict) -> None:
@@ -229,15 +248,28 @@ class _Trainer:
         return self.ema if self.ema is not None else self.model
 
     def evaluate(self) -> EvalEvent:
-        event = make_eval_event(self.step, self.eval_model(), self.bundle, self.x_train_eval,
-                                self.x_hold_eval, self.config.train.seed + 2)
+        event = make_eval_event(
+            self.step,
+            self.eval_model(),
+            self.bundle,
+            self.x_train_eval,
+            self.x_hold_eval,
+            self.config.train.seed + 2,
+        )
         self.emit(event)
         return event
 
     def gallery(self) -> None:
-        self.emit(gallery_event(self.step, self.eval_model(), self.bundle,
-                                self.config.train.gallery_size, self.config.train.seed + 3,
-                                self.device))
+        self.emit(
+            gallery_event(
+                self.step,
+                self.eval_model(),
+                self.bundle,
+                self.config.train.gallery_size,
+                self.config.train.seed + 3,
+                self.device,
+            )
+        )
 
     def run(self) -> TrainResult:
         tc = self.config.train
@@ -253,8 +285,16 @@ class _Trainer:
             self.elapsed = time.monotonic() - t_start
             if self.step % tc.log_every == 0 or self.step == tc.steps:
                 now = time.monotonic()
-                self.emit(StepEvent(self.step, tc.steps, loss_bits, lr_at(self.config, self.step),
-                                    seen / max(now - t_log, 1e-9), self.elapsed))
+                self.emit(
+                    StepEvent(
+                        self.step,
+                        tc.steps,
+                        loss_bits,
+                        lr_at(self.config, self.step),
+                        seen / max(now - t_log, 1e-9),
+                        self.elapsed,
+                    )
+                )
                 seen, t_log = 0, now
             if self.step < tc.steps:
                 if tc.eval_every and self.step % tc.eval_every == 0:
@@ -269,8 +309,9 @@ class _Trainer:
         self.elapsed = time.monotonic() - t_start
         (self.out_dir / FINAL_EVAL).write_text(json.dumps(dataclasses.asdict(final)))
         self.checkpoint(done=True)
-        return TrainResult("done", self.step, final.k_holdout, final,
-                           {"train_seconds": self.elapsed})
+        return TrainResult(
+            "done", self.step, final.k_holdout, final, {"train_seconds": self.elapsed}
+        )
 
 
 def _check_same_run(out_dir: Path, config: RunConfig) -> None:
@@ -282,8 +323,11 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
     new = config.to_dict()
     old["train"].pop("steps"), new["train"].pop("steps")
     if old != new:
-        raise ConfigError("config", f"{out_dir} holds a different run; use another --out "
-                          "(only train.steps may change when resuming)")
+        raise ConfigError(
+            "config",
+            f"{out_dir} holds a different run; use another --out "
+            "(only train.steps may change when resuming)",
+        )
     path.write_text(config.to_json())
 
 
@@ -297,10 +341,14 @@ def load_final_eval(out_dir: Path) -> EvalEvent | None:
     return EvalEvent(**raw)
 
 
-def train(config: RunConfig, out_dir: Path | str, *,
-          on_event: Callable[[Event], None] | None = None,
-          should_stop: Callable[[], bool] | None = None,
-          device: str | None = None) -> TrainResult:
+def train(
+    config: RunConfig,
+    out_dir: Path | str,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    device: str | None = None,
+) -> TrainResult:
     """Train (or resume, or return a finished) run in `out_dir`; see the module docstring."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -310,8 +358,13 @@ def train(config: RunConfig, out_dir: Path | str, *,
     ckpt = load_checkpoint(ckpt_path, dev) if ckpt_path.exists() else None
     if ckpt is not None and ckpt["done"] and int(ckpt["step"]) >= config.train.steps:
         final = load_final_eval(out_dir)
-        return TrainResult("done", int(ckpt["step"]), final.k_holdout if final else None, final,
-                           {"train_seconds": float(ckpt["elapsed_s"])})
+        return TrainResult(
+            "done",
+            int(ckpt["step"]),
+            final.k_holdout if final else None,
+            final,
+            {"train_seconds": float(ckpt["elapsed_s"])},
+        )
     trainer = _Trainer(config, out_dir, dev, on_event, should_stop)
     if ckpt is not None:
         trainer.restore(ckpt)
@@ -320,17 +373,30 @@ def train(config: RunConfig, out_dir: Path | str, *,
     return trainer.run()
 
 
-def _write_run_record(out_dir: Path, config: RunConfig, bundle: DataBundle,
-                      device: torch.device) -> None:
+def _write_run_record(
+    out_dir: Path, config: RunConfig, bundle: DataBundle, device: torch.device
+) -> None:
     """run.json: what maps results back to the data (scaler), the seeds and the versions."""
     seed = config.train.seed
     record = {
         "seed": seed,
-        "seeds": {"data": seed, "init": seed, "train_stream": seed + 1, "eval": seed + 2,
-                  "gallery": seed + 3, "eval_subsets": seed + 4},
-        "scaler": bundle.scaler.to_dict(), "shape": list(bundle.shape), "kind": bundle.kind,
-        "unit": bundle.unit, "unit_divisor": bundle.unit_divisor,
-        "true_ll_bits": bundle.true_ll_bits, "paper_k_bits": bundle.paper_k_bits,
-        "data_info": bundle.info, "device": str(device), "torch": torch.__version__,
+        "seeds": {
+            "data": seed,
+            "init": seed,
+            "train_stream": seed + 1,
+            "eval": seed + 2,
+            "gallery": seed + 3,
+            "eval_subsets": seed + 4,
+        },
+        "scaler": bundle.scaler.to_dict(),
+        "shape": list(bundle.shape),
+        "kind": bundle.kind,
+        "unit": bundle.unit,
+        "unit_divisor": bundle.unit_divisor,
+        "true_ll_bits": bundle.true_ll_bits,
+        "paper_k_bits": bundle.paper_k_bits,
+        "data_info": bundle.info,
+        "device": str(device),
+        "torch": torch.__version__,
     }
     (out_dir / RUN_RECORD).write_text(json.dumps(record, indent=2))

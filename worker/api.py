@@ -30,8 +30,14 @@ def send(store: Store, job: Job, *, url: str | None = None) -> None:
     try:
         with app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
-            app.send_task(task, args=[job.id], task_id=job.celery_id, queue=job.queue,
-                          routing_key=job.queue, connection=conn)
+            app.send_task(
+                task,
+                args=[job.id],
+                task_id=job.celery_id,
+                queue=job.queue,
+                routing_key=job.queue,
+                connection=conn,
+            )
     except broker.BrokerUnavailable:
         raise
     except Exception as exc:  # kombu wraps connection errors in several types
@@ -41,9 +47,16 @@ def send(store: Store, job: Job, *, url: str | None = None) -> None:
 
 
 def submit_run(
-    store: Store, config: RunConfig | dict[str, Any], owner: User, *,
-    preset: str | None = None, visibility: str = "private", tags: Sequence[str] = (),
-    notes: str = "", name: str | None = None, parent_id: str | None = None,
+    store: Store,
+    config: RunConfig | dict[str, Any],
+    owner: User,
+    *,
+    preset: str | None = None,
+    visibility: str = "private",
+    tags: Sequence[str] = (),
+    notes: str = "",
+    name: str | None = None,
+    parent_id: str | None = None,
 ) -> Run:
     """Validate the config, write a QUEUED run, commit, enqueue its training. Returns the run.
 
@@ -54,9 +67,16 @@ def submit_run(
     url = redis_url()
     broker.check(url)
     run, job = store.create_run(
-        config.to_dict(), owner_id=owner.id, name=name or config.name, preset=preset,
-        visibility=visibility, tags=tags, notes=notes, seed=config.train.seed,
-        device_request=config.train.device, total_steps=config.train.steps,
+        config.to_dict(),
+        owner_id=owner.id,
+        name=name or config.name,
+        preset=preset,
+        visibility=visibility,
+        tags=tags,
+        notes=notes,
+        seed=config.train.seed,
+        device_request=config.train.device,
+        total_steps=config.train.steps,
         parent_id=parent_id,
     )
     send(store, job, url=url)
@@ -66,12 +86,19 @@ def submit_run(
 def rerun(store: Store, run_id: str, *, owner: User) -> Run:
     """A new run with the same config, tags and visibility, linked to its parent."""
     old = store.get_run(run_id, viewer=owner)
-    return submit_run(store, old.config, owner, preset=old.preset, visibility=old.visibility,
-                      tags=old.tags, name=old.name, parent_id=old.id)
+    return submit_run(
+        store,
+        old.config,
+        owner,
+        preset=old.preset,
+        visibility=old.visibility,
+        tags=old.tags,
+        name=old.name,
+        parent_id=old.id,
+    )
 
 
-def submit_job(store: Store, kind: str, run_id: str, params: dict[str, Any],
-               owner: User) -> Job:
+def submit_job(store: Store, kind: str, run_id: str, params: dict[str, Any], owner: User) -> Job:
     """A sample, denoise, inpaint or evaluate job against a trained run."""
     if kind not in POSTERIOR_KINDS:
         raise InvalidInput(f"job kind must be one of {POSTERIOR_KINDS}, not {kind!r}")
@@ -80,8 +107,7 @@ def submit_job(store: Store, kind: str, run_id: str, params: dict[str, Any],
     url = redis_url()
     broker.check(url)
     queue = "cpu" if run.device_request == "cpu" else "gpu"
-    job = store.create_job(kind, run_id, dict(params), owner_id=owner.id, viewer=owner,
-                           queue=queue)
+    job = store.create_job(kind, run_id, dict(params), owner_id=owner.id, viewer=owner, queue=queue)
     send(store, job, url=url)
     return job
 
@@ -90,8 +116,7 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
     def integer(key: str, lo: int, hi: int, default: int) -> None:
         value = params.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise InvalidInput(f"{kind}: {key} must be an integer in [{lo}, {hi}], "
-                               f"not {value!r}")
+            raise InvalidInput(f"{kind}: {key} must be an integer in [{lo}, {hi}], not {value!r}")
 
     integer("n", 1, 1024, 16)
     integer("seed", 0, 2**63 - 1, 0)
@@ -103,8 +128,10 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
             raise InvalidInput(f"denoise: sigma must be a number in (0, 255], not {sigma!r}")
     if kind == "inpaint":
         if "mask_upload_id" not in params and "mask" not in params:
-            raise InvalidInput("inpaint: give mask_upload_id (a mask image) or mask "
-                               "(a named region: left, right, top, bottom, center)")
+            raise InvalidInput(
+                "inpaint: give mask_upload_id (a mask image) or mask "
+                "(a named region: left, right, top, bottom, center)"
+            )
         method = params.get("method", "paper")
         if method not in ("paper", "repaint"):
             raise InvalidInput(f"inpaint: method must be 'paper' or 'repaint', not {method!r}")
@@ -131,5 +158,14 @@ def queue_lengths(url: str | None = None) -> dict[str, int]:
     return broker.queue_lengths(url or redis_url())
 
 
-__all__ = ["JOB_KINDS", "cancel", "cancel_job", "delete_run", "queue_lengths", "rerun",
-           "send", "submit_job", "submit_run"]
+__all__ = [
+    "JOB_KINDS",
+    "cancel",
+    "cancel_job",
+    "delete_run",
+    "queue_lengths",
+    "rerun",
+    "send",
+    "submit_job",
+    "submit_run",
+]

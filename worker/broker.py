@@ -45,8 +45,9 @@ def check(url: str) -> None:
         with client(url) as r:
             r.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
-        raise BrokerUnavailable(url, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)\
-            from exc
+        raise BrokerUnavailable(
+            url, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        ) from exc
 
 
 def _queue_keys(queues: Iterable[str]) -> list[str]:

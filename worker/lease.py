@@ -41,8 +41,9 @@ class LeaseKeeper(threading.Thread):
                 next_cancel_check = time.monotonic() + CANCEL_POLL_S
             if os.getppid() != self._parent:
                 if not self.released.is_set():
-                    log.warning("job %s: parent worker died; handing the job back",
-                                self.lease.job_id)
+                    log.warning(
+                        "job %s: parent worker died; handing the job back", self.lease.job_id
+                    )
                 self.released.set()
             elif runtime.stopping(self._parent):
                 self.released.set()

@@ -32,16 +32,32 @@ def prepare(queues: list[str]) -> tuple[Store, str]:
 def run(queues: list[str], *, concurrency: int = 1, loglevel: str = "INFO") -> int:
     store, device = prepare(queues)
     name = f"difflab-{os.getpid()}@{runtime.host()}"
-    print(f"difflab worker {name}: host {runtime.host()}, device {device}, "
-          f"queues {','.join(queues)}, database {settings.redact(store.url)}, "
-          f"broker {broker.redact(redis_url())}", flush=True)
+    print(
+        f"difflab worker {name}: host {runtime.host()}, device {device}, "
+        f"queues {','.join(queues)}, database {settings.redact(store.url)}, "
+        f"broker {broker.redact(redis_url())}",
+        flush=True,
+    )
     store.dispose()  # no sockets shared with forked children
     from worker.app import app
 
     app.conf.broker_url = redis_url()
-    app.worker_main([
-        "worker", "-Q", ",".join(queues), "-c", str(concurrency), "-n", name,
-        "-P", "prefork", "--loglevel", loglevel, "--without-gossip", "--without-mingle",
-        "--without-heartbeat",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "-c",
+            str(concurrency),
+            "-n",
+            name,
+            "-P",
+            "prefork",
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
     return 0

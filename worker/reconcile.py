@@ -41,7 +41,11 @@ def reconcile(store: Store, *, url: str | None = None, grace_s: float = 10.0) ->
         fresh = store.get_job(job.id, viewer=SYSTEM)
         send(store, fresh, url=url)
         requeued.append(job.id)
-        log.warning("reconciler: re-enqueued %s job %s (run %s) that was %s", job.kind,
-                    job.id, job.run_id, "lost" if job.state == QUEUED else "orphaned")
+        log.warning(
+            "reconciler: re-enqueued %s job %s (run %s) that was %s",
+            job.kind,
+            job.id,
+            job.run_id,
+            "lost" if job.state == QUEUED else "orphaned",
+        )
     return requeued
-

@@ -62,8 +62,9 @@ def detect_device() -> str:
         return forced
     code = "from diffusion.device import pick_device; print(pick_device('auto'))"
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=120, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        )
         return out.stdout.strip().splitlines()[-1] or "cpu"
     except (subprocess.SubprocessError, OSError, IndexError):
         return "cpu"

@@ -33,22 +33,31 @@ def _ready(sender: Any = None, **_: Any) -> None:
     device = runtime.device()
 
     def beat() -> None:
-        runtime.get_store().worker_heartbeat(name, host=runtime.host(), device=device,
-                                             queues=queues, pid=os.getpid())
+        runtime.get_store().worker_heartbeat(
+            name, host=runtime.host(), device=device, queues=queues, pid=os.getpid()
+        )
 
     def reconcile() -> None:
         from worker.reconcile import reconcile as run
 
         run(runtime.get_store(), grace_s=runtime.reconcile_grace_s())
 
-    runtime.get_store().worker_heartbeat(name, host=runtime.host(), device=device,
-                                         queues=queues, pid=os.getpid(), started=True)
-    for ticker in (runtime.Ticker("heartbeat", 10.0, beat),
-                   runtime.Ticker("reconciler", runtime.reconcile_s(), reconcile)):
+    runtime.get_store().worker_heartbeat(
+        name, host=runtime.host(), device=device, queues=queues, pid=os.getpid(), started=True
+    )
+    for ticker in (
+        runtime.Ticker("heartbeat", 10.0, beat),
+        runtime.Ticker("reconciler", runtime.reconcile_s(), reconcile),
+    ):
         ticker.start()
         _threads.append(ticker)
-    log.info("worker %s ready: host %s, device %s, queues %s", name, runtime.host(), device,
-             ",".join(queues))
+    log.info(
+        "worker %s ready: host %s, device %s, queues %s",
+        name,
+        runtime.host(),
+        device,
+        ",".join(queues),
+    )
 
 
 @signals.worker_shutdown.connect

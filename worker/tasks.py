@@ -17,12 +17,20 @@ from worker.app import (
     app,
 )
 
-_COMMON: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True,
-                           "ignore_result": True}
+_COMMON: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+}
 
 
-@app.task(name=TRAIN_TASK, time_limit=TRAIN_TIME_LIMIT_S,
-          soft_time_limit=TRAIN_TIME_LIMIT_S - 60, **_COMMON)
+@app.task(
+    name=TRAIN_TASK,
+    time_limit=TRAIN_TIME_LIMIT_S,
+    soft_time_limit=TRAIN_TIME_LIMIT_S - 60,
+    **_COMMON,
+)
 def train(self: Any, job_id: str) -> str:
     """Train the run of `job_id` (resuming from its checkpoint) to DONE, FAILED or CANCELLED."""
     from worker.train_runner import run_train
@@ -30,8 +38,9 @@ def train(self: Any, job_id: str) -> str:
     return run_train(job_id, self.request.id, self.request.hostname or "worker")
 
 
-@app.task(name=JOB_TASK, time_limit=JOB_TIME_LIMIT_S,
-          soft_time_limit=JOB_TIME_LIMIT_S - 30, **_COMMON)
+@app.task(
+    name=JOB_TASK, time_limit=JOB_TIME_LIMIT_S, soft_time_limit=JOB_TIME_LIMIT_S - 30, **_COMMON
+)
 def job(self: Any, job_id: str) -> str:
     """A sample, denoise, inpaint or evaluate job against a trained run."""
     from worker.job_runner import run_job

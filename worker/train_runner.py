@@ -57,8 +57,14 @@ def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> int:
 def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
     device = runtime.device()
-    claim = store.claim_job(job_id, celery_id, worker=worker_name, host=runtime.host(),
-                            device=device, lease_s=runtime.lease_s())
+    claim = store.claim_job(
+        job_id,
+        celery_id,
+        worker=worker_name,
+        host=runtime.host(),
+        device=device,
+        lease_s=runtime.lease_s(),
+    )
     if not claim.ok or claim.job is None:
         log.info("train job %s not taken: %s", job_id, claim.reason)
         return claim.reason
@@ -126,8 +132,7 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
     return DONE
 
 
-def _call_engine(config: Any, out_dir: Path, sink: StoreSink, should_stop: Any,
-                 device: str) -> Any:
+def _call_engine(config: Any, out_dir: Path, sink: StoreSink, should_stop: Any, device: str) -> Any:
     from diffusion.train import train
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,12 @@ def run_migrations_online() -> None:
 def run_migrations_offline() -> None:
     from db.settings import database_url
 
-    context.configure(url=config.get_main_option("sqlalchemy.url") or database_url(),
-                      target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url") or database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -76,8 +76,9 @@ def fit_scaler(x: torch.Tensor, *, dequantize: bool = False) -> Scaler:
     if dequantize:
         x = x + 0.5
     var = x.var().item() + (1.0 / 12.0 if dequantize else 0.0)
-    return Scaler(shift=float(x.mean().item()), scale=float(math.sqrt(max(var, 1e-12))),
-                  dequantize=dequantize)
+    return Scaler(
+        shift=float(x.mean().item()), scale=float(math.sqrt(max(var, 1e-12))), dequantize=dequantize
+    )
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,11 @@ def build_dataset(config: DataConfig, seed: int) -> DataBundle:
     """Build the data set named by `config.name` (data space tensors, scaler, metadata)."""
     builder = _REGISTRY.get(config.name)
     if builder is None:
-        raise ConfigError("data.name", f"data set {config.name!r} is not available in this "
-                          f"installation; available: {', '.join(registered_datasets())}")
+        raise ConfigError(
+            "data.name",
+            f"data set {config.name!r} is not available in this "
+            f"installation; available: {', '.join(registered_datasets())}",
+        )
     return builder(config, seed)
 
 
@@ -161,7 +165,8 @@ def check_options(config: DataConfig, allowed: dict[str, Any]) -> dict[str, Any]
     opts = config.options_dict
     unknown = sorted(set(opts) - set(allowed))
     if unknown:
-        raise ConfigError(f"data.options.{unknown[0]}",
-                          f"unknown option for {config.name}; allowed: "
-                          f"{', '.join(sorted(allowed)) or '(none)'}")
+        raise ConfigError(
+            f"data.options.{unknown[0]}",
+            f"unknown option for {config.name}; allowed: {', '.join(sorted(allowed)) or '(none)'}",
+        )
     return {**allowed, **opts}

@@ -67,8 +67,12 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _find(root: Path, name: str) -> Path | None:
-    for candidate in (root / name, root / f"{name}.gz", root / "raw" / name,
-                      root / "raw" / f"{name}.gz"):
+    for candidate in (
+        root / name,
+        root / f"{name}.gz",
+        root / "raw" / name,
+        root / "raw" / f"{name}.gz",
+    ):
         if candidate.is_file():
             return candidate
     return None

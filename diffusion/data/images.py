@@ -103,20 +103,23 @@ def build_deadleaves(config: DataConfig, seed: int) -> DataBundle:
     opts = check_options(config, {"size": 32, "r_min": 1.0, "r_max": None, "on_the_fly": False})
     size = _positive_int(config, "size", opts["size"], 2)
     try:
-        params = DeadLeavesParams(size=size, r_min=float(opts["r_min"]),
-                                  r_max=float(opts["r_max"] or size))
+        params = DeadLeavesParams(
+            size=size, r_min=float(opts["r_min"]), r_max=float(opts["r_max"] or size)
+        )
     except (TypeError, ValueError) as exc:
         raise ConfigError("data.options.r_min", str(exc)) from None
     rng = np.random.default_rng([seed, 1])
     holdout = to_nchw(dead_leaves(config.n_holdout, params, rng))
     info = {"generator": "dead leaves, r^-3 radii", **params.to_dict()}
     if opts["on_the_fly"]:
+
         def sampler(n: int, generator: torch.Generator) -> torch.Tensor:
             return to_nchw(dead_leaves(n, params, _np_rng(generator)))
 
         fit = to_nchw(dead_leaves(2000, params, np.random.default_rng([seed, 2])))
-        return _bundle(None, holdout, sampler=sampler, fit_on=fit,
-                       paper=PAPER["deadleaves"], info=info)
+        return _bundle(
+            None, holdout, sampler=sampler, fit_on=fit, paper=PAPER["deadleaves"], info=info
+        )
     n_train = max(config.n_train, 1)
     train = to_nchw(dead_leaves(n_train, params, np.random.default_rng([seed, 0])))
     return _bundle(train, holdout, paper=PAPER["deadleaves"], info=info)
@@ -126,8 +129,9 @@ def build_deadleaves(config: DataConfig, seed: int) -> DataBundle:
 def texture_image(name: str) -> np.ndarray:
     """One of scikit-image's 512 x 512 greyscale textures, uint8 (512, 512)."""
     if name not in TEXTURES:
-        raise ConfigError("data.options.texture",
-                          f"must be one of {', '.join(TEXTURES)}; got {name!r}")
+        raise ConfigError(
+            "data.options.texture", f"must be one of {', '.join(TEXTURES)}; got {name!r}"
+        )
     from skimage import data as skdata
 
     return np.asarray(getattr(skdata, name)(), dtype=np.uint8)
@@ -162,18 +166,25 @@ def build_texture(config: DataConfig, seed: int) -> DataBundle:
     patch = _positive_int(config, "patch", opts["patch"], 2)
     holdout_rows = _positive_int(config, "holdout_rows", opts["holdout_rows"], patch)
     if holdout_rows > image.shape[0] - patch:
-        raise ConfigError("data.options.holdout_rows",
-                          f"must leave at least {patch} training rows of {image.shape[0]}")
+        raise ConfigError(
+            "data.options.holdout_rows",
+            f"must leave at least {patch} training rows of {image.shape[0]}",
+        )
     train_rows, hold_rows = texture_regions(image.shape[0], holdout_rows)
-    holdout = to_nchw(random_patches(image, hold_rows, patch, config.n_holdout,
-                                     np.random.default_rng([seed, 1])))
+    holdout = to_nchw(
+        random_patches(image, hold_rows, patch, config.n_holdout, np.random.default_rng([seed, 1]))
+    )
     fit = torch.from_numpy(image[train_rows[0] : train_rows[1]].astype(np.float32))
 
     def sampler(n: int, generator: torch.Generator) -> torch.Tensor:
         return to_nchw(random_patches(image, train_rows, patch, n, _np_rng(generator)))
 
-    info = {"texture": opts["texture"], "patch": patch, "train_rows": list(train_rows),
-            "holdout_rows": list(hold_rows)}
+    info = {
+        "texture": opts["texture"],
+        "patch": patch,
+        "train_rows": list(train_rows),
+        "holdout_rows": list(hold_rows),
+    }
     return _bundle(None, holdout, sampler=sampler, fit_on=fit, paper=PAPER["bark"], info=info)
 
 
@@ -191,8 +202,12 @@ def build_digits(config: DataConfig, seed: int) -> DataBundle:
     hold, train = images[order[:n_hold]], images[order[n_hold:]]
     if config.n_train:
         train = train[: config.n_train]
-    return _bundle(to_nchw(train), to_nchw(hold), levels=17,
-                   info={"source": "sklearn.datasets.load_digits", "levels": 17})
+    return _bundle(
+        to_nchw(train),
+        to_nchw(hold),
+        levels=17,
+        info={"source": "sklearn.datasets.load_digits", "levels": 17},
+    )
 
 
 # ------------------------------------------------------------------------ MNIST, CIFAR
@@ -219,8 +234,12 @@ def _standard(config: DataConfig, seed: int, name: str) -> DataBundle:
         train = train[: config.n_train]
     rng = np.random.default_rng([seed, 4])
     hold = test[rng.permutation(len(test))[: config.n_holdout]]
-    return _bundle(to_nchw(train), to_nchw(hold), paper=PAPER.get(name),
-                   info={"source": name, "root": str(opts["root"] or datasets_root() / name)})
+    return _bundle(
+        to_nchw(train),
+        to_nchw(hold),
+        paper=PAPER.get(name),
+        info={"source": name, "root": str(opts["root"] or datasets_root() / name)},
+    )
 
 
 @register_dataset("mnist")
@@ -247,8 +266,9 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
     size = opts["size"]
     size = (size, size) if isinstance(size, int) else tuple(size)
     if len(size) != 2 or not all(isinstance(s, int) and 2 <= s <= 1024 for s in size):
-        raise ConfigError("data.options.size", f"must be a side or [H, W] in 2..1024, "
-                          f"got {opts['size']!r}")
+        raise ConfigError(
+            "data.options.size", f"must be a side or [H, W] in 2..1024, got {opts['size']!r}"
+        )
     if opts["mode"] not in ("L", "RGB"):
         raise ConfigError("data.options.mode", f"must be 'L' or 'RGB', got {opts['mode']!r}")
     try:
@@ -262,6 +282,13 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
     hold, train = images[order[:n_hold]], images[order[n_hold:]]
     if config.n_train:
         train = train[: config.n_train]
-    return _bundle(to_nchw(train), to_nchw(hold),
-                   info={"path": str(opts["path"]), "count": len(names), "mode": opts["mode"],
-                         "size": list(size)})
+    return _bundle(
+        to_nchw(train),
+        to_nchw(hold),
+        info={
+            "path": str(opts["path"]),
+            "count": len(names),
+            "mode": opts["mode"],
+            "size": list(size),
+        },
+    )

@@ -36,6 +36,7 @@ def swissroll_raw(n: int, sigma: float, generator: torch.Generator) -> torch.Ten
 
 def swissroll_scaler(sigma: float) -> Scaler:
     """Population shift and scale (one constant each, over both coordinates), by quadrature."""
+
     def moment(f):
         return integrate.quad(f, S_LO, S_HI, limit=200)[0] / (S_HI - S_LO)
 
@@ -59,9 +60,9 @@ def swissroll_log_density(x: np.ndarray, sigma: float) -> np.ndarray:
     log_w = np.log(w / (S_HI - S_LO)) - math.log(2 * math.pi * sigma**2)
     out = np.empty(len(x))
     for i in range(0, len(x), 64):
-        xb = x[i:i + 64]
+        xb = x[i : i + 64]
         d2 = (xb[:, :1] - cx) ** 2 + (xb[:, 1:] - cy) ** 2
-        out[i:i + 64] = logsumexp(log_w - d2 / (2 * sigma**2), axis=1)
+        out[i : i + 64] = logsumexp(log_w - d2 / (2 * sigma**2), axis=1)
     return out
 
 
@@ -79,9 +80,16 @@ def build_swissroll(config: DataConfig, seed: int) -> DataBundle:
     log_p = swissroll_log_density(holdout.numpy(), float(sigma))
     true_ll = float(log_p.mean() / math.log(2)) + scaler.log_det_bits(2)
     return DataBundle(
-        train=train.float(), holdout=holdout.float(), scaler=scaler, shape=(2,), kind="points",
-        unit="bits/example", true_ll_bits=true_ll, paper_k_bits=PAPER_SWISSROLL_K,
-        paper_k_minus_lnull_bits=PAPER_SWISSROLL_K_MINUS_LNULL, info={"sigma": float(sigma)},
+        train=train.float(),
+        holdout=holdout.float(),
+        scaler=scaler,
+        shape=(2,),
+        kind="points",
+        unit="bits/example",
+        true_ll_bits=true_ll,
+        paper_k_bits=PAPER_SWISSROLL_K,
+        paper_k_minus_lnull_bits=PAPER_SWISSROLL_K_MINUS_LNULL,
+        info={"sigma": float(sigma)},
     )
 
 
@@ -99,18 +107,26 @@ def build_heartbeat(config: DataConfig, seed: int) -> DataBundle:
     opts = check_options(config, {"length": 20, "period": 5})
     length, period = opts["length"], opts["period"]
     if not isinstance(length, int) or not 2 <= length <= 10_000:
-        raise ConfigError("data.options.length",
-                          f"must be an integer in [2, 10000], got {length!r}")
+        raise ConfigError(
+            "data.options.length", f"must be an integer in [2, 10000], got {length!r}"
+        )
     if not isinstance(period, int) or not 1 <= period <= length:
-        raise ConfigError("data.options.period",
-                          f"must be an integer in [1, length], got {period!r}")
+        raise ConfigError(
+            "data.options.period", f"must be an integer in [1, length], got {period!r}"
+        )
     gen = torch.Generator().manual_seed(seed)
     train = heartbeat_raw(config.n_train, length, period, gen)
     holdout = heartbeat_raw(config.n_holdout, length, period, gen)
     paper = (length, period) == (20, 5)
     return DataBundle(
-        train=train, holdout=holdout, scaler=Scaler(), shape=(length,), kind="binary",
-        unit="bits/seq", binary=True, true_ll_bits=-math.log2(period),
+        train=train,
+        holdout=holdout,
+        scaler=Scaler(),
+        shape=(length,),
+        kind="binary",
+        unit="bits/seq",
+        binary=True,
+        true_ll_bits=-math.log2(period),
         paper_k_bits=PAPER_HEARTBEAT_K if paper else None,
         paper_k_minus_lnull_bits=PAPER_HEARTBEAT_K_MINUS_LNULL if paper else None,
         info={"length": length, "period": period},
@@ -154,7 +170,11 @@ def build_vector(config: DataConfig, seed: int) -> DataBundle:
         train = train[: config.n_train]
     scaler = Scaler() if binary else fit_scaler(train)
     return DataBundle(
-        train=train, holdout=holdout, scaler=scaler, shape=(arr.shape[1],),
-        kind="binary" if binary else "points", binary=binary,
+        train=train,
+        holdout=holdout,
+        scaler=scaler,
+        shape=(arr.shape[1],),
+        kind="binary" if binary else "points",
+        binary=binary,
         info={"path": opts["path"], "rows": int(len(arr))},
     )

@@ -65,6 +65,9 @@ def registered_networks() -> tuple[str, ...]:
 def build_network(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     builder = _REGISTRY.get(config.kind)
     if builder is None:
-        raise ConfigError("network.kind", f"network {config.kind!r} is not available in this "
-                          f"installation; available: {', '.join(registered_networks())}")
+        raise ConfigError(
+            "network.kind",
+            f"network {config.kind!r} is not available in this "
+            f"installation; available: {', '.join(registered_networks())}",
+        )
     return builder(config, spec)

@@ -86,15 +86,15 @@ class MultiScaleConvNet(nn.Module):
         super().__init__()
         o = {**DEFAULTS, **opts}
         if len(spec.shape) != 3:
-            raise ConfigError("network.kind",
-                              f"conv needs images (C, H, W), got shape {spec.shape}")
+            raise ConfigError(
+                "network.kind", f"conv needs images (C, H, W), got shape {spec.shape}"
+            )
         c, h, w = spec.shape
         self.shape, self.n_outputs, self.J = (c, h, w), spec.n_outputs, spec.J
         n_scales = int(o["scales"]) or auto_scales(h, w)
         layers, c_in = [], c
         for _ in range(int(o["conv_layers"])):
-            layers.append(MultiScaleConv(c_in, int(o["conv_channels"]), int(o["kernel"]),
-                                         n_scales))
+            layers.append(MultiScaleConv(c_in, int(o["conv_channels"]), int(o["kernel"]), n_scales))
             c_in = int(o["conv_channels"])
         self.conv = nn.Sequential(*layers)
         self.dense: nn.Module | None = None
@@ -133,16 +133,26 @@ def _options(config: NetworkConfig) -> dict[str, Any]:
     opts = config.options_dict
     unknown = sorted(set(opts) - set(DEFAULTS))
     if unknown:
-        raise ConfigError(f"network.options.{unknown[0]}",
-                          f"unknown option for conv; allowed: {', '.join(sorted(DEFAULTS))}")
+        raise ConfigError(
+            f"network.options.{unknown[0]}",
+            f"unknown option for conv; allowed: {', '.join(sorted(DEFAULTS))}",
+        )
     out = {**DEFAULTS, **opts}
-    for key in ("conv_layers", "conv_channels", "kernel", "scales", "dense_hidden",
-                "dense_layers", "dense_out"):
+    for key in (
+        "conv_layers",
+        "conv_channels",
+        "kernel",
+        "scales",
+        "dense_hidden",
+        "dense_layers",
+        "dense_out",
+    ):
         v = out[key]
         lo = 1 if key in ("kernel", "dense_out") else 0
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= 4096:
-            raise ConfigError(f"network.options.{key}", f"must be an integer in [{lo}, 4096], "
-                              f"got {v!r}")
+            raise ConfigError(
+                f"network.options.{key}", f"must be an integer in [{lo}, 4096], got {v!r}"
+            )
     if out["kernel"] % 2 == 0:
         raise ConfigError("network.options.kernel", f"must be odd, got {out['kernel']}")
     upper = out["upper"]

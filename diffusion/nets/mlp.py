@@ -44,8 +44,7 @@ class MLPNet(nn.Module):
             layers += [nn.Linear(width, h), _ACTIVATIONS[activation]()]
             width = h
         self.body = nn.Sequential(*layers)
-        self.readout = ReadoutLinear(width, D * spec.n_outputs, spec.J,
-                                     sparse=spec.one_hot)
+        self.readout = ReadoutLinear(width, D * spec.n_outputs, spec.J, sparse=spec.one_hot)
 
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         h = self.body(xt.reshape(xt.shape[0], -1))
@@ -61,8 +60,9 @@ class RBFNet(nn.Module):
     thin manifolds (the thin swiss roll) far better than a constant per unit.
     """
 
-    def __init__(self, spec: NetSpec, n_units: int, local_linear: bool = False,
-                 width: float = 0.5) -> None:
+    def __init__(
+        self, spec: NetSpec, n_units: int, local_linear: bool = False, width: float = 0.5
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.local_linear = local_linear
@@ -70,8 +70,9 @@ class RBFNet(nn.Module):
         self.centres = nn.Parameter(torch.randn(n_units, D))
         self.log_width = nn.Parameter(torch.full((n_units,), math.log(width)))
         n_feat = n_units * (1 + D) if local_linear else n_units
-        self.readout = ReadoutLinear(n_feat, D * spec.n_outputs, spec.J,
-                                     sparse=spec.one_hot, init_scale=0.1)
+        self.readout = ReadoutLinear(
+            n_feat, D * spec.n_outputs, spec.J, sparse=spec.one_hot, init_scale=0.1
+        )
 
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         x = xt.reshape(xt.shape[0], -1)
@@ -100,8 +101,9 @@ def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     opts = config.options_dict
     unknown = sorted(set(opts) - {"local_linear", "width"})
     if unknown:
-        raise ConfigError(f"network.options.{unknown[0]}",
-                          "unknown option for rbf; allowed: local_linear, width")
+        raise ConfigError(
+            f"network.options.{unknown[0]}", "unknown option for rbf; allowed: local_linear, width"
+        )
     width = opts.get("width", 0.5)
     if not isinstance(width, (int, float)) or not 1e-4 <= width <= 100:
         raise ConfigError("network.options.width", f"must be in [0.0001, 100], got {width!r}")

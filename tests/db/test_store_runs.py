@@ -21,8 +21,14 @@ def users(store: Store):  # noqa: ANN201
 
 def test_create_and_read_run(store: Store) -> None:
     owner = store.local_user()
-    run, job = store.create_run(CONFIG, owner_id=owner.id, preset="swissroll-smoke",
-                                tags=["b", "a", "a"], seed=7, total_steps=10)
+    run, job = store.create_run(
+        CONFIG,
+        owner_id=owner.id,
+        preset="swissroll-smoke",
+        tags=["b", "a", "a"],
+        seed=7,
+        total_steps=10,
+    )
     assert run.state == QUEUED and job.state == QUEUED and job.kind == "train"
     assert job.run_id == run.id and job.queue == "gpu" and job.celery_id
     got = store.get_run(run.id, viewer=SYSTEM)
@@ -75,8 +81,7 @@ def test_cancel_queued_run_is_immediate(store: Store) -> None:
     run, job = store.create_run(CONFIG, owner_id=owner.id)
     assert store.request_cancel(run.id).state == CANCELLED
     assert store.get_job(job.id, viewer=SYSTEM).state == CANCELLED
-    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
-                            lease_s=10)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=10)
     assert not claim.ok and claim.reason == "final"
 
 
@@ -88,12 +93,15 @@ def test_delete_run_removes_rows_and_unshared_bytes(store: Store) -> None:
         store.delete_run(run.id, viewer=owner)
     store.request_cancel(run.id)
     store.append_metrics(run.id, [MetricPoint("loss_bits", 1, 1.0, 0.0)])
-    mine = store.put_artifact(run.id, "gallery", b"only mine", key="g.npy",
-                              media_type="application/x-npy", step=1)
-    shared = store.put_artifact(run.id, "gallery", b"shared", key="s.npy",
-                                media_type="application/x-npy", step=1)
-    store.put_artifact(other.id, "gallery", b"shared", key="s.npy",
-                       media_type="application/x-npy", step=1)
+    mine = store.put_artifact(
+        run.id, "gallery", b"only mine", key="g.npy", media_type="application/x-npy", step=1
+    )
+    shared = store.put_artifact(
+        run.id, "gallery", b"shared", key="s.npy", media_type="application/x-npy", step=1
+    )
+    store.put_artifact(
+        other.id, "gallery", b"shared", key="s.npy", media_type="application/x-npy", step=1
+    )
     orphans = store.delete_run(run.id, viewer=owner)
     assert orphans == [mine.sha256]
     assert not store.artifacts.exists(mine.sha256) and store.artifacts.exists(shared.sha256)
@@ -107,8 +115,9 @@ def test_delete_run_removes_rows_and_unshared_bytes(store: Store) -> None:
 def test_running_state_mirrors_train_job(store: Store) -> None:
     owner = store.local_user()
     run, job = store.create_run(CONFIG, owner_id=owner.id, total_steps=100)
-    claim = store.claim_job(job.id, job.celery_id, worker="w1", host="node1", device="cuda:0",
-                            lease_s=30)
+    claim = store.claim_job(
+        job.id, job.celery_id, worker="w1", host="node1", device="cuda:0", lease_s=30
+    )
     assert claim.ok and claim.resume_step is None
     got = store.get_run(run.id, viewer=SYSTEM)
     assert (got.state, got.host, got.device) == (RUNNING, "node1", "cuda:0")

@@ -78,16 +78,16 @@ def test_share_links_respect_visibility(store: Store) -> None:
 
 def test_claim_is_exclusive_and_leases_expire(store: Store) -> None:
     run, job = store.create_run({"name": "c"}, owner_id=store.local_user().id)
-    stale = store.claim_job(job.id, "an-old-message-id", worker="w0", host="h", device="cpu",
-                            lease_s=5)
+    stale = store.claim_job(
+        job.id, "an-old-message-id", worker="w0", host="h", device="cpu", lease_s=5
+    )
     assert not stale.ok and stale.reason == "stale message"
-    first = store.claim_job(job.id, job.celery_id, worker="w1", host="h", device="cpu",
-                            lease_s=0.5)
-    second = store.claim_job(job.id, job.celery_id, worker="w2", host="h", device="cpu",
-                             lease_s=5)
+    first = store.claim_job(job.id, job.celery_id, worker="w1", host="h", device="cpu", lease_s=0.5)
+    second = store.claim_job(job.id, job.celery_id, worker="w2", host="h", device="cpu", lease_s=5)
     assert first.ok and not second.ok and second.reason == "held by another worker"
-    same = store.claim_job(job.id, job.celery_id, worker="w1", host="h", device="cpu",
-                           lease_s=0.5)  # w1's pool process died: the message came back
+    same = store.claim_job(
+        job.id, job.celery_id, worker="w1", host="h", device="cpu", lease_s=0.5
+    )  # w1's pool process died: the message came back
     assert same.ok and same.job.lease_owner != first.job.lease_owner
     with pytest.raises(LeaseLost):
         store.heartbeat(Lease(job.id, first.job.lease_owner), 5)
@@ -126,15 +126,13 @@ def test_posterior_jobs_need_a_trained_run(store: Store) -> None:
     run, job = store.create_run({"name": "j"}, owner_id=owner.id)
     with pytest.raises(InvalidInput, match="checkpoint"):
         store.create_job("sample", run.id, {"n": 4}, owner_id=owner.id, viewer=owner)
-    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
-                            lease_s=5)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=5)
     store.finish_job(Lease(job.id, claim.job.lease_owner), DONE, final_bound=(1.5, 0.1))
     assert store.get_run(run.id, viewer=SYSTEM).final_bound_bits == 1.5
     sample = store.create_job("sample", run.id, {"n": 4}, owner_id=owner.id, viewer=owner)
     assert sample.state == QUEUED and sample.kind == "sample"
     assert [j.id for j in store.list_jobs(viewer=owner, kinds=["sample"])] == [sample.id]
-    c = store.claim_job(sample.id, sample.celery_id, worker="w", host="h", device="cpu",
-                        lease_s=5)
+    c = store.claim_job(sample.id, sample.celery_id, worker="w", host="h", device="cpu", lease_s=5)
     assert c.ok and store.get_run(run.id, viewer=SYSTEM).state == DONE  # run untouched
     store.finish_job(Lease(sample.id, c.job.lease_owner), "FAILED", error="boom")
     assert [j.error for j in store.recent_failures(viewer=owner)] == ["boom"]
@@ -145,12 +143,17 @@ def test_posterior_jobs_need_a_trained_run(store: Store) -> None:
 
 
 def test_worker_heartbeats(store: Store) -> None:
-    store.worker_heartbeat("w1@node", host="node", device="cuda:0", queues=["gpu", "cpu"],
-                           pid=42, started=True)
+    store.worker_heartbeat(
+        "w1@node", host="node", device="cuda:0", queues=["gpu", "cpu"], pid=42, started=True
+    )
     store.set_worker_job("w1@node", "abc")
     (w,) = store.workers()
-    assert (w.host, w.device, w.queues, w.current_job_id) == ("node", "cuda:0",
-                                                             ("gpu", "cpu"), "abc")
+    assert (w.host, w.device, w.queues, w.current_job_id) == (
+        "node",
+        "cuda:0",
+        ("gpu", "cpu"),
+        "abc",
+    )
     assert store.workers(online_within_s=-1) == []
     store.worker_gone("w1@node")
     assert store.workers(online_within_s=None) == []
@@ -159,10 +162,12 @@ def test_worker_heartbeats(store: Store) -> None:
 def test_a_job_whose_worker_keeps_dying_fails(store: Store) -> None:
     run, job = store.create_run({"name": "oom"}, owner_id=store.local_user().id)
     for _ in range(2):
-        assert store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
-                               lease_s=5, max_attempts=2).ok
-    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu",
-                            lease_s=5, max_attempts=2)
+        assert store.claim_job(
+            job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=5, max_attempts=2
+        ).ok
+    claim = store.claim_job(
+        job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=5, max_attempts=2
+    )
     assert not claim.ok and claim.reason == "too many attempts"
     got = store.get_run(run.id, viewer=SYSTEM)
     assert got.state == "FAILED" and "2 attempts" in got.error

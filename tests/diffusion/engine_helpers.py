@@ -9,18 +9,27 @@ from diffusion.config import DataConfig, DiffusionConfig, NetworkConfig, RunConf
 from diffusion.model import DiffusionModel
 
 
-def make_config(kind: str = "gaussian", T: int = 8, *, beta1: float = 0.02, m: float = 0.3,
-                schedule: str = "baseline", J: int = 0, hidden: tuple[int, ...] = (16,)
-                ) -> RunConfig:
+def make_config(
+    kind: str = "gaussian",
+    T: int = 8,
+    *,
+    beta1: float = 0.02,
+    m: float = 0.3,
+    schedule: str = "baseline",
+    J: int = 0,
+    hidden: tuple[int, ...] = (16,),
+) -> RunConfig:
     data = DataConfig("heartbeat" if kind == "binomial" else "swissroll")
-    return RunConfig(data=data,
-                     diffusion=DiffusionConfig(kind, T=T, beta1=beta1, m=m, schedule=schedule,
-                                               J=J),
-                     network=NetworkConfig("mlp", hidden=hidden))
+    return RunConfig(
+        data=data,
+        diffusion=DiffusionConfig(kind, T=T, beta1=beta1, m=m, schedule=schedule, J=J),
+        network=NetworkConfig("mlp", hidden=hidden),
+    )
 
 
-def make_model(kind: str = "gaussian", T: int = 8, D: int = 2, *, seed: int = 0,
-               readout_std: float = 0.5, **kw) -> DiffusionModel:
+def make_model(
+    kind: str = "gaussian", T: int = 8, D: int = 2, *, seed: int = 0, readout_std: float = 0.5, **kw
+) -> DiffusionModel:
     """A small model whose network gives non-trivial (random) perturbations z."""
     torch.manual_seed(seed)
     model = DiffusionModel(make_config(kind, T, **kw), (D,)).double()

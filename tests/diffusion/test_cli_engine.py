@@ -12,8 +12,17 @@ from difflab.cli import main
 
 def test_train_bound_sample(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "swissroll-smoke", "--set", "train.steps=12", "--set",
-            "train.eval_examples=50", "--out", str(out), "--quiet"]
+    args = [
+        "train",
+        "swissroll-smoke",
+        "--set",
+        "train.steps=12",
+        "--set",
+        "train.eval_examples=50",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["status"] == "done" and first["step"] == 12
@@ -32,8 +41,17 @@ def test_train_bound_sample(tmp_path, capsys):
 
 
 def test_bad_config_fails_before_work(tmp_path, capsys):
-    code = main(["train", "swissroll-smoke", "--set", "diffusion.T=0", "--out",
-                 str(tmp_path / "x"), "--quiet"])
+    code = main(
+        [
+            "train",
+            "swissroll-smoke",
+            "--set",
+            "diffusion.T=0",
+            "--out",
+            str(tmp_path / "x"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "diffusion.T" in err and "[2, 100000]" in err

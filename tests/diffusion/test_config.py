@@ -64,13 +64,23 @@ def test_json_round_trip_and_unknown_keys():
 
 def test_overrides():
     cfg = PRESETS["swissroll"].with_overrides(
-        ["train.steps=7", "diffusion.schedule=learned", "data.options.sigma=0.02",
-         "network.hidden=64,32", "train.lr=1e-4", "name=x"])
+        [
+            "train.steps=7",
+            "diffusion.schedule=learned",
+            "data.options.sigma=0.02",
+            "network.hidden=64,32",
+            "train.lr=1e-4",
+            "name=x",
+        ]
+    )
     assert cfg.train.steps == 7 and cfg.diffusion.schedule == "learned"
     assert cfg.data.option("sigma") == 0.02 and cfg.network.hidden == (64, 32)
     assert cfg.train.lr == 1e-4 and cfg.name == "x" and isinstance(cfg.diffusion.beta1, float)
-    for bad, field in [("train.nope=1", "train.nope"), ("steps=3", "steps"),
-                       ("diffusion.T=abc", "diffusion.T")]:
+    for bad, field in [
+        ("train.nope=1", "train.nope"),
+        ("steps=3", "steps"),
+        ("diffusion.T=abc", "diffusion.T"),
+    ]:
         with pytest.raises(ConfigError) as info:
             PRESETS["swissroll"].with_overrides([bad])
         assert info.value.field == field
@@ -79,8 +89,7 @@ def test_overrides():
 def test_presets_are_valid_and_load(tmp_path):
     for name, cfg in PRESETS.items():
         assert RunConfig.from_json(cfg.to_json()) == cfg, name
-    for name in ("swissroll", "swissroll-thin", "heartbeat", "swissroll-smoke",
-                 "heartbeat-smoke"):
+    for name in ("swissroll", "swissroll-thin", "heartbeat", "swissroll-smoke", "heartbeat-smoke"):
         assert name in PRESETS
     path = tmp_path / "c.json"
     path.write_text(PRESETS["heartbeat"].to_json())
@@ -90,6 +99,8 @@ def test_presets_are_valid_and_load(tmp_path):
 
 
 def test_config_and_presets_do_not_import_torch():
-    code = ("import sys, diffusion.config, diffusion.presets, diffusion.events; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, diffusion.config, diffusion.presets, diffusion.events; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -67,8 +67,9 @@ def test_posterior_equals_numerical_bayes():
     w = w / torch.trapezoid(w, grid)
     mean = torch.trapezoid(w * grid, grid)
     var = torch.trapezoid(w * (grid - mean) ** 2, grid)
-    m, v = G.q_posterior(torch.tensor([[x0]]).double(), torch.tensor([[xt]]).double(),
-                         torch.tensor([t]), beta)
+    m, v = G.q_posterior(
+        torch.tensor([[x0]]).double(), torch.tensor([[xt]]).double(), torch.tensor([t]), beta
+    )
     torch.testing.assert_close(m[0, 0], mean, rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(v[0, 0], var, rtol=1e-6, atol=1e-8)
 

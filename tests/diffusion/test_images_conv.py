@@ -17,8 +17,7 @@ from diffusion.presets import PRESETS
 def test_output_contract_grey_and_rgb() -> None:
     for shape in [(1, 8, 8), (3, 12, 10)]:
         spec = NetSpec(shape, 2, 5, "images")
-        net = build_network(NetworkConfig("conv", options={"conv_channels": 6,
-                                                           "upper": [7]}), spec)
+        net = build_network(NetworkConfig("conv", options={"conv_channels": 6, "upper": [7]}), spec)
         x = torch.randn(4, *shape)
         g = torch.softmax(torch.randn(4, 5), 1)
         z = net(x, g)
@@ -45,8 +44,7 @@ def test_multiscale_layer_sees_far_pixels_and_dense_pathway_sees_all() -> None:
     layer(x)[0, :, 0, 0].sum().backward()
     # a 3 x 3 kernel alone reaches 1 pixel; pooled by 4 it reaches beyond 4 pixels
     assert x.grad[0, 0, 6, 6].abs() > 0
-    net = MultiScaleConvNet(NetSpec((1, 8, 8), 2, 3), conv_layers=0, dense_hidden=8,
-                            upper=(4,))
+    net = MultiScaleConvNet(NetSpec((1, 8, 8), 2, 3), conv_layers=0, dense_hidden=8, upper=(4,))
     torch.nn.init.normal_(net.readout.weight)
     x = torch.zeros(1, 1, 8, 8, requires_grad=True)
     net(x, torch.ones(1, 3) / 3)[0, 0, 0, 0].sum().backward()
@@ -55,8 +53,12 @@ def test_multiscale_layer_sees_far_pixels_and_dense_pathway_sees_all() -> None:
 
 def test_bad_options_raise() -> None:
     spec = NetSpec((1, 8, 8), 2, 3, "images")
-    for opts, field in [({"kernel": 4}, "kernel"), ({"depth": 2}, "depth"),
-                        ({"conv_layers": -1}, "conv_layers"), ({"upper": ["a"]}, "upper")]:
+    for opts, field in [
+        ({"kernel": 4}, "kernel"),
+        ({"depth": 2}, "depth"),
+        ({"conv_layers": -1}, "conv_layers"),
+        ({"upper": ["a"]}, "upper"),
+    ]:
         with pytest.raises(ConfigError, match=field):
             build_network(NetworkConfig("conv", options=opts), spec)
     with pytest.raises(ConfigError, match="images"):

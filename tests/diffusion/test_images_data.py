@@ -59,8 +59,7 @@ def test_deadleaves_dataset_records_parameters() -> None:
 
 
 def test_texture_train_and_holdout_regions_are_disjoint() -> None:
-    cfg = DataConfig("texture", {"texture": "brick", "patch": 8, "holdout_rows": 64},
-                     n_holdout=20)
+    cfg = DataConfig("texture", {"texture": "brick", "patch": 8, "holdout_rows": 64}, n_holdout=20)
     b = build_dataset(cfg, 0)
     img = texture_image("brick")
     assert b.info["train_rows"] == [0, 448] and b.info["holdout_rows"] == [448, 512]
@@ -109,8 +108,7 @@ def test_mnist_from_idx_files(tmp_path: Path) -> None:
     write_idx(tmp_path / "train-images-idx3-ubyte", train)
     write_idx(tmp_path / "t10k-images-idx3-ubyte", test, gz=True)
     assert np.array_equal(read_idx(tmp_path / "train-images-idx3-ubyte"), train)
-    cfg = DataConfig("mnist", {"root": str(tmp_path), "download": False}, n_train=0,
-                     n_holdout=5)
+    cfg = DataConfig("mnist", {"root": str(tmp_path), "download": False}, n_train=0, n_holdout=5)
     b = build_dataset(cfg, 0)
     assert b.shape == (1, 28, 28) and b.train.shape[0] == 12 and b.holdout.shape[0] == 5
     assert torch.equal(b.train[:, 0].to(torch.uint8), torch.from_numpy(train))
@@ -130,8 +128,7 @@ def test_bad_idx_files_raise(tmp_path: Path) -> None:
 
 def test_missing_files_without_download_say_where(tmp_path: Path) -> None:
     for name in ("mnist", "cifar10"):
-        cfg = DataConfig(name, {"root": str(tmp_path / "none"), "download": False},
-                         n_holdout=2)
+        cfg = DataConfig(name, {"root": str(tmp_path / "none"), "download": False}, n_holdout=2)
         with pytest.raises(ConfigError, match="not found in") as info:
             build_dataset(cfg, 0)
         assert str(tmp_path / "none") in str(info.value)
@@ -154,8 +151,9 @@ def test_cifar_from_python_batches(tmp_path: Path) -> None:
     img = read_cifar_batch(root / "test_batch")
     assert img.shape == (4, 32, 32, 3)
     assert np.array_equal(img[2, 5, 7], chw[2, :, 5, 7])  # CHW rows -> HWC
-    b = build_dataset(DataConfig("cifar10", {"root": str(tmp_path), "download": False},
-                                 n_train=0, n_holdout=3), 0)
+    b = build_dataset(
+        DataConfig("cifar10", {"root": str(tmp_path), "download": False}, n_train=0, n_holdout=3), 0
+    )
     assert b.shape == (3, 32, 32) and b.train.shape == (30, 3, 32, 32)
     assert torch.equal(b.train[0].to(torch.uint8), torch.from_numpy(chw[0]))
 
@@ -202,8 +200,9 @@ def test_folder_and_zip_of_images(tmp_path: Path) -> None:
         zf.writestr("__MACOSX/x/._0.png", b"junk")
     zimgs, znames = read_image_collection(zpath, (10, 12), "RGB")
     assert zimgs.shape == (3, 10, 12, 3) and znames == ["x/0.png", "x/1.png", "x/2.png"]
-    b = build_dataset(DataConfig("images", {"path": str(zpath), "size": [10, 12],
-                                            "mode": "RGB"}, n_holdout=1), 0)
+    b = build_dataset(
+        DataConfig("images", {"path": str(zpath), "size": [10, 12], "mode": "RGB"}, n_holdout=1), 0
+    )
     assert b.shape == (3, 10, 12) and b.train.shape[0] == 2 and b.holdout.shape[0] == 1
 
 
@@ -216,5 +215,4 @@ def test_images_dataset_rejects_bad_options(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no readable"):
         build_dataset(DataConfig("images", {"path": str(tmp_path / "empty")}, n_holdout=1), 0)
     with pytest.raises(ConfigError, match="mode"):
-        build_dataset(DataConfig("images", {"path": str(tmp_path), "mode": "CMYK"},
-                                 n_holdout=1), 0)
+        build_dataset(DataConfig("images", {"path": str(tmp_path), "mode": "CMYK"}, n_holdout=1), 0)

@@ -23,8 +23,9 @@ def model_log_density(model, x0: torch.Tensor) -> torch.Tensor:
     dens = Normal(0.0, 1.0).log_prob(grid).exp()  # pi(x^T)
     for step in range(model.T, 0, -1):
         t = torch.full((len(grid),), step)
-        mean, var = model.process.p_mean_var(grid[:, None], t, model.readout(grid[:, None], t,
-                                                                                beta), beta)
+        mean, var = model.process.p_mean_var(
+            grid[:, None], t, model.readout(grid[:, None], t, beta), beta
+        )
         target = x0[None, :, 0] if step == 1 else grid[None, :]
         kern = Normal(mean, var.sqrt()).log_prob(target).exp()  # (from grid, to target)
         dens = (dens[:, None] * kern).sum(0) * dx
@@ -57,8 +58,14 @@ def binomial_log_prob_exact(model, x0: torch.Tensor) -> torch.Tensor:
         t = torch.full((len(states),), step)
         logit = model.process.p_logit(states, t, model.readout(states, t, beta), beta)
         # kern[a, b] = p(x^{t-1} = states[b] | x^t = states[a])
-        kern = (states[None] * logsigmoid(logit)[:, None]
-                + (1 - states[None]) * logsigmoid(-logit)[:, None]).sum(-1).exp()
+        kern = (
+            (
+                states[None] * logsigmoid(logit)[:, None]
+                + (1 - states[None]) * logsigmoid(-logit)[:, None]
+            )
+            .sum(-1)
+            .exp()
+        )
         prob = prob @ kern
     index = (x0 * (2 ** torch.arange(D - 1, -1, -1, dtype=torch.float64))).sum(1).long()
     return prob[index].log()

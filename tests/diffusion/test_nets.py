@@ -12,8 +12,12 @@ from diffusion.readout import TemporalBasis
 
 @pytest.mark.parametrize(
     "config",
-    [NetworkConfig("mlp", hidden=(16, 16)), NetworkConfig("heartbeat"),
-     NetworkConfig("rbf", n_rbf=8), NetworkConfig("rbf", n_rbf=8, options={"local_linear": True})],
+    [
+        NetworkConfig("mlp", hidden=(16, 16)),
+        NetworkConfig("heartbeat"),
+        NetworkConfig("rbf", n_rbf=8),
+        NetworkConfig("rbf", n_rbf=8, options={"local_linear": True}),
+    ],
 )
 @pytest.mark.parametrize(("T", "J"), [(30, 30), (30, 5)])
 def test_contract_shapes_and_gradients(config, T, J):

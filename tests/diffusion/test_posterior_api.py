@@ -65,8 +65,16 @@ def test_denoise_shapes_and_spread(digits: Trained) -> None:
 def test_inpaint_keeps_known_pixels_bit_for_bit(digits: Trained, method: str) -> None:
     mask = make_mask("center", (8, 8), size=4)
     image = IMAGE + 0.123456789  # not representable after a scale round trip
-    r = inpaint(digits, image, mask, 4, method=method, jump_length=3, jump_n_sample=2,
-                generator=torch.Generator().manual_seed(1))
+    r = inpaint(
+        digits,
+        image,
+        mask,
+        4,
+        method=method,
+        jump_length=3,
+        jump_n_sample=2,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert r.samples.shape == (4, 8, 8)
     assert np.array_equal(r.samples[:, mask], np.broadcast_to(image[mask], (4, mask.sum())))
     assert np.all(r.std[~mask] > 0) and np.all(r.std[mask] == 0)

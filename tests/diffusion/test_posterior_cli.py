@@ -19,8 +19,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for name in ("digits-smoke", "heartbeat-smoke"):
-        cfg = PRESETS[name].with_overrides(["train.steps=2", "train.eval_examples=8",
-                                            "train.gallery_size=2"])
+        cfg = PRESETS[name].with_overrides(
+            ["train.steps=2", "train.eval_examples=8", "train.gallery_size=2"]
+        )
         train(cfg, root / name, device="cpu")
         out[name] = root / name
     return out
@@ -38,7 +39,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     mask[2:6, 2:6] = 0
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), np.uint8)).save(
-        buf, format="PNG")
+        buf, format="PNG"
+    )
     (tmp_path / "trunc.png").write_bytes(buf.getvalue()[:70])
     return {
         "digit": write_png(tmp_path / "digit.png", digit),
@@ -53,18 +55,53 @@ def files(tmp_path: Path) -> dict[str, Path]:
 def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
     run = str(runs["digits-smoke"])
     out = tmp_path / "den.png"
-    assert main(["denoise", run, str(files["digit"]), "--sigma", "40", "--add-noise",
-                 "-n", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                run,
+                str(files["digit"]),
+                "--sigma",
+                "40",
+                "--add-noise",
+                "-n",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert np.asarray(Image.open(out)).shape == (8, 6 * 9 - 1)  # input, 3 samples, mean, std
     for method in ("paper", "repaint"):
         out = tmp_path / f"inp-{method}.npz"
-        assert main(["inpaint", run, str(files["digit"]), "--mask", str(files["mask"]),
-                     "--method", method, "-n", "2", "--steps", "10", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "inpaint",
+                    run,
+                    str(files["digit"]),
+                    "--mask",
+                    str(files["mask"]),
+                    "--method",
+                    method,
+                    "-n",
+                    "2",
+                    "--steps",
+                    "10",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         arrays = np.load(out)
         assert arrays["samples"].shape == (2, 8, 8)
         known = arrays["mask"]
-        assert np.array_equal(arrays["samples"][:, known],
-                              np.broadcast_to(arrays["observed"][known], (2, known.sum())))
+        assert np.array_equal(
+            arrays["samples"][:, known],
+            np.broadcast_to(arrays["observed"][known], (2, known.sum())),
+        )
     out = tmp_path / "s.png"
     assert main(["sample", run, "-n", "4", "--steps", "5", "--out", str(out)]) == 0
     assert out.exists()
@@ -86,10 +123,15 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
         (["inpaint", "{run}", "{missing}", "--mask", "{mask}"], "no such file"),
     ],
 )
-def test_bad_inputs_print_one_line_and_write_nothing(runs, files, tmp_path, capsys, args,
-                                                     message) -> None:
-    names = {"run": runs["digits-smoke"], "hb": runs["heartbeat-smoke"],
-             "missing": tmp_path / "missing.png", **files}
+def test_bad_inputs_print_one_line_and_write_nothing(
+    runs, files, tmp_path, capsys, args, message
+) -> None:
+    names = {
+        "run": runs["digits-smoke"],
+        "hb": runs["heartbeat-smoke"],
+        "missing": tmp_path / "missing.png",
+        **files,
+    }
     argv = [a.format(**{k: str(v) for k, v in names.items()}) for a in args]
     out = tmp_path / "out" / "result.png"
     assert main([*argv, "-n", "2", "--out", str(out)]) == 2
@@ -100,6 +142,18 @@ def test_bad_inputs_print_one_line_and_write_nothing(runs, files, tmp_path, caps
 
 def test_out_suffix_checked_first(runs, files, tmp_path, capsys) -> None:
     out = tmp_path / "x.gif"
-    assert main(["denoise", str(runs["digits-smoke"]), str(files["digit"]), "--sigma", "5",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "denoise",
+                str(runs["digits-smoke"]),
+                str(files["digit"]),
+                "--sigma",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert ".png or .npz" in capsys.readouterr().err and not out.exists()

@@ -37,8 +37,9 @@ def test_learned_schedule_starts_at_baseline_and_keeps_beta1():
     torch.testing.assert_close(sched(), baseline_beta(20, beta1=1e-4, beta_max=0.5))
     with torch.no_grad():
         sched.c.add_(0.3)
-    assert sched()[0] == 1e-4 and (sched()[1:] > baseline_beta(20, beta1=1e-4,
-                                                                beta_max=0.5)[1:]).all()
+    assert (
+        sched()[0] == 1e-4 and (sched()[1:] > baseline_beta(20, beta1=1e-4, beta_max=0.5)[1:]).all()
+    )
 
 
 def test_learned_schedule_basis_can_be_coarser_than_readout():
@@ -49,8 +50,7 @@ def test_learned_schedule_basis_can_be_coarser_than_readout():
 
 def test_gradients_reach_schedule_and_training_it_raises_K(gen):
     """Only the schedule coefficients are trained; K on fixed data and noise must rise."""
-    model = make_model("gaussian", T=10, D=2, schedule="learned", J=5, beta1=1e-3,
-                       readout_std=0.0)
+    model = make_model("gaussian", T=10, D=2, schedule="learned", J=5, beta1=1e-3, readout_std=0.0)
     x0 = torch.randn(2000, 2, generator=gen).double() * torch.tensor([1.3, 0.3]).double()
     k_before = evaluate_bound(model, x0, torch.Generator().manual_seed(7)).per_example
     opt = torch.optim.Adam([model.schedule.c], lr=0.05)
@@ -89,8 +89,9 @@ def test_readout_linear_sparse_equals_dense(gen):
     torch.testing.assert_close(sparse(h, g), dense(h, g), rtol=1e-5, atol=1e-5)
     big = torch.randn(40_000, 6, generator=gen)  # few distinct steps: the grouped path
     gb = TemporalBasis(30, 30)(torch.randint(1, 31, (40_000,), generator=gen))
-    small_blocks = torch.cat([dense(big[i:i + 1000], gb[i:i + 1000])
-                              for i in range(0, 40_000, 1000)])
+    small_blocks = torch.cat(
+        [dense(big[i : i + 1000], gb[i : i + 1000]) for i in range(0, 40_000, 1000)]
+    )
     torch.testing.assert_close(sparse(big, gb), small_blocks, rtol=1e-4, atol=1e-4)
     y = torch.randn(5, 3, 7, generator=gen)
     gg = torch.softmax(torch.randn(5, 7, generator=gen), 1)

@@ -117,8 +117,7 @@ def test_strided_denoising_matches_its_recursion() -> None:
         c, v = k * c + vt / s2, k * k * v + vt
     n = 20_000
     y = torch.tensor([1.5, -0.5], dtype=torch.float64)
-    x = denoise_chain(rev, y.expand(n, 2), s2, steps=S,
-                      generator=torch.Generator().manual_seed(4))
+    x = denoise_chain(rev, y.expand(n, 2), s2, steps=S, generator=torch.Generator().manual_seed(4))
     assert torch.all((x.mean(0) - c * y).abs() < Z * math.sqrt(v / n))
     assert torch.all((x.var(0) - v).abs() < Z * v * math.sqrt(2 / n))
 
@@ -133,8 +132,7 @@ def test_strided_bound_of_the_oracle_is_the_true_log_likelihood() -> None:
     x0 = torch.randn(n, D, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     truth = -0.5 * D * math.log(2 * math.pi * math.e)
     for S in (None, 10, 3):
-        k = reverse_strided_bound(rev, GaussianDiffusion(), x0, S,
-                                  torch.Generator().manual_seed(6))
+        k = reverse_strided_bound(rev, GaussianDiffusion(), x0, S, torch.Generator().manual_seed(6))
         assert abs(k.mean().item() - truth) < Z * k.std().item() / math.sqrt(n), S
 
 
@@ -149,8 +147,9 @@ def test_strided_bound_with_all_steps_matches_the_core_bound() -> None:
     with torch.no_grad():
         for p in model.net.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    x = 0.8 * torch.randn(300, 1, 8, 8, generator=torch.Generator().manual_seed(1),
-                          dtype=torch.float64)
+    x = 0.8 * torch.randn(
+        300, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     a = evaluate_bound(model, x, torch.Generator().manual_seed(2)).per_example
     b = strided_bound(model, x, None, torch.Generator().manual_seed(3))
     se = math.sqrt(a.var().item() / 300 + b.var().item() / 300)

@@ -14,14 +14,24 @@ from diffusion.presets import PRESETS
 from diffusion.train import train
 
 SMOKE = PRESETS["swissroll-smoke"].with_overrides(
-    ["train.steps=24", "train.log_every=4", "train.eval_every=12", "train.eval_examples=64",
-     "train.gallery_size=16", "data.n_train=500", "data.n_holdout=64"])
+    [
+        "train.steps=24",
+        "train.log_every=4",
+        "train.eval_every=12",
+        "train.eval_examples=64",
+        "train.gallery_size=16",
+        "data.n_train=500",
+        "data.n_holdout=64",
+    ]
+)
 
 
 def weights(run_dir) -> dict[str, torch.Tensor]:
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    return {**{f"m.{k}": v for k, v in ckpt["model"].items()},
-            **{f"e.{k}": v for k, v in ckpt["ema"].items()}}
+    return {
+        **{f"m.{k}": v for k, v in ckpt["model"].items()},
+        **{f"e.{k}": v for k, v in ckpt["ema"].items()},
+    }
 
 
 def test_events_in_order_and_result(tmp_path):

@@ -14,8 +14,9 @@ from worker_lab import FAST_ENV, ROOT, Lab
 from db.store import Store
 
 
-def _lab(data_dir: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch,
-         database_url: str | None = None) -> Iterator[Lab]:
+def _lab(
+    data_dir: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, database_url: str | None = None
+) -> Iterator[Lab]:
     monkeypatch.setenv("DIFFLAB_REDIS_URL", redis_url)
     if database_url:
         monkeypatch.setenv("DIFFLAB_DATABASE_URL", database_url)
@@ -40,6 +41,7 @@ def lab(data_dir: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 @pytest.fixture
-def pg_lab(data_dir: Path, redis_url: str, postgres_url: str,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+def pg_lab(
+    data_dir: Path, redis_url: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Lab]:
     yield from _lab(data_dir, redis_url, monkeypatch, postgres_url)

@@ -31,8 +31,7 @@ def test_bad_config_is_refused_naming_the_field(lab: Lab) -> None:
 
 def test_unreachable_services_give_one_line(lab: Lab, free_port: int) -> None:
     bad_redis = f"redis://127.0.0.1:{free_port}/0"
-    result = lab.cli("submit", "swissroll-smoke", env={"DIFFLAB_REDIS_URL": bad_redis},
-                     check=False)
+    result = lab.cli("submit", "swissroll-smoke", env={"DIFFLAB_REDIS_URL": bad_redis}, check=False)
     assert result.returncode == 2 and bad_redis in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     result = lab.cli("worker", env={"DIFFLAB_REDIS_URL": bad_redis}, check=False)

@@ -63,9 +63,11 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
     run = lab.wait_state(run_id, DONE, timeout=120)
     reader.stop.set()
     reader.join()
-    report(f"submit-to-running latency: {running.started_at.timestamp() - t0:.2f}s from the "
-           f"CLI call, {(running.started_at - running.created_at).total_seconds():.2f}s from "
-           f"the committed row (seen by polling after {t_running - t0:.2f}s)")
+    report(
+        f"submit-to-running latency: {running.started_at.timestamp() - t0:.2f}s from the "
+        f"CLI call, {(running.started_at - running.created_at).total_seconds():.2f}s from "
+        f"the committed row (seen by polling after {t_running - t0:.2f}s)"
+    )
     assert reader.errors == [] and reader.polls > 10
     assert run.progress == 1.0 and run.host and run.device == "cpu"
     assert run.final_bound_bits is not None and run.final_bound_stderr is not None
@@ -84,8 +86,11 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
     sample = api.submit_job(lab.store, "sample", run_id, {"n": 32, "seed": 1}, owner)
     evaluate = api.submit_job(lab.store, "evaluate", run_id, {"k": 1}, owner)
     for job in (sample, evaluate):
-        lab.wait_for(f"{job.kind} job", lambda j=job: lab.store.get_job(
-            j.id, viewer=SYSTEM).state in (DONE, "FAILED"), timeout=60)
+        lab.wait_for(
+            f"{job.kind} job",
+            lambda j=job: lab.store.get_job(j.id, viewer=SYSTEM).state in (DONE, "FAILED"),
+            timeout=60,
+        )
         done = lab.store.get_job(job.id, viewer=SYSTEM)
         assert done.state == DONE, done.error
     kinds = {a.kind for a in lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=sample.id)}
@@ -96,8 +101,9 @@ def test_run_to_done_with_bound_and_gallery(lab: Lab) -> None:
 
 def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     first = lab.start_worker("a")
-    run_id = lab.submit(f"train.steps={LONG}", "train.checkpoint_every_s=1",
-                        f"train.eval_every={LONG // 5}")
+    run_id = lab.submit(
+        f"train.steps={LONG}", "train.checkpoint_every_s=1", f"train.eval_every={LONG // 5}"
+    )
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     time.sleep(0.7)  # mid-way between two checkpoints
     lab.kill9(first)
@@ -107,15 +113,22 @@ def test_kill9_then_resume_from_checkpoint(lab: Lab) -> None:
     ckpt = lab.run(run_id).checkpoint_step
     assert ckpt is not None and 0 < ckpt < LONG
     lab.start_worker("b")
-    resumed = lab.wait_for("training after the restart", lambda: [
-        p for p in lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM,
-                                           after_step=ckpt) if p.wall_time > killed_at])
+    resumed = lab.wait_for(
+        "training after the restart",
+        lambda: [
+            p
+            for p in lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM, after_step=ckpt)
+            if p.wall_time > killed_at
+        ],
+    )
     requeued = lab.store.train_job(run_id).enqueued_at
-    report(f"kill -9 to resumed training: {resumed[0].wall_time - killed_at:.2f}s, "
-           f"re-enqueued by the reconciler after {requeued.timestamp() - killed_at:.2f}s "
-           f"(lease {lab.env['DIFFLAB_LEASE_S']}s, reconcile every "
-           f"{lab.env['DIFFLAB_RECONCILE_S']}s; resumed at step {resumed[0].step}, "
-           f"checkpoint {ckpt}, killed near step {run.step})")
+    report(
+        f"kill -9 to resumed training: {resumed[0].wall_time - killed_at:.2f}s, "
+        f"re-enqueued by the reconciler after {requeued.timestamp() - killed_at:.2f}s "
+        f"(lease {lab.env['DIFFLAB_LEASE_S']}s, reconcile every "
+        f"{lab.env['DIFFLAB_RECONCILE_S']}s; resumed at step {resumed[0].step}, "
+        f"checkpoint {ckpt}, killed near step {run.step})"
+    )
     done = lab.wait_state(run_id, DONE, timeout=150)
     points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
     assert [p.step for p in points] == list(range(10, LONG + 1, 10))  # no gap, no duplicate
@@ -170,8 +183,9 @@ def test_cancel_mid_run_keeps_checkpoint(lab: Lab) -> None:
 def test_sigterm_hands_the_run_back(lab: Lab) -> None:
     """A warm shutdown (what `difflab up` does on Ctrl-C): checkpoint, back to the queue."""
     first = lab.start_worker("a")
-    run_id = lab.submit(f"train.steps={LONG}", "train.checkpoint_every_s=1",
-                        f"train.eval_every={LONG // 5}")
+    run_id = lab.submit(
+        f"train.steps={LONG}", "train.checkpoint_every_s=1", f"train.eval_every={LONG // 5}"
+    )
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=60)
@@ -187,11 +201,16 @@ def test_sigterm_hands_the_run_back(lab: Lab) -> None:
 def test_pool_process_killed_resumes_on_the_same_worker(lab: Lab) -> None:
     """kill -9 of the process running the task: Celery re-delivers it, the run resumes."""
     worker = lab.start_worker()
-    run_id = lab.submit(f"train.steps={LONG}", "train.checkpoint_every_s=1",
-                        f"train.eval_every={LONG // 5}")
+    run_id = lab.submit(
+        f"train.steps={LONG}", "train.checkpoint_every_s=1", f"train.eval_every={LONG // 5}"
+    )
     lab.wait_for("a first checkpoint", lambda: lab.run(run_id).checkpoint_step, timeout=120)
-    (child,) = [int(p) for p in subprocess.run(["pgrep", "-P", str(worker.pid)],
-                                               capture_output=True, text=True).stdout.split()]
+    (child,) = [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
     os.kill(child, signal.SIGKILL)
     killed_at = time.time()
     ckpt = lab.run(run_id).checkpoint_step

@@ -21,32 +21,52 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
     run_id = lab.cli("submit", "digits-smoke", "--set", "train.steps=10").stdout.strip()
     lab.wait_state(run_id, DONE, timeout=150)
     owner = lab.store.local_user()
-    digit = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 4)
+    digit = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
     buf = io.BytesIO()
     Image.fromarray(digit, mode="L").save(buf, format="PNG")
-    upload = lab.store.add_upload(buf.getvalue(), owner_id=owner.id, original_name="d.png",
-                                  media_type="image/png", width=8, height=8)
+    upload = lab.store.add_upload(
+        buf.getvalue(),
+        owner_id=owner.id,
+        original_name="d.png",
+        media_type="image/png",
+        width=8,
+        height=8,
+    )
     jobs = [
-        api.submit_job(lab.store, "denoise", run_id,
-                       {"upload_id": upload.id, "sigma": 20.0, "n": 4, "seed": 1}, owner),
-        api.submit_job(lab.store, "inpaint", run_id,
-                       {"upload_id": upload.id, "mask": "center", "n": 4, "seed": 1}, owner),
+        api.submit_job(
+            lab.store,
+            "denoise",
+            run_id,
+            {"upload_id": upload.id, "sigma": 20.0, "n": 4, "seed": 1},
+            owner,
+        ),
+        api.submit_job(
+            lab.store,
+            "inpaint",
+            run_id,
+            {"upload_id": upload.id, "mask": "center", "n": 4, "seed": 1},
+            owner,
+        ),
     ]
     for job in jobs:
-        done = lab.wait_for(f"{job.kind} job", lambda j=job: (
-            g := lab.store.get_job(j.id, viewer=SYSTEM)).state in (DONE, FAILED) and g,
-            timeout=90)
+        done = lab.wait_for(
+            f"{job.kind} job",
+            lambda j=job: (
+                (g := lab.store.get_job(j.id, viewer=SYSTEM)).state in (DONE, FAILED) and g
+            ),
+            timeout=90,
+        )
         assert done.state == DONE, done.error
         arts = lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=job.id)
         kinds = sorted({a.kind for a in arts})
-        assert kinds == ["posterior_input", "posterior_mean", "posterior_samples",
-                         "posterior_std"]
+        assert kinds == ["posterior_input", "posterior_mean", "posterior_samples", "posterior_std"]
         samples = next(a for a in arts if a.key.endswith("samples.npy"))
         array = np.load(io.BytesIO(lab.store.artifact_bytes(samples, viewer=SYSTEM)))
         assert array.shape == (4, 8, 8)
         assert all(a.thumb_sha256 for a in arts if a.media_type == "image/png")
-    bad = api.submit_job(lab.store, "denoise", run_id,
-                         {"upload_id": 999, "sigma": 5.0}, owner)
-    failed = lab.wait_for("a failing job", lambda: (
-        g := lab.store.get_job(bad.id, viewer=SYSTEM)).state in (DONE, FAILED) and g)
+    bad = api.submit_job(lab.store, "denoise", run_id, {"upload_id": 999, "sigma": 5.0}, owner)
+    failed = lab.wait_for(
+        "a failing job",
+        lambda: (g := lab.store.get_job(bad.id, viewer=SYSTEM)).state in (DONE, FAILED) and g,
+    )
     assert failed.state == FAILED and "upload" in failed.error

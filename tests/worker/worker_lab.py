@@ -41,11 +41,17 @@ class Lab:
             self._store = Store.from_env()
         return self._store
 
-    def cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "difflab", *args], cwd=ROOT,
-                                env={**self.env, **(env or {})}, capture_output=True,
-                                text=True, timeout=timeout)
+    def cli(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "difflab", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"difflab {' '.join(args)} failed: {result.stderr}")
         return result
@@ -58,9 +64,14 @@ class Lab:
 
     def start_worker(self, name: str = "w") -> subprocess.Popen[bytes]:
         log = open(self.data_dir / f"worker-{name}-{len(self.workers)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "difflab", "worker"], cwd=ROOT,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "difflab", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.workers.append(proc)
         return proc
 
@@ -83,28 +94,35 @@ class Lab:
     def run(self, run_id: str) -> Run:
         return self.store.get_run(run_id, viewer=SYSTEM)
 
-    def wait_for(self, what: str, fn: Callable[[], Any], timeout: float = 90,
-                 every: float = 0.1) -> Any:
+    def wait_for(
+        self, what: str, fn: Callable[[], Any], timeout: float = 90, every: float = 0.1
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = fn()
             if value:
                 return value
             if self.workers and all(p.poll() is not None for p in self.workers):
-                raise AssertionError(f"every worker exited while waiting for {what}:\n"
-                                     f"{self.logs()}")
+                raise AssertionError(
+                    f"every worker exited while waiting for {what}:\n{self.logs()}"
+                )
             time.sleep(every)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                             f"worker logs:\n{self.logs()}")
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; worker logs:\n{self.logs()}"
+        )
 
     def wait_state(self, run_id: str, *states: str, timeout: float = 90) -> Run:
-        return self.wait_for(f"run {run_id} in {states}",
-                             lambda: (r := self.run(run_id)).state in states and r,
-                             timeout=timeout)
+        return self.wait_for(
+            f"run {run_id} in {states}",
+            lambda: (r := self.run(run_id)).state in states and r,
+            timeout=timeout,
+        )
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
-                         for p in sorted(self.data_dir.glob("worker-*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}"
+            for p in sorted(self.data_dir.glob("worker-*.log"))
+        )
 
 
 def report(line: str) -> None:
