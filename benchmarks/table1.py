@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     schedules = ["fixed", "learned"] if args.schedule == "both" else [args.schedule]
     out_root = args.out or Path(tempfile.mkdtemp(prefix="table1-"))
     results = []
-    for row in [r.strip() for r in args.rows.split(",") if r.strip()]:
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROW_OVERRIDES and r not in table1_images.ROWS]
+    if unknown:
+        allowed = ", ".join([*ROW_OVERRIDES, *table1_images.ROWS])
+        raise SystemExit(f"unknown row {unknown[0]!r}; rows: {allowed}")
+    for row in rows:
         if row in table1_images.ROWS:  # image rows: their own budget and settings
             results.append(table1_images.run_row(row, out_root, args.budget_s))
             if args.json:

@@ -73,13 +73,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from diffusion.train import train
 
     bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.train.steps, unit="step", file=sys.stderr)
 
     def on_event(event) -> None:
+        nonlocal bar
         name = type(event).__name__
+        if bar is None and not args.quiet and name in ("StepEvent", "EvalEvent"):
+            from tqdm import tqdm
+
+            bar = tqdm(total=config.train.steps, unit="step", file=sys.stderr)
         if name == "StepEvent" and bar is not None:
             bar.n = event.step
             bar.set_postfix(loss_bits=f"{event.loss_bits:.3f}")

@@ -67,12 +67,14 @@ class GalleryEvent:
     """Samples in data space: points (N, 2...), sequences (N, L) 0/1, images uint8 N x H x W [x C].
 
     trajectory: optional (steps, N, *shape) snapshots from x^T to x^0 (data space, float).
+    levels: grey levels of image data (17 for the digits, 256 for 8-bit sets), for display.
     """
 
     step: int
     samples: np.ndarray
     kind: Literal["points", "images", "sequences"]
     trajectory: np.ndarray | None = None
+    levels: int = 256
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,12 @@ def gallery_event(
     traj = None
     if chain.trajectory is not None:
         traj = np.stack([bundle.scaler.to_data(f.float()).numpy() for f in chain.trajectory])
-    return GalleryEvent(step, samples, gallery_kind(bundle), traj)
+    return GalleryEvent(step, samples, gallery_kind(bundle), traj, data_levels(bundle))
+
+
+def data_levels(bundle: DataBundle) -> int:
+    """Grey levels of image data: 17 for the digits, 256 for 8-bit sets."""
+    return int(bundle.info.get("levels", 256))
 
 
 def gallery_kind(bundle: DataBundle) -> str:
@@ -118,7 +123,7 @@ def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
     """Model-space samples -> data-space numpy: images uint8 N x H x W [x C], else float/0-1."""
     x = bundle.scaler.to_data(x_model.float().cpu())
     if bundle.kind == "images":
-        x = x.clamp(0, 255).round().to(torch.uint8)
+        x = x.clamp(0, data_levels(bundle) - 1).round().to(torch.uint8)
         if x.dim() == 4:  # (N, C, H, W) -> (N, H, W, C), squeeze grey
             x = x.permute(0, 2, 3, 1)
             if x.shape[-1] == 1:
@@ -317,7 +322,6 @@ class _Trainer:
 def _check_same_run(out_dir: Path, config: RunConfig) -> None:
     path = out_dir / CONFIG
     if not path.exists():
-        path.write_text(config.to_json())
         return
     old = RunConfig.from_json(path.read_text()).to_dict()
     new = config.to_dict()
@@ -328,7 +332,6 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
             f"{out_dir} holds a different run; use another --out "
             "(only train.steps may change when resuming)",
         )
-    path.write_text(config.to_json())
 
 
 def load_final_eval(out_dir: Path) -> EvalEvent | None:
@@ -351,7 +354,6 @@ def train(
 ) -> TrainResult:
     """Train (or resume, or return a finished) run in `out_dir`; see the module docstring."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device or config.train.device)
     _check_same_run(out_dir, config)
     ckpt_path = out_dir / CHECKPOINT
@@ -365,7 +367,9 @@ def train(
             final,
             {"train_seconds": float(ckpt["elapsed_s"])},
         )
-    trainer = _Trainer(config, out_dir, dev, on_event, should_stop)
+    trainer = _Trainer(config, out_dir, dev, on_event, should_stop)  # validates data, network
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG).write_text(config.to_json())
     if ckpt is not None:
         trainer.restore(ckpt)
     else:

@@ -24,7 +24,7 @@ from db.errors import LeaseLost, NotFound
 from db.store import Store
 from db.store_jobs import Lease
 from worker import render, runtime
-from worker.lease import LeaseKeeper
+from worker.lease import claimed
 from worker.sink import npy
 
 log = logging.getLogger("difflab.worker")
@@ -50,43 +50,27 @@ def checkpoint_dir(store: Store, run_id: str) -> Path:
 
 def run_job(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
-    claim = store.claim_job(
-        job_id,
-        celery_id,
-        worker=worker_name,
-        host=runtime.host(),
-        device=runtime.device(),
-        lease_s=runtime.lease_s(),
-    )
-    if not claim.ok or claim.job is None:
-        log.info("job %s not taken: %s", job_id, claim.reason)
-        return claim.reason
-    job = claim.job
-    assert job.lease_owner is not None
-    lease = Lease(job.id, job.lease_owner)
-    keeper = LeaseKeeper(store, lease, runtime.lease_s())
-    keeper.start()
-    store.set_worker_job(worker_name, job.id)
-    try:
-        store.update_progress(lease, progress=0.05, message=f"{job.kind}: loading the model")
-        message = _dispatch(store, job, lease)
-        if keeper.cancelled.is_set():
-            store.finish_job(lease, CANCELLED, message="cancelled")
-            return CANCELLED
-        store.finish_job(lease, DONE, message=message)
-        return DONE
-    except LeaseLost:
-        return "lease lost"
-    except (JobInputError, ValueError, NotFound) as exc:
-        store.finish_job(lease, FAILED, error=str(exc))
-        return FAILED
-    except Exception as exc:
-        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        store.finish_job(lease, FAILED, error=f"{type(exc).__name__}: {exc}")
-        return FAILED
-    finally:
-        keeper.close()
-        store.set_worker_job(worker_name, None)
+    with claimed(store, job_id, celery_id, worker_name, runtime.device()) as held:
+        if isinstance(held, str):
+            return held
+        job, lease = held.job, held.lease
+        try:
+            store.update_progress(lease, progress=0.05, message=f"{job.kind}: loading the model")
+            message = _dispatch(store, job, lease)
+            if held.keeper.cancelled.is_set():
+                store.finish_job(lease, CANCELLED, message="cancelled")
+                return CANCELLED
+            store.finish_job(lease, DONE, message=message)
+            return DONE
+        except LeaseLost:
+            return "lease lost"
+        except (JobInputError, ValueError, NotFound) as exc:
+            store.finish_job(lease, FAILED, error=str(exc))
+            return FAILED
+        except Exception as exc:
+            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+            store.finish_job(lease, FAILED, error=f"{type(exc).__name__}: {exc}")
+            return FAILED
 
 
 def _dispatch(store: Store, job: Job, lease: Lease) -> str:

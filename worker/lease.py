@@ -12,7 +12,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
+from db.entities import Job
 from db.errors import LeaseLost
 from db.store import Store
 from db.store_jobs import Lease
@@ -73,3 +77,47 @@ class LeaseKeeper(threading.Thread):
 
     def close(self) -> None:
         self._done.set()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job this worker holds: its row at claim time, its lease and the lease's keeper."""
+
+    job: Job
+    lease: Lease
+    keeper: LeaseKeeper
+
+
+@contextmanager
+def claimed(
+    store: Store, job_id: str, celery_id: str, worker_name: str, device: str
+) -> Iterator[Claimed | str]:
+    """Claim a job for this worker (one conditional update: two workers never both hold it).
+
+    Yields `Claimed` while the lease is kept alive by a thread, or the reason (a str) when the
+    job was not taken (already done, held by a live lease, superseded message). On exit the
+    keeper stops and the worker's heartbeat row no longer names the job.
+    """
+    claim = store.claim_job(
+        job_id,
+        celery_id,
+        worker=worker_name,
+        host=runtime.host(),
+        device=device,
+        lease_s=runtime.lease_s(),
+    )
+    if not claim.ok or claim.job is None:
+        log.info("job %s not taken: %s", job_id, claim.reason)
+        yield claim.reason
+        return
+    job = claim.job
+    assert job.lease_owner is not None
+    lease = Lease(job.id, job.lease_owner)
+    keeper = LeaseKeeper(store, lease, runtime.lease_s())
+    keeper.start()
+    store.set_worker_job(worker_name, job.id)
+    try:
+        yield Claimed(job, lease, keeper)
+    finally:
+        keeper.close()
+        store.set_worker_job(worker_name, None)

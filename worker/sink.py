@@ -127,7 +127,7 @@ class StoreSink:
         samples = np.asarray(ev.samples)
         kind = getattr(ev, "kind", "points")
         self._put("gallery", npy(samples), f"gallery-{step:09d}.npy", "application/x-npy", step)
-        png = render.gallery_png(samples, kind)
+        png = render.gallery_png(samples, kind, getattr(ev, "levels", 256))
         if png is not None:
             self._put("gallery_png", png, f"gallery-{step:09d}.png", "image/png", step)
         trajectory = getattr(ev, "trajectory", None)

@@ -23,7 +23,7 @@ from db.errors import LeaseLost
 from db.store import Store
 from db.store_jobs import Lease
 from worker import runtime
-from worker.lease import LeaseKeeper
+from worker.lease import LeaseKeeper, claimed
 from worker.sink import StoreSink
 
 log = logging.getLogger("difflab.worker")
@@ -57,31 +57,14 @@ def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> int:
 def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
     device = runtime.device()
-    claim = store.claim_job(
-        job_id,
-        celery_id,
-        worker=worker_name,
-        host=runtime.host(),
-        device=device,
-        lease_s=runtime.lease_s(),
-    )
-    if not claim.ok or claim.job is None:
-        log.info("train job %s not taken: %s", job_id, claim.reason)
-        return claim.reason
-    job = claim.job
-    assert job.lease_owner is not None
-    lease = Lease(job.id, job.lease_owner)
-    keeper = LeaseKeeper(store, lease, runtime.lease_s())
-    keeper.start()
-    store.set_worker_job(worker_name, job.id)
-    try:
-        return _train(store, job.run_id, lease, keeper, device)
-    except LeaseLost:
-        log.warning("train job %s: lease lost, leaving the run to its new worker", job_id)
-        return "lease lost"
-    finally:
-        keeper.close()
-        store.set_worker_job(worker_name, None)
+    with claimed(store, job_id, celery_id, worker_name, device) as held:
+        if isinstance(held, str):
+            return held
+        try:
+            return _train(store, held.job.run_id, held.lease, held.keeper, device)
+        except LeaseLost:
+            log.warning("train job %s: lease lost, leaving the run to its new worker", job_id)
+            return "lease lost"
 
 
 def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device: str) -> str:

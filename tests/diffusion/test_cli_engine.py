@@ -56,5 +56,18 @@ def test_bad_config_fails_before_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "diffusion.T" in err and "[2, 100000]" in err
     assert not (tmp_path / "x").exists()
+    code = main(
+        [
+            "train",
+            "swissroll-smoke",
+            "--set",
+            "data.options.sigma=-1",
+            "--out",
+            str(tmp_path / "y"),
+            "--quiet",
+        ]
+    )
+    assert code == 2 and "data.options.sigma" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()  # the builder's check ran before anything was written
     assert main(["bound", str(tmp_path / "missing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
