@@ -73,8 +73,8 @@ def _image(
 
 PRESETS: dict[str, RunConfig] = {
     # Table 1 rows (Sohl-Dickstein et al. 2015, section 3.1)
-    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 9_000),
-    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-5, 9_000),
+    "swissroll": _swissroll("swissroll", 0.25, 1e-3, 18_000),
+    "swissroll-thin": _swissroll("swissroll-thin", 0.02, 1e-5, 18_000),
     "heartbeat": RunConfig(
         name="heartbeat",
         data=DataConfig("heartbeat", {}, n_train=50_000, n_holdout=1_000),

@@ -34,12 +34,15 @@ _ACTIVATIONS = {
 class MLPNet(nn.Module):
     """Flatten -> dense layers -> ReadoutLinear to D * n_outputs -> (B, *shape, n_outputs)."""
 
-    def __init__(self, spec: NetSpec, hidden: tuple[int, ...], activation: str) -> None:
+    def __init__(
+        self, spec: NetSpec, hidden: tuple[int, ...], activation: str, t_input: bool = False
+    ) -> None:
         super().__init__()
         self.spec = spec
+        self.t_input = t_input
         D = math.prod(spec.shape)
         layers: list[nn.Module] = []
-        width = D
+        width = D + (spec.J if t_input else 0)
         for h in hidden:
             layers += [nn.Linear(width, h), _ACTIVATIONS[activation]()]
             width = h
@@ -47,7 +50,10 @@ class MLPNet(nn.Module):
         self.readout = ReadoutLinear(width, D * spec.n_outputs, spec.J, sparse=spec.one_hot)
 
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        h = self.body(xt.reshape(xt.shape[0], -1))
+        x = xt.reshape(xt.shape[0], -1)
+        if self.t_input:  # the basis weights g(t) as extra inputs: t-dependent hidden features
+            x = torch.cat([x, g.to(x.dtype)], dim=1)
+        h = self.body(x)
         z = self.readout(h, g)
         return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
 
@@ -92,7 +98,14 @@ def build_mlp(config: NetworkConfig, spec: NetSpec) -> nn.Module:
 
 @register_network("heartbeat")
 def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
-    return MLPNet(spec, (50, 50, 50), "sigmoid")
+    """options: t_input (false): also feed the basis weights g(t) to the first layer."""
+    opts = config.options_dict
+    unknown = sorted(set(opts) - {"t_input"})
+    if unknown:
+        raise ConfigError(
+            f"network.options.{unknown[0]}", "unknown option for heartbeat; allowed: t_input"
+        )
+    return MLPNet(spec, (50, 50, 50), "sigmoid", bool(opts.get("t_input", False)))
 
 
 @register_network("rbf")
