@@ -3,9 +3,10 @@
 - "rbf": a normalized radial-basis network (paper's swiss-roll net: 16 units), then the
   temporal readout (a readout per step by default).
 - "mlp": a general MLP on flattened vectors, `hidden` widths, `activation`, then the readout.
-- "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and a readout per
-  step (fixed architecture; `hidden` and `activation` are ignored). The paper's bare sigmoid
-  output is replaced by the perturbation form of diffusion.binomial (model.md section 7).
+- "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and the temporal
+  readout (`hidden` and `activation` are ignored; options `width` sets the three hidden
+  widths and `t_input` also feeds g(t) to the first layer). The paper's bare sigmoid output
+  is replaced by the perturbation form of diffusion.binomial (model.md section 7).
 All follow the contract of diffusion.nets.base: forward(xt (B, *shape), g (B, J)) ->
 (B, *shape, n_outputs).
 """
@@ -98,14 +99,22 @@ def build_mlp(config: NetworkConfig, spec: NetSpec) -> nn.Module:
 
 @register_network("heartbeat")
 def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
-    """options: t_input (false): also feed the basis weights g(t) to the first layer."""
+    """options: t_input (false): also feed the basis weights g(t) to the first layer (the
+    hidden features may then depend on t); width (50): units per hidden layer."""
     opts = config.options_dict
-    unknown = sorted(set(opts) - {"t_input"})
+    unknown = sorted(set(opts) - {"t_input", "width"})
     if unknown:
         raise ConfigError(
-            f"network.options.{unknown[0]}", "unknown option for heartbeat; allowed: t_input"
+            f"network.options.{unknown[0]}",
+            "unknown option for heartbeat; allowed: t_input, width",
         )
-    return MLPNet(spec, (50, 50, 50), "sigmoid", bool(opts.get("t_input", False)))
+    width = opts.get("width", 50)
+    if not isinstance(width, int) or not 1 <= width <= 4096:
+        raise ConfigError("network.options.width", f"must be an int in [1, 4096], got {width!r}")
+    t_input = opts.get("t_input", False)
+    if not isinstance(t_input, bool):
+        raise ConfigError("network.options.t_input", f"must be true or false, got {t_input!r}")
+    return MLPNet(spec, (width,) * 3, "sigmoid", t_input)
 
 
 @register_network("rbf")

@@ -15,6 +15,7 @@ from diffusion.readout import TemporalBasis
     [
         NetworkConfig("mlp", hidden=(16, 16)),
         NetworkConfig("heartbeat"),
+        NetworkConfig("heartbeat", options={"t_input": True, "width": 12}),
         NetworkConfig("rbf", n_rbf=8),
         NetworkConfig("rbf", n_rbf=8, options={"local_linear": True}),
     ],
@@ -39,3 +40,15 @@ def test_rbf_options_are_validated():
     with pytest.raises(ConfigError) as info:
         build_network(NetworkConfig("rbf", options={"width": -1}), spec)
     assert info.value.field == "network.options.width"
+
+
+def test_heartbeat_options_are_validated():
+    spec = NetSpec((20,), 1, 4)
+    for options, field in [
+        ({"bogus": 1}, "network.options.bogus"),
+        ({"width": 0}, "network.options.width"),
+        ({"t_input": "yes"}, "network.options.t_input"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            build_network(NetworkConfig("heartbeat", options=options), spec)
+        assert info.value.field == field
