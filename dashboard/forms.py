@@ -49,7 +49,6 @@ DEVICE_LABELS = {
     "auto": "Auto (GPU if the worker has one)",
     "cpu": "CPU",
     "cuda": "CUDA GPU",
-    "mps": "Apple GPU (MPS)",
 }
 
 # Dashboard-side guard: T x batch x data size beyond this is refused as "too large for memory"

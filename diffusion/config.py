@@ -36,6 +36,8 @@ OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 T_SAMPLING = ("uniform", "importance")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "silu", "leaky_relu")
+# "mps" is reserved (stored names are never removed) but refused for now: the engine's math
+# runs in float64, which Apple's MPS backend does not have (docs/model-notes.md).
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 OptionValue = Any  # JSON scalars, or tuples of them
@@ -281,6 +283,12 @@ class TrainConfig:
         _float("checkpoint_every_s", self.checkpoint_every_s, 0.0, 1e9)
         _int("seed", self.seed, 0, 2**63 - 1)
         _choice("device", self.device, DEVICES)
+        if self.device == "mps":
+            raise ConfigError(
+                "device",
+                "mps is not supported yet: the engine computes in float64, which Apple's MPS "
+                "backend lacks; use auto, cpu or cuda",
+            )
         _coerce_floats(self)
 
 

@@ -55,7 +55,7 @@ def get_store() -> Store:
 
 
 def detect_device() -> str:
-    """cuda, then mps, then cpu; probed in a subprocess so the parent never initialises CUDA
+    """cuda, else cpu; probed in a subprocess so the parent never initialises CUDA
     before forking. `DIFFLAB_WORKER_DEVICE` overrides."""
     forced = os.environ.get("DIFFLAB_WORKER_DEVICE")
     if forced:
