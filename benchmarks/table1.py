@@ -70,7 +70,8 @@ def run_row(row: str, schedule: str, extra: list[str], out_root: Path, budget_s:
         "steps": trained.step,
         "T": cfg.diffusion.T,
         "beta1": cfg.diffusion.beta1,
-        "network": f"{cfg.network.kind} {list(cfg.network.hidden)}",
+        "network": f"{cfg.network.kind} {list(cfg.network.hidden)}"
+        + (f" {cfg.network.options_dict}" if cfg.network.options else ""),
         "J": cfg.diffusion.readout_J,
         "batch_size": cfg.train.batch_size,
         "threads": torch.get_num_threads(),
