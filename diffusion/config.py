@@ -208,7 +208,8 @@ class NetworkConfig(_OptionsMixin):
     """The network that outputs the reverse-kernel perturbations (model.md section 10).
 
     kind: "rbf" (normalized radial-basis net, `n_rbf` units), "mlp" (general), "heartbeat"
-    (sigmoid MLP 20-50-50-50), "conv" (multi-scale convolutional, see diffusion.nets.conv).
+    (sigmoid MLP 20-50-50-50; options width, t_input), "conv" (multi-scale convolutional,
+    see diffusion.nets.conv).
     `hidden` are the hidden widths; `options` carries kind-specific settings.
     """
 

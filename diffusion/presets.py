@@ -82,7 +82,7 @@ PRESETS: dict[str, RunConfig] = {
             "binomial", T=2000, schedule="baseline", beta1=1 / 2000, m=0.2, J=100
         ),
         # wider than the paper's 50 units, and g(t) also feeds the first layer
-        # (docs/model-notes.md): -2.73 bits/seq in 14 minutes against -2.77 for the paper's net
+        # (docs/model-notes.md): -2.73 bits/seq in 14 minutes, the paper's net -2.79
         network=NetworkConfig(
             "heartbeat",
             hidden=(50, 50, 50),
