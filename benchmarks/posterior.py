@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
 from diffusion.imageio import save_png, tile  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
@@ -40,25 +41,8 @@ from diffusion.presets import PRESETS  # noqa: E402
 from diffusion.strided import strided_bound  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
-DIGITS_OVERRIDES = (
-    "diffusion.T=500",
-    "diffusion.J=10",
-    "data.n_holdout=300",
-    "network.options.conv_layers=4",
-    "network.options.conv_channels=20",
-    "network.options.upper=[20,20]",
-    "train.batch_size=64",
-    "train.optimizer=rmsprop",
-    "train.lr=0.001",
-    "train.lr_final=0.0001",
-    "train.lr_schedule=exponential",
-    "train.eval_every=0",
-    "train.eval_examples=100",
-    "train.gallery_every=0",
-    "train.gallery_size=16",
-    "train.checkpoint_every_s=120",
-    "train.device=cpu",
-)
+# The image rows' network and optimizer settings (benchmarks/table1_images.py), on digits.
+DIGITS_OVERRIDES = ("diffusion.T=500", "data.n_holdout=300", *COMMON)
 
 
 def psnr(x: np.ndarray, ref: np.ndarray, peak: float) -> float:

@@ -21,6 +21,23 @@ from diffusion.config import (
 )
 
 
+def _smoke_train(eval_examples: int, gallery_size: int) -> TrainConfig:
+    """60 quick steps with two evaluations: a run that finishes in seconds on a CPU."""
+    return TrainConfig(
+        steps=60,
+        batch_size=128,
+        lr=3e-3,
+        lr_final=1e-3,
+        log_every=10,
+        ema=0.95,
+        eval_every=30,
+        eval_examples=eval_examples,
+        gallery_every=0,
+        gallery_size=gallery_size,
+        checkpoint_every_s=5.0,
+    )
+
+
 def _swissroll(name: str, sigma: float, beta1: float, steps: int) -> RunConfig:
     """T = 40, a readout per step; a normalized-RBF net with local linear experts
     (docs/model-notes.md), importance-sampled t."""
@@ -112,38 +129,14 @@ PRESETS: dict[str, RunConfig] = {
         data=DataConfig("swissroll", {"sigma": 0.25}, n_train=2_000, n_holdout=200),
         diffusion=DiffusionConfig("gaussian", T=10, schedule="baseline", beta1=1e-3),
         network=NetworkConfig("mlp", hidden=(32, 32), activation="tanh"),
-        train=TrainConfig(
-            steps=60,
-            batch_size=128,
-            lr=3e-3,
-            lr_final=1e-3,
-            log_every=10,
-            ema=0.95,
-            eval_every=30,
-            eval_examples=200,
-            gallery_every=0,
-            gallery_size=64,
-            checkpoint_every_s=5.0,
-        ),
+        train=_smoke_train(eval_examples=200, gallery_size=64),
     ),
     "heartbeat-smoke": RunConfig(
         name="heartbeat-smoke",
         data=DataConfig("heartbeat", {}, n_train=1_000, n_holdout=100),
         diffusion=DiffusionConfig("binomial", T=50, schedule="baseline", beta1=1 / 50, m=0.2),
         network=NetworkConfig("heartbeat", hidden=(50, 50, 50), activation="sigmoid"),
-        train=TrainConfig(
-            steps=60,
-            batch_size=128,
-            lr=3e-3,
-            lr_final=1e-3,
-            log_every=10,
-            ema=0.95,
-            eval_every=30,
-            eval_examples=100,
-            gallery_every=0,
-            gallery_size=16,
-            checkpoint_every_s=5.0,
-        ),
+        train=_smoke_train(eval_examples=100, gallery_size=16),
     ),
 }
 PRESETS["swissroll-learned"] = RunConfig.from_dict(
