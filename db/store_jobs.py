@@ -34,6 +34,7 @@ from db.entities import (
 from db.errors import InvalidInput, LeaseLost, NotFound
 from db.models import JobRow, RunRow
 from db.session import StoreBase, utcnow
+from db.store_runs import queued_job_row
 
 MAX_ATTEMPTS = 5  # a job whose worker dies this many times is FAILED, not retried forever
 
@@ -72,22 +73,7 @@ class JobsMixin(StoreBase):
             run = check_view(s.get(RunRow, run_id), viewer, run_id)
             if run.checkpoint_step is None and run.state != DONE:
                 raise InvalidInput(f"run {run_id} has no checkpoint yet; wait until it trains")
-            row = JobRow(
-                id=secrets.token_hex(6),
-                kind=kind,
-                run_id=run_id,
-                owner_id=owner_id,
-                state=QUEUED,
-                params=params,
-                queue=queue,
-                progress=0.0,
-                message="",
-                celery_id=secrets.token_hex(16),
-                attempts=0,
-                cancel_requested=False,
-                created_at=now,
-                updated_at=now,
-            )
+            row = queued_job_row(kind, run_id, owner_id, params, queue, now)
             s.add(row)
             s.flush()
             return convert.job(row)

@@ -35,6 +35,28 @@ def new_id() -> str:
     return secrets.token_hex(6)
 
 
+def queued_job_row(
+    kind: str, run_id: str, owner_id: int, params: dict[str, Any], queue: str, now: Any
+) -> JobRow:
+    """A new QUEUED job row with a fresh id and Celery message id, not yet added."""
+    return JobRow(
+        id=new_id(),
+        kind=kind,
+        run_id=run_id,
+        owner_id=owner_id,
+        state=QUEUED,
+        params=params,
+        queue=queue,
+        progress=0.0,
+        message="",
+        celery_id=secrets.token_hex(16),
+        attempts=0,
+        cancel_requested=False,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def queue_for(device_request: str) -> str:
     """The Celery queue for a device request: `cpu` for cpu, `gpu` otherwise."""
     return "cpu" if device_request == "cpu" else "gpu"
@@ -104,22 +126,7 @@ class RunsMixin(StoreBase):
             row.tags = [RunTagRow(tag=t) for t in clean_tags(tags)]
             s.add(row)
             s.flush()  # the run first: jobs refer to it
-            job = JobRow(
-                id=new_id(),
-                kind="train",
-                run_id=run_id,
-                owner_id=owner_id,
-                state=QUEUED,
-                params={},
-                queue=queue_for(device_request),
-                progress=0.0,
-                message="",
-                celery_id=secrets.token_hex(16),
-                attempts=0,
-                cancel_requested=False,
-                created_at=now,
-                updated_at=now,
-            )
+            job = queued_job_row("train", run_id, owner_id, {}, queue_for(device_request), now)
             s.add(job)
             s.flush()
             return self._run(s, row), convert.job(job)
