@@ -3,8 +3,8 @@
 The form starts from a preset (the rows of Table 1 of Sohl-Dickstein et al. 2015, and tiny
 "-smoke" variants for quick checks), and the user overrides the common fields. Validation
 is the engine's own (`RunConfig.from_dict`, whose `ConfigError.field` names the field), plus
-the dashboard's checks of what a person types (numbers, lists, memory). Nothing here touches
-Streamlit or the store.
+the dashboard's checks of what a person types (numbers, lists, memory, and a full
+covariance only for small vector data). Nothing here touches Streamlit or the store.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from diffusion.config import ConfigError, RunConfig
+from diffusion.config import (
+    FIXED_SCHEDULES,
+    MAX_FULL_COVARIANCE_D,
+    ConfigError,
+    RunConfig,
+)
 
 try:  # the presets module is torch-free; fall back to none while it is being written
     from diffusion.presets import PRESETS
@@ -38,6 +43,14 @@ SCHEDULE_LABELS = {
     "learned": "Learned with the bound",
     "linear": "Fixed linear",
     "cosine": "Fixed cosine",
+    "geometric": "Fixed geometric (noise variance grows by a constant factor)",
+    "logsnr": "Fixed linear log SNR",
+}
+# The fixed schedules a learned one can start from (every schedule but "learned")
+LEARNED_FROM_LABELS = {name: SCHEDULE_LABELS.get(name, name) for name in FIXED_SCHEDULES}
+COVARIANCE_LABELS = {
+    "diagonal": "Diagonal (paper)",
+    "full": f"Full (vector data up to {MAX_FULL_COVARIANCE_D} dims)",
 }
 NETWORK_LABELS = {
     "mlp": "MLP",
@@ -54,6 +67,8 @@ DEVICE_LABELS = {
 # Dashboard-side guard: T x batch x data size beyond this is refused as "too large for memory"
 MAX_ACTIVATIONS = 2_000_000_000
 _DATA_DIM = {"swissroll": 2, "heartbeat": 20, "digits": 64, "mnist": 784, "cifar10": 3072}
+# Data sets whose examples are vectors (the rest are images); a full covariance needs one
+_VECTOR_DATA = {"swissroll", "heartbeat", "vector"}
 
 FORM_FIELDS = (
     "name",
@@ -61,6 +76,9 @@ FORM_FIELDS = (
     "diffusion.kind",
     "diffusion.T",
     "diffusion.schedule",
+    "diffusion.learned_from",
+    "diffusion.beta1",
+    "diffusion.covariance",
     "network.kind",
     "network.hidden",
     "train.steps",
@@ -106,6 +124,9 @@ def defaults_for(preset: str | None) -> dict[str, Any]:
         "diffusion.kind": cfg.diffusion.kind,
         "diffusion.T": cfg.diffusion.T,
         "diffusion.schedule": cfg.diffusion.schedule,
+        "diffusion.learned_from": cfg.diffusion.learned_from,
+        "diffusion.beta1": cfg.diffusion.beta1,
+        "diffusion.covariance": cfg.diffusion.covariance,
         "network.kind": cfg.network.kind,
         "network.hidden": ", ".join(str(h) for h in cfg.network.hidden),
         "train.steps": cfg.train.steps,
@@ -154,9 +175,15 @@ def _parse_float(key: str, value: Any, errors: dict[str, str]) -> float | None:
     return out
 
 
-def _parse_hidden(value: Any, errors: dict[str, str]) -> list[int] | None:
+# Network kinds whose layer sizes come from elsewhere (rbf: n_rbf; conv: its own channels)
+_NETS_WITHOUT_HIDDEN = ("rbf", "conv")
+
+
+def _parse_hidden(value: Any, network: Any, errors: dict[str, str]) -> list[int] | None:
     text = str(value).replace(" ", "")
     if not text:
+        if network in _NETS_WITHOUT_HIDDEN:
+            return []
         errors["network.hidden"] = "give at least one layer width, e.g. 128, 128"
         return None
     try:
@@ -191,6 +218,9 @@ def validate_form(
         raw["data"]["options"] = {**raw["data"].get("options", {}), **data_options}
     raw["diffusion"]["kind"] = values.get("diffusion.kind")
     raw["diffusion"]["schedule"] = values.get("diffusion.schedule")
+    if raw["diffusion"]["schedule"] == "learned":  # otherwise the preset's value, unused
+        raw["diffusion"]["learned_from"] = values.get("diffusion.learned_from")
+    raw["diffusion"]["covariance"] = values.get("diffusion.covariance")
     raw["network"]["kind"] = values.get("network.kind")
     raw["train"]["device"] = values.get("train.device")
     for key in ("diffusion.T", "train.steps", "train.batch_size", "train.seed"):
@@ -198,11 +228,14 @@ def validate_form(
         if parsed is not None:
             section, name_ = key.split(".")
             raw[section][name_] = parsed
+    beta1 = _parse_float("diffusion.beta1", values.get("diffusion.beta1"), errors)
+    if beta1 is not None:
+        raw["diffusion"]["beta1"] = beta1
     lr = _parse_float("train.lr", values.get("train.lr"), errors)
     if lr is not None:
         raw["train"]["lr"] = lr
         raw["train"]["lr_final"] = min(raw["train"].get("lr_final", lr), lr)
-    hidden = _parse_hidden(values.get("network.hidden", ""), errors)
+    hidden = _parse_hidden(values.get("network.hidden", ""), values.get("network.kind"), errors)
     if hidden is not None:
         raw["network"]["hidden"] = hidden
     if errors:
@@ -212,9 +245,14 @@ def validate_form(
     except ConfigError as exc:
         key = exc.field if exc.field in FORM_FIELDS else _nearest_field(exc.field)
         return FormResult(None, {key: exc.message}, preset)
+    covariance = _covariance_error(config)
+    if covariance:
+        errors["diffusion.covariance"] = covariance
     memory = _memory_error(config)
     if memory:
-        return FormResult(None, {"diffusion.T": memory}, preset)
+        errors["diffusion.T"] = memory
+    if errors:
+        return FormResult(None, errors, preset)
     return FormResult(config, {}, preset)
 
 
@@ -226,8 +264,35 @@ def _nearest_field(dotted: str) -> str:
     return "name"
 
 
+def _data_dim(config: RunConfig) -> int:
+    """Values per example as the dashboard estimates it (unknown image sizes: 4096)."""
+    length = config.data.option("length")
+    if config.data.name == "heartbeat" and isinstance(length, int) and length > 0:
+        return length
+    return _DATA_DIM.get(config.data.name, 4096)
+
+
+def _covariance_error(config: RunConfig) -> str | None:
+    """The engine refuses a full covariance only when it builds the model (it needs the data's
+    shape); the form refuses it at once for image data and vectors of more than 16 values."""
+    if config.diffusion.covariance != "full" or config.diffusion.kind != "gaussian":
+        return None
+    name = config.data.name
+    label = DATASET_LABELS.get(name, name)
+    limit = f"a full covariance is for vector data of at most {MAX_FULL_COVARIANCE_D} dimensions"
+    if name not in _VECTOR_DATA:
+        size = f" ({_DATA_DIM[name]:,} values per example)" if name in _DATA_DIM else ""
+        return f"{limit}; {label} is image data{size}: choose {COVARIANCE_LABELS['diagonal']}"
+    if name == "vector":  # its size is the file's, known only when the worker loads it
+        return None
+    dim = _data_dim(config)
+    if dim > MAX_FULL_COVARIANCE_D:
+        return f"{limit}; {label} has {dim} dimensions: choose {COVARIANCE_LABELS['diagonal']}"
+    return None
+
+
 def _memory_error(config: RunConfig) -> str | None:
-    dim = _DATA_DIM.get(config.data.name, 4096)
+    dim = _data_dim(config)
     size = config.diffusion.T * config.train.batch_size * dim
     if size > MAX_ACTIVATIONS:
         return (

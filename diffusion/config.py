@@ -31,7 +31,10 @@ DATASET_NAMES = (
 )
 NETWORK_KINDS = ("rbf", "mlp", "heartbeat", "conv")
 DIFFUSION_KINDS = ("gaussian", "binomial")
-SCHEDULES = ("baseline", "learned", "linear", "cosine")
+SCHEDULES = ("baseline", "learned", "linear", "cosine", "geometric", "logsnr")
+FIXED_SCHEDULES = tuple(name for name in SCHEDULES if name != "learned")
+COVARIANCES = ("diagonal", "full")
+MAX_FULL_COVARIANCE_D = 16
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 T_SAMPLING = ("uniform", "importance")
@@ -164,6 +167,10 @@ class DiffusionConfig:
     m: binomial equilibrium rate pi = Bernoulli(m).
     J: temporal basis size (model.md section 6); 0 or T = one readout per step.
     schedule_J: basis size of the learned schedule's coefficients (0 = the readout's J).
+    learned_from: the fixed schedule a learned schedule starts from and perturbs.
+    covariance: the Gaussian reverse kernel's covariance: "diagonal" (the paper's) or "full"
+        (a unit lower-triangular correlation factor on top of the paper's variances; vector
+        data of at most 16 dimensions; docs/model-notes.md).
     """
 
     kind: str = "gaussian"
@@ -174,6 +181,8 @@ class DiffusionConfig:
     m: float = 0.5
     J: int = 0
     schedule_J: int = 0
+    learned_from: str = "baseline"
+    covariance: str = "diagonal"
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, DIFFUSION_KINDS)
@@ -184,12 +193,18 @@ class DiffusionConfig:
         _float("m", self.m, 0.0, 1.0, open_lo=True, open_hi=True)
         _int("J", self.J, 0, self.T)
         _int("schedule_J", self.schedule_J, 0, self.T)
+        _choice("learned_from", self.learned_from, FIXED_SCHEDULES)
+        _choice("covariance", self.covariance, COVARIANCES)
         _coerce_floats(self)
         if self.kind == "binomial" and self.schedule != "baseline":
             raise ConfigError(
                 "schedule",
                 "binomial diffusion supports only 'baseline' "
                 f"(the paper's 1/(T-t+1)); got {self.schedule!r}",
+            )
+        if self.kind == "binomial" and self.covariance != "diagonal":
+            raise ConfigError(
+                "covariance", "binomial diffusion has no covariance; leave it 'diagonal'"
             )
 
     @property

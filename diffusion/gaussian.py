@@ -52,11 +52,30 @@ def randn(
     return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
 
 
+def unit_lower(z_c: torch.Tensor) -> torch.Tensor:
+    """(B, D, D) unit lower-triangular U from per-dimension outputs z_c (B, D, D - 1): row i
+    takes its first i entries below the diagonal."""
+    B, D = z_c.shape[0], z_c.shape[1]
+    full = torch.zeros(B, D, D, dtype=z_c.dtype, device=z_c.device)
+    full[:, :, : D - 1] = z_c
+    return torch.eye(D, dtype=z_c.dtype, device=z_c.device) + torch.tril(full, diagonal=-1)
+
+
 class GaussianDiffusion:
-    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1)."""
+    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1).
+
+    covariance "diagonal" is the paper's reverse kernel N(mu, diag(Sigma)). "full" (vector data
+    with D dimensions) adds a unit lower-triangular factor U read out like the other outputs:
+    Sigma = diag(s)^(1/2) U U^T diag(s)^(1/2), with s the paper's sigmoid variances; U = I is
+    the paper's kernel (docs/model-notes.md). Each dimension then has 2 + (D - 1) outputs.
+    """
 
     kind = "gaussian"
-    n_outputs = 2  # zM, zS per dimension
+
+    def __init__(self, covariance: str = "diagonal", D: int = 1) -> None:
+        self.full = covariance == "full"
+        self.D = D
+        self.n_outputs = 2 + (D - 1 if self.full else 0)  # zM, zS (, correlations)
 
     def q_mean_var(
         self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
@@ -129,7 +148,31 @@ class GaussianDiffusion:
         if bool(first.any()):
             mean = torch.where(first, (1 - b).sqrt() * xt, mean)
             var = torch.where(first, b.expand_as(var), var)
+        if self.full:  # the marginal variances Sigma_ii = s_i (U U^T)_ii
+            U = self.p_factor(t, z)
+            var = var * (U**2).sum(-1).reshape(var.shape)
         return mean, var
+
+    def p_factor(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B, D, D) the unit lower-triangular factor U of a full-covariance kernel at steps t
+        (the identity on rows with t = 1, the fixed first step)."""
+        B = z.shape[0]
+        z_c = z.reshape(B, self.D, -1)[..., 2:].double()
+        z_c = torch.where((t == 1).reshape(B, 1, 1), torch.zeros_like(z_c), z_c)
+        return unit_lower(z_c)
+
+    def _p_full(self, xt, t, z, beta):
+        """(mean (B, D), s (B, D), U^-1 (B, D, D)) of a full-covariance kernel."""
+        mean, s = GaussianDiffusion.p_mean_var(_DIAGONAL, xt, t, z, beta)
+        U = self.p_factor(t, z)
+        eye = torch.eye(self.D, dtype=U.dtype, device=U.device).expand_as(U)
+        u_inv = torch.linalg.solve_triangular(U, eye, upper=False, unitriangular=True)
+        B = xt.shape[0]
+        return mean.reshape(B, -1), s.reshape(B, -1), u_inv
+
+    def _whiten(self, u_inv: torch.Tensor, s: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """(B, D) A^-1 d with Sigma = A A^T, A = diag(sqrt(s)) U."""
+        return (u_inv @ (d / s.sqrt()).unsqueeze(-1)).squeeze(-1)
 
     def kl(
         self,
@@ -141,8 +184,15 @@ class GaussianDiffusion:
     ) -> torch.Tensor:
         """(B,) KL(q(x^{t-1} | x^t, x^0) || p(x^{t-1} | x^t)), nats (Eq. 14's summand)."""
         mq, vq = self.q_posterior(x0, xt, t, beta)
-        mp, vp = self.p_mean_var(xt, t, z, beta)
-        return normal_kl(mq, vq, mp, vp)
+        if not self.full:
+            mp, vp = self.p_mean_var(xt, t, z, beta)
+            return normal_kl(mq, vq, mp, vp)
+        mp, s, u_inv = self._p_full(xt, t, z, beta)
+        B = xt.shape[0]
+        mq, vq = mq.reshape(B, -1), vq.reshape(B, -1)
+        trace = ((u_inv**2) * (vq / s).unsqueeze(1)).sum((1, 2))
+        quad = (self._whiten(u_inv, s, mq - mp) ** 2).sum(1)
+        return 0.5 * (trace + quad - self.D + torch.log(s).sum(1) - torch.log(vq).sum(1))
 
     def edge_terms(self, x0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """(B,) E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi), nats, exact per example.
@@ -185,8 +235,14 @@ class GaussianDiffusion:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """x^{t-1} ~ p(x^{t-1} | x^t)."""
-        mean, var = self.p_mean_var(xt, t, z, beta)
-        return mean + var.sqrt() * randn(mean.shape, generator, mean.device)
+        if not self.full:
+            mean, var = self.p_mean_var(xt, t, z, beta)
+            return mean + var.sqrt() * randn(mean.shape, generator, mean.device)
+        mean, s = GaussianDiffusion.p_mean_var(_DIAGONAL, xt, t, z, beta)
+        U = self.p_factor(t, z)
+        e = randn((xt.shape[0], self.D), generator, mean.device)
+        step = s.reshape(e.shape).sqrt() * (U @ e.unsqueeze(-1)).squeeze(-1)
+        return mean + step.reshape(mean.shape)
 
     def log_p_step(
         self,
@@ -197,5 +253,12 @@ class GaussianDiffusion:
         beta: torch.Tensor,
     ) -> torch.Tensor:
         """(B,) log p(x^{t-1} | x^t), nats."""
-        mean, var = self.p_mean_var(xt, t, z, beta)
-        return normal_log_prob(x_prev.double(), mean, var)
+        if not self.full:
+            mean, var = self.p_mean_var(xt, t, z, beta)
+            return normal_log_prob(x_prev.double(), mean, var)
+        mean, s, u_inv = self._p_full(xt, t, z, beta)
+        w = self._whiten(u_inv, s, x_prev.double().reshape(mean.shape) - mean)
+        return -0.5 * (self.D * LOG_2PI + torch.log(s).sum(1) + (w**2).sum(1))
+
+
+_DIAGONAL = GaussianDiffusion()  # the paper's kernel: the full kernel's mean and s

@@ -7,11 +7,13 @@ diffusion.binomial (kernels), diffusion.bound (K) and diffusion.sampling (ancest
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from diffusion.binomial import BinomialDiffusion
-from diffusion.config import RunConfig
+from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.gaussian import GaussianDiffusion, alpha_bar, at
 from diffusion.nets import NetSpec, build_network
 from diffusion.readout import TemporalBasis
@@ -20,10 +22,17 @@ from diffusion.schedules import Schedule
 Process = GaussianDiffusion | BinomialDiffusion
 
 
-def make_process(config: RunConfig) -> Process:
+def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
     if config.diffusion.kind == "binomial":
         return BinomialDiffusion(config.diffusion.m)
-    return GaussianDiffusion()
+    D = math.prod(shape)
+    if config.diffusion.covariance == "full" and (len(shape) != 1 or D > MAX_FULL_COVARIANCE_D):
+        raise ConfigError(
+            "diffusion.covariance",
+            f"'full' is for vector data of at most {MAX_FULL_COVARIANCE_D} dimensions; "
+            f"this data has shape {tuple(shape)}: use 'diagonal'",
+        )
+    return GaussianDiffusion(config.diffusion.covariance, D)
 
 
 class DiffusionModel(nn.Module):
@@ -36,7 +45,7 @@ class DiffusionModel(nn.Module):
         self.config = config
         self.shape = tuple(shape)
         self.T = config.diffusion.T
-        self.process = make_process(config)
+        self.process = make_process(config, self.shape)
         self.basis = TemporalBasis(self.T, config.diffusion.readout_J)
         self.schedule = Schedule(config.diffusion, self.basis)
         spec = NetSpec(
@@ -71,7 +80,7 @@ class DiffusionModel(nn.Module):
         abar = at(alpha_bar(beta), t, xt)
         var = torch.sigmoid(y[..., 1] + torch.log(b) - torch.log1p(-b))
         z_m = xt.double() + b * y[..., 0] / (var * (1 - abar).sqrt())
-        return torch.stack([z_m, y[..., 1]], dim=-1)
+        return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
 
     def kl_terms(
         self,

@@ -11,6 +11,13 @@ is the fixed Bayes reversal, App. B.2).
 - linear: DDPM's 1e-4 .. 0.02, rescaled by 1000 / T (Ho et al. 2020; Nichol & Dhariwal 2021).
 - cosine: improved DDPM's alpha_bar(t) = cos^2(((t/T) + s) / (1 + s) pi / 2), s = 0.008,
   beta clipped at 0.999 (Nichol & Dhariwal 2021, Eq. 17).
+- geometric: the noise variance 1 - abar_t grows by the same factor every step, from beta_1 to
+  1 - abar_T: every step adds the same fraction of the noise already there, so the chain
+  spends its steps evenly over the length scales of the data (from the finest, about
+  sqrt(beta_1), to the whole). benchmarks/swissroll_ceiling.py shows it is close to the best
+  40-step schedule for the swiss rolls; the learned schedule of their presets starts from it.
+- logsnr: log(abar_t / (1 - abar_t)) falls linearly in t (the shape of the cosine schedule's
+  middle; Kingma et al. 2021 view schedules this way).
 """
 
 from __future__ import annotations
@@ -52,14 +59,25 @@ def cosine_beta(T: int, *, beta1: float, s: float = 0.008) -> torch.Tensor:
     return beta
 
 
-def schedule_baseline(config: DiffusionConfig) -> torch.Tensor:
-    """The fixed schedule named by the config ("learned" starts from the baseline)."""
-    if config.schedule == "linear":
-        return linear_beta(config.T, beta1=config.beta1)
-    if config.schedule == "cosine":
-        return cosine_beta(config.T, beta1=config.beta1)
+def fixed_schedule(name: str, config: DiffusionConfig) -> torch.Tensor:
+    """(T,) float64: the fixed schedule `name` with the config's T and beta_1."""
+    T, beta1 = config.T, config.beta1
+    if name == "linear":
+        return linear_beta(T, beta1=beta1)
+    if name == "cosine":
+        return cosine_beta(T, beta1=beta1)
+    if name == "geometric":
+        return geometric_beta(T, beta1=beta1)
+    if name == "logsnr":
+        return logsnr_beta(T, beta1=beta1)
     beta_max = config.beta_max if config.kind == "gaussian" else 1.0
-    return baseline_beta(config.T, beta1=config.beta1, beta_max=beta_max)
+    return baseline_beta(T, beta1=beta1, beta_max=beta_max)
+
+
+def schedule_baseline(config: DiffusionConfig) -> torch.Tensor:
+    """The fixed schedule of the config; for "learned", the one it starts from (learned_from)."""
+    name = config.learned_from if config.schedule == "learned" else config.schedule
+    return fixed_schedule(name, config)
 
 
 class Schedule(nn.Module):
@@ -86,3 +104,28 @@ class Schedule(nn.Module):
         b = self.baseline[1:].clamp(_EPS, 1 - 1e-6)
         logits = torch.log(b) - torch.log1p(-b) + self.basis @ self.c
         return torch.cat([self.baseline[:1], torch.sigmoid(logits)])
+
+
+def geometric_beta(T: int, *, beta1: float, abar_T: float | None = None) -> torch.Tensor:
+    """(T,) float64: the noise variance 1 - abar_t grows geometrically from beta1 at t = 1 to
+    1 - abar_T at t = T (abar_T defaults to the capped baseline's 1 / (2T))."""
+    end = 1.0 - (abar_T if abar_T is not None else 1.0 / (2 * T))
+    t = torch.arange(0, T, dtype=torch.float64)
+    var = beta1 * (end / beta1) ** (t / (T - 1))
+    abar = torch.cat([torch.ones(1, dtype=torch.float64), 1 - var])
+    beta = 1 - abar[1:] / abar[:-1]
+    beta[0] = beta1
+    return beta
+
+
+def logsnr_beta(T: int, *, beta1: float, abar_T: float | None = None) -> torch.Tensor:
+    """(T,) float64: log SNR_t = log(abar_t / (1 - abar_t)) falls linearly in t, from that of
+    beta1 at t = 1 to that of abar_T at t = T (abar_T defaults to 1 / (2T))."""
+    end = abar_T if abar_T is not None else 1.0 / (2 * T)
+    lo, hi = math.log(end / (1 - end)), math.log((1 - beta1) / beta1)
+    t = torch.arange(0, T, dtype=torch.float64)
+    abar = torch.sigmoid(hi + (lo - hi) * t / (T - 1))
+    abar = torch.cat([torch.ones(1, dtype=torch.float64), abar])
+    beta = 1 - abar[1:] / abar[:-1]
+    beta[0] = beta1
+    return beta

@@ -151,6 +151,11 @@ def gaussian_reverse(model) -> GaussianReverse:  # model: diffusion.model.Diffus
         raise ValueError(
             f"this needs a Gaussian diffusion model, got {getattr(model.process, 'kind', '?')}"
         )
+    if getattr(model.process, "full", False):
+        raise ValueError(
+            "strided chains and posteriors use the diagonal reverse kernel; this model has a "
+            "full-covariance kernel (diffusion.covariance = 'full'): sample it with the full chain"
+        )
     beta = model.beta().detach()
 
     @torch.no_grad()

@@ -114,6 +114,37 @@ with st.form("new_run"):
         )
         field_error(errors, "diffusion.schedule", "Schedule")
         st.selectbox(
+            "Learned schedule starts from",
+            list(forms.LEARNED_FROM_LABELS),
+            key="f:diffusion.learned_from",
+            format_func=forms.LEARNED_FROM_LABELS.get,
+            help="Used only when the schedule is 'Learned with the bound': the fixed schedule "
+            "it starts from and learns a perturbation of. Ignored for the fixed schedules.",
+        )
+        field_error(errors, "diffusion.learned_from", "Learned schedule starts from")
+        st.number_input(
+            "First step beta1",
+            min_value=0.0,
+            format="%.2e",
+            step=1e-4,
+            key="f:diffusion.beta1",
+            help="The fixed noise variance of the first forward step, above 0 and at most 0.5. "
+            "It caps how sharp the model can be: detail finer than about sqrt(beta1) is lost "
+            "(model.md section 5). Smaller is sharper, but the last reverse step is harder to "
+            "learn. Every schedule starts from it.",
+        )
+        field_error(errors, "diffusion.beta1", "First step beta1")
+        st.selectbox(
+            "Reverse covariance",
+            list(forms.COVARIANCE_LABELS),
+            key="f:diffusion.covariance",
+            format_func=forms.COVARIANCE_LABELS.get,
+            help="The Gaussian reverse kernel's covariance: diagonal as in the paper, or full "
+            f"(vector data of at most {forms.MAX_FULL_COVARIANCE_D} dimensions, e.g. the swiss "
+            "roll; not images, not binomial diffusion).",
+        )
+        field_error(errors, "diffusion.covariance", "Reverse covariance")
+        st.selectbox(
             "Network",
             list(forms.NETWORK_LABELS),
             key="f:network.kind",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -12,6 +13,7 @@ from dashboard import charts, forms, tables
 from dashboard import posterior as pst
 from dashboard.report import ReportImage, RunReport, build_report
 from db.entities import Run
+from diffusion.config import COVARIANCES, FIXED_SCHEDULES, SCHEDULES, RunConfig
 
 
 def test_bound_curves_skip_nan_and_draw_references():
@@ -54,6 +56,16 @@ def test_form_maps_engine_errors_to_fields():
     )
 
 
+def test_every_preset_submits_unchanged():
+    """Presets of networks without hidden widths (rbf, conv) leave the field empty."""
+    for name in forms.preset_names():
+        result = forms.validate_form(forms.defaults_for(name), name)
+        assert result.ok, (name, result.errors)
+        assert result.config.network == forms.base_config(name).network
+    mlp = {**forms.defaults_for("swissroll-smoke"), "network.hidden": ""}
+    assert "network.hidden" in forms.validate_form(mlp, "swissroll-smoke").errors
+
+
 def test_changing_the_data_set_borrows_its_options():
     values = {
         **forms.defaults_for("swissroll-smoke"),
@@ -64,6 +76,109 @@ def test_changing_the_data_set_borrows_its_options():
     assert result.ok, result.errors
     assert result.config.data.name == "texture"
     assert result.config.data == forms.PRESETS["bark"].data  # the bark preset's data section
+
+
+def _variant(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A preset whose new diffusion fields all differ from the engine's defaults."""
+    base = forms.PRESETS["swissroll-smoke"]
+    diffusion = dataclasses.replace(
+        base.diffusion, schedule="learned", learned_from="logsnr", beta1=2e-4, covariance="full"
+    )
+    monkeypatch.setitem(
+        forms.PRESETS, "roll-variant", dataclasses.replace(base, diffusion=diffusion)
+    )
+    return "roll-variant"
+
+
+def test_presets_fill_the_new_diffusion_fields(monkeypatch):
+    name = _variant(monkeypatch)
+    values = forms.defaults_for(name)
+    assert values["diffusion.learned_from"] == "logsnr"
+    assert values["diffusion.beta1"] == 2e-4
+    assert values["diffusion.covariance"] == "full"
+    assert forms.defaults_for("swissroll-thin")["diffusion.beta1"] == 1e-5
+    assert forms.defaults_for("heartbeat-smoke")["diffusion.beta1"] == 0.02
+    for preset in forms.preset_names():
+        values, diffusion = forms.defaults_for(preset), forms.PRESETS[preset].diffusion
+        assert set(values) == set(forms.FORM_FIELDS)
+        assert values["diffusion.learned_from"] == diffusion.learned_from
+        assert values["diffusion.beta1"] == diffusion.beta1
+        assert values["diffusion.covariance"] == diffusion.covariance
+    for preset in (name, "swissroll-smoke", "heartbeat-smoke"):
+        result = forms.validate_form(forms.defaults_for(preset), preset)
+        assert result.ok, (preset, result.errors)  # the untouched form submits the preset's
+        assert result.config.diffusion == forms.PRESETS[preset].diffusion, preset
+
+
+def test_schedule_and_covariance_choices_match_the_engine():
+    assert set(forms.SCHEDULE_LABELS) == set(SCHEDULES)
+    assert list(forms.LEARNED_FROM_LABELS) == list(FIXED_SCHEDULES)
+    assert "learned" not in forms.LEARNED_FROM_LABELS
+    assert {"geometric", "logsnr"} <= set(forms.LEARNED_FROM_LABELS)
+    assert set(forms.COVARIANCE_LABELS) == set(COVARIANCES)
+    assert forms.COVARIANCE_LABELS["diagonal"] == "Diagonal (paper)"
+    assert forms.COVARIANCE_LABELS["full"] == "Full (vector data up to 16 dims)"
+
+
+def test_learned_schedule_from_geometric_round_trips():
+    values = {
+        **forms.defaults_for("swissroll-smoke"),
+        "diffusion.schedule": "learned",
+        "diffusion.learned_from": "geometric",
+        "diffusion.beta1": 1e-5,
+    }
+    result = forms.validate_form(values, "swissroll-smoke")
+    assert result.ok, result.errors
+    diffusion = result.config.diffusion
+    assert (diffusion.schedule, diffusion.learned_from, diffusion.beta1) == (
+        "learned",
+        "geometric",
+        1e-5,
+    )
+    assert RunConfig.from_json(result.config.to_json()) == result.config
+    # a fixed schedule ignores the field: the preset's (unused) value is kept
+    fixed = forms.validate_form({**values, "diffusion.schedule": "geometric"}, "swissroll-smoke")
+    assert fixed.ok, fixed.errors
+    assert fixed.config.diffusion.schedule == "geometric"
+    assert fixed.config.diffusion.learned_from == "baseline"
+    bad = forms.validate_form({**values, "diffusion.learned_from": "learned"}, "swissroll-smoke")
+    assert set(bad.errors) == {"diffusion.learned_from"}
+    assert "geometric" in bad.errors["diffusion.learned_from"]
+
+
+def test_full_covariance_only_for_small_vector_data():
+    values = {**forms.defaults_for("swissroll-smoke"), "diffusion.covariance": "full"}
+    result = forms.validate_form(values, "swissroll-smoke")
+    assert result.ok, result.errors
+    assert result.config.diffusion.covariance == "full"
+    for data, network in (("digits", "conv"), ("mnist", "conv"), ("heartbeat", "heartbeat")):
+        bad = forms.validate_form(
+            {**values, "data.name": data, "network.kind": network}, "swissroll-smoke"
+        )
+        assert set(bad.errors) == {"diffusion.covariance"}, (data, bad.errors)
+        assert "at most 16 dimensions" in bad.errors["diffusion.covariance"]
+        assert "Diagonal (paper)" in bad.errors["diffusion.covariance"]
+    digits = {**forms.defaults_for("digits-smoke"), "network.hidden": "8"}
+    full = forms.validate_form({**digits, "diffusion.covariance": "full"}, "digits-smoke")
+    assert set(full.errors) == {"diffusion.covariance"}
+    assert "image data (64 values per example)" in full.errors["diffusion.covariance"]
+    assert forms.validate_form(digits, "digits-smoke").ok
+    binomial = forms.validate_form(
+        {**forms.defaults_for("heartbeat-smoke"), "diffusion.covariance": "full"},
+        "heartbeat-smoke",
+    )
+    assert set(binomial.errors) == {"diffusion.covariance"}
+    assert "binomial" in binomial.errors["diffusion.covariance"]
+
+
+@pytest.mark.parametrize("beta1", [0, 0.0, 0.7, -1e-3, "soon", float("nan")])
+def test_beta1_out_of_range_is_refused_under_its_field(beta1):
+    values = {**forms.defaults_for("swissroll-smoke"), "diffusion.beta1": beta1}
+    result = forms.validate_form(values, "swissroll-smoke")
+    assert not result.ok
+    assert set(result.errors) == {"diffusion.beta1"}, result.errors
+    ok = forms.validate_form({**values, "diffusion.beta1": 0.5}, "swissroll-smoke")
+    assert ok.ok and ok.config.diffusion.beta1 == 0.5
 
 
 def _run(i: int, state: str, device: str = "cpu", config: dict | None = None) -> Run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 
@@ -9,6 +10,8 @@ import numpy as np
 from dashboard_helpers import app_test, png_bytes, texts
 
 from db.access import SYSTEM
+from diffusion.config import RunConfig
+from diffusion.presets import PRESETS
 
 
 def _submit(at):
@@ -104,3 +107,103 @@ def test_uploaded_images_are_checked_and_stored_by_hash(store, queue, tmp_path):
     files = sorted(p.name for p in (tmp_path / "uploads").rglob("*.png"))
     assert len(files) == 3 and all(len(f) == 36 for f in files)  # named by hash
     assert not list((tmp_path / "uploads").rglob(".tmp-*"))
+
+
+def test_presets_fill_beta1_schedule_start_and_covariance(store, queue, monkeypatch):
+    base = PRESETS["swissroll-smoke"]
+    diffusion = dataclasses.replace(
+        base.diffusion, schedule="learned", learned_from="geometric", beta1=3e-4
+    )
+    monkeypatch.setitem(PRESETS, "roll-variant", dataclasses.replace(base, diffusion=diffusion))
+    at = app_test("new_run")
+    assert at.number_input(key="f:diffusion.beta1").value == 1e-3
+    assert at.selectbox(key="f:diffusion.covariance").value == "diagonal"
+    at.selectbox(key="preset").set_value("heartbeat-smoke").run()
+    assert at.number_input(key="f:diffusion.beta1").value == 0.02
+    at.selectbox(key="preset").set_value("roll-variant").run()
+    assert at.selectbox(key="f:diffusion.schedule").value == "learned"
+    assert at.selectbox(key="f:diffusion.learned_from").value == "geometric"
+    assert at.number_input(key="f:diffusion.beta1").value == 3e-4
+    _submit(at)
+    assert not at.exception and len(queue) == 1, [e.value for e in at.error]
+    config = store.list_runs(viewer=SYSTEM)[0].config["diffusion"]
+    assert (config["schedule"], config["learned_from"], config["beta1"]) == (
+        "learned",
+        "geometric",
+        3e-4,
+    )
+
+
+def test_learned_schedule_from_geometric_is_submitted(store, queue):
+    at = app_test("new_run")
+    learned_from = at.selectbox(key="f:diffusion.learned_from")
+    assert learned_from.options == [
+        "Fixed 1/(T-t+1) (paper)",
+        "Fixed linear",
+        "Fixed cosine",
+        "Fixed geometric (noise variance grows by a constant factor)",
+        "Fixed linear log SNR",
+    ]
+    assert "Fixed linear log SNR" in at.selectbox(key="f:diffusion.schedule").options
+    at.selectbox(key="f:diffusion.schedule").set_value("learned")
+    learned_from.set_value("geometric")
+    at.number_input(key="f:diffusion.beta1").set_value(2e-5)
+    _submit(at)
+    assert not at.exception and len(queue) == 1, [e.value for e in at.error]
+    run = store.list_runs(viewer=SYSTEM)[0]
+    diffusion = RunConfig.from_dict(run.config).diffusion
+    assert (diffusion.schedule, diffusion.learned_from, diffusion.beta1) == (
+        "learned",
+        "geometric",
+        2e-5,
+    )
+    assert diffusion.covariance == "diagonal"
+
+
+def test_full_covariance_on_digits_is_refused_on_the_form(store, queue):
+    at = app_test("new_run")
+    assert at.selectbox(key="f:diffusion.covariance").options == [
+        "Diagonal (paper)",
+        "Full (vector data up to 16 dims)",
+    ]
+    at.selectbox(key="preset").set_value("digits-smoke").run()
+    at.text_input(key="f:network.hidden").set_value("8")
+    at.selectbox(key="f:diffusion.covariance").set_value("full")
+    _submit(at)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(
+        e.startswith("Reverse covariance:") and "at most 16 dimensions" in e and "Digits" in e
+        for e in errors
+    ), errors
+    assert queue == [] and store.list_runs(viewer=SYSTEM) == []
+    at.selectbox(key="f:diffusion.covariance").set_value("diagonal")
+    _submit(at)
+    assert len(queue) == 1, [e.value for e in at.error]
+
+
+def test_full_covariance_on_the_swiss_roll_is_queued(store, queue):
+    at = app_test("new_run")
+    at.selectbox(key="f:diffusion.covariance").set_value("full")
+    _submit(at)
+    assert len(queue) == 1, [e.value for e in at.error]
+    assert store.list_runs(viewer=SYSTEM)[0].config["diffusion"]["covariance"] == "full"
+
+
+def test_beta1_out_of_range_is_refused_under_its_field(store, queue):
+    at = app_test("new_run")
+    for bad in (0.0, 0.7):
+        at.number_input(key="f:diffusion.beta1").set_value(bad)
+        _submit(at)
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert any(
+            e.startswith("First step beta1:") and "(0.0, 0.5]" in e and str(bad) in e
+            for e in errors
+        ), errors
+        assert any("Nothing was queued" in e for e in errors)
+    assert queue == [] and store.list_runs(viewer=SYSTEM) == []
+    at.number_input(key="f:diffusion.beta1").set_value(0.5)
+    _submit(at)
+    assert len(queue) == 1, [e.value for e in at.error]
+    assert store.list_runs(viewer=SYSTEM)[0].config["diffusion"]["beta1"] == 0.5
