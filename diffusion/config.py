@@ -254,10 +254,11 @@ class TrainConfig:
     """Optimisation, evaluation, galleries and checkpoints.
 
     lr decays to lr_final by `lr_schedule` ("constant" ignores lr_final). schedule_lr is the
-    learning rate of the learned beta coefficients (0 = same as lr). t_sampling: "uniform" t,
-    or "importance" (p(t) proportional to the running RMS of the KL terms; still unbiased).
-    ema = 0 disables the
-    weight average; grad_clip = 0 disables clipping. eval_every / gallery_every = 0 evaluate
+    learning rate of the learned beta coefficients (0 = same as lr); they stay frozen for the
+    first `schedule_warmup` fraction of the steps, while the network learns (trained together
+    from the start, the schedule shrinks the steps the untrained network is bad at to nothing).
+    t_sampling: "uniform" t, or "importance" (p(t) proportional to the running RMS of the KL
+    terms; still unbiased). ema = 0 disables the weight average; grad_clip = 0 disables clipping. eval_every / gallery_every = 0 evaluate
     only at the end.
     """
 
@@ -268,6 +269,7 @@ class TrainConfig:
     lr_final: float = 1e-4
     lr_schedule: str = "cosine"
     schedule_lr: float = 0.0
+    schedule_warmup: float = 0.0
     t_sampling: str = "uniform"
     ema: float = 0.999
     grad_clip: float = 1.0
@@ -288,6 +290,7 @@ class TrainConfig:
         _float("lr_final", self.lr_final, 0.0, 10.0, open_lo=True)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _float("schedule_lr", self.schedule_lr, 0.0, 10.0)
+        _float("schedule_warmup", self.schedule_warmup, 0.0, 1.0, open_hi=True)
         _choice("t_sampling", self.t_sampling, T_SAMPLING)
         _float("ema", self.ema, 0.0, 1.0, open_hi=True)
         _float("grad_clip", self.grad_clip, 0.0, 1e9)

@@ -77,7 +77,7 @@ def make_optimizer(config: RunConfig, model: DiffusionModel) -> torch.optim.Opti
     ]
     if sched_params:
         s_lr = tc.schedule_lr or tc.lr
-        groups.append({"params": sched_params, "lr": s_lr, "base_lr": s_lr})
+        groups.append({"params": sched_params, "lr": s_lr, "base_lr": s_lr, "schedule": True})
     if tc.optimizer == "rmsprop":
         return torch.optim.RMSprop(groups, lr=tc.lr)
     return torch.optim.Adam(groups, lr=tc.lr)
@@ -228,8 +228,9 @@ class _Trainer:
     def train_step(self) -> float:
         tc = self.config.train
         lr_scale = lr_at(self.config, self.step) / tc.lr
+        frozen = self.step < tc.schedule_warmup * tc.steps
         for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_scale
+            group["lr"] = 0.0 if frozen and group.get("schedule") else group["base_lr"] * lr_scale
         x = self.bundle.draw_train(tc.batch_size, self.gen)
         x0 = self.bundle.scaler.to_model(x, self.gen).to(self.device)
         probs = self.t_sampler.probs() if self.t_sampler is not None else None

@@ -11,7 +11,14 @@ from engine_helpers import make_model
 from diffusion.bound import evaluate_bound, train_objective
 from diffusion.config import DiffusionConfig
 from diffusion.readout import ReadoutLinear, TemporalBasis, apply_readout
-from diffusion.schedules import Schedule, baseline_beta, cosine_beta, linear_beta
+from diffusion.schedules import (
+    Schedule,
+    baseline_beta,
+    cosine_beta,
+    geometric_beta,
+    linear_beta,
+    logsnr_beta,
+)
 
 
 def test_baseline_erases_one_T_th_per_step():
@@ -23,7 +30,31 @@ def test_baseline_erases_one_T_th_per_step():
     assert capped[0] == 1e-3 and capped[-1] == 0.5 and capped.dtype == torch.float64
 
 
-@pytest.mark.parametrize("fn", [linear_beta, cosine_beta])
+def test_geometric_and_logsnr_shapes():
+    """geometric: 1 - abar_t = beta_1 r^(t-1), ending at 1 - abar_T = 1 - 1/(2T); logsnr:
+    log(abar_t / (1 - abar_t)) equally spaced between the same two ends."""
+    T, b1 = 40, 1e-4
+    var = 1 - torch.cumprod(1 - geometric_beta(T, beta1=b1), 0)
+    ratio = var[1:] / var[:-1]
+    torch.testing.assert_close(ratio, torch.full_like(ratio, (1 - 1 / (2 * T)) / b1) ** (1 / 39))
+    torch.testing.assert_close(var[[0, -1]], torch.tensor([b1, 1 - 1 / (2 * T)]).double())
+    abar = torch.cumprod(1 - logsnr_beta(T, beta1=b1), 0)
+    lsnr = torch.log(abar / (1 - abar))
+    step = lsnr[1:] - lsnr[:-1]
+    torch.testing.assert_close(step, torch.full_like(step, float(step.mean())))
+    torch.testing.assert_close(abar[[0, -1]], torch.tensor([1 - b1, 1 / (2 * T)]).double())
+
+
+def test_learned_schedule_starts_from_learned_from():
+    cfg = DiffusionConfig(
+        "gaussian", T=20, schedule="learned", beta1=1e-4, learned_from="geometric"
+    )
+    torch.testing.assert_close(Schedule(cfg)(), geometric_beta(20, beta1=1e-4))
+    fixed = DiffusionConfig("gaussian", T=20, schedule="logsnr", beta1=1e-4)
+    torch.testing.assert_close(Schedule(fixed)(), logsnr_beta(20, beta1=1e-4))
+
+
+@pytest.mark.parametrize("fn", [linear_beta, cosine_beta, geometric_beta, logsnr_beta])
 def test_named_schedules_are_valid(fn):
     beta = fn(100, beta1=1e-4)
     assert beta.dtype == torch.float64 and beta[0] == 1e-4

@@ -11,6 +11,7 @@ from diffusion.config import ConfigError
 from diffusion.events import CheckpointEvent, EvalEvent, GalleryEvent, StepEvent
 from diffusion.inference import load_trained
 from diffusion.presets import PRESETS
+from diffusion.schedules import geometric_beta
 from diffusion.train import train
 
 SMOKE = PRESETS["swissroll-smoke"].with_overrides(
@@ -104,3 +105,28 @@ def test_binomial_smoke_run(tmp_path):
     assert result.status == "done" and result.k_holdout.unit == "bits/seq"
     gal = [e for e in events if isinstance(e, GalleryEvent)][0]
     assert gal.kind == "sequences" and set(gal.samples.ravel().tolist()) <= {0, 1}
+
+
+def test_learned_schedule_stays_frozen_during_its_warmup(tmp_path):
+    """With schedule_warmup = 0.5 the beta coefficients are exactly the initial ones (the
+    geometric schedule they start from) at the half-way checkpoint, and move after it."""
+    cfg = SMOKE.with_overrides(
+        [
+            "diffusion.schedule=learned",
+            "diffusion.learned_from=geometric",
+            "train.schedule_lr=0.05",
+            "train.schedule_warmup=0.5",
+            "train.eval_every=0",
+        ]
+    )
+    stops = iter(range(1000))
+    train(cfg, tmp_path / "run", should_stop=lambda: next(stops) >= 12)
+    half = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert half["step"] == 12 and (half["model"]["schedule.c"] == 0).all()
+    torch.testing.assert_close(
+        half["model"]["schedule.baseline"],
+        geometric_beta(cfg.diffusion.T, beta1=cfg.diffusion.beta1),
+    )
+    train(cfg, tmp_path / "run")
+    end = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert end["step"] == 24 and (end["model"]["schedule.c"][1:] != 0).all()  # c_1: t = 1
