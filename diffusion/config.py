@@ -258,8 +258,8 @@ class TrainConfig:
     first `schedule_warmup` fraction of the steps, while the network learns (trained together
     from the start, the schedule shrinks the steps the untrained network is bad at to nothing).
     t_sampling: "uniform" t, or "importance" (p(t) proportional to the running RMS of the KL
-    terms; still unbiased). ema = 0 disables the weight average; grad_clip = 0 disables clipping. eval_every / gallery_every = 0 evaluate
-    only at the end.
+    terms; still unbiased). ema = 0 disables the weight average; grad_clip = 0 disables
+    clipping. eval_every / gallery_every = 0 evaluate only at the end.
     """
 
     steps: int = 2_000
