@@ -127,3 +127,22 @@ def test_full_covariance_refused_where_it_does_not_apply():
         DiffusionModel(cfg, (1, 8, 8))
     with pytest.raises(ConfigError, match="covariance"):
         DiffusionConfig("gaussian", T=10, covariance="spherical")
+
+
+def test_full_covariance_run_trains_samples_and_refuses_strided(tmp_path):
+    from diffusion.events import GalleryEvent
+    from diffusion.inference import load_trained
+    from diffusion.presets import PRESETS
+    from diffusion.train import train
+
+    cfg = PRESETS["swissroll-smoke"].with_overrides(
+        ["diffusion.covariance=full", "train.steps=20", "train.eval_every=0", "data.n_train=300"]
+    )
+    events = []
+    result = train(cfg, tmp_path / "run", on_event=events.append)
+    gallery = [e for e in events if isinstance(e, GalleryEvent)][-1]
+    assert result.status == "done" and gallery.samples.shape == (64, 2)
+    trained = load_trained(tmp_path / "run", device="cpu")
+    assert trained.sample(8, generator=torch.Generator().manual_seed(0)).samples.shape == (8, 2)
+    with pytest.raises(ValueError, match="full-covariance"):
+        trained.sample(8, steps=5)
