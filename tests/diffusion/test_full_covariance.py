@@ -146,3 +146,11 @@ def test_full_covariance_run_trains_samples_and_refuses_strided(tmp_path):
     assert trained.sample(8, generator=torch.Generator().manual_seed(0)).samples.shape == (8, 2)
     with pytest.raises(ValueError, match="full-covariance"):
         trained.sample(8, steps=5)
+
+
+@pytest.mark.parametrize("D", [1, 2, 5])
+def test_unit_lower_inverse(gen, D):
+    from diffusion.gaussian import unit_lower, unit_lower_inverse
+
+    U = unit_lower(torch.randn(7, D, max(D - 1, 0), generator=gen, dtype=torch.float64))
+    torch.testing.assert_close(unit_lower_inverse(U) @ U, torch.eye(D).double().expand(7, D, D))

@@ -109,17 +109,18 @@ def test_basis_sums_to_one_and_interpolates():
 
 
 def test_readout_linear_sparse_equals_dense(gen):
-    dense = ReadoutLinear(6, 4, 30, sparse=False, init_scale=1.0)
-    sparse = ReadoutLinear(6, 4, 30, sparse=True)
+    dense = ReadoutLinear(6, 4, 300, sparse=False, init_scale=1.0)
+    sparse = ReadoutLinear(6, 4, 300, sparse=True)
     sparse.load_state_dict(dense.state_dict())
     with torch.no_grad():
         dense.bias.normal_(generator=gen)
         sparse.bias.copy_(dense.bias)
     h = torch.randn(50, 6, generator=gen)
-    g = TemporalBasis(30, 30)(torch.rand(50, generator=gen) * 29 + 1)
+    g = TemporalBasis(300, 300)(torch.rand(50, generator=gen) * 299 + 1)
+    assert sparse.J > sparse.GATHER_MIN_J  # the gather path
     torch.testing.assert_close(sparse(h, g), dense(h, g), rtol=1e-5, atol=1e-5)
     big = torch.randn(40_000, 6, generator=gen)  # few distinct steps: the grouped path
-    gb = TemporalBasis(30, 30)(torch.randint(1, 31, (40_000,), generator=gen))
+    gb = TemporalBasis(300, 300)(torch.randint(1, 31, (40_000,), generator=gen))
     small_blocks = torch.cat(
         [dense(big[i : i + 1000], gb[i : i + 1000]) for i in range(0, 40_000, 1000)]
     )
