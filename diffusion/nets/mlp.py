@@ -2,11 +2,20 @@
 
 - "rbf": a normalized radial-basis network (paper's swiss-roll net: 16 units), then the
   temporal readout (a readout per step by default).
-- "mlp": a general MLP on flattened vectors, `hidden` widths, `activation`, then the readout.
+- "mlp": a general MLP on flattened vectors, `hidden` widths, `activation`, then the readout
+  (options `t_input` and `film`, below).
 - "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and the temporal
   readout (`hidden` and `activation` are ignored; options `width` sets the three hidden
-  widths and `t_input` also feeds g(t) to the first layer). The paper's bare sigmoid output
-  is replaced by the perturbation form of diffusion.binomial (model.md section 7).
+  widths, `t_input` also feeds g(t) to the first layer, `film` below). The paper's bare
+  sigmoid output is replaced by the perturbation form of diffusion.binomial (model.md
+  section 7).
+Option `film` (time modulation, FiLM: Perez et al. 2018; the scale/shift time embedding of
+modern diffusion nets): every hidden pre-activation becomes a(t) * (W h + c) + b(t) with
+a(t) = 1 + g(t) A and b(t) = g(t) B read out from the temporal basis (A, B: (J, width), zero
+at initialisation, so the net starts as the plain MLP). The hidden features can then change
+their gain with the noise level, e.g. the t-dependent temperature of a posterior softmax.
+Option `x_skip`: every hidden layer after the first also sees x^t (dense skips from the
+input), so late features can combine what earlier layers inferred with each input bit.
 All follow the contract of diffusion.nets.base: forward(xt (B, *shape), g (B, J)) ->
 (B, *shape, n_outputs).
 """
@@ -36,25 +45,53 @@ class MLPNet(nn.Module):
     """Flatten -> dense layers -> ReadoutLinear to D * n_outputs -> (B, *shape, n_outputs)."""
 
     def __init__(
-        self, spec: NetSpec, hidden: tuple[int, ...], activation: str, t_input: bool = False
+        self,
+        spec: NetSpec,
+        hidden: tuple[int, ...],
+        activation: str,
+        t_input: bool = False,
+        film: bool = False,
+        x_skip: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.t_input = t_input
+        self.film = film
+        self.x_skip = x_skip
         D = math.prod(spec.shape)
         layers: list[nn.Module] = []
         width = D + (spec.J if t_input else 0)
-        for h in hidden:
-            layers += [nn.Linear(width, h), _ACTIVATIONS[activation]()]
+        for k, h in enumerate(hidden):
+            extra = D if x_skip and k > 0 else 0  # x^t again beside the previous layer
+            layers += [nn.Linear(width + extra, h), _ACTIVATIONS[activation]()]
             width = h
         self.body = nn.Sequential(*layers)
+        if film:  # a(t) = 1 + g A_l, b(t) = g B_l per hidden layer; zero: the plain MLP
+            self.film_scale = nn.ParameterList(
+                [nn.Parameter(torch.zeros(spec.J, h)) for h in hidden]
+            )
+            self.film_shift = nn.ParameterList(
+                [nn.Parameter(torch.zeros(spec.J, h)) for h in hidden]
+            )
         self.readout = ReadoutLinear(width, D * spec.n_outputs, spec.J, sparse=spec.one_hot)
 
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         x = xt.reshape(xt.shape[0], -1)
+        g = g.to(x.dtype)
         if self.t_input:  # the basis weights g(t) as extra inputs: t-dependent hidden features
-            x = torch.cat([x, g.to(x.dtype)], dim=1)
-        h = self.body(x)
+            x = torch.cat([x, g], dim=1)
+        if not (self.film or self.x_skip):
+            h = self.body(x)
+        else:
+            x_flat, h = x[:, : math.prod(self.spec.shape)], x
+            for i in range(0, len(self.body), 2):
+                if self.x_skip and i > 0:
+                    h = torch.cat([h, x_flat], dim=1)
+                u = self.body[i](h)
+                if self.film:
+                    a, b = self.film_scale[i // 2], self.film_shift[i // 2]
+                    u = u * (1 + g @ a) + g @ b
+                h = self.body[i + 1](u)
         z = self.readout(h, g)
         return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
 
@@ -64,11 +101,19 @@ class RBFNet(nn.Module):
 
     With `local_linear` each unit also carries a local linear model: the features are
     [h_k, h_k x_1, ..., h_k x_D] (a normalized-RBF mixture of linear experts), which fits
-    thin manifolds (the thin swiss roll) far better than a constant per unit.
+    thin manifolds (the thin swiss roll) far better than a constant per unit. `dense` widths add
+    a tanh MLP pathway in parallel whose last layer joins the features (as the paper's CIFAR-10
+    net adds a dense pathway beside its convolutions): the units gather along the data, and the
+    MLP covers the plane between the arms at large noise levels.
     """
 
     def __init__(
-        self, spec: NetSpec, n_units: int, local_linear: bool = False, width: float = 0.5
+        self,
+        spec: NetSpec,
+        n_units: int,
+        local_linear: bool = False,
+        width: float = 0.5,
+        dense: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -77,6 +122,13 @@ class RBFNet(nn.Module):
         self.centres = nn.Parameter(torch.randn(n_units, D))
         self.log_width = nn.Parameter(torch.full((n_units,), math.log(width)))
         n_feat = n_units * (1 + D) if local_linear else n_units
+        layers: list[nn.Module] = []
+        n_in = D
+        for w in dense:
+            layers += [nn.Linear(n_in, w), nn.Tanh()]
+            n_in = w
+        self.dense = nn.Sequential(*layers) if layers else None
+        n_feat += n_in if layers else 0
         self.readout = ReadoutLinear(
             n_feat, D * spec.n_outputs, spec.J, sparse=spec.one_hot, init_scale=0.1
         )
@@ -88,45 +140,84 @@ class RBFNet(nn.Module):
         if self.local_linear:
             local = (x[:, None, :] - self.centres[None]) * h[:, :, None]  # (B, units, D)
             h = torch.cat([h, local.reshape(x.shape[0], -1)], dim=1)
+        if self.dense is not None:
+            h = torch.cat([h, self.dense(x)], dim=1)
         z = self.readout(h, g)
         return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
 
 
+def _options(config: NetworkConfig, allowed: tuple[str, ...]) -> dict:
+    opts = config.options_dict
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"network.options.{unknown[0]}",
+            f"unknown option for {config.kind}; allowed: {', '.join(allowed)}",
+        )
+    return opts
+
+
+def _bool_option(opts: dict, key: str) -> bool:
+    value = opts.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"network.options.{key}", f"must be true or false, got {value!r}")
+    return value
+
+
 @register_network("mlp")
 def build_mlp(config: NetworkConfig, spec: NetSpec) -> nn.Module:
-    return MLPNet(spec, config.hidden, config.activation)
+    """options: t_input (false): also feed g(t) to the first layer; film (false): scale and
+    shift every hidden pre-activation by functions of t on the temporal basis; x_skip (false):
+    feed x^t to every hidden layer after the first too."""
+    opts = _options(config, ("film", "t_input", "x_skip"))
+    return MLPNet(
+        spec,
+        config.hidden,
+        config.activation,
+        _bool_option(opts, "t_input"),
+        _bool_option(opts, "film"),
+        _bool_option(opts, "x_skip"),
+    )
 
 
 @register_network("heartbeat")
 def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """options: t_input (false): also feed the basis weights g(t) to the first layer (the
-    hidden features may then depend on t); width (50): units per hidden layer."""
-    opts = config.options_dict
-    unknown = sorted(set(opts) - {"t_input", "width"})
-    if unknown:
-        raise ConfigError(
-            f"network.options.{unknown[0]}",
-            "unknown option for heartbeat; allowed: t_input, width",
-        )
+    hidden features may then depend on t); width (50): units per hidden layer; film (false):
+    scale and shift every hidden pre-activation by functions of t; x_skip (false): feed x^t
+    to every hidden layer after the first too (module docstring)."""
+    opts = _options(config, ("film", "t_input", "width", "x_skip"))
     width = opts.get("width", 50)
-    if not isinstance(width, int) or not 1 <= width <= 4096:
+    if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 4096:
         raise ConfigError("network.options.width", f"must be an int in [1, 4096], got {width!r}")
-    t_input = opts.get("t_input", False)
-    if not isinstance(t_input, bool):
-        raise ConfigError("network.options.t_input", f"must be true or false, got {t_input!r}")
-    return MLPNet(spec, (width,) * 3, "sigmoid", t_input)
+    t_input = _bool_option(opts, "t_input")
+    film, x_skip = _bool_option(opts, "film"), _bool_option(opts, "x_skip")
+    return MLPNet(spec, (width,) * 3, "sigmoid", t_input, film, x_skip)
 
 
 @register_network("rbf")
 def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
-    """options: local_linear (false), width (0.5, initial RBF width in model units)."""
+    """options: local_linear (false), width (0.5, initial RBF width in model units), dense
+    ([], widths of a tanh MLP pathway in parallel)."""
     opts = config.options_dict
-    unknown = sorted(set(opts) - {"local_linear", "width"})
+    unknown = sorted(set(opts) - {"local_linear", "width", "dense"})
     if unknown:
         raise ConfigError(
-            f"network.options.{unknown[0]}", "unknown option for rbf; allowed: local_linear, width"
+            f"network.options.{unknown[0]}",
+            "unknown option for rbf; allowed: local_linear, width, dense",
         )
     width = opts.get("width", 0.5)
     if not isinstance(width, (int, float)) or not 1e-4 <= width <= 100:
         raise ConfigError("network.options.width", f"must be in [0.0001, 100], got {width!r}")
-    return RBFNet(spec, config.n_rbf, bool(opts.get("local_linear", False)), float(width))
+    dense = opts.get("dense", ())
+    if isinstance(dense, int) and not isinstance(dense, bool):
+        dense = (dense,)
+    if not isinstance(dense, (list, tuple)) or not all(
+        isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 4096 for w in dense
+    ):
+        raise ConfigError(
+            "network.options.dense", f"must be a list of widths in [1, 4096], got {dense!r}"
+        )
+    return RBFNet(
+        spec, config.n_rbf, bool(opts.get("local_linear", False)), float(width), tuple(dense)
+    )
