@@ -3,7 +3,7 @@
 - "rbf": a normalized radial-basis network (paper's swiss-roll net: 16 units), then the
   temporal readout (a readout per step by default).
 - "mlp": a general MLP on flattened vectors, `hidden` widths, `activation`, then the readout
-  (options `t_input` and `film`, below).
+  (options `t_input`, `film` and `x_skip`, below).
 - "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and the temporal
   readout (`hidden` and `activation` are ignored; options `width` sets the three hidden
   widths, `t_input` also feeds g(t) to the first layer, `film` below). The paper's bare
