@@ -34,6 +34,7 @@ DIFFUSION_KINDS = ("gaussian", "binomial")
 SCHEDULES = ("baseline", "learned", "linear", "cosine", "geometric", "logsnr")
 FIXED_SCHEDULES = tuple(name for name in SCHEDULES if name != "learned")
 COVARIANCES = ("diagonal", "full")
+BASIS_SPACINGS = ("linear", "log")
 MAX_FULL_COVARIANCE_D = 16
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
@@ -168,6 +169,8 @@ class DiffusionConfig:
     J: temporal basis size (model.md section 6); 0 or T = one readout per step.
     schedule_J: basis size of the learned schedule's coefficients (0 = the readout's J).
     learned_from: the fixed schedule a learned schedule starts from and perturbs.
+    basis: spacing of the J temporal bumps, "linear" in t (the paper's) or "log" (finer at small
+        t; diffusion.readout.TemporalBasis). The learned schedule's basis uses it too.
     covariance: the Gaussian reverse kernel's covariance: "diagonal" (the paper's) or "full"
         (a unit lower-triangular correlation factor on top of the paper's variances; vector
         data of at most 16 dimensions; docs/model-notes.md).
@@ -183,6 +186,7 @@ class DiffusionConfig:
     schedule_J: int = 0
     learned_from: str = "baseline"
     covariance: str = "diagonal"
+    basis: str = "linear"
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, DIFFUSION_KINDS)
@@ -195,6 +199,7 @@ class DiffusionConfig:
         _int("schedule_J", self.schedule_J, 0, self.T)
         _choice("learned_from", self.learned_from, FIXED_SCHEDULES)
         _choice("covariance", self.covariance, COVARIANCES)
+        _choice("basis", self.basis, BASIS_SPACINGS)
         _coerce_floats(self)
         if self.kind == "binomial" and self.schedule != "baseline":
             raise ConfigError(

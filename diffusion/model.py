@@ -46,7 +46,7 @@ class DiffusionModel(nn.Module):
         self.shape = tuple(shape)
         self.T = config.diffusion.T
         self.process = make_process(config, self.shape)
-        self.basis = TemporalBasis(self.T, config.diffusion.readout_J)
+        self.basis = TemporalBasis(self.T, config.diffusion.readout_J, config.diffusion.basis)
         self.schedule = Schedule(config.diffusion, self.basis)
         spec = NetSpec(
             self.shape, self.process.n_outputs, self.basis.J, data_kind, one_hot=self.basis.one_hot

@@ -16,17 +16,28 @@ from torch import nn
 
 
 class TemporalBasis(nn.Module):
-    """g(t): (B,) steps in [1, T] (int or float) -> (B, J) weights, rows summing to 1."""
+    """g(t): (B,) steps in [1, T] (int or float) -> (B, J) weights, rows summing to 1.
 
-    def __init__(self, T: int, J: int) -> None:
+    spacing "linear" (the paper's): centres evenly spaced in t. "log": evenly spaced in log t,
+    widths equal to that spacing, so the first steps (where the best reverse kernel changes
+    fastest: its size follows log(t - 1) on the heartbeat) get bumps of their own while late
+    steps share wide ones. One-hot (J = T) ignores the spacing.
+    """
+
+    def __init__(self, T: int, J: int, spacing: str = "linear") -> None:
         super().__init__()
         if not 1 <= J <= T:
             raise ValueError(f"J must be in [1, T={T}], got {J}")
         self.T, self.J = T, J
         self.one_hot = J == T
-        centres = torch.linspace(1.0, float(T), J, dtype=torch.float64)
+        self.log = spacing == "log" and not self.one_hot
+        if self.log:
+            centres = torch.linspace(0.0, math.log(T), J, dtype=torch.float64)
+            self.width = math.log(T) / (J - 1) if J > 1 else math.log(T) + 1.0
+        else:
+            centres = torch.linspace(1.0, float(T), J, dtype=torch.float64)
+            self.width = (T - 1) / (J - 1) if J > 1 else float(T)
         self.register_buffer("centres", centres, persistent=False)
-        self.width = (T - 1) / (J - 1) if J > 1 else float(T)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(t):  # integer steps: rows of the cached (T, J) table
@@ -45,7 +56,8 @@ class TemporalBasis(nn.Module):
             g.scatter_add_(1, (lo.long() - 1)[:, None], (1 - frac)[:, None])
             g.scatter_add_(1, (hi.long() - 1)[:, None], frac[:, None])
             return g.float()
-        d = (t[:, None] - self.centres[None, :]) / self.width
+        u = torch.log(t.clamp(min=1.0)) if self.log else t
+        d = (u[:, None] - self.centres[None, :]) / self.width
         logits = -0.5 * d * d
         return torch.softmax(logits, dim=1).float()
 

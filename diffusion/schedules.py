@@ -94,7 +94,7 @@ class Schedule(nn.Module):
         if self.learned:
             J = config.learned_schedule_J
             if basis is None or basis.J != J:
-                basis = TemporalBasis(config.T, J)
+                basis = TemporalBasis(config.T, J, config.basis)
             self.register_buffer("basis", basis.matrix()[1:].clone())  # (T-1, J) float64
             self.c = nn.Parameter(torch.zeros(basis.J, dtype=torch.float64))
 

@@ -9,7 +9,7 @@ import torch
 from engine_helpers import make_model
 
 from diffusion.bound import evaluate_bound, train_objective
-from diffusion.config import DiffusionConfig
+from diffusion.config import ConfigError, DiffusionConfig
 from diffusion.readout import ReadoutLinear, TemporalBasis, apply_readout
 from diffusion.schedules import (
     Schedule,
@@ -106,6 +106,26 @@ def test_basis_sums_to_one_and_interpolates():
     one = TemporalBasis(8, 8)
     torch.testing.assert_close(one(torch.tensor([3])), torch.eye(8)[2:3])
     torch.testing.assert_close(one(torch.tensor([3.25]))[0, 2:4], torch.tensor([0.75, 0.25]))
+
+
+def test_log_spaced_basis():
+    """Centres evenly spaced in log t: each bump peaks at exp(centre), the first steps get
+    bumps of their own, rows sum to 1, and the learned schedule's basis follows the config."""
+    T, J = 2000, 40
+    basis = TemporalBasis(T, J, "log")
+    peaks = torch.exp(basis.centres)
+    torch.testing.assert_close(peaks[[0, -1]], torch.tensor([1.0, float(T)]).double())
+    t = torch.arange(1, T + 1)
+    g = basis(t)
+    torch.testing.assert_close(g.sum(1), torch.ones(T))
+    assert (g.argmax(1)[1:] >= g.argmax(1)[:-1]).all()
+    assert len(set(g[:10].argmax(1).tolist())) >= 6  # t = 1..10 spread over >= 6 bumps
+    assert len(set(TemporalBasis(T, J)(t[:10]).argmax(1).tolist())) == 1  # linear: one bump
+    cfg = DiffusionConfig("gaussian", T=100, schedule="learned", J=10, basis="log")
+    sched = Schedule(cfg)
+    torch.testing.assert_close(sched.basis, TemporalBasis(100, 10, "log").matrix()[1:])
+    with pytest.raises(ConfigError, match="basis"):
+        DiffusionConfig("gaussian", T=100, basis="quadratic")
 
 
 def test_readout_linear_sparse_equals_dense(gen):
