@@ -227,8 +227,9 @@ class DiffusionConfig:
 class NetworkConfig(_OptionsMixin):
     """The network that outputs the reverse-kernel perturbations (model.md section 10).
 
-    kind: "rbf" (normalized radial-basis net, `n_rbf` units), "mlp" (general), "heartbeat"
-    (sigmoid MLP 20-50-50-50; options width, t_input), "conv" (multi-scale convolutional,
+    kind: "rbf" (normalized radial-basis net, `n_rbf` units; options local_linear, width,
+    dense), "mlp" (general; options film, t_input, x_skip), "heartbeat" (sigmoid MLP
+    20-50-50-50; options width, film, t_input, x_skip), "conv" (multi-scale convolutional,
     see diffusion.nets.conv).
     `hidden` are the hidden widths; `options` carries kind-specific settings.
     """
