@@ -96,7 +96,7 @@ def test_presets_fill_the_new_diffusion_fields(monkeypatch):
     assert values["diffusion.learned_from"] == "logsnr"
     assert values["diffusion.beta1"] == 2e-4
     assert values["diffusion.covariance"] == "full"
-    assert forms.defaults_for("swissroll-thin")["diffusion.beta1"] == 1e-5
+    assert forms.defaults_for("swissroll-thin")["diffusion.beta1"] == 1e-7
     assert forms.defaults_for("heartbeat-smoke")["diffusion.beta1"] == 0.02
     for preset in forms.preset_names():
         values, diffusion = forms.defaults_for(preset), forms.PRESETS[preset].diffusion
