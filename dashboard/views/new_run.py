@@ -16,6 +16,12 @@ CREATED = "new_run_created"
 user = require_user()
 
 
+def _choice(errors: dict, label: str, field: str, labels: dict, help: str | None = None) -> None:
+    """A select box for one form field, its choices shown by their labels, with its error."""
+    st.selectbox(label, list(labels), key=f"f:{field}", format_func=labels.get, help=help)
+    field_error(errors, field, label)
+
+
 def load_preset() -> None:
     """Fill the form from the chosen preset."""
     for key, value in forms.defaults_for(st.session_state.preset).items():
@@ -97,31 +103,18 @@ with st.form("new_run"):
         st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
     with middle:
         st.subheader("Model")
-        st.selectbox(
-            "Diffusion kind",
-            list(forms.KIND_LABELS),
-            key="f:diffusion.kind",
-            format_func=forms.KIND_LABELS.get,
-        )
-        field_error(errors, "diffusion.kind", "Diffusion kind")
+        _choice(errors, "Diffusion kind", "diffusion.kind", forms.KIND_LABELS)
         st.number_input("Steps T", min_value=2, max_value=100_000, step=1, key="f:diffusion.T")
         field_error(errors, "diffusion.T", "T")
-        st.selectbox(
-            "Schedule",
-            list(forms.SCHEDULE_LABELS),
-            key="f:diffusion.schedule",
-            format_func=forms.SCHEDULE_LABELS.get,
-        )
-        field_error(errors, "diffusion.schedule", "Schedule")
-        st.selectbox(
+        _choice(errors, "Schedule", "diffusion.schedule", forms.SCHEDULE_LABELS)
+        _choice(
+            errors,
             "Learned schedule starts from",
-            list(forms.LEARNED_FROM_LABELS),
-            key="f:diffusion.learned_from",
-            format_func=forms.LEARNED_FROM_LABELS.get,
+            "diffusion.learned_from",
+            forms.LEARNED_FROM_LABELS,
             help="Used only when the schedule is 'Learned with the bound': the fixed schedule "
             "it starts from and learns a perturbation of. Ignored for the fixed schedules.",
         )
-        field_error(errors, "diffusion.learned_from", "Learned schedule starts from")
         st.number_input(
             "First step beta1",
             min_value=0.0,
@@ -134,23 +127,16 @@ with st.form("new_run"):
             "learn. Every schedule starts from it.",
         )
         field_error(errors, "diffusion.beta1", "First step beta1")
-        st.selectbox(
+        _choice(
+            errors,
             "Reverse covariance",
-            list(forms.COVARIANCE_LABELS),
-            key="f:diffusion.covariance",
-            format_func=forms.COVARIANCE_LABELS.get,
+            "diffusion.covariance",
+            forms.COVARIANCE_LABELS,
             help="The Gaussian reverse kernel's covariance: diagonal as in the paper, or full "
             f"(vector data of at most {forms.MAX_FULL_COVARIANCE_D} dimensions, e.g. the swiss "
             "roll; not images, not binomial diffusion).",
         )
-        field_error(errors, "diffusion.covariance", "Reverse covariance")
-        st.selectbox(
-            "Network",
-            list(forms.NETWORK_LABELS),
-            key="f:network.kind",
-            format_func=forms.NETWORK_LABELS.get,
-        )
-        field_error(errors, "network.kind", "Network")
+        _choice(errors, "Network", "network.kind", forms.NETWORK_LABELS)
         st.text_input(
             "Hidden layer widths",
             key="f:network.hidden",
@@ -167,13 +153,7 @@ with st.form("new_run"):
         field_error(errors, "train.lr", "Learning rate")
         st.number_input("Seed", min_value=0, step=1, key="f:train.seed")
         field_error(errors, "train.seed", "Seed")
-        st.selectbox(
-            "Device",
-            list(forms.DEVICE_LABELS),
-            key="f:train.device",
-            format_func=forms.DEVICE_LABELS.get,
-        )
-        field_error(errors, "train.device", "Device")
+        _choice(errors, "Device", "train.device", forms.DEVICE_LABELS)
     st.form_submit_button("Queue the run", type="primary", on_click=on_submit)
 
 if errors:
