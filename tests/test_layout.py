@@ -28,8 +28,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "db": ("torch", "streamlit", "celery", "diffusion"),
     "dashboard": ("torch", "worker.tasks"),
 }
-DASHBOARD_ENGINE_ALLOWED = ("diffusion.config", "diffusion.presets")
-TORCH_FREE = ("diffusion.config", "diffusion.presets", "worker.app", "worker.api")
+DASHBOARD_ENGINE_ALLOWED = ("diffusion.config", "diffusion.config_checks", "diffusion.presets")
+TORCH_FREE = (
+    "diffusion.config",
+    "diffusion.config_checks",
+    "diffusion.presets",
+    "worker.app",
+    "worker.api",
+)
 
 
 @dataclass(frozen=True)
