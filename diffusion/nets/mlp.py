@@ -199,13 +199,7 @@ def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
 def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """options: local_linear (false), width (0.5, initial RBF width in model units), dense
     ([], widths of a tanh MLP pathway in parallel)."""
-    opts = config.options_dict
-    unknown = sorted(set(opts) - {"local_linear", "width", "dense"})
-    if unknown:
-        raise ConfigError(
-            f"network.options.{unknown[0]}",
-            "unknown option for rbf; allowed: local_linear, width, dense",
-        )
+    opts = _options(config, ("local_linear", "width", "dense"))
     width = opts.get("width", 0.5)
     if not isinstance(width, (int, float)) or not 1e-4 <= width <= 100:
         raise ConfigError("network.options.width", f"must be in [0.0001, 100], got {width!r}")
