@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from diffusion.config import RunConfig
-from diffusion.inference import load_trained
+from diffusion.inference import load_trained, report_fields
 from diffusion.presets import PRESETS
 from diffusion.train import train
 
@@ -60,14 +60,7 @@ def run_row(row: str, schedule: str, extra: list[str], out_root: Path, budget_s:
     return {
         "row": row,
         "schedule": schedule if cfg.diffusion.kind == "gaussian" else "fixed (binomial)",
-        "K_bits": rep.k.bits,
-        "K_stderr_bits": rep.k.stderr_bits,
-        "K_minus_Lnull_bits": rep.k_minus_lnull_bits,
-        "Lnull_bits": rep.l_null_bits,
-        "true_ll_bits": bundle.true_ll_bits,
-        "paper_K_bits": bundle.paper_k_bits,
-        "paper_K_minus_Lnull_bits": bundle.paper_k_minus_lnull_bits,
-        "unit": rep.k.unit,
+        **report_fields(rep, bundle),
         "n_holdout": rep.n_examples,
         "train_seconds": round(train_s, 1),
         "eval_seconds": round(time.monotonic() - t1, 1),

@@ -141,6 +141,8 @@ def _load(args: argparse.Namespace):
 def cmd_bound(args: argparse.Namespace) -> int:
     import torch
 
+    from diffusion.inference import report_fields
+
     if args.k < 1:
         raise UserError("--k must be >= 1")
     trained = _load(args)
@@ -159,13 +161,7 @@ def cmd_bound(args: argparse.Namespace) -> int:
         "split": args.split,
         "k": args.k,
         "n_examples": rep.n_examples,
-        "unit": rep.k.unit,
-        "K_bits": rep.k.bits,
-        "K_stderr_bits": rep.k.stderr_bits,
-        "K_minus_Lnull_bits": rep.k_minus_lnull_bits,
-        "Lnull_bits": rep.l_null_bits,
-        "true_ll_bits": bundle.true_ll_bits,
-        "paper_K_bits": bundle.paper_k_bits,
+        **report_fields(rep, bundle),
         "bits_per_dim": rep.bits_per_dim,
     }
     print(

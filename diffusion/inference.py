@@ -21,6 +21,21 @@ from diffusion.sampling import sample_chain
 from diffusion.train import gallery_kind, to_data_array
 
 
+def report_fields(rep: BoundReport, bundle: DataBundle) -> dict:
+    """A bound report's numbers beside the data set's references (true log-likelihood, the
+    paper's K), under the keys the CLI and the benchmarks print."""
+    return {
+        "unit": rep.k.unit,
+        "K_bits": rep.k.bits,
+        "K_stderr_bits": rep.k.stderr_bits,
+        "K_minus_Lnull_bits": rep.k_minus_lnull_bits,
+        "Lnull_bits": rep.l_null_bits,
+        "true_ll_bits": bundle.true_ll_bits,
+        "paper_K_bits": bundle.paper_k_bits,
+        "paper_K_minus_Lnull_bits": bundle.paper_k_minus_lnull_bits,
+    }
+
+
 @dataclass(frozen=True)
 class SampleResult:
     """samples: data space (images uint8 N x H x W [x C]; points float; sequences 0/1 uint8).
