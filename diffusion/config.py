@@ -39,6 +39,7 @@ DATASET_NAMES = (
     "mnist",
     "cifar10",
     "images",
+    "photos",
 )
 NETWORK_KINDS = ("rbf", "mlp", "heartbeat", "conv")
 DIFFUSION_KINDS = ("gaussian", "binomial")

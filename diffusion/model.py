@@ -58,7 +58,11 @@ class DiffusionModel(nn.Module):
         return self.schedule()
 
     def readout(
-        self, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor | None = None
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor | None = None,
+        net: nn.Module | None = None,
     ) -> torch.Tensor:
         """z: (B, *shape, n_outputs) float64, the reverse-kernel perturbations at steps t (B,).
 
@@ -68,11 +72,13 @@ class DiffusionModel(nn.Module):
         so that the paper's mu = (x^t - zM)(1 - Sigma) + zM equals
         x^t + beta_t yM / sqrt(1 - abar_t): yM is O(1) (a scaled noise estimate) at every t,
         and mean and variance are learned independently.
+        `net` evaluates in place of self.net (a wrapper with its interface, e.g.
+        `diffusion.tiling.SizedNet` for images of another size).
         """
         param = next(self.net.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
         g = self.basis(t).to(device=xt.device, dtype=dtype)
-        y = self.net(xt.to(dtype), g).double()
+        y = (self.net if net is None else net)(xt.to(dtype), g).double()
         if self.process.kind != "gaussian":
             return y
         beta = self.beta() if beta is None else beta

@@ -36,6 +36,7 @@ from diffusion.posterior_chains import (
     repaint_schedule,
 )
 from diffusion.strided import GaussianReverse, gaussian_reverse, kept_steps
+from diffusion.tiling import MAX_PIXELS, SizeError, SizePlan, plan_size, sized_net
 
 Method = Literal["paper", "repaint"]
 MaskKind = Literal["center", "left", "random"]
@@ -52,7 +53,8 @@ class PosteriorResult:
     samples: (n, H, W[, C]) float64 (bits: (n, *shape) in {0, 1}); mean, std: per-pixel
     mean and spread over the samples; observed: the input conditioned on (the noisy image,
     or the image whose known pixels are kept); mask: bool (H, W), True = known, or None;
-    method: "denoise" | "paper" | "repaint" | "binary"; steps: reverse steps run (S).
+    method: "denoise" | "paper" | "repaint" | "binary"; steps: reverse steps run (S);
+    plan: how the image's size was handled (`diffusion.tiling.SizePlan`; None for bits).
     """
 
     samples: np.ndarray
@@ -62,6 +64,7 @@ class PosteriorResult:
     mask: np.ndarray | None
     method: str
     steps: int
+    plan: SizePlan | None = None
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -93,23 +96,59 @@ def _check_gaussian(trained: Any) -> None:
 
 
 def _to_model(trained: Any, image: np.ndarray, what: str) -> torch.Tensor:
-    """Data-space image (H, W[, C]) -> model-space tensor (1, C, H, W) float64."""
-    c, h, w = image_shape(trained)
+    """Data-space image (H, W[, C]) -> model-space tensor (1, C, H, W) float64.
+
+    Any H, W here: whether the network takes that size is `size_plan`'s question."""
+    c = image_shape(trained)[0]
     arr = np.asarray(image)
-    want = (h, w) if c == 1 else (h, w, c)
     if arr.ndim == 3 and c == 1 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if arr.shape != want:
-        raise PosteriorInputError(
-            f"{what} has shape {arr.shape}; this model takes {want} "
-            f"({'greyscale' if c == 1 else f'{c} channels'}, {h} x {w})"
-        )
+    if arr.ndim != (2 if c == 1 else 3) or (c > 1 and arr.shape[2] != c) or 0 in arr.shape:
+        want = "greyscale, (H, W)" if c == 1 else f"{c} channels, (H, W, {c})"
+        raise PosteriorInputError(f"{what} has shape {arr.shape}; this model takes {want}")
+    h, w = arr.shape[:2]
     x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
     if not np.isfinite(x).all():
         raise PosteriorInputError(f"{what} contains NaN or infinite values")
     t = torch.from_numpy(x if c == 1 else x.transpose(2, 0, 1)).reshape(1, c, h, w)
     s = trained.scaler
     return ((t - s.shift) / s.scale).to(_device(trained))
+
+
+def size_plan(
+    trained: Any,
+    size: tuple[int, int],
+    n: int = 1,
+    *,
+    batch_size: int = 64,
+    tile: int | None = None,
+    overlap: int | None = None,
+    margin: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> SizePlan:
+    """What a posterior does with an image of `size` = (H, W), n samples (`diffusion.tiling`):
+    "native", "full" or "tiled", with the reason; PosteriorInputError (saying which sizes
+    the model takes) when its network takes only its training size."""
+    model = _model(trained)
+    image_shape(trained)
+    try:
+        return plan_size(
+            model.net,
+            model.shape,
+            size,
+            min(_check_n(n), batch_size),
+            tile=tile,
+            overlap=overlap,
+            margin=margin,
+            max_pixels=max_pixels,
+        )
+    except SizeError as exc:
+        raise PosteriorInputError(str(exc)) from None
+
+
+def _reverse(trained: Any, plan: SizePlan) -> GaussianReverse:
+    model = _model(trained)
+    return gaussian_reverse(model, net=sized_net(model.net, plan))
 
 
 def _to_data(trained: Any, x: torch.Tensor) -> np.ndarray:
@@ -159,6 +198,7 @@ def _result(
     mask: np.ndarray | None,
     method: str,
     steps: int,
+    plan: SizePlan,
 ) -> PosteriorResult:
     samples = _to_data(trained, x)
     return PosteriorResult(
@@ -169,6 +209,7 @@ def _result(
         mask=mask,
         method=method,
         steps=steps,
+        plan=plan,
     )
 
 
@@ -226,12 +267,17 @@ def denoise(
     start: Literal["observation", "prior"] = "observation",
     generator: torch.Generator | None = None,
     batch_size: int = 64,
+    tile: int | None = None,
+    overlap: int | None = None,
+    margin: int | None = None,
 ) -> PosteriorResult:
     """n posterior samples of the clean image given y = x + N(0, sigma^2) (figure 3).
 
     y: (H, W[, C]) data space; sigma: noise standard deviation in grey levels (SNR 1 on
     unit-variance data is sigma = trained.scaler.scale). Every reverse step is multiplied
     by N(y, sigma^2) in closed form; the chain starts from y ("observation") or pi.
+    Any size a fully convolutional network takes, at once or in tiles (`size_plan`; tile,
+    overlap, margin force tiles); other networks take only their training size.
     """
     _check_gaussian(trained)
     n = _check_n(n)
@@ -243,8 +289,11 @@ def denoise(
     ):
         raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
     ym = _to_model(trained, y, "the noisy image")
+    plan = size_plan(
+        trained, ym.shape[-2:], n, batch_size=batch_size, tile=tile, overlap=overlap, margin=margin
+    )
     s2 = (float(sigma) / trained.scaler.scale) ** 2
-    rev = gaussian_reverse(_model(trained))
+    rev = _reverse(trained, plan)
     n_steps = _steps(trained, steps)
 
     def run(k: int) -> torch.Tensor:
@@ -253,7 +302,8 @@ def denoise(
         )
 
     observed = np.asarray(y, dtype=np.float64) + (0.5 if np.asarray(y).dtype == np.uint8 else 0)
-    return _result(trained, _batched(n, batch_size, run), observed, None, "denoise", n_steps)
+    x = _batched(n, batch_size, run)
+    return _result(trained, x, observed, None, "denoise", n_steps, plan)
 
 
 def inpaint(
@@ -268,26 +318,32 @@ def inpaint(
     jump_n_sample: int = 5,
     generator: torch.Generator | None = None,
     batch_size: int = 64,
+    tile: int | None = None,
+    overlap: int | None = None,
+    margin: int | None = None,
 ) -> PosteriorResult:
     """n posterior samples of the missing pixels (mask False) given the known ones.
 
     image: (H, W[, C]) data space (values under missing pixels are ignored); mask: bool
     (H, W), True = known. method "paper": known pixels held at their values at every step
     (figure 5); "repaint": Lugmayr et al. 2022 with `jump_length`, `jump_n_sample`.
-    Known pixels of every sample equal the input exactly.
+    Known pixels of every sample equal the input exactly. Sizes as in `denoise`.
     """
     from diffusion.imageio import ImageInputError, check_mask
 
     _check_gaussian(trained)
     n = _check_n(n)
-    c, h, w = image_shape(trained)
     xm = _to_model(trained, image, "the image")
+    c, h, w = xm.shape[1:]
+    plan = size_plan(
+        trained, (h, w), n, batch_size=batch_size, tile=tile, overlap=overlap, margin=margin
+    )
     try:
         check_mask(np.asarray(mask), (h, w))
     except ImageInputError as exc:
         raise PosteriorInputError(str(exc)) from None
     mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None]  # (1, 1, H, W)
-    rev = gaussian_reverse(_model(trained))
+    rev = _reverse(trained, plan)
     n_steps = _steps(trained, steps)
     if method == "paper":
 
@@ -326,6 +382,7 @@ def inpaint(
         mask=np.asarray(mask),
         method=method,
         steps=n_steps,
+        plan=plan,
     )
 
 
@@ -403,4 +460,5 @@ __all__ = [
     "inpaint_repaint_chain",
     "make_mask",
     "repaint_schedule",
+    "size_plan",
 ]

@@ -140,6 +140,10 @@ PRESETS: dict[str, RunConfig] = {
     "digits": _image("digits", "digits", 500, 20_000, n_train=1_500),
     "mnist": _image("mnist", "mnist", 1000, 50_000, n_train=60_000),
     "cifar10": _image("cifar10", "cifar10", 1000, 100_000, n_train=50_000),
+    # patches of scikit-image's photos (camera, astronaut, coffee held out): the multi-scale
+    # net without a dense pathway is fully convolutional, so it denoises and inpaints photos
+    # of any size (diffusion.tiling; benchmarks/posterior.py, part d)
+    "photos": _image("photos", "photos", 1000, 50_000, options={"patch": 32}),
     # Tiny variants: seconds on a CPU.
     "swissroll-smoke": RunConfig(
         name="swissroll-smoke",

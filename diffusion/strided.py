@@ -144,9 +144,10 @@ def sample_strided(
     return x
 
 
-def gaussian_reverse(model) -> GaussianReverse:  # model: diffusion.model.DiffusionModel
+def gaussian_reverse(model, net=None) -> GaussianReverse:  # model: a DiffusionModel
     """The reverse process of a trained Gaussian `DiffusionModel`: its schedule and its
-    one-step kernel p(x^{t-1} | x^t) (App. D.2.1), evaluated without gradients."""
+    one-step kernel p(x^{t-1} | x^t) (App. D.2.1), evaluated without gradients. `net`, if
+    given, evaluates in place of the model's network (e.g. `diffusion.tiling.SizedNet`)."""
     if getattr(model.process, "kind", None) != "gaussian":
         raise ValueError(
             f"this needs a Gaussian diffusion model, got {getattr(model.process, 'kind', '?')}"
@@ -161,7 +162,7 @@ def gaussian_reverse(model) -> GaussianReverse:  # model: diffusion.model.Diffus
     @torch.no_grad()
     def mean_var(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        return model.process.p_mean_var(x, tt, model.readout(x, tt), beta)
+        return model.process.p_mean_var(x, tt, model.readout(x, tt, net=net), beta)
 
     return GaussianReverse(beta=beta, mean_var=mean_var)
 

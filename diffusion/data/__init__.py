@@ -18,7 +18,7 @@ from diffusion.data.base import (
 )
 
 # Image data sets are optional modules (diffusion/data/images.py, image_*.py).
-for _name in ("diffusion.data.images",):
+for _name in ("diffusion.data.images", "diffusion.data.photos"):
     try:
         importlib.import_module(_name)
     except ModuleNotFoundError as _exc:
