@@ -2,9 +2,9 @@
 
 The form starts from a preset (the rows of Table 1 of Sohl-Dickstein et al. 2015, and tiny
 "-smoke" variants for quick checks), and the user overrides the common fields. Validation
-is the engine's own (`RunConfig.from_dict`, whose `ConfigError.field` names the field), plus
-the dashboard's checks of what a person types (numbers, lists, memory, and a full
-covariance only for small vector data). Nothing here touches Streamlit or the store.
+is the engine's schema (`RunConfig.from_dict`, whose `ConfigError.problems` name every
+field that is wrong), plus the parsing of what a person types (numbers, lists). Nothing here
+touches Streamlit or the store.
 """
 
 from __future__ import annotations
@@ -63,12 +63,6 @@ DEVICE_LABELS = {
     "cpu": "CPU",
     "cuda": "CUDA GPU",
 }
-
-# Dashboard-side guard: T x batch x data size beyond this is refused as "too large for memory"
-MAX_ACTIVATIONS = 2_000_000_000
-_DATA_DIM = {"swissroll": 2, "heartbeat": 20, "digits": 64, "mnist": 784, "cifar10": 3072}
-# Data sets whose examples are vectors (the rest are images); a full covariance needs one
-_VECTOR_DATA = {"swissroll", "heartbeat", "vector"}
 
 FORM_FIELDS = (
     "name",
@@ -243,15 +237,9 @@ def validate_form(
     try:
         config = RunConfig.from_dict(raw)
     except ConfigError as exc:
-        key = exc.field if exc.field in FORM_FIELDS else _nearest_field(exc.field)
-        return FormResult(None, {key: exc.message}, preset)
-    covariance = _covariance_error(config)
-    if covariance:
-        errors["diffusion.covariance"] = covariance
-    memory = _memory_error(config)
-    if memory:
-        errors["diffusion.T"] = memory
-    if errors:
+        for field_, message in exc.problems:
+            key = field_ if field_ in FORM_FIELDS else _nearest_field(field_)
+            errors.setdefault(key, message)
         return FormResult(None, errors, preset)
     return FormResult(config, {}, preset)
 
@@ -262,42 +250,3 @@ def _nearest_field(dotted: str) -> str:
         if dotted.startswith(key.split(".")[0] + "."):
             return key
     return "name"
-
-
-def _data_dim(config: RunConfig) -> int:
-    """Values per example as the dashboard estimates it (unknown image sizes: 4096)."""
-    length = config.data.option("length")
-    if config.data.name == "heartbeat" and isinstance(length, int) and length > 0:
-        return length
-    return _DATA_DIM.get(config.data.name, 4096)
-
-
-def _covariance_error(config: RunConfig) -> str | None:
-    """The engine refuses a full covariance only when it builds the model (it needs the data's
-    shape); the form refuses it at once for image data and vectors of more than 16 values."""
-    if config.diffusion.covariance != "full" or config.diffusion.kind != "gaussian":
-        return None
-    name = config.data.name
-    label = DATASET_LABELS.get(name, name)
-    limit = f"a full covariance is for vector data of at most {MAX_FULL_COVARIANCE_D} dimensions"
-    if name not in _VECTOR_DATA:
-        size = f" ({_DATA_DIM[name]:,} values per example)" if name in _DATA_DIM else ""
-        return f"{limit}; {label} is image data{size}: choose {COVARIANCE_LABELS['diagonal']}"
-    if name == "vector":  # its size is the file's, known only when the worker loads it
-        return None
-    dim = _data_dim(config)
-    if dim > MAX_FULL_COVARIANCE_D:
-        return f"{limit}; {label} has {dim} dimensions: choose {COVARIANCE_LABELS['diagonal']}"
-    return None
-
-
-def _memory_error(config: RunConfig) -> str | None:
-    dim = _data_dim(config)
-    size = config.diffusion.T * config.train.batch_size * dim
-    if size > MAX_ACTIVATIONS:
-        return (
-            f"T = {config.diffusion.T} with batch {config.train.batch_size} is too large for "
-            f"memory ({size:,} values per step of the bound); lower T or the batch size so "
-            f"that T x batch x data size stays under {MAX_ACTIVATIONS:,}"
-        )
-    return None

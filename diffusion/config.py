@@ -1,8 +1,14 @@
-"""The run configuration: one typed, frozen, JSON-serializable record per run.
+"""The run configuration: one typed, frozen, JSON-serializable record per run, and its schema.
 
-Standard library only (no torch): the dashboard, the database and the worker import it.
-Every value is validated on construction; a bad value raises `ConfigError`, whose `field`
-is the dotted name ("diffusion.T") and whose message says what is allowed.
+The sections below are pydantic dataclasses: each field's type, limits, default and help text
+are declared once here (the options of each data set and network kind in
+diffusion.config_options), and everything else reads them: the New run form renders its
+fields from them, `difflab train` / `difflab submit`, the worker and the Python API validate
+with them. Torch-free: the dashboard, the database and the worker import it.
+
+A bad config raises `ConfigError` listing every problem at once, each with its dotted field
+path ("diffusion.T") and what is allowed. Cross-field rules (J <= T, binomial diffusion on
+binary data, a full covariance for small vectors, memory) are the sections' validators.
 
 Stored names (data sets, network kinds, schedules, optimizers) are a contract: add, never
 rename. Data sets and networks are implemented elsewhere (diffusion.data, diffusion.nets)
@@ -12,22 +18,26 @@ and registered there under the names listed here, so that validation needs no to
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import Annotated, Any, Literal
 
-from diffusion.config_checks import (  # noqa: F401  (ConfigError, freeze_options: re-exported)
+from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+from diffusion.config_checks import (  # noqa: F401  (re-exported)
     ConfigError,
     Options,
-    _choice,
-    _coerce_floats,
-    _float,
-    _int,
-    _OptionsMixin,
-    _thaw,
+    OptionsMixin,
+    config_error,
     freeze_options,
+    parse_value,
+    set_path,
+    thaw,
 )
+from diffusion.config_options import data_dims, data_options, network_options
 
 DATASET_NAMES = (
     "swissroll",
@@ -55,80 +65,132 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "silu", "leaky_relu")
 # "mps" is reserved (stored names are never removed) but refused for now: the engine's math
 # runs in float64, which Apple's MPS backend does not have (docs/model-notes.md).
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# T x batch x values per example beyond this is refused as too large for memory
+MAX_ACTIVATIONS = 2_000_000_000
+VECTOR_DATA = ("swissroll", "heartbeat", "vector")  # the rest are images
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # ints are taken as floats
+_BIG = 100_000_000
+
+
+def schema(cls: type) -> type:
+    """A frozen pydantic dataclass whose constructor raises ConfigError (all problems)."""
+    cls = dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise config_error(exc, cls) from None
+
+    cls.__init__ = __init__
+    return cls
 
 
 # ---------------------------------------------------------------------------- sections
-@dataclass(frozen=True)
-class DataConfig(_OptionsMixin):
+@schema
+class DataConfig(OptionsMixin):
     """Which data set, how much of it, and its own options (e.g. {"sigma": 0.25}).
 
-    `options` are data-set-specific; the builder registered under `name` validates them.
+    `options` keep what was given; `typed_options` is the kind's validated record with its
+    defaults (diffusion.config_options).
     """
 
-    name: str = "swissroll"
-    options: Options = ()
-    n_train: int = 10_000
-    n_holdout: int = 2_000
+    name: Literal[DATASET_NAMES] = Field("swissroll", description="The data set")  # type: ignore[valid-type]
+    options: Options = Field((), description="The data set's own options")
+    n_train: Int = Field(10_000, ge=0, le=_BIG, description="Training examples (0: all there are)")
+    n_holdout: Int = Field(
+        2_000, ge=1, le=_BIG, description="Held-out examples the bound is reported on"
+    )
 
-    def __post_init__(self) -> None:
-        _choice("name", self.name, DATASET_NAMES)
-        object.__setattr__(self, "options", freeze_options("options", self.options))
-        _int("n_train", self.n_train, 0, 100_000_000)
-        _int("n_holdout", self.n_holdout, 1, 100_000_000)
+    @field_validator("options", mode="before")
+    @classmethod
+    def _freeze(cls, value: Any) -> Options:
+        return freeze_options("", value)
+
+    @model_validator(mode="after")
+    def _options_valid(self) -> DataConfig:
+        data_options(self.name, self.options_dict)
+        return self
+
+    @property
+    def typed_options(self) -> Any:
+        return data_options(self.name, self.options_dict)
+
+    @property
+    def dims(self) -> int | None:
+        """Values per example, when the options alone tell (None: the file's)."""
+        return data_dims(self.name, self.typed_options)
 
 
-@dataclass(frozen=True)
+@schema
 class DiffusionConfig:
-    """The forward process: Gaussian or binomial, T steps, the schedule (model.md 3, 5, 7).
+    """The forward process: Gaussian or binomial, T steps, the schedule (model.md 3, 5, 7)."""
 
-    beta1: the fixed first step (caps the model's sharpness, model.md section 5).
-    beta_max: cap of the Gaussian baseline schedule 1/(T-t+1) (the official code ends at 0.5).
-    m: binomial equilibrium rate pi = Bernoulli(m).
-    J: temporal basis size (model.md section 6); 0 or T = one readout per step.
-    schedule_J: basis size of the learned schedule's coefficients (0 = the readout's J).
-    learned_from: the fixed schedule a learned schedule starts from and perturbs.
-    basis: spacing of the J temporal bumps, "linear" in t (the paper's) or "log" (finer at small
-        t; diffusion.readout.TemporalBasis). The learned schedule's basis uses it too.
-    covariance: the Gaussian reverse kernel's covariance: "diagonal" (the paper's) or "full"
-        (a unit lower-triangular correlation factor on top of the paper's variances; vector
-        data of at most 16 dimensions; docs/model-notes.md).
-    """
+    kind: Literal[DIFFUSION_KINDS] = Field(
+        "gaussian", description="Gaussian, or binomial for binary data"
+    )  # type: ignore[valid-type]
+    T: Int = Field(40, ge=2, le=100_000, description="Steps of the forward trajectory")
+    schedule: Literal[SCHEDULES] = Field(
+        "baseline", description="The forward noise schedule beta_t"
+    )  # type: ignore[valid-type]
+    beta1: Float = Field(
+        1e-3,
+        gt=0.0,
+        le=0.5,
+        description="The fixed noise variance of the first forward step. It caps how sharp "
+        "the model can be: detail finer than about sqrt(beta1) is lost (model.md section 5). "
+        "Smaller is sharper, but the last reverse step is harder to learn.",
+    )
+    beta_max: Float = Field(
+        0.5, gt=0.0, le=1.0, description="Cap of the baseline schedule 1/(T-t+1)"
+    )
+    m: Float = Field(0.5, gt=0.0, lt=1.0, description="Binomial equilibrium rate: Bernoulli(m)")
+    J: Int = Field(
+        0, ge=0, le=100_000, description="Temporal basis functions of the readout (0 = T)"
+    )
+    schedule_J: Int = Field(
+        0, ge=0, le=100_000, description="Basis size of a learned schedule (0 = J)"
+    )
+    learned_from: Literal[FIXED_SCHEDULES] = Field(  # type: ignore[valid-type]
+        "baseline",
+        description="Used only by a learned schedule: the fixed schedule it starts from and "
+        "learns a perturbation of",
+    )
+    covariance: Literal[COVARIANCES] = Field(  # type: ignore[valid-type]
+        "diagonal",
+        description="The Gaussian reverse kernel's covariance: diagonal as in the paper, or full "
+        f"(vector data of at most {MAX_FULL_COVARIANCE_D} dimensions; not binomial diffusion)",
+    )
+    basis: Literal[BASIS_SPACINGS] = Field(  # type: ignore[valid-type]
+        "linear", description="Spacing of the J temporal bumps: linear in t (paper) or log"
+    )
 
-    kind: str = "gaussian"
-    T: int = 40
-    schedule: str = "baseline"
-    beta1: float = 1e-3
-    beta_max: float = 0.5
-    m: float = 0.5
-    J: int = 0
-    schedule_J: int = 0
-    learned_from: str = "baseline"
-    covariance: str = "diagonal"
-    basis: str = "linear"
-
-    def __post_init__(self) -> None:
-        _choice("kind", self.kind, DIFFUSION_KINDS)
-        _int("T", self.T, 2, 100_000)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _float("beta1", self.beta1, 0.0, 0.5, open_lo=True)
-        _float("beta_max", self.beta_max, 0.0, 1.0, open_lo=True)
-        _float("m", self.m, 0.0, 1.0, open_lo=True, open_hi=True)
-        _int("J", self.J, 0, self.T)
-        _int("schedule_J", self.schedule_J, 0, self.T)
-        _choice("learned_from", self.learned_from, FIXED_SCHEDULES)
-        _choice("covariance", self.covariance, COVARIANCES)
-        _choice("basis", self.basis, BASIS_SPACINGS)
-        _coerce_floats(self)
+    @model_validator(mode="after")
+    def _rules(self) -> DiffusionConfig:
+        problems = [
+            (name, f"must be in [0, {self.T}], got {value}")
+            for name, value in (("J", self.J), ("schedule_J", self.schedule_J))
+            if value > self.T
+        ]
         if self.kind == "binomial" and self.schedule != "baseline":
-            raise ConfigError(
-                "schedule",
-                "binomial diffusion supports only 'baseline' "
-                f"(the paper's 1/(T-t+1)); got {self.schedule!r}",
+            problems.append(
+                (
+                    "schedule",
+                    "binomial diffusion supports only 'baseline' "
+                    f"(the paper's 1/(T-t+1)); got {self.schedule!r}",
+                )
             )
         if self.kind == "binomial" and self.covariance != "diagonal":
-            raise ConfigError(
-                "covariance", "binomial diffusion has no covariance; leave it 'diagonal'"
+            problems.append(
+                ("covariance", "binomial diffusion has no covariance; leave it 'diagonal'")
             )
+        if problems:
+            raise ConfigError.of(problems)
+        return self
 
     @property
     def readout_J(self) -> int:
@@ -141,98 +203,96 @@ class DiffusionConfig:
         return self.schedule_J or self.readout_J
 
 
-@dataclass(frozen=True)
-class NetworkConfig(_OptionsMixin):
+@schema
+class NetworkConfig(OptionsMixin):
     """The network that outputs the reverse-kernel perturbations (model.md section 10).
 
-    kind: "rbf" (normalized radial-basis net, `n_rbf` units; options local_linear, width,
-    dense), "mlp" (general; options film, t_input, x_skip), "heartbeat" (sigmoid MLP
-    20-50-50-50; options width, film, t_input, x_skip), "conv" (multi-scale convolutional,
-    see diffusion.nets.conv).
-    `hidden` are the hidden widths; `options` carries kind-specific settings.
+    kind: "rbf" (normalized radial-basis net, `n_rbf` units), "mlp" (general), "heartbeat"
+    (sigmoid MLP 20-50-50-50), "conv" (multi-scale convolutional, diffusion.nets.conv).
+    `options` carries kind-specific settings (diffusion.config_options).
     """
 
-    kind: str = "mlp"
-    hidden: tuple[int, ...] = (128, 128)
-    activation: str = "tanh"
-    n_rbf: int = 16
-    options: Options = ()
+    kind: Literal[NETWORK_KINDS] = Field("mlp", description="The network")  # type: ignore[valid-type]
+    hidden: tuple[Annotated[int, Strict(), Field(ge=1, le=65_536)], ...] = Field(
+        (128, 128), description="Hidden layer widths, e.g. 128, 128 (mlp)"
+    )
+    activation: Literal[ACTIVATIONS] = Field("tanh", description="Hidden units' nonlinearity")  # type: ignore[valid-type]
+    n_rbf: Int = Field(16, ge=1, le=65_536, description="Radial-basis units (rbf)")
+    options: Options = Field((), description="The network's own options")
 
-    def __post_init__(self) -> None:
-        _choice("kind", self.kind, NETWORK_KINDS)
-        hidden = self.hidden
-        if isinstance(hidden, int) and not isinstance(hidden, bool):
-            hidden = (hidden,)
-        if not isinstance(hidden, (list, tuple)):
-            raise ConfigError("hidden", f"must be a list of positive integers, got {hidden!r}")
-        for h in hidden:
-            _int("hidden", h, 1, 65_536)
-        object.__setattr__(self, "hidden", tuple(hidden))
-        _choice("activation", self.activation, ACTIVATIONS)
-        _int("n_rbf", self.n_rbf, 1, 65_536)
-        object.__setattr__(self, "options", freeze_options("options", self.options))
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _hidden_tuple(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value,)
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _freeze(cls, value: Any) -> Options:
+        return freeze_options("", value)
+
+    @model_validator(mode="after")
+    def _options_valid(self) -> NetworkConfig:
+        network_options(self.kind, self.options_dict)
+        return self
+
+    @property
+    def typed_options(self) -> Any:
+        return network_options(self.kind, self.options_dict)
 
 
-@dataclass(frozen=True)
+@schema
 class TrainConfig:
     """Optimisation, evaluation, galleries and checkpoints.
 
-    lr decays to lr_final by `lr_schedule` ("constant" ignores lr_final). schedule_lr is the
-    learning rate of the learned beta coefficients (0 = same as lr); they stay frozen for the
-    first `schedule_warmup` fraction of the steps, while the network learns (trained together
-    from the start, the schedule shrinks the steps the untrained network is bad at to nothing).
-    t_sampling: "uniform" t, or "importance" (p(t) proportional to the running RMS of the KL
-    terms; still unbiased). ema = 0 disables the weight average; grad_clip = 0 disables
-    clipping. eval_every / gallery_every = 0 evaluate only at the end.
+    lr decays to lr_final by `lr_schedule` ("constant" ignores lr_final). The learned beta
+    coefficients stay frozen for the first `schedule_warmup` fraction of the steps, while the
+    network learns. ema = 0 disables the weight average; grad_clip = 0 disables clipping.
+    eval_every / gallery_every = 0 evaluate only at the end.
     """
 
-    steps: int = 2_000
-    batch_size: int = 256
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_final: float = 1e-4
-    lr_schedule: str = "cosine"
-    schedule_lr: float = 0.0
-    schedule_warmup: float = 0.0
-    t_sampling: str = "uniform"
-    ema: float = 0.999
-    grad_clip: float = 1.0
-    log_every: int = 50
-    eval_every: int = 1_000
-    eval_examples: int = 1_000
-    gallery_every: int = 0
-    gallery_size: int = 256
-    checkpoint_every_s: float = 60.0
-    seed: int = 0
-    device: str = "auto"
+    steps: Int = Field(2_000, ge=1, le=_BIG, description="Optimizer steps")
+    batch_size: Int = Field(256, ge=1, le=1_000_000, description="Examples per step")
+    optimizer: Literal[OPTIMIZERS] = Field("adam", description="The optimizer")  # type: ignore[valid-type]
+    lr: Float = Field(1e-3, gt=0.0, le=10.0, description="Learning rate")
+    lr_final: Float = Field(1e-4, gt=0.0, le=10.0, description="Learning rate at the end")
+    lr_schedule: Literal[LR_SCHEDULES] = Field("cosine", description="How lr decays to lr_final")  # type: ignore[valid-type]
+    schedule_lr: Float = Field(
+        0.0, ge=0.0, le=10.0, description="Learning rate of a learned schedule (0 = lr)"
+    )
+    schedule_warmup: Float = Field(
+        0.0, ge=0.0, lt=1.0, description="Fraction of steps the schedule waits"
+    )
+    t_sampling: Literal[T_SAMPLING] = Field(  # type: ignore[valid-type]
+        "uniform", description="Uniform t, or importance (by the running RMS of the KL terms)"
+    )
+    ema: Float = Field(0.999, ge=0.0, lt=1.0, description="Weight average decay (0 = none)")
+    grad_clip: Float = Field(1.0, ge=0.0, le=1e9, description="Gradient norm clip (0 = none)")
+    log_every: Int = Field(50, ge=1, le=_BIG, description="Steps between logged losses")
+    eval_every: Int = Field(1_000, ge=0, le=_BIG, description="Steps between evaluations (0 = end)")
+    eval_examples: Int = Field(1_000, ge=1, le=_BIG, description="Held-out examples per evaluation")
+    gallery_every: Int = Field(
+        0, ge=0, le=_BIG, description="Steps between sample galleries (0 = end)"
+    )
+    gallery_size: Int = Field(256, ge=1, le=100_000, description="Samples per gallery")
+    checkpoint_every_s: Float = Field(
+        60.0, ge=0.0, le=1e9, description="Seconds between checkpoints"
+    )
+    seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random draw")
+    device: Literal[DEVICES] = Field(
+        "auto", description="Where to train: auto picks the worker's GPU"
+    )  # type: ignore[valid-type]
 
-    def __post_init__(self) -> None:
-        _int("steps", self.steps, 1, 100_000_000)
-        _int("batch_size", self.batch_size, 1, 1_000_000)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _float("lr", self.lr, 0.0, 10.0, open_lo=True)
-        _float("lr_final", self.lr_final, 0.0, 10.0, open_lo=True)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _float("schedule_lr", self.schedule_lr, 0.0, 10.0)
-        _float("schedule_warmup", self.schedule_warmup, 0.0, 1.0, open_hi=True)
-        _choice("t_sampling", self.t_sampling, T_SAMPLING)
-        _float("ema", self.ema, 0.0, 1.0, open_hi=True)
-        _float("grad_clip", self.grad_clip, 0.0, 1e9)
-        _int("log_every", self.log_every, 1, 100_000_000)
-        _int("eval_every", self.eval_every, 0, 100_000_000)
-        _int("eval_examples", self.eval_examples, 1, 100_000_000)
-        _int("gallery_every", self.gallery_every, 0, 100_000_000)
-        _int("gallery_size", self.gallery_size, 1, 100_000)
-        _float("checkpoint_every_s", self.checkpoint_every_s, 0.0, 1e9)
-        _int("seed", self.seed, 0, 2**63 - 1)
-        _choice("device", self.device, DEVICES)
+    @model_validator(mode="after")
+    def _no_mps(self) -> TrainConfig:
         if self.device == "mps":
             raise ConfigError(
                 "device",
                 "mps is not supported yet: the engine computes in float64, which Apple's MPS "
                 "backend lacks; use auto, cpu or cuda",
             )
-        _coerce_floats(self)
+        return self
 
 
 _SECTIONS: dict[str, type] = {
@@ -243,46 +303,68 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _section_from_dict(prefix: str, cls: type, raw: Any) -> Any:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(prefix, f"must be an object, got {type(raw).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(
-            f"{prefix}.{unknown[0]}", f"unknown field; allowed: {', '.join(sorted(names))}"
+def run_problems(cfg: RunConfig) -> list[tuple[str, str]]:
+    """The rules that span sections: binary data for binomial diffusion, a full covariance
+    only for small vectors, and what fits in memory."""
+    problems = []
+    binary = cfg.data.name == "heartbeat" or cfg.data.option("binary") is True
+    if cfg.diffusion.kind == "binomial" and not binary:
+        problems.append(
+            (
+                "diffusion.kind",
+                "binomial diffusion needs binary data "
+                "(heartbeat, or a data set with options.binary=true)",
+            )
         )
-    try:
-        return cls(**dict(raw))
-    except ConfigError as exc:
-        raise exc.prefixed(prefix) from None
-    except TypeError as exc:  # pragma: no cover - defensive
-        raise ConfigError(prefix, str(exc)) from None
+    dims = cfg.data.dims
+    if cfg.diffusion.kind == "gaussian" and cfg.diffusion.covariance == "full":
+        what = f"{dims:,} values per example" if dims else "size known from its file"
+        too_big = cfg.data.name not in VECTOR_DATA or (dims or 0) > MAX_FULL_COVARIANCE_D
+        if too_big:
+            kind = "vector" if cfg.data.name in VECTOR_DATA else "image"
+            problems.append(
+                (
+                    "diffusion.covariance",
+                    f"a full covariance is for vector data of at most {MAX_FULL_COVARIANCE_D} "
+                    f"dimensions; {cfg.data.name} is {kind} data ({what}): use diagonal",
+                )
+            )
+    size = cfg.diffusion.T * cfg.train.batch_size * (dims or 1)
+    if size > MAX_ACTIVATIONS:
+        problems.append(
+            (
+                "diffusion.T",
+                f"T = {cfg.diffusion.T} with batch {cfg.train.batch_size} is too large for memory "
+                f"({size:,} values per step of the bound); lower T or the batch size so that "
+                f"T x batch x data size stays under {MAX_ACTIVATIONS:,}",
+            )
+        )
+    return problems
 
 
-@dataclass(frozen=True)
+@schema
 class RunConfig:
     """Everything that defines a run. Frozen, validated, JSON round-trips exactly."""
 
-    name: str = "run"
+    name: Annotated[str, Strict()] = Field("run", description="The run's name")
     data: DataConfig = field(default_factory=DataConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
-            raise ConfigError("name", "must be a non-empty string of at most 200 characters")
-        for key, cls in _SECTIONS.items():
-            if not isinstance(getattr(self, key), cls):
-                raise ConfigError(key, f"must be a {cls.__name__}")
-        binary = self.data.name == "heartbeat" or self.data.option("binary") is True
-        if self.diffusion.kind == "binomial" and not binary:
-            raise ConfigError(
-                "diffusion.kind",
-                "binomial diffusion needs binary data "
-                "(heartbeat, or a data set with options.binary=true)",
-            )
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip() or len(value) > 200:
+            raise ConfigError("", "must be a non-empty string of at most 200 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> RunConfig:
+        problems = run_problems(self)
+        if problems:
+            raise ConfigError.of(problems)
+        return self
 
     # -- (de)serialization
     def to_dict(self) -> dict[str, Any]:
@@ -292,7 +374,7 @@ class RunConfig:
             d = {}
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
-                d[f.name] = section.options_dict if f.name == "options" else _thaw(value)
+                d[f.name] = section.options_dict if f.name == "options" else thaw(value)
             out[key] = d
         return out
 
@@ -300,17 +382,7 @@ class RunConfig:
     def from_dict(cls, raw: Mapping[str, Any]) -> RunConfig:
         if not isinstance(raw, Mapping):
             raise ConfigError("config", "must be a JSON object")
-        allowed = {"name", *_SECTIONS}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ConfigError(unknown[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
-        kwargs: dict[str, Any] = {}
-        if "name" in raw:
-            kwargs["name"] = raw["name"]
-        for key, section_cls in _SECTIONS.items():
-            if key in raw:
-                kwargs[key] = _section_from_dict(key, section_cls, raw[key])
-        return cls(**kwargs)
+        return cls(**raw)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -335,43 +407,5 @@ class RunConfig:
             key = key.strip()
             if not sep or not key:
                 raise ConfigError("override", f"expected key=value, got {item!r}")
-            _set_path(raw, key, _parse_value(text.strip()))
+            set_path(raw, key, parse_value(text.strip()), _SECTIONS)
         return RunConfig.from_dict(raw)
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    if "," in text:
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        try:
-            return [json.loads(p) for p in parts]
-        except json.JSONDecodeError:
-            return parts
-    return text
-
-
-def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    if parts == ["name"]:
-        raw["name"] = value if isinstance(value, str) else str(value)
-        return
-    if len(parts) < 2 or parts[0] not in _SECTIONS:
-        raise ConfigError(
-            key, f"unknown field; use one of {', '.join(_SECTIONS)} followed by .field (or 'name')"
-        )
-    section = raw[parts[0]]
-    if parts[1] == "options" and len(parts) == 3:
-        if "options" not in section:
-            raise ConfigError(key, f"section {parts[0]} has no options")
-        section["options"] = {**section["options"], parts[2]: value}
-        return
-    if len(parts) != 2:
-        raise ConfigError(key, "expected section.field or section.options.key")
-    if parts[1] not in section:
-        raise ConfigError(key, f"unknown field; allowed: {', '.join(sorted(section))}")
-    if parts[1] == "hidden" and isinstance(value, int):
-        value = [value]
-    section[parts[1]] = value

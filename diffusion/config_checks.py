@@ -1,59 +1,161 @@
-"""Validation helpers of the run configuration (diffusion.config): the error type, value
-checks that name the field and what is allowed, and frozen, JSON-safe option mappings.
+"""The run configuration's error type and the reading of pydantic's errors into it.
 
-Standard library only, like diffusion.config.
+`ConfigError` carries every problem found at once, each as (dotted field path, message):
+"diffusion.T: must be in [2, 100000], got 1". Validators of the schema (diffusion.config,
+diffusion.config_options) raise `ConfigError` with field paths relative to their section;
+`config_error` turns pydantic's `ValidationError` into one `ConfigError`, prefixing those
+paths and wording pydantic's own errors the way this project always has ("must be in [lo,
+hi], got v"). Torch-free, like the schema.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import annotated_types as at
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
 OptionValue = Any  # JSON scalars, or tuples of them
 Options = tuple[tuple[str, OptionValue], ...]
+Problem = tuple[str, str]
 
 
 class ConfigError(ValueError):
-    """A config value is invalid. `field` is its dotted name; the message says what is allowed."""
+    """One or more config values are invalid.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    `problems` lists (dotted field, message) for every problem found; `field` and `message`
+    are the first one's (what older callers read).
+    """
+
+    def __init__(self, field: str, message: str = "", problems: Iterable[Problem] = ()) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems) or ((field, message),)
+        self.field, self.message = self.problems[0]
+        super().__init__("; ".join(f"{f}: {m}" for f, m in self.problems))
+
+    @classmethod
+    def of(cls, problems: Iterable[Problem]) -> ConfigError:
+        problems = tuple(problems)
+        return cls(problems[0][0], problems[0][1], problems)
 
     def prefixed(self, prefix: str) -> ConfigError:
-        return ConfigError(f"{prefix}.{self.field}", self.message)
+        return ConfigError.of((_join(prefix, f), m) for f, m in self.problems)
+
+    def as_dict(self) -> dict[str, str]:
+        """{field: message}, the first message of each field."""
+        out: dict[str, str] = {}
+        for f, m in self.problems:
+            out.setdefault(f, m)
+        return out
 
 
-# ---------------------------------------------------------------------------- checks
-def _int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"must be in [{lo}, {hi}], got {value}")
+def _join(*parts: Any) -> str:
+    return ".".join(str(p) for p in parts if p != "")
 
 
-def _float(
-    name: str, value: Any, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, f"must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(name, f"must be a finite number, got {value}")
-    lo_ok = value > lo if open_lo else value >= lo
-    hi_ok = value < hi if open_hi else value <= hi
-    if not (lo_ok and hi_ok):
-        lb, rb = ("(" if open_lo else "["), (")" if open_hi else "]")
-        raise ConfigError(name, f"must be in {lb}{lo}, {hi}{rb}, got {value}")
+# ---------------------------------------------------------------- pydantic's errors, reworded
+def _constraints(info: Any) -> list[Any]:
+    """The annotated_types constraints of a field, including those on its items' type."""
+    found = list(getattr(info, "metadata", ()))
+    stack = [getattr(info, "annotation", None)]
+    while stack:
+        tp = stack.pop()
+        for arg in typing.get_args(tp):
+            if isinstance(arg, FieldInfo):
+                found += arg.metadata
+            elif isinstance(arg, at.BaseMetadata):
+                found.append(arg)
+            else:
+                stack.append(arg)
+    return found
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+def _bounds(cls: Any, name: str) -> str:
+    """ "[lo, hi]" style range of a numeric field, from its Field(ge=.., le=..) constraints."""
+    info = getattr(cls, "__pydantic_fields__", {}).get(name)
+    lo, hi = "(-inf", "inf)"
+    for m in _constraints(info):
+        if isinstance(m, at.Ge):
+            lo = f"[{m.ge}"
+        elif isinstance(m, at.Gt):
+            lo = f"({m.gt}"
+        elif isinstance(m, at.Le):
+            hi = f"{m.le}]"
+        elif isinstance(m, at.Lt):
+            hi = f"{m.lt})"
+    return "" if (lo, hi) == ("(-inf", "inf)") else f"{lo}, {hi}"
 
 
+def _allowed_names(cls: Any) -> str:
+    return ", ".join(sorted(getattr(cls, "__pydantic_fields__", {})))
+
+
+def _message(err: Mapping[str, Any], cls: Any, name: str) -> str:
+    kind, value = err["type"], err.get("input")
+    span = _bounds(cls, name)
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return (
+            f"must be an integer in {span}, got {value!r}"
+            if span
+            else f"must be an integer, got {value!r}"
+        )
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number, got {value!r}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {value!r}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"must be in {span}, got {value!r}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"must be one of {expected}; got {value!r}"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        return f"unknown field; allowed: {_allowed_names(cls)}"
+    if kind == "bool_type":
+        return f"must be true or false, got {value!r}"
+    if kind == "string_type":
+        return f"must be a string, got {value!r}"
+    if kind in ("tuple_type", "list_type"):
+        return f"must be a list, got {value!r}"
+    if kind in ("dataclass_type", "dataclass_exact_type", "model_type", "dict_type"):
+        return f"must be an object, got {type(value).__name__}"
+    if kind == "missing":
+        return "is required"
+    return str(err.get("msg", kind))
+
+
+def _field_class(root: Any, loc: tuple[Any, ...]) -> tuple[Any, str]:
+    """The dataclass that owns the last named field of `loc`, and that field's name."""
+    cls, owner, name = root, root, ""
+    for part in loc:
+        owner, name = cls, str(part)
+        info = getattr(cls, "__pydantic_fields__", {}).get(name)
+        cls = getattr(info, "annotation", None) if info is not None else None
+    return owner, name
+
+
+def config_error(exc: ValidationError, root: Any, prefix: str = "") -> ConfigError:
+    """Every error of `exc` (raised validating `root`) as one ConfigError with field paths."""
+    names = list(getattr(root, "__pydantic_fields__", {}))
+    problems: list[Problem] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if loc and isinstance(loc[0], int) and loc[0] < len(names):  # a positional argument
+            loc = (names[loc[0]], *loc[1:])
+        loc = tuple(p for p in loc if not isinstance(p, int))  # a list's item: the list's path
+        inner = err.get("ctx", {}).get("error")
+        if isinstance(inner, ConfigError):  # raised by one of our validators: relative paths
+            problems += [(_join(prefix, *loc, f), m) for f, m in inner.problems]
+            continue
+        owner, name = _field_class(root, loc)
+        problems.append((_join(prefix, *loc), _message(err, owner, name)))
+    return ConfigError.of(problems)
+
+
+# ---------------------------------------------------------------------------- options
 def _freeze_value(name: str, value: Any) -> OptionValue:
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -77,30 +179,64 @@ def freeze_options(
     for key, value in items:
         if not isinstance(key, str) or not key:
             raise ConfigError(name, f"option names must be non-empty strings, got {key!r}")
-        out[key] = _freeze_value(f"{name}.{key}", value)
+        out[key] = _freeze_value(_join(name, key), value)
     return tuple(sorted(out.items()))
 
 
-def _thaw(value: Any) -> Any:
+def thaw(value: Any) -> Any:
+    """Tuples back to lists, for JSON."""
     if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
+        return [thaw(v) for v in value]
     return value
 
 
-def _coerce_floats(obj: Any) -> None:
-    """Store float fields as floats (JSON may give 1 for 1.0), after validation."""
-    for f in dataclasses.fields(obj):
-        if f.type == "float":
-            object.__setattr__(obj, f.name, float(getattr(obj, f.name)))
-
-
-class _OptionsMixin:
+class OptionsMixin:
     options: Options
 
     def option(self, key: str, default: Any = None) -> Any:
-        """The option `key` (lists come back as tuples), or `default`."""
+        """The option `key` as given (lists come back as tuples), or `default`."""
         return dict(self.options).get(key, default)
 
     @property
     def options_dict(self) -> dict[str, Any]:
-        return {k: _thaw(v) for k, v in self.options}
+        return {k: thaw(v) for k, v in self.options}
+
+
+# ---------------------------------------------------------------------------- overrides
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        try:
+            return [json.loads(p) for p in parts]
+        except json.JSONDecodeError:
+            return parts
+    return text
+
+
+def set_path(raw: dict[str, Any], key: str, value: Any, sections: Iterable[str]) -> None:
+    """Set "section.field" or "section.options.key" of a config's dict to `value`."""
+    parts = key.split(".")
+    if parts == ["name"]:
+        raw["name"] = value if isinstance(value, str) else str(value)
+        return
+    if len(parts) < 2 or parts[0] not in sections:
+        raise ConfigError(
+            key, f"unknown field; use one of {', '.join(sections)} followed by .field (or 'name')"
+        )
+    section = raw[parts[0]]
+    if parts[1] == "options" and len(parts) == 3:
+        if "options" not in section:
+            raise ConfigError(key, f"section {parts[0]} has no options")
+        section["options"] = {**section["options"], parts[2]: value}
+        return
+    if len(parts) != 2:
+        raise ConfigError(key, "expected section.field or section.options.key")
+    if parts[1] not in section:
+        raise ConfigError(key, f"unknown field; allowed: {', '.join(sorted(section))}")
+    if parts[1] == "hidden" and isinstance(value, int):
+        value = [value]
+    section[parts[1]] = value

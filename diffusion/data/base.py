@@ -5,12 +5,14 @@ A data set is a builder registered under a name listed in `diffusion.config.DATA
     @register_dataset("swissroll")
     def build_swissroll(config: DataConfig, seed: int) -> DataBundle: ...
 
-The builder validates its own `config.options` (raise `diffusion.config.ConfigError` with
-field "data.options.KEY"), draws or loads the data deterministically from `seed`, and returns
-a `DataBundle`. Tensors in the bundle are in DATA space (the data's own units: coordinates,
-0/1 bits, 8-bit grey levels as floats 0..255); the engine maps them to MODEL space with
-`bundle.scaler.to_model` for every minibatch (fresh dequantization noise each time) and back
-with `to_data` for samples.
+The config has validated the options against the data set's schema
+(diffusion.config_options); the builder reads them typed, with defaults, from
+`config.typed_options`, raises `diffusion.config.ConfigError` with field "data.options.KEY"
+for what only the files can tell (a missing file), draws or loads the data deterministically
+from `seed`, and returns a `DataBundle`. Tensors in the bundle are in DATA space (the data's
+own units: coordinates, 0/1 bits, 8-bit grey levels as floats 0..255); the engine maps them
+to MODEL space with `bundle.scaler.to_model` for every minibatch (fresh dequantization noise
+each time) and back with `to_data` for samples.
 
 Model space: all non-binary data are centred and scaled by ONE constant to unit variance
 (paper, section 3 and the CIFAR-10 footnote). 8-bit data are first dequantized, v -> v + u with
@@ -158,15 +160,3 @@ def build_dataset(config: DataConfig, seed: int) -> DataBundle:
             f"installation; available: {', '.join(registered_datasets())}",
         )
     return builder(config, seed)
-
-
-def check_options(config: DataConfig, allowed: dict[str, Any]) -> dict[str, Any]:
-    """Options merged over `allowed` defaults; unknown keys raise ConfigError naming them."""
-    opts = config.options_dict
-    unknown = sorted(set(opts) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"data.options.{unknown[0]}",
-            f"unknown option for {config.name}; allowed: {', '.join(sorted(allowed)) or '(none)'}",
-        )
-    return {**allowed, **opts}

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from diffusion.config import ConfigError, DataConfig
-from diffusion.data.base import DataBundle, check_options, fit_scaler, register_dataset
+from diffusion.data.base import DataBundle, fit_scaler, register_dataset
 from diffusion.data.image_deadleaves import DeadLeavesParams, dead_leaves
 from diffusion.data.image_files import (
     DatasetFilesError,
@@ -89,29 +89,18 @@ def _np_rng(generator: torch.Generator) -> np.random.Generator:
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
 
 
-def _positive_int(config: DataConfig, key: str, value: Any, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ConfigError(f"data.options.{key}", f"must be an integer >= {lo}, got {value!r}")
-    return value
-
-
 # ------------------------------------------------------------------------- dead leaves
 @register_dataset("deadleaves")
 def build_deadleaves(config: DataConfig, seed: int) -> DataBundle:
     """Dead leaves (Table 1 and Table 2). Options: size, r_min, r_max (default = size),
     on_the_fly (draw fresh training images every minibatch instead of a fixed pool)."""
-    opts = check_options(config, {"size": 32, "r_min": 1.0, "r_max": None, "on_the_fly": False})
-    size = _positive_int(config, "size", opts["size"], 2)
-    try:
-        params = DeadLeavesParams(
-            size=size, r_min=float(opts["r_min"]), r_max=float(opts["r_max"] or size)
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("data.options.r_min", str(exc)) from None
+    opts = config.typed_options  # DeadleavesOptions
+    size = opts.size
+    params = DeadLeavesParams(size=size, r_min=opts.r_min, r_max=opts.r_max or float(size))
     rng = np.random.default_rng([seed, 1])
     holdout = to_nchw(dead_leaves(config.n_holdout, params, rng))
     info = {"generator": "dead leaves, r^-3 radii", **params.to_dict()}
-    if opts["on_the_fly"]:
+    if opts.on_the_fly:
 
         def sampler(n: int, generator: torch.Generator) -> torch.Tensor:
             return to_nchw(dead_leaves(n, params, _np_rng(generator)))
@@ -161,15 +150,9 @@ def build_texture(config: DataConfig, seed: int) -> DataBundle:
     Options: texture (brick | grass | gravel), patch (side in pixels), holdout_rows (rows
     at the bottom kept for held-out patches and inpainting). Training patches are drawn
     afresh every minibatch from the top region."""
-    opts = check_options(config, {"texture": "gravel", "patch": 32, "holdout_rows": 128})
-    image = texture_image(opts["texture"])
-    patch = _positive_int(config, "patch", opts["patch"], 2)
-    holdout_rows = _positive_int(config, "holdout_rows", opts["holdout_rows"], patch)
-    if holdout_rows > image.shape[0] - patch:
-        raise ConfigError(
-            "data.options.holdout_rows",
-            f"must leave at least {patch} training rows of {image.shape[0]}",
-        )
+    opts = config.typed_options  # TextureOptions (patch and holdout_rows fit the image)
+    image = texture_image(opts.texture)
+    patch, holdout_rows = opts.patch, opts.holdout_rows
     train_rows, hold_rows = texture_regions(image.shape[0], holdout_rows)
     holdout = to_nchw(
         random_patches(image, hold_rows, patch, config.n_holdout, np.random.default_rng([seed, 1]))
@@ -180,7 +163,7 @@ def build_texture(config: DataConfig, seed: int) -> DataBundle:
         return to_nchw(random_patches(image, train_rows, patch, n, _np_rng(generator)))
 
     info = {
-        "texture": opts["texture"],
+        "texture": opts.texture,
         "patch": patch,
         "train_rows": list(train_rows),
         "holdout_rows": list(hold_rows),
@@ -193,7 +176,6 @@ def build_texture(config: DataConfig, seed: int) -> DataBundle:
 def build_digits(config: DataConfig, seed: int) -> DataBundle:
     """scikit-learn's 8 x 8 digits (17 grey levels). A seeded shuffle puts `n_holdout`
     images aside (at most half of the 1,797); the rest, up to `n_train`, are for training."""
-    check_options(config, {})
     from sklearn.datasets import load_digits
 
     images = load_digits().images.astype(np.uint8)  # (1797, 8, 8), 0..16
@@ -211,13 +193,13 @@ def build_digits(config: DataConfig, seed: int) -> DataBundle:
 
 
 # ------------------------------------------------------------------------ MNIST, CIFAR
-def _load_split(name: str, opts: dict[str, Any], split: str) -> np.ndarray:
-    root = Path(opts["root"]) if opts["root"] else datasets_root() / name
+def _load_split(name: str, opts: Any, split: str) -> np.ndarray:
+    root = Path(opts.root) if opts.root else datasets_root() / name
     reader = read_mnist if name == "mnist" else read_cifar10
     try:
         return reader(root, split)
     except DatasetFilesError as first:
-        if not opts["download"]:
+        if not opts.download:
             raise ConfigError("data.options.root", f"{first}") from None
         try:
             fetch_dataset(name, root)
@@ -227,7 +209,7 @@ def _load_split(name: str, opts: dict[str, Any], split: str) -> np.ndarray:
 
 
 def _standard(config: DataConfig, seed: int, name: str) -> DataBundle:
-    opts = check_options(config, {"root": None, "download": True})
+    opts = config.typed_options  # DownloadOptions
     train = _load_split(name, opts, "train")
     test = _load_split(name, opts, "test")
     if config.n_train:
@@ -238,7 +220,7 @@ def _standard(config: DataConfig, seed: int, name: str) -> DataBundle:
         to_nchw(train),
         to_nchw(hold),
         paper=PAPER.get(name),
-        info={"source": name, "root": str(opts["root"] or datasets_root() / name)},
+        info={"source": name, "root": str(opts.root or datasets_root() / name)},
     )
 
 
@@ -260,19 +242,10 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
     """A folder or zip of the user's PNG/JPEG images. Options: path, size (side, or
     [H, W]), mode ("L" greyscale or "RGB"). A seeded `n_holdout` of them are held out
     (at most a quarter, at least one)."""
-    opts = check_options(config, {"path": None, "size": 32, "mode": "L"})
-    if not opts["path"]:
-        raise ConfigError("data.options.path", "give a folder or a zip of PNG/JPEG images")
-    size = opts["size"]
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if len(size) != 2 or not all(isinstance(s, int) and 2 <= s <= 1024 for s in size):
-        raise ConfigError(
-            "data.options.size", f"must be a side or [H, W] in 2..1024, got {opts['size']!r}"
-        )
-    if opts["mode"] not in ("L", "RGB"):
-        raise ConfigError("data.options.mode", f"must be 'L' or 'RGB', got {opts['mode']!r}")
+    opts = config.typed_options  # ImagesOptions
+    size = opts.hw
     try:
-        images, names = read_image_collection(opts["path"], size, opts["mode"])
+        images, names = read_image_collection(opts.path, size, opts.mode)
     except DatasetFilesError as exc:
         raise ConfigError("data.options.path", str(exc)) from None
     if len(images) < 2:
@@ -286,9 +259,9 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
         to_nchw(train),
         to_nchw(hold),
         info={
-            "path": str(opts["path"]),
+            "path": str(opts.path),
             "count": len(names),
-            "mode": opts["mode"],
+            "mode": opts.mode,
             "size": list(size),
         },
     )

@@ -19,7 +19,7 @@ from scipy import integrate
 from scipy.special import logsumexp
 
 from diffusion.config import ConfigError, DataConfig
-from diffusion.data.base import DataBundle, Scaler, check_options, fit_scaler, register_dataset
+from diffusion.data.base import DataBundle, Scaler, fit_scaler, register_dataset
 
 S_LO, S_HI = 1.5 * math.pi, 4.5 * math.pi
 PAPER_SWISSROLL_K, PAPER_SWISSROLL_K_MINUS_LNULL = 2.35, 6.45
@@ -68,11 +68,8 @@ def swissroll_log_density(x: np.ndarray, sigma: float) -> np.ndarray:
 
 @register_dataset("swissroll")
 def build_swissroll(config: DataConfig, seed: int) -> DataBundle:
-    """Swiss roll; options: sigma (default 0.25)."""
-    opts = check_options(config, {"sigma": 0.25})
-    sigma = opts["sigma"]
-    if not isinstance(sigma, (int, float)) or not 0.001 <= sigma <= 5:
-        raise ConfigError("data.options.sigma", f"must be a number in [0.001, 5], got {sigma!r}")
+    """Swiss roll; options (diffusion.config_options.SwissrollOptions): sigma."""
+    sigma = config.typed_options.sigma
     gen = torch.Generator().manual_seed(seed)
     train = swissroll_raw(config.n_train, sigma, gen)
     holdout = swissroll_raw(config.n_holdout, sigma, gen)
@@ -103,17 +100,9 @@ def heartbeat_raw(n: int, length: int, period: int, generator: torch.Generator) 
 
 @register_dataset("heartbeat")
 def build_heartbeat(config: DataConfig, seed: int) -> DataBundle:
-    """Binary heartbeat; options: length (20), period (5)."""
-    opts = check_options(config, {"length": 20, "period": 5})
-    length, period = opts["length"], opts["period"]
-    if not isinstance(length, int) or not 2 <= length <= 10_000:
-        raise ConfigError(
-            "data.options.length", f"must be an integer in [2, 10000], got {length!r}"
-        )
-    if not isinstance(period, int) or not 1 <= period <= length:
-        raise ConfigError(
-            "data.options.period", f"must be an integer in [1, length], got {period!r}"
-        )
+    """Binary heartbeat; options (HeartbeatOptions): length, period."""
+    opts = config.typed_options
+    length, period = opts.length, opts.period
     gen = torch.Generator().manual_seed(seed)
     train = heartbeat_raw(config.n_train, length, period, gen)
     holdout = heartbeat_raw(config.n_holdout, length, period, gen)
@@ -153,12 +142,10 @@ def load_vectors(path: str) -> np.ndarray:
 
 @register_dataset("vector")
 def build_vector(config: DataConfig, seed: int) -> DataBundle:
-    """Vector data from a file; options: path (.npy or .csv), binary (false)."""
-    opts = check_options(config, {"path": None, "binary": False})
-    if not isinstance(opts["path"], str):
-        raise ConfigError("data.options.path", "a .npy or .csv file path is required")
-    arr = load_vectors(opts["path"])
-    binary = bool(opts["binary"])
+    """Vector data from a file; options (VectorOptions): path (.npy or .csv), binary."""
+    opts = config.typed_options
+    arr = load_vectors(opts.path)
+    binary = opts.binary
     if binary and not np.isin(arr, (0.0, 1.0)).all():
         raise ConfigError("data.options.binary", "is true but the file has values other than 0/1")
     rng = np.random.default_rng(seed)
@@ -176,5 +163,5 @@ def build_vector(config: DataConfig, seed: int) -> DataBundle:
         shape=(arr.shape[1],),
         kind="binary" if binary else "points",
         binary=binary,
-        info={"path": opts["path"], "rows": int(len(arr))},
+        info={"path": opts.path, "rows": int(len(arr))},
     )

@@ -15,14 +15,16 @@ Per example x^t (C, H, W):
 Output z: (B, C, H, W, n_outputs), the contract of `diffusion.nets.base`. The readout layer
 starts at zero, so an untrained network gives the forward kernel's form.
 
-Options (NetworkConfig.options) and defaults, after the official code (4 conv layers of
-20 channels, dense 500, 2 upper layers of 20): conv_layers=4, conv_channels=20, kernel=3,
-scales=0 (auto: pool while the coarse side is >= 4 pixels), dense_hidden=0 (0 = no fully
-connected pathway), dense_layers=2, dense_out=2, upper=[20, 20].
+Options (NetworkConfig.options; schema: diffusion.config_options.ConvOptions) and defaults,
+after the official code (4 conv layers of 20 channels, dense 500, 2 upper layers of 20):
+conv_layers=4, conv_channels=20, kernel=3, scales=0 (auto: pool while the coarse side is >=
+4 pixels), dense_hidden=0 (0 = no fully connected pathway), dense_layers=2, dense_out=2,
+upper=[20, 20].
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -31,18 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffusion.config import ConfigError, NetworkConfig
+from diffusion.config_options import ConvOptions
 from diffusion.nets.base import NetSpec, register_network
 
-DEFAULTS: dict[str, Any] = {
-    "conv_layers": 4,
-    "conv_channels": 20,
-    "kernel": 3,
-    "scales": 0,
-    "dense_hidden": 0,
-    "dense_layers": 2,
-    "dense_out": 2,
-    "upper": (20, 20),
-}
+DEFAULTS: dict[str, Any] = dataclasses.asdict(ConvOptions())  # the schema's defaults
 
 
 def auto_scales(height: int, width: int, min_side: int = 4) -> int:
@@ -134,41 +128,7 @@ class MultiScaleConvNet(nn.Module):
         return z
 
 
-def _options(config: NetworkConfig) -> dict[str, Any]:
-    opts = config.options_dict
-    unknown = sorted(set(opts) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(
-            f"network.options.{unknown[0]}",
-            f"unknown option for conv; allowed: {', '.join(sorted(DEFAULTS))}",
-        )
-    out = {**DEFAULTS, **opts}
-    for key in (
-        "conv_layers",
-        "conv_channels",
-        "kernel",
-        "scales",
-        "dense_hidden",
-        "dense_layers",
-        "dense_out",
-    ):
-        v = out[key]
-        lo = 1 if key in ("kernel", "dense_out") else 0
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= 4096:
-            raise ConfigError(
-                f"network.options.{key}", f"must be an integer in [{lo}, 4096], got {v!r}"
-            )
-    if out["kernel"] % 2 == 0:
-        raise ConfigError("network.options.kernel", f"must be odd, got {out['kernel']}")
-    upper = out["upper"]
-    upper = (upper,) if isinstance(upper, int) else tuple(upper)
-    if not all(isinstance(u, int) and 1 <= u <= 4096 for u in upper):
-        raise ConfigError("network.options.upper", f"must be a list of widths, got {upper!r}")
-    out["upper"] = upper
-    return out
-
-
 @register_network("conv")
 def build_conv(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """Registry entry for kind "conv" (options documented in the module docstring)."""
-    return MultiScaleConvNet(spec, **_options(config))
+    return MultiScaleConvNet(spec, **dataclasses.asdict(config.typed_options))

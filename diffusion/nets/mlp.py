@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from diffusion.config import ConfigError, NetworkConfig
+from diffusion.config import NetworkConfig
 from diffusion.nets.base import NetSpec, register_network
 from diffusion.readout import ReadoutLinear
 
@@ -146,38 +146,13 @@ class RBFNet(nn.Module):
         return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
 
 
-def _options(config: NetworkConfig, allowed: tuple[str, ...]) -> dict:
-    opts = config.options_dict
-    unknown = sorted(set(opts) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"network.options.{unknown[0]}",
-            f"unknown option for {config.kind}; allowed: {', '.join(allowed)}",
-        )
-    return opts
-
-
-def _bool_option(opts: dict, key: str) -> bool:
-    value = opts.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"network.options.{key}", f"must be true or false, got {value!r}")
-    return value
-
-
 @register_network("mlp")
 def build_mlp(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """options: t_input (false): also feed g(t) to the first layer; film (false): scale and
     shift every hidden pre-activation by functions of t on the temporal basis; x_skip (false):
     feed x^t to every hidden layer after the first too."""
-    opts = _options(config, ("film", "t_input", "x_skip"))
-    return MLPNet(
-        spec,
-        config.hidden,
-        config.activation,
-        _bool_option(opts, "t_input"),
-        _bool_option(opts, "film"),
-        _bool_option(opts, "x_skip"),
-    )
+    opts = config.typed_options  # MlpOptions
+    return MLPNet(spec, config.hidden, config.activation, opts.t_input, opts.film, opts.x_skip)
 
 
 @register_network("heartbeat")
@@ -186,32 +161,13 @@ def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     hidden features may then depend on t); width (50): units per hidden layer; film (false):
     scale and shift every hidden pre-activation by functions of t; x_skip (false): feed x^t
     to every hidden layer after the first too (module docstring)."""
-    opts = _options(config, ("film", "t_input", "width", "x_skip"))
-    width = opts.get("width", 50)
-    if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 4096:
-        raise ConfigError("network.options.width", f"must be an int in [1, 4096], got {width!r}")
-    t_input = _bool_option(opts, "t_input")
-    film, x_skip = _bool_option(opts, "film"), _bool_option(opts, "x_skip")
-    return MLPNet(spec, (width,) * 3, "sigmoid", t_input, film, x_skip)
+    o = config.typed_options  # HeartbeatNetOptions
+    return MLPNet(spec, (o.width,) * 3, "sigmoid", o.t_input, o.film, o.x_skip)
 
 
 @register_network("rbf")
 def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """options: local_linear (false), width (0.5, initial RBF width in model units), dense
     ([], widths of a tanh MLP pathway in parallel)."""
-    opts = _options(config, ("local_linear", "width", "dense"))
-    width = opts.get("width", 0.5)
-    if not isinstance(width, (int, float)) or not 1e-4 <= width <= 100:
-        raise ConfigError("network.options.width", f"must be in [0.0001, 100], got {width!r}")
-    dense = opts.get("dense", ())
-    if isinstance(dense, int) and not isinstance(dense, bool):
-        dense = (dense,)
-    if not isinstance(dense, (list, tuple)) or not all(
-        isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 4096 for w in dense
-    ):
-        raise ConfigError(
-            "network.options.dense", f"must be a list of widths in [1, 4096], got {dense!r}"
-        )
-    return RBFNet(
-        spec, config.n_rbf, bool(opts.get("local_linear", False)), float(width), tuple(dense)
-    )
+    o = config.typed_options  # RbfOptions
+    return RBFNet(spec, config.n_rbf, o.local_linear, o.width, o.dense)

@@ -157,7 +157,7 @@ def test_full_covariance_only_for_small_vector_data():
         )
         assert set(bad.errors) == {"diffusion.covariance"}, (data, bad.errors)
         assert "at most 16 dimensions" in bad.errors["diffusion.covariance"]
-        assert "Diagonal (paper)" in bad.errors["diffusion.covariance"]
+        assert "use diagonal" in bad.errors["diffusion.covariance"]
     digits = {**forms.defaults_for("digits-smoke"), "network.hidden": "8"}
     full = forms.validate_form({**digits, "diffusion.covariance": "full"}, "digits-smoke")
     assert set(full.errors) == {"diffusion.covariance"}

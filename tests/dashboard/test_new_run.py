@@ -173,7 +173,7 @@ def test_full_covariance_on_digits_is_refused_on_the_form(store, queue):
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any(
-        e.startswith("Reverse covariance:") and "at most 16 dimensions" in e and "Digits" in e
+        e.startswith("Reverse covariance:") and "at most 16 dimensions" in e and "digits" in e
         for e in errors
     ), errors
     assert queue == [] and store.list_runs(viewer=SYSTEM) == []

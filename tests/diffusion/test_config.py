@@ -104,3 +104,36 @@ def test_config_and_presets_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_options_are_checked_by_the_schema_and_every_problem_is_reported():
+    """The issue's example: both bad options are refused at once, with their field paths."""
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            "swissroll-smoke",
+            ["data.options.sigma=-1", "network.options.bogus=3", "train.steps=0"],
+        )
+    assert info.value.as_dict() == {
+        "data.options.sigma": "must be in [0.001, 5.0], got -1",
+        "network.options.bogus": "unknown option for mlp; allowed: film, t_input, x_skip",
+        "train.steps": "must be in [1, 100000000], got 0",
+    }
+    cfg = load_config("swissroll-smoke", ["data.options.sigma=0.5", "network.options.film=true"])
+    assert cfg.data.typed_options.sigma == 0.5 and cfg.network.typed_options.film is True
+    assert cfg.data.typed_options == DataConfig("swissroll", {"sigma": 0.5}).typed_options
+
+
+def test_stored_config_of_an_older_run_still_loads():
+    """A run stored before the schema: ints where floats go, options left empty."""
+    old = {
+        "name": "old",
+        "data": {"name": "heartbeat", "options": {}, "n_train": 100, "n_holdout": 10},
+        "diffusion": {"kind": "binomial", "T": 50, "schedule": "baseline", "beta1": 0.02, "m": 0.2},
+        "network": {"kind": "heartbeat", "hidden": [50, 50, 50], "activation": "sigmoid"},
+        "train": {"steps": 60, "lr": 1, "checkpoint_every_s": 5},
+    }
+    cfg = RunConfig.from_dict(old)
+    assert isinstance(cfg.train.lr, float) and isinstance(cfg.train.checkpoint_every_s, float)
+    assert cfg.data.typed_options.length == 20 and cfg.network.typed_options.width == 50
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.to_dict()["data"]["options"] == {}  # defaults are not written into the record

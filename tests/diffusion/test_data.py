@@ -62,7 +62,7 @@ def test_vector_loader_csv_npy_and_errors(tmp_path):
     assert info.value.field == "data.options.path"
     with pytest.raises(ConfigError) as info:
         build_dataset(DataConfig("vector", {"path": str(tmp_path / "a.npy"), "bogus": 1}), 0)
-    assert info.value.field == "data.options.bogus"
+    assert info.value.field == "options.bogus"
     with pytest.raises(ConfigError, match="0/1"):
         build_dataset(DataConfig("vector", {"path": str(tmp_path / "a.npy"), "binary": True}), 0)
 

@@ -118,11 +118,15 @@ def test_bound_is_the_k1_importance_estimate_and_below_large_k(gen):
 def test_full_covariance_refused_where_it_does_not_apply():
     with pytest.raises(ConfigError, match="covariance"):
         DiffusionConfig("binomial", T=10, m=0.5, covariance="full")
-    cfg = RunConfig(
-        data=DataConfig("digits"),
-        diffusion=DiffusionConfig("gaussian", T=10, covariance="full"),
-        network=NetworkConfig("conv"),
-    )
+    with pytest.raises(ConfigError, match="at most 16 dimensions") as info:
+        RunConfig(
+            data=DataConfig("digits"),
+            diffusion=DiffusionConfig("gaussian", T=10, covariance="full"),
+            network=NetworkConfig("conv"),
+        )
+    assert info.value.field == "diffusion.covariance"
+    # vector data whose size only the file tells: the model refuses it once it knows the shape
+    cfg = RunConfig(diffusion=DiffusionConfig("gaussian", T=10, covariance="full"))
     with pytest.raises(ConfigError, match="at most 16 dimensions"):
         DiffusionModel(cfg, (1, 8, 8))
     with pytest.raises(ConfigError, match="covariance"):

@@ -39,18 +39,18 @@ def test_rbf_options_are_validated():
     spec = NetSpec((2,), 2, 4)
     with pytest.raises(ConfigError) as info:
         build_network(NetworkConfig("rbf", options={"bogus": 1}), spec)
-    assert info.value.field == "network.options.bogus"
+    assert info.value.field == "options.bogus"
     with pytest.raises(ConfigError) as info:
         build_network(NetworkConfig("rbf", options={"width": -1}), spec)
-    assert info.value.field == "network.options.width"
+    assert info.value.field == "options.width"
 
 
 def test_heartbeat_options_are_validated():
     spec = NetSpec((20,), 1, 4)
     for options, field in [
-        ({"bogus": 1}, "network.options.bogus"),
-        ({"width": 0}, "network.options.width"),
-        ({"t_input": "yes"}, "network.options.t_input"),
+        ({"bogus": 1}, "options.bogus"),
+        ({"width": 0}, "options.width"),
+        ({"t_input": "yes"}, "options.t_input"),
     ]:
         with pytest.raises(ConfigError) as info:
             build_network(NetworkConfig("heartbeat", options=options), spec)
@@ -93,11 +93,11 @@ def test_film_with_unit_scale_and_zero_shift_is_the_plain_mlp(kind, t_input):
 def test_mlp_film_options_are_validated():
     spec = NetSpec((2,), 2, 4)
     for kind, options, field in [
-        ("mlp", {"bogus": 1}, "network.options.bogus"),
-        ("mlp", {"film": "yes"}, "network.options.film"),
-        ("mlp", {"t_input": 1}, "network.options.t_input"),
-        ("heartbeat", {"film": 1}, "network.options.film"),
-        ("heartbeat", {"x_skip": "no"}, "network.options.x_skip"),
+        ("mlp", {"bogus": 1}, "options.bogus"),
+        ("mlp", {"film": "yes"}, "options.film"),
+        ("mlp", {"t_input": 1}, "options.t_input"),
+        ("heartbeat", {"film": 1}, "options.film"),
+        ("heartbeat", {"x_skip": "no"}, "options.x_skip"),
     ]:
         with pytest.raises(ConfigError) as info:
             build_network(NetworkConfig(kind, options=options), spec)

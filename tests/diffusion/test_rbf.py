@@ -36,5 +36,5 @@ def test_dense_pathway_adds_features_and_zero_weights_remove_it(gen):
 
 @pytest.mark.parametrize("bad", [[0], "wide", [8, 2.5], True])
 def test_bad_dense_widths_are_refused(bad):
-    with pytest.raises(ConfigError, match="network.options.dense"):
+    with pytest.raises(ConfigError, match="options.dense"):
         _net({"dense": bad})
