@@ -137,6 +137,59 @@ class ImagesOptions:
         return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
 
 
+# scikit-image's bundled photos (no download), all at least 172 pixels on a side
+PHOTOS = (
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "coins",
+    "clock",
+    "moon",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "immunohistochemistry",
+    "cell",
+)
+DEFAULT_HOLDOUT = ("camera", "astronaut", "coffee")
+PhotoNames = tuple[Literal[PHOTOS], ...]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class PhotosOptions:
+    patch: Int = Field(32, ge=4, le=160, description="Side of the square patches")
+    holdout: PhotoNames = Field(DEFAULT_HOLDOUT, description="Photos never trained on")
+    photos: PhotoNames | None = Field(None, description="Photos to train on (default: the rest)")
+
+    @field_validator("holdout", "photos", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else _as_tuple(value)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> PhotosOptions:
+        if not self.holdout or self.photos == ():
+            raise ConfigError(
+                "holdout" if not self.holdout else "photos", "name at least one photo"
+            )
+        overlap = sorted(set(self.train_photos) & set(self.holdout))
+        if overlap:
+            raise ConfigError(
+                "photos", f"{', '.join(overlap)} cannot be both trained on and held out"
+            )
+        return self
+
+    @property
+    def train_photos(self) -> tuple[str, ...]:
+        if self.photos is not None:
+            return self.photos
+        return tuple(n for n in PHOTOS if n not in self.holdout)
+
+
 DATA_OPTIONS: dict[str, type] = {
     "swissroll": SwissrollOptions,
     "heartbeat": HeartbeatOptions,
@@ -147,6 +200,7 @@ DATA_OPTIONS: dict[str, type] = {
     "mnist": DownloadOptions,
     "cifar10": DownloadOptions,
     "images": ImagesOptions,
+    "photos": PhotosOptions,
 }
 
 
@@ -159,7 +213,7 @@ def data_dims(name: str, opts: Any) -> int | None:
         return opts.length
     if name == "deadleaves":
         return opts.size**2
-    if name == "texture":
+    if name in ("texture", "photos"):
         return opts.patch**2
     if name == "images":
         return math.prod(opts.hw) * (3 if opts.mode == "RGB" else 1)

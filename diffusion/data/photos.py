@@ -14,34 +14,13 @@ luma), so a model sees what a person's converted photo looks like.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from diffusion.config import ConfigError, DataConfig
-from diffusion.data.base import DataBundle, check_options, register_dataset
+from diffusion.config_options import DEFAULT_HOLDOUT, PHOTOS  # noqa: F401  (re-exported)
+from diffusion.data.base import DataBundle, register_dataset
 from diffusion.data.images import _bundle, _np_rng, to_nchw
-
-# Bundled with scikit-image (no download); sizes vary, all at least 172 pixels on a side.
-PHOTOS = (
-    "astronaut",
-    "camera",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "coins",
-    "clock",
-    "moon",
-    "page",
-    "text",
-    "brick",
-    "grass",
-    "gravel",
-    "immunohistochemistry",
-    "cell",
-)
-DEFAULT_HOLDOUT = ("camera", "astronaut", "coffee")
 
 
 def photo(name: str) -> np.ndarray:
@@ -71,35 +50,11 @@ def patches_of(
     return out
 
 
-def _names(config: DataConfig, key: str, value: Any) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value)
-    bad = [v for v in names if v not in PHOTOS]
-    if bad or not names:
-        raise ConfigError(
-            f"data.options.{key}",
-            f"must be a list of photo names from {', '.join(PHOTOS)}; got {value!r}",
-        )
-    return names
-
-
 @register_dataset("photos")
 def build_photos(config: DataConfig, seed: int) -> DataBundle:
     """Greyscale patches of scikit-image's photos (see the module docstring)."""
-    opts = check_options(config, {"patch": 32, "holdout": DEFAULT_HOLDOUT, "photos": None})
-    patch = opts["patch"]
-    if isinstance(patch, bool) or not isinstance(patch, int) or not 4 <= patch <= 160:
-        raise ConfigError("data.options.patch", f"must be an integer in [4, 160], got {patch!r}")
-    hold_names = _names(config, "holdout", opts["holdout"])
-    train_names = (
-        _names(config, "photos", opts["photos"])
-        if opts["photos"] is not None
-        else tuple(n for n in PHOTOS if n not in hold_names)
-    )
-    overlap = sorted(set(train_names) & set(hold_names))
-    if overlap:
-        raise ConfigError(
-            "data.options.photos", f"{', '.join(overlap)} cannot be both trained on and held out"
-        )
+    opts = config.typed_options  # diffusion.config_options.PhotosOptions
+    patch, hold_names, train_names = opts.patch, opts.holdout, opts.train_photos
     train_imgs = [photo(n) for n in train_names]
     hold_imgs = [photo(n) for n in hold_names]
     holdout = to_nchw(

@@ -41,5 +41,5 @@ def test_defaults_hold_out_the_benchmark_photos_and_convert_colour_like_an_uploa
     assert np.array_equal(photo("astronaut"), grey)
     with pytest.raises(ConfigError, match="both trained on and held out"):
         build_dataset(DataConfig("photos", {"photos": ["moon"], "holdout": ["moon"]}), 0)
-    with pytest.raises(ConfigError, match="photo names"):
+    with pytest.raises(ConfigError, match="must be one of astronaut, camera"):
         build_dataset(DataConfig("photos", {"holdout": ["lena"]}), 0)
