@@ -13,7 +13,13 @@ al. 2015, section 2.5, figures 3 and 5; model.md sections 8 and 11).
 Figures in docs/figures/ (posterior_denoise.png like figure 3, posterior_inpaint.png like
 figure 5).
 
+(d) photo-sized inputs (benchmarks/posterior_photos.py): a fully convolutional model trained
+    on patches of scikit-image's other photos denoises (sigma 25) and inpaints (64 x 64 hole)
+    camera, astronaut and coffee at their own sizes, against Wiener, non-local means and
+    biharmonic inpainting.
+
     python benchmarks/posterior.py --json [--digits-budget-min 8] [--bark-run DIR]
+    python benchmarks/posterior.py --parts d --json [--photo-steps 50] [--photo-samples 4]
 """
 
 from __future__ import annotations
@@ -326,7 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         help="trained texture run (default: RUNS/table1/bark)",
     )
     p.add_argument("--digits-budget-min", type=float, default=8.0)
-    p.add_argument("--parts", default="a,b,c")
+    p.add_argument("--parts", default="a,b,c", help="a, b, c (digits, bark), d (photos)")
+    p.add_argument("--photo-budget-min", type=float, default=16.0, help="(d) training budget")
+    p.add_argument("--photo-train-steps", type=int, default=1300, help="(d) lr schedule length")
+    p.add_argument("--photo-steps", type=int, default=50, help="(d) strided chain steps S")
+    p.add_argument("--photo-samples", type=int, default=4, help="(d) samples per photo")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -362,6 +372,17 @@ def main(argv: list[str] | None = None) -> int:
         bark = load_trained(args.bark_run or args.runs / "table1" / "bark", "cpu")
         out["b_inpaint"] = bench_inpaint(
             bark, 4 if args.quick else 16, 2 if args.quick else 4, 0, 2 if args.quick else 5
+        )
+    if "d" in parts:
+        from posterior_photos import bench_photos  # this folder is on sys.path
+
+        out["d_photos"] = bench_photos(
+            args.runs / "posterior" / "photos",
+            args.photo_budget_min * 60,
+            args.photo_train_steps,
+            args.photo_steps,
+            args.photo_samples,
+            FIGURES,
         )
     print(json.dumps(out, indent=2) if args.json else out)
     return 0

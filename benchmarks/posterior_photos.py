@@ -20,8 +20,12 @@ Every chain is the strided chain with `steps` kept steps (a full T = 1000 chain 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from diffusion.presets import PRESETS
 
@@ -53,3 +57,148 @@ def train_photos(out: Path, budget_s: float, steps: int):
         cfg = cfg.with_overrides([f"train.steps={max(r.step, 1)}"])
         r = train(cfg, out)
     return r
+
+
+def test_photo(name: str) -> np.ndarray:
+    """The photo under test, greyscale uint8 at its own size (coffee: 400 x 600)."""
+    from diffusion.data.photos import photo
+
+    return photo(name)
+
+
+def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((x - ref) ** 2)))
+
+
+def denoise_photo(trained, img: np.ndarray, sigma: float, n: int, steps: int, seed: int) -> dict:
+    """PSNR (peak 255) of the posterior mean, one sample, Wiener and non-local means."""
+    from scipy.signal import wiener
+    from skimage.restoration import denoise_nl_means
+
+    from diffusion.posterior import add_noise, denoise
+
+    g = torch.Generator().manual_seed(seed)
+    clean = img.astype(np.float64) + 0.5
+    noisy = add_noise(img, sigma, g)
+    t0 = time.monotonic()
+    r = denoise(trained, noisy, sigma, n, steps=steps, generator=g, batch_size=n)
+    secs = time.monotonic() - t0
+    wiener_psnr = {k: _psnr(wiener(noisy, (k, k), sigma**2), clean) for k in (3, 5, 7)}
+    kbest = max(wiener_psnr, key=wiener_psnr.get)
+    t1 = time.monotonic()
+    nlm = 255.0 * denoise_nl_means(
+        noisy / 255.0,
+        h=0.8 * sigma / 255.0,
+        sigma=sigma / 255.0,
+        fast_mode=True,
+        patch_size=7,
+        patch_distance=11,
+    )
+    return {
+        "sigma": sigma,
+        "samples": n,
+        "steps": steps,
+        "plan": r.plan.describe(),
+        "psnr_noisy": _psnr(noisy, clean),
+        "psnr_posterior_mean": _psnr(r.mean, clean),
+        "psnr_posterior_sample": _psnr(r.samples[0], clean),
+        "psnr_wiener": wiener_psnr[kbest],
+        "wiener_window": kbest,
+        "psnr_nl_means": _psnr(nlm, clean),
+        "nl_means_seconds": time.monotonic() - t1,
+        "posterior_mean_beats_wiener": _psnr(r.mean, clean) > wiener_psnr[kbest],
+        "mean_posterior_std": float(r.std.mean()),
+        "seconds": secs,
+    }, (noisy, r.mean, r.std)
+
+
+def inpaint_photo(trained, img: np.ndarray, hole: int, n: int, steps: int, seed: int) -> dict:
+    """A central hole x hole square filled by the paper's chain and by biharmonic inpainting:
+    the distances of `benchmarks/posterior.py` (`region_distances`) to the truth."""
+    from posterior import region_distances  # this folder is on sys.path
+    from skimage.restoration import inpaint_biharmonic
+
+    from diffusion.posterior import inpaint, make_mask
+
+    x = img.astype(np.float64) + 0.5
+    mask = make_mask("center", x.shape, size=hole)
+    miss = ~mask
+    t0 = time.monotonic()
+    r = inpaint(
+        trained,
+        x,
+        mask,
+        n,
+        steps=steps,
+        generator=torch.Generator().manual_seed(seed),
+        batch_size=n,
+    )
+    secs = time.monotonic() - t0
+    truth = x[miss].reshape(1, hole, hole)
+    fills = r.samples[:, miss].reshape(n, hole, hole)
+    model = region_distances(fills, np.repeat(truth, n, 0))
+    t1 = time.monotonic()
+    bi = inpaint_biharmonic(x / 256.0, miss) * 256.0
+    bi_secs = time.monotonic() - t1
+    biharm = region_distances(bi[miss].reshape(1, hole, hole), truth)
+    return {
+        "hole": hole,
+        "samples": n,
+        "steps": steps,
+        "plan": r.plan.describe(),
+        "paper": {**model, "seconds": secs},
+        "biharmonic": {**biharm, "seconds": bi_secs},
+        "beats_biharmonic_on_spectrum": model["spectrum_rms_log10_ratio"]
+        < biharm["spectrum_rms_log10_ratio"],
+        "histogram_within_10pct": model["hist_wasserstein_grey_levels"]
+        <= 1.1 * biharm["hist_wasserstein_grey_levels"],
+        "known_pixels_unchanged": bool(np.array_equal(r.samples[0][mask], x[mask])),
+        "mean_posterior_std_in_hole": float(r.std[miss].mean()),
+    }, (r.samples[0], bi, r.std)
+
+
+def bench_photos(
+    run_dir: Path, budget_s: float, train_steps: int, steps: int, n: int, figures: Path
+) -> dict:
+    """Part (d): train (or reuse) the photos model, then denoise and inpaint each test photo."""
+    from diffusion.imageio import save_png
+    from diffusion.inference import load_trained
+
+    t0 = time.monotonic()
+    r = train_photos(run_dir, budget_s, train_steps)
+    trained = load_trained(run_dir, "cpu")
+    out: dict = {
+        "model": {
+            "preset": "photos",
+            "network": "conv (multi-scale, no dense pathway: fully convolutional)",
+            "patch": 32,
+            "steps": r.step,
+            "budget_s": budget_s,
+            "train_seconds_this_call": time.monotonic() - t0,
+            "K_bits_per_pixel_holdout_patches": r.k_holdout.bits if r.k_holdout else None,
+            "T": trained.model.T,
+            "trained_on": trained.config.data.options_dict.get("photos") or "all but held out",
+            "held_out": list(TEST_PHOTOS),
+        },
+        "photos": {},
+    }
+    panels = []
+    for i, name in enumerate(TEST_PHOTOS):
+        img = test_photo(name)
+        d, (noisy, mean, _) = denoise_photo(trained, img, 25.0, n, steps, 10 + i)
+        p, (fill, bi, std) = inpaint_photo(trained, img, 64, n, steps, 20 + i)
+        out["photos"][name] = {"size": list(img.shape), "denoise": d, "inpaint": p}
+        print(json.dumps({name: out["photos"][name]}), flush=True)
+        h, w = img.shape
+        cy, cx = h // 2, w // 2
+        crop = (slice(cy - 96, cy + 96), slice(cx - 96, cx + 96))
+        panels.append(np.stack([a[crop] for a in (img + 0.5, noisy, mean, fill, bi)]))
+    figures.mkdir(parents=True, exist_ok=True)
+    from diffusion.imageio import tile
+
+    grid = np.concatenate(panels)
+    save_png(
+        figures / "posterior_photos.png",
+        tile(np.clip(grid, 0, 255.99).astype(np.uint8), cols=5, pad=3),
+    )
+    return out

@@ -16,50 +16,25 @@ sum to one at every pixel). The chain calls it at every reverse step, so a poste
 large image stays ONE chain; only the network's evaluation is split. When `margin` is at
 least the network's receptive-field radius the tiled outputs equal the untiled ones exactly.
 
-`plan_size(net, shape, (H, W), batch)` decides, before anything runs, what happens to an image
-of that size: "native" (the built size), "full" (the whole image at once), "tiled", or refuses
-with `SizeError` saying which sizes the network takes.
+`plan_size(net, shape, (H, W), batch)` (`diffusion.sizes.plan_for`, torch-free) decides,
+before anything runs, what happens to an image of that size: "native" (the built size),
+"full" (the whole image at once), "tiled", or refuses with `SizeError` saying which sizes
+the network takes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_PIXELS = 2_000_000
-"""Pixels (batch x H x W) one network evaluation may hold before tiling: about 1 GB of
-activations for the paper's multi-scale net (20 channels, float32)."""
-TILE, OVERLAP = 128, 32
-
-
-class SizeError(ValueError):
-    """An image size the network does not take; the message says which sizes it takes."""
-
-
-@dataclass(frozen=True)
-class SizeRule:
-    """Which image sizes a network takes. built: (H, W) it was built for."""
-
-    built: tuple[int, int]
-    fully_convolutional: bool
-    multiple: int = 1
-    align: int = 1
-
-    def describe(self) -> str:
-        h, w = self.built
-        if not self.fully_convolutional:
-            return f"only {h} x {w} (the size it was trained on; it is not fully convolutional)"
-        if self.multiple > 1:
-            return f"any size (padded up to multiples of {self.multiple})"
-        return "any size (fully convolutional)"
+from diffusion.sizes import MAX_PIXELS, OVERLAP, SizeError, SizePlan, SizeRule, plan_for
 
 
 def size_rule(net: nn.Module, shape: tuple[int, ...]) -> SizeRule:
-    """The `SizeRule` of a network built for example shape (C, H, W)."""
+    """The `SizeRule` of a network built for example shape (C, H, W), from its attributes."""
     if len(shape) != 3:
         raise SizeError(f"not an image network (example shape {tuple(shape)})")
     multiple = int(getattr(net, "size_multiple", 1))
@@ -71,71 +46,15 @@ def size_rule(net: nn.Module, shape: tuple[int, ...]) -> SizeRule:
     )
 
 
-@dataclass(frozen=True)
-class SizePlan:
-    """What happens to an image of `size` = (H, W): mode "native" (the built size), "full"
-    (the whole image in one evaluation), "tiled" (tiles of `tile` pixels overlapping by
-    `overlap`, outputs within `margin` of a tile's inner edge unused); `reason` says why,
-    in words for the person who gave the image."""
-
-    mode: Literal["native", "full", "tiled"]
-    size: tuple[int, int]
-    tile: int | None
-    overlap: int | None
-    reason: str
-    margin: int | None = None
-
-    def describe(self) -> str:
-        h, w = self.size
-        what = {"native": "run as it is", "full": "run at full size", "tiled": "run in tiles"}
-        return f"{h} x {w}: {what[self.mode]} ({self.reason})"
-
-
 def plan_size(
     net: nn.Module,
     shape: tuple[int, ...],
     size: tuple[int, int],
     batch: int = 1,
-    *,
-    max_pixels: int = MAX_PIXELS,
-    tile: int | None = None,
-    overlap: int | None = None,
-    margin: int | None = None,
+    **kw: Any,
 ) -> SizePlan:
-    """Decide how an image of `size` = (H, W) is run, `batch` samples at once.
-
-    tile / overlap / margin force tiling with those sizes (margin default overlap // 4);
-    otherwise tiles are used only when batch x H x W exceeds `max_pixels`. Raises SizeError
-    for sizes the network does not take.
-    """
-    h, w = int(size[0]), int(size[1])
-    rule = size_rule(net, shape)
-    if h < 1 or w < 1:
-        raise SizeError(f"the image is empty ({h} x {w})")
-    if (h, w) == rule.built and tile is None:
-        return SizePlan("native", (h, w), None, None, "the size the model was trained on")
-    if not rule.fully_convolutional:
-        raise SizeError(
-            f"this model takes {rule.describe()}; the image is {h} x {w}. Resize or crop it "
-            f"to {rule.built[0]} x {rule.built[1]}, or use a fully convolutional model"
-        )
-    if tile is None and batch * h * w <= max_pixels:
-        return SizePlan("full", (h, w), None, None, "the network is fully convolutional")
-    tile = tile or TILE
-    overlap = OVERLAP if overlap is None else overlap
-    m = rule.multiple
-    margin = overlap // 4 if margin is None else margin
-    if tile % m or tile < 2 * m or not 0 <= 2 * margin < overlap < tile:
-        raise SizeError(
-            f"tiles need a side that is a multiple of {m} (at least {2 * m}) and "
-            f"0 <= 2 x margin < overlap < tile; got tile {tile}, overlap {overlap}, margin {margin}"
-        )
-    why = (
-        f"{batch} sample(s) of {h} x {w} exceed one evaluation's {max_pixels:,} pixels"
-        if batch * h * w > max_pixels
-        else "tiles were asked for"
-    )
-    return SizePlan("tiled", (h, w), tile, overlap, f"{why}; one chain, tiles blended", margin)
+    """`diffusion.sizes.plan_for` with the rule of `net` (built for shape (C, H, W))."""
+    return plan_for(size_rule(net, shape), size, batch, **kw)
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:

@@ -16,7 +16,7 @@ from diffusion.model import DiffusionModel
 from diffusion.nets import NetSpec, build_network
 from diffusion.posterior import PosteriorInputError, denoise, inpaint, make_mask, size_plan
 from diffusion.presets import PRESETS
-from diffusion.tiling import SizedNet, SizeError, edge_ramp, plan_size, tile_starts
+from diffusion.tiling import SizedNet, SizeError, edge_ramp, plan_size, size_rule, tile_starts
 
 # 4 plain 3 x 3 conv layers (one scale), 1 x 1 layers above: receptive-field radius 4
 PLAIN = {"conv_layers": 4, "conv_channels": 6, "scales": 1, "upper": [6]}
@@ -119,3 +119,16 @@ def test_a_network_with_a_dense_pathway_refuses_other_sizes() -> None:
     with pytest.raises(PosteriorInputError, match="only 8 x 8"):
         inpaint(model, np.zeros((16, 16)), make_mask("left", (16, 16)), 1)
     assert size_plan(model, (8, 8)).mode == "native"
+
+
+@pytest.mark.parametrize(
+    "options,shape",
+    [({}, (1, 32, 32)), ({"dense_hidden": 8}, (1, 8, 8)), ({"scales": 2}, (1, 16, 16))],
+)
+def test_the_rule_read_from_a_config_is_the_networks_own(options: dict, shape: tuple) -> None:
+    from diffusion.sizes import config_size_rule
+
+    net = conv_net(shape, **options)
+    rule = config_size_rule({"kind": "conv", "options": options}, shape[1:])
+    assert rule == size_rule(net, shape)
+    assert not config_size_rule({"kind": "mlp"}, (8, 8)).fully_convolutional
