@@ -1,31 +1,35 @@
 """The New run form as data: field values in, a validated RunConfig or field-level errors out.
 
 The form starts from a preset (the rows of Table 1 of Sohl-Dickstein et al. 2015, and tiny
-"-smoke" variants for quick checks), and the user overrides the common fields. Validation
-is the engine's schema (`RunConfig.from_dict`, whose `ConfigError.problems` name every
-field that is wrong), plus the parsing of what a person types (numbers, lists). Nothing here
-touches Streamlit or the store.
+"-smoke" variants for quick checks), and the user overrides the common fields and the
+options of the chosen data set and network. Fields, limits, defaults and help come from the
+config schema (dashboard.form_fields); validation is the schema's own (`RunConfig.from_dict`,
+whose `ConfigError.problems` name every field that is wrong), the same that `difflab submit`
+and the worker apply. Keys are config paths ("diffusion.T", "data.options.sigma"). Nothing
+here touches Streamlit or the store.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashboard.form_fields import (
+    FieldSpec,
+    field_spec,
+    from_widget_value,
+    option_paths,
+    to_widget_value,
+)
 from diffusion.config import (
     FIXED_SCHEDULES,
     MAX_FULL_COVARIANCE_D,
     ConfigError,
     RunConfig,
 )
-
-try:  # the presets module is torch-free; fall back to none while it is being written
-    from diffusion.presets import PRESETS
-except ImportError:  # pragma: no cover - only while diffusion.presets is absent
-    PRESETS: dict[str, RunConfig] = {}
+from diffusion.presets import PRESETS
 
 DATASET_LABELS: dict[str, str] = {
     "swissroll": "Swiss roll (2-D)",
@@ -36,6 +40,7 @@ DATASET_LABELS: dict[str, str] = {
     "mnist": "MNIST",
     "cifar10": "CIFAR-10",
     "images": "Uploaded images (folder or zip)",
+    "photos": "Photo patches (scikit-image's photos)",
 }
 KIND_LABELS = {"gaussian": "Gaussian", "binomial": "Binomial"}
 SCHEDULE_LABELS = {
@@ -81,6 +86,32 @@ FORM_FIELDS = (
     "train.seed",
     "train.device",
 )
+FIELD_LABELS = {
+    "name": "Run name",
+    "data.name": "Data set",
+    "diffusion.kind": "Diffusion kind",
+    "diffusion.T": "T",
+    "diffusion.schedule": "Schedule",
+    "diffusion.learned_from": "Learned schedule starts from",
+    "diffusion.beta1": "First step beta1",
+    "diffusion.covariance": "Reverse covariance",
+    "network.kind": "Network",
+    "network.hidden": "Hidden layer widths",
+    "train.steps": "Training steps",
+    "train.batch_size": "Batch size",
+    "train.lr": "Learning rate",
+    "train.seed": "Seed",
+    "train.device": "Device",
+}
+CHOICE_LABELS: dict[str, dict[str, str]] = {
+    "data.name": DATASET_LABELS,
+    "diffusion.kind": KIND_LABELS,
+    "diffusion.schedule": SCHEDULE_LABELS,
+    "diffusion.learned_from": LEARNED_FROM_LABELS,
+    "diffusion.covariance": COVARIANCE_LABELS,
+    "network.kind": NETWORK_LABELS,
+    "train.device": DEVICE_LABELS,
+}
 
 
 @dataclass(frozen=True)
@@ -109,86 +140,112 @@ def base_config(preset: str | None) -> RunConfig:
     return RunConfig()
 
 
+def form_fields(data: str, network: str) -> tuple[str, ...]:
+    """Every field on the form: the common ones, then the data set's and network's options."""
+    return FORM_FIELDS + option_paths("data", data) + option_paths("network", network)
+
+
+def spec(path: str, data: str, network: str) -> FieldSpec:
+    return field_spec(path, data, network)
+
+
+def label(path: str) -> str:
+    return FIELD_LABELS.get(path, path.rsplit(".", 1)[-1].replace("_", " ").capitalize())
+
+
+def _value(cfg: RunConfig, path: str) -> Any:
+    parts = path.split(".")
+    if len(parts) == 1:
+        return getattr(cfg, path)
+    section = getattr(cfg, parts[0])
+    if parts[1] == "options":
+        return section.option(parts[2], spec(path, cfg.data.name, cfg.network.kind).default)
+    return getattr(section, parts[1])
+
+
 def defaults_for(preset: str | None) -> dict[str, Any]:
-    """The form's field values as the preset sets them (keys: FORM_FIELDS)."""
+    """The form's field values as the preset sets them (keys: form_fields of its kinds)."""
     cfg = base_config(preset)
-    return {
-        "name": preset or cfg.name,
-        "data.name": cfg.data.name,
-        "diffusion.kind": cfg.diffusion.kind,
-        "diffusion.T": cfg.diffusion.T,
-        "diffusion.schedule": cfg.diffusion.schedule,
-        "diffusion.learned_from": cfg.diffusion.learned_from,
-        "diffusion.beta1": cfg.diffusion.beta1,
-        "diffusion.covariance": cfg.diffusion.covariance,
-        "network.kind": cfg.network.kind,
-        "network.hidden": ", ".join(str(h) for h in cfg.network.hidden),
-        "train.steps": cfg.train.steps,
-        "train.batch_size": cfg.train.batch_size,
-        "train.lr": cfg.train.lr,
-        "train.seed": cfg.train.seed,
-        "train.device": cfg.train.device,
+    data, network = cfg.data.name, cfg.network.kind
+    values = {
+        path: to_widget_value(spec(path, data, network), _value(cfg, path))
+        for path in form_fields(data, network)
     }
+    values["name"] = preset or cfg.name
+    return values
+
+
+def option_defaults(section: str, kind: str) -> dict[str, Any]:
+    """The option fields of a newly chosen data set or network: a preset's, else the schema's."""
+    given: dict[str, Any] = {}
+    for preset in preset_names():
+        part = getattr(PRESETS[preset], section)
+        if (part.name if section == "data" else part.kind) == kind:
+            given = part.options_dict
+            break
+    data, network = (kind, "mlp") if section == "data" else ("swissroll", kind)
+    out = {}
+    for path in option_paths(section, kind):
+        s = spec(path, data, network)
+        out[path] = to_widget_value(s, given.get(s.name, s.default))
+    return out
 
 
 def _data_section_for(name: str, current: Mapping[str, Any]) -> dict[str, Any]:
     """Keep the preset's data options when the data set is unchanged; else borrow a preset's."""
     if current.get("name") == name:
-        return dict(current)
+        return copy.deepcopy(dict(current))
     for preset in preset_names():
         cfg = PRESETS[preset]
         if cfg.data.name == name:
             return cfg.to_dict()["data"]
-    return {"name": name}
+    return {"name": name, "options": {}}
 
 
-def _parse_int(key: str, value: Any, errors: dict[str, str]) -> int | None:
-    if isinstance(value, bool):
-        errors[key] = "must be a whole number"
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        errors[key] = f"must be a whole number, got {value!r}"
-        return None
+def _set(raw: dict[str, Any], path: str, value: Any, default: Any) -> None:
+    """Set a field of the config dict; an option left at the schema's default stays unwritten
+    (unless the preset wrote it), so that an untouched form gives the preset's own record."""
+    parts = path.split(".")
+    if len(parts) == 1:
+        raw[path] = value
+    elif parts[1] == "options":
+        options = raw[parts[0]].setdefault("options", {})
+        as_default = tuple(value) if isinstance(value, list) else value
+        if value is None or (as_default == default and parts[2] not in options):
+            options.pop(parts[2], None)
+        else:
+            options[parts[2]] = value
+    else:
+        raw[parts[0]][parts[1]] = value
 
 
-def _parse_float(key: str, value: Any, errors: dict[str, str]) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        errors[key] = f"must be a number, got {value!r}"
-        return None
-    if not math.isfinite(out):
-        errors[key] = f"must be a finite number, got {value!r}"
-        return None
-    return out
-
-
-# Network kinds whose layer sizes come from elsewhere (rbf: n_rbf; conv: its own channels)
-_NETS_WITHOUT_HIDDEN = ("rbf", "conv")
-
-
-def _parse_hidden(value: Any, network: Any, errors: dict[str, str]) -> list[int] | None:
-    text = str(value).replace(" ", "")
-    if not text:
-        if network in _NETS_WITHOUT_HIDDEN:
-            return []
-        errors["network.hidden"] = "give at least one layer width, e.g. 128, 128"
-        return None
-    try:
-        widths = [int(part) for part in text.split(",") if part]
-    except ValueError:
-        errors["network.hidden"] = f"must be whole numbers separated by commas, got {value!r}"
-        return None
-    if not widths or any(w < 1 for w in widths):
-        errors["network.hidden"] = "layer widths must be positive whole numbers, e.g. 128, 128"
-        return None
-    return widths
+def _raw_config(
+    values: Mapping[str, Any], preset: str | None, errors: dict[str, str]
+) -> dict[str, Any]:
+    """The preset's config dict with the form's values set; unparsable lists go to `errors`."""
+    raw = copy.deepcopy(base_config(preset).to_dict())
+    data = str(values.get("data.name", raw["data"]["name"]))
+    network = str(values.get("network.kind", raw["network"]["kind"]))
+    raw["data"] = _data_section_for(data, raw["data"])
+    if network != raw["network"]["kind"]:
+        raw["network"]["options"] = {}  # another kind's options do not apply
+    for path in form_fields(data, network):
+        if path not in values or path == "data.name":
+            continue
+        if path == "diffusion.learned_from" and values.get("diffusion.schedule") != "learned":
+            continue  # unused by a fixed schedule: the preset's value stays
+        field_spec_ = spec(path, data, network)
+        value, problem = from_widget_value(field_spec_, values[path])
+        if problem:
+            errors[path] = problem
+        else:
+            _set(raw, path, value, field_spec_.default)
+    if isinstance(raw["name"], str):
+        raw["name"] = raw["name"].strip()
+    lr = raw["train"].get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+        raw["train"]["lr_final"] = min(raw["train"].get("lr_final", lr), lr)
+    return raw
 
 
 def validate_form(
@@ -196,50 +253,23 @@ def validate_form(
     preset: str | None = None,
     data_options: Mapping[str, Any] | None = None,
 ) -> FormResult:
-    """Turn the form's values into a RunConfig, or say which field is wrong and why.
+    """Turn the form's values into a RunConfig, or say which fields are wrong and why.
 
-    `values` holds FORM_FIELDS; `data_options` (e.g. uploaded image hashes) are merged into
-    the data set's options.
+    `values` are keyed by config path (form_fields); `data_options` (e.g. uploaded image
+    hashes) are merged into the data set's options. Every problem is reported at once.
     """
     errors: dict[str, str] = {}
-    raw = copy.deepcopy(base_config(preset).to_dict())
-    name = str(values.get("name", "")).strip()
-    if not name:
-        errors["name"] = "give the run a name (at most 200 characters)"
-    raw["name"] = name or "run"
-    raw["data"] = _data_section_for(str(values.get("data.name")), raw["data"])
+    raw = _raw_config(values, preset, errors)
     if data_options:
         raw["data"]["options"] = {**raw["data"].get("options", {}), **data_options}
-    raw["diffusion"]["kind"] = values.get("diffusion.kind")
-    raw["diffusion"]["schedule"] = values.get("diffusion.schedule")
-    if raw["diffusion"]["schedule"] == "learned":  # otherwise the preset's value, unused
-        raw["diffusion"]["learned_from"] = values.get("diffusion.learned_from")
-    raw["diffusion"]["covariance"] = values.get("diffusion.covariance")
-    raw["network"]["kind"] = values.get("network.kind")
-    raw["train"]["device"] = values.get("train.device")
-    for key in ("diffusion.T", "train.steps", "train.batch_size", "train.seed"):
-        parsed = _parse_int(key, values.get(key), errors)
-        if parsed is not None:
-            section, name_ = key.split(".")
-            raw[section][name_] = parsed
-    beta1 = _parse_float("diffusion.beta1", values.get("diffusion.beta1"), errors)
-    if beta1 is not None:
-        raw["diffusion"]["beta1"] = beta1
-    lr = _parse_float("train.lr", values.get("train.lr"), errors)
-    if lr is not None:
-        raw["train"]["lr"] = lr
-        raw["train"]["lr_final"] = min(raw["train"].get("lr_final", lr), lr)
-    hidden = _parse_hidden(values.get("network.hidden", ""), values.get("network.kind"), errors)
-    if hidden is not None:
-        raw["network"]["hidden"] = hidden
-    if errors:
-        return FormResult(None, errors, preset)
+    fields = form_fields(raw["data"]["name"], raw["network"]["kind"])
     try:
         config = RunConfig.from_dict(raw)
     except ConfigError as exc:
         for field_, message in exc.problems:
-            key = field_ if field_ in FORM_FIELDS else _nearest_field(field_)
-            errors.setdefault(key, message)
+            errors.setdefault(field_ if field_ in fields else _nearest_field(field_), message)
+        return FormResult(None, errors, preset)
+    if errors:
         return FormResult(None, errors, preset)
     return FormResult(config, {}, preset)
 

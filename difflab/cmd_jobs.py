@@ -115,22 +115,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def load_run_config(spec: str, overrides: list[str]) -> Any:
     """A RunConfig from a preset name or a JSON file, with overrides; UserError naming the
     field when something is wrong."""
-    from diffusion.config import ConfigError, RunConfig
+    from diffusion.config import ConfigError
+    from diffusion.presets import load_config
 
     try:
-        try:
-            from diffusion.presets import load_config
-        except ImportError:
-            load_config = None
-        if load_config is not None:
-            return load_config(spec, overrides)
-        path = Path(spec)
-        if not path.is_file():
-            raise UserError(f"no such config file: {spec} (presets are not available yet)")
-        return RunConfig.from_json(path.read_text()).with_overrides(overrides)
+        return load_config(spec, overrides)
     except ConfigError as exc:
-        raise UserError(f"bad config: {exc}") from None
-    except (KeyError, FileNotFoundError) as exc:
         raise UserError(f"bad config: {exc}") from None
 
 

@@ -234,6 +234,8 @@ class NetworkConfig(OptionsMixin):
 
     @model_validator(mode="after")
     def _options_valid(self) -> NetworkConfig:
+        if self.kind == "mlp" and not self.hidden:
+            raise ConfigError("hidden", "give at least one layer width, e.g. 128, 128")
         network_options(self.kind, self.options_dict)
         return self
 

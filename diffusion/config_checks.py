@@ -74,20 +74,21 @@ def _constraints(info: Any) -> list[Any]:
     return found
 
 
-def _bounds(cls: Any, name: str) -> str:
-    """ "[lo, hi]" style range of a numeric field, from its Field(ge=.., le=..) constraints."""
-    info = getattr(cls, "__pydantic_fields__", {}).get(name)
-    lo, hi = "(-inf", "inf)"
+def numeric_range(info: Any) -> tuple[float | None, float | None, str]:
+    """(lo, hi, "[lo, hi]") of a numeric field from its Field(ge=.., lt=..) constraints;
+    open ends in round brackets, "" when it has none."""
+    lo = hi = None
+    left, right = "(-inf", "inf)"
     for m in _constraints(info):
         if isinstance(m, at.Ge):
-            lo = f"[{m.ge}"
+            lo, left = m.ge, f"[{m.ge}"
         elif isinstance(m, at.Gt):
-            lo = f"({m.gt}"
+            lo, left = m.gt, f"({m.gt}"
         elif isinstance(m, at.Le):
-            hi = f"{m.le}]"
+            hi, right = m.le, f"{m.le}]"
         elif isinstance(m, at.Lt):
-            hi = f"{m.lt})"
-    return "" if (lo, hi) == ("(-inf", "inf)") else f"{lo}, {hi}"
+            hi, right = m.lt, f"{m.lt})"
+    return lo, hi, ("" if lo is None and hi is None else f"{left}, {right}")
 
 
 def _allowed_names(cls: Any) -> str:
@@ -96,7 +97,7 @@ def _allowed_names(cls: Any) -> str:
 
 def _message(err: Mapping[str, Any], cls: Any, name: str) -> str:
     kind, value = err["type"], err.get("input")
-    span = _bounds(cls, name)
+    span = numeric_range(getattr(cls, "__pydantic_fields__", {}).get(name))[2]
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return (
             f"must be an integer in {span}, got {value!r}"

@@ -67,12 +67,20 @@ def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
             return "lease lost"
 
 
+def stored_config(raw: Any) -> Any:
+    """The run's stored config, checked by the schema that checked it on submit
+    (diffusion.config); a ConfigError lists every problem."""
+    from diffusion.config import RunConfig
+
+    return RunConfig.from_dict(raw)
+
+
 def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device: str) -> str:
-    from diffusion.config import ConfigError, RunConfig
+    from diffusion.config import ConfigError
 
     run = store.get_run(run_id, viewer=SYSTEM)
     try:
-        config = RunConfig.from_dict(run.config)
+        config = stored_config(run.config)
     except ConfigError as exc:
         store.finish_job(lease, FAILED, error=f"invalid config: {exc}")
         return FAILED

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import forms
 from dashboard.actions import ActionError, submit_run
+from dashboard.form_fields import JS_SAFE_INT
 from dashboard.services import get_store, require_user
 from dashboard.uploads import UPLOAD_TYPES, prepare_image_folder
 from dashboard.widgets import field_error
@@ -16,10 +17,33 @@ CREATED = "new_run_created"
 user = require_user()
 
 
-def _choice(errors: dict, label: str, field: str, labels: dict, help: str | None = None) -> None:
-    """A select box for one form field, its choices shown by their labels, with its error."""
-    st.selectbox(label, list(labels), key=f"f:{field}", format_func=labels.get, help=help)
-    field_error(errors, field, label)
+def _kinds() -> tuple[str, str]:
+    return st.session_state.get("f:data.name", "swissroll"), st.session_state.get(
+        "f:network.kind", "mlp"
+    )
+
+
+def field(errors: dict, path: str, where=st) -> None:
+    """One config field's widget, as the schema declares it, with its error under it."""
+    spec = forms.spec(path, *_kinds())
+    label, key, help_ = forms.label(path), f"f:{path}", spec.help or None
+    if spec.widget == "choice":
+        labels = forms.CHOICE_LABELS.get(path, {})
+        choices = [c for c in spec.choices if c != "mps"]  # reserved, refused (config.py)
+        where.selectbox(label, choices, key=key, format_func=lambda c: labels.get(c, c), help=help_)
+    elif spec.widget == "names":
+        where.multiselect(label, list(spec.choices), key=key, help=help_)
+    elif spec.widget == "bool":
+        where.checkbox(label, key=key, help=help_)
+    elif spec.widget == "int":
+        hi = None if spec.hi is None else min(int(spec.hi), JS_SAFE_INT)
+        where.number_input(label, min_value=spec.lo, max_value=hi, step=1, key=key, help=help_)
+    elif spec.widget == "float":
+        step = abs(spec.default) / 10 if spec.default else 0.1
+        where.number_input(label, format="%g", step=step, key=key, help=help_)
+    else:
+        where.text_input(label, key=key, help=help_)
+    field_error(errors, path, label)
 
 
 def load_preset() -> None:
@@ -29,9 +53,16 @@ def load_preset() -> None:
     st.session_state[ERRORS] = {}
 
 
+def on_kind_change(section: str) -> None:
+    """A new data set or network: its option fields start from a preset's, or the schema's."""
+    kind = st.session_state.get("f:data.name" if section == "data" else "f:network.kind")
+    for key, value in forms.option_defaults(section, kind).items():
+        st.session_state[f"f:{key}"] = value
+
+
 def on_submit() -> None:
     """Validate every field, and queue the run only when all are right."""
-    values = {key: st.session_state.get(f"f:{key}") for key in forms.FORM_FIELDS}
+    values = {key: st.session_state.get(f"f:{key}") for key in forms.form_fields(*_kinds())}
     preset = st.session_state.get("preset")
     data_options = None
     st.session_state[CREATED] = None
@@ -73,7 +104,7 @@ st.caption(
     "'-smoke' check), change what you like, and queue it. Nothing is queued until every "
     "field is valid."
 )
-top_left, top_right = st.columns(2)
+top_left, top_middle, top_right = st.columns(3)
 top_left.selectbox(
     "Preset",
     forms.preset_names(),
@@ -81,10 +112,26 @@ top_left.selectbox(
     on_change=load_preset,
     help="Choosing a preset fills in every field below.",
 )
-top_right.selectbox(
-    "Data set", list(forms.DATASET_LABELS), key="f:data.name", format_func=forms.DATASET_LABELS.get
-)
-field_error(errors, "data.name", "Data set")
+with top_middle:
+    st.selectbox(
+        "Data set",
+        list(forms.DATASET_LABELS),
+        key="f:data.name",
+        format_func=forms.DATASET_LABELS.get,
+        on_change=on_kind_change,
+        args=("data",),
+    )
+    field_error(errors, "data.name", "Data set")
+with top_right:
+    st.selectbox(
+        "Network",
+        list(forms.NETWORK_LABELS),
+        key="f:network.kind",
+        format_func=forms.NETWORK_LABELS.get,
+        on_change=on_kind_change,
+        args=("network",),
+    )
+    field_error(errors, "network.kind", "Network")
 if st.session_state.get("f:data.name") == "images":
     st.file_uploader(
         "Your images: a zip of a folder, or several image files (checked by content; at least two)",
@@ -94,66 +141,28 @@ if st.session_state.get("f:data.name") == "images":
     )
     field_error(errors, "upload", "Upload")
 
+data_kind, network_kind = _kinds()
 with st.form("new_run"):
     left, middle, right = st.columns(3)
     with left:
         st.subheader("Run")
-        st.text_input("Run name", key="f:name", max_chars=200)
-        field_error(errors, "name", "Run name")
+        field(errors, "name")
         st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
+        st.subheader("Data options")
+        for path in forms.option_paths("data", data_kind):
+            field(errors, path)
     with middle:
         st.subheader("Model")
-        _choice(errors, "Diffusion kind", "diffusion.kind", forms.KIND_LABELS)
-        st.number_input("Steps T", min_value=2, max_value=100_000, step=1, key="f:diffusion.T")
-        field_error(errors, "diffusion.T", "T")
-        _choice(errors, "Schedule", "diffusion.schedule", forms.SCHEDULE_LABELS)
-        _choice(
-            errors,
-            "Learned schedule starts from",
-            "diffusion.learned_from",
-            forms.LEARNED_FROM_LABELS,
-            help="Used only when the schedule is 'Learned with the bound': the fixed schedule "
-            "it starts from and learns a perturbation of. Ignored for the fixed schedules.",
-        )
-        st.number_input(
-            "First step beta1",
-            min_value=0.0,
-            format="%.2e",
-            step=1e-4,
-            key="f:diffusion.beta1",
-            help="The fixed noise variance of the first forward step, above 0 and at most 0.5. "
-            "It caps how sharp the model can be: detail finer than about sqrt(beta1) is lost "
-            "(model.md section 5). Smaller is sharper, but the last reverse step is harder to "
-            "learn. Every schedule starts from it.",
-        )
-        field_error(errors, "diffusion.beta1", "First step beta1")
-        _choice(
-            errors,
-            "Reverse covariance",
-            "diffusion.covariance",
-            forms.COVARIANCE_LABELS,
-            help="The Gaussian reverse kernel's covariance: diagonal as in the paper, or full "
-            f"(vector data of at most {forms.MAX_FULL_COVARIANCE_D} dimensions, e.g. the swiss "
-            "roll; not images, not binomial diffusion).",
-        )
-        _choice(errors, "Network", "network.kind", forms.NETWORK_LABELS)
-        st.text_input(
-            "Hidden layer widths",
-            key="f:network.hidden",
-            help="Comma-separated widths, e.g. 128, 128",
-        )
-        field_error(errors, "network.hidden", "Hidden layer widths")
+        for path in forms.FORM_FIELDS:
+            if path.startswith("diffusion.") or path == "network.hidden":
+                field(errors, path)
+        for path in forms.option_paths("network", network_kind):
+            field(errors, path)
     with right:
         st.subheader("Training")
-        st.number_input("Training steps", min_value=1, step=100, key="f:train.steps")
-        field_error(errors, "train.steps", "Training steps")
-        st.number_input("Batch size", min_value=1, step=1, key="f:train.batch_size")
-        field_error(errors, "train.batch_size", "Batch size")
-        st.number_input("Learning rate", min_value=0.0, format="%.5f", step=1e-4, key="f:train.lr")
-        field_error(errors, "train.lr", "Learning rate")
-        st.number_input("Seed", min_value=0, step=1, key="f:train.seed")
-        field_error(errors, "train.seed", "Seed")
-        _choice(errors, "Device", "train.device", forms.DEVICE_LABELS)
+        for path in forms.FORM_FIELDS:
+            if path.startswith("train."):
+                field(errors, path)
     st.form_submit_button("Queue the run", type="primary", on_click=on_submit)
 
 if errors:

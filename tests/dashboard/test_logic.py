@@ -100,7 +100,8 @@ def test_presets_fill_the_new_diffusion_fields(monkeypatch):
     assert forms.defaults_for("heartbeat-smoke")["diffusion.beta1"] == 0.02
     for preset in forms.preset_names():
         values, diffusion = forms.defaults_for(preset), forms.PRESETS[preset].diffusion
-        assert set(values) == set(forms.FORM_FIELDS)
+        cfg = forms.PRESETS[preset]
+        assert set(values) == set(forms.form_fields(cfg.data.name, cfg.network.kind))
         assert values["diffusion.learned_from"] == diffusion.learned_from
         assert values["diffusion.beta1"] == diffusion.beta1
         assert values["diffusion.covariance"] == diffusion.covariance
