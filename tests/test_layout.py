@@ -3,8 +3,8 @@
 - diffusion/ never imports streamlit, celery, sqlalchemy, redis, db, worker, dashboard, difflab
   (nor the other service libraries: kombu, alembic, psycopg, plotly).
 - db/ never imports torch, streamlit, celery or diffusion.
-- dashboard/ never imports torch, nor diffusion modules other than diffusion.config and
-  diffusion.presets, nor worker.tasks.
+- dashboard/ never imports torch, nor diffusion modules other than the config schema
+  (diffusion.config, config_checks, config_options) and diffusion.presets, nor worker.tasks.
 - diffusion/config.py, diffusion/presets.py, worker/app.py, worker/api.py and every dashboard
   module load without torch: no torch among the imports they run at import time, followed
   through our own modules (imports inside functions run later and are not followed).
@@ -28,10 +28,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "db": ("torch", "streamlit", "celery", "diffusion"),
     "dashboard": ("torch", "worker.tasks"),
 }
-DASHBOARD_ENGINE_ALLOWED = ("diffusion.config", "diffusion.config_checks", "diffusion.presets")
+DASHBOARD_ENGINE_ALLOWED = (
+    "diffusion.config",
+    "diffusion.config_checks",
+    "diffusion.config_options",
+    "diffusion.presets",
+)
 TORCH_FREE = (
     "diffusion.config",
     "diffusion.config_checks",
+    "diffusion.config_options",
     "diffusion.presets",
     "worker.app",
     "worker.api",
