@@ -40,11 +40,11 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
+from diffusion.bound import strided_bound  # noqa: E402
 from diffusion.imageio import save_png, tile  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
 from diffusion.posterior import inpaint, make_mask  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
-from diffusion.strided import strided_bound  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
 # The image rows' network and optimizer settings (benchmarks/table1_images.py), on digits.
@@ -83,7 +83,7 @@ def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
     from scipy.signal import wiener
 
     from diffusion.posterior_chains import denoise_chain
-    from diffusion.strided import gaussian_reverse
+    from diffusion.reverse import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
     levels = 17
@@ -160,7 +160,7 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
     from skimage.restoration import inpaint_biharmonic
 
     from diffusion.posterior_chains import inpaint_paper_chain, inpaint_repaint_chain
-    from diffusion.strided import gaussian_reverse
+    from diffusion.reverse import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
     hold = trained.bundle.holdout[:n_patches, 0].double().numpy() + 0.5
@@ -237,7 +237,7 @@ def figure5_large(trained, seed: int, side: int = 48) -> dict:
 
     from diffusion.data.images import texture_image
     from diffusion.posterior_chains import inpaint_paper_chain
-    from diffusion.strided import gaussian_reverse
+    from diffusion.reverse import gaussian_reverse
 
     if trained.model.net.dense is not None:
         return {"skipped": "the network has a dense pathway (fixed image size)"}

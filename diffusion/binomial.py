@@ -14,6 +14,7 @@ import torch
 from torch.nn.functional import logsigmoid
 
 from diffusion.gaussian import alpha_bar, at, sum_dims
+from diffusion.process import Bernoulli, rand
 
 
 def bernoulli_kl_logits(q: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
@@ -27,15 +28,13 @@ def bernoulli_log_prob(x: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
     return x * logsigmoid(logit_p) + (1 - x) * logsigmoid(-logit_p)
 
 
-def _rand(
-    shape: torch.Size, generator: torch.Generator | None, device: torch.device
-) -> torch.Tensor:
-    gdev = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+def _log_bern(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Elementwise log Bern(x; p) for x in {0, 1}, nats; p may be exactly 0 or 1."""
+    return torch.where(x.double() > 0.5, torch.log(p), torch.log1p(-p))
 
 
 class BinomialDiffusion:
-    """Binomial diffusion towards Bernoulli(m)."""
+    """Binomial diffusion towards Bernoulli(m); a `diffusion.process.Process`."""
 
     kind = "binomial"
     n_outputs = 1  # z per dimension
@@ -73,8 +72,14 @@ class BinomialDiffusion:
     ) -> torch.Tensor:
         """x^t ~ q(x^t | x^0) (0/1 float64). `noise`: optional U(0, 1) draws to reuse."""
         if noise is None:
-            noise = _rand(x0.shape, generator, x0.device)
+            noise = rand(x0.shape, generator, x0.device)
         return (noise < self.q_prob(x0, t, beta)).double()
+
+    def log_q(
+        self, xt: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) log q(x^t | x^0), nats."""
+        return sum_dims(_log_bern(xt, self.q_prob(x0, t, beta)))
 
     def q_step_sample(
         self,
@@ -84,7 +89,7 @@ class BinomialDiffusion:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         p = torch.sigmoid(self.forward_logit(x_prev, t, beta))
-        return (_rand(x_prev.shape, generator, x_prev.device) < p).double()
+        return (rand(x_prev.shape, generator, x_prev.device) < p).double()
 
     def log_q_step(
         self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
@@ -101,6 +106,17 @@ class BinomialDiffusion:
         lik0 = torch.exp(bernoulli_log_prob(xt, self.forward_logit(torch.zeros_like(xt), t, beta)))
         num = lik1 * prior1
         return num / (num + lik0 * (1 - prior1))
+
+    def log_q_posterior(
+        self,
+        x_prev: torch.Tensor,
+        x0: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) log q(x^{t-1} | x^t, x^0), nats, t >= 2."""
+        return sum_dims(_log_bern(x_prev, self.q_posterior(x0, xt, t, beta)))
 
     # -- reverse process
     def p_logit(
@@ -145,6 +161,10 @@ class BinomialDiffusion:
         x = x.double()
         return sum_dims(bernoulli_log_prob(x, torch.full_like(x, self.m).logit()))
 
+    def prior(self, shape: tuple[int, ...], device: torch.device) -> Bernoulli:
+        """pi = Bernoulli(m) per bit over a batch of shape (B, *example shape)."""
+        return Bernoulli(torch.full(shape, self.m, dtype=torch.float64, device=device))
+
     def prior_sample(
         self,
         n: int,
@@ -152,7 +172,13 @@ class BinomialDiffusion:
         generator: torch.Generator | None,
         device: torch.device,
     ) -> torch.Tensor:
-        return (_rand((n, *shape), generator, device) < self.m).double()
+        return self.prior((n, *shape), device).sample(generator)
+
+    def p_step(
+        self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
+    ) -> Bernoulli:
+        """p(x^{t-1} | x^t) = Bernoulli(f_b) as a step distribution."""
+        return Bernoulli(torch.sigmoid(self.p_logit(xt, t, z, beta)))
 
     def p_sample(
         self,
@@ -162,8 +188,7 @@ class BinomialDiffusion:
         beta: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        p = torch.sigmoid(self.p_logit(xt, t, z, beta))
-        return (_rand(xt.shape, generator, xt.device) < p).double()
+        return self.p_step(xt, t, z, beta).sample(generator)
 
     def log_p_step(
         self,

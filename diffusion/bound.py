@@ -6,6 +6,9 @@ K(x^0) = E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi) - sum_{t=2..T} E_q KL(q(
 computed exactly from x^0 (docs/model-notes.md). The first two terms (`edge_terms`) are closed
 form per example; the sum over t is exact in t at evaluation and Monte Carlo over x^t only.
 
+`strided_bound` is K for the S-step strided chain (diffusion.strided), the same sum over the
+kept steps.
+
 All tensors in nats unless named *_bits; bits = nats / ln 2, divided by the unit's divisor
 (pixels for images) to give bits per unit.
 """
@@ -17,8 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
+from diffusion.chain import Reverse
 from diffusion.events import BoundEstimate
+from diffusion.gaussian import normal_kl
 from diffusion.model import DiffusionModel
+from diffusion.process import Normal, Process, randn
+from diffusion.reverse import gaussian_reverse
 
 LN2 = math.log(2)
 MAX_ELEMENTS = 2**19  # cap on (examples x dimensions) per network call: 512 images of 32 x 32
@@ -163,3 +170,50 @@ def estimate(per_example_nats: torch.Tensor, unit: str, divisor: float = 1.0) ->
     n = x.numel()
     se = float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return BoundEstimate(float(x.mean()), se, unit)
+
+
+@torch.no_grad()
+def strided_bound(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    steps: int | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B,) the bound K, in nats per example, of the S-step strided chain of a Gaussian
+    `DiffusionModel` (diffusion.strided) on x0 (B, *shape) in model space.
+
+    The forward marginals at the kept steps form a Markov chain, so Eq. 14 holds for it:
+    K_S = E[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi)
+          - sum_{i >= 2} E KL(q(x^{tau_{i-1}} | x^{tau_i}, x^0) || p(x^{tau_{i-1}} | x^{tau_i})),
+    one x^{tau_i} ~ q(x^{tau_i} | x^0) per kept step (exact in the sum, Monte Carlo in x^t).
+    S = T gives the full chain's K.
+    """
+    return reverse_strided_bound(gaussian_reverse(model), model.process, x0, steps, generator)
+
+
+def reverse_strided_bound(
+    rev: Reverse,
+    process: Process,
+    x0: torch.Tensor,
+    steps: int | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """`strided_bound` for any Gaussian `Reverse` (diagonal kernel); `process` gives the
+    edge terms (a `diffusion.gaussian.GaussianDiffusion`)."""
+    chain = rev.respaced(steps)
+    abar = chain.alpha_bar
+    x0 = x0.to(torch.float64)
+    total = process.edge_terms(x0, rev.beta)
+    for level in range(chain.T, 1, -1):
+        eps = randn(x0.shape, generator, x0.device)
+        a_t, a_s = float(abar[level]), float(abar[level - 1])
+        xt = math.sqrt(a_t) * x0 + math.sqrt(1 - a_t) * eps
+        alpha_s = a_t / a_s
+        mq = (math.sqrt(a_s) * (1 - alpha_s) / (1 - a_t)) * x0 + (
+            math.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)
+        ) * xt
+        vq = torch.full_like(x0, (1 - a_s) * (1 - alpha_s) / (1 - a_t))
+        step = chain.kernel(xt, level)
+        assert isinstance(step, Normal)
+        total = total - normal_kl(mq, vq, step.mean, step.var)
+    return total

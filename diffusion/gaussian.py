@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from diffusion.process import CorrelatedNormal, Normal, randn
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -44,14 +46,6 @@ def normal_kl(
     return sum_dims(0.5 * (r - 1 - torch.log(r) + (m1 - m2) ** 2 / v2))
 
 
-def randn(
-    shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> torch.Tensor:
-    """Standard normal float64 noise from `generator` (drawn on its device), moved to `device`."""
-    gdev = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
-
-
 def unit_lower(z_c: torch.Tensor) -> torch.Tensor:
     """(B, D, D) unit lower-triangular U from per-dimension outputs z_c (B, D, D - 1): row i
     takes its first i entries below the diagonal."""
@@ -75,7 +69,8 @@ def unit_lower_inverse(U: torch.Tensor) -> torch.Tensor:
 
 
 class GaussianDiffusion:
-    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1).
+    """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1);
+    a `diffusion.process.Process`.
 
     covariance "diagonal" is the paper's reverse kernel N(mu, diag(Sigma)). "full" (vector data
     with D dimensions) adds a unit lower-triangular factor U read out like the other outputs:
@@ -111,6 +106,13 @@ class GaussianDiffusion:
         abar = at(alpha_bar(beta), t, x0)
         return abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise
 
+    def log_q(
+        self, xt: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) log q(x^t | x^0), nats."""
+        mean, var = self.q_mean_var(x0, t, beta)
+        return normal_log_prob(xt.double(), mean, var)
+
     def q_step_sample(
         self,
         x_prev: torch.Tensor,
@@ -142,6 +144,18 @@ class GaussianDiffusion:
         ) * xt.double()
         var = ((1 - ap) * b / (1 - a_t)).expand_as(mean)
         return mean, var
+
+    def log_q_posterior(
+        self,
+        x_prev: torch.Tensor,
+        x0: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) log q(x^{t-1} | x^t, x^0), nats, t >= 2."""
+        mean, var = self.q_posterior(x0, xt, t, beta)
+        return normal_log_prob(x_prev.double(), mean, var)
 
     def p_mean_var(
         self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
@@ -228,6 +242,11 @@ class GaussianDiffusion:
         x = x.double()
         return normal_log_prob(x, torch.zeros_like(x), torch.ones_like(x))
 
+    def prior(self, shape: tuple[int, ...], device: torch.device) -> Normal:
+        """pi = N(0, I) over a batch of shape (B, *example shape)."""
+        zeros = torch.zeros(shape, dtype=torch.float64, device=device)
+        return Normal(zeros, torch.ones_like(zeros))
+
     def prior_sample(
         self,
         n: int,
@@ -235,7 +254,17 @@ class GaussianDiffusion:
         generator: torch.Generator | None,
         device: torch.device,
     ) -> torch.Tensor:
-        return randn((n, *shape), generator, device)
+        return self.prior((n, *shape), device).sample(generator)
+
+    def p_step(
+        self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
+    ) -> Normal | CorrelatedNormal:
+        """p(x^{t-1} | x^t) as a step distribution: `Normal` (diagonal) or, for the full
+        kernel, `CorrelatedNormal` with the paper's mean and variances s and the factor U."""
+        if not self.full:
+            return Normal(*self.p_mean_var(xt, t, z, beta))
+        mean, s = GaussianDiffusion.p_mean_var(_DIAGONAL, xt, t, z, beta)
+        return CorrelatedNormal(mean, s, self.p_factor(t, z))
 
     def p_sample(
         self,
@@ -246,14 +275,7 @@ class GaussianDiffusion:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """x^{t-1} ~ p(x^{t-1} | x^t)."""
-        if not self.full:
-            mean, var = self.p_mean_var(xt, t, z, beta)
-            return mean + var.sqrt() * randn(mean.shape, generator, mean.device)
-        mean, s = GaussianDiffusion.p_mean_var(_DIAGONAL, xt, t, z, beta)
-        U = self.p_factor(t, z)
-        e = randn((xt.shape[0], self.D), generator, mean.device)
-        step = s.reshape(e.shape).sqrt() * (U @ e.unsqueeze(-1)).squeeze(-1)
-        return mean + step.reshape(mean.shape)
+        return self.p_step(xt, t, z, beta).sample(generator)
 
     def log_p_step(
         self,

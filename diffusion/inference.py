@@ -13,12 +13,13 @@ import torch
 from diffusion.checkpoint import CHECKPOINT, load_checkpoint
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, Scaler, build_dataset
+from diffusion.data.display import gallery_kind, to_data_array, trajectory_array
 from diffusion.device import pick_device
 from diffusion.evaluate import BoundReport, bound_report
 from diffusion.events import BoundEstimate
-from diffusion.model import DiffusionModel, Process
+from diffusion.model import DiffusionModel
+from diffusion.process import Process
 from diffusion.sampling import sample_chain
-from diffusion.train import gallery_kind, to_data_array
 
 
 def report_fields(rep: BoundReport, bundle: DataBundle) -> dict:
@@ -74,24 +75,22 @@ class Trained:
         steps: int | None = None,
         return_trajectory: bool = False,
     ) -> SampleResult:
-        """n samples by the full reverse chain (`steps` other than T needs diffusion.strided)."""
-        if steps is not None and steps != self.model.T:
-            from diffusion import strided  # optional module (image work)
-
-            return strided.strided_sample(
-                self, n, steps=steps, generator=generator, return_trajectory=return_trajectory
-            )
+        """n samples by the reverse chain, with S = `steps` kept steps (None: all T; S < T:
+        strided, Gaussian models with the diagonal kernel). The trajectory, if asked for,
+        holds 11 snapshots of the full chain or every kept step of a strided one."""
         chain = sample_chain(
-            self.model, n, generator, self.device, return_trajectory=return_trajectory
+            self.model,
+            n,
+            generator,
+            self.device,
+            steps=steps,
+            return_trajectory=return_trajectory,
         )
-        traj = None
-        if chain.trajectory is not None:
-            traj = np.stack([self.scaler.to_data(f.float()).numpy() for f in chain.trajectory])
         return SampleResult(
             to_data_array(self.bundle, chain.x0),
             chain.x0,
             gallery_kind(self.bundle),
-            traj,
+            trajectory_array(self.scaler, chain.trajectory),
             chain.trajectory_steps,
         )
 

@@ -2,7 +2,8 @@
 
 `DiffusionModel(config, shape, data_kind)` is an nn.Module whose parameters are the network's
 and, for a learned schedule, the schedule coefficients. The math lives in diffusion.gaussian /
-diffusion.binomial (kernels), diffusion.bound (K) and diffusion.sampling (ancestral sampling).
+diffusion.binomial (kernels, both a `diffusion.process.Process`), diffusion.bound (K) and
+diffusion.chain (the reverse chain; diffusion.reverse.model_reverse is this model's).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from diffusion.binomial import BinomialDiffusion
 from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.gaussian import GaussianDiffusion, alpha_bar, at
 from diffusion.nets import NetSpec, build_network
+from diffusion.process import Process
 from diffusion.readout import TemporalBasis
 from diffusion.schedules import Schedule
-
-Process = GaussianDiffusion | BinomialDiffusion
 
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:

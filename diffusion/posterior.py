@@ -13,20 +13,21 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
 each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
-`trained` is a `diffusion.inference.Trained` (anything with .model, .scaler, .device).
+`trained` is a `diffusion.inference.Trained`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
+from diffusion.chain import Reverse
+from diffusion.inference import Trained
 from diffusion.posterior_chains import (
-    BinomialReverse,
     binary_inpaint_chain,
     binary_product,
     denoise_chain,
@@ -35,7 +36,14 @@ from diffusion.posterior_chains import (
     inpaint_repaint_chain,
     repaint_schedule,
 )
-from diffusion.strided import GaussianReverse, gaussian_reverse, kept_steps
+from diffusion.reverse import (
+    BinomialReverse,
+    GaussianReverse,
+    ModelReverse,
+    gaussian_reverse,
+    model_reverse,
+)
+from diffusion.strided import kept_steps
 from diffusion.tiling import MAX_PIXELS, SizeError, SizePlan, plan_size, sized_net
 
 Method = Literal["paper", "repaint"]
@@ -68,26 +76,21 @@ class PosteriorResult:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _model(trained: Any):
-    return trained.model if hasattr(trained, "model") else trained
-
-
-def image_levels(trained: Any) -> int:
+def image_levels(trained: Trained) -> int:
     """Number of grey levels of the model's data (17 for the digits, else 256)."""
-    config = getattr(trained, "config", None) or getattr(_model(trained), "config", None)
-    return 17 if config is not None and config.data.name == "digits" else 256
+    return 17 if trained.config.data.name == "digits" else 256
 
 
-def image_shape(trained: Any) -> tuple[int, int, int]:
+def image_shape(trained: Trained) -> tuple[int, int, int]:
     """(C, H, W) of an image model's examples; PosteriorInputError for other models."""
-    shape = tuple(_model(trained).shape)
+    shape = tuple(trained.model.shape)
     if len(shape) != 3:
         raise PosteriorInputError(f"this model is not an image model (example shape {shape})")
     return shape  # type: ignore[return-value]
 
 
-def _check_gaussian(trained: Any) -> None:
-    kind = getattr(_model(trained).process, "kind", "?")
+def _check_gaussian(trained: Trained) -> None:
+    kind = trained.model.process.kind
     if kind != "gaussian":
         raise PosteriorInputError(
             f"denoising and image inpainting need a Gaussian diffusion model; this one is "
@@ -95,7 +98,7 @@ def _check_gaussian(trained: Any) -> None:
         )
 
 
-def _to_model(trained: Any, image: np.ndarray, what: str) -> torch.Tensor:
+def _to_model(trained: Trained, image: np.ndarray, what: str) -> torch.Tensor:
     """Data-space image (H, W[, C]) -> model-space tensor (1, C, H, W) float64.
 
     Any H, W here: whether the network takes that size is `size_plan`'s question."""
@@ -116,7 +119,7 @@ def _to_model(trained: Any, image: np.ndarray, what: str) -> torch.Tensor:
 
 
 def size_plan(
-    trained: Any,
+    trained: Trained,
     size: tuple[int, int],
     n: int = 1,
     *,
@@ -129,7 +132,7 @@ def size_plan(
     """What a posterior does with an image of `size` = (H, W), n samples (`diffusion.tiling`):
     "native", "full" or "tiled", with the reason; PosteriorInputError (saying which sizes
     the model takes) when its network takes only its training size."""
-    model = _model(trained)
+    model = trained.model
     image_shape(trained)
     try:
         return plan_size(
@@ -146,12 +149,12 @@ def size_plan(
         raise PosteriorInputError(str(exc)) from None
 
 
-def _reverse(trained: Any, plan: SizePlan) -> GaussianReverse:
-    model = _model(trained)
+def _reverse(trained: Trained, plan: SizePlan) -> ModelReverse:
+    model = trained.model
     return gaussian_reverse(model, net=sized_net(model.net, plan))
 
 
-def _to_data(trained: Any, x: torch.Tensor) -> np.ndarray:
+def _to_data(trained: Trained, x: torch.Tensor) -> np.ndarray:
     """Model-space (n, C, H, W) -> data space (n, H, W[, C]) float64, clipped to the levels."""
     s = trained.scaler
     arr = (x.detach().double().cpu() * s.scale + s.shift).numpy()
@@ -159,11 +162,8 @@ def _to_data(trained: Any, x: torch.Tensor) -> np.ndarray:
     return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
 
 
-def _device(trained: Any) -> torch.device:
-    dev = getattr(trained, "device", None)
-    if dev is not None:
-        return torch.device(dev)
-    return next(_model(trained).parameters()).device
+def _device(trained: Trained) -> torch.device:
+    return torch.device(trained.device)
 
 
 def _check_n(n: int) -> int:
@@ -174,8 +174,8 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
-def _steps(trained: Any, steps: int | None) -> int:
-    T = _model(trained).T
+def _steps(trained: Trained, steps: int | None) -> int:
+    T = trained.model.T
     try:
         return len(kept_steps(T, steps)) - 1
     except ValueError as exc:
@@ -192,7 +192,7 @@ def _batched(n: int, batch: int, run) -> torch.Tensor:
 
 
 def _result(
-    trained: Any,
+    trained: Trained,
     x: torch.Tensor,
     observed: np.ndarray,
     mask: np.ndarray | None,
@@ -258,7 +258,7 @@ def make_mask(
 
 
 def denoise(
-    trained: Any,
+    trained: Trained,
     y: np.ndarray,
     sigma: float,
     n: int,
@@ -307,7 +307,7 @@ def denoise(
 
 
 def inpaint(
-    trained: Any,
+    trained: Trained,
     image: np.ndarray,
     mask: np.ndarray,
     n: int,
@@ -387,7 +387,7 @@ def inpaint(
 
 
 def binary_inpaint(
-    trained: Any,
+    trained: Trained,
     bits: np.ndarray,
     mask: np.ndarray,
     n: int,
@@ -400,11 +400,10 @@ def binary_inpaint(
     bits: the model's example shape (e.g. (20,)), values 0/1; mask: bool, same shape,
     True = known. Returns samples (n, *shape) in {0, 1}, mean = P(bit = 1), std.
     """
-    model = _model(trained)
-    if getattr(model.process, "kind", "?") != "binomial":
+    model = trained.model
+    if model.process.kind != "binomial":
         raise PosteriorInputError(
-            "binary_inpaint needs a binomial diffusion model; this one "
-            f"is {getattr(model.process, 'kind', '?')}"
+            f"binary_inpaint needs a binomial diffusion model; this one is {model.process.kind}"
         )
     n = _check_n(n)
     bits_a, mask_a = np.asarray(bits), np.asarray(mask)
@@ -418,14 +417,7 @@ def binary_inpaint(
     if mask_a.all():
         raise PosteriorInputError("the mask hides nothing (every bit is known)")
     device = _device(trained)
-    beta = model.beta().detach()
-
-    @torch.no_grad()
-    def prob(x: torch.Tensor, t: int) -> torch.Tensor:
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        return torch.sigmoid(model.process.p_logit(x, tt, model.readout(x, tt), beta))
-
-    rev = BinomialReverse(T=model.T, m=model.process.m, prob=prob)
+    rev = model_reverse(model)
     d = torch.where(
         torch.from_numpy(mask_a),
         torch.from_numpy(bits_a.astype(np.float64)),
@@ -446,6 +438,7 @@ def binary_inpaint(
 __all__ = [
     "BinomialReverse",
     "GaussianReverse",
+    "Reverse",
     "PosteriorInputError",
     "PosteriorResult",
     "add_noise",

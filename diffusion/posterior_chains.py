@@ -13,33 +13,19 @@ math, on model-space tensors (B, *shape) float64:
 - `inpaint_repaint_chain`: RePaint (Lugmayr et al. 2022, Alg. 1): known region drawn from
   q(x^t | x^0) at the level of each step, resampling jumps back up the chain;
 - `binary_inpaint_chain`: the binary product for binomial models.
-Every Gaussian chain runs on a grid of kept steps (`diffusion.strided.kept_steps`), so the
-fast strided chain serves posteriors too. The image-level API (data space arrays, trained
-runs) is `diffusion.posterior`, which re-exports these.
+Every chain is diffusion.chain's one loop on a `Reverse` respaced to S = `steps` kept steps
+(`Reverse.respaced`), so the fast strided chain serves posteriors too. The image-level API
+(data space arrays, trained runs) is `diffusion.posterior`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
 
 import torch
 
-from diffusion.strided import GaussianReverse, forward_jump, kept_steps, strided_mean_var
-
-
-def _randn(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> torch.Tensor:
-    gdev = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
-
-
-def _rand(
-    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
-) -> torch.Tensor:
-    gdev = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+from diffusion.chain import Reverse, run_chain
+from diffusion.process import Bernoulli, Normal, StepDist, randn
 
 
 # ------------------------------------------------------------------------------ products
@@ -65,13 +51,8 @@ def binary_product(c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------ Gaussian chains
-def _step(rev: GaussianReverse, x: torch.Tensor, grid: list[int], i: int):
-    """Mean and variance of the reverse step from level i to level i - 1 of the grid."""
-    return strided_mean_var(rev, x, grid[i], grid[i - 1])
-
-
 def denoise_chain(
-    rev: GaussianReverse,
+    rev: Reverse,
     y: torch.Tensor,
     s2: float,
     *,
@@ -84,23 +65,24 @@ def denoise_chain(
     Each reverse step N(mu, Sigma) is multiplied by r = N(y, s2) (section 2.5.3, r(x^t) =
     r(x^0)). start = "observation" sets x^T = y (figure 3); "prior" draws x^T ~ pi.
     """
-    grid = kept_steps(rev.T, steps)
+    chain = rev.respaced(steps)
     y = y.to(torch.float64)
     if start == "observation":
         x = y.clone()
     elif start == "prior":
-        x = _randn(tuple(y.shape), generator, y.device)
+        x = chain.prior(tuple(y.shape), y.device).sample(generator)
     else:
         raise ValueError(f"start must be 'observation' or 'prior', got {start!r}")
-    for i in range(len(grid) - 1, 0, -1):
-        mu, var = _step(rev, x, grid, i)
-        mu, var = gaussian_product(mu, var, y, s2)
-        x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, mu.device)
-    return x
+
+    def times(dist: StepDist, level: int) -> Normal:
+        assert isinstance(dist, Normal)
+        return Normal(*gaussian_product(dist.mean, dist.var, y, s2))
+
+    return run_chain(chain, x, generator, times=times)
 
 
 def inpaint_paper_chain(
-    rev: GaussianReverse,
+    rev: Reverse,
     x_known: torch.Tensor,
     mask: torch.Tensor,
     *,
@@ -114,15 +96,11 @@ def inpaint_paper_chain(
     broadcastable, True = known. The chain starts from pi on the missing region.
     Returns x^0 (B, *shape) float64 whose known coordinates equal x_known exactly.
     """
-    grid = kept_steps(rev.T, steps)
+    chain = rev.respaced(steps)
     known = x_known.to(torch.float64)
     mask = mask.to(torch.bool).expand_as(known)
-    x = torch.where(mask, known, _randn(tuple(known.shape), generator, known.device))
-    for i in range(len(grid) - 1, 0, -1):
-        mu, var = _step(rev, x, grid, i)
-        x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, mu.device)
-        x = torch.where(mask, known, x)
-    return x
+    x = torch.where(mask, known, chain.prior(tuple(known.shape), known.device).sample(generator))
+    return run_chain(chain, x, generator, after=lambda x, level: torch.where(mask, known, x))
 
 
 def repaint_schedule(levels: int, jump_length: int, jump_n_sample: int) -> list[int]:
@@ -147,8 +125,17 @@ def repaint_schedule(levels: int, jump_length: int, jump_n_sample: int) -> list[
     return seq
 
 
+def forward_jump(
+    rev: Reverse, x: torch.Tensor, s: int, t: int, noise: torch.Tensor
+) -> torch.Tensor:
+    """x^t ~ q(x^t | x^s) for levels s < t of `rev`: sqrt(abar_t / abar_s) x^s +
+    sqrt(1 - abar_t / abar_s) eps (Gaussian processes)."""
+    a = float(rev.alpha_bar[t] / rev.alpha_bar[s])
+    return math.sqrt(a) * x.to(torch.float64) + math.sqrt(1 - a) * noise
+
+
 def inpaint_repaint_chain(
-    rev: GaussianReverse,
+    rev: Reverse,
     x_known: torch.Tensor,
     mask: torch.Tensor,
     *,
@@ -163,43 +150,29 @@ def inpaint_repaint_chain(
     q(x^s | x^0) (x^0 itself at s = 0); jumps back up use q(x^t | x^s). Shapes as in
     `inpaint_paper_chain`; the known coordinates of the result equal x_known exactly.
     """
-    grid = kept_steps(rev.T, steps)
-    abar = rev.alpha_bar
+    chain = rev.respaced(steps)
+    abar = chain.alpha_bar
     known = x_known.to(torch.float64)
     mask = mask.to(torch.bool).expand_as(known)
     dev = known.device
-    x = _randn(tuple(known.shape), generator, dev)
-    seq = repaint_schedule(len(grid) - 1, jump_length, jump_n_sample)
-    for cur, nxt in zip(seq[:-1], seq[1:], strict=True):
-        if nxt < cur:  # reverse step, then condition the known region at level nxt
-            mu, var = _step(rev, x, grid, cur)
-            x = mu + var.sqrt() * _randn(tuple(mu.shape), generator, dev)
-            s = grid[nxt]
-            a = float(abar[s])
-            noisy_known = a**0.5 * known + (1 - a) ** 0.5 * _randn(
-                tuple(known.shape), generator, dev
-            )
-            x = torch.where(mask, noisy_known, x)
-        else:  # resampling jump back up the chain
-            x = forward_jump(rev, x, grid[cur], grid[nxt], _randn(tuple(x.shape), generator, dev))
+
+    def after(x: torch.Tensor, level: int) -> torch.Tensor:
+        a = float(abar[level])
+        noisy_known = a**0.5 * known + (1 - a) ** 0.5 * randn(tuple(known.shape), generator, dev)
+        return torch.where(mask, noisy_known, x)
+
+    def jump(x: torch.Tensor, s: int, t: int) -> torch.Tensor:
+        return forward_jump(chain, x, s, t, randn(tuple(x.shape), generator, dev))
+
+    x = chain.prior(tuple(known.shape), dev).sample(generator)
+    levels = repaint_schedule(chain.T, jump_length, jump_n_sample)
+    x = run_chain(chain, x, generator, levels=levels, after=after, jump=jump)
     return torch.where(mask, known, x)
 
 
 # ------------------------------------------------------------------------ binomial chain
-@dataclass(frozen=True)
-class BinomialReverse:
-    """A binomial reverse process: T steps, pi = Bernoulli(m), and the model's flip rates.
-
-    prob(x, t): P(x^{t-1} = 1 | x^t) = f_b(x^t, t), (B, *shape) float64 (model.md section 7).
-    """
-
-    T: int
-    m: float
-    prob: Callable[[torch.Tensor, int], torch.Tensor]
-
-
 def binary_inpaint_chain(
-    rev: BinomialReverse,
+    rev: Reverse,
     d: torch.Tensor,
     *,
     generator: torch.Generator | None = None,
@@ -211,10 +184,12 @@ def binary_inpaint_chain(
     multiplied by r with `binary_product`.
     """
     d = d.to(torch.float64)
-    dev = d.device
-    c = binary_product(torch.full_like(d, rev.m), d)
-    x = (_rand(tuple(d.shape), generator, dev) < c).to(torch.float64)
-    for t in range(rev.T, 0, -1):
-        c = binary_product(rev.prob(x, t), d)
-        x = (_rand(tuple(d.shape), generator, dev) < c).to(torch.float64)
-    return x
+    prior = rev.prior(tuple(d.shape), d.device)
+    assert isinstance(prior, Bernoulli)
+    x = Bernoulli(binary_product(prior.p, d)).sample(generator)
+
+    def times(dist: StepDist, level: int) -> Bernoulli:
+        assert isinstance(dist, Bernoulli)
+        return Bernoulli(binary_product(dist.p, d))
+
+    return run_chain(rev, x, generator, times=times)

@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from diffusion.bound import LN2, train_terms
 from diffusion.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
+from diffusion.data.display import data_levels, gallery_kind, to_data_array, trajectory_array
 from diffusion.device import pick_device
 from diffusion.evaluate import make_eval_event
 from diffusion.events import (
@@ -102,36 +102,8 @@ def gallery_event(
     gen = torch.Generator().manual_seed(seed)
     chain = sample_chain(model, n, gen, device, return_trajectory=True)
     samples = to_data_array(bundle, chain.x0)
-    traj = None
-    if chain.trajectory is not None:
-        traj = np.stack([bundle.scaler.to_data(f.float()).numpy() for f in chain.trajectory])
+    traj = trajectory_array(bundle.scaler, chain.trajectory)
     return GalleryEvent(step, samples, gallery_kind(bundle), traj, data_levels(bundle))
-
-
-def data_levels(bundle: DataBundle) -> int:
-    """Grey levels of image data: 17 for the digits, 256 for 8-bit sets."""
-    return int(bundle.info.get("levels", 256))
-
-
-def gallery_kind(bundle: DataBundle) -> str:
-    return {"binary": "sequences", "sequences": "sequences", "images": "images"}.get(
-        bundle.kind, "points"
-    )
-
-
-def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
-    """Model-space samples -> data-space numpy: images uint8 N x H x W [x C], else float/0-1."""
-    x = bundle.scaler.to_data(x_model.float().cpu())
-    if bundle.kind == "images":
-        x = x.clamp(0, data_levels(bundle) - 1).round().to(torch.uint8)
-        if x.dim() == 4:  # (N, C, H, W) -> (N, H, W, C), squeeze grey
-            x = x.permute(0, 2, 3, 1)
-            if x.shape[-1] == 1:
-                x = x[..., 0]
-        return x.numpy()
-    if bundle.binary:
-        return x.round().to(torch.uint8).numpy()
-    return x.numpy()
 
 
 class TSampler:

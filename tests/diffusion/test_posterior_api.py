@@ -21,7 +21,7 @@ from diffusion.posterior import (
 )
 from diffusion.presets import PRESETS
 from diffusion.sampling import sample_chain
-from diffusion.strided import sample_model
+from diffusion.strided import kept_steps
 
 
 def trained_for(preset: str, shape: tuple[int, ...], kind: str, scaler: Scaler) -> Trained:
@@ -126,13 +126,32 @@ def test_masks() -> None:
     assert abs((~r).mean() - 0.3) < 0.05
 
 
-def test_strided_with_all_steps_reproduces_the_core_sampler(digits: Trained) -> None:
-    a = sample_chain(digits.model, 3, torch.Generator().manual_seed(5))
-    b = sample_model(digits.model, 3, None, torch.Generator().manual_seed(5))
-    c = sample_model(digits.model, 3, digits.model.T, torch.Generator().manual_seed(5))
-    assert torch.equal(a.x0, b) and torch.equal(b, c)
+def written_out_chain(model: DiffusionModel, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Ancestral sampling as section 2.2 writes it: x^T ~ pi, then x^{t-1} ~ p(. | x^t)."""
+    beta = model.beta().detach()
+    x = model.process.prior_sample(n, model.shape, gen, torch.device("cpu"))
+    with torch.no_grad():
+        for step in range(model.T, 0, -1):
+            t = torch.full((n,), step, dtype=torch.long)
+            x = model.process.p_sample(x, t, model.readout(x, t, beta), beta, gen)
+    return x
+
+
+def test_chain_with_all_steps_is_ancestral_sampling(digits: Trained, heartbeat: Trained) -> None:
+    for trained in (digits, heartbeat):
+        model = trained.model
+        a = written_out_chain(model, 3, torch.Generator().manual_seed(5))
+        b = sample_chain(model, 3, torch.Generator().manual_seed(5)).x0
+        c = sample_chain(model, 3, torch.Generator().manual_seed(5), steps=model.T).x0
+        assert torch.equal(a, b) and torch.equal(b, c)
     s = digits.sample(4, generator=torch.Generator().manual_seed(6), steps=5)
     assert s.samples.shape == (4, 8, 8) and s.x0.shape == (4, 1, 8, 8)
+    t = digits.sample(
+        2, generator=torch.Generator().manual_seed(6), steps=5, return_trajectory=True
+    )
+    assert t.trajectory_steps == tuple(reversed(kept_steps(digits.model.T, 5)))
+    with pytest.raises(ValueError, match="Gaussian"):
+        heartbeat.sample(2, steps=5)
 
 
 def test_rgb_images() -> None:

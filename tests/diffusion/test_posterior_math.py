@@ -22,7 +22,6 @@ import pytest
 import torch
 
 from diffusion.posterior_chains import (
-    BinomialReverse,
     binary_inpaint_chain,
     binary_product,
     denoise_chain,
@@ -31,8 +30,8 @@ from diffusion.posterior_chains import (
     inpaint_repaint_chain,
     repaint_schedule,
 )
+from diffusion.reverse import BinomialReverse, GaussianReverse
 from diffusion.schedules import baseline_beta
-from diffusion.strided import GaussianReverse
 
 Z = 4.5  # standard errors allowed
 

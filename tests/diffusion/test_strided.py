@@ -1,4 +1,4 @@
-"""The strided chain of S < T steps (diffusion/strided.py).
+"""The strided chain of S < T steps (diffusion/strided.py, diffusion.chain.Respaced).
 
 S = T must reproduce the full chain; for the oracle (data from pi, exact reverse kernel)
 every strided step must be the exact S-step kernel N(sqrt(abar_t/abar_s) x, 1 - abar_t/abar_s).
@@ -11,15 +11,11 @@ import math
 import pytest
 import torch
 
+from diffusion.chain import Respaced, run_chain
 from diffusion.posterior_chains import denoise_chain
+from diffusion.reverse import GaussianReverse
 from diffusion.schedules import baseline_beta
-from diffusion.strided import (
-    GaussianReverse,
-    kept_steps,
-    sample_strided,
-    strided_from_one_step,
-    strided_mean_var,
-)
+from diffusion.strided import kept_steps, strided_from_one_step
 
 Z = 4.5
 
@@ -74,7 +70,8 @@ def test_strided_with_S_equal_T_is_the_full_chain() -> None:
     rev = learned_like(15)
     x_T = torch.randn(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
-    a = sample_strided(rev, x_T, 15, lambda s: torch.randn(s, generator=g1, dtype=torch.float64))
+    assert rev.respaced(15) is rev and rev.respaced(None) is rev
+    a = run_chain(rev.respaced(15), x_T, g1)
     x = x_T.clone()
     for t in range(15, 0, -1):  # the full chain, written out
         mu, var = rev.mean_var(x, t)
@@ -82,12 +79,32 @@ def test_strided_with_S_equal_T_is_the_full_chain() -> None:
     assert torch.equal(a, x)
 
 
+def test_respacing_keeps_the_schedule_at_the_kept_steps() -> None:
+    """The respaced process owns abar at the kept steps (the same numbers), its one-level
+    betas multiply back to them, and its level-i kernel is the strided step of the base."""
+    rev = learned_like(30)
+    sub = rev.respaced(7)
+    assert isinstance(sub, Respaced) and sub.T == 7 and sub.steps == kept_steps(30, 7)
+    assert torch.equal(sub.alpha_bar, rev.alpha_bar[sub.steps])
+    assert torch.allclose(torch.cumprod(1 - sub.beta, 0), sub.alpha_bar[1:], rtol=1e-12)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    for i in (7, 3, 2, 1):
+        t, s = sub.steps[i], sub.steps[i - 1]
+        mu, var = rev.mean_var(x, t)
+        want = (mu, var) if s == t - 1 else strided_from_one_step(rev.alpha_bar, x, mu, var, t, s)
+        got = sub.kernel(x, i)
+        assert torch.equal(got.mean, want[0]) and torch.equal(got.var, want[1])
+    with pytest.raises(ValueError, match="kept steps"):
+        Respaced(rev, [0, 2, 30])
+
+
 def test_oracle_strided_kernel_is_exact() -> None:
     rev = oracle(50)
     abar = rev.alpha_bar
     x = torch.linspace(-3, 3, 7, dtype=torch.float64)[None]
     for t, s in [(50, 30), (30, 1), (12, 5)]:
-        mean, var = strided_mean_var(rev, x, t, s)
+        step = rev.step(x, t, s)
+        mean, var = step.mean, step.var
         a = float(abar[t] / abar[s])
         assert torch.allclose(mean, math.sqrt(a) * x, atol=1e-12)
         assert torch.allclose(var, torch.full_like(var, 1 - a), rtol=1e-10)
@@ -98,7 +115,7 @@ def test_oracle_strided_sampling_returns_pi() -> None:
     n = 20_000
     g = torch.Generator().manual_seed(3)
     x_T = torch.randn(n, 2, generator=g, dtype=torch.float64)
-    x0 = sample_strided(rev, x_T, 6, lambda s: torch.randn(s, generator=g, dtype=torch.float64))
+    x0 = run_chain(rev.respaced(6), x_T, g)
     assert torch.all(x0.mean(0).abs() < Z / math.sqrt(n))
     assert torch.all((x0.var(0) - 1).abs() < Z * math.sqrt(2 / n))
 
@@ -124,8 +141,8 @@ def test_strided_denoising_matches_its_recursion() -> None:
 
 def test_strided_bound_of_the_oracle_is_the_true_log_likelihood() -> None:
     """Data from pi, exact kernels: K_S = E log N(x0; 0, I) = -(D/2) log(2 pi e) for every S."""
+    from diffusion.bound import reverse_strided_bound
     from diffusion.gaussian import GaussianDiffusion
-    from diffusion.strided import reverse_strided_bound
 
     rev = oracle(40)
     n, D = 4000, 3
@@ -137,10 +154,9 @@ def test_strided_bound_of_the_oracle_is_the_true_log_likelihood() -> None:
 
 
 def test_strided_bound_with_all_steps_matches_the_core_bound() -> None:
-    from diffusion.bound import evaluate_bound
+    from diffusion.bound import evaluate_bound, strided_bound
     from diffusion.model import DiffusionModel
     from diffusion.presets import PRESETS
-    from diffusion.strided import strided_bound
 
     torch.manual_seed(0)
     model = DiffusionModel(PRESETS["digits-smoke"], (1, 8, 8), "images")

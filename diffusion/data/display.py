@@ -1,0 +1,46 @@
+"""Model-space samples shown in the data's own terms: grey levels, gallery kind, arrays.
+
+Used by training galleries (diffusion.train) and by a trained run's samples
+(diffusion.inference); the dashboard and the worker render what these return.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from diffusion.data.base import DataBundle, Scaler
+
+
+def data_levels(bundle: DataBundle) -> int:
+    """Grey levels of image data: 17 for the digits, 256 for 8-bit sets."""
+    return int(bundle.info.get("levels", 256))
+
+
+def gallery_kind(bundle: DataBundle) -> str:
+    """How samples of this data are shown: "points", "sequences" or "images"."""
+    return {"binary": "sequences", "sequences": "sequences", "images": "images"}.get(
+        bundle.kind, "points"
+    )
+
+
+def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
+    """Model-space samples -> data-space numpy: images uint8 N x H x W [x C], else float/0-1."""
+    x = bundle.scaler.to_data(x_model.float().cpu())
+    if bundle.kind == "images":
+        x = x.clamp(0, data_levels(bundle) - 1).round().to(torch.uint8)
+        if x.dim() == 4:  # (N, C, H, W) -> (N, H, W, C), squeeze grey
+            x = x.permute(0, 2, 3, 1)
+            if x.shape[-1] == 1:
+                x = x[..., 0]
+        return x.numpy()
+    if bundle.binary:
+        return x.round().to(torch.uint8).numpy()
+    return x.numpy()
+
+
+def trajectory_array(scaler: Scaler, frames: torch.Tensor | None) -> np.ndarray | None:
+    """(k, n, *shape) model-space snapshots -> data space (continuous, unrounded), or None."""
+    if frames is None:
+        return None
+    return np.stack([scaler.to_data(f.float()).numpy() for f in frames])

@@ -1,0 +1,197 @@
+"""The diffusion-process interface and the distribution of one reverse step.
+
+`Process` is the contract that every diffusion process obeys (Gaussian: diffusion.gaussian,
+binomial: diffusion.binomial; Sohl-Dickstein et al. 2015, section 2 and App. B): the forward
+kernel q(x^t | x^{t-1}), its marginal q(x^t | x^0) and posterior q(x^{t-1} | x^t, x^0), the
+prior pi, the reverse kernel p(x^{t-1} | x^t) in the paper's parameterization (read out as z),
+the per-step KL and the exact edge terms of the bound (Eq. 14). tests/diffusion/
+test_process_contract.py runs every process through the same checks.
+
+A reverse step's distribution is a small object with `sample(generator)`: `Normal` (diagonal
+Gaussian), `CorrelatedNormal` (full-covariance Gaussian) or `Bernoulli`. The reverse chains
+(diffusion.chain) draw every step through it, so each process draws its noise in one place.
+
+Conventions: beta (T,) float64; t a (B,) long tensor in 1..T; x (B, *shape); log densities
+and KL terms (B,) in nats, summed over an example's dimensions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+def randn(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """Standard normal float64 noise from `generator` (drawn on its device), moved to `device`."""
+    gdev = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+
+
+def rand(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """U(0, 1) float64 draws from `generator` (drawn on its device), moved to `device`."""
+    gdev = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
+
+
+@dataclass(frozen=True)
+class Normal:
+    """N(mean, diag(var)); mean, var (B, *shape) float64."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+
+    def sample(self, generator: torch.Generator | None) -> torch.Tensor:
+        return self.mean + self.var.sqrt() * randn(self.mean.shape, generator, self.mean.device)
+
+
+@dataclass(frozen=True)
+class CorrelatedNormal:
+    """N(mean, diag(s)^(1/2) U U^T diag(s)^(1/2)) over the D dimensions of each example.
+
+    mean, s: (B, *shape) float64 with prod(shape) = D; U: (B, D, D) unit lower-triangular.
+    """
+
+    mean: torch.Tensor
+    s: torch.Tensor
+    U: torch.Tensor
+
+    def sample(self, generator: torch.Generator | None) -> torch.Tensor:
+        e = randn((self.mean.shape[0], self.U.shape[-1]), generator, self.mean.device)
+        step = self.s.reshape(e.shape).sqrt() * (self.U @ e.unsqueeze(-1)).squeeze(-1)
+        return self.mean + step.reshape(self.mean.shape)
+
+
+@dataclass(frozen=True)
+class Bernoulli:
+    """Independent bits with P(x_i = 1) = p_i; p (B, *shape) float64."""
+
+    p: torch.Tensor
+
+    def sample(self, generator: torch.Generator | None) -> torch.Tensor:
+        return (rand(self.p.shape, generator, self.p.device) < self.p).to(torch.float64)
+
+
+StepDist = Normal | CorrelatedNormal | Bernoulli
+
+
+@runtime_checkable
+class Process(Protocol):
+    """A diffusion process: forward kernel, prior pi and the paper's reverse kernel."""
+
+    kind: str  # "gaussian" | "binomial" (a stored name)
+    n_outputs: int  # readout values z per data dimension
+
+    def q_sample(
+        self,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x^t ~ q(x^t | x^0), (B, *shape) float64."""
+        ...
+
+    def q_step_sample(
+        self,
+        x_prev: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """x^t ~ q(x^t | x^{t-1})."""
+        ...
+
+    def log_q(
+        self, xt: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) log q(x^t | x^0), nats."""
+        ...
+
+    def log_q_step(
+        self, x_prev: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) log q(x^t | x^{t-1}), nats."""
+        ...
+
+    def log_q_posterior(
+        self,
+        x_prev: torch.Tensor,
+        x0: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) log q(x^{t-1} | x^t, x^0), nats, t >= 2."""
+        ...
+
+    def kl(
+        self,
+        x0: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) KL(q(x^{t-1} | x^t, x^0) || p(x^{t-1} | x^t)), nats (Eq. 14's summand)."""
+        ...
+
+    def edge_terms(self, x0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """(B,) E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi), nats."""
+        ...
+
+    def log_null(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B,) log pi(x^0), nats (L_null)."""
+        ...
+
+    def log_prior(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) log pi(x), nats."""
+        ...
+
+    def prior(self, shape: tuple[int, ...], device: torch.device) -> StepDist:
+        """pi over examples of batch shape `shape` = (B, *example shape)."""
+        ...
+
+    def prior_sample(
+        self,
+        n: int,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """(n, *shape) draws from pi."""
+        ...
+
+    def p_step(
+        self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
+    ) -> StepDist:
+        """p(x^{t-1} | x^t) for readout z (B, *shape, n_outputs); t = 1: the fixed first step."""
+        ...
+
+    def p_sample(
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """x^{t-1} ~ p(x^{t-1} | x^t)."""
+        ...
+
+    def log_p_step(
+        self,
+        x_prev: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) log p(x^{t-1} | x^t), nats."""
+        ...

@@ -1,0 +1,137 @@
+"""The one reverse chain (diffusion/chain.py) and every `Reverse` it runs on, through one suite:
+closed-form kernels, trained-model kernels (Gaussian diagonal and full, binomial) and their
+respaced (strided) versions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from diffusion.chain import Respaced, Reverse, run_chain
+from diffusion.model import DiffusionModel
+from diffusion.presets import PRESETS
+from diffusion.process import Bernoulli, CorrelatedNormal, Normal
+from diffusion.reverse import BinomialReverse, GaussianReverse, gaussian_reverse, model_reverse
+from diffusion.schedules import baseline_beta
+
+T = 12
+
+
+def oracle_gaussian() -> GaussianReverse:
+    beta = baseline_beta(T, beta1=1e-3, beta_max=0.5)
+
+    def mean_var(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        b = float(beta[t - 1])
+        return math.sqrt(1 - b) * x, torch.full_like(x, b)
+
+    return GaussianReverse(beta=beta, mean_var=mean_var)
+
+
+def oracle_binomial() -> BinomialReverse:
+    m, beta = 0.3, [1.0 / (T - t + 1) for t in range(1, T + 1)]
+    return BinomialReverse(T=T, m=m, prob=lambda x, t: x * (1 - beta[t - 1]) + m * beta[t - 1])
+
+
+def perturbed(preset: str, shape: tuple[int, ...], kind: str, over: list[str]) -> DiffusionModel:
+    torch.manual_seed(0)
+    model = DiffusionModel(PRESETS[preset].with_overrides(over), shape, kind)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def build(name: str) -> tuple[Reverse, tuple[int, ...]]:
+    swiss = ("swissroll-smoke", (2,), "points")
+    if name == "oracle gaussian":
+        return oracle_gaussian(), (3,)
+    if name == "oracle gaussian, 5 kept steps":
+        return oracle_gaussian().respaced(5), (3,)
+    if name == "oracle binomial":
+        return oracle_binomial(), (4,)
+    if name == "model gaussian":
+        return model_reverse(perturbed(*swiss, ["diffusion.T=12"])), (2,)
+    if name == "model gaussian, 4 kept steps":
+        return gaussian_reverse(perturbed(*swiss, ["diffusion.T=12"])).respaced(4), (2,)
+    if name == "model gaussian full covariance":
+        return model_reverse(perturbed(*swiss, ["diffusion.covariance=full"])), (2,)
+    if name == "model binomial":
+        return model_reverse(perturbed("heartbeat-smoke", (20,), "binary", [])), (20,)
+    raise KeyError(name)
+
+
+NAMES = [
+    "oracle gaussian",
+    "oracle gaussian, 5 kept steps",
+    "oracle binomial",
+    "model gaussian",
+    "model gaussian, 4 kept steps",
+    "model gaussian full covariance",
+    "model binomial",
+]
+
+
+@pytest.fixture(params=NAMES)
+def case(request: pytest.FixtureRequest) -> tuple[Reverse, tuple[int, ...]]:
+    return build(request.param)
+
+
+def test_run_chain_is_the_written_out_loop(case: tuple[Reverse, tuple[int, ...]]) -> None:
+    """x^T ~ pi, then one draw from each level's kernel, T..1, in that order (section 2.2)."""
+    rev, shape = case
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    x_T = rev.prior((6, *shape), torch.device("cpu")).sample(g1)
+    seen: list[int] = []
+    got = run_chain(rev, x_T, g1, on_level=lambda x, level: seen.append(level))
+    x = rev.prior((6, *shape), torch.device("cpu")).sample(g2)
+    for t in range(rev.T, 0, -1):
+        x = rev.kernel(x, t).sample(g2)
+    assert torch.equal(got, x) and got.shape == (6, *shape) and got.dtype == torch.float64
+    assert seen == list(range(rev.T, -1, -1))
+
+
+def test_levels_map_to_kept_steps(case: tuple[Reverse, tuple[int, ...]]) -> None:
+    rev, _ = case
+    steps = rev.steps
+    assert len(steps) == rev.T + 1 and steps[:2] == [0, 1]
+    assert all(b > a for a, b in zip(steps[:-1], steps[1:], strict=True))
+    base = rev.base if isinstance(rev, Respaced) else rev
+    assert steps[-1] == base.T and rev.respaced(None) is rev
+
+
+def test_first_level_is_the_fixed_first_step(case: tuple[Reverse, tuple[int, ...]]) -> None:
+    """Level 1 -> 0 is the reversal of q(x^1 | x^0) under pi whatever the network (App. B.2):
+    N(sqrt(1 - beta_1) x, beta_1) or Bernoulli(x (1 - beta_1) + m beta_1)."""
+    rev, shape = case
+    x = torch.randn(5, *shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    dist = rev.kernel(x if not isinstance(rev, BinomialReverse) else (x > 0).double(), 1)
+    if isinstance(dist, Bernoulli):
+        if isinstance(rev, BinomialReverse):
+            return  # a closed form given as such
+        b, m = float(rev.beta[0]), rev.process.m  # type: ignore[attr-defined]
+        bits = (x > 0).double()
+        torch.testing.assert_close(rev.kernel(bits, 1).p, bits * (1 - b) + m * b)
+        return
+    b = float(rev.alpha_bar[0] - rev.alpha_bar[1])  # beta_1 (abar_0 = 1)
+    torch.testing.assert_close(dist.mean, math.sqrt(1 - b) * x)
+    var = dist.var if isinstance(dist, Normal) else dist.s
+    torch.testing.assert_close(var, torch.full_like(x, b))
+    if isinstance(dist, CorrelatedNormal):
+        torch.testing.assert_close(
+            dist.U, torch.eye(shape[0], dtype=torch.float64).expand(5, -1, -1)
+        )
+
+
+def test_bad_moves_and_strides_are_refused() -> None:
+    rev, _ = build("oracle gaussian")
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="moves down one level"):
+        run_chain(rev, x, None, levels=[T, T - 2, 0])
+    with pytest.raises(ValueError, match="diagonal Gaussian"):
+        oracle_binomial().respaced(4).kernel(x, 3)
+    with pytest.raises(ValueError, match="full-covariance"):
+        gaussian_reverse(
+            perturbed("swissroll-smoke", (2,), "points", ["diffusion.covariance=full"])
+        )
