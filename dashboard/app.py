@@ -22,6 +22,7 @@ if str(ROOT.parent) not in sys.path:  # `streamlit run dashboard/app.py` from an
 
 from dashboard import session_cookie  # noqa: E402
 from dashboard.services import current_user, show_store_error, team_mode  # noqa: E402
+from dashboard.signing_key import SigningKeyError, signing_key  # noqa: E402
 from db.errors import StoreError  # noqa: E402
 
 PAGES = (  # url path, title, icon, section
@@ -38,9 +39,14 @@ PAGES = (  # url path, title, icon, section
 st.set_page_config(page_title="Diffusion Lab", page_icon=":material/blur_on:", layout="wide")
 
 try:
+    if team_mode():
+        signing_key()  # refuse a missing key, or one in the shared data folder, up front
     signed_out = team_mode() and current_user() is None
 except StoreError as exc:  # the database is down or not migrated: say so, no traceback
     show_store_error(exc)
+    st.stop()
+except SigningKeyError as exc:
+    st.error(f"The lab cannot sign anyone in: {exc}")
     st.stop()
 
 if signed_out:

@@ -1,4 +1,5 @@
-"""Signing in, invites and the first admin. Passwords are checked by the store (argon2id).
+"""Signing in, invites and the first admin. Passwords are checked by the store (argon2id),
+which also throttles repeated failures per account and per client address.
 
 Each function returns None on success (the user is then signed in for this session) or a
 message for the person at the keyboard; failures never say whether a username exists.
@@ -6,8 +7,8 @@ message for the person at the keyboard; failures never say whether a username ex
 
 from __future__ import annotations
 
-from dashboard import services
-from db.errors import StoreError
+from dashboard import services, session_cookie
+from db.errors import StoreError, TooManyAttempts
 from db.store import Store
 
 BAD_LOGIN = "Wrong username or password."
@@ -16,7 +17,12 @@ BAD_LOGIN = "Wrong username or password."
 def try_sign_in(store: Store, username: str, password: str) -> str | None:
     if not username.strip() or not password:
         return "Enter your username and password."
-    user = store.authenticate(username.strip(), password)
+    try:
+        user = store.authenticate(
+            username.strip(), password, client=session_cookie.client_address()
+        )
+    except TooManyAttempts as exc:
+        return str(exc)
     if user is None:
         return BAD_LOGIN
     services.sign_in(user)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dashboard.posterior import model_levels
+from dashboard.safe_text import md_text
 from dashboard.widgets import brighten
 from db.entities import Artifact, Run, User
 from db.errors import NotFound
@@ -30,7 +31,7 @@ class GalleryItem:
 
     @property
     def caption(self) -> str:
-        return f"{self.run.name} · step {self.artifact.step}"
+        return f"{md_text(self.run.name)} · step {self.artifact.step}"
 
 
 def points_picture(points: np.ndarray, size: int = 256) -> bytes:

@@ -21,6 +21,7 @@ from dashboard.rundata import (
     load_run_data,
     sample_kind,
 )
+from dashboard.safe_text import md_text
 from dashboard.services import share_url
 from dashboard.widgets import brighten, enlarge, run_header
 from db.entities import ACTIVE_STATES, Run, User
@@ -272,7 +273,7 @@ def notes_panel(store: Store, viewer: User, run: Run) -> None:
             store.set_visibility(run.id, "team" if team else "private", viewer=viewer)
             st.success("Saved.")
         except StoreError as exc:
-            st.error(str(exc))
+            st.error(md_text(exc))
     if share.button("Make a share link", key="run_share", icon=":material/link:"):
         try:
             link = store.create_share_link([run.id], viewer=viewer, title=run.name)
@@ -282,4 +283,4 @@ def notes_panel(store: Store, viewer: User, run: Run) -> None:
                 "the run is shared with the team)."
             )
         except (StoreError, NotFound) as exc:
-            st.error(str(exc))
+            st.error(md_text(exc))

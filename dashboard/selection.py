@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.actions import ActionError, cancel_run, delete_run, rerun
 from dashboard.compare import show_comparison
+from dashboard.safe_text import md_text
 from dashboard.services import share_url
 from db.entities import ACTIVE_STATES, Run, User
 from db.errors import StoreError
@@ -16,7 +17,7 @@ from db.store import Store
 
 def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
     """Buttons for the selected runs: open, cancel, re-run, share, tag, delete, compare."""
-    st.markdown(f"**{len(chosen)} selected:** " + ", ".join(f"`{r.name}`" for r in chosen))
+    st.markdown(f"**{len(chosen)} selected:** " + ", ".join(md_text(r.name) for r in chosen))
     b = st.columns(6)
     if len(chosen) == 1:
         b[0].page_link(
@@ -44,7 +45,7 @@ def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
             st.code(share_url(link.token), language=None)
             st.caption("Anyone allowed to see these runs can open this link.")
         except StoreError as exc:
-            st.error(str(exc))
+            st.error(md_text(exc))
     with b[4].popover("Tag", icon=":material/sell:"):
         tag = st.text_input("Tag to add", key="runs_tag_text")
         if st.button("Add tag", key="runs_tag_add") and tag.strip():
@@ -53,7 +54,7 @@ def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
                     store.add_tag(r.id, tag, viewer=user)
                 st.rerun()
             except StoreError as exc:
-                st.error(str(exc))
+                st.error(md_text(exc))
     with b[5].popover("Delete", icon=":material/delete:"):
         st.write("Delete the selected runs with their metrics and files? This cannot be undone.")
         if st.button("Delete for good", type="primary", key="runs_delete"):
@@ -69,7 +70,7 @@ def act(fn: Callable[[Run], object], runs: list[Run], done: str) -> None:
         try:
             fn(run)
         except ActionError as exc:
-            failures.append(f"{run.name}: {exc}")
+            failures.append(md_text(f"{run.name}: {exc}"))
     if failures:
         st.error("\n\n".join(failures))
     else:

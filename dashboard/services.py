@@ -12,13 +12,15 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import session_cookie
+from dashboard import media_guard, session_cookie
+from dashboard.safe_text import md_lines, md_text
 from db.entities import User
 from db.errors import DatabaseUnavailable, NotFound, StoreError
 from db.settings import artifact_dir, database_url
 from db.store import Store
 
 USER_KEY = "difflab_user_id"
+SESSION_KEY = "difflab_session_id"
 LOCAL_KEY = "difflab_local_user"
 SIGNED_OUT = "difflab_signed_out"  # this session signed out: ignore the (stale) cookie
 
@@ -42,7 +44,11 @@ def get_store() -> Store:
 
 
 def current_user() -> User | None:
-    """The viewer: the signed-in user in team mode, the local user otherwise; None if signed out."""
+    """The viewer: the signed-in user in team mode, the local user otherwise; None if signed out.
+
+    In team mode the session is checked against the database on every run, so a session
+    ended elsewhere (sign-out everywhere, a password change, a removed member) ends here too.
+    """
     store = get_store()
     if not team_mode():  # the local user, looked up (a write, the first time) once a session
         cached = st.session_state.get(LOCAL_KEY)
@@ -50,18 +56,37 @@ def current_user() -> User | None:
             cached = (store.url, store.local_user())
             st.session_state[LOCAL_KEY] = cached
         return cached[1]
-    user_id = st.session_state.get(USER_KEY)
-    if user_id is None and not st.session_state.get(SIGNED_OUT):
-        user_id = session_cookie.user_id_from_cookie()
-        if user_id is not None:
-            st.session_state[USER_KEY] = user_id
-    if user_id is None:
+    session_id = st.session_state.get(SESSION_KEY)
+    if session_id is not None:
+        if store.session_active(int(session_id)):
+            user = _get_user(store, st.session_state.get(USER_KEY))
+            if user is not None:
+                media_guard.remember_viewer(user.id)
+                return user
+        _forget()
         return None
+    if st.session_state.get(SIGNED_OUT):
+        return None
+    found = store.session_user(session_cookie.cookie_token())
+    if found is None:
+        return None
+    user, session_id = found
+    st.session_state[USER_KEY], st.session_state[SESSION_KEY] = user.id, session_id
+    media_guard.remember_viewer(user.id)
+    return user
+
+
+def _get_user(store: Store, user_id: Any) -> User | None:
     try:
         return store.get_user(int(user_id))
-    except (NotFound, StoreError, ValueError):
-        st.session_state.pop(USER_KEY, None)
+    except (NotFound, StoreError, TypeError, ValueError):
         return None
+
+
+def _forget() -> None:
+    st.session_state.pop(USER_KEY, None)
+    st.session_state.pop(SESSION_KEY, None)
+    media_guard.remember_viewer(None)
 
 
 def require_user() -> User:
@@ -74,16 +99,26 @@ def require_user() -> User:
 
 
 def sign_in(user: User) -> None:
-    """Sign in for this browser session, and (by cookie) for reloads in the next week."""
-    st.session_state[USER_KEY] = user.id
+    """Sign in: a server-side session for this browser session, and (through the one-time
+    ticket the browser trades at /auth/complete) an HttpOnly cookie for reloads."""
+    store = get_store()
+    session_id, ticket = store.create_session(user, client=session_cookie.client_address())
+    st.session_state[USER_KEY], st.session_state[SESSION_KEY] = user.id, session_id
     st.session_state.pop(SIGNED_OUT, None)
-    session_cookie.remember(user.id)
+    session_cookie.go_to(session_cookie.complete_url(ticket, session_cookie.current_path()))
 
 
-def sign_out() -> None:
-    st.session_state.pop(USER_KEY, None)
+def sign_out(*, everywhere: bool = False) -> None:
+    """End this session (or every session of the user) in the database; clear the cookie."""
+    store = get_store()
+    session_id, user_id = st.session_state.get(SESSION_KEY), st.session_state.get(USER_KEY)
+    if everywhere and user_id is not None:
+        store.revoke_user_sessions(int(user_id))
+    elif session_id is not None:
+        store.revoke_session(int(session_id))
+    _forget()
     st.session_state[SIGNED_OUT] = True
-    session_cookie.forget()
+    session_cookie.go_to(session_cookie.SIGNOUT_PATH)
 
 
 def query_param(name: str) -> str | None:
@@ -102,9 +137,9 @@ def show_store_error(exc: Exception) -> None:
     if isinstance(exc, NotFound):
         st.error("Not found or not shared with you.")
     elif isinstance(exc, DatabaseUnavailable):
-        st.error(f"The lab's database cannot be used: {exc}")
+        st.error(f"The lab's database cannot be used: {md_text(exc)}")
     else:
-        st.error(str(exc) or exc.__class__.__name__)
+        st.error(md_lines(str(exc) or exc.__class__.__name__))
 
 
 def share_url(token: str) -> str:

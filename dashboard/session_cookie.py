@@ -1,9 +1,14 @@
-"""Staying signed in across reloads (team mode): a signed, expiring cookie.
+"""Staying signed in (team mode): a server-side session behind an HttpOnly cookie.
 
-The cookie holds `user_id.expiry.signature`, the signature an HMAC-SHA256 with the lab's
-secret (`DIFFLAB_SECRET_KEY`, or a random key kept in the data folder, mode 0600). It is set
-and cleared by a line of JavaScript (Streamlit cannot set headers) with SameSite=Strict; it
-proves nothing but "this browser signed in as this user before the expiry".
+The cookie holds `token.signature`: a random session token (its sha256 is a row of the
+`sessions` table) and an HMAC-SHA256 of it with the lab's signing key (see
+`dashboard.signing_key`). Knowing the key is not enough to sign in (the token must name a
+live session), and ending a session in the database ends it everywhere at once.
+
+Streamlit scripts cannot set response headers, so the cookie is set by the server itself
+(`dashboard.auth_routes`, served by `dashboard/server.py` in the same process): after the
+password is checked, the page sends the browser to `/auth/complete?ticket=...`, which trades
+the one-time ticket for the cookie (HttpOnly, SameSite=Lax, Secure behind TLS) and comes back.
 """
 
 from __future__ import annotations
@@ -11,89 +16,86 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
-import time
-from pathlib import Path
+from urllib.parse import quote
 
 import streamlit as st
 
-from db.settings import data_dir
+from dashboard.signing_key import signing_key
 
 COOKIE = "difflab_session"
 MAX_AGE_S = 7 * 24 * 3600
+COMPLETE_PATH = "/auth/complete"
+SIGNOUT_PATH = "/auth/signout"
 PENDING = "difflab_cookie_pending"
 
 
-def _secret() -> bytes:
-    env = os.environ.get("DIFFLAB_SECRET_KEY")
-    if env:
-        return env.encode()
-    path = data_dir() / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        try:
-            os.link(tmp, path)  # first writer wins; others read its key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return Path(path).read_text().strip().encode()
+def _mac(token: str, key: bytes | None = None) -> str:
+    return hmac.new(key or signing_key(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def _sign(payload: str) -> str:
-    return hmac.new(_secret(), payload.encode(), hashlib.sha256).hexdigest()
+def sign(token: str, key: bytes | None = None) -> str:
+    """The cookie value for a session token."""
+    return f"{token}.{_mac(token, key)}"
 
 
-def make_token(user_id: int, now: float | None = None) -> str:
-    expiry = int((now or time.time()) + MAX_AGE_S)
-    payload = f"{int(user_id)}.{expiry}"
-    return f"{payload}.{_sign(payload)}"
-
-
-def read_token(token: str | None, now: float | None = None) -> int | None:
-    """The user id in a valid, unexpired token; None otherwise."""
-    if not token or token.count(".") != 2:
+def unsign(value: str | None, key: bytes | None = None) -> str | None:
+    """The session token in a cookie value whose signature is right; None otherwise."""
+    if not value or not isinstance(value, str) or value.count(".") != 1 or len(value) > 256:
         return None
-    user, expiry, signature = token.split(".")
-    if not (user.isdigit() and expiry.isdigit()):
+    token, signature = value.split(".")
+    if not token or not hmac.compare_digest(_mac(token, key), signature):
         return None
-    if not hmac.compare_digest(_sign(f"{user}.{expiry}"), signature):
-        return None
-    if int(expiry) < (now or time.time()):
-        return None
-    return int(user)
+    return token
 
 
-def user_id_from_cookie() -> int | None:
+def cookie_token() -> str | None:
+    """The session token this browser sent (verified signature), or None."""
     try:
-        return read_token(st.context.cookies.get(COOKIE))
+        value = st.context.cookies.get(COOKIE)
     except Exception:  # no browser context (AppTest, bare mode)
         return None
+    return unsign(value) if value else None
 
 
-def remember(user_id: int) -> None:
-    st.session_state[PENDING] = make_token(user_id)
+def client_address() -> str:
+    try:
+        return str(st.context.ip_address or "")
+    except Exception:
+        return ""
 
 
-def forget() -> None:
-    st.session_state[PENDING] = ""
+def safe_next(path: str | None) -> str:
+    """A same-site path to come back to (never another host)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def current_path() -> str:
+    try:
+        url = st.context.url or ""
+    except Exception:
+        return "/"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
+def complete_url(ticket: str, next_path: str = "/") -> str:
+    return f"{COMPLETE_PATH}?ticket={quote(ticket)}&next={quote(safe_next(next_path))}"
+
+
+def go_to(url: str) -> None:
+    """Ask the next run to send the browser to `url` (a same-site path)."""
+    st.session_state[PENDING] = url
 
 
 def flush() -> None:
-    """Write a pending cookie change into the browser (one invisible script)."""
-    if PENDING not in st.session_state:
+    """Send the browser where a sign-in or sign-out asked (one invisible script and a link)."""
+    url = st.session_state.pop(PENDING, None)
+    if not url:
         return
-    value = st.session_state.pop(PENDING)
-    age = MAX_AGE_S if value else 0
-    script = (
-        "<script>document.cookie = "
-        f"{json.dumps(COOKIE)} + '=' + {json.dumps(value)} + "
-        f"'; Max-Age={age}; Path=/; SameSite=Strict' + "
-        "(location.protocol === 'https:' ? '; Secure' : '');</script>"
-    )
-    st.sidebar.html(script, unsafe_allow_javascript=True)  # the sidebar: no gap in the page
+    script = f"<script>window.location.replace({json.dumps(url)});</script>"
+    st.sidebar.html(script, unsafe_allow_javascript=True)
+    st.sidebar.link_button("Continue", url)

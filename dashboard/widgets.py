@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from dashboard.safe_text import md_lines, md_text
 from dashboard.tables import STATE_BADGES
 from db.entities import Run
 
@@ -21,15 +22,16 @@ def field_error(errors: Mapping[str, str], key: str, label: str | None = None) -
 
 def run_header(run: Run) -> None:
     """Title line of a run: name, state, progress, who and where."""
-    st.title(run.name)
+    st.title(md_text(run.name))
     cols = st.columns([2, 3, 3])
     cols[0].markdown(STATE_BADGES.get(run.state, run.state))
     total = run.total_steps or (run.config.get("train") or {}).get("steps") or 0
     cols[1].progress(run.progress, text=f"step {run.step:,} of {total:,}")
     where = f"{run.host} / {run.device}" if run.host else f"requested: {run.device_request}"
-    cols[2].caption(f"id `{run.id}` · owner {run.owner} · {run.visibility} · {where}")
+    owner = md_text(run.owner)
+    cols[2].caption(f"id `{run.id}` · owner {owner} · {run.visibility} · {md_text(where)}")
     if run.state == "FAILED" and run.error:
-        st.error(f"The run failed: {run.error}")
+        st.error(f"The run failed: {md_lines(run.error)}")
 
 
 def run_label(run: Run) -> str:

@@ -34,3 +34,16 @@ class DatabaseUnavailable(StoreError):
 
 class LeaseLost(StoreError):
     """This worker no longer holds the job's lease (expired and taken over, or cancelled)."""
+
+
+class TooManyAttempts(StoreError):
+    """Sign-in refused for now: too many failures for this account or address."""
+
+    def __init__(self, wait_s: float) -> None:
+        minutes = max(1, round(wait_s / 60))
+        super().__init__(
+            "Too many failed sign-ins: wait "
+            + (f"{int(wait_s) + 1} s" if wait_s < 120 else f"about {minutes} minutes")
+            + " and try again, or ask an admin to lift the block."
+        )
+        self.wait_s = wait_s

@@ -67,10 +67,43 @@ class UserRow(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # NFKC-normalised, case-folded: "ADMIN1", "admin1" and "ａｄｍｉｎ１" are one name
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_local: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a removed member
+
+
+class SessionRow(Base):
+    """A signed-in browser. The cookie holds a random token; only its keyed hash is here.
+
+    A session is pending (`ticket_hash` set) until the browser trades the one-time ticket for
+    its cookie at `/auth/complete`; it ends when `revoked_at` is set or it expires.
+    """
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SignInThrottleRow(Base):
+    """Failed sign-ins per account (`user:<key>`) or per client address (`addr:<ip>`)."""
+
+    __tablename__ = "sign_in_throttle"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class InviteRow(Base):

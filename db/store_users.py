@@ -9,37 +9,43 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db import convert
-from db.access import Viewer, _System, check_view
+from db.access import Viewer, check_view, may_view
 from db.entities import Invite, ShareLink, User
 from db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from db.models import InviteRow, RunRow, ShareLinkRow, UserRow
-from db.session import StoreBase, utcnow
+from db.passwords import (  # noqa: F401 (re-exported)
+    LOCAL_USERNAME,
+    MIN_PASSWORD,
+    check_password,
+    check_username,
+    username_key,
+)
+from db.session import utcnow
+from db.store_sessions import SessionsMixin
 
-LOCAL_USERNAME = "local"
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
-MIN_PASSWORD = 8
 _hasher = PasswordHasher()
 
 
-class UsersMixin(StoreBase):
+class UsersMixin(SessionsMixin):
     def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
-        """A team user; the password is stored as an argon2id hash."""
-        if not _USERNAME.match(username) or username == LOCAL_USERNAME:
-            raise InvalidInput(
-                "username: 2-64 letters, digits, _ . - (starting with a "
-                f"letter or digit), not {LOCAL_USERNAME!r}"
-            )
-        if len(password) < MIN_PASSWORD:
-            raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+        """A team user; the password is stored as an argon2id hash.
+
+        The username is NFKC-normalised and unique without regard to case; the password
+        follows `db.passwords.check_password` (length, not common, not the username).
+        """
+        name = check_username(username)
+        check_password(password, name)
+        password_hash = _hasher.hash(password)  # before the write lock, never inside it
         try:
             with self._scope(write=True) as s:
                 row = UserRow(
-                    username=username,
-                    password_hash=_hasher.hash(password),
+                    username=name,
+                    username_key=username_key(name),
+                    password_hash=password_hash,
                     is_admin=is_admin,
                     is_local=False,
                     created_at=utcnow(),
@@ -48,7 +54,7 @@ class UsersMixin(StoreBase):
                 s.flush()
                 return convert.user(row)
         except IntegrityError as exc:
-            raise Conflict(f"username {username!r} is taken") from exc
+            raise Conflict(f"username {name!r} is taken") from exc
 
     def local_user(self) -> User:
         """The single implicit user of non-team mode (created on first use; an admin)."""
@@ -57,6 +63,7 @@ class UsersMixin(StoreBase):
             if row is None:
                 row = UserRow(
                     username=LOCAL_USERNAME,
+                    username_key=LOCAL_USERNAME,
                     password_hash=None,
                     is_admin=True,
                     is_local=True,
@@ -66,20 +73,34 @@ class UsersMixin(StoreBase):
                 s.flush()
             return convert.user(row)
 
-    def authenticate(self, username: str, password: str) -> User | None:
-        """The user if the password matches, else None (same cost either way)."""
-        with self._scope(write=True) as s:
-            row = s.scalars(select(UserRow).where(UserRow.username == username)).first()
+    def authenticate(self, username: str, password: str, *, client: str = "") -> User | None:
+        """The user if the password matches, else None (same cost either way).
+
+        Raises TooManyAttempts while the account or the client address is blocked (see
+        `db.store_sessions`). The hash is checked outside any transaction, so no write lock
+        is held across it.
+        """
+        self.check_sign_in_allowed(username, client)
+        with self._scope() as s:
+            row = s.scalars(
+                select(UserRow).where(UserRow.username_key == username_key(username))
+            ).first()
             stored = row.password_hash if row is not None else None
-            try:
-                _hasher.verify(stored or _DUMMY_HASH, password)
-            except (VerificationError, InvalidHashError):
-                return None
-            if row is None or stored is None:
-                return None
-            if _hasher.check_needs_rehash(stored):
-                row.password_hash = _hasher.hash(password)
-            return convert.user(row)
+            active = row is not None and row.removed_at is None
+            user = convert.user(row) if row is not None else None
+        try:
+            _hasher.verify(stored or _DUMMY_HASH, password)
+            ok = stored is not None and active
+        except (VerificationError, InvalidHashError):
+            ok = False
+        rehash = _hasher.hash(password) if ok and _hasher.check_needs_rehash(stored) else None
+        self.record_sign_in(username, client, ok=ok)
+        if not ok or user is None:
+            return None
+        if rehash is not None:
+            with self._scope(write=True) as s:
+                s.execute(update(UserRow).where(UserRow.id == user.id).values(password_hash=rehash))
+        return user
 
     def get_user(self, user_id: int) -> User:
         with self._scope() as s:
@@ -89,13 +110,18 @@ class UsersMixin(StoreBase):
             return convert.user(row)
 
     def user_by_name(self, username: str) -> User | None:
+        """The user of this name (compared NFKC-normalised, case-folded), or None."""
         with self._scope() as s:
-            row = s.scalars(select(UserRow).where(UserRow.username == username)).first()
+            q = select(UserRow).where(UserRow.username_key == username_key(username))
+            row = s.scalars(q).first()
             return convert.user(row) if row else None
 
-    def list_users(self) -> list[User]:
+    def list_users(self, *, include_removed: bool = False) -> list[User]:
+        q = select(UserRow).order_by(UserRow.id)
+        if not include_removed:
+            q = q.where(UserRow.removed_at.is_(None))
         with self._scope() as s:
-            return [convert.user(r) for r in s.scalars(select(UserRow).order_by(UserRow.id))]
+            return [convert.user(r) for r in s.scalars(q)]
 
     def count_users(self, *, team_only: bool = True) -> int:
         q = select(func.count()).select_from(UserRow)
@@ -105,13 +131,29 @@ class UsersMixin(StoreBase):
             return int(s.scalar(q) or 0)
 
     def set_password(self, user_id: int, password: str) -> None:
-        if len(password) < MIN_PASSWORD:
-            raise InvalidInput(f"password: at least {MIN_PASSWORD} characters")
+        """A new password; every session of the user ends (they sign in again)."""
+        user = self.get_user(user_id)
+        check_password(password, user.username)
+        password_hash = _hasher.hash(password)
         with self._scope(write=True) as s:
             row = s.get(UserRow, user_id)
             if row is None:
                 raise NotFound(f"no user with id {user_id}")
-            row.password_hash = _hasher.hash(password)
+            row.password_hash = password_hash
+        self.revoke_user_sessions(user_id)
+
+    def remove_user(self, admin: User, user_id: int) -> None:
+        """An admin removes a member: no more sign-in, every session ends; runs are kept."""
+        if not admin.is_admin:
+            raise PermissionDenied("only an admin may remove a member")
+        if admin.id == user_id:
+            raise InvalidInput("an admin cannot remove themself")
+        with self._scope(write=True) as s:
+            row = s.get(UserRow, user_id)
+            if row is None or row.is_local:
+                raise NotFound(f"no member with id {user_id}")
+            row.removed_at = row.removed_at or utcnow()
+        self.revoke_user_sessions(user_id)
 
     def create_invite(
         self, admin: User, *, is_admin: bool = False, ttl: dt.timedelta = dt.timedelta(days=7)
@@ -188,11 +230,7 @@ class UsersMixin(StoreBase):
             visible = []
             for run_id in row.run_ids:
                 run = s.get(RunRow, run_id)
-                if run is not None and (
-                    isinstance(viewer, _System)
-                    or run.owner_id == viewer.id
-                    or run.visibility == "team"
-                ):
+                if run is not None and may_view(viewer, run.owner_id, run.visibility):
                     visible.append(run_id)
             if not visible:
                 raise NotFound("no such share link, or you may not see its runs")

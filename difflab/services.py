@@ -132,14 +132,15 @@ def http_ok(url: str, timeout_s: float = 2.0) -> bool:
 
 
 def dashboard_app() -> Path:
-    """The Streamlit entry file, `dashboard/app.py`, of the installed (or checked-out) package."""
+    """The dashboard's entry file, `dashboard/server.py` (Streamlit plus the sign-in routes and
+    the media guard), of the installed (or checked-out) package."""
     spec = importlib.util.find_spec("dashboard")
     folders = list(spec.submodule_search_locations or []) if spec else []
     for folder in folders:
-        app = Path(folder) / "app.py"
+        app = Path(folder) / "server.py"
         if app.is_file():
             return app
-    raise UserError("the dashboard is not installed (no dashboard/app.py); run `make up`")
+    raise UserError("the dashboard is not installed (no dashboard/server.py); run `make up`")
 
 
 def redact_url(url: str) -> str:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import posterior as pst
 from dashboard.actions import ActionError
+from dashboard.safe_text import md_text
 from dashboard.services import get_store, require_user
 from dashboard.uploads import IMAGE_TYPES
 from dashboard.widgets import enlarge, run_label
@@ -150,7 +151,7 @@ if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
         )
         st.session_state[JOB] = job.id
     except ActionError as exc:
-        st.error(str(exc))
+        st.error(md_text(exc))
 
 
 def job_active() -> bool:

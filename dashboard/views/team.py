@@ -1,9 +1,12 @@
-"""Team: who you are, the team's members, invites (admins), and how sharing works."""
+"""Team: who you are, your password and sessions, the members (admins manage them), invites,
+and how sharing works."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import team_admin
+from dashboard.safe_text import md_text
 from dashboard.services import get_store, require_user, share_url, sign_out, team_mode
 from db.errors import StoreError
 
@@ -19,21 +22,21 @@ if not team_mode():
     )
     st.stop()
 
-left, right = st.columns([3, 1])
-left.markdown(f"Signed in as **{user.username}**" + (" (admin)" if user.is_admin else ""))
-if right.button("Sign out", icon=":material/logout:", key="team_sign_out"):
+left, mid, right = st.columns([3, 1, 1])
+left.markdown("Signed in as **" + md_text(user.username) + "**")
+if user.is_admin:
+    left.caption("admin")
+if mid.button("Sign out", icon=":material/logout:", key="team_sign_out"):
     sign_out()
     st.rerun()
+if right.button("Sign out everywhere", key="team_sign_out_all"):
+    sign_out(everywhere=True)
+    st.rerun()
+
+team_admin.password_form(store, user)
 
 st.subheader("Members")
-st.dataframe(
-    [
-        {"username": u.username, "admin": u.is_admin, "since": u.created_at.strftime("%Y-%m-%d")}
-        for u in store.list_users()
-        if not u.is_local
-    ],
-    hide_index=True,
-)
+team_admin.members(store, user)
 
 st.subheader("Sharing")
 st.markdown(
@@ -52,4 +55,4 @@ if user.is_admin:
             st.code(link, language=None)
             st.caption(f"Valid until {invite.expires_at:%Y-%m-%d %H:%M} UTC, for one account.")
         except StoreError as exc:
-            st.error(str(exc))
+            st.error(md_text(exc))

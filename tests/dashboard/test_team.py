@@ -28,7 +28,7 @@ def test_first_admin_then_sign_in_required(team):
     at.text_input[1].set_value("short")
     at.button[0].click()
     at.run()
-    assert any("at least 8" in e.value for e in at.error)
+    assert any("at least 12" in e.value for e in at.error)
     at.text_input[1].set_value("a long enough password")
     at.button[0].click()
     at.run()
@@ -131,3 +131,37 @@ def test_sign_out(team):
     assert [t.value for t in at.title] == ["Diffusion Lab"]
     at.run()
     assert [t.value for t in at.title] == ["Diffusion Lab"]
+
+
+def _session_id(at) -> int:
+    from dashboard.services import SESSION_KEY
+
+    return at.session_state[SESSION_KEY]
+
+
+def test_sign_out_ends_the_session_in_the_database(team):
+    team.create_user("bob", "bobs password 1")
+    at = app_test()
+    _sign_in(at, "bob", "bobs password 1")
+    session_id = _session_id(at)
+    assert team.session_active(session_id)
+    at.switch_page("views/team.py").run()
+    next(b for b in at.button if b.key == "team_sign_out").click()
+    at.run()
+    assert not team.session_active(session_id)  # a captured cookie of it is now worthless
+
+
+def test_admin_signs_a_member_out_everywhere(team):
+    team.create_user("ada", "ada password 1", is_admin=True)
+    team.create_user("bob", "bobs password 1")
+    bob = app_test()
+    _sign_in(bob, "bob", "bobs password 1")
+    assert "Runs" in [t.value for t in bob.title]
+    ada = app_test()
+    _sign_in(ada, "ada", "ada password 1")
+    ada.switch_page("views/team.py").run()
+    ada.selectbox(key="team_member").set_value("bob")
+    next(b for b in ada.button if b.key == "team_member_sign_out").click().run()
+    assert any("Ended 1 session" in s.value for s in ada.success)
+    bob.run()  # bob's open tab is signed out on its next run
+    assert [t.value for t in bob.title] == ["Diffusion Lab"]

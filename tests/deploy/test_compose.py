@@ -163,6 +163,27 @@ def test_secrets_come_from_the_environment_not_the_file(tmp_path: Path) -> None:
     assert re.search(r"set (POSTGRES_PASSWORD|REDIS_PASSWORD) in", done.stderr)
 
 
+def test_only_the_dashboard_gets_the_signing_key_and_compose_requires_it(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    services = config["services"]
+    assert len(services["dashboard"]["environment"]["DIFFLAB_SECRET_KEY"]) >= 32
+    for name in ("migrate", "worker", "worker-cpu"):
+        assert "DIFFLAB_SECRET_KEY" not in services[name]["environment"], name
+    assert services["dashboard"]["command"][:3] == ["streamlit", "run", "dashboard/server.py"]
+    without = tmp_path / "no-key.env"
+    without.write_text(
+        "\n".join(
+            line
+            for line in ENV_EXAMPLE.read_text().splitlines()
+            if not line.startswith("DIFFLAB_SECRET_KEY=")
+        )
+    )
+    done = run_compose("config", env_file=without)
+    assert done.returncode != 0
+    assert "set DIFFLAB_SECRET_KEY in .env" in done.stderr
+
+
 def test_env_example_names_every_required_variable() -> None:
     required = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text()))
     example = {

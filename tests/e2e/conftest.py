@@ -95,6 +95,7 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
         "PYTHONPATH": str(ROOT),
         "OMP_NUM_THREADS": "1",
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "DIFFLAB_SECRET_KEY": "e2e signing key, long enough to be accepted",
     }
     lab = Lab("", data, env, logs)
     saved = {k: os.environ.get(k) for k in env if k.startswith("DIFFLAB_")}
@@ -122,7 +123,7 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
         [
             str(bin_dir / "streamlit"),
             "run",
-            "dashboard/app.py",
+            "dashboard/server.py",
             "--server.port",
             str(port),
             "--server.headless",

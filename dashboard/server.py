@@ -1,0 +1,30 @@
+"""The dashboard as one ASGI app: Streamlit (dashboard/app.py) plus the sign-in routes and the
+media guard, served in the same process. Start it with
+
+    streamlit run dashboard/server.py
+
+(`difflab up` and the compose file do). `dashboard/app.py` alone still runs, without the
+HttpOnly cookie (sign-in then lasts only while the tab is open) and without the media guard.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT.parent) not in sys.path:  # `streamlit run dashboard/server.py` from anywhere
+    sys.path.insert(0, str(ROOT.parent))
+
+from starlette.middleware import Middleware  # noqa: E402
+from streamlit.starlette import App  # noqa: E402
+
+from dashboard.auth_routes import ROUTES, user_for_cookie  # noqa: E402
+from dashboard.media_guard import MediaGuard  # noqa: E402
+from dashboard.services import team_mode  # noqa: E402
+
+app = App(
+    ROOT / "app.py",
+    routes=ROUTES,
+    middleware=[Middleware(MediaGuard, user_for_cookie=user_for_cookie, enabled=team_mode)],
+)
