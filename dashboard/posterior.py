@@ -94,9 +94,10 @@ def to_display(image: np.ndarray, levels: int) -> np.ndarray:
 def holdout_examples(config: dict, count: int = 12) -> np.ndarray | None:
     """The first held-out images of a digits run (uint8, grey levels 0..16), else None.
 
-    Mirrors the split of `diffusion.data.images.build_digits` (scikit-learn's digits,
-    permuted by default_rng([train.seed, 3]), the first n_holdout held out) without importing
-    the engine; tests/dashboard pins the two together.
+    Mirrors the split of `diffusion.data.images.build_digits` (scikit-learn's digits less the
+    fixed test split, `digits_split`: the first 297 of a permutation by default_rng([2**63 +
+    2015, 3]); the rest permuted by default_rng([train.seed, 3]), the first n_holdout held
+    out) without importing the engine; tests/dashboard pins the two together.
     """
     data = config.get("data") or {}
     if data.get("name") != "digits":
@@ -104,6 +105,8 @@ def holdout_examples(config: dict, count: int = 12) -> np.ndarray | None:
     from sklearn.datasets import load_digits
 
     images = load_digits().images.astype(np.uint8)
+    test_order = np.random.default_rng([2**63 + 2015, 3]).permutation(len(images))
+    images = images[np.sort(test_order[297:])]  # without the test split
     seed = int((config.get("train") or {}).get("seed", 0))
     order = np.random.default_rng([seed, 3]).permutation(len(images))
     n_hold = min(int(data.get("n_holdout", 1)), len(images) // 2)

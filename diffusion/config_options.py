@@ -93,10 +93,12 @@ class TextureOptions:
 
     @model_validator(mode="after")
     def _regions(self) -> TextureOptions:
-        if not self.patch <= self.holdout_rows <= TEXTURE_SIDE - self.patch:
+        # half of the held-out rows validate, half are the test split: each holds a patch
+        if not 2 * self.patch <= self.holdout_rows <= TEXTURE_SIDE - self.patch:
             raise ConfigError(
                 "holdout_rows",
-                f"must be in [patch={self.patch}, {TEXTURE_SIDE - self.patch}] (at least "
+                f"must be in [2 x patch = {2 * self.patch}, {TEXTURE_SIDE - self.patch}] "
+                f"(validation and test halves of at least a patch each, and at least "
                 f"{self.patch} training rows of {TEXTURE_SIDE}), got {self.holdout_rows}",
             )
         return self

@@ -62,7 +62,7 @@ def test_texture_train_and_holdout_regions_are_disjoint() -> None:
     cfg = DataConfig("texture", {"texture": "brick", "patch": 8, "holdout_rows": 64}, n_holdout=20)
     b = build_dataset(cfg, 0)
     img = texture_image("brick")
-    assert b.info["train_rows"] == [0, 448] and b.info["holdout_rows"] == [448, 512]
+    assert b.info["train_rows"] == [0, 448] and b.info["holdout_rows"] == [448, 480]
 
     def rows_of(patch: np.ndarray) -> set[int]:
         hits = set()
@@ -86,7 +86,7 @@ def test_texture_train_and_holdout_regions_are_disjoint() -> None:
 def test_digits() -> None:
     b = build_dataset(DataConfig("digits", {}, n_train=0, n_holdout=100), 3)
     assert b.shape == (1, 8, 8) and b.info["levels"] == 17
-    assert b.train.shape[0] == 1797 - 100 and b.holdout.max() <= 16
+    assert b.train.shape[0] == 1797 - 297 - 100 and b.holdout.max() <= 16  # 297: test split
     assert abs(b.scaler.to_model(b.train).var().item() - 1) < 0.05
 
 

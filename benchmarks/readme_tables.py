@@ -1,0 +1,166 @@
+"""Generate the README's result tables from benchmarks/results/*.json.
+
+Each table sits between two marker comments in README.md:
+
+    <!-- generated: table1 (benchmarks/readme_tables.py; do not edit) -->
+    ...
+    <!-- end generated: table1 -->
+
+    python benchmarks/readme_tables.py           # rewrite the blocks in README.md
+    python benchmarks/readme_tables.py --check   # exit 1 (and say which) if any block differs
+
+tests/test_results_provenance.py fails when the README and the results disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import provenance  # noqa: E402
+
+README = provenance.ROOT / "README.md"
+BEGIN = "<!-- generated: {name} (benchmarks/readme_tables.py; do not edit) -->"
+END = "<!-- end generated: {name} -->"
+
+
+def num(x: float | None, nd: int = 3) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def provenance_line(doc: dict) -> str:
+    p = doc["provenance"]
+    m = p["machine"]
+    commit = (p["commit"] or "unknown")[:10]
+    state = {True: "dirty tree", False: "clean tree", None: "no git"}[p["dirty"]]
+    return (
+        f"Generated from `benchmarks/results/{doc['_file']}`: commit `{commit}` ({state}), "
+        f"`{p['command']}`, {m['cpu_count']} cores ({m.get('cpu_model') or '?'}), torch "
+        f"{m['torch']} with {m['torch_threads']} thread(s), {m['device']}; "
+        f"{p['started_at']} to {p['finished_at']}."
+    )
+
+
+def _met(r: dict) -> str:
+    return {None: "-", True: "**met**", False: "**short**"}[r.get("target_met")]
+
+
+def render_table1(doc: dict) -> str:
+    lines = [
+        "| row | schedule | test K: mean of seeds | ± std across seeds | ± stderr in run "
+        "| K per seed | K - L_null | true log-lik. (test) | target (mean of seeds) | "
+        "met | paper K | steps | train s per seed |",
+        "|---" * 13 + "|",
+    ]
+    for r in doc["rows"]:
+        per = ", ".join(f"{s['seed']}: {s['K_bits']:.3f}" for s in r["per_seed"])
+        train_s = ", ".join(f"{s['train_seconds']:.0f}" for s in r["per_seed"])
+        steps = str(r["steps"]) + ("" if r.get("all_steps_done", True) else " (budget hit)")
+        lines.append(
+            f"| {r['row']} | {r['schedule']} | **{num(r['K_bits'])}** "
+            f"| {num(r.get('K_seed_std_bits'))} | {num(r['K_stderr_bits'])} | {per} "
+            f"| {num(r['K_minus_Lnull_bits'], 2)} | {num(r['true_ll_bits'])} "
+            f"| {r.get('target', '-')} | {_met(r)} | {num(r['paper_K_bits'])} | {steps} "
+            f"| {train_s} |"
+        )
+    units = sorted({f"{r['row']}: {r['unit']}" for r in doc["rows"]})
+    n_test = {r["row"]: r["split"]["n_test"] for r in doc["rows"]}
+    tests = ", ".join(f"{k} {v}" for k, v in n_test.items())
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"Units: {'; '.join(units)}. Test examples per row: {tests} (drawn at a seed no "
+            "training or tuning run uses). " + provenance_line(doc),
+        ]
+    )
+
+
+def render_table1_images(doc: dict) -> str:
+    lines = [
+        "| row | test K (bits/pixel): mean of seeds | ± std across seeds | ± stderr in run "
+        "| K - L_null | bits/dim | seeds | steps (mean) | paper K | paper K - L_null |",
+        "|---" * 10 + "|",
+    ]
+    for r in doc["rows"]:
+        lines.append(
+            f"| {r['note']} | {num(r['K_bits'])} | {num(r.get('K_seed_std_bits'))} "
+            f"| {num(r['K_stderr_bits'])} | **{num(r['K_minus_Lnull_bits'])}** "
+            f"| {num(r.get('bits_per_dim'), 2)} | {', '.join(map(str, r['seeds']))} "
+            f"| {r['steps']:,} | {r['paper_K_bits']} | {r['paper_K_minus_Lnull_bits']} |"
+        )
+    return "\n".join([*lines, "", provenance_line(doc)])
+
+
+# name -> (results file, renderer)
+TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "table1": ("table1.json", render_table1),
+    "table1_images": ("table1_images.json", render_table1_images),
+}
+
+
+def render(name: str, results_dir: Path = provenance.RESULTS) -> str:
+    file, fn = TABLES[name]
+    import json
+
+    doc = json.loads((results_dir / file).read_text())
+    problems = provenance.check_results(doc)
+    if problems:
+        raise ValueError(f"{file}: " + "; ".join(problems))
+    return fn({**doc, "_file": file})
+
+
+def block_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(
+        re.escape(BEGIN.format(name=name)) + r"\n(.*?)\n" + re.escape(END.format(name=name)),
+        re.S,
+    )
+
+
+def blocks_in(text: str) -> list[str]:
+    """Names of the generated blocks the text holds."""
+    return re.findall(r"<!-- generated: (\S+) \(benchmarks/readme_tables.py", text)
+
+
+def update(text: str, results_dir: Path = provenance.RESULTS) -> tuple[str, list[str]]:
+    """(text with every generated block re-rendered, names of the blocks that changed)."""
+    changed = []
+    for name in blocks_in(text):
+        if name not in TABLES:
+            raise ValueError(f"README block {name!r} has no renderer; known: {', '.join(TABLES)}")
+        pat = block_pattern(name)
+        m = pat.search(text)
+        if m is None:
+            raise ValueError(f"README block {name!r} has no end marker {END.format(name=name)!r}")
+        new = render(name, results_dir)
+        if m.group(1) != new:
+            changed.append(name)
+            text = text[: m.start(1)] + new + text[m.end(1) :]
+    return text, changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
+    p.add_argument("--readme", type=Path, default=README)
+    args = p.parse_args(argv)
+    text = args.readme.read_text()
+    new, changed = update(text)
+    if args.check:
+        if changed:
+            print(f"README out of date with the results: {', '.join(changed)}")
+            return 1
+        print(f"README tables match the results ({', '.join(blocks_in(text)) or 'none'})")
+        return 0
+    if changed:
+        args.readme.write_text(new)
+    print(f"updated: {', '.join(changed) or 'nothing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

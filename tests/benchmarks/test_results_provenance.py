@@ -1,0 +1,123 @@
+"""Results files carry their provenance, and the README's tables are the results files'.
+
+benchmarks/provenance.py writes {"provenance": ..., "rows": ...}; benchmarks/readme_tables.py
+renders the README blocks between marker comments from those files.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import provenance  # noqa: E402
+import readme_tables  # noqa: E402
+
+# Files written before provenance was recorded, with what regenerates them. A file listed
+# here must still lack provenance (so the list can only shrink), and no other file may.
+LEGACY = {
+    "table1.json": "benchmarks/table1.py --seeds 1,2,3 --results ... (issue 12, running)",
+    "posterior.json": "benchmarks/posterior.py --json (digits model + the bark run)",
+    "table1_images.json": "benchmarks/table1_images.py --results ... (image networks: issue 10)",
+}
+
+
+def _results() -> list[Path]:
+    return sorted(provenance.RESULTS.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", _results(), ids=lambda p: p.name)
+def test_every_results_file_has_provenance(path: Path) -> None:
+    problems = provenance.check_results(json.loads(path.read_text()))
+    if path.name in LEGACY:
+        assert problems, f"{path.name} has provenance now: remove it from LEGACY"
+    else:
+        assert problems == [], f"{path.name}: {problems}"
+
+
+def test_readme_tables_match_the_results() -> None:
+    text = readme_tables.README.read_text()
+    _, changed = readme_tables.update(text)
+    assert changed == [], f"run python benchmarks/readme_tables.py: {changed} differ"
+    with_provenance = {p.name for p in _results() if p.name not in LEGACY}
+    for name, (file, _) in readme_tables.TABLES.items():
+        if file in with_provenance:
+            assert name in readme_tables.blocks_in(text), f"README has no block for {name}"
+
+
+def _doc(k: float) -> dict:
+    run = provenance.Run("abc", False, [], "python benchmarks/x.py", [], "t0")
+    row = {
+        "note": "toy",
+        "K_bits": k,
+        "K_seed_std_bits": 0.1,
+        "K_stderr_bits": 0.01,
+        "K_minus_Lnull_bits": 1.0,
+        "bits_per_dim": 2.0,
+        "seeds": [1, 2],
+        "steps": 10,
+        "paper_K_bits": 1,
+        "paper_K_minus_Lnull_bits": 2,
+        "split": {"test": "t"},
+        "train_seconds": 1.0,
+        "eval_seconds": 0.5,
+    }
+    return provenance.build(run, [row], seeds=[1, 2], split={"toy": "t"})
+
+
+def test_a_changed_number_is_caught(tmp_path: Path) -> None:
+    """The README block is re-rendered from the file: a number edited in the results (or in
+    the README) makes `update` report the block."""
+    (tmp_path / "table1_images.json").write_text(json.dumps(_doc(-1.25)))
+    begin = readme_tables.BEGIN.format(name="table1_images")
+    end = readme_tables.END.format(name="table1_images")
+    block = readme_tables.render("table1_images", tmp_path)
+    assert "-1.250" in block and "commit `abc`" in block
+    text = f"intro\n{begin}\n{block}\n{end}\noutro\n"
+    assert readme_tables.update(text, tmp_path) == (text, [])
+    (tmp_path / "table1_images.json").write_text(json.dumps(_doc(-1.26)))
+    new, changed = readme_tables.update(text, tmp_path)
+    assert changed == ["table1_images"] and "-1.260" in new and new.endswith("outro\n")
+    hand_edit = text.replace("-1.250", "-1.150")
+    assert readme_tables.update(hand_edit, tmp_path)[1] == ["table1_images"]
+
+
+def test_build_records_commit_command_machine_and_times() -> None:
+    run = provenance.start(["--rows", "x"])
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    assert run.commit == head and isinstance(run.dirty, bool)
+    assert run.command.endswith("--rows x")
+    rows = [{"row": "a", "seeds": [1], "split": "s", "train_seconds": 2.0, "eval_seconds": 1.0}]
+    rows.append({**rows[0], "train_seconds": 3.0})
+    doc = provenance.build(run, rows, seeds=[1], split={"a": "s"})
+    assert provenance.check_results(doc) == []
+    p = doc["provenance"]
+    assert (p["train_seconds"], p["eval_seconds"]) == (5.0, 2.0)
+    assert {"cpu_count", "torch", "torch_threads", "device"} <= set(p["machine"])
+    with pytest.raises(ValueError, match="has no 'split'"):
+        provenance.build(run, [{"row": "b", "seeds": [1]}], seeds=[1], split={})
+
+
+def test_check_results_names_what_is_missing() -> None:
+    assert provenance.check_results([{"K_bits": 1}]) == [
+        "not a results document: needs 'provenance' and 'rows'"
+    ]
+    doc = _doc(1.0)
+    del doc["provenance"]["commit"], doc["rows"][0]["seeds"]
+    assert provenance.check_results(doc) == ["provenance has no 'commit'", "row 0 has no 'seeds'"]
+
+
+def test_dirty_ignores_outputs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = " M benchmarks/results/table1.json\n M README.md\n?? docs/figures/a.png\n"
+    monkeypatch.setattr(provenance, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else outputs)
+    assert provenance.git_state() == ("abc", False, [])
+    source = outputs + " M diffusion/train.py\n"
+    monkeypatch.setattr(provenance, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else source)
+    assert provenance.git_state() == ("abc", True, ["diffusion/train.py"])
