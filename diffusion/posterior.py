@@ -13,45 +13,47 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
 each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
-`trained` is a `diffusion.inference.Trained`.
+`trained` is a `diffusion.inference.Trained`. Input checks and the data <-> model space maps:
+`diffusion.posterior_inputs` (PosteriorInputError, image_levels, image_shape and size_plan
+are part of this API).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import torch
 
-from diffusion.chain import Reverse
 from diffusion.inference import Trained
 from diffusion.posterior_chains import (
     binary_inpaint_chain,
-    binary_product,
     denoise_chain,
-    gaussian_product,
     inpaint_paper_chain,
     inpaint_repaint_chain,
-    repaint_schedule,
 )
-from diffusion.reverse import (
-    BinomialReverse,
-    GaussianReverse,
-    ModelReverse,
-    gaussian_reverse,
-    model_reverse,
+from diffusion.posterior_inputs import (
+    PosteriorInputError,
+    batched,
+    check_gaussian,
+    check_n,
+    count_steps,
+    image_levels,
+    image_reverse,
+    image_shape,
+    model_device,
+    size_plan,
+    to_data,
+    to_model,
 )
-from diffusion.strided import kept_steps
-from diffusion.tiling import MAX_PIXELS, SizeError, SizePlan, plan_size, sized_net
+from diffusion.reverse import model_reverse
+from diffusion.tiling import SizePlan
 
 Method = Literal["paper", "repaint"]
 MaskKind = Literal["center", "left", "random"]
-
-
-class PosteriorInputError(ValueError):
-    """Bad input to a posterior (shape, noise level, mask, model kind); says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -76,121 +78,6 @@ class PosteriorResult:
 
 
 # ------------------------------------------------------------------------------ helpers
-def image_levels(trained: Trained) -> int:
-    """Number of grey levels of the model's data (17 for the digits, else 256)."""
-    return 17 if trained.config.data.name == "digits" else 256
-
-
-def image_shape(trained: Trained) -> tuple[int, int, int]:
-    """(C, H, W) of an image model's examples; PosteriorInputError for other models."""
-    shape = tuple(trained.model.shape)
-    if len(shape) != 3:
-        raise PosteriorInputError(f"this model is not an image model (example shape {shape})")
-    return shape  # type: ignore[return-value]
-
-
-def _check_gaussian(trained: Trained) -> None:
-    kind = trained.model.process.kind
-    if kind != "gaussian":
-        raise PosteriorInputError(
-            f"denoising and image inpainting need a Gaussian diffusion model; this one is "
-            f"{kind} (use binary_inpaint for binomial models)"
-        )
-
-
-def _to_model(trained: Trained, image: np.ndarray, what: str) -> torch.Tensor:
-    """Data-space image (H, W[, C]) -> model-space tensor (1, C, H, W) float64.
-
-    Any H, W here: whether the network takes that size is `size_plan`'s question."""
-    c = image_shape(trained)[0]
-    arr = np.asarray(image)
-    if arr.ndim == 3 and c == 1 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != (2 if c == 1 else 3) or (c > 1 and arr.shape[2] != c) or 0 in arr.shape:
-        want = "greyscale, (H, W)" if c == 1 else f"{c} channels, (H, W, {c})"
-        raise PosteriorInputError(f"{what} has shape {arr.shape}; this model takes {want}")
-    h, w = arr.shape[:2]
-    x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
-    if not np.isfinite(x).all():
-        raise PosteriorInputError(f"{what} contains NaN or infinite values")
-    t = torch.from_numpy(x if c == 1 else x.transpose(2, 0, 1)).reshape(1, c, h, w)
-    s = trained.scaler
-    return ((t - s.shift) / s.scale).to(_device(trained))
-
-
-def size_plan(
-    trained: Trained,
-    size: tuple[int, int],
-    n: int = 1,
-    *,
-    batch_size: int = 64,
-    tile: int | None = None,
-    overlap: int | None = None,
-    margin: int | None = None,
-    max_pixels: int = MAX_PIXELS,
-) -> SizePlan:
-    """What a posterior does with an image of `size` = (H, W), n samples (`diffusion.tiling`):
-    "native", "full" or "tiled", with the reason; PosteriorInputError (saying which sizes
-    the model takes) when its network takes only its training size."""
-    model = trained.model
-    image_shape(trained)
-    try:
-        return plan_size(
-            model.net,
-            model.shape,
-            size,
-            min(_check_n(n), batch_size),
-            tile=tile,
-            overlap=overlap,
-            margin=margin,
-            max_pixels=max_pixels,
-        )
-    except SizeError as exc:
-        raise PosteriorInputError(str(exc)) from None
-
-
-def _reverse(trained: Trained, plan: SizePlan) -> ModelReverse:
-    model = trained.model
-    return gaussian_reverse(model, net=sized_net(model.net, plan))
-
-
-def _to_data(trained: Trained, x: torch.Tensor) -> np.ndarray:
-    """Model-space (n, C, H, W) -> data space (n, H, W[, C]) float64, clipped to the levels."""
-    s = trained.scaler
-    arr = (x.detach().double().cpu() * s.scale + s.shift).numpy()
-    arr = np.clip(arr, 0.0, image_levels(trained) - 1e-6)
-    return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
-
-
-def _device(trained: Trained) -> torch.device:
-    return torch.device(trained.device)
-
-
-def _check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= 10_000:
-        raise PosteriorInputError(
-            f"n (samples per input) must be an integer in [1, 10000], got {n!r}"
-        )
-    return int(n)
-
-
-def _steps(trained: Trained, steps: int | None) -> int:
-    T = trained.model.T
-    try:
-        return len(kept_steps(T, steps)) - 1
-    except ValueError as exc:
-        raise PosteriorInputError(str(exc)) from None
-
-
-def _batched(n: int, batch: int, run) -> torch.Tensor:
-    outs, done = [], 0
-    while done < n:
-        k = min(batch, n - done)
-        outs.append(run(k))
-        done += k
-    return torch.cat(outs)
-
-
 def _result(
     trained: Trained,
     x: torch.Tensor,
@@ -200,7 +87,7 @@ def _result(
     steps: int,
     plan: SizePlan,
 ) -> PosteriorResult:
-    samples = _to_data(trained, x)
+    samples = to_data(trained, x)
     return PosteriorResult(
         samples=samples,
         mean=samples.mean(0),
@@ -279,8 +166,8 @@ def denoise(
     Any size a fully convolutional network takes, at once or in tiles (`size_plan`; tile,
     overlap, margin force tiles); other networks take only their training size.
     """
-    _check_gaussian(trained)
-    n = _check_n(n)
+    check_gaussian(trained)
+    n = check_n(n)
     if (
         isinstance(sigma, bool)
         or not isinstance(sigma, int | float)
@@ -288,13 +175,13 @@ def denoise(
         or sigma <= 0
     ):
         raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
-    ym = _to_model(trained, y, "the noisy image")
+    ym = to_model(trained, y, "the noisy image")
     plan = size_plan(
         trained, ym.shape[-2:], n, batch_size=batch_size, tile=tile, overlap=overlap, margin=margin
     )
     s2 = (float(sigma) / trained.scaler.scale) ** 2
-    rev = _reverse(trained, plan)
-    n_steps = _steps(trained, steps)
+    rev = image_reverse(trained, plan)
+    n_steps = count_steps(trained, steps)
 
     def run(k: int) -> torch.Tensor:
         return denoise_chain(
@@ -302,8 +189,20 @@ def denoise(
         )
 
     observed = np.asarray(y, dtype=np.float64) + (0.5 if np.asarray(y).dtype == np.uint8 else 0)
-    x = _batched(n, batch_size, run)
+    x = batched(n, batch_size, run)
     return _result(trained, x, observed, None, "denoise", n_steps, plan)
+
+
+def _inpaint_chain(method: Method, jump_length: int, jump_n_sample: int):
+    """The model-space chain of an inpainting method, (rev, x_known, mask, *, steps,
+    generator) -> x^0 (diffusion.posterior_chains)."""
+    if method == "paper":
+        return inpaint_paper_chain
+    if method == "repaint":
+        if jump_length < 1 or jump_n_sample < 1:
+            raise PosteriorInputError("jump_length and jump_n_sample must be >= 1")
+        return partial(inpaint_repaint_chain, jump_length=jump_length, jump_n_sample=jump_n_sample)
+    raise PosteriorInputError(f"method must be 'paper' or 'repaint', got {method!r}")
 
 
 def inpaint(
@@ -331,9 +230,9 @@ def inpaint(
     """
     from diffusion.imageio import ImageInputError, check_mask
 
-    _check_gaussian(trained)
-    n = _check_n(n)
-    xm = _to_model(trained, image, "the image")
+    check_gaussian(trained)
+    n = check_n(n)
+    xm = to_model(trained, image, "the image")
     c, h, w = xm.shape[1:]
     plan = size_plan(
         trained, (h, w), n, batch_size=batch_size, tile=tile, overlap=overlap, margin=margin
@@ -343,35 +242,18 @@ def inpaint(
     except ImageInputError as exc:
         raise PosteriorInputError(str(exc)) from None
     mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None]  # (1, 1, H, W)
-    rev = _reverse(trained, plan)
-    n_steps = _steps(trained, steps)
-    if method == "paper":
+    rev = image_reverse(trained, plan)
+    n_steps = count_steps(trained, steps)
+    chain = _inpaint_chain(method, jump_length, jump_n_sample)
 
-        def run(k: int) -> torch.Tensor:
-            return inpaint_paper_chain(
-                rev, xm.expand(k, c, h, w), mask_t, steps=steps, generator=generator
-            )
-    elif method == "repaint":
-        if jump_length < 1 or jump_n_sample < 1:
-            raise PosteriorInputError("jump_length and jump_n_sample must be >= 1")
+    def run(k: int) -> torch.Tensor:
+        return chain(rev, xm.expand(k, c, h, w), mask_t, steps=steps, generator=generator)
 
-        def run(k: int) -> torch.Tensor:
-            return inpaint_repaint_chain(
-                rev,
-                xm.expand(k, c, h, w),
-                mask_t,
-                steps=steps,
-                jump_length=jump_length,
-                jump_n_sample=jump_n_sample,
-                generator=generator,
-            )
-    else:
-        raise PosteriorInputError(f"method must be 'paper' or 'repaint', got {method!r}")
-    x = _batched(n, batch_size, run)
+    x = batched(n, batch_size, run)
     observed = np.asarray(image, dtype=np.float64) + (
         0.5 if np.asarray(image).dtype == np.uint8 else 0.0
     )
-    samples = _to_data(trained, x)
+    samples = to_data(trained, x)
     keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)
     samples[:, keep] = observed[keep]  # known pixels: exactly the input, no round trip
     return PosteriorResult(
@@ -405,7 +287,7 @@ def binary_inpaint(
         raise PosteriorInputError(
             f"binary_inpaint needs a binomial diffusion model; this one is {model.process.kind}"
         )
-    n = _check_n(n)
+    n = check_n(n)
     bits_a, mask_a = np.asarray(bits), np.asarray(mask)
     if bits_a.shape != tuple(model.shape) or mask_a.shape != tuple(model.shape):
         raise PosteriorInputError(
@@ -416,7 +298,7 @@ def binary_inpaint(
         raise PosteriorInputError("known bits must be 0 or 1")
     if mask_a.all():
         raise PosteriorInputError("the mask hides nothing (every bit is known)")
-    device = _device(trained)
+    device = model_device(trained)
     rev = model_reverse(model)
     d = torch.where(
         torch.from_numpy(mask_a),
@@ -436,22 +318,14 @@ def binary_inpaint(
 
 
 __all__ = [
-    "BinomialReverse",
-    "GaussianReverse",
-    "Reverse",
     "PosteriorInputError",
     "PosteriorResult",
     "add_noise",
     "binary_inpaint",
-    "binary_inpaint_chain",
-    "binary_product",
     "denoise",
-    "denoise_chain",
-    "gaussian_product",
+    "image_levels",
+    "image_shape",
     "inpaint",
-    "inpaint_paper_chain",
-    "inpaint_repaint_chain",
     "make_mask",
-    "repaint_schedule",
     "size_plan",
 ]
