@@ -21,7 +21,7 @@ from db.errors import NotFound
 from db.media import MediaError, load_image, to_png
 from db.store import Store
 
-IMAGE_DATASETS = ("deadleaves", "texture", "digits", "mnist", "cifar10", "images")
+IMAGE_DATASETS = ("deadleaves", "texture", "digits", "mnist", "cifar10", "images", "photos")
 MASKS = {
     "centre": "Centre square",
     "left": "Left half",
@@ -30,6 +30,9 @@ MASKS = {
     "draw": "Draw it: tick the missing pixels",
     "upload": "Upload a mask image",
 }
+
+
+MAX_DRAW_SIDE = 64  # the tick-box grid is offered for images up to this side
 
 
 class MaskError(ValueError):
@@ -59,13 +62,18 @@ def model_shape(config: dict) -> ImageShape:
 
 
 def image_runs(runs: list[Run]) -> list[Run]:
-    """Runs that can denoise or inpaint: image data and a checkpoint."""
-    return [
-        r
-        for r in runs
-        if (r.config.get("data") or {}).get("name") in IMAGE_DATASETS
-        and (r.state == "DONE" or r.checkpoint_step is not None)
-    ]
+    """Finished image models: the ones offered for denoising and inpainting."""
+    return [r for r in runs if _is_image(r) and r.state == "DONE"]
+
+
+def checkpoint_runs(runs: list[Run]) -> list[Run]:
+    """Image runs not finished (training, or stopped) that have a checkpoint: offered only
+    when the person asks for a checkpoint of an unfinished run."""
+    return [r for r in runs if _is_image(r) and r.state != "DONE" and r.checkpoint_step is not None]
+
+
+def _is_image(run: Run) -> bool:
+    return (run.config.get("data") or {}).get("name") in IMAGE_DATASETS
 
 
 def model_levels(config: dict) -> int:
@@ -111,22 +119,6 @@ def holdout_examples(config: dict, count: int = 12) -> np.ndarray | None:
     order = np.random.default_rng([seed, 3]).permutation(len(images))
     n_hold = min(int(data.get("n_holdout", 1)), len(images) // 2)
     return images[order[: min(count, n_hold)]]
-
-
-def fit_to(data: bytes, shape: ImageShape) -> np.ndarray:
-    """Decode an upload (checked by db.media), centre-crop to the model's aspect and resize."""
-    pixels = load_image(data, shape.mode)
-    img = Image.fromarray(pixels)
-    w, h = img.size
-    target = shape.width / shape.height
-    if w / h > target:
-        new_w = max(1, round(h * target))
-        img = img.crop(((w - new_w) // 2, 0, (w - new_w) // 2 + new_w, h))
-    elif w / h < target:
-        new_h = max(1, round(w / target))
-        img = img.crop((0, (h - new_h) // 2, w, (h - new_h) // 2 + new_h))
-    img = img.resize((shape.width, shape.height), Image.Resampling.LANCZOS)
-    return np.asarray(img, dtype=np.uint8)
 
 
 def make_mask(
@@ -354,6 +346,12 @@ def job_pictures(store: Store, job: Job, viewer: User, levels: int = 256) -> Pos
         pic("posterior_input"),
         downloads,
     )
+
+
+def run_note(job: Job) -> str:
+    """The size a job was run at and how (as planned on the page), and the worker's word."""
+    parts = [job.params.get("size_plan"), job.message]
+    return " · ".join(str(p) for p in parts if p) or "Run at the model's own size."
 
 
 def drawing_grid(shape: ImageShape) -> pd.DataFrame:

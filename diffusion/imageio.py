@@ -127,16 +127,17 @@ def load_image(
 
 
 def read_image_checked(
-    source: str | os.PathLike | bytes, shape: tuple[int, int], channels: int
+    source: str | os.PathLike | bytes, shape: tuple[int, int] | None, channels: int
 ) -> np.ndarray:
-    """Read an image that must already be `shape` = (H, W) with `channels` (1 or 3).
+    """Read an image that must already be `shape` = (H, W) (None: any size, for fully
+    convolutional models) with `channels` (1 or 3).
 
     For posterior inputs: nothing is resized or recoloured silently. Returns uint8 (H, W)
     or (H, W, 3). Raises ImageInputError with what was found and what is expected.
     """
     img = _open(source)
     name = "the uploaded data" if isinstance(source, bytes | bytearray) else str(source)
-    h, w = shape
+    h, w = shape if shape is not None else img.size[::-1]
     if img.size != (w, h):
         raise ImageInputError(
             f"{name}: image is {img.size[0]} x {img.size[1]} (W x H) but the model takes "

@@ -24,7 +24,8 @@ class SizeError(ValueError):
 
 @dataclass(frozen=True)
 class SizeRule:
-    """Which image sizes a network takes. built: (H, W) it was built for."""
+    """Which image sizes a network takes. built: (H, W) it was built for. Words for people
+    give sizes as width x height."""
 
     built: tuple[int, int]
     fully_convolutional: bool
@@ -34,7 +35,7 @@ class SizeRule:
     def describe(self) -> str:
         h, w = self.built
         if not self.fully_convolutional:
-            return f"only {h} x {w} (the size it was trained on; it is not fully convolutional)"
+            return f"only {w} x {h} (the size it was trained on; it is not fully convolutional)"
         if self.multiple > 1:
             return f"any size (padded up to multiples of {self.multiple})"
         return "any size (fully convolutional)"
@@ -57,7 +58,7 @@ class SizePlan:
     def describe(self) -> str:
         h, w = self.size
         what = {"native": "run as it is", "full": "run at full size", "tiled": "run in tiles"}
-        return f"{h} x {w}: {what[self.mode]} ({self.reason})"
+        return f"{w} x {h}: {what[self.mode]} ({self.reason})"
 
 
 def plan_for(
@@ -83,8 +84,8 @@ def plan_for(
         return SizePlan("native", (h, w), None, None, "the size the model was trained on")
     if not rule.fully_convolutional:
         raise SizeError(
-            f"this model takes {rule.describe()}; the image is {h} x {w}. Resize or crop it "
-            f"to {rule.built[0]} x {rule.built[1]}, or use a fully convolutional model"
+            f"this model takes {rule.describe()}; the image is {w} x {h}. Resize or crop it "
+            f"to {rule.built[1]} x {rule.built[0]}, or use a fully convolutional model"
         )
     if tile is None and batch * h * w <= max_pixels:
         return SizePlan("full", (h, w), None, None, "the network is fully convolutional")
@@ -98,7 +99,7 @@ def plan_for(
             f"0 <= 2 x margin < overlap < tile; got tile {tile}, overlap {overlap}, margin {margin}"
         )
     why = (
-        f"{batch} sample(s) of {h} x {w} exceed one evaluation's {max_pixels:,} pixels"
+        f"{batch} sample(s) of {w} x {h} exceed one evaluation's {max_pixels:,} pixels"
         if batch * h * w > max_pixels
         else "tiles were asked for"
     )

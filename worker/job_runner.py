@@ -81,6 +81,13 @@ def _dispatch(store: Store, job: Job, lease: Lease) -> str:
     device = "cpu" if job.queue == "cpu" else runtime.device()
     trained = load_trained(checkpoint_dir(store, job.run_id), device=device)
     params = job.params
+    chosen = params.get("checkpoint_step")
+    if chosen is not None and int(chosen) != trained.step:  # training went on meanwhile
+        params = {
+            **params,
+            "note": f"the chosen checkpoint (step {int(chosen):,}) was replaced as training "
+            f"went on; used step {trained.step:,}",
+        }
     generator = torch.Generator().manual_seed(int(params.get("seed", 0)))
     store.update_progress(lease, progress=0.2, message=f"{job.kind}: running")
     handler = {"sample": _sample, "denoise": _denoise, "inpaint": _inpaint, "evaluate": _evaluate}[
@@ -129,9 +136,9 @@ def _image_input(store: Store, trained: Any, upload_id: Any) -> np.ndarray:
     from diffusion.imageio import read_image_checked
     from diffusion.posterior import image_shape
 
-    c, h, w = image_shape(trained)
+    c = image_shape(trained)[0]
     data = store.upload_bytes(int(upload_id))
-    return read_image_checked(data, (h, w), c)
+    return read_image_checked(data, None, c)  # any size: the posterior plans or refuses it
 
 
 def _posterior_artifacts(store: Store, job: Job, lease: Lease, trained: Any, result: Any) -> None:
@@ -190,7 +197,19 @@ def _denoise(
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)
-    return f"{result.samples.shape[0]} posterior samples"
+    return _done_message(result, trained, params)
+
+
+def _done_message(result: Any, trained: Any, params: dict[str, Any]) -> str:
+    """What the job did, in words: samples, the size it ran at and how, the checkpoint."""
+    parts = [
+        f"{result.samples.shape[0]} posterior samples",
+        result.plan.describe() if result.plan is not None else None,
+        f"{result.steps} reverse steps",
+        f"checkpoint at step {trained.step:,}",
+        params.get("note"),
+    ]
+    return "; ".join(p for p in parts if p)
 
 
 def _noisy(image: np.ndarray, sigma: float, generator: Any) -> np.ndarray:
@@ -220,7 +239,7 @@ def _inpaint(
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)
-    return f"{result.samples.shape[0]} posterior samples"
+    return _done_message(result, trained, params)
 
 
 def _evaluate(

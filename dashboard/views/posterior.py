@@ -1,6 +1,8 @@
-"""Denoise and inpaint: upload an image (or pick a held-out one), pick a trained model,
-set the noise level or the mask, choose the method and the number of samples; see the input,
-the corrupted input, the samples, their mean and their spread side by side."""
+"""Denoise and inpaint: upload an image (or pick a held-out one), pick a finished model (or,
+explicitly, the checkpoint of an unfinished run), set the noise level or the mask, choose the
+method and the number of samples. Before the job starts the page says what happens to the
+upload (colour conversion; run at its own size, in tiles, or resized, and why); the results
+(samples, their mean and their spread) show the size they were run at."""
 
 from __future__ import annotations
 
@@ -10,24 +12,42 @@ from dashboard import posterior as pst
 from dashboard.actions import ActionError
 from dashboard.safe_text import md_text
 from dashboard.services import get_store, require_user
+from dashboard.upload_plan import plan_upload
 from dashboard.uploads import IMAGE_TYPES
 from dashboard.widgets import enlarge, run_label
 from db.entities import ACTIVE_STATES
-from db.media import MediaError, inspect_image, to_png
+from db.media import MAX_UPLOAD_BYTES, MediaError, inspect_image, to_png
 
 JOB = "posterior_job"
 user = require_user()
 store = get_store()
 
 st.title("Denoise and inpaint")
-models = pst.image_runs(store.list_runs(viewer=user, limit=1000))
-if not models:
+runs = store.list_runs(viewer=user, limit=1000)
+models, unfinished = pst.image_runs(runs), pst.checkpoint_runs(runs)
+if not models and not unfinished:
     st.info("No trained image model yet. Train one (digits-smoke takes seconds) on New run.")
     st.stop()
 
 setup, preview = st.columns([2, 3])
 with setup:
-    model = st.selectbox("Trained model", models, format_func=run_label, key="pst_model")
+    use_checkpoint = st.toggle(
+        "Use the checkpoint of an unfinished run",
+        value=not models,
+        key="pst_use_ckpt",
+        disabled=not unfinished or not models,
+        help="Finished models are offered by default. A run still training (or stopped) can "
+        "be used at its latest checkpoint, if you choose it here.",
+    )
+    if use_checkpoint:
+        model = st.selectbox(
+            "Unfinished run (its latest checkpoint)",
+            unfinished,
+            format_func=lambda r: f"{run_label(r)} · checkpoint at step {r.checkpoint_step:,}",
+            key="pst_ckpt_model",
+        )
+    else:
+        model = st.selectbox("Finished model", models, format_func=run_label, key="pst_model")
     shape = pst.model_shape(model.config)
     levels = pst.model_levels(model.config)
     held_out = pst.holdout_examples(model.config)
@@ -47,9 +67,34 @@ with setup:
             "Image to work on",
             type=IMAGE_TYPES,
             key="pst_upload",
-            help="Checked by content; it is resized to the model's "
-            f"{shape.width} x {shape.height} ({shape.mode}).",
+            max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+            help="Checked by content. What happens to its size and colour is said below "
+            "before anything runs.",
         )
+    n = st.slider("Number of samples", 1, 16, 4, key="pst_n")
+    T = int((model.config.get("diffusion") or {}).get("T", 1000))
+    choices = sorted({s for s in (10, 25, 50, 100, 250) if s < T} | {T})
+    steps = st.select_slider(
+        "Reverse steps",
+        choices,
+        value=min(choices, key=lambda s: abs(s - 50)),
+        key="pst_steps",
+        help=f"The chain's steps: all T = {T}, or fewer kept steps of the strided chain "
+        "(faster; each step is one network evaluation over the whole image).",
+    )
+    image, plan, notes, name, failure = None, None, (), "", None
+    try:
+        if pick is not None:
+            name = f"held-out-{pick + 1}.png"
+            image = pst.to_display(held_out[pick], levels)
+        elif upload is not None:
+            name, data = upload.name, upload.getvalue()
+            notes = inspect_image(data).notes
+            plan = plan_upload(data, model.config, int(n), shape.mode)
+            image = plan.pixels
+    except (MediaError, ValueError) as exc:
+        failure = str(exc)
+    run = shape if image is None else pst.ImageShape(*image.shape[:2], shape.mode)
     task = st.radio("Task", ["Inpaint", "Denoise"], horizontal=True, key="pst_task")
     if task == "Denoise":
         sigma = st.slider(
@@ -62,7 +107,13 @@ with setup:
             "standard deviation to the input, then samples the clean image.",
         )
     else:
-        mask_kind = st.selectbox("Mask", list(pst.MASKS), format_func=pst.MASKS.get, key="pst_mask")
+        drawable = max(run.height, run.width) <= pst.MAX_DRAW_SIDE
+        mask_kind = st.selectbox(
+            "Mask",
+            [k for k in pst.MASKS if k != "draw" or drawable],
+            format_func=pst.MASKS.get,
+            key="pst_mask",
+        )
         fraction, rect, mask_upload, drawn = 0.5, (0.25, 0.75, 0.25, 0.75), None, None
         if mask_kind == "random":
             fraction = st.slider("Fraction of pixels missing", 0.05, 0.95, 0.5, key="pst_frac")
@@ -76,12 +127,12 @@ with setup:
             rect = (*rows, *cols)
         elif mask_kind == "draw":
             grid = st.data_editor(
-                pst.drawing_grid(shape),
+                pst.drawing_grid(run),
                 key="pst_draw",
                 hide_index=True,
                 column_config={
                     c: st.column_config.CheckboxColumn(c, width=8)
-                    for c in map(str, range(shape.width))
+                    for c in map(str, range(run.width))
                 },
             )
             drawn = grid.to_numpy(dtype=bool)
@@ -90,6 +141,7 @@ with setup:
                 "Mask image (white = keep, black = fill in)",
                 type=IMAGE_TYPES,
                 key="pst_mask_upload",
+                max_upload_size=MAX_UPLOAD_BYTES // 2**20,
             )
             mask_upload = file.getvalue() if file else None
         method = st.radio(
@@ -102,30 +154,27 @@ with setup:
                 "repaint": "RePaint (resampling)",
             }.get,
         )
-    n = st.slider("Number of samples", 1, 16, 4, key="pst_n")
 
-if upload is None and pick is None:
+if failure:
+    preview.error(failure)
+    st.stop()
+if image is None:
     preview.info("Upload an image to see it here.")
     st.stop()
 try:
-    if pick is not None:
-        notes, name = (), f"held-out-{pick + 1}.png"
-        image = pst.to_display(held_out[pick], levels)
-    else:
-        notes, name = inspect_image(upload.getvalue()).notes, upload.name
-        image = pst.fit_to(upload.getvalue(), shape)
     if task == "Denoise":
         corrupted = pst.noisy(image, sigma)  # a preview: the worker draws its own noise
         params = {"sigma": float(sigma) * (levels - 1) / 255.0}  # in the data's grey levels
     else:
         known = pst.make_mask(
-            mask_kind, shape, fraction=fraction, rect=rect, upload=mask_upload, drawn=drawn
+            mask_kind, run, fraction=fraction, rect=rect, upload=mask_upload, drawn=drawn
         )
         corrupted = pst.masked_view(image, known)
         params = {"method": method}
-except (MediaError, pst.MaskError) as exc:
+except pst.MaskError as exc:
     preview.error(str(exc))
     st.stop()
+headline = plan.headline if plan else f"Run as it is, at {run.width} x {run.height}"
 with preview:
     a, b = st.columns(2)
     a.image(enlarge(to_png(image), 256), caption="Input (as the model sees it)", width="stretch")
@@ -134,8 +183,17 @@ with preview:
         width="stretch",
         caption="Corrupted input" + (" (a preview)" if task == "Denoise" else ""),
     )
-    for note in notes:
-        st.caption(f":material/info: {note}")
+    st.info(
+        "\n".join(
+            [f"**What will happen: {headline}.**"]
+            + [f"- {x}" for x in (*notes, *(plan.notes if plan else ("A held-out image.",)))]
+        ),
+        icon=":material/photo_size_select_large:",
+    )
+    if use_checkpoint:
+        st.caption(
+            f"Model: run {model.id} at its latest checkpoint (step {model.checkpoint_step:,})."
+        )
 
 if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
     try:
@@ -146,7 +204,13 @@ if st.button(f"{task} with {n} sample(s)", type="primary", key="pst_go"):
             task.lower(),
             observed=pst.to_levels(image, levels),
             known=None if task == "Denoise" else known,
-            params={**params, "n": int(n)},
+            params={
+                **params,
+                "n": int(n),
+                "steps": None if int(steps) == T else int(steps),
+                "size_plan": headline,
+                **({"checkpoint_step": model.checkpoint_step} if use_checkpoint else {}),
+            },
             name=name,
         )
         st.session_state[JOB] = job.id
@@ -182,6 +246,7 @@ def results() -> None:
         return
     pics = pst.job_pictures(store, job, user, levels)
     st.subheader("Results")
+    st.caption(f":material/straighten: {pst.run_note(job)}")
     cols = st.columns(5)
     cols[0].image(enlarge(to_png(image), 256), caption="Input", width="stretch")
     shown = pics.observed if task == "Denoise" and pics.observed else to_png(corrupted)

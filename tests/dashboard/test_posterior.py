@@ -41,8 +41,10 @@ def test_bad_uploads_get_clear_messages(store):
     cmyk = io.BytesIO()
     Image.new("CMYK", (40, 30), (0, 200, 200, 0)).save(cmyk, format="JPEG")
     _upload(at, "print.jpg", cmyk.getvalue(), "image/jpeg")
-    assert not at.error and len(at.image) == 2  # accepted: converted, resized to 8 x 8
+    assert not at.error and len(at.image) == 2  # accepted: converted, run at its own size
     assert "CMYK colour was converted to RGB" in texts(at)
+    assert "Colour converted to greyscale" in texts(at)
+    assert "Run at full size, 40 x 30" in texts(at)
 
 
 def test_mask_validation(store):
@@ -78,8 +80,9 @@ def test_inpaint_job_and_results(store, queue):
     assert job.kind == "inpaint" and job.run_id == run.id
     assert job.params["method"] == "repaint" and job.params["n"] == 4
     mask = store.upload_bytes(job.params["mask_upload_id"])
-    known = np.asarray(Image.open(io.BytesIO(mask)))
-    assert known.shape == (8, 8) and (known[:, :4] == 0).all() and (known[:, 4:] == 255).all()
+    known = np.asarray(Image.open(io.BytesIO(mask)))  # the conv net: the image's own size
+    assert known.shape == (32, 32) and (known[:, :16] == 0).all() and (known[:, 16:] == 255).all()
+    assert job.params["size_plan"] == "Run at full size, 32 x 32"
     # a worker takes it and stores results
     claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
     lease = Lease(job.id, claim.job.lease_owner)
@@ -99,11 +102,12 @@ def test_inpaint_job_and_results(store, queue):
             media_type="application/x-npy",
             lease=lease,
         )
-    store.finish_job(lease, "DONE")
+    store.finish_job(lease, "DONE", message="4 posterior samples; 32 x 32: run at full size")
     at.run()
     assert not at.exception
     captions = "\n".join(texts(at).splitlines())
     assert "Results" in captions
+    assert "Run at full size, 32 x 32 · 4 posterior samples; 32 x 32: run at full size" in captions
     assert len(at.image) == 2 + 5  # preview pair, then input, corrupted, samples, mean, spread
     assert {b.label for b in at.get("download_button")} == {
         "Download samples",
@@ -193,3 +197,52 @@ def test_drawn_mask(store, queue):
     job = store.get_job(queue[0], viewer=SYSTEM)
     known = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"]))))
     assert sorted(zip(*np.nonzero(known == 0), strict=True)) == [(0, 0), (3, 3)]
+
+
+def test_a_photo_is_run_at_its_own_size_and_the_page_says_so_first(store, queue):
+    make_run(store, store.local_user(), "photos")  # fully convolutional, trained on 32 x 32
+    at = app_test("posterior")
+    uploader = at.file_uploader(key="pst_upload")
+    assert uploader.proto.max_upload_size_mb == 20  # the widget states the real cap
+    rgb = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    _upload(at, "photo.png", png_bytes(rgb))
+    said = texts(at)
+    assert "What will happen: Run at full size, 512 x 512." in said
+    assert "Colour converted to greyscale" in said and "fully convolutional" in said
+    assert "draw" not in at.selectbox(key="pst_mask").options  # no 512-wide tick grid
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    x = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    assert x.shape == (512, 512) and job.params["steps"] == 50
+    known = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"]))))
+    assert known.shape == (512, 512)
+
+
+def test_a_fixed_size_model_says_it_resizes():
+    from dashboard.upload_plan import plan_upload
+    from diffusion.presets import PRESETS
+
+    digits = PRESETS["digits-smoke"].to_dict()
+    config = {**digits, "network": {**digits["network"], "options": {"dense_hidden": 8}}}
+    plan = plan_upload(png_bytes(np.full((64, 48), 9, np.uint8)), config, 4, "L")
+    assert plan.action == "resized" and plan.run_size == (8, 8) and plan.pixels.shape == (8, 8)
+    assert "only 8 x 8" in " ".join(plan.notes) and "48 x 64" in " ".join(plan.notes)
+    assert plan_upload(png_bytes(np.zeros((8, 8), np.uint8)), config, 4, "L").action == "native"
+    big = plan_upload(png_bytes(np.zeros((3000, 1500), np.uint8)), digits, 1, "L")
+    assert big.action == "resized" and big.run_size == (1024, 512)
+
+
+def test_only_finished_models_unless_a_checkpoint_is_chosen(store, queue):
+    user = store.local_user()
+    done = make_run(store, user, "digits-smoke", name="finished")
+    running = make_run(store, user, "digits-smoke", state="RUNNING", name="training")
+    at = app_test("posterior")
+    offered = at.selectbox(key="pst_model").options
+    assert len(offered) == 1 and done.id in offered[0]  # the running run is not offered
+    at.toggle(key="pst_use_ckpt").set_value(True).run()
+    options = at.selectbox(key="pst_ckpt_model").options
+    assert len(options) == 1 and "checkpoint at step 30" in options[0]
+    _upload(at, "x.png", png_bytes(np.full((8, 8), 100, np.uint8)))
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    assert job.run_id == running.id and job.params["checkpoint_step"] == 30

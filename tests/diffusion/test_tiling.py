@@ -87,7 +87,7 @@ def test_size_plans_and_refusals() -> None:
     dense = conv_net(dense_hidden=16)  # a fully connected pathway: one size only
     assert not dense.fully_convolutional
     assert plan_size(dense, (1, 8, 8), (8, 8)).mode == "native"
-    with pytest.raises(SizeError, match=r"only 8 x 8 .*not fully convolutional.* 16 x 12"):
+    with pytest.raises(SizeError, match=r"only 8 x 8 .*not fully convolutional.* 12 x 16"):
         plan_size(dense, (1, 8, 8), (16, 12))
     with pytest.raises(SizeError, match="margin"):
         plan_size(conv, (1, 8, 8), (64, 64), tile=16, overlap=8, margin=4)

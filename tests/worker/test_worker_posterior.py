@@ -64,6 +64,28 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
         array = np.load(io.BytesIO(lab.store.artifact_bytes(samples, viewer=SYSTEM)))
         assert array.shape == (4, 8, 8)
         assert all(a.thumb_sha256 for a in arts if a.media_type == "image/png")
+    # another size: the conv net is fully convolutional, so it runs at the image's own size
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((10, 12), np.uint8), mode="L").save(buf, format="PNG")
+    wide = lab.store.add_upload(
+        buf.getvalue(), owner_id=owner.id, original_name="w.png", media_type="image/png"
+    )
+    params = {"upload_id": wide.id, "sigma": 9.0, "n": 2, "steps": 5, "checkpoint_step": 3}
+    job = api.submit_job(lab.store, "denoise", run_id, params, owner)
+    done = lab.wait_for(
+        "a job at another size",
+        lambda: (g := lab.store.get_job(job.id, viewer=SYSTEM)).state in (DONE, FAILED) and g,
+    )
+    assert done.state == DONE, done.error
+    assert "12 x 10: run at full size" in done.message and "5 reverse steps" in done.message
+    assert "chosen checkpoint (step 3) was replaced" in done.message
+    arts = lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=job.id)
+    samples = next(a for a in arts if a.key.endswith("samples.npy"))
+    assert np.load(io.BytesIO(lab.store.artifact_bytes(samples, viewer=SYSTEM))).shape == (
+        2,
+        10,
+        12,
+    )
     bad = api.submit_job(lab.store, "denoise", run_id, {"upload_id": 999, "sigma": 5.0}, owner)
     failed = lab.wait_for(
         "a failing job",
