@@ -24,7 +24,7 @@ from diffusion.chain import Reverse
 from diffusion.events import BoundEstimate
 from diffusion.gaussian import normal_kl
 from diffusion.model import DiffusionModel
-from diffusion.process import Normal, Process, randn
+from diffusion.process import Normal, Process, expect_step, randn
 from diffusion.reverse import gaussian_reverse
 
 LN2 = math.log(2)
@@ -213,7 +213,6 @@ def reverse_strided_bound(
             math.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)
         ) * xt
         vq = torch.full_like(x0, (1 - a_s) * (1 - alpha_s) / (1 - a_t))
-        step = chain.kernel(xt, level)
-        assert isinstance(step, Normal)
+        step = expect_step(chain.kernel(xt, level), Normal, "the strided bound")
         total = total - normal_kl(mq, vq, step.mean, step.var)
     return total

@@ -25,7 +25,7 @@ import math
 import torch
 
 from diffusion.chain import Reverse, run_chain
-from diffusion.process import Bernoulli, Normal, StepDist, randn
+from diffusion.process import Bernoulli, Normal, StepDist, expect_step, randn
 
 
 # ------------------------------------------------------------------------------ products
@@ -75,8 +75,8 @@ def denoise_chain(
         raise ValueError(f"start must be 'observation' or 'prior', got {start!r}")
 
     def times(dist: StepDist, level: int) -> Normal:
-        assert isinstance(dist, Normal)
-        return Normal(*gaussian_product(dist.mean, dist.var, y, s2))
+        step = expect_step(dist, Normal, "denoising")
+        return Normal(*gaussian_product(step.mean, step.var, y, s2))
 
     return run_chain(chain, x, generator, times=times)
 
@@ -184,12 +184,11 @@ def binary_inpaint_chain(
     multiplied by r with `binary_product`.
     """
     d = d.to(torch.float64)
-    prior = rev.prior(tuple(d.shape), d.device)
-    assert isinstance(prior, Bernoulli)
+    prior = expect_step(rev.prior(tuple(d.shape), d.device), Bernoulli, "the binary product")
     x = Bernoulli(binary_product(prior.p, d)).sample(generator)
 
     def times(dist: StepDist, level: int) -> Bernoulli:
-        assert isinstance(dist, Bernoulli)
-        return Bernoulli(binary_product(dist.p, d))
+        step = expect_step(dist, Bernoulli, "the binary product")
+        return Bernoulli(binary_product(step.p, d))
 
     return run_chain(rev, x, generator, times=times)

@@ -18,7 +18,7 @@ and KL terms (B,) in nats, summed over an example's dimensions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -78,6 +78,16 @@ class Bernoulli:
 
 
 StepDist = Normal | CorrelatedNormal | Bernoulli
+
+
+D = TypeVar("D", Normal, Bernoulli)
+
+
+def expect_step(dist: StepDist, kind: type[D], what: str) -> D:
+    """`dist` if it is a `kind` step; else ValueError saying that `what` needs one."""
+    if not isinstance(dist, kind):
+        raise ValueError(f"{what} needs a {kind.__name__} reverse step; got {type(dist).__name__}")
+    return dist
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ import torch
 
 from diffusion.chain import Respaced, Reverse, run_chain
 from diffusion.model import DiffusionModel
+from diffusion.posterior_chains import binary_inpaint_chain, denoise_chain
 from diffusion.presets import PRESETS
 from diffusion.process import Bernoulli, CorrelatedNormal, Normal
 from diffusion.reverse import BinomialReverse, GaussianReverse, gaussian_reverse, model_reverse
@@ -131,6 +132,10 @@ def test_bad_moves_and_strides_are_refused() -> None:
         run_chain(rev, x, None, levels=[T, T - 2, 0])
     with pytest.raises(ValueError, match="diagonal Gaussian"):
         oracle_binomial().respaced(4).kernel(x, 3)
+    with pytest.raises(ValueError, match="binary product needs a Bernoulli"):
+        binary_inpaint_chain(rev, torch.full((2, 3), 0.5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="denoising needs a Normal"):
+        denoise_chain(oracle_binomial(), torch.zeros(2, 4, dtype=torch.float64), 1.0)
     with pytest.raises(ValueError, match="full-covariance"):
         gaussian_reverse(
             perturbed("swissroll-smoke", (2,), "points", ["diffusion.covariance=full"])
