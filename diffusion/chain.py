@@ -25,6 +25,7 @@ from functools import cached_property
 
 import torch
 
+from diffusion.gaussian import alpha_bar
 from diffusion.process import Normal, StepDist
 from diffusion.strided import kept_steps, strided_from_one_step
 
@@ -56,7 +57,7 @@ class Reverse(ABC):
     def alpha_bar(self) -> torch.Tensor:
         """(T + 1,) float64 on the CPU: abar_0 = 1, abar_t = prod_{s<=t} (1 - beta_s)."""
         b = self.beta.detach().to(torch.float64).cpu()
-        return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - b, 0)])
+        return torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar(b)])
 
     def step(self, x: torch.Tensor, t: int, s: int) -> StepDist:
         """p(x^s | x^t), 0 <= s < t <= T: the one-step kernel for s = t - 1, else the strided
