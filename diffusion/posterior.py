@@ -21,7 +21,7 @@ are part of this API).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
@@ -34,6 +34,7 @@ from diffusion.posterior_chains import (
     denoise_chain,
     inpaint_paper_chain,
     inpaint_repaint_chain,
+    level_of,
 )
 from diffusion.posterior_inputs import (
     PosteriorInputError,
@@ -50,7 +51,7 @@ from diffusion.posterior_inputs import (
     to_model,
 )
 from diffusion.reverse import model_reverse
-from diffusion.tiling import SizePlan
+from diffusion.tiling import SizePlan, hole_window
 
 Method = Literal["paper", "repaint"]
 MaskKind = Literal["center", "left", "random"]
@@ -151,7 +152,7 @@ def denoise(
     n: int,
     *,
     steps: int | None = None,
-    start: Literal["observation", "prior"] = "observation",
+    start: Literal["observation", "prior", "level"] = "observation",
     generator: torch.Generator | None = None,
     batch_size: int = 64,
     tile: int | None = None,
@@ -162,7 +163,9 @@ def denoise(
 
     y: (H, W[, C]) data space; sigma: noise standard deviation in grey levels (SNR 1 on
     unit-variance data is sigma = trained.scaler.scale). Every reverse step is multiplied
-    by N(y, sigma^2) in closed form; the chain starts from y ("observation") or pi.
+    by N(y, sigma^2) in closed form; the chain starts from y ("observation") or pi. Or
+    start = "level": the plain chain from the step whose noise matches sigma, started at
+    sqrt(abar) y (the model's own posterior; `posterior_chains.denoise_chain`).
     Any size a fully convolutional network takes, at once or in tiles (`size_plan`; tile,
     overlap, margin force tiles); other networks take only their training size.
     """
@@ -182,6 +185,11 @@ def denoise(
     s2 = (float(sigma) / trained.scaler.scale) ** 2
     rev = image_reverse(trained, plan)
     n_steps = count_steps(trained, steps)
+    if start not in ("observation", "prior", "level"):
+        raise PosteriorInputError(f"start must be observation, prior or level; got {start!r}")
+    if start == "level":
+        t_star = level_of(rev, s2)
+        n_steps = t_star if steps is None or steps >= t_star else max(2, int(steps))
 
     def run(k: int) -> torch.Tensor:
         return denoise_chain(
@@ -220,6 +228,7 @@ def inpaint(
     tile: int | None = None,
     overlap: int | None = None,
     margin: int | None = None,
+    context: int | None = None,
 ) -> PosteriorResult:
     """n posterior samples of the missing pixels (mask False) given the known ones.
 
@@ -227,6 +236,9 @@ def inpaint(
     (H, W), True = known. method "paper": known pixels held at their values at every step
     (figure 5); "repaint": Lugmayr et al. 2022 with `jump_length`, `jump_n_sample`.
     Known pixels of every sample equal the input exactly. Sizes as in `denoise`.
+    context: run the chain only on the box around the missing pixels grown by `context`
+    pixels (`diffusion.tiling.hole_window`; beyond the network's receptive field the rest
+    of the image cannot change the fill); None = on the whole image.
     """
     from diffusion.imageio import ImageInputError, check_mask
 
@@ -234,26 +246,42 @@ def inpaint(
     n = check_n(n)
     xm = to_model(trained, image, "the image")
     c, h, w = xm.shape[1:]
-    plan = size_plan(
-        trained, (h, w), n, batch_size=batch_size, tile=tile, overlap=overlap, margin=margin
-    )
     try:
         check_mask(np.asarray(mask), (h, w))
     except ImageInputError as exc:
         raise PosteriorInputError(str(exc)) from None
-    mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None]  # (1, 1, H, W)
+    y0, y1, x0, x1 = _window(trained, np.asarray(mask), context)
+    plan = size_plan(
+        trained,
+        (y1 - y0, x1 - x0),
+        n,
+        batch_size=batch_size,
+        tile=tile,
+        overlap=overlap,
+        margin=margin,
+    )
+    if (y1 - y0, x1 - x0) != (h, w):
+        plan = replace(
+            plan,
+            reason=f"{plan.reason}; on the window around the missing pixels ({context} pixels "
+            f"of context) of the {w} x {h} image",
+        )
+    win = (..., slice(y0, y1), slice(x0, x1))
+    mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
     rev = image_reverse(trained, plan)
     n_steps = count_steps(trained, steps)
     chain = _inpaint_chain(method, jump_length, jump_n_sample)
 
     def run(k: int) -> torch.Tensor:
-        return chain(rev, xm.expand(k, c, h, w), mask_t, steps=steps, generator=generator)
+        part = xm[win]
+        return chain(rev, part.expand(k, *part.shape[1:]), mask_t, steps=steps, generator=generator)
 
     x = batched(n, batch_size, run)
     observed = np.asarray(image, dtype=np.float64) + (
         0.5 if np.asarray(image).dtype == np.uint8 else 0.0
     )
-    samples = to_data(trained, x)
+    samples = np.repeat(observed[None], n, 0)
+    samples[:, y0:y1, x0:x1] = to_data(trained, x)
     keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)
     samples[:, keep] = observed[keep]  # known pixels: exactly the input, no round trip
     return PosteriorResult(
@@ -266,6 +294,16 @@ def inpaint(
         steps=n_steps,
         plan=plan,
     )
+
+
+def _window(trained: Trained, mask: np.ndarray, context: int | None) -> tuple[int, ...]:
+    h, w = mask.shape
+    if context is None:
+        return 0, h, 0, w
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise PosteriorInputError(f"context must be a number of pixels >= 0, got {context!r}")
+    align = int(getattr(trained.model.net, "tile_align", 1))
+    return hole_window(mask, context, align)
 
 
 def binary_inpaint(

@@ -7,7 +7,8 @@ math, on model-space tensors (B, *shape) float64:
 - `gaussian_product`: N(mu, Sigma) N(y, s2) -> N(mu~, Sigma~) (Eq. 59-60), for denoising;
 - `binary_product`: Bernoulli(c) Bernoulli(d) -> Bernoulli(cd / (cd + (1-c)(1-d))) (App. C);
 - `denoise_chain`: every step multiplied by N(y, s2), started from the observation y as
-  in the paper's figure 3 (or from pi);
+  in the paper's figure 3 (or from pi); or, beyond the paper, the plain chain started at the
+  step whose noise level matches the observation's (start="level": the model's posterior);
 - `inpaint_paper_chain`: known coordinates held at their values at every step (a delta r),
   missing ones sampled from p, started from pi (figure 5);
 - `inpaint_repaint_chain`: RePaint (Lugmayr et al. 2022, Alg. 1): known region drawn from
@@ -24,8 +25,9 @@ import math
 
 import torch
 
-from diffusion.chain import Reverse, run_chain
+from diffusion.chain import Respaced, Reverse, run_chain
 from diffusion.process import Bernoulli, Normal, StepDist, expect_step, randn
+from diffusion.strided import kept_steps
 
 
 # ------------------------------------------------------------------------------ products
@@ -62,9 +64,16 @@ def denoise_chain(
 ) -> torch.Tensor:
     """Posterior samples x^0 (B, *shape) for observations y = x^0 + N(0, s2) (model space).
 
-    Each reverse step N(mu, Sigma) is multiplied by r = N(y, s2) (section 2.5.3, r(x^t) =
-    r(x^0)). start = "observation" sets x^T = y (figure 3); "prior" draws x^T ~ pi.
+    start = "observation" (figure 3) or "prior": each reverse step N(mu, Sigma) is multiplied
+    by r = N(y, s2) (section 2.5.3, r(x^t) = r(x^0)), from x^T = y or x^T ~ pi.
+    start = "level" (beyond the paper; SDEdit's and DDRM's observation): sqrt(abar_t) y is a
+    draw of q(x^t | x^0) at the step t* where abar_t* s2 = 1 - abar_t* (made up to it with
+    fresh noise at the first kept step past it), so the plain reverse chain from t* samples
+    the model's own posterior p(x^0 | y), with no product; `steps` kept steps then span
+    [0, t*] (Gaussian processes).
     """
+    if start == "level":
+        return _denoise_from_level(rev, y.to(torch.float64), s2, steps, generator)
     chain = rev.respaced(steps)
     y = y.to(torch.float64)
     if start == "observation":
@@ -72,13 +81,38 @@ def denoise_chain(
     elif start == "prior":
         x = chain.prior(tuple(y.shape), y.device).sample(generator)
     else:
-        raise ValueError(f"start must be 'observation' or 'prior', got {start!r}")
+        raise ValueError(f"start must be 'observation', 'prior' or 'level', got {start!r}")
 
     def times(dist: StepDist, level: int) -> Normal:
         step = expect_step(dist, Normal, "denoising")
         return Normal(*gaussian_product(step.mean, step.var, y, s2))
 
     return run_chain(chain, x, generator, times=times)
+
+
+def level_of(rev: Reverse, s2: float) -> int:
+    """The first step t >= 1 whose forward noise reaches the observation's: abar_t (1 + s2)
+    <= 1 (T if none does)."""
+    abar = rev.alpha_bar
+    hits = torch.nonzero(abar[1:] * (1 + s2) <= 1)
+    return int(hits[0]) + 1 if len(hits) else rev.T
+
+
+def _denoise_from_level(
+    rev: Reverse, y: torch.Tensor, s2: float, steps: int | None, generator
+) -> torch.Tensor:
+    t_star = level_of(rev, s2)
+    grid = kept_steps(t_star, None if steps is None or steps >= t_star else max(2, steps))
+    chain = rev if grid == list(range(rev.T + 1)) else Respaced(rev, _to_T(grid, rev.T))
+    a = float(rev.alpha_bar[t_star])
+    extra = max(0.0, 1 - a - a * s2)
+    x = math.sqrt(a) * y + math.sqrt(extra) * randn(tuple(y.shape), generator, y.device)
+    return run_chain(chain, x, generator, levels=list(range(len(grid) - 1, -1, -1)))
+
+
+def _to_T(grid: list[int], T: int) -> list[int]:
+    """A kept-step grid ending at t* <= T, closed with T (Respaced's grids end at T)."""
+    return grid if grid[-1] == T else [*grid, T]
 
 
 def inpaint_paper_chain(

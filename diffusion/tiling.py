@@ -144,6 +144,23 @@ class SizedNet(nn.Module):
         return (out / total[None, None, :, :, None]).to(z.dtype)
 
 
+def hole_window(mask, context: int, align: int = 1) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the box of the missing pixels (mask False) of a bool (H, W) mask,
+    grown by `context` pixels on every side, corners snapped outwards to multiples of
+    `align`, clipped to the image."""
+    import numpy as np
+
+    rows, cols = np.nonzero(~np.asarray(mask, dtype=bool))
+    h, w = mask.shape
+    if rows.size == 0:
+        return 0, h, 0, w
+    y0 = max(0, (int(rows.min()) - context) // align * align)
+    x0 = max(0, (int(cols.min()) - context) // align * align)
+    y1 = min(h, -(-(int(rows.max()) + 1 + context) // align) * align)
+    x1 = min(w, -(-(int(cols.max()) + 1 + context) // align) * align)
+    return y0, y1, x0, x1
+
+
 def sized_net(net: nn.Module, plan: SizePlan) -> nn.Module:
     """The network to evaluate for `plan`: itself at its built size, else a `SizedNet`."""
     if plan.mode == "native":
@@ -160,6 +177,7 @@ __all__ = [
     "SizePlan",
     "SizedNet",
     "edge_ramp",
+    "hole_window",
     "plan_size",
     "sized_net",
     "size_rule",

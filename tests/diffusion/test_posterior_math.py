@@ -195,3 +195,28 @@ def test_binary_inpaint_with_oracle_keeps_known_bits_and_prior() -> None:
     assert torch.all(x[:, 0] == 1) and torch.all(x[:, 1] == 0)
     p = x[:, 2:].mean(0)
     assert torch.all((p - m).abs() < Z * math.sqrt(m * (1 - m) / n))
+
+
+@pytest.mark.parametrize("steps", [None, 4])
+def test_denoise_from_the_matching_level_is_the_true_posterior(steps: int | None) -> None:
+    """start="level": sqrt(abar_t*) y plus noise up to q(x^t* | x^0), then the oracle's plain
+    chain, whose x^0 | x^t is exact: x^0 ~ N(a y, a (1 - a - a s2) + 1 - a), a = abar_t*;
+    N(y / (1 + s2), s2 / (1 + s2)), the true posterior, when a = 1 / (1 + s2) (T large)."""
+    from diffusion.posterior_chains import level_of
+
+    rev = oracle(400)
+    y = torch.tensor([-2.0, 0.0, 1.5], dtype=torch.float64)
+    n, s2 = 20_000, 0.25
+    t_star = level_of(rev, s2)
+    a = float(rev.alpha_bar[t_star])
+    assert a * (1 + s2) <= 1 < float(rev.alpha_bar[t_star - 1]) * (1 + s2)
+    x = denoise_chain(
+        rev,
+        y.expand(n, 3),
+        s2,
+        start="level",
+        steps=steps,
+        generator=torch.Generator().manual_seed(4),
+    )
+    check_moments(x, a * y, a * (1 - a - a * s2) + 1 - a)
+    assert abs(a - 1 / (1 + s2)) < 0.01  # close to the true posterior's weights

@@ -132,3 +132,22 @@ def test_the_rule_read_from_a_config_is_the_networks_own(options: dict, shape: t
     rule = config_size_rule({"kind": "conv", "options": options}, shape[1:])
     assert rule == size_rule(net, shape)
     assert not config_size_rule({"kind": "mlp"}, (8, 8)).fully_convolutional
+
+
+def test_inpainting_runs_on_the_window_around_the_hole() -> None:
+    from diffusion.tiling import hole_window
+
+    mask = np.ones((60, 80), bool)
+    mask[20:30, 41:50] = False
+    assert hole_window(mask, 5) == (15, 35, 36, 55)
+    assert hole_window(mask, 5, align=8) == (8, 40, 32, 56)
+    assert hole_window(mask, 100) == (0, 60, 0, 80)
+    model = trained(PLAIN)
+    image = np.random.default_rng(1).uniform(0, 16, (60, 80))
+    r = inpaint(
+        model, image, mask, 2, steps=4, context=6, generator=torch.Generator().manual_seed(0)
+    )
+    assert r.samples.shape == (2, 60, 80) and r.plan.size == (22, 21)
+    assert "window around the missing pixels" in r.plan.reason
+    assert np.array_equal(r.samples[:, mask], np.broadcast_to(image[mask], (2, mask.sum())))
+    assert (r.std[~mask] > 0).mean() > 0.8
