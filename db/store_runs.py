@@ -15,6 +15,7 @@ from db.access import SYSTEM, Viewer, check_edit, check_view, visible_clause
 from db.entities import (
     ACTIVE_STATES,
     CANCELLED,
+    DONE,
     FINAL_STATES,
     QUEUED,
     STATES,
@@ -240,6 +241,45 @@ class RunsMixin(StoreBase):
                 row.state, row.finished_at = CANCELLED, now
             s.flush()
             return self._run(s, row)
+
+    def extend_run(self, run_id: str, extra_steps: int, *, viewer: Viewer) -> tuple[Run, Job]:
+        """Continue a finished or cancelled run for `extra_steps` more training steps from its
+        checkpoint: train.steps grows, the run is QUEUED again with a new train job (enqueue
+        it after this returns). Owner or admin only; the run must hold a checkpoint."""
+        if isinstance(extra_steps, bool) or not isinstance(extra_steps, int):
+            raise InvalidInput(f"extra steps must be a whole number, not {extra_steps!r}")
+        if not 1 <= extra_steps <= 10_000_000:
+            raise InvalidInput(f"extra steps must be in 1..10,000,000, not {extra_steps}")
+        now = utcnow()
+        with self._scope(write=True) as s:
+            row = check_edit(s.get(RunRow, run_id), viewer, run_id)
+            if row.state not in (DONE, CANCELLED):
+                raise Conflict(
+                    f"run {run_id!r} is {row.state.lower()}: only a done or cancelled run "
+                    "can be continued"
+                )
+            ckpt = s.scalars(
+                select(ArtifactRow).where(
+                    ArtifactRow.run_id == run_id, ArtifactRow.kind == "checkpoint"
+                )
+            ).first()
+            if ckpt is None:
+                raise Conflict(f"run {run_id!r} has no checkpoint to continue from")
+            config = dict(row.config)
+            train = dict(config.get("train") or {})
+            steps = int(train.get("steps") or row.total_steps or 0)
+            start = max(int(ckpt.step or 0), min(row.step, steps))
+            train["steps"] = start + extra_steps
+            config["train"] = train
+            row.config = config
+            row.total_steps = train["steps"]
+            row.state, row.finished_at, row.error = QUEUED, None, None
+            row.cancel_requested = False
+            row.updated_at = now
+            job = queued_job_row("train", run_id, row.owner_id, {}, queue_for(row.device_request), now)
+            s.add(job)
+            s.flush()
+            return self._run(s, row), convert.job(job)
 
     def delete_run(self, run_id: str, *, viewer: Viewer) -> list[str]:
         """Delete a finished run with its tags, metrics, jobs and artifact rows.

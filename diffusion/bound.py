@@ -16,6 +16,7 @@ All tensors in nats unless named *_bits; bits = nats / ln 2, divided by the unit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -86,10 +87,13 @@ def evaluate_bound(
     x0: torch.Tensor,
     generator: torch.Generator | None,
     max_batch: int = 32_768,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BoundTerms:
     """K for each example with the sum over t = 2..T done exactly (one x^t draw per t).
 
     x0: (N, *shape) model space. Vectorised over (example, t) pairs in chunks of `max_batch`.
+    on_progress(t_done, examples_done) is called after each chunk (t_done of T for the
+    current block of examples); it may raise to stop the evaluation.
     """
     T, N = model.T, x0.shape[0]
     beta = model.beta().detach()
@@ -118,6 +122,8 @@ def evaluate_bound(
                 _, pv = model.process.q_posterior(xr, xt, t, beta)
                 sig[ts - 1] += var.reshape(len(ts), n, -1).mean(2).sum(1)
                 post[ts - 1] += pv.reshape(len(ts), n, -1).mean(2).sum(1)
+            if on_progress is not None:
+                on_progress(int(ts[-1]), i + (n if int(ts[-1]) == T else 0))
     per_example = model.process.edge_terms(x0, beta) - kl_sum
     if gaussian:
         sig[0], post[0] = beta[0] * N, 0.0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,12 +38,15 @@ def bound_report(
     x_model: torch.Tensor,
     generator: torch.Generator | None,
     k: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BoundReport:
-    """Evaluate K over every t (k = 1) or the importance-sampled estimate (k > 1) on x_model."""
+    """Evaluate K over every t (k = 1) or the importance-sampled estimate (k > 1) on x_model.
+
+    on_progress(t_done, examples_done): see `diffusion.bound.evaluate_bound` (k = 1 only)."""
     div = bundle.unit_divisor
     terms = None
     if k == 1:
-        terms = evaluate_bound(model, x_model, generator)
+        terms = evaluate_bound(model, x_model, generator, on_progress=on_progress)
         per_example, log_null = terms.per_example, terms.log_null
     else:
         per_example = importance_log_likelihood(model, x_model, k, generator)
@@ -64,11 +68,21 @@ def make_eval_event(
     x_train: torch.Tensor,
     x_holdout: torch.Tensor,
     seed: int,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> EvalEvent:
-    """K on train and holdout subsets (fixed evaluation noise from `seed`), KL profile, beta."""
+    """K on train and holdout subsets (fixed evaluation noise from `seed`), KL profile, beta.
+
+    on_progress(phase, t_done, examples_done), phase "train" then "holdout", after each block
+    of the work; it may raise (e.g. `EvaluationCancelled`) to stop the evaluation."""
     gen = torch.Generator().manual_seed(seed)
-    train = bound_report(model, bundle, x_train, gen)
-    hold = bound_report(model, bundle, x_holdout, gen)
+
+    def phase(name: str) -> Callable[[int, int], None] | None:
+        if on_progress is None:
+            return None
+        return lambda t_done, done: on_progress(name, t_done, done)
+
+    train = bound_report(model, bundle, x_train, gen, on_progress=phase("train"))
+    hold = bound_report(model, bundle, x_holdout, gen, on_progress=phase("holdout"))
     terms = hold.terms
     assert terms is not None
     div = bundle.unit_divisor

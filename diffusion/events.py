@@ -63,6 +63,28 @@ class EvalEvent:
 
 
 @dataclass(frozen=True)
+class EvalProgressEvent:
+    """During an evaluation, after each block of (example, t) pairs: how far it has got.
+
+    phase: "train" or "holdout" (the two subsets, in that order); t_done of T: the steps of
+    the sum over t done for the current block of examples; examples_done of examples_total:
+    examples of this phase finished. elapsed_s: seconds since this evaluation began.
+    """
+
+    step: int
+    phase: str
+    t_done: int
+    T: int
+    examples_done: int
+    examples_total: int
+    elapsed_s: float
+
+
+class EvaluationCancelled(Exception):
+    """Raised by an evaluation's progress callback to stop it (the run's cancel)."""
+
+
+@dataclass(frozen=True)
 class GalleryEvent:
     """Samples in data space: points (N, 2...), sequences (N, L) 0/1, images uint8 N x H x W [x C].
 
@@ -83,7 +105,7 @@ class CheckpointEvent:
     path: Path
 
 
-Event = StepEvent | EvalEvent | GalleryEvent | CheckpointEvent
+Event = StepEvent | EvalEvent | EvalProgressEvent | GalleryEvent | CheckpointEvent
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ from diffusion.events import (
     BoundEstimate,
     CheckpointEvent,
     EvalEvent,
+    EvalProgressEvent,
+    EvaluationCancelled,
     Event,
     GalleryEvent,
     StepEvent,
@@ -226,6 +228,26 @@ class _Trainer:
         return self.ema if self.ema is not None else self.model
 
     def evaluate(self) -> EvalEvent:
+        """The bound on the evaluation subsets, reporting its progress as it goes; a stop
+        request raises EvaluationCancelled between blocks of work."""
+        started = time.monotonic()
+        sizes = {"train": len(self.x_train_eval), "holdout": len(self.x_hold_eval)}
+
+        def progress(phase: str, t_done: int, done: int) -> None:
+            self.emit(
+                EvalProgressEvent(
+                    self.step,
+                    phase,
+                    t_done,
+                    self.config.diffusion.T,
+                    done,
+                    sizes[phase],
+                    time.monotonic() - started,
+                )
+            )
+            if self.should_stop():
+                raise EvaluationCancelled(f"evaluation at step {self.step} cancelled")
+
         event = make_eval_event(
             self.step,
             self.eval_model(),
@@ -233,6 +255,7 @@ class _Trainer:
             self.x_train_eval,
             self.x_hold_eval,
             self.config.train.seed + 2,
+            on_progress=progress,
         )
         self.emit(event)
         return event
@@ -276,13 +299,20 @@ class _Trainer:
                 seen, t_log = 0, now
             if self.step < tc.steps:
                 if tc.eval_every and self.step % tc.eval_every == 0:
-                    self.evaluate()
+                    try:
+                        self.evaluate()
+                    except EvaluationCancelled:
+                        return self.stopped_in_evaluation()
                 if tc.gallery_every and self.step % tc.gallery_every == 0:
                     self.gallery()
                 if time.monotonic() - last_ckpt >= tc.checkpoint_every_s:
                     self.checkpoint()
                     last_ckpt = time.monotonic()
-        final = self.evaluate()
+        self.checkpoint()  # the trained weights are kept whatever the evaluation does
+        try:
+            final = self.evaluate()
+        except EvaluationCancelled:
+            return self.stopped_in_evaluation()
         self.gallery()
         self.elapsed = time.monotonic() - t_start
         (self.out_dir / FINAL_EVAL).write_text(json.dumps(dataclasses.asdict(final)))
@@ -290,6 +320,10 @@ class _Trainer:
         return TrainResult(
             "done", self.step, final.k_holdout, final, {"train_seconds": self.elapsed}
         )
+
+    def stopped_in_evaluation(self) -> TrainResult:
+        self.checkpoint()
+        return TrainResult("stopped", self.step, info={"stopped_in": "evaluation"})
 
 
 def _check_same_run(out_dir: Path, config: RunConfig) -> None:

@@ -98,6 +98,16 @@ def rerun(store: Store, run_id: str, *, owner: User) -> Run:
     )
 
 
+def continue_run(store: Store, run_id: str, extra_steps: int, *, viewer: User) -> Run:
+    """Train a done or cancelled run `extra_steps` more steps from its checkpoint (the same
+    run, queued again; the worker resumes from the stored checkpoint)."""
+    url = redis_url()
+    broker.check(url)
+    run, job = store.extend_run(run_id, extra_steps, viewer=viewer)
+    send(store, job, url=url)
+    return run
+
+
 def submit_job(store: Store, kind: str, run_id: str, params: dict[str, Any], owner: User) -> Job:
     """A sample, denoise, inpaint or evaluate job against a trained run."""
     if kind not in POSTERIOR_KINDS:

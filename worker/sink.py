@@ -38,6 +38,7 @@ class StoreSink:
         self.total = 0
         self.last_checkpoint_step: int | None = None
         self.final_bound: tuple[float, float] | None = None
+        self.evaluating: str | None = None  # the progress line of an evaluation under way
 
     # The engine calls this with StepEvent, EvalEvent, GalleryEvent or CheckpointEvent.
     def __call__(self, event: Any) -> None:
@@ -64,9 +65,19 @@ class StoreSink:
             step=self.step,
             total_steps=self.total or None,
             checkpoint_step=checkpoint_step,
-            message=f"step {self.step}/{self.total}",
+            message=self.evaluating or f"step {self.step}/{self.total}",
         )
         self._last_progress = time.monotonic()
+
+    def _on_EvalProgressEvent(self, ev: Any) -> None:
+        self.evaluating = eval_message(ev)
+
+    def _on_StepEvent(self, ev: Any) -> None:
+        self.evaluating = None
+        self.step, self.total = int(ev.step), int(ev.total_steps)
+        self._point("loss_bits", ev.step, ev.loss_bits)
+        self._point("lr", ev.step, ev.lr)
+        self._point("examples_per_s", ev.step, getattr(ev, "examples_per_s", None))
 
     def _point(self, name: str, step: int, value: Any, vector: Any = None) -> None:
         if value is None and vector is None:
@@ -81,13 +92,8 @@ class StoreSink:
             )
         )
 
-    def _on_StepEvent(self, ev: Any) -> None:
-        self.step, self.total = int(ev.step), int(ev.total_steps)
-        self._point("loss_bits", ev.step, ev.loss_bits)
-        self._point("lr", ev.step, ev.lr)
-        self._point("examples_per_s", ev.step, getattr(ev, "examples_per_s", None))
-
     def _on_EvalEvent(self, ev: Any) -> None:
+        self.evaluating = None
         step = int(ev.step)
         self.step = max(self.step, step)
         for name in ("k_train", "k_holdout"):
@@ -169,3 +175,15 @@ def npy(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
+
+
+EVALUATING = "evaluating"
+
+
+def eval_message(ev: Any) -> str:
+    """The progress line of an evaluation, e.g. 'evaluating at step 300 (holdout): t 12 of 20,
+    examples 64 of 200, 4 s'. The dashboard recognises the first word."""
+    return (
+        f"{EVALUATING} at step {ev.step} ({ev.phase}): t {ev.t_done} of {ev.T}, "
+        f"examples {ev.examples_done} of {ev.examples_total}, {ev.elapsed_s:.0f} s"
+    )

@@ -116,7 +116,10 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
         log.info("run %s: handed back to the queue at step %d", run_id, sink.step)
         return "released"
     if status == "stopped":
-        store.finish_job(lease, CANCELLED, message=f"cancelled at step {sink.step}")
+        info = getattr(result, "info", None) or {}
+        where = "evaluation cancelled" if info.get("stopped_in") == "evaluation" else "cancelled"
+        message = f"{where} at step {sink.step}; the checkpoint is kept"
+        store.finish_job(lease, CANCELLED, message=message)
         return CANCELLED
     bound = _final_bound(result) or sink.final_bound or _stored_bound(store, run_id)
     store.finish_job(lease, DONE, final_bound=bound, message="done")
