@@ -69,6 +69,14 @@ def rerun(store: Store, run_id: str, viewer: User) -> Run:
         raise _wrap(exc) from None
 
 
+def continue_run(store: Store, run_id: str, extra_steps: int, viewer: User) -> Run:
+    """Train a done or cancelled run `extra_steps` more steps from its checkpoint."""
+    try:
+        return _api().continue_run(store, run_id, extra_steps, viewer=viewer)
+    except (StoreError, OSError, ConnectionError, TimeoutError) as exc:
+        raise _wrap(exc) from None
+
+
 def delete_run(store: Store, run_id: str, viewer: User) -> None:
     try:
         _api().delete_run(store, run_id, viewer=viewer)

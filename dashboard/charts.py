@@ -103,6 +103,26 @@ def bound_curves(
     return fig
 
 
+def training_loss(points: Series, *, unit: str = "bits") -> go.Figure:
+    """The training objective: the minibatch estimate of -K (one random t per example, so
+    noisy and not the evaluated bound), against training step."""
+    fig = _base(
+        "Training loss (-K on minibatches, one t per example)", "training step", unit, "loss"
+    )
+    xs, ys = _finite(points)
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            name="training loss (-K, minibatch)",
+            line=dict(color=COLORS[4], width=1.5),
+        )
+    )
+    fig.update_layout(showlegend=True)
+    return fig
+
+
 def _empty_note(fig: go.Figure, text: str) -> None:
     fig.add_annotation(
         text=text,

@@ -1,4 +1,5 @@
-"""The parts of the run page: live bound charts, samples, files, notes and tags.
+"""The parts of the run page: the header, live bound charts, samples and trajectories
+(files, notes and sharing are in dashboard.runfiles).
 
 Live parts are fragments that rerun on a timer while the run is active, so the rest of the
 page (and the user's zoom, kept by each figure's `uirevision`) is left alone.
@@ -13,7 +14,6 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.posterior import from_levels, model_levels
-from dashboard.report import ReportImage, RunReport, build_report
 from dashboard.rundata import (
     gallery_artifacts,
     latest_array,
@@ -21,11 +21,10 @@ from dashboard.rundata import (
     load_run_data,
     sample_kind,
 )
-from dashboard.safe_text import md_text
-from dashboard.services import share_url
 from dashboard.widgets import brighten, enlarge, run_header
-from db.entities import ACTIVE_STATES, Run, User
-from db.errors import NotFound, StoreError
+from db.access import Viewer
+from db.entities import ACTIVE_STATES, Run
+from db.errors import NotFound
 from db.media import to_png
 from db.store import Store
 
@@ -36,15 +35,34 @@ def live_every(run: Run) -> float | None:
     return LIVE_SECONDS if run.state in ACTIVE_STATES else None
 
 
-def header(store: Store, viewer: User, run: Run) -> None:
+def header(store: Store, viewer: Viewer, run: Run) -> None:
     @st.fragment(run_every=live_every(run))
     def _header() -> None:
-        run_header(store.get_run(run.id, viewer=viewer))
+        current = store.get_run(run.id, viewer=viewer)
+        run_header(
+            current,
+            job_line=train_message(store, current),
+            last_step=last_step(store, current, viewer),
+        )
 
     _header()
 
 
-def bound_panel(store: Store, viewer: User, run: Run) -> None:
+def train_message(store: Store, run: Run) -> str | None:
+    """The train job's progress line (e.g. the evaluation under way, or how it stopped)."""
+    try:
+        return store.train_job(run.id).message or None
+    except NotFound:
+        return None
+
+
+def last_step(store: Store, run: Run, viewer: Viewer) -> int:
+    """The newest step with a point on the curves (the header never says less than this)."""
+    latest = store.latest_metrics(run.id, viewer=viewer)
+    return max((p.step for p in latest.values()), default=0)
+
+
+def bound_panel(store: Store, viewer: Viewer, run: Run) -> None:
     """Bound curves with the paper's number, the KL profile, the schedule, the variance."""
 
     @st.fragment(run_every=live_every(run))
@@ -85,11 +103,7 @@ def bound_panel(store: Store, viewer: User, run: Run) -> None:
             )
             if data.loss:
                 st.plotly_chart(
-                    charts.bound_curves(
-                        {"training loss (-K, minibatch)": data.loss},
-                        unit=data.unit,
-                        revision="loss",
-                    ),
+                    charts.training_loss(data.loss, unit=data.unit),
                     key="run_loss",
                     width="stretch",
                 )
@@ -97,7 +111,7 @@ def bound_panel(store: Store, viewer: User, run: Run) -> None:
     _bound()
 
 
-def samples_panel(store: Store, viewer: User, run: Run) -> None:
+def samples_panel(store: Store, viewer: Viewer, run: Run) -> None:
     """The gallery with a step slider, the reverse trajectory, 2-D point clouds."""
 
     @st.fragment(run_every=live_every(run) and 5.0)
@@ -109,7 +123,12 @@ def samples_panel(store: Store, viewer: User, run: Run) -> None:
             else store.list_artifacts(run.id, viewer=viewer, kind="gallery")
         )
         if not arts:
-            st.info("No samples yet: the first gallery appears after the first gallery step.")
+            st.info(
+                "No samples yet: the first gallery is drawn at the run's first gallery step "
+                "and at the end of training."
+                if run.state in ACTIVE_STATES
+                else f"This run ({run.state.lower()}) drew no samples."
+            )
             return
         steps = [a.step or 0 for a in arts]
         index = len(arts) - 1
@@ -122,13 +141,25 @@ def samples_panel(store: Store, viewer: User, run: Run) -> None:
         if kind == "images":
             picture = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
             st.image(enlarge(picture, 512), caption=f"Samples at step {art.step}", width="content")
+            st.download_button(
+                "Download these samples (PNG, full size)",
+                picture,
+                file_name=f"{run.id}-samples-{art.step}.png",
+                mime="image/png",
+                icon=":material/download:",
+                key="run_samples_png",
+            )
         else:
             arr = load_array(store, art, viewer)
             if arr is None:
                 st.warning("This gallery could not be read.")
             elif kind == "points":
                 st.plotly_chart(
-                    charts.point_cloud(arr[:, :2], title=f"Samples at step {art.step}"),
+                    charts.point_cloud(
+                        arr[:, :2],
+                        title=f"Samples at step {art.step}, over the training data",
+                        reference=training_points(json.dumps(run.config, sort_keys=True)),
+                    ),
                     key="run_cloud",
                     width="stretch",
                 )
@@ -143,144 +174,79 @@ def samples_panel(store: Store, viewer: User, run: Run) -> None:
     _samples()
 
 
-def trajectory_view(store: Store, viewer: User, run: Run, kind: str) -> None:
+def trajectory_view(store: Store, viewer: Viewer, run: Run, kind: str) -> None:
     traj = latest_array(store, run, viewer, "trajectory")
     if traj is None:
         return
-    st.markdown("**Reverse trajectory, from noise (left) to data (right)**")
+    T = int((run.config.get("diffusion") or {}).get("T") or traj.shape[0] - 1)
+    labels = trajectory_labels(T, traj.shape[0])
+    st.markdown(f"**Reverse trajectory, from noise (t = {T}, left) to data (t = 0, right)**")
     if kind == "points" and traj.ndim == 3:
-        st.plotly_chart(charts.trajectory_animation(traj), key="run_traj", width="stretch")
-    elif traj.ndim >= 3:
+        st.plotly_chart(
+            charts.trajectory_animation(traj, steps=labels), key="run_traj", width="stretch"
+        )
+    elif kind == "images" and traj.ndim >= 4:
         levels = model_levels(run.config)
         if np.nanmax(traj) < levels:  # data-space values: 0..16 for the digits
             traj = from_levels(traj, levels)
-        st.image(enlarge(to_png(trajectory_strip(traj)), 900), width="content")
+        strip, shown = trajectory_strip(traj, labels)
+        st.image(enlarge(to_png(strip), 900), width="content")
+        st.caption("Frames at t = " + ", ".join(str(t) for t in shown))
+    elif kind == "sequences" and traj.ndim == 3:
+        st.plotly_chart(
+            charts.sequences(traj[:, 0], title="Sample 1 from t = T (top) to t = 0 (bottom)"),
+            key="run_traj_seq",
+            width="stretch",
+        )
 
 
-def trajectory_strip(traj: np.ndarray, frames: int = 10) -> np.ndarray:
-    """S x N x H x W [x C] -> one uint8 strip of `frames` evenly spaced frames of sample 0."""
-    arr = traj[:, 0] if traj.ndim >= 4 else traj
+def trajectory_labels(T: int, frames: int) -> list[int]:
+    """The t of each stored snapshot: evenly spaced from T down to 0, as the engine keeps
+    them (diffusion.sampling.sample_chain, 11 snapshots by default)."""
+    if frames < 2:
+        return [0]
+    return [int(round(T - i * T / (frames - 1))) for i in range(frames)]
+
+
+def frames_of(traj: np.ndarray) -> np.ndarray:
+    """Sample 0's frames as S x H x W [x 3] from S x N x C x H x W (the engine's images)
+    or S x N x H x W (grey, no channel axis)."""
+    arr = np.asarray(traj)[:, 0]
+    if arr.ndim == 4:  # S x C x H x W -> S x H x W x C
+        arr = np.moveaxis(arr, 1, -1)
+        if arr.shape[-1] == 1:
+            arr = arr[..., 0]
+    return arr
+
+
+def trajectory_strip(
+    traj: np.ndarray, labels: list[int], frames: int = 11
+) -> tuple[np.ndarray, list[int]]:
+    """One uint8 strip of up to `frames` evenly spaced frames of sample 0, and their t."""
+    arr = frames_of(traj)
     pick = np.linspace(0, arr.shape[0] - 1, min(frames, arr.shape[0])).round().astype(int)
-    tiles = [arr[i] for i in pick]
-    tiles = [np.clip(t, 0, 255).astype(np.uint8) if t.dtype != np.uint8 else t for t in tiles]
+    tiles = [np.clip(np.rint(arr[i]), 0, 255).astype(np.uint8) for i in pick]
     pad = np.full((tiles[0].shape[0], 2, *tiles[0].shape[2:]), 255, np.uint8)
     out = []
     for t in tiles:
         out += [t, pad]
-    return np.concatenate(out[:-1], axis=1)
+    return np.concatenate(out[:-1], axis=1), [labels[i] for i in pick]
 
 
-def files_panel(store: Store, viewer: User, run: Run) -> None:
-    """Downloads: samples, checkpoint, config, and the self-contained HTML report."""
-    c = st.columns(4)
-    c[0].download_button(
-        "Config (JSON)",
-        json.dumps(run.config, indent=2, sort_keys=True),
-        file_name=f"{run.id}-config.json",
-        mime="application/json",
-        icon=":material/settings:",
-    )
-    for col, kind, label in (
-        (c[1], "gallery_png", "Samples (PNG)"),
-        (c[2], "checkpoint", "Checkpoint"),
-    ):
-        art = store.latest_artifact(run.id, kind, viewer=viewer)
-        if kind == "gallery_png" and art is None:
-            art = store.latest_artifact(run.id, "gallery", viewer=viewer)
-        if art is None:
-            col.button(label, disabled=True, help="Not written yet", key=f"dl_none_{kind}")
-            continue
-        col.download_button(
-            label,
-            lambda a=art: store.artifact_bytes(a, viewer=viewer),
-            file_name=f"{run.id}-{art.key}",
-            mime=art.media_type,
-            icon=":material/download:",
-            key=f"dl_{kind}",
-        )
-    c[3].download_button(
-        "Report (HTML)",
-        lambda: report_html(store, viewer, run),
-        file_name=f"{run.id}-report.html",
-        mime="text/html",
-        icon=":material/description:",
-        key="dl_report",
-    )
+@st.cache_data(show_spinner=False, max_entries=32)
+def training_points(config_json: str, n: int = 1000) -> np.ndarray | None:
+    """Up to n training examples of a 2-D data set (the run's own data, from its config)."""
+    try:
+        from diffusion.config import RunConfig
+        from diffusion.data import build_dataset
 
+        config = RunConfig.from_dict(json.loads(config_json))
+        bundle = build_dataset(config.data, config.train.seed)
+        x = bundle.train if bundle.train is not None else None
+        if x is None:
+            import torch
 
-def report_html(store: Store, viewer: User, run: Run) -> str:
-    data = load_run_data(store, run, viewer)
-    figures = [
-        (
-            "Bound",
-            charts.bound_curves(
-                data.series,
-                paper_k_bits=data.paper_k_bits,
-                true_ll_bits=data.true_ll_bits,
-                unit=data.unit,
-            ),
-        )
-    ]
-    if data.vectors.get("kl_profile_bits"):
-        figures.append(("Per-step KL", charts.kl_profile(data.vectors["kl_profile_bits"])))
-    if data.vectors.get("beta"):
-        figures.append(
-            (
-                "Schedule",
-                charts.beta_schedule(data.vectors["beta"], data.vectors.get("beta_baseline")),
-            )
-        )
-    images = []
-    if sample_kind(run) == "points":
-        art = store.latest_artifact(run.id, "gallery", viewer=viewer)
-        arr = load_array(store, art, viewer) if art else None
-        if arr is not None:
-            figures.append(("Samples", charts.point_cloud(arr[:, :2])))
-    for art in gallery_artifacts(store, run, viewer)[-4:]:
-        png = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
-        images.append(ReportImage(f"step {art.step}", png))
-    summary = {
-        "id": run.id,
-        "state": run.state,
-        "owner": run.owner,
-        "steps": f"{run.step} / {run.total_steps}",
-        "device": run.device or "-",
-        "final bound (bits)": run.final_bound_bits if run.final_bound_bits is not None else "-",
-    }
-    return build_report(
-        RunReport(
-            title=run.name,
-            summary=summary,
-            config=run.config,
-            figures=figures,
-            images=images,
-            notes=run.notes,
-            tags=run.tags,
-        )
-    )
-
-
-def notes_panel(store: Store, viewer: User, run: Run) -> None:
-    """Notes, tags, who may see the run, and a share link."""
-    notes = st.text_area("Notes", value=run.notes, height=150, key="run_notes")
-    tags = st.text_input("Tags (comma-separated)", value=", ".join(run.tags), key="run_tags")
-    team = st.toggle("Shared with the team", value=run.visibility == "team", key="run_team")
-    save, share = st.columns(2)
-    if save.button("Save notes, tags and sharing", type="primary", key="run_save"):
-        try:
-            store.set_notes(run.id, notes, viewer=viewer)
-            store.set_tags(run.id, [t for t in tags.split(",") if t.strip()], viewer=viewer)
-            store.set_visibility(run.id, "team" if team else "private", viewer=viewer)
-            st.success("Saved.")
-        except StoreError as exc:
-            st.error(md_text(exc))
-    if share.button("Make a share link", key="run_share", icon=":material/link:"):
-        try:
-            link = store.create_share_link([run.id], viewer=viewer, title=run.name)
-            st.code(share_url(link.token), language=None)
-            st.caption(
-                "It opens this run for anyone allowed to see it (you, or the team when "
-                "the run is shared with the team)."
-            )
-        except (StoreError, NotFound) as exc:
-            st.error(md_text(exc))
+            x = bundle.draw_train(n, torch.Generator().manual_seed(0))
+        return np.asarray(x[:n], dtype=float)[:, :2]
+    except Exception:  # noqa: BLE001 - the overlay is a help, never a reason to fail the page
+        return None

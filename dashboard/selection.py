@@ -10,6 +10,7 @@ from dashboard.actions import ActionError, cancel_run, delete_run, rerun
 from dashboard.compare import show_comparison
 from dashboard.safe_text import md_text
 from dashboard.services import share_url
+from db.access import may_edit
 from db.entities import ACTIVE_STATES, Run, User
 from db.errors import StoreError
 from db.store import Store
@@ -18,6 +19,7 @@ from db.store import Store
 def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
     """Buttons for the selected runs: open, cancel, re-run, share, tag, delete, compare."""
     st.markdown(f"**{len(chosen)} selected:** " + ", ".join(md_text(r.name) for r in chosen))
+    owner = all(may_edit(r.owner_id, user) for r in chosen)  # only then: cancel, tag, delete
     b = st.columns(6)
     if len(chosen) == 1:
         b[0].page_link(
@@ -26,7 +28,7 @@ def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
             icon=":material/open_in_new:",
             query_params={"id": chosen[0].id},
         )
-    if b[1].button(
+    if owner and b[1].button(
         "Cancel",
         icon=":material/stop_circle:",
         key="runs_cancel",
@@ -46,7 +48,16 @@ def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
             st.caption("Anyone allowed to see these runs can open this link.")
         except StoreError as exc:
             st.error(md_text(exc))
-    with b[4].popover("Tag", icon=":material/sell:"):
+    if owner:
+        owner_actions(store, user, chosen, b[4], b[5])
+    else:
+        b[4].caption("Tag, cancel and delete: only for runs you own.")
+    if len(chosen) > 1:
+        show_comparison(store, user, [r.id for r in chosen], key="runs_compare")
+
+
+def owner_actions(store: Store, user: User, chosen: list[Run], tag_col, delete_col) -> None:
+    with tag_col.popover("Tag", icon=":material/sell:"):
         tag = st.text_input("Tag to add", key="runs_tag_text")
         if st.button("Add tag", key="runs_tag_add") and tag.strip():
             try:
@@ -55,12 +66,10 @@ def selection_actions(store: Store, user: User, chosen: list[Run]) -> None:
                 st.rerun()
             except StoreError as exc:
                 st.error(md_text(exc))
-    with b[5].popover("Delete", icon=":material/delete:"):
+    with delete_col.popover("Delete", icon=":material/delete:"):
         st.write("Delete the selected runs with their metrics and files? This cannot be undone.")
         if st.button("Delete for good", type="primary", key="runs_delete"):
             act(lambda r: delete_run(store, r.id, user), chosen, "Deleted")
-    if len(chosen) > 1:
-        show_comparison(store, user, [r.id for r in chosen], key="runs_compare")
 
 
 def act(fn: Callable[[Run], object], runs: list[Run], done: str) -> None:

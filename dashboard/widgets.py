@@ -12,6 +12,7 @@ from PIL import Image
 from dashboard.safe_text import md_lines, md_text
 from dashboard.tables import STATE_BADGES
 from db.entities import Run
+from diffusion.rounding import fmt_se
 
 
 def field_error(errors: Mapping[str, str], key: str, label: str | None = None) -> None:
@@ -20,16 +21,31 @@ def field_error(errors: Mapping[str, str], key: str, label: str | None = None) -
         st.error(f"{label or key}: {errors[key]}", icon=":material/error:")
 
 
-def run_header(run: Run) -> None:
-    """Title line of a run: name, state, progress, who and where."""
+def run_header(run: Run, *, job_line: str | None = None, last_step: int = 0) -> None:
+    """Title line of a run: name, state, progress, who and where; the job's own line while
+    it evaluates or after it stopped; the final bound rounded to its standard error."""
     st.title(md_text(run.name))
     cols = st.columns([2, 3, 3])
     cols[0].markdown(STATE_BADGES.get(run.state, run.state))
     total = run.total_steps or (run.config.get("train") or {}).get("steps") or 0
-    cols[1].progress(run.progress, text=f"step {run.step:,} of {total:,}")
+    step = max(run.step, last_step, run.checkpoint_step or 0)
+    progress = 1.0 if run.state == "DONE" else (min(1.0, step / total) if total else 0.0)
+    cols[1].progress(progress, text=f"step {step:,} of {total:,}")
     where = f"{run.host} / {run.device}" if run.host else f"requested: {run.device_request}"
     owner = md_text(run.owner)
     cols[2].caption(f"id `{run.id}` · owner {owner} · {run.visibility} · {md_text(where)}")
+    if run.final_bound_bits is not None:
+        cols[2].markdown(
+            f"**Final bound K (holdout):** {fmt_se(run.final_bound_bits, run.final_bound_stderr)}"
+            " bits"
+        )
+    if job_line and job_line.startswith("evaluating") and run.state == "RUNNING":
+        st.info(
+            f"Training done; {md_text(job_line)}. Cancel stops it and keeps the checkpoint.",
+            icon=":material/hourglass_top:",
+        )
+    elif job_line and run.state == "CANCELLED":
+        st.warning(f"Cancelled: {md_text(job_line)}.", icon=":material/stop_circle:")
     if run.state == "FAILED" and run.error:
         st.error(f"The run failed: {md_lines(run.error)}")
 

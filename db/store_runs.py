@@ -276,7 +276,9 @@ class RunsMixin(StoreBase):
             row.state, row.finished_at, row.error = QUEUED, None, None
             row.cancel_requested = False
             row.updated_at = now
-            job = queued_job_row("train", run_id, row.owner_id, {}, queue_for(row.device_request), now)
+            job = queued_job_row(
+                "train", run_id, row.owner_id, {}, queue_for(row.device_request), now
+            )
             s.add(job)
             s.flush()
             return self._run(s, row), convert.job(job)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db import convert
-from db.access import Viewer, check_view, may_view
+from db.access import LinkViewer, Viewer, check_view
 from db.entities import Invite, ShareLink, User
 from db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from db.models import InviteRow, RunRow, ShareLinkRow, UserRow
@@ -220,20 +220,27 @@ class UsersMixin(SessionsMixin):
             return convert.share_link(row)
 
     def resolve_share_link(self, token: str, *, viewer: Viewer) -> ShareLink:
-        """The link with only the runs `viewer` may see; NotFound if none or no such link."""
+        """The link, if it exists, has not expired, and names runs its creator may still see
+        (a run made private by its owner after a team member shared it is dropped). Holding
+        the link is what gives access: `viewer` need only be signed in. NotFound otherwise."""
         if not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
             raise NotFound("no such share link")
         with self._scope() as s:
             row = s.get(ShareLinkRow, token)
             if row is None or (row.expires_at is not None and row.expires_at < utcnow()):
                 raise NotFound("no such share link (or it has expired)")
+            creator = s.get(UserRow, row.created_by)
             visible = []
             for run_id in row.run_ids:
                 run = s.get(RunRow, run_id)
-                if run is not None and may_view(viewer, run.owner_id, run.visibility):
+                if (
+                    run is not None
+                    and creator is not None
+                    and (run.owner_id == creator.id or run.visibility == "team" or creator.is_admin)
+                ):
                     visible.append(run_id)
             if not visible:
-                raise NotFound("no such share link, or you may not see its runs")
+                raise NotFound("no such share link, or its runs are gone")
             link = convert.share_link(row)
         return ShareLink(
             link.token,
@@ -244,13 +251,36 @@ class UsersMixin(SessionsMixin):
             link.expires_at,
         )
 
+    def share_viewer(self, token: str, *, viewer: User) -> tuple[ShareLink, LinkViewer]:
+        """The link and a read-only viewer that also sees its runs (NotFound if invalid)."""
+        if not isinstance(viewer, User):
+            raise PermissionDenied("sign in to open a share link")
+        link = self.resolve_share_link(token, viewer=viewer)
+        return link, LinkViewer(viewer, frozenset(link.run_ids), link.token)
+
+    def list_share_links(self, run_id: str, *, viewer: User) -> list[ShareLink]:
+        """The links naming a run: all of them for its owner or an admin, else the viewer's."""
+        with self._scope() as s:
+            run = check_view(s.get(RunRow, run_id), viewer, run_id)
+            rows = s.scalars(select(ShareLinkRow).order_by(ShareLinkRow.created_at)).all()
+            mine = viewer.is_admin or run.owner_id == viewer.id
+            return [
+                convert.share_link(r)
+                for r in rows
+                if run_id in (r.run_ids or []) and (mine or r.created_by == viewer.id)
+            ]
+
     def delete_share_link(self, token: str, *, viewer: User) -> None:
+        """Revoke a link: its creator, an admin, or the owner of every run it names."""
         with self._scope(write=True) as s:
             row = s.get(ShareLinkRow, token)
             if row is None:
                 raise NotFound("no such share link")
-            if row.created_by != viewer.id and not viewer.is_admin:
-                raise PermissionDenied("only its creator or an admin may delete a share link")
+            owners = {r.owner_id for r in (s.get(RunRow, i) for i in row.run_ids) if r is not None}
+            if not (row.created_by == viewer.id or viewer.is_admin or owners == {viewer.id}):
+                raise PermissionDenied(
+                    "only its creator, an admin or the owner of its runs may revoke a share link"
+                )
             s.delete(row)
 
 

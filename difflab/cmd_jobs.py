@@ -91,6 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("run_id", metavar="RUN_ID")
     p.set_defaults(func=cmd_cancel)
 
+    p = sub.add_parser("export", help="a run's metrics as CSV or JSON (stdout or --out)")
+    p.add_argument("run_id")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("db", help="database maintenance")
     dbsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     up = dbsub.add_parser("upgrade", help="migrate the database to the newest schema")
@@ -244,6 +249,23 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     with _user_errors():
         run = api.cancel(_store(), args.run_id)
     print(f"{run.id} {run.state}{' (cancel requested)' if run.cancel_requested else ''}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from db.access import SYSTEM
+    from db.export import metrics_csv, metrics_json
+
+    with _user_errors():
+        store = _store()
+        fn = metrics_csv if args.format == "csv" else metrics_json
+        text = fn(store, args.run_id, viewer=SYSTEM)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -3,6 +3,7 @@ use this; see docs/architecture.md section 1)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -100,13 +101,15 @@ class Trained:
         *,
         k: int = 1,
         generator: torch.Generator | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> BoundReport:
-        """K (k = 1) or the importance-sampled estimate on data-space x (default: holdout)."""
+        """K (k = 1) or the importance-sampled estimate on data-space x (default: the whole
+        holdout set). on_progress(t_done, examples_done): see diffusion.bound.evaluate_bound."""
         if x_data is None:
             x_data = self.bundle.holdout
         gen = generator or torch.Generator().manual_seed(self.config.train.seed + 2)
         x = self.scaler.to_model(torch.as_tensor(x_data), gen).to(self.device)
-        return bound_report(self.model, self.bundle, x, gen, k)
+        return bound_report(self.model, self.bundle, x, gen, k, on_progress=on_progress)
 
     def bound(
         self,

@@ -110,7 +110,9 @@ def seed_run(store: Store, owner: User, kind: Kind, state: str, tmp: Path, **cre
     )
     if state == "QUEUED":
         return run
-    claim = store.claim_job(job.id, job.celery_id, worker="w1", host="lab", device="cpu")
+    claim = store.claim_job(
+        job.id, job.celery_id, worker="w1", host="lab", device="cpu", lease_s=600
+    )
     lease = Lease(job.id, claim.job.lease_owner)
     sink = StoreSink(store, run.id, lease)
     rng = np.random.default_rng(len(kind.name))

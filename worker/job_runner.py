@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from db.entities import CANCELLED, DONE, FAILED, Job
 from db.errors import LeaseLost, NotFound
 from db.store import Store
 from db.store_jobs import Lease
+from diffusion.rounding import fmt_se
 from worker import render, runtime
 from worker.lease import claimed
 from worker.sink import npy
@@ -57,8 +59,10 @@ def run_job(job_id: str, celery_id: str, worker_name: str) -> str:
         try:
             store.update_progress(lease, progress=0.05, message=f"{job.kind}: loading the model")
             message = _dispatch(store, job, lease)
-            if held.keeper.cancelled.is_set():
-                store.finish_job(lease, CANCELLED, message="cancelled")
+            if held.keeper.cancelled.is_set() or message == EVAL_CANCELLED:
+                store.finish_job(
+                    lease, CANCELLED, message=message if message == EVAL_CANCELLED else "cancelled"
+                )
                 return CANCELLED
             store.finish_job(lease, DONE, message=message)
             return DONE
@@ -242,16 +246,46 @@ def _inpaint(
     return _done_message(result, trained, params)
 
 
+EVAL_CANCELLED = "evaluation cancelled"
+
+
 def _evaluate(
     store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
 ) -> str:
+    """The bound on the whole holdout (test) set, its progress reported and cancellable."""
+    from diffusion.events import EvaluationCancelled
+
     k = int(params.get("k", 1))
-    est = trained.bound(k=k, generator=generator)
+    n = int(len(trained.bundle.holdout))
+    T = int(trained.model.T)
+    last = [0.0]
+
+    def progress(t_done: int, done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0:
+            return
+        last[0] = now
+        store.update_progress(
+            lease,
+            progress=0.2 + 0.8 * done / max(n, 1),
+            message=f"evaluating the test set: t {t_done} of {T}, examples {done} of {n}",
+        )
+        if store.cancel_requested(job.id):
+            raise EvaluationCancelled("evaluation cancelled")
+
+    try:
+        report = trained.report(k=k, generator=generator, on_progress=progress if k == 1 else None)
+    except EvaluationCancelled:
+        return EVAL_CANCELLED
+    est = report.k
     payload = {
         "k": k,
         "bits": float(est.bits),
         "stderr_bits": float(est.stderr_bits),
         "unit": est.unit,
+        "examples": int(report.n_examples),
+        "k_minus_lnull_bits": float(report.k_minus_lnull_bits),
+        "bits_per_dim": report.bits_per_dim,
         "checkpoint_step": int(trained.step),
     }
     _put(
@@ -263,4 +297,7 @@ def _evaluate(
         "evaluation.json",
         "application/json",
     )
-    return f"K = {est.bits:.4f} +- {est.stderr_bits:.4f} {est.unit} (k={k})"
+    return (
+        f"K = {fmt_se(est.bits, est.stderr_bits)} {est.unit} on {report.n_examples} "
+        f"test examples (k={k})"
+    )

@@ -1,11 +1,12 @@
 """Run: one run, live. Its bound against the paper's, the per-step KL, the schedule, the
-reverse variance, the samples and the trajectory, files to download, notes and tags."""
+reverse variance, the samples and the trajectory, files to download, notes, tags and share
+links; the owner's actions (cancel, continue training, new run from this run)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import runpanels
+from dashboard import runactions, runfiles, runpanels
 from dashboard.services import get_store, query_param, require_user
 from dashboard.widgets import run_label
 from db.errors import NotFound
@@ -35,12 +36,13 @@ except NotFound:
     st.stop()
 
 runpanels.header(store, user, run)
-bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", "Notes and tags"])
+runactions.actions(store, user, run)
+bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", "Notes, tags, sharing"])
 with bound:
     runpanels.bound_panel(store, user, run)
 with samples:
     runpanels.samples_panel(store, user, run)
 with files:
-    runpanels.files_panel(store, user, run)
+    runfiles.files_panel(store, user, run)
 with notes:
-    runpanels.notes_panel(store, user, run)
+    runfiles.notes_panel(store, user, run)

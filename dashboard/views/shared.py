@@ -1,10 +1,12 @@
-"""Shared link: a run or a comparison that someone shared, for anyone allowed to see it."""
+"""Shared link: a run or a comparison that someone shared, read only, for any signed-in
+member who holds the link (even when the runs are private); revoked or expired links and
+guessed tokens say "not found"."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import runpanels
+from dashboard import runfiles, runpanels
 from dashboard.compare import show_comparison
 from dashboard.services import get_store, query_param, require_user
 from db.errors import NotFound
@@ -32,7 +34,7 @@ if token is None:
     paste_box(expanded=True)
     st.stop()
 try:
-    link = store.resolve_share_link(token, viewer=user)
+    link, viewer = store.share_viewer(token, viewer=user)
 except NotFound:
     st.title("Shared link")
     st.error(NOT_FOUND)
@@ -41,15 +43,18 @@ except NotFound:
 
 if link.is_comparison:
     st.title(link.title or "Shared comparison")
-    show_comparison(store, user, link.run_ids, key="shared_compare")
+    show_comparison(store, viewer, link.run_ids, key="shared_compare")
 else:
-    run = store.get_run(link.run_ids[0], viewer=user)
-    runpanels.header(store, user, run)
-    bound, samples, files = st.tabs(["Bound", "Samples", "Files"])
+    run = store.get_run(link.run_ids[0], viewer=viewer)
+    runpanels.header(store, viewer, run)
+    st.caption(f"Shared with you by a link, read only. Owner: {run.owner}.")
+    bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", "Notes and tags"])
     with bound:
-        runpanels.bound_panel(store, user, run)
+        runpanels.bound_panel(store, viewer, run)
     with samples:
-        runpanels.samples_panel(store, user, run)
+        runpanels.samples_panel(store, viewer, run)
     with files:
-        runpanels.files_panel(store, user, run)
+        runfiles.files_panel(store, viewer, run)
+    with notes:
+        runfiles.notes_panel(store, viewer, run)
 paste_box(expanded=False)

@@ -31,7 +31,12 @@ def test_bound_curves_with_paper_reference_and_profiles(store):
     refs = [s["y0"] for s in bound["layout"]["shapes"]]
     assert 2.35 in refs and 6.45 in refs  # Table 1: swiss roll K and K - L_null
     assert bound["layout"]["uirevision"] == "bound"  # zoom survives live refreshes
-    assert "Samples at step 30" in titles and "Reverse trajectory: noise to data" in titles
+    cloud = "Samples at step 30, over the training data"
+    assert cloud in titles and "Reverse trajectory: noise to data" in titles
+    assert {t["name"] for t in figures[titles.index(cloud)]["data"]} == {"data", "samples"}
+    loss = [t for t in titles if t.startswith("Training loss")]
+    assert len(loss) == 1 and titles.count("Bound on the log-likelihood") == 1
+    assert figures[titles.index(loss[0])]["layout"]["showlegend"] is True
 
 
 def test_image_run_shows_its_gallery_and_downloads(store):
@@ -53,9 +58,21 @@ def test_unknown_and_foreign_ids_are_not_found(store):
     assert "alice's secret" not in texts(at)
 
 
-def test_notes_tags_and_visibility_are_saved(store):
+def test_notes_tags_and_visibility_are_saved(store, monkeypatch):
     run = make_run(store, store.local_user())
     at = app_test("run", query={"id": run.id})
+    assert not at.toggle  # single-user mode: no private/team switch
+    monkeypatch.setenv("DIFFLAB_TEAM_MODE", "1")
+    ada = store.create_user("ada", "ada password 1")
+    run = make_run(store, ada)
+    at = app_test()
+    at.text_input(key="signin_user").set_value("ada")
+    at.text_input(key="signin_password").set_value("ada password 1")
+    at.button[0].click()
+    at.run()
+    at.switch_page("views/run.py")
+    at.query_params["id"] = run.id
+    at.run()
     at.text_area(key="run_notes").set_value("lr too high?")
     at.text_input(key="run_tags").set_value("smoke, cpu")
     at.toggle(key="run_team").set_value(True)
@@ -83,7 +100,7 @@ def test_picker_without_id(store):
 
 
 def test_report_is_self_contained(store):
-    from dashboard.runpanels import report_html
+    from dashboard.runfiles import report_html
 
     user = store.local_user()
     run = make_run(store, user, "digits-smoke", name="<script>alert(1)</script>")

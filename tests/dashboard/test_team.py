@@ -74,7 +74,7 @@ def test_admin_creates_an_invite_link(team):
     assert any("?invite=" in c.value for c in at.code)
 
 
-def test_share_link_opens_for_team_and_is_refused_outside(team):
+def test_share_link_opens_read_only_even_for_private_runs(team):
     ada = team.create_user("ada", "ada password 1")
     team.create_user("bob", "bobs password 1")
     shared_run = make_run(team, ada, name="team roll", visibility="team")
@@ -90,16 +90,22 @@ def test_share_link_opens_for_team_and_is_refused_outside(team):
     at.run()
     assert not at.exception
     assert "team roll" in [t.value for t in at.title]
-    at.query_params["token"] = private_link.token
+    at.query_params["token"] = private_link.token  # holding the link opens it, read only
     at.run()
-    assert NOT_FOUND in texts(at).lower() and "ada only" not in texts(at)
+    assert not at.exception and "ada only" in [t.value for t in at.title]
+    assert {"Metrics (CSV)", "Checkpoint"} <= {b.label for b in at.get("download_button")}
+    assert not [b for b in at.button if b.label.startswith("Save")]  # nothing to edit
+    assert "read only" in texts(at).lower()
+    team.delete_share_link(private_link.token, viewer=ada)  # revoked: gone at once
+    at.run()
+    assert NOT_FOUND in texts(at).lower() and "ada only" not in [t.value for t in at.title]
     at.query_params["token"] = "x" * 32
     at.run()
     assert NOT_FOUND in texts(at).lower()
-    at.query_params["token"] = compare_link.token  # bob sees only the team run of the two
+    at.query_params["token"] = compare_link.token
     at.run()
-    assert "team roll" in [t.value for t in at.title]
-    # the Runs page lists the team run but not the private one
+    assert not at.exception
+    # without a link, the Runs page lists the team run but not the private one
     at.switch_page("views/runs.py").run()
     assert list(at.dataframe[0].value["name"]) == ["team roll"]
 

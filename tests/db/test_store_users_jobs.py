@@ -55,25 +55,58 @@ def test_invites(store: Store) -> None:
         store.accept_invite(expired.token, "eve", "eve password")
 
 
-def test_share_links_respect_visibility(store: Store) -> None:
+def test_share_links_give_read_only_access(store: Store) -> None:
     alice = store.create_user("alice", "alice password")
     bob = store.create_user("bob", "bob password")
+    carol = store.create_user("carol", "carol password")
     private, _ = store.create_run({"name": "p"}, owner_id=alice.id)
     team, _ = store.create_run({"name": "t"}, owner_id=alice.id, visibility="team")
+    other, _ = store.create_run({"name": "o"}, owner_id=alice.id)
     link = store.create_share_link([team.id, private.id], viewer=alice, title="compare")
     assert link.is_comparison and len(link.token) >= 30
-    assert store.resolve_share_link(link.token, viewer=alice).run_ids == (team.id, private.id)
-    assert store.resolve_share_link(link.token, viewer=bob).run_ids == (team.id,)
-    solo = store.create_share_link([private.id], viewer=alice)
+    # holding the link is what counts: bob sees the private run too, read only
+    assert store.resolve_share_link(link.token, viewer=bob).run_ids == (team.id, private.id)
     with pytest.raises(NotFound):
-        store.resolve_share_link(solo.token, viewer=bob)
+        store.get_run(private.id, viewer=bob)  # without the link: nothing
+    _, as_bob = store.share_viewer(link.token, viewer=bob)
+    assert store.get_run(private.id, viewer=as_bob).name == "p"
+    assert {r.id for r in store.list_runs(viewer=as_bob)} == {team.id, private.id}
+    with pytest.raises(NotFound):
+        store.get_run(other.id, viewer=as_bob)  # only the runs the link names
+    with pytest.raises(PermissionDenied):
+        store.set_notes(private.id, "mine now", viewer=as_bob)
+    _, as_alice = store.share_viewer(link.token, viewer=alice)
+    with pytest.raises(PermissionDenied):  # through a link even the owner only reads
+        store.set_notes(private.id, "x", viewer=as_alice)
     with pytest.raises(NotFound):
         store.resolve_share_link("not-a-real-token-at-all", viewer=alice)
     with pytest.raises(NotFound):
         store.create_share_link([private.id], viewer=bob)
+    # a team run shared by bob, then made private by alice: bob's link no longer opens it
+    bobs = store.create_share_link([team.id], viewer=bob)
+    store.set_visibility(team.id, "private", viewer=alice)
+    with pytest.raises(NotFound):
+        store.resolve_share_link(bobs.token, viewer=carol)
+    store.set_visibility(team.id, "team", viewer=alice)
+    # the owner lists every link to her run and revokes bob's; bob may not revoke hers
+    assert {x.token for x in store.list_share_links(team.id, viewer=alice)} == {
+        link.token,
+        bobs.token,
+    }
+    assert [x.token for x in store.list_share_links(team.id, viewer=bob)] == [bobs.token]
     with pytest.raises(PermissionDenied):
         store.delete_share_link(link.token, viewer=bob)
+    with pytest.raises(PermissionDenied):
+        store.delete_share_link(link.token, viewer=carol)
+    store.delete_share_link(bobs.token, viewer=alice)
     store.delete_share_link(link.token, viewer=alice)
+    with pytest.raises(NotFound):
+        store.resolve_share_link(link.token, viewer=bob)
+    expired = store.create_share_link([team.id], viewer=alice, ttl=dt.timedelta(seconds=-1))
+    with pytest.raises(NotFound):
+        store.resolve_share_link(expired.token, viewer=bob)
+    fresh = store.create_share_link([team.id], viewer=alice, ttl=dt.timedelta(days=1))
+    assert store.resolve_share_link(fresh.token, viewer=bob).expires_at is not None
 
 
 def test_claim_is_exclusive_and_leases_expire(store: Store) -> None:

@@ -1,5 +1,5 @@
 """Numbers for people: a value rounded to its standard error, the one rule used everywhere
-(run header, runs table, compare view, HTML report, `difflab export`).
+(run header, runs table, HTML report, job messages). Plain Python, no torch.
 
 The standard error keeps one significant figure (two when it starts with a 1, so that 0.14
 is not shown as 0.1, a 40% change), and the value is rounded to the same decimal place:
