@@ -60,6 +60,7 @@ COMMON = (
     "train.lr_schedule=exponential",
     "train.eval_every=0",
     "train.eval_examples=100",
+    "train.eval_timesteps=0",  # the exact sum over t (the presets sample 10 t per example)
     "train.gallery_every=0",
     "train.gallery_size=16",
     "train.log_every=100",

@@ -12,7 +12,8 @@ here touches Streamlit or the store.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,8 @@ FORM_FIELDS = (
     "train.lr",
     "train.seed",
     "train.device",
+    "train.eval_examples",
+    "train.eval_timesteps",
 )
 FIELD_LABELS = {
     "name": "Run name",
@@ -102,7 +105,23 @@ FIELD_LABELS = {
     "train.lr": "Learning rate",
     "train.seed": "Seed",
     "train.device": "Device",
+    "train.eval_examples": "Examples per evaluation",
+    "train.eval_timesteps": "t per example in an evaluation (0 = all)",
 }
+# (example, t) pairs per second of the bound's evaluation on one busy CPU thread, by data set
+# (each preset's network): measured by benchmarks/eval_speed.py (results/eval_speed.json).
+EVAL_PAIRS_PER_S: dict[str, float] = {
+    "swissroll": 17_000,
+    "heartbeat": 19_000,
+    "digits": 4_800,
+    "mnist": 69,
+    "cifar10": 45,
+    "photos": 45,
+    "texture": 28,
+    "deadleaves": 28,
+}
+EVAL_PAIRS_PER_S_IMAGES = 28.0  # any other image set: the slowest measured rate
+DUPLICATE_WINDOW_S = 60.0
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "data.name": DATASET_LABELS,
     "diffusion.kind": KIND_LABELS,
@@ -166,13 +185,46 @@ def _value(cfg: RunConfig, path: str) -> Any:
 def defaults_for(preset: str | None) -> dict[str, Any]:
     """The form's field values as the preset sets them (keys: form_fields of its kinds)."""
     cfg = base_config(preset)
+    return values_for(cfg, preset or cfg.name)
+
+
+def values_for(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """The form's field values for a config (a preset's, or a run's for "New run from this")."""
     data, network = cfg.data.name, cfg.network.kind
     values = {
         path: to_widget_value(spec(path, data, network), _value(cfg, path))
         for path in form_fields(data, network)
     }
-    values["name"] = preset or cfg.name
+    values["name"] = name
     return values
+
+
+def eval_estimate(values: Mapping[str, Any]) -> tuple[int, float] | None:
+    """(pairs, seconds on one CPU thread) of one evaluation: 2 subsets x eval_examples x
+    (T - 1, or eval_timesteps if fewer) (example, t) pairs, at the rate that
+    benchmarks/eval_speed.py measured for the data set's preset network."""
+    try:
+        T = int(values.get("diffusion.T") or 0)
+        n = int(values.get("train.eval_examples") or 0)
+        k = int(values.get("train.eval_timesteps") or 0)
+    except (TypeError, ValueError):
+        return None
+    if T < 2 or n < 1:
+        return None
+    pairs = 2 * n * (min(k, T - 1) if k > 0 else T - 1)
+    rate = EVAL_PAIRS_PER_S.get(str(values.get("data.name")), EVAL_PAIRS_PER_S_IMAGES)
+    return pairs, pairs / rate
+
+
+def recent_duplicate(
+    runs: Sequence[Any], config: Mapping[str, Any], owner_id: int, now: dt.datetime
+) -> Any | None:
+    """A run of this owner with exactly this config, created in the last minute, or None."""
+    for run in runs:
+        age = (now - run.created_at).total_seconds()
+        if run.owner_id == owner_id and 0 <= age <= DUPLICATE_WINDOW_S and run.config == config:
+            return run
+    return None
 
 
 def option_defaults(section: str, kind: str) -> dict[str, Any]:
@@ -220,10 +272,14 @@ def _set(raw: dict[str, Any], path: str, value: Any, default: Any) -> None:
 
 
 def _raw_config(
-    values: Mapping[str, Any], preset: str | None, errors: dict[str, str]
+    values: Mapping[str, Any],
+    preset: str | None,
+    errors: dict[str, str],
+    base: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The preset's config dict with the form's values set; unparsable lists go to `errors`."""
-    raw = copy.deepcopy(base_config(preset).to_dict())
+    """The preset's (or `base`'s) config dict with the form's values set; unparsable lists go
+    to `errors`."""
+    raw = copy.deepcopy(dict(base) if base is not None else base_config(preset).to_dict())
     data = str(values.get("data.name", raw["data"]["name"]))
     network = str(values.get("network.kind", raw["network"]["kind"]))
     raw["data"] = _data_section_for(data, raw["data"])
@@ -252,14 +308,17 @@ def validate_form(
     values: Mapping[str, Any],
     preset: str | None = None,
     data_options: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> FormResult:
     """Turn the form's values into a RunConfig, or say which fields are wrong and why.
 
     `values` are keyed by config path (form_fields); `data_options` (e.g. uploaded image
     hashes) are merged into the data set's options. Every problem is reported at once.
+    `base`: the config that fields not on the form come from (a run's, for "New run from
+    this run"); the preset's by default.
     """
     errors: dict[str, str] = {}
-    raw = _raw_config(values, preset, errors)
+    raw = _raw_config(values, preset, errors, base)
     if data_options:
         raw["data"]["options"] = {**raw["data"].get("options", {}), **data_options}
     fields = form_fields(raw["data"]["name"], raw["network"]["kind"])

@@ -88,14 +88,18 @@ def evaluate_bound(
     generator: torch.Generator | None,
     max_batch: int = 32_768,
     on_progress: Callable[[int, int], None] | None = None,
+    t_per_example: int = 0,
 ) -> BoundTerms:
     """K for each example with the sum over t = 2..T done exactly (one x^t draw per t).
 
     x0: (N, *shape) model space. Vectorised over (example, t) pairs in chunks of `max_batch`.
     on_progress(t_done, examples_done) is called after each chunk (t_done of T for the
     current block of examples); it may raise to stop the evaluation.
+    t_per_example: 0 (or >= T - 1) for the exact sum over t; k > 0 for `sampled_bound`.
     """
     T, N = model.T, x0.shape[0]
+    if 0 < t_per_example < T - 1:
+        return sampled_bound(model, x0, generator, t_per_example, max_batch, on_progress)
     beta = model.beta().detach()
     gaussian = model.process.kind == "gaussian"
     kl_sum = torch.zeros(N, dtype=torch.float64, device=x0.device)
@@ -133,6 +137,75 @@ def evaluate_bound(
         model.process.log_null(x0),
         sig / N if gaussian else None,
         post / N if gaussian else None,
+    )
+
+
+@torch.no_grad()
+def sampled_bound(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    generator: torch.Generator | None,
+    k: int,
+    max_batch: int = 32_768,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BoundTerms:
+    """K for each example with the sum over t = 2..T estimated from k of its terms:
+    (T - 1) / k times the KL terms at k values of t, each uniform on 2..T (blocks of random
+    permutations, so that the N k draws cover every t about equally). Unbiased for K; its
+    extra variance is in the examples' spread, hence in the standard error. The KL profile
+    and variances are means over the draws that hit each t (NaN for a t never drawn).
+
+    on_progress(t_done, examples_done): t_done is the share of this block's k draws done,
+    scaled to T.
+    """
+    T, N = model.T, x0.shape[0]
+    beta = model.beta().detach()
+    gaussian = model.process.kind == "gaussian"
+    dev = x0.device
+    gdev = generator.device if generator is not None else dev
+    reps = -(-N * k // (T - 1))
+    perms = [torch.randperm(T - 1, generator=generator, device=gdev) for _ in range(reps)]
+    ts_all = (torch.cat(perms)[: N * k] + 2).view(N, k).to(dev)
+    kl_sum = torch.zeros(N, dtype=torch.float64, device=dev)
+    sums = torch.zeros(3, T, dtype=torch.float64, device=dev)  # KL, Sigma, posterior variance
+    hits = torch.zeros(T, dtype=torch.float64, device=dev)
+    max_batch = max(1, min(max_batch, MAX_ELEMENTS // max(1, x0[0].numel())))
+    nb = min(N, max_batch)
+    kb = max(1, max_batch // nb)
+    for i in range(0, N, nb):
+        xb = x0[i : i + nb]
+        n = xb.shape[0]
+        for j0 in range(0, k, kb):
+            cols = ts_all[i : i + n, j0 : j0 + kb]  # (n, c)
+            c = cols.shape[1]
+            t = cols.T.reshape(-1)  # column by column, matching xb.repeat
+            xr = xb.repeat((c,) + (1,) * (xb.dim() - 1))
+            xt = model.process.q_sample(xr, t, beta, generator)
+            z = model.readout(xt, t, beta)
+            kl = model.process.kl(xr, xt, t, z, beta).view(c, n)
+            kl_sum[i : i + n] += kl.sum(0) * ((T - 1) / k)
+            sums[0].index_add_(0, t - 1, kl.reshape(-1).double())
+            hits.index_add_(0, t - 1, torch.ones_like(t, dtype=torch.float64))
+            if gaussian:
+                _, var = model.process.p_mean_var(xt, t, z, beta)
+                _, pv = model.process.q_posterior(xr, xt, t, beta)
+                sums[1].index_add_(0, t - 1, var.reshape(c * n, -1).mean(1).double())
+                sums[2].index_add_(0, t - 1, pv.reshape(c * n, -1).mean(1).double())
+            if on_progress is not None:
+                done = j0 + c
+                on_progress(max(2, round(T * done / k)), i + (n if done == k else 0))
+    per_example = model.process.edge_terms(x0, beta) - kl_sum
+    means = sums / hits.clamp(min=1)
+    means[:, hits == 0] = float("nan")
+    means[0, 0] = 0.0  # t = 1 has no KL term
+    if gaussian:
+        means[1, 0], means[2, 0] = beta[0], 0.0
+    return BoundTerms(
+        per_example,
+        means[0],
+        model.process.log_null(x0),
+        means[1] if gaussian else None,
+        means[2] if gaussian else None,
     )
 
 

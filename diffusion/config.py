@@ -274,6 +274,13 @@ class TrainConfig:
     log_every: Int = Field(50, ge=1, le=_BIG, description="Steps between logged losses")
     eval_every: Int = Field(1_000, ge=0, le=_BIG, description="Steps between evaluations (0 = end)")
     eval_examples: Int = Field(1_000, ge=1, le=_BIG, description="Held-out examples per evaluation")
+    eval_timesteps: Int = Field(
+        0,
+        ge=0,
+        le=_BIG,
+        description="t per example in an evaluation: 0 = every t (exact in t); k = k random t "
+        "per example, an unbiased estimate (T - 1) / k times k KL terms, k / (T - 1) the work",
+    )
     gallery_every: Int = Field(
         0, ge=0, le=_BIG, description="Steps between sample galleries (0 = end)"
     )

@@ -39,6 +39,7 @@ def bound_report(
     generator: torch.Generator | None,
     k: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
+    t_per_example: int = 0,
 ) -> BoundReport:
     """Evaluate K over every t (k = 1) or the importance-sampled estimate (k > 1) on x_model.
 
@@ -46,7 +47,9 @@ def bound_report(
     div = bundle.unit_divisor
     terms = None
     if k == 1:
-        terms = evaluate_bound(model, x_model, generator, on_progress=on_progress)
+        terms = evaluate_bound(
+            model, x_model, generator, on_progress=on_progress, t_per_example=t_per_example
+        )
         per_example, log_null = terms.per_example, terms.log_null
     else:
         per_example = importance_log_likelihood(model, x_model, k, generator)
@@ -69,6 +72,7 @@ def make_eval_event(
     x_holdout: torch.Tensor,
     seed: int,
     on_progress: Callable[[str, int, int], None] | None = None,
+    t_per_example: int = 0,
 ) -> EvalEvent:
     """K on train and holdout subsets (fixed evaluation noise from `seed`), KL profile, beta.
 
@@ -81,8 +85,12 @@ def make_eval_event(
             return None
         return lambda t_done, done: on_progress(name, t_done, done)
 
-    train = bound_report(model, bundle, x_train, gen, on_progress=phase("train"))
-    hold = bound_report(model, bundle, x_holdout, gen, on_progress=phase("holdout"))
+    train = bound_report(
+        model, bundle, x_train, gen, on_progress=phase("train"), t_per_example=t_per_example
+    )
+    hold = bound_report(
+        model, bundle, x_holdout, gen, on_progress=phase("holdout"), t_per_example=t_per_example
+    )
     terms = hold.terms
     assert terms is not None
     div = bundle.unit_divisor

@@ -95,6 +95,11 @@ def _image(
             lr_schedule="exponential",
             eval_every=2_000,
             eval_examples=200,
+            # 10 random t per example (unbiased, docs/model-notes.md): 4,000 (example, t)
+            # pairs, 1-3 minutes on one busy CPU thread (benchmarks/eval_speed.py); every t
+            # of T = 1000 would take 2-3 hours there. "Evaluate on the whole test set" on the
+            # run page, or `difflab bound`, gives the exact sum over t.
+            eval_timesteps=10,
             gallery_every=2_000,
             gallery_size=36,
         ),

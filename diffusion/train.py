@@ -256,6 +256,7 @@ class _Trainer:
             self.x_hold_eval,
             self.config.train.seed + 2,
             on_progress=progress,
+            t_per_example=self.config.train.eval_timesteps,
         )
         self.emit(event)
         return event

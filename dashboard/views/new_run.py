@@ -1,4 +1,8 @@
-"""New run: pick a preset or set the fields, check them, and queue the training."""
+"""New run: pick a preset (or open "New run from this run"), set the fields, check them, and
+queue the training.
+
+No st.form: Enter in a field only commits that field; nothing is queued but by the button.
+The same config queued again within a minute asks first."""
 
 from __future__ import annotations
 
@@ -7,14 +11,27 @@ import streamlit as st
 from dashboard import forms
 from dashboard.actions import ActionError, submit_run
 from dashboard.form_fields import JS_SAFE_INT
-from dashboard.services import get_store, require_user
+from dashboard.services import get_store, query_param, require_user, team_mode
 from dashboard.uploads import UPLOAD_TYPES, prepare_image_folder
 from dashboard.widgets import field_error
+from db.errors import StoreError
 from db.media import MediaError
+from db.session import utcnow
 
 ERRORS = "new_run_errors"
 CREATED = "new_run_created"
+BASE = "new_run_base"  # the config of the run the form was opened from, or None
+FROM = "new_run_from"
+DUPLICATE = "new_run_duplicate"  # (run id, config) of a same-config run queued just now
 user = require_user()
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _kinds() -> tuple[str, str]:
@@ -51,6 +68,26 @@ def load_preset() -> None:
     for key, value in forms.defaults_for(st.session_state.preset).items():
         st.session_state[f"f:{key}"] = value
     st.session_state[ERRORS] = {}
+    st.session_state[BASE] = None
+
+
+def load_run(run_id: str) -> None:
+    """Fill the form from a run's config ("New run from this run")."""
+    from diffusion.config import ConfigError, RunConfig
+
+    try:
+        run = get_store().get_run(run_id, viewer=user)
+        cfg = RunConfig.from_dict(run.config)
+    except (StoreError, ConfigError) as exc:
+        st.session_state[ERRORS] = {"submit": f"Could not open run {run_id}: {exc}"}
+        return
+    for key, value in forms.values_for(cfg, f"{run.name} (copy)").items():
+        st.session_state[f"f:{key}"] = value
+    if run.preset in forms.preset_names():
+        st.session_state.preset = run.preset
+    st.session_state[BASE] = run.config
+    st.session_state[FROM] = run_id
+    st.session_state[ERRORS] = {}
 
 
 def on_kind_change(section: str) -> None:
@@ -60,7 +97,7 @@ def on_kind_change(section: str) -> None:
         st.session_state[f"f:{key}"] = value
 
 
-def on_submit() -> None:
+def on_submit(confirm: bool = False) -> None:
     """Validate every field, and queue the run only when all are right."""
     values = {key: st.session_state.get(f"f:{key}") for key in forms.form_fields(*_kinds())}
     preset = st.session_state.get("preset")
@@ -72,10 +109,19 @@ def on_submit() -> None:
         except MediaError as exc:
             st.session_state[ERRORS] = {"upload": str(exc)}
             return
-    result = forms.validate_form(values, preset, data_options)
+    base = st.session_state.get(BASE)
+    result = forms.validate_form(values, preset, data_options, base=base)
     st.session_state[ERRORS] = dict(result.errors)
     if not result.ok:
         return
+    pending = st.session_state.pop(DUPLICATE, None)
+    config = result.config.to_dict()
+    if not (confirm and pending is not None and pending[1] == config):
+        runs = get_store().list_runs(viewer=user, limit=50)
+        twin = forms.recent_duplicate(runs, config, user.id, utcnow())
+        if twin is not None:
+            st.session_state[DUPLICATE] = (twin.id, config)
+            return
     try:
         run = submit_run(
             get_store(),
@@ -96,6 +142,9 @@ if "preset" not in st.session_state:
         "swissroll-smoke" if "swissroll-smoke" in names else (names[0] if names else None)
     )
     load_preset()
+source = query_param("from")
+if source and st.session_state.get(FROM) != source:
+    load_run(source)
 errors: dict[str, str] = st.session_state.get(ERRORS) or {}
 
 st.title("New run")
@@ -142,12 +191,19 @@ if st.session_state.get("f:data.name") == "images":
     field_error(errors, "upload", "Upload")
 
 data_kind, network_kind = _kinds()
-with st.form("new_run"):
+if st.session_state.get(BASE) is not None:
+    st.info(
+        f"Filled from run `{st.session_state.get(FROM)}`: fields not on this form keep that "
+        "run's values. Choosing a preset starts over from the preset.",
+        icon=":material/content_copy:",
+    )
+with st.container(border=True):
     left, middle, right = st.columns(3)
     with left:
         st.subheader("Run")
         field(errors, "name")
-        st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
+        if team_mode():
+            st.radio("Who can see it", ["private", "team"], key="f:visibility", horizontal=True)
         st.subheader("Data options")
         for path in forms.option_paths("data", data_kind):
             field(errors, path)
@@ -163,7 +219,26 @@ with st.form("new_run"):
         for path in forms.FORM_FIELDS:
             if path.startswith("train."):
                 field(errors, path)
-    st.form_submit_button("Queue the run", type="primary", on_click=on_submit)
+        estimate = forms.eval_estimate(
+            {k: st.session_state.get(f"f:{k}") for k in forms.FORM_FIELDS}
+        )
+        if estimate is not None:
+            pairs, seconds = estimate
+            st.caption(
+                f"Each evaluation: {pairs:,} (example, t) network calls, about "
+                f"{fmt_duration(seconds)} on one CPU thread (much less on a GPU). The whole "
+                "test set is a separate job on the run page."
+            )
+st.button("Queue the run", type="primary", on_click=on_submit, key="new_run_submit")
+if twin := st.session_state.get(DUPLICATE):
+    st.warning(
+        f"You queued run `{twin[0]}` with exactly this config less than a minute ago. "
+        "Queue another one anyway?",
+        icon=":material/content_copy:",
+    )
+    st.button(
+        "Yes, queue it again", on_click=on_submit, kwargs={"confirm": True}, key="new_run_again"
+    )
 
 if errors:
     if "submit" in errors:

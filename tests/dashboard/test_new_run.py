@@ -207,3 +207,49 @@ def test_beta1_out_of_range_is_refused_under_its_field(store, queue):
     _submit(at)
     assert len(queue) == 1, [e.value for e in at.error]
     assert store.list_runs(viewer=SYSTEM)[0].config["diffusion"]["beta1"] == 0.5
+
+
+def test_no_form_so_enter_cannot_submit_and_the_evaluation_size_is_shown(store, queue):
+    at = app_test("new_run")
+    assert not at.get("form")  # Enter in an st.form field submits it: there is none
+    at.selectbox(key="preset").set_value("bark").run()
+    assert at.number_input(key="f:train.eval_timesteps").value == 10
+    assert "Each evaluation: 4,000 (example, t) network calls" in texts(at)
+    at.number_input(key="f:train.eval_timesteps").set_value(0).run()
+    assert "Each evaluation: 199,600 (example, t) network calls" in texts(at)  # 2 x 200 x 499
+    assert not queue
+
+
+def test_same_config_within_a_minute_asks_first(store, queue):
+    at = app_test("new_run")
+    _submit(at)
+    assert len(queue) == 1
+    _submit(at)
+    assert len(queue) == 1 and "exactly this config" in texts(at)
+    next(b for b in at.button if b.label == "Yes, queue it again").click()
+    at.run()
+    assert len(queue) == 2 and len(store.list_runs(viewer=SYSTEM)) == 2
+    at.number_input(key="f:train.seed").set_value(7)
+    _submit(at)  # a different config goes straight through
+    assert len(queue) == 3
+
+
+def test_new_run_from_a_run_keeps_its_config(store, queue):
+    from dashboard_helpers import make_run
+
+    cfg = PRESETS["swissroll-smoke"].with_overrides(
+        ["diffusion.T=12", "train.eval_examples=77", "data.n_train=321"]
+    )
+    source, _ = store.create_run(cfg.to_dict(), owner_id=store.local_user().id, name="src")
+    make_run(store, store.local_user())  # another run, not the source
+    at = app_test("new_run", query={"from": source.id})
+    assert not at.exception
+    assert at.number_input(key="f:diffusion.T").value == 12
+    assert at.number_input(key="f:train.eval_examples").value == 77
+    assert at.text_input(key="f:name").value == "src (copy)"
+    at.number_input(key="f:train.steps").set_value(99)
+    _submit(at)
+    new = next(r for r in store.list_runs(viewer=SYSTEM) if r.name == "src (copy)")
+    expected = cfg.to_dict()
+    expected["train"]["steps"], expected["name"] = 99, "src (copy)"
+    assert new.config == expected  # data.n_train (not on the form) came from the source run
