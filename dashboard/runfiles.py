@@ -22,8 +22,8 @@ from db.access import LinkViewer, Viewer, may_edit
 from db.entities import Run
 from db.errors import NotFound, StoreError
 from db.export import metrics_csv, metrics_json
+from db.rounding import fmt_se
 from db.store import Store
-from diffusion.rounding import fmt_se
 
 EXPIRY = {"never": None, "1 day": 1, "7 days": 7, "30 days": 30}
 

@@ -7,8 +7,6 @@ page (and the user's zoom, kept by each figure's `uirevision`) is left alone.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import streamlit as st
 
@@ -158,7 +156,7 @@ def samples_panel(store: Store, viewer: Viewer, run: Run) -> None:
                     charts.point_cloud(
                         arr[:, :2],
                         title=f"Samples at step {art.step}, over the training data",
-                        reference=training_points(json.dumps(run.config, sort_keys=True)),
+                        reference=latest_array(store, run, viewer, "data_sample"),
                     ),
                     key="run_cloud",
                     width="stretch",
@@ -231,22 +229,3 @@ def trajectory_strip(
     for t in tiles:
         out += [t, pad]
     return np.concatenate(out[:-1], axis=1), [labels[i] for i in pick]
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def training_points(config_json: str, n: int = 1000) -> np.ndarray | None:
-    """Up to n training examples of a 2-D data set (the run's own data, from its config)."""
-    try:
-        from diffusion.config import RunConfig
-        from diffusion.data import build_dataset
-
-        config = RunConfig.from_dict(json.loads(config_json))
-        bundle = build_dataset(config.data, config.train.seed)
-        x = bundle.train if bundle.train is not None else None
-        if x is None:
-            import torch
-
-            x = bundle.draw_train(n, torch.Generator().manual_seed(0))
-        return np.asarray(x[:n], dtype=float)[:, :2]
-    except Exception:  # noqa: BLE001 - the overlay is a help, never a reason to fail the page
-        return None

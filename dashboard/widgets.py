@@ -12,7 +12,7 @@ from PIL import Image
 from dashboard.safe_text import md_lines, md_text
 from dashboard.tables import STATE_BADGES
 from db.entities import Run
-from diffusion.rounding import fmt_se
+from db.rounding import fmt_se
 
 
 def field_error(errors: Mapping[str, str], key: str, label: str | None = None) -> None:

@@ -55,6 +55,7 @@ ARTIFACT_KINDS: Final = (
     "posterior_input",  # the noisy or masked input a posterior was computed from
     "evaluation",
     "report",
+    "data_sample",  # training examples to draw under 2-D samples (.npy, one per run)
 )
 
 

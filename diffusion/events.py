@@ -90,6 +90,7 @@ class GalleryEvent:
 
     trajectory: optional (steps, N, *shape) snapshots from x^T to x^0 (data space, float).
     levels: grey levels of image data (17 for the digits, 256 for 8-bit sets), for display.
+    reference: for 2-D points, up to 1,000 training examples to draw under the samples.
     """
 
     step: int
@@ -97,6 +98,7 @@ class GalleryEvent:
     kind: Literal["points", "images", "sequences"]
     trajectory: np.ndarray | None = None
     levels: int = 256
+    reference: np.ndarray | None = None  # points only: training examples, data space
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,12 @@ def gallery_event(
     chain = sample_chain(model, n, gen, device, return_trajectory=True)
     samples = to_data_array(bundle, chain.x0)
     traj = trajectory_array(bundle.scaler, chain.trajectory)
-    return GalleryEvent(step, samples, gallery_kind(bundle), traj, data_levels(bundle))
+    kind = gallery_kind(bundle)
+    reference = None
+    if kind == "points":  # training data to draw under the samples (up to 1,000 points)
+        x = bundle.train if bundle.train is not None else bundle.draw_train(1000, gen)
+        reference = torch.as_tensor(x[:1000]).detach().double().cpu().numpy()
+    return GalleryEvent(step, samples, kind, traj, data_levels(bundle), reference)
 
 
 class TSampler:

@@ -125,7 +125,8 @@ def seed_run(store: Store, owner: User, kind: Kind, state: str, tmp: Path, **cre
             sink(_eval(step, T, unit, i))
             samples = _samples(kind, rng, 16)
             traj = _trajectory(kind, rng, 4)
-            sink(GalleryEvent(step, samples, kind.gallery, traj, kind.levels))
+            ref = _samples(kind, rng, 200) if kind.gallery == "points" else None
+            sink(GalleryEvent(step, samples, kind.gallery, traj, kind.levels, ref))
     ckpt = tmp / f"{run.id}.pt"
     ckpt.write_bytes(b"checkpoint bytes of " + run.id.encode())
     sink(CheckpointEvent(last, ckpt))

@@ -22,9 +22,9 @@ from db import settings
 from db.access import SYSTEM
 from db.entities import CANCELLED, DONE, FAILED, Job
 from db.errors import LeaseLost, NotFound
+from db.rounding import fmt_se
 from db.store import Store
 from db.store_jobs import Lease
-from diffusion.rounding import fmt_se
 from worker import render, runtime
 from worker.lease import claimed
 from worker.sink import npy

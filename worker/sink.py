@@ -136,6 +136,18 @@ class StoreSink:
         png = render.gallery_png(samples, kind, getattr(ev, "levels", 256))
         if png is not None:
             self._put("gallery_png", png, f"gallery-{step:09d}.png", "image/png", step)
+        reference = getattr(ev, "reference", None)
+        if reference is not None:
+            self.store.put_artifact(
+                self.run_id,
+                "data_sample",
+                npy(np.asarray(reference)),
+                key="data-sample.npy",
+                media_type="application/x-npy",
+                step=step,
+                lease=self.lease,
+                replace_kind=True,
+            )
         trajectory = getattr(ev, "trajectory", None)
         if trajectory is not None:
             self._put(

@@ -98,6 +98,15 @@ def make_run(
             step=30,
             lease=lease,
         )
+        store.put_artifact(
+            run.id,
+            "data_sample",
+            npy(rng.normal(size=(100, 2))),
+            key="data-sample.npy",
+            media_type="application/x-npy",
+            step=30,
+            lease=lease,
+        )
         traj = rng.normal(size=(5, 64, 2))
         store.put_artifact(
             run.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from diffusion.events import CheckpointEvent, EvalEvent, EvalProgressEvent
+from diffusion.events import CheckpointEvent, EvalEvent, EvalProgressEvent, GalleryEvent
 from diffusion.presets import PRESETS
 from diffusion.train import train
 
@@ -37,6 +37,8 @@ def test_final_evaluation_reports_every_block_up_to_t_T(tmp_path):
     first_eval = next(i for i, e in enumerate(events) if isinstance(e, EvalEvent))
     assert events.index(progress[-1]) < first_eval
     assert result.status == "done"
+    gallery = next(e for e in events if isinstance(e, GalleryEvent))
+    assert gallery.reference is not None and gallery.reference.shape == (200, 2)  # n_train
 
 
 def test_cancel_during_final_evaluation_keeps_checkpoint_and_resumes(tmp_path):

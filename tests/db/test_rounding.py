@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from diffusion.rounding import fmt_se, round_to_se, se_decimals
+from db.rounding import fmt_se, round_to_se, se_decimals
 
 
 @pytest.mark.parametrize(
