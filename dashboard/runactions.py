@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.actions import ActionError, cancel_run, continue_run, submit_posterior
+from dashboard.safe_text import md_text
 from db.access import LinkViewer, Viewer, may_edit
 from db.entities import ACTIVE_STATES, CANCELLED, DONE, Run
 from db.store import Store
@@ -66,7 +67,7 @@ def _do(fn, done: str) -> None:
     try:
         fn()
     except ActionError as exc:
-        st.error(str(exc))
+        st.error(md_text(exc))
         return
     st.toast(done)
     st.rerun()

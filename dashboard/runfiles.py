@@ -16,6 +16,7 @@ from dashboard import charts
 from dashboard.posterior import model_levels
 from dashboard.report import ReportImage, RunReport, build_report
 from dashboard.rundata import gallery_artifacts, load_array, load_run_data, sample_kind
+from dashboard.safe_text import md_lines, md_text
 from dashboard.services import share_url, team_mode
 from dashboard.widgets import brighten
 from db.access import LinkViewer, Viewer, may_edit
@@ -143,12 +144,12 @@ def notes_panel(store: Store, viewer: Viewer, run: Run) -> None:
     """Notes and tags (editable by the owner), who may see the run, and share links."""
     if not may_edit(run.owner_id, viewer):
         st.markdown("**Notes**")
-        st.markdown(run.notes or "_No notes._")
-        st.markdown("**Tags:** " + (", ".join(f"`{t}`" for t in run.tags) or "_none_"))
+        st.markdown(md_lines(run.notes) if run.notes else "_No notes._")
+        st.markdown("**Tags:** " + (", ".join(md_text(t) for t in run.tags) or "_none_"))
         st.caption(
             "Read only: a share link opens a run for reading."
             if isinstance(viewer, LinkViewer)
-            else f"Only {run.owner} (the owner) or an admin can change this run."
+            else f"Only {md_text(run.owner)} (the owner) or an admin can change this run."
         )
     else:
         _edit_notes(store, viewer, run)
@@ -170,7 +171,7 @@ def _edit_notes(store: Store, viewer: Viewer, run: Run) -> None:
                 store.set_visibility(run.id, "team" if team else "private", viewer=viewer)
             st.success("Saved.")
         except StoreError as exc:
-            st.error(str(exc))
+            st.error(md_text(exc))
 
 
 def share_panel(store: Store, viewer: Viewer, run: Run) -> None:
@@ -193,7 +194,7 @@ def share_panel(store: Store, viewer: Viewer, run: Run) -> None:
             )
             st.code(share_url(link.token), language=None)
         except (StoreError, NotFound) as exc:
-            st.error(str(exc))
+            st.error(md_text(exc))
     try:
         links = store.list_share_links(run.id, viewer=viewer)
     except StoreError:
@@ -207,4 +208,4 @@ def share_panel(store: Store, viewer: Viewer, run: Run) -> None:
                 store.delete_share_link(link.token, viewer=viewer)
                 st.rerun()
             except StoreError as exc:
-                st.error(str(exc))
+                st.error(md_text(exc))

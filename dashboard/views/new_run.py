@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import forms
 from dashboard.actions import ActionError, submit_run
 from dashboard.form_fields import JS_SAFE_INT
+from dashboard.safe_text import md_text
 from dashboard.services import get_store, query_param, require_user, team_mode
 from dashboard.uploads import UPLOAD_TYPES, prepare_image_folder
 from dashboard.widgets import field_error
@@ -242,7 +243,7 @@ if twin := st.session_state.get(DUPLICATE):
 
 if errors:
     if "submit" in errors:
-        st.error(errors["submit"])
+        st.error(md_text(errors["submit"]))
     else:
         st.error(f"Nothing was queued: {len(errors)} field(s) need attention (see above).")
 if created := st.session_state.get(CREATED):

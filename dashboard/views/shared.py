@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import runfiles, runpanels
 from dashboard.compare import show_comparison
+from dashboard.safe_text import md_text
 from dashboard.services import get_store, query_param, require_user
 from db.errors import NotFound
 
@@ -47,7 +48,7 @@ if link.is_comparison:
 else:
     run = store.get_run(link.run_ids[0], viewer=viewer)
     runpanels.header(store, viewer, run)
-    st.caption(f"Shared with you by a link, read only. Owner: {run.owner}.")
+    st.caption(f"Shared with you by a link, read only. Owner: {md_text(run.owner)}.")
     bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", "Notes and tags"])
     with bound:
         runpanels.bound_panel(store, viewer, run)
