@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 
 from db import convert
-from db.access import SYSTEM, Viewer, _System, check_view, visible_clause
+from db.access import Viewer, _System, check_view, visible_clause
 from db.artifacts import ArtifactStore
 from db.entities import ARTIFACT_KINDS, Artifact, Upload
 from db.errors import InvalidInput, NotFound
@@ -246,7 +246,7 @@ class ArtifactsMixin(StoreBase):
             s.flush()
             return convert.upload(row)
 
-    def get_upload(self, upload_id: int, *, viewer: Viewer = SYSTEM) -> Upload:
+    def get_upload(self, upload_id: int, *, viewer: Viewer) -> Upload:
         """An upload; only its owner (or SYSTEM, or an admin) may see it."""
         with self._scope() as s:
             row = s.get(UploadRow, upload_id)
@@ -256,7 +256,8 @@ class ArtifactsMixin(StoreBase):
                 raise NotFound(f"no upload {upload_id}")
             return convert.upload(row)
 
-    def upload_bytes(self, upload_id: int, *, viewer: Viewer = SYSTEM) -> bytes:
+    def upload_bytes(self, upload_id: int, *, viewer: Viewer) -> bytes:
+        """The bytes of an upload `viewer` may see (the worker passes the job's owner)."""
         return self.artifacts.get(self.get_upload(upload_id, viewer=viewer).sha256)
 
     def list_uploads(self, *, viewer: Viewer, limit: int = 100) -> list[Upload]:

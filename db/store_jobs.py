@@ -30,9 +30,10 @@ from db.entities import (
     RUNNING,
     Claim,
     Job,
+    User,
 )
-from db.errors import InvalidInput, LeaseLost, NotFound
-from db.models import JobRow, RunRow
+from db.errors import InvalidInput, LeaseLost, NotFound, PermissionDenied
+from db.models import JobRow, RunRow, UploadRow
 from db.session import StoreBase, utcnow
 from db.store_runs import queued_job_row
 
@@ -54,6 +55,22 @@ def check_lease(s: Session, lease: Lease) -> JobRow:
     return row
 
 
+UPLOAD_PARAMS = ("upload_id", "mask_upload_id")
+
+
+def check_uploads(s: Session, params: dict[str, Any], owner_id: int) -> None:
+    """Every upload a job names must be its owner's own (NotFound otherwise: no hint)."""
+    for key in UPLOAD_PARAMS:
+        if key not in params:
+            continue
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{key} must be an upload id (an integer), not {value!r}")
+        row = s.get(UploadRow, value)
+        if row is None or row.owner_id != owner_id:
+            raise NotFound(f"no upload {value}")
+
+
 class JobsMixin(StoreBase):
     def create_job(
         self,
@@ -68,9 +85,12 @@ class JobsMixin(StoreBase):
         """A QUEUED job against a run that `viewer` may see (enqueue after this returns)."""
         if kind not in JOB_KINDS or kind == "train":
             raise InvalidInput(f"job kind must be one of {JOB_KINDS[1:]}, not {kind!r}")
+        if isinstance(viewer, User) and viewer.id != owner_id:
+            raise PermissionDenied("a job is submitted by its owner")
         now = utcnow()
         with self._scope(write=True) as s:
             run = check_view(s.get(RunRow, run_id), viewer, run_id)
+            check_uploads(s, params, owner_id)
             if run.checkpoint_step is None and run.state != DONE:
                 raise InvalidInput(f"run {run_id} has no checkpoint yet; wait until it trains")
             row = queued_job_row(kind, run_id, owner_id, params, queue, now)

@@ -136,12 +136,17 @@ def _sample(
     return f"{n} samples"
 
 
-def _image_input(store: Store, trained: Any, upload_id: Any) -> np.ndarray:
+def _submitter(store: Store, job: Job) -> Any:
+    """The user who submitted the job: the worker reads uploads with their rights only."""
+    return store.get_user(job.owner_id)
+
+
+def _image_input(store: Store, job: Job, trained: Any, upload_id: Any) -> np.ndarray:
     from diffusion.imageio import read_image_checked
     from diffusion.posterior import image_shape
 
     c = image_shape(trained)[0]
-    data = store.upload_bytes(int(upload_id))
+    data = store.upload_bytes(int(upload_id), viewer=_submitter(store, job))
     return read_image_checked(data, None, c)  # any size: the posterior plans or refuses it
 
 
@@ -188,7 +193,7 @@ def _denoise(
 ) -> str:
     from diffusion.posterior import denoise
 
-    image = _image_input(store, trained, params["upload_id"])
+    image = _image_input(store, job, trained, params["upload_id"])
     noisy = (
         image if params.get("already_noisy") else _noisy(image, float(params["sigma"]), generator)
     )
@@ -228,9 +233,10 @@ def _inpaint(
     from diffusion.imageio import read_mask
     from diffusion.posterior import inpaint, make_mask
 
-    image = _image_input(store, trained, params["upload_id"])
+    image = _image_input(store, job, trained, params["upload_id"])
     if "mask_upload_id" in params:
-        mask = read_mask(store.upload_bytes(int(params["mask_upload_id"])), image.shape[:2])
+        data = store.upload_bytes(int(params["mask_upload_id"]), viewer=_submitter(store, job))
+        mask = read_mask(data, image.shape[:2])
     else:
         mask = make_mask(params.get("mask", "center"), image.shape[:2], generator=generator)
     result = inpaint(

@@ -79,7 +79,7 @@ def test_inpaint_job_and_results(store, queue):
     job = store.get_job(queue[0], viewer=SYSTEM)
     assert job.kind == "inpaint" and job.run_id == run.id
     assert job.params["method"] == "repaint" and job.params["n"] == 4
-    mask = store.upload_bytes(job.params["mask_upload_id"])
+    mask = store.upload_bytes(job.params["mask_upload_id"], viewer=SYSTEM)
     known = np.asarray(Image.open(io.BytesIO(mask)))  # the conv net: the image's own size
     assert known.shape == (32, 32) and (known[:, :16] == 0).all() and (known[:, 16:] == 255).all()
     assert job.params["size_plan"] == "Run at full size, 32 x 32"
@@ -126,7 +126,9 @@ def test_denoise_sends_the_clean_image_in_the_data_levels(store, queue):
     job = store.get_job(queue[0], viewer=SYSTEM)
     assert job.kind == "denoise" and job.run_id == run.id
     assert job.params["sigma"] == pytest.approx(51.0 * 16 / 255)  # in the data's grey levels
-    x = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    x = np.asarray(
+        Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"], viewer=SYSTEM)))
+    )
     assert x.shape == (8, 8) and (x == 16).all()  # white is level 16 for the digits
 
 
@@ -175,7 +177,9 @@ def test_pick_a_held_out_image(store, queue):
     assert not at.exception and len(at.image) == 2
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)
-    sent = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    sent = np.asarray(
+        Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"], viewer=SYSTEM)))
+    )
     from dashboard.posterior import holdout_examples
 
     np.testing.assert_array_equal(sent, holdout_examples(run.config)[2])
@@ -195,7 +199,9 @@ def test_drawn_mask(store, queue):
     at.run()
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)
-    known = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"]))))
+    known = np.asarray(
+        Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"], viewer=SYSTEM)))
+    )
     assert sorted(zip(*np.nonzero(known == 0), strict=True)) == [(0, 0), (3, 3)]
 
 
@@ -212,9 +218,13 @@ def test_a_photo_is_run_at_its_own_size_and_the_page_says_so_first(store, queue)
     assert "draw" not in at.selectbox(key="pst_mask").options  # no 512-wide tick grid
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)
-    x = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"]))))
+    x = np.asarray(
+        Image.open(io.BytesIO(store.upload_bytes(job.params["upload_id"], viewer=SYSTEM)))
+    )
     assert x.shape == (512, 512) and job.params["steps"] == 50
-    known = np.asarray(Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"]))))
+    known = np.asarray(
+        Image.open(io.BytesIO(store.upload_bytes(job.params["mask_upload_id"], viewer=SYSTEM)))
+    )
     assert known.shape == (512, 512)
 
 

@@ -135,3 +135,35 @@ def test_uploads_are_private_to_their_owner(store: Store) -> None:
     assert up.thumb_sha256 is not None and store.list_uploads(viewer=alice) == [up]
     with pytest.raises(Exception, match="no upload"):
         store.get_upload(up.id, viewer=bob)
+
+
+def test_a_job_cannot_name_another_members_upload(store: Store) -> None:
+    """worker.api.submit_job and the worker both go through these checks."""
+    from db.errors import NotFound, PermissionDenied
+
+    alice = store.create_user("alice", "password one")
+    bob = store.create_user("bob", "password two")
+    mine = store.add_upload(
+        png_bytes((8, 8)), owner_id=alice.id, original_name="a.png", media_type="image/png"
+    )
+    run, _ = store.create_run({"name": "t"}, owner_id=bob.id, visibility="team")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE runs SET state = 'DONE' WHERE id = '{run.id}'")
+    params = {"upload_id": mine.id, "sigma": 20.0}
+    with pytest.raises(NotFound, match="no upload"):
+        store.create_job("denoise", run.id, params, owner_id=bob.id, viewer=bob)
+    with pytest.raises(NotFound, match="no upload"):
+        store.create_job(
+            "inpaint",
+            run.id,
+            {"upload_id": 1, "mask_upload_id": mine.id},
+            owner_id=bob.id,
+            viewer=bob,
+        )
+    with pytest.raises(PermissionDenied):  # submitting in another member's name
+        store.create_job("denoise", run.id, params, owner_id=alice.id, viewer=bob)
+    job = store.create_job("denoise", run.id, params, owner_id=alice.id, viewer=alice)
+    assert job.owner_id == alice.id
+    # the worker reads uploads with the submitter's rights: bob's job never reads hers
+    with pytest.raises(NotFound):
+        store.upload_bytes(mine.id, viewer=store.get_user(bob.id))
