@@ -24,7 +24,10 @@ class InvalidInput(StoreError, ValueError):
 
 
 class DatabaseUnavailable(StoreError):
-    """The database could not be reached; `url` is the URL tried (password hidden)."""
+    """The database could not be reached (or only read); `url` is the URL tried (password
+    hidden)."""
+
+    one_line = True
 
     def __init__(self, url: str, detail: str) -> None:
         super().__init__(f"cannot reach the database at {url}: {detail}")
@@ -47,3 +50,9 @@ class TooManyAttempts(StoreError):
             + " and try again, or ask an admin to lift the block."
         )
         self.wait_s = wait_s
+
+
+class CorruptBlob(StoreError):
+    """Stored bytes no longer match their sha256 (a torn write, a bad disk)."""
+
+    one_line = True

@@ -85,6 +85,10 @@ class StoreBase:
             session.rollback()
             if exc.connection_invalidated or _is_connect_error(exc):
                 raise DatabaseUnavailable(redact(self.url), _first_line(exc)) from exc
+            if _is_read_only(exc):
+                raise DatabaseUnavailable(
+                    redact(self.url), f"it can only be read, not written ({_first_line(exc)})"
+                ) from exc
             raise
         except BaseException:
             session.rollback()
@@ -102,6 +106,11 @@ class StoreBase:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _is_read_only(exc: DBAPIError) -> bool:
+    msg = str(exc.orig).lower()
+    return "readonly database" in msg or "read-only" in msg or "read only" in msg
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:

@@ -58,11 +58,13 @@ class ArtifactsMixin(StoreBase):
         job_id: str | None = None,
         lease: Lease | None = None,
         replace_kind: bool = False,
+        keep_previous: int = 0,
         width: int | None = None,
         height: int | None = None,
     ) -> Artifact:
         """Store bytes and their row. `replace_kind` drops the run's older rows of this kind
-        (and their bytes when nothing else uses them): used for the latest checkpoint."""
+        but the newest `keep_previous` (and their bytes when nothing else uses them): used for
+        checkpoints, of which the last two are kept."""
         if kind not in ARTIFACT_KINDS:
             raise InvalidInput(f"artifact kind must be one of {ARTIFACT_KINDS}, not {kind!r}")
         if not _KEY.match(key):
@@ -81,11 +83,11 @@ class ArtifactsMixin(StoreBase):
             if replace_kind:
                 old = list(
                     s.scalars(
-                        select(ArtifactRow).where(
-                            ArtifactRow.run_id == run_id, ArtifactRow.kind == kind
-                        )
+                        select(ArtifactRow)
+                        .where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)
+                        .order_by(ArtifactRow.step.desc(), ArtifactRow.id.desc())
                     )
-                )
+                )[keep_previous:]
                 for row in old:
                     s.delete(row)
             row = ArtifactRow(

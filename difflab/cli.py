@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not getattr(exc, "one_line", False):  # a bug: keep its traceback
+            raise
+        print(f"difflab {args.command}: error: {exc}", file=sys.stderr)  # a corrupt file...
+        return 2
 
 
 if __name__ == "__main__":

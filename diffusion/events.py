@@ -107,7 +107,15 @@ class CheckpointEvent:
     path: Path
 
 
-Event = StepEvent | EvalEvent | EvalProgressEvent | GalleryEvent | CheckpointEvent
+@dataclass(frozen=True)
+class WarningEvent:
+    """Something the run's log must say (a corrupt checkpoint skipped, say); training goes on."""
+
+    step: int
+    message: str
+
+
+Event = StepEvent | EvalEvent | EvalProgressEvent | GalleryEvent | CheckpointEvent | WarningEvent
 
 
 @dataclass(frozen=True)

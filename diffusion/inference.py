@@ -3,6 +3,7 @@ use this; see docs/architecture.md section 1)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion.checkpoint import CHECKPOINT, load_checkpoint
+from diffusion.checkpoint import CHECKPOINT, CheckpointError, load_latest
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, Scaler, build_dataset
 from diffusion.data.display import gallery_kind, to_data_array, trajectory_array
@@ -124,11 +125,21 @@ class Trained:
 def load_trained(run_dir: Path | str, device: str | None = None, use_ema: bool = True) -> Trained:
     """Load `run_dir/checkpoint.pt` (EMA weights by default) onto `device` (default: auto)."""
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT
-    if not path.exists():
-        raise ConfigError("run_dir", f"no checkpoint in {run_dir} (expected {CHECKPOINT})")
     dev = pick_device(device or "auto")
-    ckpt = load_checkpoint(path, dev)
+    ckpt, warning = load_latest(run_dir, dev)
+    if ckpt is None:
+        raise ConfigError("run_dir", f"no checkpoint in {run_dir} (expected {CHECKPOINT})")
+    if warning:
+        warnings.warn(warning, stacklevel=2)
+    try:
+        return _trained_from(ckpt, run_dir, dev, use_ema)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{run_dir / CHECKPOINT}: not a usable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _trained_from(ckpt: dict, run_dir: Path, dev: torch.device, use_ema: bool) -> Trained:
     config = RunConfig.from_json(ckpt["config"])
     scaler = Scaler.from_dict(ckpt["scaler"])
     with torch.random.fork_rng(devices=[]):

@@ -12,7 +12,6 @@ and the EMA weights, so they never disturb the training stream.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import time
@@ -22,14 +21,19 @@ from pathlib import Path
 import torch
 
 from diffusion.bound import LN2, train_terms
-from diffusion.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from diffusion.checkpoint import (  # noqa: F401 (load_final_eval is re-exported)
+    CHECKPOINT,
+    load_final_eval,
+    load_latest,
+    save_checkpoint,
+    write_final_eval,
+)
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
 from diffusion.data.display import data_levels, gallery_kind, to_data_array, trajectory_array
 from diffusion.device import pick_device
 from diffusion.evaluate import make_eval_event
 from diffusion.events import (
-    BoundEstimate,
     CheckpointEvent,
     EvalEvent,
     EvalProgressEvent,
@@ -38,11 +42,11 @@ from diffusion.events import (
     GalleryEvent,
     StepEvent,
     TrainResult,
+    WarningEvent,
 )
 from diffusion.model import DiffusionModel
 from diffusion.sampling import sample_chain
 
-FINAL_EVAL = "final_eval.json"
 RUN_RECORD = "run.json"
 CONFIG = "config.json"
 
@@ -321,8 +325,8 @@ class _Trainer:
             return self.stopped_in_evaluation()
         self.gallery()
         self.elapsed = time.monotonic() - t_start
-        (self.out_dir / FINAL_EVAL).write_text(json.dumps(dataclasses.asdict(final)))
-        self.checkpoint(done=True)
+        self.checkpoint(done=True)  # final_eval.json is never written without its checkpoint
+        write_final_eval(self.out_dir, final)
         return TrainResult(
             "done", self.step, final.k_holdout, final, {"train_seconds": self.elapsed}
         )
@@ -347,16 +351,6 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
         )
 
 
-def load_final_eval(out_dir: Path) -> EvalEvent | None:
-    path = Path(out_dir) / FINAL_EVAL
-    if not path.exists():
-        return None
-    raw = json.loads(path.read_text())
-    for key in ("k_train", "k_holdout"):
-        raw[key] = BoundEstimate(**raw[key])
-    return EvalEvent(**raw)
-
-
 def train(
     config: RunConfig,
     out_dir: Path | str,
@@ -369,10 +363,11 @@ def train(
     out_dir = Path(out_dir)
     dev = pick_device(device or config.train.device)
     _check_same_run(out_dir, config)
-    ckpt_path = out_dir / CHECKPOINT
-    ckpt = load_checkpoint(ckpt_path, dev) if ckpt_path.exists() else None
+    ckpt, warning = load_latest(out_dir, dev)
     if ckpt is not None and ckpt["done"] and int(ckpt["step"]) >= config.train.steps:
         final = load_final_eval(out_dir)
+        if final is None:  # the checkpoint was written, its evaluation was not: redo it
+            return _evaluate_finished(config, out_dir, dev, ckpt, on_event)
         return TrainResult(
             "done",
             int(ckpt["step"]),
@@ -383,11 +378,29 @@ def train(
     trainer = _Trainer(config, out_dir, dev, on_event, should_stop)  # validates data, network
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG).write_text(config.to_json())
+    if warning is not None and on_event is not None:
+        on_event(WarningEvent(int(ckpt["step"]) if ckpt else 0, warning))
     if ckpt is not None:
         trainer.restore(ckpt)
     else:
         _write_run_record(out_dir, config, trainer.bundle, dev)
     return trainer.run()
+
+
+def _evaluate_finished(
+    config: RunConfig,
+    out_dir: Path,
+    dev: torch.device,
+    ckpt: dict,
+    on_event: Callable[[Event], None] | None,
+) -> TrainResult:
+    trainer = _Trainer(config, out_dir, dev, on_event, None)
+    trainer.restore(ckpt)
+    final = trainer.evaluate()
+    write_final_eval(out_dir, final)
+    return TrainResult(
+        "done", trainer.step, final.k_holdout, final, {"train_seconds": trainer.elapsed}
+    )
 
 
 def _write_run_record(

@@ -23,6 +23,8 @@ def prepare(queues: list[str]) -> tuple[Store, str]:
     store.check()
     if store.dialect == "sqlite" and not store.is_current():
         store.upgrade()
+    for stray in store.artifacts.remove_stray_temps():  # partial blobs of a worker that died
+        print(f"difflab worker: removed the partial file {stray}", flush=True)
     device = runtime.detect_device()
     os.environ["DIFFLAB_WORKER_DEVICE"] = device  # children inherit the announced device
     os.environ["DIFFLAB_WORKER_QUEUES"] = ",".join(queues)

@@ -8,6 +8,7 @@ store, every metric point up to s is too. Every write is fenced by the job's lea
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
 from typing import Any
@@ -18,6 +19,8 @@ from db.entities import MetricPoint
 from db.store import Store
 from db.store_jobs import Lease
 from worker import render
+
+log = logging.getLogger("difflab.worker")
 
 
 class StoreSink:
@@ -39,6 +42,7 @@ class StoreSink:
         self.last_checkpoint_step: int | None = None
         self.final_bound: tuple[float, float] | None = None
         self.evaluating: str | None = None  # the progress line of an evaluation under way
+        self.warning = ""  # kept in the job's message (shown with the run) once said
 
     # The engine calls this with StepEvent, EvalEvent, GalleryEvent or CheckpointEvent.
     def __call__(self, event: Any) -> None:
@@ -65,7 +69,8 @@ class StoreSink:
             step=self.step,
             total_steps=self.total or None,
             checkpoint_step=checkpoint_step,
-            message=self.evaluating or f"step {self.step}/{self.total}",
+            message=(self.evaluating or f"step {self.step}/{self.total}")
+            + (f"; warning: {self.warning}" if self.warning else ""),
         )
         self._last_progress = time.monotonic()
 
@@ -172,10 +177,16 @@ class StoreSink:
             step=step,
             lease=self.lease,
             replace_kind=True,
+            keep_previous=1,  # the last two checkpoints: a corrupt newest one falls back
         )
         self.last_checkpoint_step = step
         self.step = max(self.step, step)
         self._progress(checkpoint_step=step)
+
+    def _on_WarningEvent(self, ev: Any) -> None:
+        log.warning("run %s: %s", self.run_id, ev.message)
+        self.warning = str(ev.message)
+        self._progress()
 
     def _put(self, kind: str, data: bytes, key: str, media_type: str, step: int) -> None:
         self.store.put_artifact(

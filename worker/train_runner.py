@@ -19,7 +19,7 @@ from db import settings
 from db.access import SYSTEM
 from db.artifacts import sha256_file
 from db.entities import CANCELLED, DONE, FAILED
-from db.errors import LeaseLost
+from db.errors import CorruptBlob, LeaseLost, NotFound
 from db.store import Store
 from db.store_jobs import Lease
 from worker import runtime
@@ -34,24 +34,39 @@ def run_dir(run_id: str) -> Path:
     return settings.data_dir() / "runs" / run_id
 
 
-def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> int:
-    """Put the store's latest checkpoint in the run folder; drop later points. Returns its step."""
+def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> tuple[int, str]:
+    """Put the store's newest intact checkpoint in the run folder; drop later points.
+
+    Returns its step and a warning ("" if none): a checkpoint whose stored bytes do not match
+    their sha256 (or are gone) is skipped for the one before it, and the warning says so.
+    """
     folder = run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     local = folder / "checkpoint.pt"
-    art = store.latest_artifact(run_id, "checkpoint", viewer=SYSTEM)
-    if art is None:
-        local.unlink(missing_ok=True)
-        step = 0
-    else:
-        if not local.exists() or sha256_file(local) != art.sha256:
-            tmp = folder / "checkpoint.pt.restore"
-            tmp.write_bytes(store.artifacts.get(art.sha256))
-            os.replace(tmp, local)
+    (folder / "checkpoint.prev.pt").unlink(missing_ok=True)  # the folder mirrors the store
+    step, warnings = 0, []
+    for art in reversed(store.list_artifacts(run_id, viewer=SYSTEM, kind="checkpoint")):
+        try:
+            if not local.exists() or sha256_file(local) != art.sha256:
+                data = store.artifacts.get(art.sha256)  # checked against its sha256
+                tmp = folder / ".tmp-checkpoint.pt.restore"
+                tmp.write_bytes(data)
+                os.replace(tmp, local)
+        except (CorruptBlob, NotFound) as exc:
+            warnings.append(f"the checkpoint of step {art.step} is unusable ({exc})")
+            continue
         step = int(art.step or 0)
+        break
+    else:
+        local.unlink(missing_ok=True)
+    warning = ""
+    if warnings:
+        warning = "; ".join(warnings) + f"; resuming from step {step}"
+        log.warning("run %s: %s", run_id, warning)
     store.truncate_metrics(run_id, step, lease=lease)
-    store.truncate_artifacts(run_id, step, kinds=RESUMABLE_KINDS, lease=lease)
-    return step
+    kinds = (*RESUMABLE_KINDS, "checkpoint") if warnings else RESUMABLE_KINDS
+    store.truncate_artifacts(run_id, step, kinds=kinds, lease=lease)  # the bad ones go too
+    return step, warning
 
 
 def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
@@ -84,10 +99,10 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
     except ConfigError as exc:
         store.finish_job(lease, FAILED, error=f"invalid config: {exc}")
         return FAILED
-    resume_step = prepare_run_dir(store, run_id, lease)
+    resume_step, warning = prepare_run_dir(store, run_id, lease)
     log.info("run %s: training on %s from step %d", run_id, device, resume_step)
     sink = StoreSink(store, run_id, lease)
-    sink.step, sink.total = resume_step, config.train.steps
+    sink.step, sink.total, sink.warning = resume_step, config.train.steps, warning
     train_device = "cpu" if run.device_request == "cpu" else device
     try:
         result = _call_engine(config, run_dir(run_id), sink, keeper.should_stop, train_device)
