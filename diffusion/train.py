@@ -282,31 +282,40 @@ class _Trainer:
             )
         )
 
+    def start_clock(self) -> None:
+        """Reset the step clock (elapsed time carries over from a checkpoint)."""
+        now = time.monotonic()
+        self.t_start, self.last_ckpt, self.t_log, self.seen = now - self.elapsed, now, now, 0
+
+    def advance(self) -> None:
+        """One training step and its StepEvent every `log_every` steps (with
+        `maybe_checkpoint`, the unit the speed benchmark times: benchmarks/speed_engine.py)."""
+        tc = self.config.train
+        loss_bits = self.train_step()
+        self.step += 1
+        self.seen += tc.batch_size
+        self.elapsed = time.monotonic() - self.t_start
+        if self.step % tc.log_every == 0 or self.step == tc.steps:
+            now = time.monotonic()
+            lr = lr_at(self.config, self.step)
+            rate = self.seen / max(now - self.t_log, 1e-9)
+            self.emit(StepEvent(self.step, tc.steps, loss_bits, lr, rate, self.elapsed))
+            self.seen, self.t_log = 0, now
+
+    def maybe_checkpoint(self) -> None:
+        """The periodic checkpoint, every `checkpoint_every_s` seconds."""
+        if time.monotonic() - self.last_ckpt >= self.config.train.checkpoint_every_s:
+            self.checkpoint()
+            self.last_ckpt = time.monotonic()
+
     def run(self) -> TrainResult:
         tc = self.config.train
-        t_start, last_ckpt = time.monotonic() - self.elapsed, time.monotonic()
-        seen, t_log = 0, time.monotonic()
+        self.start_clock()
         while self.step < tc.steps:
             if self.should_stop():
                 self.checkpoint()
                 return TrainResult("stopped", self.step)
-            loss_bits = self.train_step()
-            self.step += 1
-            seen += tc.batch_size
-            self.elapsed = time.monotonic() - t_start
-            if self.step % tc.log_every == 0 or self.step == tc.steps:
-                now = time.monotonic()
-                self.emit(
-                    StepEvent(
-                        self.step,
-                        tc.steps,
-                        loss_bits,
-                        lr_at(self.config, self.step),
-                        seen / max(now - t_log, 1e-9),
-                        self.elapsed,
-                    )
-                )
-                seen, t_log = 0, now
+            self.advance()
             if self.step < tc.steps:
                 if tc.eval_every and self.step % tc.eval_every == 0:
                     try:
@@ -315,16 +324,14 @@ class _Trainer:
                         return self.stopped_in_evaluation()
                 if tc.gallery_every and self.step % tc.gallery_every == 0:
                     self.gallery()
-                if time.monotonic() - last_ckpt >= tc.checkpoint_every_s:
-                    self.checkpoint()
-                    last_ckpt = time.monotonic()
+                self.maybe_checkpoint()
         self.checkpoint()  # the trained weights are kept whatever the evaluation does
         try:
             final = self.evaluate()
         except EvaluationCancelled:
             return self.stopped_in_evaluation()
         self.gallery()
-        self.elapsed = time.monotonic() - t_start
+        self.elapsed = time.monotonic() - self.t_start
         self.checkpoint(done=True)  # final_eval.json is never written without its checkpoint
         write_final_eval(self.out_dir, final)
         return TrainResult(

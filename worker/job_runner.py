@@ -25,7 +25,7 @@ from db.errors import LeaseLost, NotFound
 from db.rounding import fmt_se
 from db.store import Store
 from db.store_jobs import Lease
-from worker import render, runtime
+from worker import render, runtime, threads
 from worker.lease import claimed
 from worker.sink import npy
 
@@ -52,6 +52,7 @@ def checkpoint_dir(store: Store, run_id: str) -> Path:
 
 def run_job(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
+    threads.apply()  # torch's threads: this process's share of the cores
     with claimed(store, job_id, celery_id, worker_name, runtime.device()) as held:
         if isinstance(held, str):
             return held

@@ -33,6 +33,7 @@ def prepare(queues: list[str]) -> tuple[Store, str]:
 
 def run(queues: list[str], *, concurrency: int = 1, loglevel: str = "INFO") -> int:
     store, device = prepare(queues)
+    os.environ["DIFFLAB_WORKER_CONCURRENCY"] = str(concurrency)  # torch threads per job
     name = f"difflab-{os.getpid()}@{runtime.host()}"
     print(
         f"difflab worker {name}: host {runtime.host()}, device {device}, "

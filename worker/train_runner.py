@@ -22,7 +22,7 @@ from db.entities import CANCELLED, DONE, FAILED
 from db.errors import CorruptBlob, LeaseLost, NotFound
 from db.store import Store
 from db.store_jobs import Lease
-from worker import runtime
+from worker import runtime, threads
 from worker.lease import LeaseKeeper, claimed
 from worker.sink import StoreSink
 
@@ -71,6 +71,7 @@ def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> tuple[int, str]:
 
 def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
+    threads.apply()  # torch's threads: this process's share of the cores
     device = runtime.device()
     with claimed(store, job_id, celery_id, worker_name, device) as held:
         if isinstance(held, str):

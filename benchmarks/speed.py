@@ -1,0 +1,125 @@
+"""Speed and scale benchmark (issue 14): what the lab costs on top of the arithmetic.
+
+    python benchmarks/speed.py --json                 # every section, full size
+    python benchmarks/speed.py --json --quick         # under a minute (the test suite runs it)
+    python benchmarks/speed.py --json --only engine,queue --out results.json
+
+Prints one JSON object per measurement (name, figure, baseline, ratio, target, op, ok, unit,
+detail), then a summary line with provenance; exits 1 if a target is missed (not with
+--quick, whose sizes are too small for the ratios to mean anything: it checks the code path).
+`--out FILE` also writes every measurement with provenance to FILE.
+
+Sections: engine (training, sampling, posterior and strided chains, the bound), threads
+(intra-op threads against the worker's share of cores), queue (submit to RUNNING, a job
+through the worker against `difflab train`, the worker's resident memory across training
+steps), dashboard (pages at a team's scale, the filter, the dashboard's memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python benchmarks/speed.py`
+    sys.path.insert(0, str(ROOT))
+SECTIONS = ("engine", "threads", "queue", "dashboard")
+
+
+def provenance(args: argparse.Namespace, started: float) -> dict:
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    import torch
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "command": " ".join(["python", "benchmarks/speed.py", *sys.argv[1:]]),
+        "machine": {
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "load_avg": os.getloadavg(),
+        },
+        "seeds": "generators seeded 0; presets' own seeds",
+        "quick": args.quick,
+        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def run_section(name: str, quick: bool, emit) -> None:
+    if name == "engine":
+        from benchmarks.speed_suite import engine_section
+
+        engine_section(quick, emit)
+    elif name == "threads":
+        from benchmarks.speed_suite import threads_section
+
+        threads_section(quick, emit)
+    elif name == "queue":
+        from benchmarks.speed_queue import queue_section
+
+        queue_section(quick, emit)
+    elif name == "dashboard":
+        from benchmarks.speed_dashboard import dashboard_section
+
+        dashboard_section(quick, emit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: the code path only")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--out", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    import torch
+
+    torch.set_num_threads(1)  # the baseline and the lab alike; the threads section varies it
+    started = time.time()
+    results: list[dict] = []
+
+    def emit(measurement) -> None:
+        row = measurement.to_dict()
+        results.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            mark = "ok  " if row["ok"] else "MISS"
+            target = "" if row["target"] is None else f" (target {row['op']} {row['target']})"
+            print(f"{mark} {row['name']}: ratio {row['ratio']:.3f}{target}", flush=True)
+
+    for section in sections:
+        run_section(section, args.quick, emit)
+    missed = [r["name"] for r in results if not r["ok"]]
+    summary = {"summary": True, "missed": missed, "provenance": provenance(args, started)}
+    print(json.dumps(summary) if args.json else f"missed: {missed or 'none'}", flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**summary, "results": results}, indent=2) + "\n")
+    return 1 if missed and not args.quick else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Shared pieces of the speed benchmark (benchmarks/speed.py): the measurement record and
+interleaved timing that resists the noise of a shared machine.
+
+Every figure is a ratio against a baseline timed in the same process, in alternating blocks
+(A B A B ...), so that a burst of load from elsewhere hits both sides alike; the ratio is the
+median of the per-block ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Measurement:
+    """One line of `speed.py --json`. `ratio` is compared with `target` by `op` (">=" or
+    "<="); `figure` and `baseline` are in `unit` (seconds per call unless said)."""
+
+    name: str
+    figure: float
+    baseline: float
+    ratio: float
+    target: float
+    op: str
+    unit: str = "s"
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        if self.target is None:
+            return True
+        return self.ratio >= self.target if self.op == ">=" else self.ratio <= self.target
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["ok"] = self.ok
+        for key in ("figure", "baseline", "ratio"):
+            out[key] = round(float(out[key]), 6)
+        return out
+
+
+def time_calls(fn: Callable[[], object], n: int) -> float:
+    """Seconds per call over n calls (0.0 for n = 0)."""
+    if n <= 0:
+        return 0.0
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], *, calls: int, blocks: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Per-block seconds per call of each function, the functions taking turns block by block
+    (the order rotates so neither side always runs first)."""
+    names = list(fns)
+    for name in names:
+        time_calls(fns[name], warmup)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for b in range(blocks):
+        order = names if b % 2 == 0 else names[::-1]
+        for name in order:
+            out[name].append(time_calls(fns[name], calls))
+    return out
+
+
+def paired_ratio(num: list[float], den: list[float]) -> float:
+    """Median over blocks of num[i] / den[i]."""
+    return statistics.median(a / b for a, b in zip(num, den, strict=True))
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)

@@ -1,0 +1,295 @@
+"""Engine overheads of the speed benchmark: training step, sampling chains, bound evaluation.
+
+Each figure is timed against a bare PyTorch baseline of the same network in the same process
+(benchmarks/speed_common.py: interleaved blocks, median of per-block ratios).
+
+- training: `_Trainer.advance()` (data draw, t importance-sampled where configured, the bound
+  estimate in float64, backward, optimizer, gradient clipping, EMA, the StepEvent) plus the
+  periodic checkpoint amortized over its default interval, against a bare loop: the same
+  network (a copy, same weights), optimizer, learning rate and gradient clipping, the same
+  batch size, loss = mean square of the network's output (the same shape as the engine's).
+- sampling: a full T-step ancestral sample (and each posterior chain, and a strided chain of S
+  steps) against as many bare batched forward passes of the network at the same batch.
+- bound: `evaluate_bound` over every t against T - 1 forward passes per example, batched the
+  same way; the importance-sampled estimate's cost is reported per k (no target).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import torch
+
+from benchmarks.speed_common import Measurement, interleaved, median, paired_ratio, time_calls
+from diffusion.bound import MAX_ELEMENTS, evaluate_bound, importance_log_likelihood
+from diffusion.config import RunConfig
+from diffusion.posterior_chains import (
+    BinomialReverse,
+    binary_inpaint_chain,
+    denoise_chain,
+    inpaint_paper_chain,
+    inpaint_repaint_chain,
+    repaint_schedule,
+)
+from diffusion.sampling import sample_chain
+from diffusion.strided import gaussian_reverse, sample_model
+from diffusion.train import _Trainer
+
+CPU = torch.device("cpu")
+
+
+class BareLoop:
+    """The baseline training loop: the engine's network, optimizer and clipping, a plain loss."""
+
+    def __init__(self, trainer: _Trainer) -> None:
+        model, tc = trainer.model, trainer.config.train
+        self.net = copy.deepcopy(model.net)
+        self.basis, self.T, self.B, self.clip = model.basis, model.T, tc.batch_size, tc.grad_clip
+        self.dtype = next(self.net.parameters()).dtype
+        opt = torch.optim.RMSprop if tc.optimizer == "rmsprop" else torch.optim.Adam
+        self.opt = opt(self.net.parameters(), lr=tc.lr)
+        x = trainer.bundle.draw_train(tc.batch_size, torch.Generator().manual_seed(0))
+        self.x = trainer.bundle.scaler.to_model(x).to(self.dtype)
+
+    def step(self) -> None:
+        t = torch.randint(1, self.T + 1, (self.B,))
+        out = self.net(self.x, self.basis(t).to(self.dtype))
+        loss = out.square().mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
+        self.opt.step()
+
+
+def training_overhead(label: str, config: RunConfig, *, calls: int, blocks: int) -> Measurement:
+    """Engine training step against the bare loop; ratio = bare / engine (>= 0.95)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        events: list = []
+        trainer = _Trainer(config, Path(tmp), CPU, events.append, None)
+        bare = BareLoop(trainer)
+        trainer.start_clock()
+        for _ in range(3):  # importance sampling of t starts once every t has been seen
+            trainer.advance()
+        ckpt_s = min(time_calls(trainer.checkpoint, 1) for _ in range(3))
+        times = interleaved(
+            {"engine": trainer.advance, "bare": bare.step}, calls=calls, blocks=blocks
+        )
+    every = config.train.checkpoint_every_s
+    engine = [t * (1 + ckpt_s / every) for t in times["engine"]]  # amortized checkpoints
+    return Measurement(
+        f"train_overhead/{label}",
+        median(engine),
+        median(times["bare"]),
+        paired_ratio(times["bare"], engine),
+        0.95,
+        ">=",
+        "s/step",
+        {
+            "batch": config.train.batch_size,
+            "T": config.diffusion.T,
+            "t_sampling": config.train.t_sampling,
+            "checkpoint_s": round(ckpt_s, 4),
+            "checkpoint_every_s": every,
+            "ratio": "bare / engine (throughput)",
+        },
+    )
+
+
+_MODELS: dict[str, tuple] = {}
+
+
+def _trainer_model(config: RunConfig):
+    """The model (initial weights: costs do not depend on them) and data of `config`."""
+    key = config.to_json()
+    if key not in _MODELS:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = _Trainer(config, Path(tmp), CPU, None, None)
+        _MODELS[key] = (trainer.model.eval(), trainer.bundle)
+    return _MODELS[key]
+
+
+def _bare_forwards(model, x: torch.Tensor, steps: int):
+    """`steps` forward passes of the bare network at batch x (no gradients)."""
+    net, basis = model.net, model.basis
+    dtype = next(net.parameters()).dtype
+    xf = x.to(dtype)
+    ts = [torch.full((x.shape[0],), min(s, model.T), dtype=torch.long) for s in range(steps, 0, -1)]
+
+    @torch.no_grad()
+    def run() -> None:
+        for t in ts:
+            net(xf, basis(t).to(dtype))
+
+    return run
+
+
+def _chain_measure(name, chain, bare, *, calls, blocks, detail) -> Measurement:
+    times = interleaved({"chain": chain, "bare": bare}, calls=calls, blocks=blocks, warmup=1)
+    return Measurement(
+        name,
+        median(times["chain"]),
+        median(times["bare"]),
+        paired_ratio(times["chain"], times["bare"]),
+        1.05,
+        "<=",
+        "s/chain",
+        {**detail, "ratio": "chain / bare forwards"},
+    )
+
+
+def sampling_overheads(
+    label: str, config: RunConfig, n: int, *, calls: int, blocks: int, posteriors: bool
+) -> list[Measurement]:
+    """Full chain, strided chain (Gaussian) and the posterior chains, each against as many
+    bare forwards at the same batch."""
+    model, _ = _trainer_model(config)
+    gen = torch.Generator().manual_seed(0)
+    T, out = model.T, []
+    x = model.process.prior_sample(n, model.shape, gen, CPU)
+    detail = {"n": n, "T": T}
+    out.append(
+        _chain_measure(
+            f"sample/{label}",
+            lambda: sample_chain(model, n, gen, CPU),
+            _bare_forwards(model, x, T),
+            calls=calls,
+            blocks=blocks,
+            detail=detail,
+        )
+    )
+    if model.process.kind == "gaussian" and not getattr(model.process, "full", False):
+        S = max(2, T // 4)
+        out.append(
+            _chain_measure(
+                f"sample_strided/{label}",
+                lambda: sample_model(model, n, S, gen),
+                _bare_forwards(model, x, S),
+                calls=calls,
+                blocks=blocks,
+                detail={**detail, "S": S},
+            )
+        )
+        if posteriors:
+            out += _gaussian_posteriors(label, model, x, gen, calls=calls, blocks=blocks)
+    elif model.process.kind == "binomial" and posteriors:
+        out.append(_binary_posterior(label, model, x, gen, calls=calls, blocks=blocks))
+    return out
+
+
+def _gaussian_posteriors(label, model, x, gen, *, calls, blocks) -> list[Measurement]:
+    rev = gaussian_reverse(model)
+    T, n = model.T, x.shape[0]
+    mask = torch.zeros(model.shape, dtype=torch.bool)
+    mask.view(-1)[: mask.numel() // 2] = True
+    jl, js = max(1, T // 10), 3
+    seq = repaint_schedule(T, jl, js)
+    repaint_steps = sum(1 for a, b in zip(seq[:-1], seq[1:], strict=True) if b < a)
+    chains = {
+        "denoise": (lambda: denoise_chain(rev, x, 0.5, generator=gen), T),
+        "inpaint_paper": (lambda: inpaint_paper_chain(rev, x, mask, generator=gen), T),
+        "inpaint_repaint": (
+            lambda: inpaint_repaint_chain(
+                rev, x, mask, jump_length=jl, jump_n_sample=js, generator=gen
+            ),
+            repaint_steps,
+        ),
+    }
+    return [
+        _chain_measure(
+            f"posterior_{name}/{label}",
+            fn,
+            _bare_forwards(model, x, steps),
+            calls=calls,
+            blocks=blocks,
+            detail={"n": n, "T": T, "forwards": steps},
+        )
+        for name, (fn, steps) in chains.items()
+    ]
+
+
+def _binary_posterior(label, model, x, gen, *, calls, blocks) -> Measurement:
+    beta = model.beta().detach()
+
+    @torch.no_grad()
+    def prob(xx: torch.Tensor, t: int) -> torch.Tensor:
+        tt = torch.full((xx.shape[0],), t, dtype=torch.long)
+        return torch.sigmoid(model.process.p_logit(xx, tt, model.readout(xx, tt, beta), beta))
+
+    rev = BinomialReverse(T=model.T, m=model.process.m, prob=prob)
+    d = torch.full_like(x, 0.5, dtype=torch.float64)
+    d.view(x.shape[0], -1)[:, : d[0].numel() // 2] = x.view(x.shape[0], -1)[:, : d[0].numel() // 2]
+    return _chain_measure(
+        f"posterior_binary/{label}",
+        lambda: binary_inpaint_chain(rev, d, generator=gen),
+        _bare_forwards(model, x, model.T),
+        calls=calls,
+        blocks=blocks,
+        detail={"n": x.shape[0], "T": model.T},
+    )
+
+
+def bound_costs(
+    label: str, config: RunConfig, n: int, *, blocks: int, ks: tuple[int, ...] = (1, 4)
+) -> list[Measurement]:
+    """Exact bound over every t against T - 1 bare forwards per example, batched alike; the
+    importance-sampled estimate's seconds per k."""
+    model, bundle = _trainer_model(config)
+    gen = torch.Generator().manual_seed(0)
+    x0 = bundle.scaler.to_model(bundle.holdout[:n]).double()
+    T = model.T
+    net, basis = model.net, model.basis
+    dtype = next(net.parameters()).dtype
+    max_batch = max(1, min(32_768, MAX_ELEMENTS // max(1, x0[0].numel())))
+    nb = min(n, max_batch)  # evaluate_bound's chunks: nb examples x tb steps per call
+    tb = max(1, max_batch // nb)
+    xs = x0[:nb].to(dtype).repeat((tb,) + (1,) * (x0.dim() - 1))
+    n_rows = n * (T - 1)
+
+    @torch.no_grad()
+    def bare() -> None:
+        done = 0
+        while done < n_rows:
+            m = min(xs.shape[0], n_rows - done)
+            t = torch.randint(2, T + 1, (m,))
+            net(xs[:m], basis(t).to(dtype))
+            done += m
+
+    times = interleaved(
+        {"bound": lambda: evaluate_bound(model, x0, gen), "bare": bare},
+        calls=1,
+        blocks=blocks,
+        warmup=1,
+    )
+    out = [
+        Measurement(
+            f"bound_exact/{label}",
+            median(times["bound"]),
+            median(times["bare"]),
+            paired_ratio(times["bound"], times["bare"]),
+            1.2,
+            "<=",
+            "s/eval",
+            {"n": n, "T": T, "ratio": "exact bound / (T - 1) forwards per example"},
+        )
+    ]
+    for k in ks:
+        s = min(
+            time_calls(lambda k=k: importance_log_likelihood(model, x0, k, gen), 1)
+            for _ in range(max(1, blocks // 2))
+        )
+        out.append(
+            Measurement(
+                f"bound_importance_k{k}/{label}",
+                s / k,
+                median(times["bare"]),
+                s / k / median(times["bare"]),
+                None,
+                "report",
+                "s/k",
+                {"n": n, "T": T, "k": k, "ratio": "seconds per k / exact-bound baseline"},
+            )
+        )
+    return out

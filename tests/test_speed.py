@@ -1,0 +1,107 @@
+"""benchmarks/speed.py (issue 14): the --quick code path end to end, and the exit status.
+
+The ratios are not asserted here (tiny sizes on a shared machine); every measurement must be
+present, finite and well formed, and a missed target must make a full run exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import speed  # noqa: E402
+from benchmarks.speed_common import Measurement, interleaved, paired_ratio  # noqa: E402
+
+ENGINE_NAMES = {
+    "train_overhead/swissroll",
+    "train_overhead/heartbeat",
+    "train_overhead/conv",
+    "sample/swissroll",
+    "sample_strided/swissroll",
+    "sample/heartbeat",
+    "posterior_binary/heartbeat",
+    "sample/conv",
+    "sample_strided/conv",
+    "posterior_denoise/conv",
+    "posterior_inpaint_paper/conv",
+    "posterior_inpaint_repaint/conv",
+    "bound_exact/swissroll",
+    "bound_importance_k1/swissroll",
+    "bound_exact/conv",
+    "threads/share_vs_all_cores",
+}
+
+
+def test_quick_engine_and_threads(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/speed.py",
+            "--json",
+            "--quick",
+            "--only",
+            "engine,threads",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    rows, summary = lines[:-1], lines[-1]
+    names = {r["name"] for r in rows}
+    assert names >= ENGINE_NAMES, ENGINE_NAMES - names
+    for r in rows:
+        assert r["figure"] > 0 and r["baseline"] > 0, r
+        assert math.isfinite(r["ratio"]) and r["ratio"] > 0, r
+        assert r["op"] in (">=", "<=", "report") and isinstance(r["ok"], bool)
+    assert summary["summary"] and summary["provenance"]["quick"] is True
+    assert len(summary["provenance"]["commit"]) == 40
+    saved = json.loads(out.read_text())
+    assert [r["name"] for r in saved["results"]] == [r["name"] for r in rows]
+
+
+def test_missed_target_exits_non_zero(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def fake_section(name: str, quick: bool, emit) -> None:
+        emit(Measurement("x/hit", 1.0, 1.0, 1.0, 0.95, ">="))
+        emit(Measurement("x/miss", 2.0, 1.0, 2.0, 1.05, "<="))
+
+    monkeypatch.setattr(speed, "run_section", fake_section)
+    assert speed.main(["--json", "--only", "engine"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["ok"] for r in rows[:2]] == [True, False]
+    assert rows[-1]["missed"] == ["x/miss"]
+    assert speed.main(["--json", "--quick", "--only", "engine"]) == 0  # quick: code path only
+
+
+def test_ratio_helpers() -> None:
+    assert Measurement("a", 1, 1, 0.95, 0.95, ">=").ok
+    assert not Measurement("a", 1, 1, 0.949, 0.95, ">=").ok
+    assert Measurement("a", 1, 1, 1.05, 1.05, "<=").ok
+    assert not Measurement("a", 1, 1, 1.06, 1.05, "<=").ok
+    assert Measurement("a", 1, 1, 9.0, None, "report").ok
+    assert paired_ratio([2.0, 4.0, 100.0], [1.0, 2.0, 1.0]) == 2.0  # a burst in one block
+    calls: list[str] = []
+    times = interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        calls=1,
+        blocks=3,
+        warmup=0,
+    )
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # alternating order
+    assert all(len(v) == 3 for v in times.values())
