@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard.downsample import min_max_last
+
 Series = Sequence[tuple[int, float]]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
@@ -41,12 +43,13 @@ def _base(title: str, x_title: str, y_title: str, revision: str) -> go.Figure:
 
 
 def _finite(series: Series) -> tuple[list[int], list[float]]:
+    """Finite points, downsampled to at most MAX_POINTS (minima, maxima and the last kept)."""
     xs, ys = [], []
     for step, value in series:
         if value is not None and np.isfinite(value):
             xs.append(int(step))
             ys.append(float(value))
-    return xs, ys
+    return min_max_last(xs, ys)
 
 
 def reference_line(fig: go.Figure, y: float | None, label: str, color: str, dash: str) -> None:

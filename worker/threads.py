@@ -9,7 +9,8 @@ the CPU for no gain (issue 14: 600 steps took 222 s of wall time and 116 s of CP
 The usable cores are the fewest of: the CPUs this process may run on
 (`os.sched_getaffinity`), and the CFS quota of its cgroup (v2 `cpu.max`, v1
 `cpu.cfs_quota_us / cpu.cfs_period_us`, the tightest along the cgroup's path), rounded down,
-at least one. `DIFFLAB_TORCH_THREADS` overrides the count. Torch-free but for `apply()`.
+at least one. `DIFFLAB_TORCH_THREADS`, else `OMP_NUM_THREADS`, overrides the count.
+Torch-free but for `apply()`.
 """
 
 from __future__ import annotations
@@ -103,13 +104,14 @@ def usable_cpus() -> int:
 
 
 def threads_per_job(concurrency: int, cpus: int | None = None) -> int:
-    """floor(cpus / concurrency), at least 1; `DIFFLAB_TORCH_THREADS` overrides."""
-    forced = os.environ.get("DIFFLAB_TORCH_THREADS")
-    if forced:
-        n = int(forced)
-        if n < 1:
-            raise ValueError(f"DIFFLAB_TORCH_THREADS must be >= 1, got {forced!r}")
-        return n
+    """floor(cpus / concurrency), at least 1; `DIFFLAB_TORCH_THREADS`, else `OMP_NUM_THREADS`
+    (what the operator asked for), overrides."""
+    for var in ("DIFFLAB_TORCH_THREADS", "OMP_NUM_THREADS"):
+        forced = os.environ.get(var, "").strip()
+        if forced:
+            if not forced.isdigit() or int(forced) < 1:
+                raise ValueError(f"{var} must be a whole number >= 1, got {forced!r}")
+            return int(forced)
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     cpus = usable_cpus() if cpus is None else cpus

@@ -39,8 +39,13 @@ def test_cgroup_v1_quota(tmp_path: Path) -> None:
     assert threads.cgroup_cpu_limit(tmp_path, proc) == pytest.approx(2.0)
 
 
-def test_threads_per_job_never_oversubscribes(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True)
+def _no_thread_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DIFFLAB_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
+def test_threads_per_job_never_oversubscribes() -> None:
     assert threads.threads_per_job(1, cpus=8) == 8
     assert threads.threads_per_job(2, cpus=8) == 4
     assert threads.threads_per_job(3, cpus=8) == 2
@@ -60,6 +65,9 @@ def test_override_and_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="DIFFLAB_TORCH_THREADS"):
         threads.threads_per_job(1, cpus=2)
     monkeypatch.delenv("DIFFLAB_TORCH_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the operator's choice stands
+    assert threads.threads_per_job(1, cpus=8) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: 2.5)
     assert threads.usable_cpus() == 2
@@ -73,7 +81,6 @@ def test_apply_sets_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     before = torch.get_num_threads()
-    monkeypatch.delenv("DIFFLAB_TORCH_THREADS", raising=False)
     monkeypatch.setenv("DIFFLAB_WORKER_CONCURRENCY", "2")
     monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
     monkeypatch.setattr(threads, "_applied", None)

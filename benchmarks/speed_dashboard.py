@@ -1,0 +1,179 @@
+"""The dashboard section of benchmarks/speed.py: every page at a team's scale in headless
+Chromium, the runs filter, and the dashboard's memory.
+
+A store is seeded (benchmarks/seed_team.py: 2,000 runs, a run with 50,000 logged steps, a run
+with 500 gallery images; tiny with --quick), a lab is started on it without workers, and each
+page is opened `loads` times after a warm-up. A page counts as rendered when the script has
+finished (`stApp` is `notRunning`), no spinner or skeleton is left, every Plotly chart has
+drawn its SVG, every table its canvas and every image has loaded. Target: median <= 1.5 s per
+page; the runs page's search answering (Enter to rendered) <= 0.5 s; the dashboard's resident
+memory after opening every page `rounds` times <= its memory after the first round + 5%.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.speed_common import Measurement
+from benchmarks.speed_lab import Lab
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+RENDERED_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (document.querySelector('[data-testid="stSpinner"], [data-testid="stSkeleton"]'))
+    return false;
+  if (!document.querySelector('[data-testid="stMain"] h1, [data-testid="stMain"] h2'))
+    return false;
+  for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+    if (!c.querySelector('.main-svg')) return false;
+  for (const d of document.querySelectorAll('[data-testid="stDataFrame"]'))
+    if (!d.querySelector('canvas')) return false;
+  for (const i of document.querySelectorAll('[data-testid="stMain"] img'))
+    if (!i.complete) return false;
+  return true;
+}"""
+
+
+def _pages(seeded: dict) -> dict[str, str]:
+    return {
+        "runs": "/runs",
+        "new_run": "/new_run",
+        "run_long_curve": f"/run?id={seeded['long_run']}",
+        "run_gallery": f"/run?id={seeded['gallery_run']}",
+        "gallery": "/gallery",
+        "posterior": "/posterior",
+        "team": "/team",
+        "status": "/status",
+    }
+
+
+def _load(page, url: str, timeout_ms: float = 60_000) -> float:
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.wait_for_timeout(50)  # let the new page's script start before polling its state
+    page.wait_for_function(RENDERED_JS, timeout=timeout_ms, polling=20)
+    return time.perf_counter() - t0
+
+
+def _filter(page, base: str) -> float:
+    """Search the runs page for one run; seconds from Enter until the table has shrunk to
+    the match and the page is rendered again."""
+    _load(page, base + "/runs")
+    table = '[data-testid="stDataFrame"]'
+    before = page.eval_on_selector(table, "e => e.getBoundingClientRect().height")
+    box = page.get_by_label("Search")
+    box.fill("long-curve")
+    t0 = time.perf_counter()
+    box.press("Enter")
+    page.wait_for_function(
+        f"""() => {{
+          const t = document.querySelector('{table}');
+          return t && t.getBoundingClientRect().height < {before} && ({RENDERED_JS})();
+        }}""",
+        timeout=60_000,
+        polling=10,
+    )
+    return time.perf_counter() - t0
+
+
+def _rss_mib(pid: int | None) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20 if pid else float("nan")
+
+
+def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Measurement]:
+    from playwright.sync_api import sync_playwright
+
+    pages, out = _pages(seeded), []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for path in pages.values():  # warm-up: first import of each page script
+            _load(page, lab.url + path)
+        for name, path in pages.items():
+            times = [_load(page, lab.url + path) for _ in range(loads)]
+            med = statistics.median(times)
+            out.append(
+                Measurement(
+                    f"dashboard/{name}",
+                    med,
+                    1.5,
+                    med / 1.5,
+                    1.0,
+                    "<=",
+                    "s",
+                    {"loads": loads, "max_s": round(max(times), 3), "ratio": "median / 1.5 s"},
+                )
+            )
+        filt = [_filter(page, lab.url) for _ in range(max(1, loads))]
+        med = statistics.median(filt)
+        out.append(
+            Measurement(
+                "dashboard/runs_filter",
+                med,
+                0.5,
+                med / 0.5,
+                1.0,
+                "<=",
+                "s",
+                {"tries": len(filt), "ratio": "median / 0.5 s"},
+            )
+        )
+        pid = lab.dashboard_pid()
+        for path in pages.values():
+            _load(page, lab.url + path)
+        start = _rss_mib(pid)
+        peak = start
+        for _ in range(rounds - 1):
+            for path in pages.values():
+                _load(page, lab.url + path)
+            peak = max(peak, _rss_mib(pid))
+        out.append(
+            Measurement(
+                "memory/dashboard",
+                peak,
+                start,
+                peak / start,
+                1.05,
+                "<=",
+                "MiB",
+                {
+                    "rounds": rounds,
+                    "pages": len(pages),
+                    "ratio": "peak RSS over the rounds / RSS after the first round",
+                },
+            )
+        )
+        browser.close()
+    return out
+
+
+def dashboard_section(quick: bool, emit, data_dir: Path | None = None) -> None:
+    from benchmarks.seed_team import seed
+    from db.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="difflab-team-") as tmp:
+        folder = Path(data_dir or tmp)
+        saved = os.environ.get("DIFFLAB_DATA_DIR")
+        os.environ["DIFFLAB_DATA_DIR"] = str(folder)
+        try:
+            store = Store.from_env()
+            store.upgrade()
+            sizes = dict(runs=30, points=3000, images=12) if quick else {}
+            seeded = seed(store, **({"runs": 2000, "points": 50_000, "images": 500} | sizes))
+            store.dispose()
+        finally:
+            if saved is None:
+                os.environ.pop("DIFFLAB_DATA_DIR", None)
+            else:
+                os.environ["DIFFLAB_DATA_DIR"] = saved
+        with Lab(workers=0, data_dir=folder) as lab:
+            for m in measure_pages(lab, seeded, loads=1 if quick else 5, rounds=2 if quick else 50):
+                emit(m)

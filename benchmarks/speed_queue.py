@@ -1,0 +1,218 @@
+"""The queue section of benchmarks/speed.py, on a whole lab (`difflab up`, embedded Redis):
+
+- submit to RUNNING: `worker.api.submit_run` to the run's RUNNING row, median and 95th
+  percentile over 50 submissions (5 with --quick); the CLI's Python start-up reported apart;
+- a small job through the worker, submit to DONE, against the same config through
+  `difflab train` (a subprocess, start-up included): worker <= 1.05 x train + 1 s;
+- training throughput through the worker (metrics written to the database) against
+  `difflab train` on the same config: the engine's own clock (`elapsed_s` in the final
+  checkpoint) of each, >= 0.93;
+- the worker's resident memory across the training steps of that run: peak <= start-up + 5%.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.speed_common import Measurement
+from benchmarks.speed_lab import ROOT, Lab
+from diffusion.presets import PRESETS
+
+POLL_S = 0.005
+
+
+def _wait_state(store, run_id: str, states: tuple[str, ...], timeout_s: float = 600) -> float:
+    from db.access import SYSTEM
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = store.get_run(run_id, viewer=SYSTEM)
+        if run.state in states:
+            return time.perf_counter()
+        if run.state in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
+            raise RuntimeError(f"run {run_id} is {run.state}: {run.error or ''}")
+        time.sleep(POLL_S)
+
+
+def _tiny() -> dict:
+    return PRESETS["swissroll-smoke"].with_overrides(
+        ["train.steps=1", "train.eval_examples=16", "train.gallery_size=4", "train.eval_every=0"]
+    )
+
+
+def submit_latency(store, owner, n: int) -> Measurement:
+    from worker.api import submit_run
+
+    config, waits = _tiny(), []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        run = submit_run(store, config, owner)
+        waits.append(_wait_state(store, run.id, ("RUNNING", "DONE")) - t0)
+        _wait_state(store, run.id, ("DONE",))
+    cli = [_cli_startup() for _ in range(3)]
+    med = statistics.median(waits)
+    p95 = sorted(waits)[max(0, int(round(0.95 * len(waits))) - 1)]
+    return Measurement(
+        "queue/submit_to_running",
+        med,
+        0.3,
+        med / 0.3,
+        1.0,
+        "<=",
+        "s",
+        {
+            "median_s": round(med, 4),
+            "p95_s": round(p95, 4),
+            "n": n,
+            "cli_python_startup_s": round(statistics.median(cli), 3),
+            "ratio": "median seconds / 0.3 s",
+        },
+    )
+
+
+def _cli_startup() -> float:
+    """Python start-up and imports of the CLI up to argument parsing (`difflab submit -h`)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "difflab", "submit", "-h"], cwd=ROOT, capture_output=True, check=True
+    )
+    return time.perf_counter() - t0
+
+
+def _cli_train(config, out: Path, env: dict[str, str]) -> float:
+    cfg_path = out.parent / f"{out.name}.json"
+    cfg_path.write_text(config.to_json())
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "difflab", "train", str(cfg_path), "--out", str(out), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return time.perf_counter() - t0
+
+
+def _elapsed(run_dir: Path) -> float:
+    import torch
+
+    return float(torch.load(run_dir / "checkpoint.pt", weights_only=False)["elapsed_s"])
+
+
+def small_job(lab: Lab, store, owner, rounds: int) -> Measurement:
+    from worker.api import submit_run
+
+    config = PRESETS["swissroll-smoke"]
+    worker_s, cli_s = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            run = submit_run(store, config, owner)
+            worker_s.append(_wait_state(store, run.id, ("DONE",)) - t0)
+            cli_s.append(_cli_train(config, Path(tmp) / f"r{i}", lab.env()))
+    w, c = statistics.median(worker_s), statistics.median(cli_s)
+    return Measurement(
+        "queue/small_job_vs_difflab_train",
+        w,
+        c,
+        (w - 1.0) / c,
+        1.05,
+        "<=",
+        "s",
+        {
+            "config": "swissroll-smoke",
+            "rounds": rounds,
+            "ratio": "(worker submit-to-DONE - 1 s) / difflab train wall time",
+        },
+    )
+
+
+def _rss_watch(lab: Lab, store, run_id: str, total: int) -> tuple[float, float]:
+    """(start-up RSS, peak RSS) in MiB of the worker's processes during the training steps:
+    start-up once the first loss point is written, peak until the last step's."""
+    import psutil
+
+    from db.access import SYSTEM
+
+    start = peak = None
+    while True:
+        latest = store.latest_metrics(run_id, viewer=SYSTEM).get("loss_bits")
+        step = latest.step if latest else 0
+        rss = 0.0
+        for pid in lab.worker_pids():
+            try:
+                rss = max(rss, psutil.Process(pid).memory_info().rss / 2**20)
+            except psutil.Error:
+                continue
+        if step > 0 and start is None:
+            start = rss
+        if start is not None and step < total:
+            peak = max(peak or 0.0, rss)
+        if step >= total or store.get_run(run_id, viewer=SYSTEM).state != "RUNNING" and step:
+            return start or rss, peak or rss
+        time.sleep(0.2)
+
+
+def worker_throughput(lab: Lab, store, owner, steps: int) -> list[Measurement]:
+    from db.access import SYSTEM
+    from worker.api import submit_run
+
+    config = PRESETS["heartbeat-smoke"].with_overrides(
+        [f"train.steps={steps}", "train.eval_every=0", "train.log_every=10"]
+    )
+    run = submit_run(store, config, owner)
+    _wait_state(store, run.id, ("RUNNING", "DONE"))
+    start, peak = _rss_watch(lab, store, run.id, steps)
+    _wait_state(store, run.id, ("DONE",))
+    worker_elapsed = _elapsed(lab.data_dir / "runs" / run.id)
+    with tempfile.TemporaryDirectory() as tmp:
+        _cli_train(config, Path(tmp) / "cli", lab.env())
+        cli_elapsed = _elapsed(Path(tmp) / "cli")
+    points = len(store.metric_series(run.id, "loss_bits", viewer=SYSTEM))
+    return [
+        Measurement(
+            "queue/worker_training_vs_difflab_train",
+            worker_elapsed,
+            cli_elapsed,
+            cli_elapsed / worker_elapsed,
+            0.93,
+            ">=",
+            "s",
+            {
+                "config": "heartbeat-smoke",
+                "steps": steps,
+                "loss_points_stored": points,
+                "ratio": "difflab train engine seconds / worker engine seconds",
+            },
+        ),
+        Measurement(
+            "memory/worker_training",
+            peak,
+            start,
+            peak / start,
+            1.05,
+            "<=",
+            "MiB",
+            {"steps": steps, "ratio": "peak RSS / RSS after the first logged steps"},
+        ),
+    ]
+
+
+def queue_section(quick: bool, emit) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with Lab(workers=1) as lab:
+        from db.store import Store
+
+        store = Store.from_env()
+        owner = store.local_user()
+        emit(submit_latency(store, owner, 5 if quick else 50))
+        emit(small_job(lab, store, owner, 1 if quick else 3))
+        for m in worker_throughput(lab, store, owner, 100 if quick else 2000):
+            emit(m)
+        store.dispose()
