@@ -67,7 +67,7 @@ def _filter(page, base: str) -> float:
     _load(page, base + "/runs")
     table = '[data-testid="stDataFrame"]'
     before = page.eval_on_selector(table, "e => e.getBoundingClientRect().height")
-    box = page.get_by_label("Search")
+    box = page.get_by_role("textbox", name="Search")
     box.fill("long-curve")
     t0 = time.perf_counter()
     box.press("Enter")
