@@ -42,7 +42,7 @@ RENDERED_JS = """() => {
 
 def _pages(seeded: dict) -> dict[str, str]:
     return {
-        "runs": "/runs",
+        "runs": "/",  # the default page lives at the root
         "new_run": "/new_run",
         "run_long_curve": f"/run?id={seeded['long_run']}",
         "run_gallery": f"/run?id={seeded['gallery_run']}",
@@ -64,7 +64,7 @@ def _load(page, url: str, timeout_ms: float = 60_000) -> float:
 def _filter(page, base: str) -> float:
     """Search the runs page for one run; seconds from Enter until the table has shrunk to
     the match and the page is rendered again."""
-    _load(page, base + "/runs")
+    _load(page, base + "/")
     table = '[data-testid="stDataFrame"]'
     before = page.eval_on_selector(table, "e => e.getBoundingClientRect().height")
     box = page.get_by_role("textbox", name="Search")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from db import entities as e
@@ -112,12 +113,25 @@ def job(row: m.JobRow) -> e.Job:
 
 
 def metric(row: m.MetricRow) -> e.MetricPoint:
-    vector = None
-    if row.vector is not None:
-        vector = tuple(math.nan if v is None else float(v) for v in row.vector)
-    return e.MetricPoint(
-        row.name, row.step, decode_float(row.value, row.special), row.wall_time, vector
-    )
+    return metric_tuple(row.name, row.step, row.value, row.special, row.wall_time, row.vector)
+
+
+def metric_tuple(
+    name: str,
+    step: int,
+    value: float | None,
+    special: str | None,
+    wall_time: float,
+    vector: list | str | None,
+) -> e.MetricPoint:
+    """A MetricPoint from the columns of a metrics row (store_metrics.POINT_COLUMNS); the
+    vector may come as its JSON text (SQLite: "null" for a scalar point) or decoded."""
+    if isinstance(vector, str):
+        vector = None if vector == "null" else json.loads(vector)
+    vec = None
+    if vector is not None:
+        vec = tuple(math.nan if v is None else float(v) for v in vector)
+    return e.MetricPoint(name, step, decode_float(value, special), wall_time, vec)
 
 
 def artifact(row: m.ArtifactRow) -> e.Artifact:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Text, delete, func, insert, select, type_coerce
 
 from db import convert
 from db.access import Viewer, check_view
@@ -18,6 +18,17 @@ from db.errors import InvalidInput
 from db.models import MetricRow, RunRow
 from db.session import StoreBase
 from db.store_jobs import Lease, check_lease
+
+# Plain columns, not ORM objects, and the vector as its raw JSON text (decoded only where it
+# holds a vector, convert.metric_tuple): a run of 50,000 logged steps loads several times faster.
+POINT_COLUMNS = (
+    MetricRow.name,
+    MetricRow.step,
+    MetricRow.value,
+    MetricRow.special,
+    MetricRow.wall_time,
+    type_coerce(MetricRow.vector, Text),
+)
 
 
 class MetricsMixin(StoreBase):
@@ -70,7 +81,7 @@ class MetricsMixin(StoreBase):
         limit: int | None = None,
     ) -> list[MetricPoint]:
         """Points of one series in step order (only those after `after_step` if given)."""
-        q = select(MetricRow).where(MetricRow.run_id == run_id, MetricRow.name == name)
+        q = select(*POINT_COLUMNS).where(MetricRow.run_id == run_id, MetricRow.name == name)
         if after_step is not None:
             q = q.where(MetricRow.step > after_step)
         q = q.order_by(MetricRow.step)
@@ -78,7 +89,7 @@ class MetricsMixin(StoreBase):
             q = q.limit(limit)
         with self._scope() as s:
             check_view(s.get(RunRow, run_id), viewer, run_id)
-            return [convert.metric(r) for r in s.scalars(q)]
+            return [convert.metric_tuple(*r) for r in s.execute(q)]
 
     def metrics(
         self,
@@ -89,7 +100,7 @@ class MetricsMixin(StoreBase):
         after_step: int | None = None,
     ) -> dict[str, list[MetricPoint]]:
         """Several series at once: name -> points in step order."""
-        q = select(MetricRow).where(MetricRow.run_id == run_id)
+        q = select(*POINT_COLUMNS).where(MetricRow.run_id == run_id)
         if names is not None:
             q = q.where(MetricRow.name.in_(list(names)))
         if after_step is not None:
@@ -98,8 +109,8 @@ class MetricsMixin(StoreBase):
         out: dict[str, list[MetricPoint]] = {}
         with self._scope() as s:
             check_view(s.get(RunRow, run_id), viewer, run_id)
-            for row in s.scalars(q):
-                out.setdefault(row.name, []).append(convert.metric(row))
+            for row in s.execute(q):
+                out.setdefault(row[0], []).append(convert.metric_tuple(*row))
         return out
 
     def metric_names(self, run_id: str, *, viewer: Viewer) -> list[str]:
