@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,34 +29,14 @@ if str(ROOT) not in sys.path:  # run as a script: `python benchmarks/speed.py`
 SECTIONS = ("engine", "threads", "queue", "dashboard")
 
 
-def provenance(args: argparse.Namespace, started: float) -> dict:
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    import torch
-
+def row_for_results(row: dict) -> dict:
+    """A measurement as a row of a results document (benchmarks/provenance.py)."""
     return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "command": " ".join(["python", "benchmarks/speed.py", *sys.argv[1:]]),
-        "machine": {
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "load_avg": os.getloadavg(),
-        },
-        "seeds": "generators seeded 0; presets' own seeds",
-        "quick": args.quick,
-        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - started, 1),
+        **row,
+        "seeds": [0],
+        "split": {"kind": "none: timings, no data split"},
+        "train_seconds": None,
+        "eval_seconds": None,
     }
 
 
@@ -94,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    from benchmarks import provenance
+
+    run = provenance.start(argv)
     import torch
 
     torch.set_num_threads(1)  # the baseline and the lab alike; the threads section varies it
@@ -113,11 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     for section in sections:
         run_section(section, args.quick, emit)
     missed = [r["name"] for r in results if not r["ok"]]
-    summary = {"summary": True, "missed": missed, "provenance": provenance(args, started)}
+    extra = {
+        "quick": args.quick,
+        "sections": sections,
+        "missed": missed,
+        "seconds": round(time.time() - started, 1),
+    }
+    doc = provenance.build(
+        run, [row_for_results(r) for r in results], seeds=[0], split={"kind": "none"}, extra=extra
+    )
+    summary = {"summary": True, "missed": missed, "provenance": doc["provenance"]}
     print(json.dumps(summary) if args.json else f"missed: {missed or 'none'}", flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({**summary, "results": results}, indent=2) + "\n")
+        provenance.write_results(
+            args.out, run, doc["rows"], seeds=[0], split={"kind": "none"}, extra=extra
+        )
     return 1 if missed and not args.quick else 0
 
 

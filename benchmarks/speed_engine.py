@@ -26,15 +26,14 @@ from benchmarks.speed_common import Measurement, interleaved, median, paired_rat
 from diffusion.bound import MAX_ELEMENTS, evaluate_bound, importance_log_likelihood
 from diffusion.config import RunConfig
 from diffusion.posterior_chains import (
-    BinomialReverse,
     binary_inpaint_chain,
     denoise_chain,
     inpaint_paper_chain,
     inpaint_repaint_chain,
     repaint_schedule,
 )
+from diffusion.reverse import gaussian_reverse, model_reverse
 from diffusion.sampling import sample_chain
-from diffusion.strided import gaussian_reverse, sample_model
 from diffusion.train import _Trainer
 
 CPU = torch.device("cpu")
@@ -165,7 +164,7 @@ def sampling_overheads(
         out.append(
             _chain_measure(
                 f"sample_strided/{label}",
-                lambda: sample_model(model, n, S, gen),
+                lambda: sample_chain(model, n, gen, CPU, steps=S),
                 _bare_forwards(model, x, S),
                 calls=calls,
                 blocks=blocks,
@@ -211,16 +210,10 @@ def _gaussian_posteriors(label, model, x, gen, *, calls, blocks) -> list[Measure
 
 
 def _binary_posterior(label, model, x, gen, *, calls, blocks) -> Measurement:
-    beta = model.beta().detach()
-
-    @torch.no_grad()
-    def prob(xx: torch.Tensor, t: int) -> torch.Tensor:
-        tt = torch.full((xx.shape[0],), t, dtype=torch.long)
-        return torch.sigmoid(model.process.p_logit(xx, tt, model.readout(xx, tt, beta), beta))
-
-    rev = BinomialReverse(T=model.T, m=model.process.m, prob=prob)
+    rev = model_reverse(model)
     d = torch.full_like(x, 0.5, dtype=torch.float64)
-    d.view(x.shape[0], -1)[:, : d[0].numel() // 2] = x.view(x.shape[0], -1)[:, : d[0].numel() // 2]
+    half = d[0].numel() // 2
+    d.view(x.shape[0], -1)[:, :half] = x.view(x.shape[0], -1)[:, :half].double()
     return _chain_measure(
         f"posterior_binary/{label}",
         lambda: binary_inpaint_chain(rev, d, generator=gen),

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import speed  # noqa: E402
+from benchmarks.provenance import check_results  # noqa: E402
 from benchmarks.speed_common import Measurement, interleaved, paired_ratio  # noqa: E402
 
 ENGINE_NAMES = {
@@ -73,7 +74,8 @@ def test_quick_engine_and_threads(tmp_path: Path) -> None:
     assert summary["summary"] and summary["provenance"]["quick"] is True
     assert len(summary["provenance"]["commit"]) == 40
     saved = json.loads(out.read_text())
-    assert [r["name"] for r in saved["results"]] == [r["name"] for r in rows]
+    assert [r["name"] for r in saved["rows"]] == [r["name"] for r in rows]
+    assert check_results(saved) == []
 
 
 def test_missed_target_exits_non_zero(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
