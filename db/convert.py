@@ -184,4 +184,5 @@ def worker(row: m.WorkerRow) -> e.WorkerInfo:
         row.started_at,
         row.last_seen,
         row.current_job_id,
+        row.device_info,
     )

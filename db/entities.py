@@ -211,6 +211,7 @@ class WorkerInfo:
     started_at: dt.datetime
     last_seen: dt.datetime
     current_job_id: str | None
+    device_info: dict[str, Any] | None = None  # name, memory_used_mib, memory_total_mib
 
 
 @dataclass(frozen=True)

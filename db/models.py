@@ -262,3 +262,4 @@ class WorkerRow(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     current_job_id: Mapped[str | None] = mapped_column(String(32))
+    device_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -11,6 +12,8 @@ from db import convert
 from db.entities import WorkerInfo
 from db.models import WorkerRow
 from db.session import StoreBase, utcnow
+
+KEEP: Any = object()  # worker_heartbeat: leave the current job as it is
 
 
 class WorkersMixin(StoreBase):
@@ -22,10 +25,13 @@ class WorkersMixin(StoreBase):
         device: str,
         queues: Sequence[str],
         pid: int,
-        current_job_id: str | None = None,
+        current_job_id: str | None | object = KEEP,
         started: bool = False,
+        device_info: dict[str, Any] | None = None,
     ) -> None:
-        """Record that worker `name` is alive (upsert)."""
+        """Record that worker `name` is alive (upsert). The current job is kept unless given
+        (the periodic heartbeat must not say "idle" while a job runs); `device_info`
+        (name, memory in use and total) replaces the last one when given."""
         now = utcnow()
         with self._scope(write=True) as s:
             row = s.get(WorkerRow, name)
@@ -35,7 +41,11 @@ class WorkersMixin(StoreBase):
             if started:
                 row.started_at = now
             row.host, row.device, row.queues, row.pid = host, device, ",".join(queues), pid
-            row.last_seen, row.current_job_id = now, current_job_id
+            row.last_seen = now
+            if current_job_id is not KEEP or started:
+                row.current_job_id = None if current_job_id is KEEP else current_job_id
+            if device_info is not None:
+                row.device_info = device_info
 
     def set_worker_job(self, name: str, job_id: str | None) -> None:
         with self._scope(write=True) as s:

@@ -75,6 +75,29 @@ def device() -> str:
     return os.environ.get("DIFFLAB_WORKER_DEVICE") or "cpu"
 
 
+def device_info(dev: str) -> dict:
+    """What the Status page shows of a device: its name, and for a GPU the memory in use and
+    the total in MiB (from nvidia-smi, so this process never initialises CUDA)."""
+    if dev.startswith("cuda"):
+        index = dev.split(":", 1)[1] if ":" in dev else "0"
+        query = "--query-gpu=name,memory.used,memory.total"
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", query, "--format=csv,noheader,nounits", "-i", index],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            name, used, total = (part.strip() for part in out.splitlines()[0].rsplit(",", 2))
+            return {"name": name, "memory_used_mib": int(used), "memory_total_mib": int(total)}
+        except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+            return {"name": f"{dev} (nvidia-smi failed: {type(exc).__name__})"}
+    import platform
+
+    return {"name": f"CPU, {os.cpu_count() or '?'} cores ({platform.machine()})"}
+
+
 def _stop_flag(worker_pid: int) -> Path:
     return settings.data_dir() / "workers" / f"{runtime_host_safe()}-{worker_pid}.stopping"
 

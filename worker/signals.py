@@ -34,7 +34,12 @@ def _ready(sender: Any = None, **_: Any) -> None:
 
     def beat() -> None:
         runtime.get_store().worker_heartbeat(
-            name, host=runtime.host(), device=device, queues=queues, pid=os.getpid()
+            name,
+            host=runtime.host(),
+            device=device,
+            queues=queues,
+            pid=os.getpid(),
+            device_info=runtime.device_info(device),
         )
 
     def reconcile() -> None:
@@ -43,7 +48,13 @@ def _ready(sender: Any = None, **_: Any) -> None:
         run(runtime.get_store(), grace_s=runtime.reconcile_grace_s())
 
     runtime.get_store().worker_heartbeat(
-        name, host=runtime.host(), device=device, queues=queues, pid=os.getpid(), started=True
+        name,
+        host=runtime.host(),
+        device=device,
+        queues=queues,
+        pid=os.getpid(),
+        started=True,
+        device_info=runtime.device_info(device),
     )
     for ticker in (
         runtime.Ticker("heartbeat", 10.0, beat),

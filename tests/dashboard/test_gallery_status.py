@@ -76,3 +76,38 @@ def test_database_down_is_a_message(store, monkeypatch, tmp_path):
     at = app_test()
     assert not at.exception
     assert any("database cannot be used" in e.value for e in at.error)
+
+
+def test_status_agrees_with_itself_device_job_step_and_heartbeat(store, queue):
+    """The worker row names the job the "Jobs running" count counts, with the run's step, the
+    GPU's memory, and a heartbeat that does not wipe the current job."""
+    store.worker_heartbeat(
+        "celery@gpu1",
+        host="gpu1",
+        device="cuda:0",
+        queues=["gpu"],
+        pid=123,
+        started=True,
+        device_info={"name": "NVIDIA H200", "memory_used_mib": 2048, "memory_total_mib": 143360},
+    )
+    run, job = store.create_run({"name": "r"}, owner_id=store.local_user().id, total_steps=3000)
+    claim = store.claim_job(
+        job.id, job.celery_id, worker="celery@gpu1", host="gpu1", device="cuda:0", lease_s=600
+    )
+    from db.store_jobs import Lease
+
+    store.set_worker_job("celery@gpu1", job.id)
+    store.update_progress(Lease(job.id, claim.job.lease_owner), progress=0.1, step=300)
+    store.worker_heartbeat(  # the periodic beat: no job given, the job is kept
+        "celery@gpu1", host="gpu1", device="cuda:0", queues=["gpu"], pid=123
+    )
+    assert store.workers()[0].current_job_id == job.id
+    at = app_test("status")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Jobs running"] == "1" and metrics["Workers online"] == "1"
+    row = at.dataframe[0].value.iloc[0]
+    assert row["device"] == "cuda:0 · NVIDIA H200"
+    assert row["GPU memory used / total"] == "2.0 / 140.0 GiB"
+    assert row["current job"] == f"train {job.id} (run {run.id}), step 300 of 3,000"
+    assert row["last heartbeat"].endswith("s ago")
