@@ -5,12 +5,14 @@ Pure functions from store entities (plain dataclasses) to pandas frames.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from db.entities import QUEUED, Run
+from db.rounding import round_to_se
 
 STATE_LABELS = {
     "QUEUED": "queued",
@@ -62,50 +64,114 @@ def _cfg(run: Run, section: str, key: str) -> Any:
     return (run.config.get(section) or {}).get(key)
 
 
-def runs_frame(runs: Sequence[Run], positions: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """One row per run, in the given order, for `st.dataframe`."""
-    positions = positions or {}
+# Metric columns: label -> metric series (its value at the run's latest step)
+METRIC_COLUMNS = {
+    "K train (bits)": "k_train_bits",
+    "K holdout (bits)": "k_holdout_bits",
+    "K - L_null (bits)": "k_minus_lnull_bits",
+    "bits/dim": "bits_per_dim",
+}
+SE_OF = {"k_train_bits": "k_train_stderr_bits", "k_holdout_bits": "k_holdout_stderr_bits"}
+METRIC_NAMES = tuple(METRIC_COLUMNS.values()) + tuple(SE_OF.values())
+BASE_COLUMNS = (
+    "id",
+    "name",
+    "state",
+    "progress",
+    "queue",
+    "data set",
+    "step",
+    *METRIC_COLUMNS,
+    "duration (min)",
+    "tags",
+    "owner",
+    "shared",
+    "created",
+    "device",
+)
+DEFAULT_COLUMNS = (
+    "name",
+    "state",
+    "progress",
+    "queue",
+    "data set",
+    "diffusion.T",
+    "train.steps",
+    "K holdout (bits)",
+    "K - L_null (bits)",
+    "duration (min)",
+    "created",
+)
+
+
+def column_choices(runs: Sequence[Run]) -> list[str]:
+    """Every column a user may pick: the base ones, then every config field of these runs."""
+    fields = sorted(set().union(*(flatten(r.config) for r in runs))) if runs else []
+    return [*BASE_COLUMNS, *[f for f in fields if f not in BASE_COLUMNS]]
+
+
+def _duration_min(run: Run, now: dt.datetime | None) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.finished_at or now or dt.datetime.now(dt.UTC)
+    return round((end - run.started_at).total_seconds() / 60, 1)
+
+
+def runs_frame(
+    runs: Sequence[Run],
+    positions: Mapping[str, int] | None = None,
+    *,
+    columns: Sequence[str] = DEFAULT_COLUMNS,
+    metrics: Mapping[str, Mapping[str, float | None]] | None = None,
+    now: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """One row per run, in the given order, with the chosen columns (base or config fields).
+
+    Bounds are rounded to their standard error (db.rounding) where it is known."""
+    positions, metrics = positions or {}, metrics or {}
     rows = []
     for run in runs:
-        rows.append(
-            {
-                "id": run.id,
-                "name": run.name,
-                "state": STATE_LABELS.get(run.state, run.state),
-                "progress": float(run.progress),
-                "queue": str(positions[run.id]) if run.id in positions else "",
-                "data set": _cfg(run, "data", "name"),
-                "kind": _cfg(run, "diffusion", "kind"),
-                "T": _cfg(run, "diffusion", "T"),
-                "schedule": _cfg(run, "diffusion", "schedule"),
-                "step": run.step,
-                "K holdout (bits)": run.final_bound_bits,
-                "tags": ", ".join(run.tags),
-                "owner": run.owner,
-                "shared": run.visibility == "team",
-                "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
-                "device": run.device or run.device_request,
-            }
-        )
-    columns = [
-        "id",
-        "name",
-        "state",
-        "progress",
-        "queue",
-        "data set",
-        "kind",
-        "T",
-        "schedule",
-        "step",
-        "K holdout (bits)",
-        "tags",
-        "owner",
-        "shared",
-        "created",
-        "device",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+        flat = flatten(run.config)
+        values = metrics.get(run.id, {})
+        row: dict[str, Any] = {
+            "id": run.id,
+            "name": run.name,
+            "state": STATE_LABELS.get(run.state, run.state),
+            "progress": float(run.progress),
+            "queue": str(positions[run.id]) if run.id in positions else "",
+            "data set": _cfg(run, "data", "name"),
+            "step": run.step,
+            "duration (min)": _duration_min(run, now),
+            "tags": ", ".join(run.tags),
+            "owner": run.owner,
+            "shared": run.visibility == "team",
+            "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
+            "device": run.device or run.device_request,
+        }
+        for label, name in METRIC_COLUMNS.items():
+            value = values.get(name)
+            if name == "k_holdout_bits" and value is None:
+                value = run.final_bound_bits
+            se = values.get(SE_OF.get(name, ""))
+            row[label] = None if value is None else round_to_se(value, se)[0]
+        rows.append({c: row[c] if c in row else flat.get(c) for c in columns})
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def sort_frame(frame: pd.DataFrame, column: str | None, descending: bool) -> pd.DataFrame:
+    """Rows sorted by one column (missing values last); unknown columns leave it as is."""
+    if not column or column not in frame.columns:
+        return frame
+    return frame.sort_values(
+        column, ascending=not descending, na_position="last", kind="stable", key=_sort_key
+    )
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.notna().sum() >= col.notna().sum():  # every present value is a number
+        return numeric
+    return col.astype(str).str.lower()
 
 
 def filter_runs(

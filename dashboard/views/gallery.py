@@ -34,6 +34,14 @@ def full_size(item: GalleryItem) -> None:
         st.warning("This image could not be read.")
     else:
         st.image(enlarge(data, 512), caption=item.caption, width="content")
+        st.download_button(
+            "Download (PNG, full size)",
+            data,
+            file_name=f"{item.run.id}-{item.artifact.key.rsplit('.', 1)[0]}.png",
+            mime="image/png",
+            icon=":material/download:",
+            key=f"gallery_dl_{item.artifact.id}",
+        )
     st.page_link("views/run.py", label="Open its run", query_params={"id": item.run.id})
 
 

@@ -1,5 +1,7 @@
-"""Runs: filter, sort and tag the runs you may see; select some to compare, cancel, re-run,
-delete or share."""
+"""Runs: filter, sort and tag the runs you may see; pick the table's columns (any config
+field, the bounds, bits/dim, duration); select some to compare, cancel, re-run, delete or
+share. Columns and sort are kept in the address (?cols=...&sort=...&desc=1), so a view can be
+bookmarked or sent."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import streamlit as st
 
 from dashboard import tables
 from dashboard.selection import selection_actions
-from dashboard.services import get_store, require_user
+from dashboard.services import get_store, query_param, require_user
 from db.entities import ACTIVE_STATES, STATES
 
 user = require_user()
@@ -16,12 +18,38 @@ store = get_store()
 st.title("Runs")
 all_runs = store.list_runs(viewer=user, limit=1000)
 datasets = sorted({(r.config.get("data") or {}).get("name", "?") for r in all_runs})
-f1, f2, f3, f4, f5 = st.columns([3, 2, 2, 2, 2])
+f1, f2, f3, f4 = st.columns([3, 2, 2, 2])
 search = f1.text_input("Search", placeholder="name or id", key="runs_search")
 states = f2.multiselect("State", STATES, key="runs_states")
 tags = f3.multiselect("Tags", store.all_tags(viewer=user), key="runs_tags")
 data_filter = f4.multiselect("Data set", datasets, key="runs_datasets")
-sort = f5.selectbox("Sort", list(tables.SORTS), key="runs_sort")
+choices = tables.column_choices(all_runs)
+if "runs_columns" not in st.session_state:  # first visit: from the address, else defaults
+    wanted = (query_param("cols") or "").split(",")
+    st.session_state.runs_columns = [c for c in wanted if c in choices] or [
+        c for c in tables.DEFAULT_COLUMNS if c in choices
+    ]
+    st.session_state.runs_sort_by = query_param("sort") if query_param("sort") in choices else None
+    st.session_state.runs_desc = query_param("desc") == "1"
+c1, c2, c3 = st.columns([6, 2, 1])
+columns = c1.multiselect(
+    "Columns",
+    choices,
+    key="runs_columns",
+    help="Any config field (e.g. train.lr), the bounds at the latest evaluation, bits/dim "
+    "and the run's duration. Kept in the address.",
+)
+sort_by = c2.selectbox(
+    "Sort by", columns, key="runs_sort_by", index=None, placeholder="newest first"
+)
+descending = c3.toggle("Desc.", key="runs_desc")
+st.query_params["cols"] = ",".join(columns)
+if sort_by:
+    st.query_params["sort"] = sort_by
+    st.query_params["desc"] = "1" if descending else "0"
+else:
+    for key in ("sort", "desc"):
+        st.query_params.pop(key, None)
 
 active = any(r.state in ACTIVE_STATES for r in all_runs)
 
@@ -32,7 +60,7 @@ def runs_table() -> None:
     runs = store.list_runs(viewer=user, limit=1000)
     runs = tables.sort_runs(
         tables.filter_runs(runs, search=search, states=states, tags=tags, datasets=data_filter),
-        sort,
+        "newest first",
     )
     if not runs:
         st.info(
@@ -41,7 +69,13 @@ def runs_table() -> None:
             else "No runs yet. Start one on the New run page."
         )
         return
-    frame = tables.runs_frame(runs, tables.queue_positions(runs))
+    metrics = store.latest_values([r.id for r in runs], tables.METRIC_NAMES, viewer=user)
+    frame = tables.runs_frame(
+        runs, tables.queue_positions(runs), columns=columns or ["name"], metrics=metrics
+    )
+    frame = tables.sort_frame(frame, sort_by, descending)
+    runs = [runs[i] for i in frame.index]
+    frame = frame.reset_index(drop=True)
     event = st.dataframe(
         frame,
         key="runs_table",
@@ -55,8 +89,8 @@ def runs_table() -> None:
                 "progress", min_value=0, max_value=1, format="percent"
             ),
             "queue": st.column_config.TextColumn("queue #", help="Position in its queue"),
-            "K holdout (bits)": st.column_config.NumberColumn(format="%.3f"),
             "shared": st.column_config.CheckboxColumn("team"),
+            "name": st.column_config.TextColumn("name", width="medium"),
         },
     )
     rows = event.selection.rows if event is not None else []

@@ -92,3 +92,82 @@ def test_tags_and_share_link(store, queue):
 def test_no_runs_yet(store):
     at = app_test("runs")
     assert "No runs yet" in texts(at)
+
+
+def test_columns_any_config_field_sorted_and_kept_in_the_address(store, queue):
+    user = store.local_user()
+    a = make_run(store, user, name="a")  # k_holdout at step 30: -2.1 + 1.5 = -0.6
+    b = make_run(store, user, "heartbeat-smoke", name="b")
+    at = app_test("runs")
+    table = at.dataframe[0].value
+    assert {"K holdout (bits)", "K - L_null (bits)", "diffusion.T", "duration (min)"} <= set(
+        table.columns
+    )
+    assert str(at.query_params["cols"]).split(",")[:3] == ["name", "state", "progress"]
+    at.multiselect(key="runs_columns").set_value(["name", "train.lr", "diffusion.T"]).run()
+    at.selectbox(key="runs_sort_by").set_value("diffusion.T").run()
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["name", "train.lr", "diffusion.T"]
+    T = {r.name: r.config["diffusion"]["T"] for r in (a, b)}
+    assert list(table["name"]) == sorted(T, key=T.get)
+    at.toggle(key="runs_desc").set_value(True).run()
+    assert list(at.dataframe[0].value["name"]) == sorted(T, key=T.get, reverse=True)
+    assert str(at.query_params["cols"]) == "name,train.lr,diffusion.T"
+    assert str(at.query_params["sort"]) == "diffusion.T" and str(at.query_params["desc"]) == "1"
+    # a bookmarked address opens the same view
+    from dashboard_helpers import APP
+    from streamlit.testing.v1 import AppTest
+
+    again = AppTest.from_file(str(APP), default_timeout=30)  # Runs is the default page
+    again.query_params.update({"cols": "name,diffusion.T", "sort": "diffusion.T", "desc": "1"})
+    again.run()
+    assert list(again.dataframe[0].value.columns) == ["name", "diffusion.T"]
+    assert list(again.dataframe[0].value["name"]) == sorted(T, key=T.get, reverse=True)
+    # selection follows the sorted order
+    at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert f"**1 selected:** {sorted(T, key=T.get, reverse=True)[0]}" in texts(at)
+
+
+def test_bound_columns_are_rounded_to_their_standard_error():
+    import datetime as dt
+
+    from dashboard.tables import runs_frame
+    from db.entities import Run
+
+    now = dt.datetime.now(dt.UTC)
+    run = Run(
+        "r1",
+        "r",
+        1,
+        "o",
+        None,
+        {"diffusion": {"T": 5}},
+        "DONE",
+        "private",
+        (),
+        "",
+        None,
+        "cpu",
+        None,
+        None,
+        None,
+        None,
+        10,
+        10,
+        10,
+        None,
+        None,
+        None,
+        False,
+        None,
+        now,
+        now - dt.timedelta(minutes=3),
+        now,
+        now,
+    )
+    metrics = {"r1": {"k_holdout_bits": -4.082279178605771, "k_holdout_stderr_bits": 0.0213}}
+    frame = runs_frame(
+        [run], columns=["K holdout (bits)", "duration (min)", "diffusion.T"], metrics=metrics
+    )
+    assert frame.iloc[0].tolist() == [-4.08, 3.0, 5]
