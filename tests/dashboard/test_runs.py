@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dashboard_helpers import app_test, make_run, texts
 
 from db.access import SYSTEM
@@ -49,7 +51,8 @@ def test_compare_shows_overlaid_curves_and_differences(store, queue):
     assert "Comparing 2 runs" in texts(at)
     diff = at.dataframe[1].value
     assert "diffusion.kind" in diff.index and "data.name" in diff.index
-    assert len(at.get("plotly_chart")) == 1
+    charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert charts[1:] == ["step 30"] and "Latest samples" in texts(at)  # side by side
 
 
 def test_cancel_rerun_delete(store, queue):
