@@ -335,14 +335,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="a,b,c", help="a, b, c (digits, bark), d (photos)")
     p.add_argument("--photo-budget-min", type=float, default=16.0, help="(d) training budget")
     p.add_argument("--photo-train-steps", type=int, default=1300, help="(d) lr schedule length")
-    p.add_argument("--photo-steps", type=int, default=50, help="(d) strided chain steps S")
+    p.add_argument("--photo-denoise-steps", type=int, default=10, help="(d) kept steps, [0, t*]")
+    p.add_argument("--photo-inpaint-steps", type=int, default=50, help="(d) kept steps, [0, T]")
     p.add_argument("--photo-samples", type=int, default=4, help="(d) samples per photo")
+    p.add_argument("--photo-context", type=int, default=64, help="(d) pixels around the hole")
+    p.add_argument("--out", type=Path, default=None, help="(d) results file (default: results/)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     FIGURES.mkdir(parents=True, exist_ok=True)
     parts = set(args.parts.split(","))
+    import provenance  # this folder is on sys.path
+
+    prov_run = provenance.start()
     out: dict = {"budget": "1 CPU thread on a shared 2-core machine"}
     if parts & {"a", "c"}:
         t0 = time.monotonic()
@@ -376,13 +382,28 @@ def main(argv: list[str] | None = None) -> int:
     if "d" in parts:
         from posterior_photos import bench_photos  # this folder is on sys.path
 
+        opts = {
+            "samples": args.photo_samples,
+            "denoise_steps": args.photo_denoise_steps,
+            "inpaint_steps": args.photo_inpaint_steps,
+            "context": args.photo_context,
+        }
         out["d_photos"] = bench_photos(
             args.runs / "posterior" / "photos",
             args.photo_budget_min * 60,
             args.photo_train_steps,
-            args.photo_steps,
-            args.photo_samples,
+            opts,
             FIGURES,
+        )
+        from posterior_photos import result_rows
+
+        provenance.write_results(
+            args.out or provenance.RESULTS / "posterior_photos.json",
+            prov_run,
+            result_rows(out["d_photos"]),
+            seeds=[0, 10, 11, 12, 20, 21, 22],
+            split={"model": "photos preset, camera/astronaut/coffee held out"},
+            extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
         )
     print(json.dumps(out, indent=2) if args.json else out)
     return 0

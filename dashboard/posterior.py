@@ -33,6 +33,10 @@ MASKS = {
 
 
 MAX_DRAW_SIDE = 64  # the tick-box grid is offered for images up to this side
+WINDOW_NOTE = (
+    "Inpainting runs the chain on the missing pixels and 64 pixels around them (farther "
+    "pixels cannot change the fill); the rest of the image is kept exactly."
+)
 
 
 class MaskError(ValueError):

@@ -32,6 +32,11 @@ from worker.sink import npy
 log = logging.getLogger("difflab.worker")
 
 
+INPAINT_CONTEXT = 64
+"""Pixels of context around the missing ones that an inpainting chain runs on (beyond the
+multi-scale net's reach of about 40 pixels); the rest of the image is known and kept."""
+
+
 class JobInputError(ValueError):
     """A job's parameters or inputs were refused; the message is shown to the user."""
 
@@ -204,6 +209,7 @@ def _denoise(
         float(params["sigma"]),
         int(params.get("n", 8)),
         steps=params.get("steps"),
+        start=params.get("start", "level"),
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)
@@ -247,6 +253,7 @@ def _inpaint(
         int(params.get("n", 8)),
         method=params.get("method", "paper"),
         steps=params.get("steps"),
+        context=params.get("context", INPAINT_CONTEXT),
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)

@@ -106,6 +106,16 @@ with setup:
             help="The worker adds Gaussian noise of this "
             "standard deviation to the input, then samples the clean image.",
         )
+        start = st.radio(
+            "Chain",
+            ["level", "observation"],
+            horizontal=True,
+            key="pst_start",
+            format_func={
+                "level": "From the matching noise level (the model's posterior)",
+                "observation": "Paper (every step times N(y, sigma^2), sec. 2.5.3)",
+            }.get,
+        )
     else:
         drawable = max(run.height, run.width) <= pst.MAX_DRAW_SIDE
         mask_kind = st.selectbox(
@@ -164,7 +174,7 @@ if image is None:
 try:
     if task == "Denoise":
         corrupted = pst.noisy(image, sigma)  # a preview: the worker draws its own noise
-        params = {"sigma": float(sigma) * (levels - 1) / 255.0}  # in the data's grey levels
+        params = {"sigma": float(sigma) * (levels - 1) / 255.0, "start": start}  # data levels
     else:
         known = pst.make_mask(
             mask_kind, run, fraction=fraction, rect=rect, upload=mask_upload, drawn=drawn
@@ -187,6 +197,7 @@ with preview:
         "\n".join(
             [f"**What will happen: {headline}.**"]
             + [f"- {x}" for x in (*notes, *(plan.notes if plan else ("A held-out image.",)))]
+            + ([f"- {pst.WINDOW_NOTE}"] if task == "Inpaint" and plan else [])
         ),
         icon=":material/photo_size_select_large:",
     )
