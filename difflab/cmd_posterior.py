@@ -36,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="IMAGE is clean: add N(0, sigma^2) noise first (seeded)",
     )
-    d.add_argument("--start", choices=("observation", "prior"), default="observation")
+    d.add_argument(
+        "--start",
+        choices=("observation", "prior", "level"),
+        default="observation",
+        help="the paper's chain from y or pi, or the plain chain from the matching noise level",
+    )
     _common(d)
     d.set_defaults(func=cmd_denoise)
 
@@ -106,9 +111,9 @@ def _read(trained, path: Path):
     from diffusion.imageio import ImageInputError, read_image_checked, to_data
     from diffusion.posterior import image_levels
 
-    c, h, w = trained.model.shape
-    try:
-        img = read_image_checked(path, (h, w), c)
+    c = trained.model.shape[0]
+    try:  # any size: the posterior runs it, or refuses it saying which sizes the model takes
+        img = read_image_checked(path, None, c)
     except ImageInputError as exc:
         raise UserError(str(exc)) from None
     return to_data(img, image_levels(trained))
@@ -161,7 +166,13 @@ def _run(args: argparse.Namespace, compute) -> int:
     _write(trained, result, args.out)
     print(
         json.dumps(
-            {"out": str(args.out), "n": args.n, "method": result.method, "steps": result.steps}
+            {
+                "out": str(args.out),
+                "n": args.n,
+                "method": result.method,
+                "steps": result.steps,
+                "size": result.plan.describe() if result.plan is not None else None,
+            }
         )
     )
     return 0
