@@ -116,6 +116,12 @@ def prepare_image_folder(
         except MediaError as exc:
             raise MediaError(f"{name}: {exc}") from None
         decoded.append(rgb)
+    distinct = len({a.tobytes() for a in decoded})
+    if distinct < 2:
+        raise MediaError(
+            f"The {len(decoded)} images are all the same picture; at least two different "
+            "images are needed (one to train on, one held out)."
+        )
     grey = all(
         np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])
         for a in decoded

@@ -38,6 +38,7 @@ from diffusion.config_checks import (  # noqa: F401  (re-exported)
     thaw,
 )
 from diffusion.config_options import data_dims, data_options, network_options
+from diffusion.memory import memory_problem
 
 DATASET_NAMES = (
     "swissroll",
@@ -348,6 +349,8 @@ def run_problems(cfg: RunConfig) -> list[tuple[str, str]]:
                 f"T x batch x data size stays under {MAX_ACTIVATIONS:,}",
             )
         )
+    elif message := memory_problem(cfg):  # the estimate (diffusion.memory), by part
+        problems.append(("diffusion.T", message))
     return problems
 
 

@@ -6,6 +6,8 @@ Apple's mps is not picked: the engine's math runs in float64, which the MPS back
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from diffusion.config import ConfigError
@@ -32,3 +34,33 @@ def pick_device(requested: str | None = "auto") -> torch.device:
     if requested != "cpu":
         raise ConfigError("train.device", f"must be auto, cpu or cuda; got {requested!r}")
     return torch.device("cpu")
+
+
+def device_memory(device: torch.device | str) -> int | None:
+    """Bytes a run may use on `device`: a GPU's total memory, or the memory the system has
+    available for a CPU run (None when it cannot be told)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return int(torch.cuda.get_device_properties(index).total_memory)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(config: object, device: torch.device | str) -> None:
+    """Refuse (ConfigError on diffusion.T) a run that cannot fit on this device, with the
+    estimate; before anything is allocated."""
+    from diffusion.memory import memory_problem
+
+    message = memory_problem(config, device_memory(device), where=f"this {device} device")
+    if message:
+        raise ConfigError("diffusion.T", message)

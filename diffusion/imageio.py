@@ -27,9 +27,11 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from diffusion import limits
+
 ColourMode = Literal["L", "RGB"]
-MAX_PIXELS = 40_000_000
-"""Pixel cap against decompression bombs (a 40-megapixel photo is accepted)."""
+MAX_PIXELS = limits.MAX_PIXELS
+"""Pixel cap against decompression bombs: the web path's (diffusion.limits)."""
 
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "La"}
 
@@ -46,11 +48,20 @@ def _open(source: str | os.PathLike | bytes) -> Image.Image:
         if not path.is_file():
             raise ImageInputError(f"{name}: no such file")
         try:
+            if path.stat().st_size > limits.MAX_FILE_BYTES:  # refuse before reading it all
+                limits.check_size(name, path.stat().st_size)
             data = path.read_bytes()
+        except limits.LimitError as exc:
+            raise ImageInputError(f"{exc} (as on the web page)") from None
         except OSError as exc:
             raise ImageInputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     else:
         data = bytes(source)
+    if len(data) > limits.MAX_FILE_BYTES:
+        raise ImageInputError(
+            f"{name}: the file is {limits.mib(len(data))}; images up to "
+            f"{limits.mib(limits.MAX_FILE_BYTES)} are accepted (as on the web page)"
+        )
     if not data:
         raise ImageInputError(f"{name}: the file is empty; expected a PNG or JPEG image")
     ImageFile.LOAD_TRUNCATED_IMAGES = False

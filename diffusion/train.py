@@ -31,7 +31,7 @@ from diffusion.checkpoint import (  # noqa: F401 (load_final_eval is re-exported
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
 from diffusion.data.display import data_levels, gallery_kind, to_data_array, trajectory_array
-from diffusion.device import pick_device
+from diffusion.device import check_fits, pick_device
 from diffusion.evaluate import make_eval_event
 from diffusion.events import (
     CheckpointEvent,
@@ -369,6 +369,7 @@ def train(
     """Train (or resume, or return a finished) run in `out_dir`; see the module docstring."""
     out_dir = Path(out_dir)
     dev = pick_device(device or config.train.device)
+    check_fits(config, dev)  # refused with the estimate, before anything is allocated
     _check_same_run(out_dir, config)
     ckpt, warning = load_latest(out_dir, dev)
     if ckpt is not None and ckpt["done"] and int(ckpt["step"]) >= config.train.steps:

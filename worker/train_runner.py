@@ -105,6 +105,15 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
     sink = StoreSink(store, run_id, lease)
     sink.step, sink.total, sink.warning = resume_step, config.train.steps, warning
     train_device = "cpu" if run.device_request == "cpu" else device
+    if run.device_request.startswith("cuda") and not device.startswith("cuda"):
+        message = (
+            f"train.device={run.device_request} was asked for, but this worker "
+            f"({runtime.host()}) has no CUDA device: refused rather than run on the {device}; "
+            "start a GPU worker, or queue it again with train.device=auto or cpu"
+        )
+        log.error("run %s: %s", run_id, message)
+        store.finish_job(lease, FAILED, error=message)
+        return FAILED
     try:
         result = _call_engine(config, run_dir(run_id), sink, keeper.should_stop, train_device)
         sink.flush()

@@ -12,17 +12,18 @@ rebuilds numpy arrays, lists, dicts and scalars, never arbitrary objects.
 from __future__ import annotations
 
 import gzip
-import io
 import pickle
 import struct
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from diffusion.imageio import ColourMode, ImageInputError, load_image
+from diffusion.limits import MAX_ZIP_FILES, LimitError, check_size, zip_members
 
 MNIST_FILES = {
     "train": "train-images-idx3-ubyte",
@@ -183,32 +184,41 @@ def read_image_collection(
 ) -> tuple[np.ndarray, list[str]]:
     """All PNG/JPEG images in a folder (recursively) or a zip, converted to `mode` and
     resized to `size` = (H, W). Returns (uint8 (N, H, W[, 3]), names), sorted by name.
-    Unreadable files are skipped and listed in the error only if none can be read."""
+
+    The web path's rules apply (diffusion.limits): at most MAX_ZIP_FILES files, each at most
+    MAX_FILE_BYTES and MAX_PIXELS, a zip unpacking to at most MAX_ZIP_TOTAL_BYTES (read with
+    caps, so a lying header stops early), no paths escaping the zip. Unreadable files are
+    skipped and listed in the error only if none can be read."""
     path = Path(path)
-    items: list[tuple[str, bytes]] = []
-    if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                items.append((str(p.relative_to(path)), p.read_bytes()))
-    elif path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for info in sorted(zf.infolist(), key=lambda i: i.filename):
-                name = info.filename
-                if info.is_dir() or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                if name.startswith("__MACOSX/") or Path(name).name.startswith("._"):
-                    continue
-                items.append((name, zf.read(info)))
-    else:
-        raise DatasetFilesError(f"{path}: not a folder or a zip file of PNG/JPEG images")
-    arrays, names, bad = [], [], []
-    for name, payload in items:
-        try:
-            arrays.append(load_image(io.BytesIO(payload).getvalue(), mode=mode, size=size))
-            names.append(name)
-        except ImageInputError as exc:
-            bad.append(f"{name} ({exc})")
+    try:
+        items = _collection_items(path)
+        arrays, names, bad = [], [], []
+        for name, payload in items:
+            try:
+                arrays.append(load_image(payload, mode=mode, size=size))
+                names.append(name)
+            except ImageInputError as exc:
+                bad.append(f"{name} ({exc})")
+    except LimitError as exc:
+        raise DatasetFilesError(str(exc)) from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DatasetFilesError(f"{path}: cannot be read ({exc})") from None
     if not arrays:
         detail = f"; unreadable: {', '.join(bad[:3])}" if bad else ""
         raise DatasetFilesError(f"{path}: no readable PNG or JPEG images{detail}")
     return np.stack(arrays), names
+
+
+def _collection_items(path: Path) -> Iterator[tuple[str, bytes]]:
+    suffixes = tuple(IMAGE_SUFFIXES)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if len(files) > MAX_ZIP_FILES:
+            raise LimitError(f"{path}: {len(files):,} images; at most {MAX_ZIP_FILES:,}")
+        for p in files:
+            check_size(str(p), p.stat().st_size)
+            yield str(p.relative_to(path)), p.read_bytes()
+    elif path.is_file() and zipfile.is_zipfile(path):
+        yield from zip_members(path, suffixes)
+    else:
+        raise DatasetFilesError(f"{path}: not a folder or a zip file of PNG/JPEG images")

@@ -298,8 +298,13 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
         images, names = read_image_collection(opts.path, size, opts.mode)
     except DatasetFilesError as exc:
         raise ConfigError("data.options.path", str(exc)) from None
-    if len(images) < 2:
-        raise ConfigError("data.options.path", "need at least 2 images (train and held out)")
+    distinct = len({img.tobytes() for img in images})
+    if distinct < 2:
+        raise ConfigError(
+            "data.options.path",
+            f"need at least 2 different images (train and held out); the {len(images)} "
+            f"image(s) are {distinct} distinct",
+        )
     order = np.random.default_rng([seed, 5]).permutation(len(images))
     n_hold = max(1, min(config.n_holdout, len(images) // 4))
     hold, train = images[order[:n_hold]], images[order[n_hold:]]

@@ -162,3 +162,12 @@ def test_out_suffix_checked_first(runs, files, tmp_path, capsys) -> None:
         == 2
     )
     assert ".png or .npz" in capsys.readouterr().err and not out.exists()
+
+
+def test_denoise_refuses_a_60_mb_file_in_one_line(runs, tmp_path: Path, capsys) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (60 * 1024 * 1024))
+    run = str(runs["digits-smoke"])
+    code = main(["denoise", run, str(big), "--sigma", "20", "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "60.0 MiB" in err[0] and "20.0 MiB" in err[0], err
