@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
 
     store = Store.from_env()
     store.upgrade()
-    print(json.dumps(seed(store, runs=args.runs, points=args.points, images=args.images)))
+    seeded = seed(store, runs=args.runs, points=args.points, images=args.images)
+    (args.data_dir / "seed.json").write_text(json.dumps(seeded))  # speed.py --team-dir reuses it
+    print(json.dumps(seeded))
     return 0
 
 

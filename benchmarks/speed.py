@@ -40,7 +40,7 @@ def row_for_results(row: dict) -> dict:
     }
 
 
-def run_section(name: str, quick: bool, emit) -> None:
+def run_section(name: str, quick: bool, emit, team_dir: Path | None = None) -> None:
     if name == "engine":
         from benchmarks.speed_suite import engine_section
 
@@ -56,7 +56,7 @@ def run_section(name: str, quick: bool, emit) -> None:
     elif name == "dashboard":
         from benchmarks.speed_dashboard import dashboard_section
 
-        dashboard_section(quick, emit)
+        dashboard_section(quick, emit, team_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the code path only")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--out", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--team-dir", type=Path, help="dashboard: a data folder seeded by seed_team.py (kept)"
+    )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mark} {row['name']}: ratio {row['ratio']:.3f}{target}", flush=True)
 
     for section in sections:
-        run_section(section, args.quick, emit)
+        run_section(section, args.quick, emit, args.team_dir)
     missed = [r["name"] for r in results if not r["ok"]]
     extra = {
         "quick": args.quick,

@@ -155,25 +155,40 @@ def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Me
     return out
 
 
-def dashboard_section(quick: bool, emit, data_dir: Path | None = None) -> None:
+def _seeded(folder: Path, quick: bool) -> dict:
+    """Seed `folder` (or reuse its seed.json: seeding 2,000 runs takes minutes)."""
+    import json
+
     from benchmarks.seed_team import seed
     from db.store import Store
 
+    record = folder / "seed.json"
+    if record.exists():
+        return json.loads(record.read_text())
+    saved = os.environ.get("DIFFLAB_DATA_DIR")
+    os.environ["DIFFLAB_DATA_DIR"] = str(folder)
+    try:
+        store = Store.from_env()
+        store.upgrade()
+        sizes = dict(runs=30, points=3000, images=12) if quick else {}
+        seeded = seed(store, **({"runs": 2000, "points": 50_000, "images": 500} | sizes))
+        store.dispose()
+    finally:
+        if saved is None:
+            os.environ.pop("DIFFLAB_DATA_DIR", None)
+        else:
+            os.environ["DIFFLAB_DATA_DIR"] = saved
+    record.write_text(json.dumps(seeded))
+    return seeded
+
+
+def dashboard_section(quick: bool, emit, team_dir: Path | None = None) -> None:
+    """`team_dir`: a data folder to seed, or already seeded (its seed.json), and keep."""
     with tempfile.TemporaryDirectory(prefix="difflab-team-") as tmp:
-        folder = Path(data_dir or tmp)
-        saved = os.environ.get("DIFFLAB_DATA_DIR")
-        os.environ["DIFFLAB_DATA_DIR"] = str(folder)
-        try:
-            store = Store.from_env()
-            store.upgrade()
-            sizes = dict(runs=30, points=3000, images=12) if quick else {}
-            seeded = seed(store, **({"runs": 2000, "points": 50_000, "images": 500} | sizes))
-            store.dispose()
-        finally:
-            if saved is None:
-                os.environ.pop("DIFFLAB_DATA_DIR", None)
-            else:
-                os.environ["DIFFLAB_DATA_DIR"] = saved
+        folder = Path(team_dir or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        seeded = _seeded(folder, quick)
         with Lab(workers=0, data_dir=folder) as lab:
-            for m in measure_pages(lab, seeded, loads=1 if quick else 5, rounds=2 if quick else 50):
+            pages = measure_pages(lab, seeded, loads=1 if quick else 5, rounds=2 if quick else 50)
+            for m in pages:
                 emit(m)

@@ -55,13 +55,13 @@ def engine_section(quick: bool, emit) -> None:
     calls, blocks = (2, 2) if quick else (10, 9)
     for label, config in training_configs(quick).items():
         emit(training_overhead(label, config, calls=calls, blocks=blocks))
-    chain_blocks = 2 if quick else 5
+    chain_blocks = 2 if quick else 3
     toy = {
         "swissroll": (training_configs(quick)["swissroll"], 64 if quick else 1000),
         "heartbeat": (training_configs(quick)["heartbeat"], 8 if quick else 64),
     }
     for label, config in image_configs(quick).items():
-        T = config.diffusion.T if quick else 100  # per-step cost does not depend on T
+        T = config.diffusion.T if quick else 50  # per-step cost does not depend on T
         toy[label] = (config.with_overrides([f"diffusion.T={T}"]), 4 if quick else 16)
     for label, (config, n) in toy.items():
         posteriors = label != "swissroll"
@@ -70,7 +70,7 @@ def engine_section(quick: bool, emit) -> None:
         ):
             emit(m)
     for label, (config, n) in toy.items():
-        n_eval = min(n, 16) if quick else (1000 if label == "swissroll" else 32)
+        n_eval = min(n, 16) if quick else {"swissroll": 1000, "heartbeat": 32}.get(label, 8)
         ks = (1,) if quick else (1, 4)
         for m in bound_costs(label, config, n_eval, blocks=chain_blocks, ks=ks):
             emit(m)
