@@ -57,10 +57,10 @@ def checkpoint_dir(store: Store, run_id: str) -> Path:
 
 def run_job(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
-    threads.apply()  # torch's threads: this process's share of the cores
     with claimed(store, job_id, celery_id, worker_name, runtime.device()) as held:
         if isinstance(held, str):
             return held
+        threads.apply()  # torch's threads: this process's share of the cores
         job, lease = held.job, held.lease
         try:
             store.update_progress(lease, progress=0.05, message=f"{job.kind}: loading the model")

@@ -71,11 +71,11 @@ def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> tuple[int, str]:
 
 def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
     store = runtime.get_store()
-    threads.apply()  # torch's threads: this process's share of the cores
     device = runtime.device()
     with claimed(store, job_id, celery_id, worker_name, device) as held:
         if isinstance(held, str):
             return held
+        threads.apply()  # torch's threads: this process's share of the cores
         try:
             return _train(store, held.job.run_id, held.lease, held.keeper, device)
         except LeaseLost:

@@ -20,17 +20,36 @@ def run_migrations_online() -> None:
         url = config.get_main_option("sqlalchemy.url") or database_url()
         engine = make_engine(url).execution_options(sqlite_immediate=True)
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            if connection.dialect.name == "postgresql":  # one migrator at a time
-                connection.execute(text("SELECT pg_advisory_xact_lock(7204519)"))
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # batch mode copies a table and drops the old one: that must not cascade
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                if connection.dialect.name == "postgresql":  # one migrator at a time
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7204519)"))
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left dangling references: {broken[:5]}")
+            connection.commit()
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection, *, on: bool) -> None:  # noqa: ANN001
+    """PRAGMA foreign_keys on the raw connection, outside any transaction (inside one SQLite
+    ignores it). Off while migrating: SQLite's DROP TABLE of a rebuilt parent table would
+    otherwise delete every child row through ON DELETE CASCADE."""
+    raw = connection.connection.dbapi_connection
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def run_migrations_offline() -> None:

@@ -45,3 +45,20 @@ def test_concurrent_upgrades_queue_up(store: Store, tmp_path) -> None:  # noqa: 
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert store.is_current()
+
+
+def test_migrations_keep_every_run(store: Store) -> None:
+    """A migration that rebuilds a table (SQLite batch mode copies it and drops the old one)
+    must not cascade: runs, their jobs and metrics survive a downgrade and an upgrade."""
+    from db.access import SYSTEM
+    from db.entities import MetricPoint
+
+    owner = store.local_user()
+    run, job = store.create_run({"name": "kept"}, owner_id=owner.id, name="kept")
+    store.append_metrics(run.id, [MetricPoint("loss_bits", s, 1.0 / s, 0.0) for s in (1, 2, 3)])
+    migrate.downgrade(store.engine, "0001")
+    store.dispose()
+    store.upgrade()
+    assert store.get_run(run.id, viewer=SYSTEM).name == "kept"
+    assert store.get_job(job.id, viewer=SYSTEM).run_id == run.id
+    assert len(store.metric_series(run.id, "loss_bits", viewer=SYSTEM)) == 3
