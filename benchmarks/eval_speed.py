@@ -15,10 +15,7 @@ these rates.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -28,6 +25,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import provenance  # noqa: E402
 
 from diffusion.bound import evaluate_bound  # noqa: E402
 from diffusion.model import DiffusionModel  # noqa: E402
@@ -85,9 +84,9 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval_speed.json"))
+    run = provenance.start()
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    started = time.time()
     rows = []
     for name in args.presets.split(","):
         n = args.examples if SHAPES[PRESETS[name].data.name][1] == "images" else 8 * args.examples
@@ -98,23 +97,20 @@ def main() -> None:
             flush=True,
         )
         rows.append(row)
-    out = {
-        "provenance": {
-            "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "command": " ".join([sys.executable, *sys.argv]),
-            "machine": platform.platform(),
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "seed": 0,
-            "data": "random model-space examples of each preset's shape (rate only)",
-            "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-            "seconds": time.time() - started,
-        },
-        "rows": rows,
-    }
+    for row in rows:  # the fields every results row carries (benchmarks/provenance.py)
+        row.update(
+            seeds=[0],
+            split="random model-space examples of the preset's shape (rate only; no data)",
+            train_seconds=0.0,
+            eval_seconds=round(sum(row["seconds"]), 3),
+        )
+    out = provenance.build(
+        run,
+        rows,
+        seeds=[0],
+        split={"all": "random model-space examples of each preset's shape (rate only)"},
+        extra={"threads": args.threads},
+    )
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 

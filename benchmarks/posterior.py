@@ -28,19 +28,23 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
+import provenance  # noqa: E402
 import torch  # noqa: E402
 from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
 from diffusion.bound import strided_bound  # noqa: E402
+from diffusion.data.splits import load_test_split  # noqa: E402
 from diffusion.imageio import save_png, tile  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
 from diffusion.posterior import inpaint, make_mask  # noqa: E402
@@ -57,13 +61,20 @@ def psnr(x: np.ndarray, ref: np.ndarray, peak: float) -> float:
     return float(np.mean(10 * np.log10(peak**2 / mse)))
 
 
-def train_digits(out: Path, budget_s: float, steps: int = 6000):
+def held_out_test_images(trained, n: int) -> np.ndarray:
+    """(n, H, W) float64 grey levels at their bin centres from the run's TEST split (never
+    trained, validated or tuned on; diffusion/data/splits.py)."""
+    return load_test_split(trained.config.data, n).x[:, 0].double().numpy() + 0.5
+
+
+def train_digits(out: Path, budget_s: float, steps: int = 6000, quick: bool = False):
     from diffusion.train import TrainResult, load_final_eval, train
 
     final = load_final_eval(out)
     if final is not None:  # trained before (within its budget): reuse it
         return TrainResult("done", final.step, final.k_holdout, final, {})
-    cfg = PRESETS["digits"].with_overrides([*DIGITS_OVERRIDES, f"train.steps={steps}"])
+    tiny = ["diffusion.T=20", "train.batch_size=8", "train.eval_examples=8"] if quick else []
+    cfg = PRESETS["digits"].with_overrides([*DIGITS_OVERRIDES, *tiny, f"train.steps={steps}"])
     t0 = time.monotonic()
     r = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > budget_s)
     if r.status == "stopped":
@@ -87,7 +98,7 @@ def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
 
     g = torch.Generator().manual_seed(seed)
     levels = 17
-    clean = trained.bundle.holdout[:n_images, 0].double().numpy() + 0.5  # bin centres
+    clean = held_out_test_images(trained, n_images)  # bin centres
     sigma = trained.scaler.scale  # SNR 1: noise variance = data variance
     noisy = clean + sigma * torch.randn(clean.shape, generator=g, dtype=torch.float64).numpy()
     sc = trained.scaler
@@ -163,7 +174,7 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
     from diffusion.reverse import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
-    hold = trained.bundle.holdout[:n_patches, 0].double().numpy() + 0.5
+    hold = held_out_test_images(trained, n_patches)
     h, q = hold.shape[1], hold.shape[1] // 2
     mask = make_mask("center", (h, h), size=q)
     miss = ~mask
@@ -243,7 +254,7 @@ def figure5_large(trained, seed: int, side: int = 48) -> dict:
         return {"skipped": "the network has a dense pathway (fixed image size)"}
     info = trained.bundle.info
     img = texture_image(info["texture"]).astype(np.float64) + 0.5
-    top = info["holdout_rows"][0] + 8
+    top = info.get("test_rows", info["holdout_rows"])[0] + 8  # the test band
     crop = img[top : top + side, 200 : 200 + side]
     mask = make_mask("center", (side, side), size=side // 2)
     s = trained.scaler
@@ -294,10 +305,11 @@ def bench_strided(
 ) -> list[dict]:
     bundle = trained.bundle
     g = torch.Generator().manual_seed(seed)
-    x = trained.scaler.to_model(bundle.holdout[:n_eval], g).double()
+    test = load_test_split(trained.config.data, n_eval).x
+    x = trained.scaler.to_model(test, g).double()
     d = bundle.unit_divisor
     l_null = float(trained.model.process.log_null(x).mean() / math.log(2) / d)
-    data = bundle.holdout.double().numpy() + 0.5
+    data = test.double().numpy() + 0.5
     rows = []
     for S in step_list:
         k = strided_bound(trained.model, x, S, torch.Generator().manual_seed(seed + 1))
@@ -323,13 +335,15 @@ def bench_strided(
 
 
 def main(argv: list[str] | None = None) -> int:
+    global FIGURES
+    run = provenance.start(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=Path, default=ROOT / "runs")
+    p.add_argument("--runs", type=Path, default=None, help="default runs/ (--quick: a temp dir)")
     p.add_argument(
         "--bark-run",
         type=Path,
         default=None,
-        help="trained texture run (default: RUNS/table1/bark)",
+        help="trained texture run (default: RUNS/table1/bark-seed0)",
     )
     p.add_argument("--digits-budget-min", type=float, default=8.0)
     p.add_argument("--parts", default="a,b,c", help="a, b, c (digits, bark), d (photos)")
@@ -340,31 +354,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photo-samples", type=int, default=4, help="(d) samples per photo")
     p.add_argument("--photo-context", type=int, default=64, help="(d) pixels around the hole")
     p.add_argument("--out", type=Path, default=None, help="(d) results file (default: results/)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny models trained here, tiny sizes, figures to a temp dir (a smoke test)",
+    )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--results", type=Path, default=None, help="write parts + provenance here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    runs = args.runs or (
+        Path(tempfile.mkdtemp(prefix="posterior-quick-")) if args.quick else ROOT / "runs"
+    )
+    if args.quick:
+        FIGURES = runs / "figures"
     FIGURES.mkdir(parents=True, exist_ok=True)
     parts = set(args.parts.split(","))
-    import provenance  # this folder is on sys.path
-
-    prov_run = provenance.start()
     out: dict = {"budget": "1 CPU thread on a shared 2-core machine"}
+    rows: list[dict] = []
     if parts & {"a", "c"}:
         t0 = time.monotonic()
-        r = train_digits(args.runs / "posterior" / "digits", args.digits_budget_min * 60)
-        digits = load_trained(args.runs / "posterior" / "digits", "cpu")
+        steps = 30 if args.quick else 6000
+        r = train_digits(
+            runs / "posterior" / "digits", args.digits_budget_min * 60, steps, args.quick
+        )
+        digits = load_trained(runs / "posterior" / "digits", "cpu")
+        train_s = time.monotonic() - t0
         out["digits_model"] = {
             "steps": r.step,
-            "train_seconds": time.monotonic() - t0,
+            "train_seconds": train_s,
             "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
             "T": digits.model.T,
         }
+        split = load_test_split(digits.config.data, 1).describe(digits.config.data, [0])
         if "a" in parts:
+            t1 = time.monotonic()
             out["a_denoise"] = bench_denoise(
                 digits, 8 if args.quick else 64, 4 if args.quick else 16, 0
             )
+            rows.append(_row("a_denoise", out["a_denoise"], split, train_s, time.monotonic() - t1))
         if "c" in parts:
+            t1 = time.monotonic()
             T = digits.model.T
             steps = [T, 100, 50, 20, 10, 5] if not args.quick else [T, 5]
             out["c_strided"] = bench_strided(
@@ -374,11 +404,22 @@ def main(argv: list[str] | None = None) -> int:
                 16 if args.quick else 200,
                 0,
             )
+            rows.append(_row("c_strided", out["c_strided"], split, train_s, time.monotonic() - t1))
     if "b" in parts:
-        bark = load_trained(args.bark_run or args.runs / "table1" / "bark", "cpu")
+        t0 = time.monotonic()
+        bark_run = args.bark_run or runs / "table1" / "bark-seed0"
+        if args.quick and not bark_run.exists():
+            import table1_images
+
+            table1_images.run_row("bark", runs / "table1", 60.0, [0], quick=True)
+        bark = load_trained(bark_run, "cpu")
+        train_s = time.monotonic() - t0
+        t1 = time.monotonic()
         out["b_inpaint"] = bench_inpaint(
             bark, 4 if args.quick else 16, 2 if args.quick else 4, 0, 2 if args.quick else 5
         )
+        split = load_test_split(bark.config.data, 1).describe(bark.config.data, [0])
+        rows.append(_row("b_inpaint", out["b_inpaint"], split, train_s, time.monotonic() - t1))
     if "d" in parts:
         from posterior_photos import bench_photos  # this folder is on sys.path
 
@@ -389,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             "context": args.photo_context,
         }
         out["d_photos"] = bench_photos(
-            args.runs / "posterior" / "photos",
+            runs / "posterior" / "photos",
             args.photo_budget_min * 60,
             args.photo_train_steps,
             opts,
@@ -399,14 +440,29 @@ def main(argv: list[str] | None = None) -> int:
 
         provenance.write_results(
             args.out or provenance.RESULTS / "posterior_photos.json",
-            prov_run,
+            run,
             result_rows(out["d_photos"]),
             seeds=[0, 10, 11, 12, 20, 21, 22],
             split={"model": "photos preset, camera/astronaut/coffee held out"},
             extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
         )
+    if args.results is not None:
+        splits = {r["part"]: r["split"] for r in rows}
+        provenance.write_results(args.results, run, rows, seeds=[0], split=splits)
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
+
+
+def _row(part: str, numbers, split: dict, train_s: float, eval_s: float) -> dict:
+    """One part's numbers as a results row (benchmarks/provenance.py)."""
+    return {
+        "part": part,
+        "numbers": numbers,
+        "seeds": [0],
+        "split": split,
+        "train_seconds": round(train_s, 1),
+        "eval_seconds": round(eval_s, 1),
+    }
 
 
 if __name__ == "__main__":

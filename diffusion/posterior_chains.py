@@ -10,7 +10,9 @@ math, on model-space tensors (B, *shape) float64:
   in the paper's figure 3 (or from pi); or, beyond the paper, the plain chain started at the
   step whose noise level matches the observation's (start="level": the model's posterior);
 - `inpaint_paper_chain`: known coordinates held at their values at every step (a delta r),
-  missing ones sampled from p, started from pi (figure 5);
+  missing ones sampled from p, started from pi (figure 5); a full-covariance step is
+  conditioned on the known values (`ConditionedNormal`, the normalized product with the
+  delta), a diagonal one needs nothing more than the clamp;
 - `inpaint_repaint_chain`: RePaint (Lugmayr et al. 2022, Alg. 1): known region drawn from
   q(x^t | x^0) at the level of each step, resampling jumps back up the chain;
 - `binary_inpaint_chain`: the binary product for binomial models.
@@ -26,7 +28,7 @@ import math
 import torch
 
 from diffusion.chain import Respaced, Reverse, run_chain
-from diffusion.process import Bernoulli, Normal, StepDist, expect_step, randn
+from diffusion.process import Bernoulli, CorrelatedNormal, Normal, StepDist, expect_step, randn
 from diffusion.strided import kept_steps
 
 
@@ -115,6 +117,43 @@ def _to_T(grid: list[int], T: int) -> list[int]:
     return grid if grid[-1] == T else [*grid, T]
 
 
+class ConditionedNormal:
+    """A full-covariance step N(mean, S) (`CorrelatedNormal`) times a delta on the known
+    coordinates, normalized: N(mean, S) conditioned on x_K = a. A joint draw x is corrected
+    to x_M + S_MK S_KK^-1 (a - x_K) (exactly a draw of the conditional), then x_K = a.
+
+    base: CorrelatedNormal over (B, *shape); mask: bool (B, *shape), True = known; known:
+    (B, *shape) float64 (values outside the mask ignored).
+    """
+
+    def __init__(self, base: CorrelatedNormal, mask: torch.Tensor, known: torch.Tensor) -> None:
+        self.base, self.mask, self.known = base, mask, known
+
+    def sample(self, generator: torch.Generator | None) -> torch.Tensor:
+        b = self.base
+        x = b.sample(generator)
+        B, D = x.shape[0], b.U.shape[-1]
+        factor = b.s.reshape(B, D).sqrt().unsqueeze(-1) * b.U  # (B, D, D) lower triangular
+        cov = factor @ factor.transpose(-1, -2)
+        flat_x, flat_a = x.reshape(B, D), self.known.reshape(B, D)
+        flat_m = self.mask.reshape(B, D)
+        out = flat_x.clone()
+        rows, inverse = torch.unique(flat_m, dim=0, return_inverse=True)
+        for j, row in enumerate(rows):  # examples that share a mask, together
+            sel = inverse == j
+            k, m = row.nonzero().squeeze(-1), (~row).nonzero().squeeze(-1)
+            if k.numel() == 0 or m.numel() == 0:
+                continue
+            c = cov[sel]
+            gain = torch.linalg.solve(c[:, k][:, :, k], c[:, k][:, :, m]).transpose(-1, -2)
+            resid = (flat_a[sel][:, k] - flat_x[sel][:, k]).unsqueeze(-1)
+            fixed = out[sel]
+            fixed[:, m] = flat_x[sel][:, m] + (gain @ resid).squeeze(-1)
+            out[sel] = fixed
+        out = torch.where(flat_m, flat_a, out)
+        return out.reshape(x.shape)
+
+
 def inpaint_paper_chain(
     rev: Reverse,
     x_known: torch.Tensor,
@@ -124,7 +163,8 @@ def inpaint_paper_chain(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Inpainting the paper's way (section 2.5, figure 5): r is a delta on the known
-    coordinates, so at every step they are set to their values; the missing ones follow p.
+    coordinates, so at every step they are set to their values; the missing ones follow p
+    (conditioned on the known values where the step has a full covariance).
 
     x_known: (B, *shape) model space (values outside the mask are ignored); mask: bool,
     broadcastable, True = known. The chain starts from pi on the missing region.
@@ -134,7 +174,17 @@ def inpaint_paper_chain(
     known = x_known.to(torch.float64)
     mask = mask.to(torch.bool).expand_as(known)
     x = torch.where(mask, known, chain.prior(tuple(known.shape), known.device).sample(generator))
-    return run_chain(chain, x, generator, after=lambda x, level: torch.where(mask, known, x))
+
+    def times(dist: StepDist, level: int) -> StepDist:
+        # the step times the delta r, normalized: for a diagonal step the missing coordinates
+        # are independent of the known ones (the clamp below is the whole product)
+        if isinstance(dist, CorrelatedNormal):
+            return ConditionedNormal(dist, mask, known)  # type: ignore[return-value]
+        return dist
+
+    return run_chain(
+        chain, x, generator, times=times, after=lambda x, level: torch.where(mask, known, x)
+    )
 
 
 def repaint_schedule(levels: int, jump_length: int, jump_n_sample: int) -> list[int]:

@@ -43,3 +43,17 @@ def test_table1_images_quick(tmp_path: Path) -> None:
     assert [r["row"] for r in doc["rows"]] == ["deadleaves", "bark"]
     for r in doc["rows"]:
         assert r["split"]["n_test"] == table1_images.N_TEST_QUICK and r["steps"] == 3
+
+
+def test_posterior_quick(tmp_path: Path) -> None:
+    import posterior
+
+    out = tmp_path / "post.json"
+    argv = ["--quick", "--results", str(out), "--runs", str(tmp_path / "runs")]
+    assert posterior.main(argv) == 0
+    doc = json.loads(out.read_text())
+    assert provenance.check_results(doc) == []
+    assert [r["part"] for r in doc["rows"]] == ["a_denoise", "c_strided", "b_inpaint"]
+    assert "TEST_SEED" in doc["rows"][0]["split"]["test"]  # digits: the fixed test split
+    assert "test band" in doc["rows"][2]["split"]["test"]  # gravel: the bottom rows
+    assert (tmp_path / "runs" / "figures" / "posterior_denoise.png").exists()
