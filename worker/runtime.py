@@ -2,8 +2,10 @@
 background threads of the main process (heartbeat, reconciler).
 
 Environment:
-  DIFFLAB_LEASE_S        a job's lease; renewed every third of it (default 60)
-  DIFFLAB_RECONCILE_S    how often the reconciler runs in each worker (default 30)
+  DIFFLAB_LEASE_S        a job's lease, kept alive by a heartbeat every third of it (default 9):
+                         a worker that stops heartbeating (kill -9, a lost node) has its run
+                         re-sent within about this long, and trained again seconds later
+  DIFFLAB_RECONCILE_S    how often the reconciler runs in each worker (default 2)
   DIFFLAB_RECONCILE_GRACE_S  a QUEUED job absent from the broker this long after it was
                          sent is re-sent (default 10)
   DIFFLAB_WORKER_DEVICE  skip detection and use this device (cpu, cuda, cuda:1, mps)
@@ -24,16 +26,18 @@ from db.store import Store
 
 log = logging.getLogger("difflab.worker")
 
+DEFAULT_LEASE_S = 9.0  # heartbeats every 3 s; benchmarks/recovery.py measures the recovery
+DEFAULT_RECONCILE_S = 2.0
 _store: Store | None = None
 _store_pid: int | None = None
 
 
 def lease_s() -> float:
-    return float(os.environ.get("DIFFLAB_LEASE_S") or 60)
+    return float(os.environ.get("DIFFLAB_LEASE_S") or DEFAULT_LEASE_S)
 
 
 def reconcile_s() -> float:
-    return float(os.environ.get("DIFFLAB_RECONCILE_S") or 30)
+    return float(os.environ.get("DIFFLAB_RECONCILE_S") or DEFAULT_RECONCILE_S)
 
 
 def reconcile_grace_s() -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import signals
@@ -18,6 +19,17 @@ _threads: list[runtime.Ticker] = []
 @signals.worker_process_init.connect
 def _child_init(**_: Any) -> None:
     runtime._store = None  # the child builds its own engine on first use
+    # Import the engine (torch) now, in the background, so that a run taken over from a lost
+    # worker starts training at once instead of after the import (seconds; more under load).
+    # Importing torch does not initialise CUDA, so the fork rule still holds.
+    threading.Thread(target=_warm_engine, name="warm-engine", daemon=True).start()
+
+
+def _warm_engine() -> None:
+    try:
+        import diffusion.train  # noqa: F401
+    except Exception:  # the task itself will import it again and report what is wrong
+        log.exception("could not import the engine ahead of the first job")
 
 
 @signals.worker_shutting_down.connect
