@@ -128,7 +128,10 @@ def load_final_eval(out_dir: Path) -> EvalEvent | None:
     path = Path(out_dir) / FINAL_EVAL
     if not path.exists():
         return None
-    raw = json.loads(path.read_text())
-    for key in ("k_train", "k_holdout"):
-        raw[key] = BoundEstimate(**raw[key])
-    return EvalEvent(**raw)
+    try:
+        raw = json.loads(path.read_text())
+        for key in ("k_train", "k_holdout"):
+            raw[key] = BoundEstimate(**raw[key])
+        return EvalEvent(**raw)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt or unreadable ({_reason(exc)})") from None

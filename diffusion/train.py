@@ -347,7 +347,10 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
     path = out_dir / CONFIG
     if not path.exists():
         return
-    old = RunConfig.from_json(path.read_text()).to_dict()
+    try:
+        old = RunConfig.from_json(path.read_text()).to_dict()
+    except (ConfigError, OSError) as exc:
+        raise ConfigError("config", f"{path} is corrupt or unreadable ({exc})") from None
     new = config.to_dict()
     old["train"].pop("steps"), new["train"].pop("steps")
     if old != new:

@@ -116,3 +116,16 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path):
     warnings = [e for e in events if isinstance(e, WarningEvent)]
     assert result.status == "done" and result.step == 8
     assert len(warnings) == 1 and str(out / ck.CHECKPOINT) in warnings[0].message
+
+
+def test_a_corrupt_final_eval_or_config_is_one_line_too(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TRAIN_ARGS, "--out", str(out)]) == 0
+    for name in (ck.FINAL_EVAL, "config.json"):
+        good = (out / name).read_text()
+        (out / name).write_text('{"k_train": 1')
+        capsys.readouterr()
+        assert main([*TRAIN_ARGS, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(out / name) in err[0], err
+        (out / name).write_text(good)

@@ -39,6 +39,13 @@ def _signed_in(browser, lab, user: str, password: str, path: str = ""):
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign in")).to_have_count(0, timeout=20_000)
+    deadline = time.time() + 30  # the server sets the HttpOnly cookie at /auth/complete
+    while time.time() < deadline and not any(
+        c["name"] == "difflab_session" for c in context.cookies()
+    ):
+        page.wait_for_timeout(200)
+    page.wait_for_load_state()
+    expect(page.get_by_role("button", name="Sign in")).to_have_count(0, timeout=20_000)
     return page
 
 
@@ -97,7 +104,6 @@ def test_story(lab, browser, shots):
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
 
     # -- New run (a reload keeps ada signed in): validation, then a swiss roll from the form
-    page.wait_for_timeout(500)  # the sign-in cookie is written by the page after sign-in
     page.goto(f"{lab.url}/new_run")
     expect(page.get_by_role("heading", name="New run")).to_be_visible()
     _settle(page)
