@@ -72,6 +72,7 @@ class Lab:
             "MKL_NUM_THREADS": "1",
         }
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started = 0
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("DIFFLAB_")})
         from db.store import Store
 
@@ -79,7 +80,8 @@ class Lab:
         self.store.upgrade()
 
     def start_worker(self) -> int:
-        log = open(self.data / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        self.started += 1
+        log = open(self.data / f"worker-{self.started}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "difflab", "worker"],
             cwd=ROOT,
