@@ -1,15 +1,16 @@
 """How long a preset's evaluation takes on this machine's CPU: (example, t) pairs per second
 of `diffusion.bound.evaluate_bound` for each preset's network and data shape, and the time of
-the preset's own evaluation (2 subsets x train.eval_examples x (T - 1) pairs).
+the preset's own evaluation (2 subsets x train.eval_examples x (T - 1) pairs, or x
+train.eval_timesteps where the preset samples t).
 
 The network's cost does not depend on T or on the data's values, so each preset is timed at
 T = 6 on random model-space examples of its shape (untrained weights), and the rate is scaled.
 
     OMP_NUM_THREADS=1 python benchmarks/eval_speed.py [--threads 1] [--presets a,b] [--json]
 
-Writes benchmarks/results/eval_speed.json with provenance (commit, dirty flag, command,
-machine, seed, times). The New run form's estimate (dashboard.forms.EVAL_PAIRS_PER_S) uses
-these rates.
+Writes benchmarks/results/eval_speed.json through benchmarks/provenance.py (commit, dirty
+flag, command, machine, seeds, times). The New run form's estimate
+(dashboard.forms.EVAL_PAIRS_PER_S) uses these rates.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def rate(name: str, n: int, repeats: int) -> dict:
     best = min(times)
     pairs = n * (cfg.diffusion.T - 1)
     full = PRESETS[name]
-    preset_pairs = 2 * full.train.eval_examples * (full.diffusion.T - 1)
+    k = full.train.eval_timesteps  # 0: every t; else k random t per example
+    per_example = min(k, full.diffusion.T - 1) if k > 0 else full.diffusion.T - 1
+    preset_pairs = 2 * full.train.eval_examples * per_example
     return {
         "preset": name,
         "examples_timed": n,
