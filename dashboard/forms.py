@@ -111,16 +111,16 @@ FIELD_LABELS = {
 # (example, t) pairs per second of the bound's evaluation on one busy CPU thread, by data set
 # (each preset's network): measured by benchmarks/eval_speed.py (results/eval_speed.json).
 EVAL_PAIRS_PER_S: dict[str, float] = {
-    "swissroll": 17_000,
-    "heartbeat": 19_000,
-    "digits": 4_800,
-    "mnist": 69,
-    "cifar10": 45,
-    "photos": 45,
-    "texture": 28,
-    "deadleaves": 28,
+    "swissroll": 11_000,
+    "heartbeat": 12_000,
+    "digits": 690,
+    "mnist": 36,
+    "cifar10": 25,
+    "photos": 25,
+    "texture": 16,
+    "deadleaves": 16,
 }
-EVAL_PAIRS_PER_S_IMAGES = 28.0  # any other image set: the slowest measured rate
+EVAL_PAIRS_PER_S_IMAGES = 16.0  # any other image set: the slowest measured rate
 DUPLICATE_WINDOW_S = 60.0
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "data.name": DATASET_LABELS,
