@@ -1,7 +1,6 @@
 """Every page of the dashboard in headless Chromium at 1280 x 800: a screenshot of each, and
 the median of 3 loads of each (seconds from navigation until the page has rendered: script
-finished, no spinner, every chart, table and image drawn; benchmarks/speed_dashboard.py's
-test of "rendered").
+finished, no spinner, every visible chart, table and image drawn).
 
 The lab is the single-user dashboard (`streamlit run dashboard/server.py`) on a fresh data
 folder whose store holds runs of every data kind in every state (tests/lab_seed.py: written
@@ -131,13 +130,31 @@ def pages(ids: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def load(page, url: str) -> float:
-    from speed_dashboard import RENDERED_JS
+# Rendered: the script has finished, no spinner or skeleton, a title, and every *visible*
+# chart, table and image drawn (charts in tabs not shown are drawn when their tab opens).
+RENDERED_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (document.querySelector('[data-testid="stSpinner"], [data-testid="stSkeleton"]'))
+    return false;
+  if (!document.querySelector('[data-testid="stMain"] h1, [data-testid="stMain"] h2'))
+    return false;
+  const shown = (e) => e.offsetParent !== null;
+  for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+    if (shown(c) && !c.querySelector('.main-svg')) return false;
+  for (const d of document.querySelectorAll('[data-testid="stDataFrame"]'))
+    if (shown(d) && !d.querySelector('canvas')) return false;
+  for (const i of document.querySelectorAll('[data-testid="stMain"] img'))
+    if (shown(i) && !i.complete) return false;
+  return true;
+}"""
 
+
+def load(page, url: str) -> float:
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.wait_for_timeout(50)
-    page.wait_for_function(RENDERED_JS, timeout=90_000, polling=20)
+    page.wait_for_function(RENDERED_JS, timeout=60_000, polling=20)
     return time.perf_counter() - t0
 
 
@@ -154,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     run = provenance.start(argv)
     shots = Path(args.shots)
     shots.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     rows = []
     with (
         tempfile.TemporaryDirectory(prefix="difflab-pages-") as tmp,
