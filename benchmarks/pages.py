@@ -60,7 +60,9 @@ def seed(data_dir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def seeded_dashboard(data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def seeded_dashboard(
+    data_dir: Path, only: tuple[str, ...] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     """(base URL, seeded ids) of a single-user dashboard on a freshly seeded store."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFLAB_")}
@@ -73,7 +75,7 @@ def seeded_dashboard(data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
     saved = {k: os.environ.get(k) for k in ("DIFFLAB_DATA_DIR",)}
     os.environ["DIFFLAB_DATA_DIR"] = str(data_dir)
     try:
-        ids = seed(data_dir)
+        ids = seed(data_dir, only)
     finally:
         for k, v in saved.items():
             if v is None:

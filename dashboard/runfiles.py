@@ -30,7 +30,8 @@ EXPIRY = {"never": None, "1 day": 1, "7 days": 7, "30 days": 30}
 
 
 def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
-    """Downloads, each one click: config, samples, checkpoint, metrics, the HTML report."""
+    """Downloads, each one click (made when clicked, so the page stays fast): config, samples,
+    checkpoint, metrics, the HTML report."""
     c = st.columns(3)
     c[0].download_button(
         "Config (JSON)",
@@ -48,12 +49,10 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
         if art is None:
             col.button(label, disabled=True, help="Not written yet", key=f"dl_none_{kind}")
             continue
-        data = store.artifact_bytes(art, viewer=viewer)
-        if kind == "gallery_png":
-            data = brighten(data, model_levels(run.config))
+        levels = model_levels(run.config) if kind == "gallery_png" else 256
         col.download_button(
             label,
-            data,
+            lambda a=art, lv=levels: brighten(store.artifact_bytes(a, viewer=viewer), lv),
             file_name=f"{run.id}-{art.key}",
             mime=art.media_type,
             icon=":material/download:",
@@ -62,7 +61,7 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
     d = st.columns(3)
     d[0].download_button(
         "Metrics (CSV)",
-        metrics_csv(store, run.id, viewer=viewer),
+        lambda: metrics_csv(store, run.id, viewer=viewer),
         file_name=f"{run.id}-metrics.csv",
         mime="text/csv",
         icon=":material/table_view:",
@@ -70,7 +69,7 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
     )
     d[1].download_button(
         "Metrics (JSON)",
-        metrics_json(store, run.id, viewer=viewer),
+        lambda: metrics_json(store, run.id, viewer=viewer),
         file_name=f"{run.id}-metrics.json",
         mime="application/json",
         icon=":material/data_object:",
@@ -78,7 +77,7 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
     )
     d[2].download_button(
         "Report (HTML)",
-        report_html(store, viewer, run),
+        lambda: report_html(store, viewer, run),
         file_name=f"{run.id}-report.html",
         mime="text/html",
         icon=":material/description:",
