@@ -42,18 +42,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(data_dir: Path) -> dict[str, str]:
-    """Runs of every kind and state, and a share link; returns {label: run id or token}."""
-    from lab_seed import seed_lab
+def seed(data_dir: Path, only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Runs of every kind and state (or only the "kind-state" labels given), and a share link
+    to one of them; returns {label: run id, "share_token": token}."""
+    from lab_seed import KINDS, STATES, seed_run
 
     from db.store import Store
 
     store = Store(f"sqlite:///{data_dir / 'difflab.db'}", artifact_root=data_dir / "artifacts")
     store.upgrade()
     user = store.local_user()
-    runs = seed_lab(store, user, data_dir)
-    ids = {f"{kind}-{state.lower()}": run.id for (kind, state), run in runs.items()}
-    link = store.create_share_link([ids["rgb32-done"]], viewer=user, title="shared")
+    ids = {}
+    for kind in KINDS:
+        for state in STATES:
+            label = f"{kind.name}-{state.lower()}"
+            if only is None or label in only:
+                ids[label] = seed_run(store, user, kind, state, data_dir).id
+    shared = "rgb32-done" if "rgb32-done" in ids else next(iter(ids))
+    link = store.create_share_link([ids[shared]], viewer=user, title="shared")
     ids["share_token"] = link.token
     store.dispose()
     return ids
