@@ -52,12 +52,13 @@ DATASET_NAMES = (
     "images",
     "photos",
 )
-NETWORK_KINDS = ("rbf", "mlp", "heartbeat", "conv")
+NETWORK_KINDS = ("rbf", "mlp", "heartbeat", "conv", "unet")
 DIFFUSION_KINDS = ("gaussian", "binomial")
 SCHEDULES = ("baseline", "learned", "linear", "cosine", "geometric", "logsnr")
 FIXED_SCHEDULES = tuple(name for name in SCHEDULES if name != "learned")
 COVARIANCES = ("diagonal", "full")
 BASIS_SPACINGS = ("linear", "log")
+MEAN_FORMS = ("noise", "v")
 MAX_FULL_COVARIANCE_D = 16
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
@@ -169,6 +170,13 @@ class DiffusionConfig:
     basis: Literal[BASIS_SPACINGS] = Field(  # type: ignore[valid-type]
         "linear", description="Spacing of the J temporal bumps: linear in t (paper) or log"
     )
+    mean: Literal[MEAN_FORMS] = Field(  # type: ignore[valid-type]
+        "noise",
+        description="How the network's mean output is read (diffusion.model): noise (a scaled "
+        "noise estimate; zero output keeps mu = x^t) or v (the forward posterior's mean at "
+        "x0_hat = sqrt(abar_t) x^t - sqrt(1 - abar_t) y, the v-prediction of Salimans & Ho "
+        "2022: zero output is the best linear estimate of unit-variance data; image UNets)",
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> DiffusionConfig:
@@ -185,6 +193,8 @@ class DiffusionConfig:
                     f"(the paper's 1/(T-t+1)); got {self.schedule!r}",
                 )
             )
+        if self.kind == "binomial" and self.mean != "noise":
+            problems.append(("mean", "binomial diffusion has no Gaussian mean; leave it 'noise'"))
         if self.kind == "binomial" and self.covariance != "diagonal":
             problems.append(
                 ("covariance", "binomial diffusion has no covariance; leave it 'diagonal'")
@@ -209,7 +219,8 @@ class NetworkConfig(OptionsMixin):
     """The network that outputs the reverse-kernel perturbations (model.md section 10).
 
     kind: "rbf" (normalized radial-basis net, `n_rbf` units), "mlp" (general), "heartbeat"
-    (sigmoid MLP 20-50-50-50), "conv" (multi-scale convolutional, diffusion.nets.conv).
+    (sigmoid MLP 20-50-50-50), "conv" (multi-scale convolutional, diffusion.nets.conv), "unet" (a UNet:
+    residual blocks, group norm, a time embedding, optional attention; diffusion.nets.unet).
     `options` carries kind-specific settings (diffusion.config_options).
     """
 

@@ -120,6 +120,11 @@ class ImagesOptions:
     path: Str | None = Field(None, description="A folder or a zip of PNG/JPEG images")
     size: Int | tuple[Int, Int] = Field(32, description="Side, or [H, W], each in 2..1024")
     mode: Literal["L", "RGB"] = Field("L", description="L: greyscale, RGB: colour")
+    test_path: Str | None = Field(
+        None,
+        description="Another folder or zip of test images: then every image of path trains and "
+        "the first n_holdout of these (name order) are held out",
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -277,11 +282,48 @@ class ConvOptions:
         return self
 
 
+@dataclass(frozen=True, config=_CONFIG)
+class UnetOptions:
+    channels: Int = Field(32, ge=1, le=1024, description="Channels at the first level")
+    mults: tuple[Annotated[int, Strict(), Field(ge=1, le=64)], ...] = Field(
+        (1, 2, 2), min_length=1, max_length=8, description="Width multipliers, one per level"
+    )
+    res_blocks: Int = Field(1, ge=1, le=16, description="Residual blocks per level")
+    attention: tuple[Annotated[int, Strict(), Field(ge=1, le=65_536)], ...] = Field(
+        (), description="Resolutions (sides in pixels) whose blocks get self-attention"
+    )
+    mid_attention: Bool = Field(False, description="Self-attention between the middle blocks")
+    heads: Int = Field(1, ge=1, le=64, description="Attention heads (divide every width)")
+    groups: Int = Field(32, ge=1, le=1024, description="Group-norm groups (capped to divide)")
+    dropout: Float = Field(0.0, ge=0.0, lt=1.0, description="Dropout in the residual blocks")
+    time: Literal["sinusoidal", "basis"] = Field(
+        "sinusoidal", description="Time embedding: sinusoidal, or the temporal basis g(t)"
+    )
+    readout: Literal["direct", "basis"] = Field(
+        "direct", description="Output: direct, or the paper's readout on the temporal basis"
+    )
+    channels_last: Bool = Field(False, description="Channels-last memory format")
+
+    @field_validator("mults", "attention", mode="before")
+    @classmethod
+    def _tuples(cls, value: Any) -> Any:
+        return _as_tuple(value)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> UnetOptions:
+        if self.attention or self.mid_attention:
+            bad = [self.channels * m for m in self.mults if (self.channels * m) % self.heads]
+            if bad:
+                raise ConfigError("heads", f"must divide every width; {bad[0]} is not divisible")
+        return self
+
+
 NETWORK_OPTIONS: dict[str, type] = {
     "rbf": RbfOptions,
     "mlp": MlpOptions,
     "heartbeat": HeartbeatNetOptions,
     "conv": ConvOptions,
+    "unet": UnetOptions,
 }
 
 

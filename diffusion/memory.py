@@ -55,6 +55,10 @@ def _widths(net: Any) -> tuple[int, int]:
         return 150, 50
     if net.kind == "rbf":
         return net.n_rbf, net.n_rbf
+    if net.kind == "unet":  # activations kept per pixel: about 8 tensors per level's width
+        o = net.options_dict
+        ch = int(o.get("channels", 32))
+        return 8 * ch * sum(o.get("mults") or (1, 2, 2)) * int(o.get("res_blocks", 1)), ch
     return 4 * 64, 64  # conv: channels per pixel, a few scales
 
 
@@ -69,7 +73,9 @@ def estimate(cfg: Any) -> MemoryEstimate:
     parts = {"temporal basis": T * J * 12}
     if getattr(cfg.diffusion, "schedule", "") == "learned":
         parts["schedule basis"] = T * int(cfg.diffusion.learned_schedule_J) * 12
-    dense = cfg.network.kind != "conv"
+    dense = cfg.network.kind not in ("conv", "unet")
+    if cfg.network.kind == "unet" and cfg.network.options_dict.get("readout", "direct") == "direct":
+        J = 1  # a time embedding, no readout over the basis
     per_value = outputs * J * 4  # float32 outputs before the contraction over J
     weights = (last * dims if dense else last) * outputs * J * 4
     parts["readout weights, gradients, optimizer, average"] = weights * 5

@@ -71,7 +71,8 @@ class DiffusionModel(nn.Module):
         preconditioned (docs/model-notes.md): zM = x^t + beta_t yM / (Sigma sqrt(1 - abar_t)),
         so that the paper's mu = (x^t - zM)(1 - Sigma) + zM equals
         x^t + beta_t yM / sqrt(1 - abar_t): yM is O(1) (a scaled noise estimate) at every t,
-        and mean and variance are learned independently.
+        and mean and variance are learned independently. With diffusion.mean = "v", mu is the
+        forward posterior's mean at x0_hat = sqrt(abar_t) x^t - sqrt(1 - abar_t) yM.
         `net` evaluates in place of self.net (a wrapper with its interface, e.g.
         `diffusion.tiling.SizedNet` for images of another size).
         """
@@ -83,9 +84,17 @@ class DiffusionModel(nn.Module):
             return y
         beta = self.beta() if beta is None else beta
         b = at(beta, t, xt)
-        abar = at(alpha_bar(beta), t, xt)
+        abar = alpha_bar(beta)
+        a_t = at(abar, t, xt)
         var = torch.sigmoid(y[..., 1] + torch.log(b) - torch.log1p(-b))
-        z_m = xt.double() + b * y[..., 0] / (var * (1 - abar).sqrt())
+        x = xt.double()
+        if self.config.diffusion.mean == "v":  # mu = q-posterior mean at x0_hat (config docs)
+            ap = at(torch.cat([abar.new_ones(1), abar[:-1]]), t, xt)
+            x0_hat = a_t.sqrt() * x - (1 - a_t).sqrt() * y[..., 0]
+            mu = (ap.sqrt() * b / (1 - a_t)) * x0_hat + ((1 - b).sqrt() * (1 - ap) / (1 - a_t)) * x
+            z_m = (mu - x * (1 - var)) / var  # the paper's form: mu = (x - zM)(1 - var) + zM
+        else:
+            z_m = x + b * y[..., 0] / (var * (1 - a_t).sqrt())
         return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
 
     def kl_terms(

@@ -106,6 +106,47 @@ def _image(
     )
 
 
+def _unet_image(
+    name: str,
+    data: str,
+    *,
+    options: dict | None = None,
+    n_train: int = 10_000,
+    channels: int = 16,
+    steps: int = 20_000,
+    schedule: str = "geometric",
+) -> RunConfig:
+    """A UNet (diffusion.nets.unet) in the paper's model: T = 1000, beta_1 = 1e-5 (fine
+    enough that the last step's fixed Gaussian costs little against 8-bit bins), the
+    v-preconditioned mean, importance-sampled t, Adam 2e-3 with cosine decay (fitted to a
+    wall-clock budget when trained with one: diffusion.train.train(budget_s=...))."""
+    return RunConfig(
+        name=name,
+        data=DataConfig(data, options or {}, n_train=n_train, n_holdout=500),
+        diffusion=DiffusionConfig(
+            "gaussian", T=1000, schedule=schedule, beta1=1e-5, J=0, mean="v"
+        ),
+        network=NetworkConfig(
+            "unet",
+            hidden=(),
+            options={"channels": channels, "groups": min(channels, 32), "mults": [1, 2, 2]},
+        ),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=64,
+            optimizer="adam",
+            lr=2e-3,
+            lr_final=1e-5,
+            lr_schedule="cosine",
+            t_sampling="importance",
+            eval_every=0,
+            eval_examples=64,
+            gallery_every=0,
+            gallery_size=36,
+        ),
+    )
+
+
 PRESETS: dict[str, RunConfig] = {
     # Table 1 rows (Sohl-Dickstein et al. 2015, section 3.1)
     # beta_1 costs 1/2 log2(1 + beta_1 / s^2) bits (s: the roll's thickness): 0.05 and 0.01 bits
@@ -149,6 +190,15 @@ PRESETS: dict[str, RunConfig] = {
     # net without a dense pathway is fully convolutional, so it denoises and inpaints photos
     # of any size (diffusion.tiling; benchmarks/posterior.py, part d)
     "photos": _image("photos", "photos", 1000, 50_000, options={"patch": 32}),
+    # UNet presets (issue 10; docs/model-notes.md "Image networks"): dead leaves tuned on a
+    # validation split (seed [1, 1]) in short runs on a loaded 2-core machine; the others take
+    # the same settings untuned.
+    "deadleaves-unet": _unet_image(
+        "deadleaves-unet", "deadleaves", options={"size": 32}, n_train=20_000
+    ),
+    "bark-unet": _unet_image("bark-unet", "texture", options={"texture": "gravel", "patch": 32}),
+    "mnist-unet": _unet_image("mnist-unet", "mnist", n_train=60_000),
+    "cifar10-unet": _unet_image("cifar10-unet", "cifar10", n_train=50_000, channels=32),
     # Tiny variants: seconds on a CPU.
     "swissroll-smoke": RunConfig(
         name="swissroll-smoke",

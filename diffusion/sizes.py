@@ -124,7 +124,12 @@ def _auto_scales(height: int, width: int, min_side: int = 4) -> int:
     return n
 
 
-CONFIG_RULES = {"conv": _conv_rule}
+def _unet_rule(options: dict[str, Any], built: tuple[int, int]) -> dict[str, Any]:
+    m = 2 ** (len(options.get("mults") or (1, 2, 2)) - 1)  # diffusion.nets.unet.UNet
+    return {"fully_convolutional": True, "multiple": m, "align": m}
+
+
+CONFIG_RULES = {"conv": _conv_rule, "unet": _unet_rule}
 
 
 def config_size_rule(network: dict[str, Any], built: tuple[int, int]) -> SizeRule:

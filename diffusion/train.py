@@ -59,10 +59,13 @@ def build_model(config: RunConfig, bundle: DataBundle, device: torch.device) -> 
     return model.to(device)
 
 
-def lr_at(config: RunConfig, step: int) -> float:
-    """Learning rate at `step`: constant, cosine or exponential decay from lr to lr_final."""
+def lr_at(config: RunConfig, step: int, frac: float | None = None) -> float:
+    """Learning rate at `step`: constant, cosine or exponential decay from lr to lr_final.
+
+    `frac` (the fraction of a wall-clock budget spent) replaces step / steps when given, so
+    the schedule fits a time budget instead of being cut off by it."""
     tc = config.train
-    frac = min(1.0, step / max(1, tc.steps))
+    frac = min(1.0, step / max(1, tc.steps) if frac is None else frac)
     if tc.lr_schedule == "cosine":
         return tc.lr_final + (tc.lr - tc.lr_final) * 0.5 * (1 + math.cos(math.pi * frac))
     if tc.lr_schedule == "exponential":
@@ -160,8 +163,11 @@ class _Trainer:
         device: torch.device,
         on_event: Callable[[Event], None] | None,
         should_stop: Callable[[], bool] | None,
+        budget_s: float | None = None,
+        final_eval: bool = True,
     ) -> None:
         self.config, self.out_dir, self.device = config, out_dir, device
+        self.budget_s, self.final_eval = budget_s, final_eval
         self.emit = on_event or (lambda event: None)
         self.should_stop = should_stop or (lambda: False)
         self.bundle = build_dataset(config.data, config.train.seed)
@@ -210,8 +216,9 @@ class _Trainer:
     # -- one optimisation step
     def train_step(self) -> float:
         tc = self.config.train
-        lr_scale = lr_at(self.config, self.step) / tc.lr
-        frozen = self.step < tc.schedule_warmup * tc.steps
+        frac = self.budget_frac()
+        lr_scale = lr_at(self.config, self.step, frac) / tc.lr
+        frozen = (self.step / tc.steps if frac is None else frac) < tc.schedule_warmup
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0 if frozen and group.get("schedule") else group["base_lr"] * lr_scale
         x = self.bundle.draw_train(tc.batch_size, self.gen)
@@ -232,6 +239,13 @@ class _Trainer:
                 for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                     pe.lerp_(p, 1 - decay)
         return float(-k.mean().detach() / LN2 / self.bundle.unit_divisor)
+
+    def budget_frac(self) -> float | None:
+        """Fraction of the wall-clock budget spent (None: no budget, steps rule)."""
+        return None if not self.budget_s else min(1.0, self.elapsed / self.budget_s)
+
+    def budget_spent(self) -> bool:
+        return (self.budget_frac() or 0.0) >= 1.0
 
     def eval_model(self) -> DiffusionModel:
         return self.ema if self.ema is not None else self.model
@@ -297,7 +311,7 @@ class _Trainer:
         self.elapsed = time.monotonic() - self.t_start
         if self.step % tc.log_every == 0 or self.step == tc.steps:
             now = time.monotonic()
-            lr = lr_at(self.config, self.step)
+            lr = lr_at(self.config, self.step, self.budget_frac())
             rate = self.seen / max(now - self.t_log, 1e-9)
             self.emit(StepEvent(self.step, tc.steps, loss_bits, lr, rate, self.elapsed))
             self.seen, self.t_log = 0, now
@@ -311,12 +325,12 @@ class _Trainer:
     def run(self) -> TrainResult:
         tc = self.config.train
         self.start_clock()
-        while self.step < tc.steps:
+        while self.step < tc.steps and not self.budget_spent():
             if self.should_stop():
                 self.checkpoint()
                 return TrainResult("stopped", self.step)
             self.advance()
-            if self.step < tc.steps:
+            if self.step < tc.steps and not self.budget_spent():
                 if tc.eval_every and self.step % tc.eval_every == 0:
                     try:
                         self.evaluate()
@@ -325,6 +339,9 @@ class _Trainer:
                 if tc.gallery_every and self.step % tc.gallery_every == 0:
                     self.gallery()
                 self.maybe_checkpoint()
+        if not self.final_eval:  # the caller evaluates (benchmarks): the weights only
+            self.checkpoint(done=True)
+            return TrainResult("done", self.step, None, None, {"train_seconds": self.elapsed})
         self.checkpoint()  # the trained weights are kept whatever the evaluation does
         try:
             final = self.evaluate()
@@ -368,14 +385,23 @@ def train(
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     device: str | None = None,
+    budget_s: float | None = None,
+    final_eval: bool = True,
 ) -> TrainResult:
-    """Train (or resume, or return a finished) run in `out_dir`; see the module docstring."""
+    """Train (or resume, or return a finished) run in `out_dir`; see the module docstring.
+
+    `budget_s`: a wall-clock budget of training time (evaluations included); the run ends
+    when it is spent (or at train.steps, whichever comes first) and the learning-rate (and
+    schedule warm-up) follow the fraction of the budget spent rather than of the steps.
+    `final_eval=False` skips the closing evaluation and gallery (a caller that evaluates the
+    checkpoint itself, e.g. benchmarks/images.py)."""
     out_dir = Path(out_dir)
     dev = pick_device(device or config.train.device)
     check_fits(config, dev)  # refused with the estimate, before anything is allocated
     _check_same_run(out_dir, config)
     ckpt, warning = load_latest(out_dir, dev)
-    if ckpt is not None and ckpt["done"] and int(ckpt["step"]) >= config.train.steps:
+    spent = bool(budget_s) and ckpt is not None and float(ckpt["elapsed_s"]) >= budget_s
+    if ckpt is not None and ckpt["done"] and (int(ckpt["step"]) >= config.train.steps or spent):
         final = load_final_eval(out_dir)
         if final is None:  # the checkpoint was written, its evaluation was not: redo it
             return _evaluate_finished(config, out_dir, dev, ckpt, on_event)
@@ -386,7 +412,8 @@ def train(
             final,
             {"train_seconds": float(ckpt["elapsed_s"])},
         )
-    trainer = _Trainer(config, out_dir, dev, on_event, should_stop)  # validates data, network
+    # validates data, network
+    trainer = _Trainer(config, out_dir, dev, on_event, should_stop, budget_s, final_eval)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG).write_text(config.to_json())
     if warning is not None and on_event is not None:

@@ -290,24 +290,28 @@ def build_cifar10(config: DataConfig, seed: int) -> DataBundle:
 @register_dataset("images")
 def build_images(config: DataConfig, seed: int) -> DataBundle:
     """A folder or zip of the user's PNG/JPEG images. Options: path, size (side, or
-    [H, W]), mode ("L" greyscale or "RGB"). A seeded `n_holdout` of them are held out
-    (at most a quarter, at least one)."""
+    [H, W]), mode ("L" greyscale or "RGB"), test_path. Without test_path a seeded `n_holdout`
+    of them are held out (at most a quarter, at least one); with test_path (another folder or
+    zip) every image of `path` trains and the first `n_holdout` of test_path in name order are
+    held out."""
     opts = config.typed_options  # ImagesOptions
     size = opts.hw
-    try:
-        images, names = read_image_collection(opts.path, size, opts.mode)
-    except DatasetFilesError as exc:
-        raise ConfigError("data.options.path", str(exc)) from None
-    distinct = len({img.tobytes() for img in images})
-    if distinct < 2:
-        raise ConfigError(
-            "data.options.path",
-            f"need at least 2 different images (train and held out); the {len(images)} "
-            f"image(s) are {distinct} distinct",
-        )
-    order = np.random.default_rng([seed, 5]).permutation(len(images))
-    n_hold = max(1, min(config.n_holdout, len(images) // 4))
-    hold, train = images[order[:n_hold]], images[order[n_hold:]]
+    images, names = _read_collection("path", opts.path, size, opts.mode)
+    if opts.test_path:
+        train = images
+        hold = _read_collection("test_path", opts.test_path, size, opts.mode)[0]
+        hold = hold[: config.n_holdout]
+    else:
+        distinct = len({img.tobytes() for img in images})
+        if distinct < 2:
+            raise ConfigError(
+                "data.options.path",
+                f"need at least 2 different images (train and held out); the {len(images)} "
+                f"image(s) are {distinct} distinct",
+            )
+        order = np.random.default_rng([seed, 5]).permutation(len(images))
+        n_hold = max(1, min(config.n_holdout, len(images) // 4))
+        hold, train = images[order[:n_hold]], images[order[n_hold:]]
     if config.n_train:
         train = train[: config.n_train]
     return _bundle(
@@ -315,8 +319,16 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
         to_nchw(hold),
         info={
             "path": str(opts.path),
+            "test_path": str(opts.test_path) if opts.test_path else None,
             "count": len(names),
             "mode": opts.mode,
             "size": list(size),
         },
     )
+
+
+def _read_collection(key: str, path: Any, size: tuple[int, int], mode: str) -> tuple:
+    try:
+        return read_image_collection(path, size, mode)
+    except DatasetFilesError as exc:
+        raise ConfigError(f"data.options.{key}", str(exc)) from None

@@ -1,0 +1,92 @@
+"""Per-step time of each image network: one training step through the lab's trainer
+(diffusion.train._Trainer.train_step: data draw and dequantization, importance-sampled t, the
+bound in float64, backward, clipping, Adam, EMA) beside a bare PyTorch loop of the same network
+at the same batch (random x^t, the network, a squared-output loss, backward, Adam). The two are
+interleaved so that load on a shared machine hits both alike; ratio = bare / lab (1 = no
+overhead; the issue asks >= 0.95).
+
+    python benchmarks/images.py --step-times
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+NETWORKS = {  # preset, overrides: the Table 1 multi-scale net and the UNet presets
+    "conv (paper, deadleaves 32 x 32)": (
+        "deadleaves",
+        ["data.options.size=32", "train.batch_size=64", "diffusion.T=1000"],
+    ),
+    "unet (deadleaves-unet)": ("deadleaves-unet", []),
+    "unet 32 ch (cifar10-unet net, greyscale)": (
+        "deadleaves-unet",
+        ["network.options.channels=32", "network.options.groups=32"],
+    ),
+}
+
+
+def _trainer(preset: str, overrides: list[str]):
+    from diffusion.presets import PRESETS
+    from diffusion.train import _Trainer
+
+    cfg = PRESETS[preset].with_overrides(
+        [*overrides, "data.n_train=256", "data.n_holdout=8", "train.eval_examples=8",
+         "train.device=cpu"]
+    )
+    return _Trainer(cfg, Path(tempfile.mkdtemp()), torch.device("cpu"), None, None)
+
+
+def bare_step_fn(trainer):
+    """A bare loop step of the trainer's network: same batch and shapes, no engine around it."""
+    net = trainer.model.net
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    B = trainer.config.train.batch_size
+    x = torch.randn(B, *trainer.bundle.shape)
+    g = trainer.model.basis(torch.randint(2, trainer.model.T + 1, (B,)))
+
+    def step() -> None:
+        loss = net(x, g).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def time_pair(lab, bare, reps: int) -> tuple[float, float]:
+    """Median seconds per step of each, interleaved, after one warm-up step each."""
+    lab(), bare()
+    tl, tb = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        lab()
+        tl.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        bare()
+        tb.append(time.perf_counter() - t0)
+    return statistics.median(tl), statistics.median(tb)
+
+
+def step_times(reps: int = 7, threads: int = 1) -> list[dict]:
+    torch.set_num_threads(threads)
+    out = []
+    for name, (preset, overrides) in NETWORKS.items():
+        trainer = _trainer(preset, overrides)
+        lab_s, bare_s = time_pair(trainer.train_step, bare_step_fn(trainer), reps)
+        out.append(
+            {
+                "network": name,
+                "parameters": sum(p.numel() for p in trainer.model.net.parameters()),
+                "batch": trainer.config.train.batch_size,
+                "threads": threads,
+                "lab_step_s": lab_s,
+                "bare_step_s": bare_s,
+                "ratio_bare_over_lab": bare_s / lab_s,
+            }
+        )
+    return out
