@@ -45,8 +45,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 def folder_config(preset: str, train: Path, test: Path, size: int, n_test: int, seed: int = 0):
     """`preset` retargeted to PNG folders: all of `train` trains, the first n_test of `test`
     (name order) are held out."""
-    from diffusion.presets import PRESETS
     from images_common import budget_overrides
+
+    from diffusion.presets import PRESETS
 
     return PRESETS[preset].with_overrides(
         [
@@ -62,7 +63,9 @@ def folder_config(preset: str, train: Path, test: Path, size: int, n_test: int, 
     )
 
 
-def write_deadleaves(root: Path, n_train: int = 20_000, n_test: int = 512, n_val: int = 256) -> None:
+def write_deadleaves(
+    root: Path, n_train: int = 20_000, n_test: int = 512, n_val: int = 256
+) -> None:
     """The head-to-head data as PNG folders (skipped when complete)."""
     import numpy as np
     from PIL import Image
@@ -70,7 +73,11 @@ def write_deadleaves(root: Path, n_train: int = 20_000, n_test: int = 512, n_val
     from diffusion.data.image_deadleaves import DeadLeavesParams, dead_leaves
 
     params = DeadLeavesParams(size=32, r_min=1.0, r_max=32.0)
-    for split, seed, n in (("test", [0, 1], n_test), ("val", [1, 1], n_val), ("train", [0, 0], n_train)):
+    for split, seed, n in (
+        ("test", [0, 1], n_test),
+        ("val", [1, 1], n_val),
+        ("train", [0, 0], n_train),
+    ):
         d = root / split
         if d.is_dir() and len(list(d.glob("*.png"))) >= n:
             continue
@@ -84,7 +91,6 @@ def write_deadleaves(root: Path, n_train: int = 20_000, n_test: int = 512, n_val
 def lab_train(args: argparse.Namespace) -> None:
     """Subprocess entry: train one preset on the folders with a budget and snapshots."""
     import torch
-
     from images_common import train_budget
 
     torch.set_num_threads(args.threads)
@@ -97,9 +103,9 @@ def lab_train(args: argparse.Namespace) -> None:
 def lab_eval(args: argparse.Namespace) -> None:
     """Subprocess entry: bits/dim of one snapshot on the first n_test test images."""
     import torch
+    from images_common import bits_per_dim, load_snapshot
 
     from diffusion.data import build_dataset
-    from images_common import bits_per_dim, load_snapshot
 
     torch.set_num_threads(args.threads)
     model, meta = load_snapshot(args.snapshot)
@@ -140,7 +146,9 @@ def head_to_head(args: argparse.Namespace) -> dict:
     data = args.data or args.out / "deadleaves32"
     if not args.data:
         write_deadleaves(data)
-    train_dir, test_dir = (data / "train", data / "test") if not args.data else (args.data, args.test)
+    train_dir, test_dir = (
+        (data / "train", data / "test") if not args.data else (args.data, args.test)
+    )
     if not args.id_driver or not Path(args.id_driver).is_file():
         raise SystemExit("--id-driver: path of the improved-diffusion driver (outside the repo)")
     curve = [float(s) for s in args.curve_s.split(",") if s]
@@ -149,19 +157,41 @@ def head_to_head(args: argparse.Namespace) -> dict:
         d.mkdir(parents=True, exist_ok=True)
     common = ["--data", str(train_dir), "--test", str(test_dir), "--size", "32"]
     lab_cmd = _py(
-        "--lab-train", "--preset", args.preset, *common, "--out", str(lab_dir),
-        "--budget-s", str(args.budget_s), "--curve-s", args.curve_s, "--n-test", str(args.n_test),
+        "--lab-train",
+        "--preset",
+        args.preset,
+        *common,
+        "--out",
+        str(lab_dir),
+        "--budget-s",
+        str(args.budget_s),
+        "--curve-s",
+        args.curve_s,
+        "--n-test",
+        str(args.n_test),
         threads=1,
     )
     id_cmd = [
-        sys.executable, str(args.id_driver), "train", "--data", str(train_dir), "--out",
-        str(id_dir), "--budget-s", str(args.budget_s), "--threads", "1",
-        "--save-s", *[str(int(s)) for s in curve],
+        sys.executable,
+        str(args.id_driver),
+        "train",
+        "--data",
+        str(train_dir),
+        "--out",
+        str(id_dir),
+        "--budget-s",
+        str(args.budget_s),
+        "--threads",
+        "1",
+        "--save-s",
+        *[str(int(s)) for s in curve],
     ]
     t0 = time.monotonic()
     with ThreadPoolExecutor(2) as pool:  # side by side, same budget
-        jobs = [pool.submit(_run, lab_cmd, 1, lab_dir / "log.txt"),
-                pool.submit(_run, id_cmd, 1, id_dir / "log.txt")]
+        jobs = [
+            pool.submit(_run, lab_cmd, 1, lab_dir / "log.txt"),
+            pool.submit(_run, id_cmd, 1, id_dir / "log.txt"),
+        ]
         id_train = json.loads(jobs[1].result() or "{}")
         jobs[0].result()
     lab_train_r = json.loads((lab_dir / "train_result.json").read_text())
@@ -169,34 +199,81 @@ def head_to_head(args: argparse.Namespace) -> dict:
     evals = []
     for snap in lab_train_r["snapshots"]:
         final = snap.endswith("snapshot_final.pt")
-        evals.append(("lab", _py("--lab-eval", "--preset", args.preset, *common, "--snapshot", snap,
-                                 "--n-test", str(args.n_test), "--stride",
-                                 str(args.final_stride if final else args.curve_stride), threads=1)))
+        evals.append(
+            (
+                "lab",
+                _py(
+                    "--lab-eval",
+                    "--preset",
+                    args.preset,
+                    *common,
+                    "--snapshot",
+                    snap,
+                    "--n-test",
+                    str(args.n_test),
+                    "--stride",
+                    str(args.final_stride if final else args.curve_stride),
+                    threads=1,
+                ),
+            )
+        )
     for s in ["final", *[int(c) for c in curve]]:  # the longest evaluation first
         ck = id_dir / f"ckpt_{s}.pt"
         if ck.exists():
-            evals.append(("id", [sys.executable, str(args.id_driver), "eval", "--data", str(test_dir),
-                                 "--ckpt", str(ck), "--n-test", str(args.n_test), "--t-stride",
-                                 str(args.final_stride if s == "final" else args.curve_stride)]))
+            evals.append(
+                (
+                    "id",
+                    [
+                        sys.executable,
+                        str(args.id_driver),
+                        "eval",
+                        "--data",
+                        str(test_dir),
+                        "--ckpt",
+                        str(ck),
+                        "--n-test",
+                        str(args.n_test),
+                        "--t-stride",
+                        str(args.final_stride if s == "final" else args.curve_stride),
+                    ],
+                )
+            )
     evals.sort(key=lambda e: e[0] != "id")  # improved-diffusion's slower evaluations first
     with ThreadPoolExecutor(args.eval_workers) as pool:
         outs = list(pool.map(lambda e: json.loads(_run(e[1], 1, args.out / "eval_log.txt")), evals))
-    settings = json.loads(subprocess.run([sys.executable, str(args.id_driver), "settings"],
-                                         capture_output=True, text=True, check=True).stdout)
+    settings = json.loads(
+        subprocess.run(
+            [sys.executable, str(args.id_driver), "settings"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     from diffusion.presets import PRESETS
 
     return {
         "budget_s": args.budget_s,
         "threads_each": 1,
         "note": "both trainings ran at the same time on the same shared machine, one thread each",
-        "data": {"train": str(train_dir), "test": str(test_dir), "n_test": args.n_test,
-                 "generator": "diffusion/data/image_deadleaves.py, 32 x 32, r 1..32"},
-        "lab": {"preset": args.preset, "config": PRESETS[args.preset].to_dict(),
-                "steps": lab_train_r["steps"], "train_seconds": lab_train_r["train_seconds"],
-                "curve": [o for o in outs if o["side"] == "lab"]},
-        "improved_diffusion": {"settings": settings, "steps": id_train.get("steps"),
-                               "train_seconds": id_train.get("train_seconds"),
-                               "curve": [o for o in outs if o["side"] == "improved-diffusion"]},
+        "data": {
+            "train": str(train_dir),
+            "test": str(test_dir),
+            "n_test": args.n_test,
+            "generator": "diffusion/data/image_deadleaves.py, 32 x 32, r 1..32",
+        },
+        "lab": {
+            "preset": args.preset,
+            "config": PRESETS[args.preset].to_dict(),
+            "steps": lab_train_r["steps"],
+            "train_seconds": lab_train_r["train_seconds"],
+            "curve": [o for o in outs if o["side"] == "lab"],
+        },
+        "improved_diffusion": {
+            "settings": settings,
+            "steps": id_train.get("steps"),
+            "train_seconds": id_train.get("train_seconds"),
+            "curve": [o for o in outs if o["side"] == "improved-diffusion"],
+        },
         "curve_stride": args.curve_stride,
         "final_stride": args.final_stride,
         "wall_seconds_training": train_wall,
@@ -206,9 +283,9 @@ def head_to_head(args: argparse.Namespace) -> dict:
 def folder_mode(args: argparse.Namespace) -> list[dict]:
     """Train each preset on the folders (all cores), evaluate the first n_test test images."""
     import torch
+    from images_common import bits_per_dim, load_snapshot, train_budget
 
     from diffusion.data import build_dataset
-    from images_common import bits_per_dim, load_snapshot, train_budget
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     out = []
@@ -219,9 +296,17 @@ def folder_mode(args: argparse.Namespace) -> list[dict]:
         bundle = build_dataset(cfg.data, args.seed)
         x = bundle.holdout[: args.n_test]
         bpd, se, _ = bits_per_dim(model, bundle, x, args.final_stride, args.seed)
-        out.append({"preset": preset, "steps": r["steps"], "train_seconds": r["train_seconds"],
-                    "bits_per_dim": bpd, "bits_per_dim_stderr": se, "n_test": int(x.shape[0]),
-                    "t_stride": args.final_stride})
+        out.append(
+            {
+                "preset": preset,
+                "steps": r["steps"],
+                "train_seconds": r["train_seconds"],
+                "bits_per_dim": bpd,
+                "bits_per_dim_stderr": se,
+                "n_test": int(x.shape[0]),
+                "t_stride": args.final_stride,
+            }
+        )
     return out
 
 

@@ -47,8 +47,10 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("lab", f"lab: {result['lab']['preset']}"),
-                       ("improved_diffusion", "improved-diffusion (L_hybrid, 32 ch)")):
+    for key, label in (
+        ("lab", f"lab: {result['lab']['preset']}"),
+        ("improved_diffusion", "improved-diffusion (L_hybrid, 32 ch)"),
+    ):
         pts = curve_points(result[key]["curve"])
         if pts:
             x, y, e = zip(*pts, strict=True)

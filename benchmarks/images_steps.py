@@ -35,8 +35,13 @@ def _trainer(preset: str, overrides: list[str]):
     from diffusion.train import _Trainer
 
     cfg = PRESETS[preset].with_overrides(
-        [*overrides, "data.n_train=256", "data.n_holdout=8", "train.eval_examples=8",
-         "train.device=cpu"]
+        [
+            *overrides,
+            "data.n_train=256",
+            "data.n_holdout=8",
+            "train.eval_examples=8",
+            "train.device=cpu",
+        ]
     )
     return _Trainer(cfg, Path(tempfile.mkdtemp()), torch.device("cpu"), None, None)
 

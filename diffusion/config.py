@@ -219,8 +219,9 @@ class NetworkConfig(OptionsMixin):
     """The network that outputs the reverse-kernel perturbations (model.md section 10).
 
     kind: "rbf" (normalized radial-basis net, `n_rbf` units), "mlp" (general), "heartbeat"
-    (sigmoid MLP 20-50-50-50), "conv" (multi-scale convolutional, diffusion.nets.conv), "unet" (a UNet:
-    residual blocks, group norm, a time embedding, optional attention; diffusion.nets.unet).
+    (sigmoid MLP 20-50-50-50), "conv" (multi-scale convolutional, diffusion.nets.conv),
+    "unet" (a UNet: residual blocks, group norm, a time embedding, optional attention;
+    diffusion.nets.unet).
     `options` carries kind-specific settings (diffusion.config_options).
     """
 

@@ -123,9 +123,7 @@ def _unet_image(
     return RunConfig(
         name=name,
         data=DataConfig(data, options or {}, n_train=n_train, n_holdout=500),
-        diffusion=DiffusionConfig(
-            "gaussian", T=1000, schedule=schedule, beta1=1e-5, J=0, mean="v"
-        ),
+        diffusion=DiffusionConfig("gaussian", T=1000, schedule=schedule, beta1=1e-5, J=0, mean="v"),
         network=NetworkConfig(
             "unet",
             hidden=(),

@@ -9,7 +9,7 @@ import importlib
 from diffusion.nets import mlp  # noqa: F401  (registers rbf, mlp, heartbeat)
 from diffusion.nets.base import NetSpec, build_network, register_network, registered_networks
 
-for _name in ("diffusion.nets.conv", "diffusion.nets.unet"):  # optional modules owned by the image work
+for _name in ("diffusion.nets.conv", "diffusion.nets.unet"):  # the image networks
     try:
         importlib.import_module(_name)
     except ModuleNotFoundError as _exc:

@@ -57,10 +57,10 @@ def test_unet_pixels_interact_and_options_are_checked():
     diff = (net(x, g) - net(x2, g)).abs()[0, :, 7, 7, 0]
     assert diff.max() > 0  # the far corner sees the change (receptive field, attention)
     for bad, field in (
-        ({"widths": 3}, "network.options.widths"),
-        ({"mults": []}, "network.options.mults"),
-        ({"time": "clock"}, "network.options.time"),
-        ({"heads": 3, "attention": [8]}, "network.options.heads"),
+        ({"widths": 3}, "options.widths"),
+        ({"mults": []}, "options.mults"),
+        ({"time": "clock"}, "options.time"),
+        ({"heads": 3, "attention": [8]}, "options.heads"),
     ):
         with pytest.raises(ConfigError) as err:
             _unet(**bad)
@@ -69,7 +69,7 @@ def test_unet_pixels_interact_and_options_are_checked():
 
 def _gauss_config(mean: str) -> RunConfig:
     return RunConfig(
-        data=DataConfig("vector", {}),
+        data=DataConfig("deadleaves", {"size": 4}),
         diffusion=DiffusionConfig("gaussian", T=12, schedule="geometric", beta1=1e-3, mean=mean),
         network=NetworkConfig("unet", hidden=(), options=SMALL),
     )
@@ -80,16 +80,16 @@ def test_v_mean_with_zero_output_is_the_exact_reverse_kernel_of_standard_normal_
     v-preconditioned mean at zero network output is exactly that, so K = log N(x^0; 0, I) per
     example in expectation over x^{1..T} (the bound is tight: only Monte Carlo noise remains).
     The "noise" form at zero output (mu = x^t) is not."""
-    x0 = torch.randn(400, 1, 4, 4, generator=torch.Generator().manual_seed(0)).double()
+    x0 = torch.randn(200, 1, 4, 4, generator=torch.Generator().manual_seed(0)).double()
     for mean in ("v", "noise"):
         model = DiffusionModel(_gauss_config(mean), (1, 4, 4), "images").double()
         terms = evaluate_bound(model, x0, torch.Generator().manual_seed(1))
         diff = (terms.per_example - terms.log_null) / 16  # nats per dimension
         gap, se = float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
         if mean == "v":
-            assert abs(gap) < 4 * se and se < 0.02
+            assert abs(gap) < 4 * se and se < 0.03
         else:
-            assert gap < -0.05 and gap < -20 * se
+            assert gap < -0.05 and gap < -10 * se
 
 
 def test_v_mean_is_rejected_for_binomial():
@@ -102,9 +102,10 @@ def test_budget_ends_training_and_fits_the_lr_schedule(tmp_path):
     assert lr_at(cfg, 0, 0.5) == pytest.approx(
         cfg.train.lr_final + (cfg.train.lr - cfg.train.lr_final) * 0.5 * (1 + math.cos(math.pi / 2))
     )
-    result = train(cfg, tmp_path / "run", budget_s=1e-9, device="cpu")
+    result = train(cfg, tmp_path / "run", budget_s=1e-9, device="cpu", final_eval=False)
     assert result.status == "done" and result.step == 1 < cfg.train.steps
-    assert result.final_eval is not None
+    again = train(cfg, tmp_path / "run", budget_s=1e-9, device="cpu", final_eval=False)
+    assert again.step == 1  # a spent budget is a finished run
 
 
 def test_images_test_folder_holds_out_the_first_by_name(tmp_path):
