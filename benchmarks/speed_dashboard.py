@@ -88,10 +88,11 @@ def _rss_mib(pid: int | None) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20 if pid else float("nan")
 
 
-def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Measurement]:
+def measure_pages(lab: Lab, seeded: dict, emit, *, loads: int, rounds: int) -> None:
+    """Emits each measurement as soon as it is taken (the memory rounds take long)."""
     from playwright.sync_api import sync_playwright
 
-    pages, out = _pages(seeded), []
+    pages = _pages(seeded)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -100,7 +101,7 @@ def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Me
         for name, path in pages.items():
             times = [_load(page, lab.url + path) for _ in range(loads)]
             med = statistics.median(times)
-            out.append(
+            emit(
                 Measurement(
                     f"dashboard/{name}",
                     med,
@@ -114,7 +115,7 @@ def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Me
             )
         filt = [_filter(page, lab.url) for _ in range(max(1, loads))]
         med = statistics.median(filt)
-        out.append(
+        emit(
             Measurement(
                 "dashboard/runs_filter",
                 med,
@@ -135,7 +136,7 @@ def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Me
             for path in pages.values():
                 _load(page, lab.url + path)
             peak = max(peak, _rss_mib(pid))
-        out.append(
+        emit(
             Measurement(
                 "memory/dashboard",
                 peak,
@@ -152,7 +153,6 @@ def measure_pages(lab: Lab, seeded: dict, *, loads: int, rounds: int) -> list[Me
             )
         )
         browser.close()
-    return out
 
 
 def _seeded(folder: Path, quick: bool) -> dict:
@@ -189,6 +189,4 @@ def dashboard_section(quick: bool, emit, team_dir: Path | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         seeded = _seeded(folder, quick)
         with Lab(workers=0, data_dir=folder) as lab:
-            pages = measure_pages(lab, seeded, loads=1 if quick else 5, rounds=2 if quick else 50)
-            for m in pages:
-                emit(m)
+            measure_pages(lab, seeded, emit, loads=1 if quick else 5, rounds=2 if quick else 50)
