@@ -182,11 +182,58 @@ def _seeded(folder: Path, quick: bool) -> dict:
     return seeded
 
 
+def store_series(folder: Path, seeded: dict) -> Measurement:
+    """The long run's loss series through the store against the same rows read with plain
+    SQL on the same engine (what the store adds: conversion to MetricPoint)."""
+    from benchmarks.speed_common import interleaved, paired_ratio
+    from db.access import SYSTEM
+    from db.store import Store
+
+    saved = os.environ.get("DIFFLAB_DATA_DIR")
+    os.environ["DIFFLAB_DATA_DIR"] = str(folder)
+    try:
+        store = Store.from_env()
+        run_id = seeded["long_run"]
+        sql = (
+            "SELECT name, step, value, special, wall_time, vector FROM metrics "
+            "WHERE run_id = ? AND name = 'loss_bits' ORDER BY step"
+        )
+
+        def raw() -> None:
+            with store.engine.connect() as conn:
+                conn.exec_driver_sql(sql, (run_id,)).fetchall()
+
+        times = interleaved(
+            {"store": lambda: store.metric_series(run_id, "loss_bits", viewer=SYSTEM), "raw": raw},
+            calls=1,
+            blocks=3,
+            warmup=1,
+        )
+        n = len(store.metric_series(run_id, "loss_bits", viewer=SYSTEM))
+        store.dispose()
+    finally:
+        if saved is None:
+            os.environ.pop("DIFFLAB_DATA_DIR", None)
+        else:
+            os.environ["DIFFLAB_DATA_DIR"] = saved
+    return Measurement(
+        "store/metric_series_long_run",
+        statistics.median(times["store"]),
+        statistics.median(times["raw"]),
+        paired_ratio(times["store"], times["raw"]),
+        None,
+        "report",
+        "s",
+        {"points": n, "ratio": "store.metric_series / plain SQL fetch of the same rows"},
+    )
+
+
 def dashboard_section(quick: bool, emit, team_dir: Path | None = None) -> None:
     """`team_dir`: a data folder to seed, or already seeded (its seed.json), and keep."""
     with tempfile.TemporaryDirectory(prefix="difflab-team-") as tmp:
         folder = Path(team_dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         seeded = _seeded(folder, quick)
+        emit(store_series(folder, seeded))
         with Lab(workers=0, data_dir=folder) as lab:
             measure_pages(lab, seeded, emit, loads=1 if quick else 5, rounds=2 if quick else 50)
