@@ -82,6 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     results: list[dict] = []
 
+    def save(complete: bool) -> dict:
+        """The results document so far (written after every measurement with --out, so that a
+        long run stopped half-way keeps what it measured)."""
+        missed = [r["name"] for r in results if not r["ok"]]
+        extra = {
+            "quick": args.quick,
+            "sections": sections,
+            "missed": missed,
+            "complete": complete,
+            "seconds": round(time.time() - started, 1),
+        }
+        rows = [row_for_results(r) for r in results]
+        if args.out and rows:
+            provenance.write_results(
+                args.out, run, rows, seeds=[0], split={"kind": "none"}, extra=extra
+            )
+        return provenance.build(run, rows, seeds=[0], split={"kind": "none"}, extra=extra)
+
     def emit(measurement) -> None:
         row = measurement.to_dict()
         results.append(row)
@@ -91,25 +109,14 @@ def main(argv: list[str] | None = None) -> int:
             mark = "ok  " if row["ok"] else "MISS"
             target = "" if row["target"] is None else f" (target {row['op']} {row['target']})"
             print(f"{mark} {row['name']}: ratio {row['ratio']:.3f}{target}", flush=True)
+        save(complete=False)
 
     for section in sections:
         run_section(section, args.quick, emit, args.team_dir)
-    missed = [r["name"] for r in results if not r["ok"]]
-    extra = {
-        "quick": args.quick,
-        "sections": sections,
-        "missed": missed,
-        "seconds": round(time.time() - started, 1),
-    }
-    doc = provenance.build(
-        run, [row_for_results(r) for r in results], seeds=[0], split={"kind": "none"}, extra=extra
-    )
+    doc = save(complete=True)
+    missed = doc["provenance"]["missed"]
     summary = {"summary": True, "missed": missed, "provenance": doc["provenance"]}
     print(json.dumps(summary) if args.json else f"missed: {missed or 'none'}", flush=True)
-    if args.out:
-        provenance.write_results(
-            args.out, run, doc["rows"], seeds=[0], split={"kind": "none"}, extra=extra
-        )
     return 1 if missed and not args.quick else 0
 
 

@@ -78,16 +78,22 @@ def test_quick_engine_and_threads(tmp_path: Path) -> None:
     assert check_results(saved) == []
 
 
-def test_missed_target_exits_non_zero(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_missed_target_exits_non_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
     def fake_section(name: str, quick: bool, emit, team_dir=None) -> None:
         emit(Measurement("x/hit", 1.0, 1.0, 1.0, 0.95, ">="))
         emit(Measurement("x/miss", 2.0, 1.0, 2.0, 1.05, "<="))
 
     monkeypatch.setattr(speed, "run_section", fake_section)
-    assert speed.main(["--json", "--only", "engine"]) == 1
+    out = tmp_path / "r.json"
+    assert speed.main(["--json", "--only", "engine", "--out", str(out)]) == 1
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["ok"] for r in rows[:2]] == [True, False]
     assert rows[-1]["missed"] == ["x/miss"]
+    saved = json.loads(out.read_text())
+    assert saved["provenance"]["complete"] is True and len(saved["rows"]) == 2
+    assert check_results(saved) == []
     assert speed.main(["--json", "--quick", "--only", "engine"]) == 0  # quick: code path only
 
 
