@@ -40,11 +40,13 @@ def row_for_results(row: dict) -> dict:
     }
 
 
-def run_section(name: str, quick: bool, emit, team_dir: Path | None = None) -> None:
+def run_section(
+    name: str, quick: bool, emit, team_dir: Path | None = None, nets: set[str] | None = None
+) -> None:
     if name == "engine":
         from benchmarks.speed_suite import engine_section
 
-        engine_section(quick, emit)
+        engine_section(quick, emit, nets)
     elif name == "threads":
         from benchmarks.speed_suite import threads_section
 
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--team-dir", type=Path, help="dashboard: a data folder seeded by seed_team.py (kept)"
     )
+    parser.add_argument("--nets", help="engine: only these networks (swissroll,heartbeat,conv)")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         save(complete=False)
 
     for section in sections:
-        run_section(section, args.quick, emit, args.team_dir)
+        nets = {n.strip() for n in args.nets.split(",")} if args.nets else None
+        run_section(section, args.quick, emit, args.team_dir, nets)
     doc = save(complete=True)
     missed = doc["provenance"]["missed"]
     summary = {"summary": True, "missed": missed, "provenance": doc["provenance"]}

@@ -49,12 +49,14 @@ def training_configs(quick: bool) -> dict[str, RunConfig]:
     return {**out, **image_configs(quick)}
 
 
-def engine_section(quick: bool, emit) -> None:
+def engine_section(quick: bool, emit, nets: set[str] | None = None) -> None:
+    """`nets`: only these networks (swissroll, heartbeat, conv, unet); None: all."""
     from benchmarks.speed_engine import bound_costs, sampling_overheads, training_overhead
 
     calls, blocks = (2, 2) if quick else (10, 9)
     for label, config in training_configs(quick).items():
-        emit(training_overhead(label, config, calls=calls, blocks=blocks))
+        if nets is None or label in nets:
+            emit(training_overhead(label, config, calls=calls, blocks=blocks))
     chain_blocks = 2 if quick else 3
     toy = {
         "swissroll": (training_configs(quick)["swissroll"], 64 if quick else 1000),
@@ -63,6 +65,7 @@ def engine_section(quick: bool, emit) -> None:
     for label, config in image_configs(quick).items():
         T = config.diffusion.T if quick else 50  # per-step cost does not depend on T
         toy[label] = (config.with_overrides([f"diffusion.T={T}"]), 4 if quick else 16)
+    toy = {k: v for k, v in toy.items() if nets is None or k in nets}
     for label, (config, n) in toy.items():
         posteriors = label != "swissroll"
         for m in sampling_overheads(

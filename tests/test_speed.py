@@ -81,7 +81,7 @@ def test_quick_engine_and_threads(tmp_path: Path) -> None:
 def test_missed_target_exits_non_zero(
     monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
 ) -> None:
-    def fake_section(name: str, quick: bool, emit, team_dir=None) -> None:
+    def fake_section(name: str, quick: bool, emit, team_dir=None, nets=None) -> None:
         emit(Measurement("x/hit", 1.0, 1.0, 1.0, 0.95, ">="))
         emit(Measurement("x/miss", 2.0, 1.0, 2.0, 1.05, "<="))
 
