@@ -16,7 +16,7 @@ def actions(store: Store, viewer: Viewer, run: Run) -> None:
     if isinstance(viewer, LinkViewer):
         return
     owner = may_edit(run.owner_id, viewer)
-    cols = st.columns([2, 3, 3, 2])
+    cols = st.columns([3, 3, 3, 2])
     cols[0].page_link(
         "views/new_run.py",
         label="New run from this run",

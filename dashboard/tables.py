@@ -89,18 +89,15 @@ BASE_COLUMNS = (
     "created",
     "device",
 )
-DEFAULT_COLUMNS = (
+DEFAULT_COLUMNS = (  # fits 1280 px beside the sidebar (README: the Runs page)
     "name",
     "state",
     "progress",
     "queue",
     "data set",
     "diffusion.T",
-    "train.steps",
     "K holdout (bits)",
     "K - L_null (bits)",
-    "duration (min)",
-    "created",
 )
 
 

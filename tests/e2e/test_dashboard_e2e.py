@@ -2,8 +2,9 @@
 
 One story, in order: ada signs in, creates a swiss-roll run from the form and watches it
 reach DONE with its curve; opens the gallery; uploads a corrupt image and then a good one
-and gets it inpainted by a trained digits model; shares runs with a link that opens for bob
-(team run) and is refused to him (private run). Every page is photographed at 1280 x 800.
+and gets it inpainted by a trained digits model; shares runs with links that open for bob
+(a team run, and a private run read only) until ada revokes the link. Every page is
+photographed at 1280 x 800.
 """
 
 from __future__ import annotations
@@ -225,6 +226,13 @@ def test_story(lab, browser, shots):
     bob.get_by_role("textbox", name="Paste a share link or its token").fill(
         f"{lab.url}/shared?token={private_link.token}"
     )
+    bob.keyboard.press("Enter")
+    # holding the link opens ada's private run for bob, read only
+    expect(bob.get_by_role("heading", name="swissroll-smoke")).to_be_visible(timeout=30_000)
+    expect(bob.get_by_text("Shared with you by a link, read only")).to_be_visible()
+    _no_traceback(bob)
+    store.delete_share_link(private_link.token, viewer=ada)  # revoked: refused from now on
+    bob.get_by_role("textbox", name="Paste a share link or its token").fill(private_link.token)
     bob.keyboard.press("Enter")
     expect(bob.get_by_text(NOT_FOUND)).to_be_visible()
     _settle(bob)
