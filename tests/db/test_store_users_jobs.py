@@ -204,3 +204,42 @@ def test_a_job_whose_worker_keeps_dying_fails(store: Store) -> None:
     assert not claim.ok and claim.reason == "too many attempts"
     got = store.get_run(run.id, viewer=SYSTEM)
     assert got.state == "FAILED" and "2 attempts" in got.error
+
+
+def test_extend_run_only_done_or_cancelled_with_a_checkpoint_by_its_owner(store: Store) -> None:
+    from db.errors import Conflict, InvalidInput
+    from db.store_jobs import Lease
+
+    alice = store.create_user("alice2", "alice password")
+    bob = store.create_user("bob2", "bob password")
+    run, job = store.create_run(
+        {"name": "x", "train": {"steps": 10}}, owner_id=alice.id, total_steps=10
+    )
+    with pytest.raises(Conflict):  # queued: not finished
+        store.extend_run(run.id, 5, viewer=alice)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
+    lease = Lease(job.id, claim.job.lease_owner)
+    store.finish_job(lease, "DONE")
+    with pytest.raises(Conflict):  # no checkpoint to continue from
+        store.extend_run(run.id, 5, viewer=alice)
+    store.put_artifact(
+        run.id,
+        "checkpoint",
+        b"w",
+        key="checkpoint.pt",
+        media_type="application/octet-stream",
+        step=10,
+    )
+    store.set_visibility(run.id, "team", viewer=alice)  # bob sees it, but may not change it
+    with pytest.raises(PermissionDenied):
+        store.extend_run(run.id, 5, viewer=bob)
+    with pytest.raises(InvalidInput):
+        store.extend_run(run.id, 0, viewer=alice)
+    extended, new_job = store.extend_run(run.id, 5, viewer=alice)
+    assert (extended.state, extended.total_steps, extended.config["train"]["steps"]) == (
+        "QUEUED",
+        15,
+        15,
+    )
+    assert new_job.kind == "train" and new_job.state == "QUEUED" and new_job.id != job.id
+    assert store.train_job(run.id).id == new_job.id
