@@ -81,3 +81,13 @@ def brighten(png: bytes, levels: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def job_line(kind: str, state: str, message: str | None) -> str:
+    """A job's progress text: the worker's own line when it names the job ("inpaint:
+    running"), else the kind and state; never both ("inpaint: running inpaint: running")."""
+    message = (message or "").strip()
+    if message.startswith(f"{kind}:"):
+        return message
+    return f"{kind}: {state.lower()}" + (f" ({message})" if message else "")
+

@@ -14,7 +14,7 @@ from dashboard.safe_text import md_text
 from dashboard.services import get_store, require_user
 from dashboard.upload_plan import plan_upload
 from dashboard.uploads import IMAGE_TYPES
-from dashboard.widgets import enlarge, run_label
+from dashboard.widgets import enlarge, job_line, run_label
 from db.entities import ACTIVE_STATES
 from db.media import MAX_UPLOAD_BYTES, MediaError, inspect_image, to_png
 
@@ -243,7 +243,7 @@ def results() -> None:
     job = store.get_job(job_id, viewer=user)
     if job.state in ACTIVE_STATES:
         st.progress(
-            job.progress, text=f"{job.kind}: {job.state.lower()} {job.message or ''}".strip()
+            job.progress, text=md_text(job_line(job.kind, job.state, job.message))
         )
         st.session_state["pst_was_active"] = True
         return
