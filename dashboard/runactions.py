@@ -51,7 +51,7 @@ def actions(store: Store, viewer: Viewer, run: Run) -> None:
             if st.button("Queue", type="primary", key="run_continue"):
                 _do(lambda: continue_run(store, run.id, int(extra), viewer), "Queued again")
     if run.state == DONE and cols[2].button(
-        "Evaluate on the whole test set",
+        "Test-set evaluation",
         icon=":material/rule:",
         key="run_full_eval",
         help="A separate job: the bound on every held-out example (the run's periodic and "

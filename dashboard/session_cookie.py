@@ -79,7 +79,12 @@ def current_path() -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    query = parts.query
+    if not query:  # st.context.url may leave the query out: a deep link keeps its token
+        from urllib.parse import urlencode
+
+        query = urlencode(st.query_params.to_dict())
+    return safe_next(parts.path + (f"?{query}" if query else ""))
 
 
 def complete_url(ticket: str, next_path: str = "/") -> str:
