@@ -118,15 +118,21 @@ def seeded_dashboard(
         log.close()
 
 
-def pages(ids: dict[str, str]) -> dict[str, str]:
+RUN_PAGES = ("points-done", "digits8-evaluating", "rgb32-done")
+ALL_RUN_PAGES = (
+    "points-done", "sequences-done", "digits8-done", "grey16-done", "grey32-done",
+    "rgb32-done", "digits8-evaluating", "points-failed", "grey32-cancelled", "rgb32-queued",
+)  # fmt: skip
+
+
+def pages(ids: dict[str, str], runs: tuple[str, ...] = RUN_PAGES) -> dict[str, str]:
+    """Every page once (the run page for a few runs; --all-runs: one of each kind and state)."""
     out = {
         "runs": "/",
         "new_run": "/new_run",
         "new_run_from_run": f"/new_run?from={ids['digits8-done']}",
     }
-    for key in ("points-done", "sequences-done", "digits8-done", "grey16-done", "grey32-done",
-                "rgb32-done", "digits8-evaluating", "points-failed", "grey32-cancelled",
-                "rgb32-queued"):  # fmt: skip
+    for key in runs:
         out[f"run_{key}"] = f"/run?id={ids[key]}"
     out.update(
         gallery="/gallery",
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shots", default=str(ROOT / "screenshots"))
     parser.add_argument("--loads", type=int, default=3)
+    parser.add_argument("--all-runs", action="store_true", help="a run page of each kind/state")
     parser.add_argument("--out", default=str(provenance.RESULTS / "pages.json"))
     args = parser.parse_args(argv)
     run = provenance.start(argv)
@@ -187,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport=VIEWPORT)
-        for name, path in pages(ids).items():
+        for name, path in pages(ids, ALL_RUN_PAGES if args.all_runs else RUN_PAGES).items():
             load(page, base + path)  # warm-up (first render of this page)
             times = [load(page, base + path) for _ in range(args.loads)]
             page.mouse.move(1275, 795)
