@@ -45,8 +45,18 @@ def provenance_line(doc: dict) -> str:
     )
 
 
+MIN_SEEDS = 3  # a target counts as met or short only on the mean over this many seeds
+
+
 def _met(r: dict) -> str:
-    return {None: "-", True: "**met**", False: "**short**"}[r.get("target_met")]
+    met = r.get("target_met_by_mean", r.get("target_met"))
+    if met is None:
+        return "-"
+    word = "meets" if met else "short of"
+    n = len(r["seeds"])
+    if n < MIN_SEEDS:
+        return f"not established ({n} of {MIN_SEEDS} seeds; {word} it so far)"
+    return "**met**" if met else "**short**"
 
 
 def render_table1(doc: dict) -> str:
@@ -116,7 +126,7 @@ def render(name: str, results_dir: Path = provenance.RESULTS) -> str:
 
 def block_pattern(name: str) -> re.Pattern[str]:
     return re.compile(
-        re.escape(BEGIN.format(name=name)) + r"\n(.*?)\n" + re.escape(END.format(name=name)),
+        re.escape(BEGIN.format(name=name)) + r"\n(.*?)\n?" + re.escape(END.format(name=name)),
         re.S,
     )
 
@@ -139,7 +149,8 @@ def update(text: str, results_dir: Path = provenance.RESULTS) -> tuple[str, list
         new = render(name, results_dir)
         if m.group(1) != new:
             changed.append(name)
-            text = text[: m.start(1)] + new + text[m.end(1) :]
+            block = f"{BEGIN.format(name=name)}\n{new}\n{END.format(name=name)}"
+            text = text[: m.start()] + block + text[m.end() :]
     return text, changed
 
 

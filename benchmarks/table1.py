@@ -64,6 +64,7 @@ QUICK = [
 QUICK_T = {"heartbeat": ["diffusion.T=20", "diffusion.J=8"]}
 N_TEST_QUICK = 50
 DEFAULT_OUT = ROOT / "runs" / "table1"
+MIN_SEEDS = 3
 try:  # the image rows (deadleaves, bark) live in benchmarks/table1_images.py
     import table1_images
 except ImportError:  # run as a module from elsewhere
@@ -141,7 +142,9 @@ def aggregate(row: str, schedule: str, cfg: RunConfig, per_seed: list[dict], spl
         "paper_K_bits": first["paper_K_bits"],
         "paper_K_minus_Lnull_bits": first["paper_K_minus_Lnull_bits"],
         "target": text,
-        "target_met": None if thr is None else bool(mean >= thr),
+        "target_met_by_mean": None if thr is None else bool(mean >= thr),
+        # a target counts as met (or short) only on the mean over MIN_SEEDS seeds or more
+        "target_met": None if thr is None or n < MIN_SEEDS else bool(mean >= thr),
         "split": split,
         "train_seconds": round(sum(r["train_seconds"] for r in per_seed), 1),
         "eval_seconds": round(sum(r["eval_seconds"] for r in per_seed), 1),
