@@ -97,9 +97,6 @@ def submit_posterior(
 def check_queue() -> None:
     """Raise ActionError unless the queue answers (checked before anything is written)."""
     try:
-        from worker import broker
-        from worker.app import redis_url
-
-        broker.check(redis_url())
+        _api().check_queue()
     except (OSError, ConnectionError, TimeoutError) as exc:
         raise _wrap(exc) from None

@@ -7,7 +7,6 @@ helpers rather than the store's internals, so that the pages read like the UI.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import streamlit as st
@@ -16,8 +15,9 @@ from dashboard import media_guard, session_cookie
 from dashboard.safe_text import md_lines, md_text
 from db.entities import User
 from db.errors import DatabaseUnavailable, NotFound, StoreError
-from db.settings import artifact_dir, database_url
 from db.store import Store
+from diffusion import settings
+from diffusion.settings import artifact_dir, database_url
 
 USER_KEY = "difflab_user_id"
 SESSION_KEY = "difflab_session_id"
@@ -25,9 +25,7 @@ LOCAL_KEY = "difflab_local_user"
 SIGNED_OUT = "difflab_signed_out"  # this session signed out: ignore the (stale) cookie
 
 
-def team_mode() -> bool:
-    """True when sign-in is required (`DIFFLAB_TEAM_MODE=1`)."""
-    return os.environ.get("DIFFLAB_TEAM_MODE", "").strip().lower() in ("1", "true", "yes")
+team_mode = settings.team_mode
 
 
 @st.cache_resource(show_spinner=False)

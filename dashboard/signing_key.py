@@ -17,7 +17,8 @@ import os
 import secrets
 from pathlib import Path
 
-from db.settings import artifact_dir, data_dir
+from diffusion import settings
+from diffusion.settings import artifact_dir, data_dir
 
 MIN_KEY = 32
 
@@ -56,8 +57,7 @@ def _check(key: str, where: str) -> bytes:
 
 
 def _default_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "difflab" / "secret_key"
+    return settings.config_home() / "difflab" / "secret_key"
 
 
 def _create(path: Path) -> None:
@@ -81,10 +81,10 @@ def signing_key() -> bytes:
     legacy = data_dir() / "secret_key"
     if legacy.exists():
         _refuse_shared(legacy)
-    env = os.environ.get("DIFFLAB_SECRET_KEY")
+    env = settings.secret_key()
     if env:
         return _check(env, "DIFFLAB_SECRET_KEY")
-    named = os.environ.get("DIFFLAB_SECRET_KEY_FILE")
+    named = settings.secret_key_file()
     path = Path(named).expanduser() if named else _default_file()
     _refuse_shared(path)
     if not path.exists():

@@ -28,8 +28,8 @@ from db.media import (
     safe_zip_images,
     to_png,
 )
-from db.settings import data_dir
 from db.store import Store
+from diffusion.settings import data_dir
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm", "zip"]
 IMAGE_TYPES = [t for t in UPLOAD_TYPES if t != "zip"]

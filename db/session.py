@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from db.errors import DatabaseUnavailable
-from db.settings import redact
+from diffusion.settings import redact
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

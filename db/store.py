@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db import settings
 from db.artifacts import ArtifactStore
 from db.store_artifacts import ArtifactsMixin
 from db.store_jobs import JobsMixin
@@ -19,6 +18,7 @@ from db.store_metrics import MetricsMixin
 from db.store_runs import RunsMixin
 from db.store_users import UsersMixin
 from db.store_workers import WorkersMixin
+from diffusion import settings
 
 
 class Store(RunsMixin, MetricsMixin, ArtifactsMixin, JobsMixin, UsersMixin, WorkersMixin):

@@ -23,7 +23,7 @@ def _user_errors() -> Iterator[None]:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     from db.errors import DatabaseUnavailable, StoreError
-    from db.settings import database_url, redact
+    from diffusion.settings import database_url, redact
     from worker.broker import BrokerUnavailable
 
     try:
@@ -37,8 +37,8 @@ def _user_errors() -> Iterator[None]:
 
 
 def _store(*, migrate: bool = True) -> Any:
-    from db.settings import redact
     from db.store import Store
+    from diffusion.settings import redact
 
     store = Store.from_env()
     store.check()
@@ -270,7 +270,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from db.settings import redact
+    from diffusion.settings import redact
 
     with _user_errors():
         from db.store import Store

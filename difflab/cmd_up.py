@@ -22,6 +22,7 @@ from typing import IO
 from difflab import services
 from difflab.errors import UserError
 from difflab.launcher import Child, ChildFailed, Interrupted, Supervisor
+from diffusion import settings
 
 WORKER_READY = re.compile(r"\bready\b", re.IGNORECASE)
 WORKER_DEVICE = re.compile(r"\bdevice[ =:]+([a-z]+(?::\d+)?)", re.IGNORECASE)
@@ -79,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> UpOptions:
-    data_dir = args.data_dir or Path(os.environ.get("DIFFLAB_DATA_DIR") or ".difflab")
+    data_dir = args.data_dir or settings.data_dir()
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, not {args.workers}")
     if args.worker_grace < 0:
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     lock = _lock_data_dir(data_dir)
     try:
         services.require_free_port(opts.port, opts.host, "dashboard", "--port")
-        external = os.environ.get("DIFFLAB_REDIS_URL")
+        external = settings.redis_url_given()
         if external and not services.redis_ping(external, timeout_s=3):
             where = services.redact_url(external)
             raise UserError(
@@ -172,7 +173,7 @@ class Lab:
 
     def start_redis(self, port: int | None) -> None:
         if port is None:
-            url = os.environ["DIFFLAB_REDIS_URL"]  # checked by run()
+            url = settings.redis_url()  # DIFFLAB_REDIS_URL, checked by run()
             self.lines.append(f"  redis      {services.redact_url(url)}  (DIFFLAB_REDIS_URL)")
             return
         url = services.redis_url(port)

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from difflab.errors import UserError
+from diffusion import settings
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_REDIS_PORT = 6379
@@ -143,11 +144,4 @@ def dashboard_app() -> Path:
     raise UserError("the dashboard is not installed (no dashboard/server.py); run `make up`")
 
 
-def redact_url(url: str) -> str:
-    """`url` with any password replaced by `***`, for printing."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+redact_url = settings.redact

@@ -1,13 +1,18 @@
 """The import rules of docs/architecture.md, checked over the source tree with `ast`.
 
-- diffusion/ never imports streamlit, celery, sqlalchemy, redis, db, worker, dashboard, difflab
-  (nor the other service libraries: kombu, alembic, psycopg, plotly).
-- db/ never imports torch, streamlit, celery or diffusion.
-- dashboard/ never imports torch, nor diffusion modules other than the config schema
-  (diffusion.config, config_checks, config_options) and diffusion.presets, nor worker.tasks.
-- diffusion/config.py, diffusion/presets.py, worker/app.py, worker/api.py and every dashboard
-  module load without torch: no torch among the imports they run at import time, followed
-  through our own modules (imports inside functions run later and are not followed).
+Every import counts, at the top of a module or inside a function; each broken rule is
+reported with its file:line.
+- diffusion/ never imports db, worker, dashboard, difflab (nor streamlit, celery, sqlalchemy,
+  redis or the other service libraries: kombu, alembic, psycopg, plotly).
+- db/ never imports torch, streamlit, celery, worker, dashboard or difflab, and of the engine
+  only its torch-free helpers (DB_ENGINE_ALLOWED: settings, pictures).
+- dashboard/ never imports torch; of the engine only the config schema, presets and the
+  torch-free helpers (DASHBOARD_ENGINE_ALLOWED); of the queue only worker.api.
+- worker/ never imports dashboard.
+- diffusion/config.py, diffusion/presets.py, the torch-free helpers, worker/app.py,
+  worker/api.py and every dashboard module load without torch: no torch among the imports
+  they run at import time, followed through our own modules (imports inside functions run
+  later and are not followed).
 Imports under `if TYPE_CHECKING:` never run and are ignored.
 """
 
@@ -25,20 +30,31 @@ PACKAGES = ("diffusion", "db", "worker", "dashboard", "difflab")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "diffusion": ("streamlit", "celery", "sqlalchemy", "redis", "db", "worker", "dashboard")
     + ("difflab", "kombu", "alembic", "psycopg", "plotly"),
-    "db": ("torch", "streamlit", "celery", "diffusion"),
+    "db": ("torch", "streamlit", "celery", "worker", "dashboard", "difflab"),
     "dashboard": ("torch", "worker.tasks"),
+    "worker": ("dashboard",),
 }
+TORCH_FREE_HELPERS = ("diffusion.settings", "diffusion.pictures")
+DB_ENGINE_ALLOWED = TORCH_FREE_HELPERS
 DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.config",
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
+    *TORCH_FREE_HELPERS,
+)
+# (package, what it may reach into, the only modules of it allowed)
+ONLY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("db", "diffusion", DB_ENGINE_ALLOWED),
+    ("dashboard", "diffusion", DASHBOARD_ENGINE_ALLOWED),
+    ("dashboard", "worker", ("worker.api",)),
 )
 TORCH_FREE = (
     "diffusion.config",
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
+    *TORCH_FREE_HELPERS,
     "worker.app",
     "worker.api",
 )
@@ -128,12 +144,14 @@ def violations(files: dict[str, Path], root: Path = ROOT) -> list[str]:
             for banned in FORBIDDEN.get(top, ()):
                 if _matches(imp.module, banned):
                     found.append(f"{where} imports {imp.module} ({top}/ must not import {banned})")
-            engine = top == "dashboard" and _matches(imp.module, "diffusion")
-            if engine and not any(_matches(imp.module, ok) for ok in DASHBOARD_ENGINE_ALLOWED):
-                found.append(
-                    f"{where} imports {imp.module} (dashboard/ may use only "
-                    "diffusion.config and diffusion.presets of the engine)"
-                )
+            for package, reached, allowed in ONLY:
+                if top != package or not _matches(imp.module, reached):
+                    continue
+                if not any(_matches(imp.module, ok) for ok in allowed):
+                    found.append(
+                        f"{where} imports {imp.module} ({package}/ may use only "
+                        f"{', '.join(allowed)} of {reached}/)"
+                    )
     roots = [m for m in TORCH_FREE if m in graph] + [m for m in graph if m.startswith("dashboard")]
     for start in roots:
         chain = _torch_chain(start, graph)
@@ -176,9 +194,13 @@ def test_the_source_tree_keeps_the_import_rules() -> None:
         ("diffusion/bad.py", "import streamlit as st\n", "must not import streamlit"),
         ("diffusion/bad.py", "from db.store import Store\n", "must not import db"),
         ("db/bad.py", "def f():\n    import torch\n", "must not import torch"),
-        ("db/bad.py", "from diffusion.config import RunConfig\n", "must not import diffusion"),
-        ("dashboard/bad.py", "from diffusion import train\n", "only diffusion.config"),
+        ("db/bad.py", "from diffusion.config import RunConfig\n", "may use only diffusion.s"),
+        ("db/bad.py", "def f():\n    from worker import api\n", "db/bad.py:2 imports worker"),
+        ("dashboard/bad.py", "from diffusion import train\n", "may use only diffusion.config"),
         ("dashboard/bad.py", "from worker.tasks import train\n", "must not import worker.tasks"),
+        ("dashboard/bad.py", "def f():\n    from worker.app import app\n", "only worker.api"),
+        ("dashboard/bad.py", "from worker import broker\n", "only worker.api"),
+        ("worker/bad.py", "def f():\n    import dashboard.forms\n", "must not import dashboard"),
         ("diffusion/config.py", "from .net import Net\n", "config imports torch"),
         ("worker/api.py", "import diffusion.net\n", "api imports torch"),
     ],
@@ -207,4 +229,7 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
         "if TYPE_CHECKING:\n    import torch\n"
     )
     (tmp_path / "worker" / "tasks.py").write_text("def run():\n    import torch\n")
+    (tmp_path / "worker" / "api.py").write_text("")
+    (tmp_path / "diffusion" / "settings.py").write_text("import os\n")
+    (tmp_path / "db" / "store.py").write_text("def f():\n    from diffusion import settings\n")
     assert violations(source_files(tmp_path), tmp_path) == []

@@ -11,11 +11,11 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
-from db import settings
 from db.access import SYSTEM, Viewer
 from db.entities import JOB_KINDS, Job, Run, User
 from db.errors import InvalidInput
 from db.store import Store
+from diffusion import settings
 from diffusion.config import RunConfig
 from worker import broker
 from worker.app import JOB_TASK, TRAIN_TASK, app, redis_url
@@ -168,10 +168,20 @@ def queue_lengths(url: str | None = None) -> dict[str, int]:
     return broker.queue_lengths(url or redis_url())
 
 
+def check_queue(url: str | None = None) -> None:
+    """Raise BrokerUnavailable unless the queue answers."""
+    broker.check(url or redis_url())
+
+
+BrokerUnavailable = broker.BrokerUnavailable
+
+
 __all__ = [
     "JOB_KINDS",
+    "BrokerUnavailable",
     "cancel",
     "cancel_job",
+    "check_queue",
     "delete_run",
     "queue_lengths",
     "rerun",

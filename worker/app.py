@@ -2,7 +2,7 @@
 
 Importing this module never imports torch (tasks import the engine inside their bodies).
 
-Environment (see docs/architecture.md):
+Environment (read by diffusion.settings; see docs/architecture.md):
   DIFFLAB_REDIS_URL            broker URL (default redis://127.0.0.1:6379/0)
   DIFFLAB_TRAIN_TIME_LIMIT_S   hard time limit of a train job (default 72 h)
   DIFFLAB_JOB_TIME_LIMIT_S     hard time limit of a sample/denoise/inpaint/evaluate job (2 h)
@@ -13,28 +13,20 @@ the reconciler (worker/reconcile.py) instead.
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 from kombu import Exchange, Queue
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+from diffusion import settings
+
 QUEUES = ("gpu", "cpu")
 TRAIN_TASK = "difflab.train"
 JOB_TASK = "difflab.job"
 RECONCILE_TASK = "difflab.reconcile"
 
 
-def redis_url() -> str:
-    return os.environ.get("DIFFLAB_REDIS_URL") or DEFAULT_REDIS_URL
-
-
-def _seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-TRAIN_TIME_LIMIT_S = _seconds("DIFFLAB_TRAIN_TIME_LIMIT_S", 72 * 3600)
-JOB_TIME_LIMIT_S = _seconds("DIFFLAB_JOB_TIME_LIMIT_S", 2 * 3600)
+redis_url = settings.redis_url
+TRAIN_TIME_LIMIT_S = settings.train_time_limit_s()
+JOB_TIME_LIMIT_S = settings.job_time_limit_s()
 VISIBILITY_TIMEOUT_S = max(TRAIN_TIME_LIMIT_S, JOB_TIME_LIMIT_S) + 3600
 
 app = Celery("difflab", broker=redis_url(), include=["worker.tasks", "worker.signals"])

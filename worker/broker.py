@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import redis
 
+from diffusion.settings import redact
 from worker.app import QUEUES
 
 PRIORITY_SEP = "\x06\x16"
@@ -24,15 +25,6 @@ class BrokerUnavailable(ConnectionError):
     def __init__(self, url: str, detail: str) -> None:
         super().__init__(f"cannot reach the broker at {redact(url)}: {detail}")
         self.url = url
-
-
-def redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
 
 
 def client(url: str) -> redis.Redis:

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from db import settings
 from db.access import SYSTEM
 from db.entities import CANCELLED, DONE, FAILED, Job
 from db.errors import LeaseLost, NotFound
 from db.rounding import fmt_se
 from db.store import Store
 from db.store_jobs import Lease
+from diffusion import settings
 from worker import render, runtime, threads
 from worker.lease import claimed
 from worker.sink import npy

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from db import settings
 from db.store import Store
+from diffusion import settings
 from worker import broker, runtime
 from worker.app import QUEUES, redis_url
 
@@ -26,19 +26,18 @@ def prepare(queues: list[str]) -> tuple[Store, str]:
     for stray in store.artifacts.remove_stray_temps():  # partial blobs of a worker that died
         print(f"difflab worker: removed the partial file {stray}", flush=True)
     device = runtime.detect_device()
-    os.environ["DIFFLAB_WORKER_DEVICE"] = device  # children inherit the announced device
-    os.environ["DIFFLAB_WORKER_QUEUES"] = ",".join(queues)
+    settings.announce_worker(device, queues)  # children inherit the announced device
     return store, device
 
 
 def run(queues: list[str], *, concurrency: int = 1, loglevel: str = "INFO") -> int:
     store, device = prepare(queues)
-    os.environ["DIFFLAB_WORKER_CONCURRENCY"] = str(concurrency)  # torch threads per job
+    settings.announce_concurrency(concurrency)  # torch threads per job
     name = f"difflab-{os.getpid()}@{runtime.host()}"
     print(
         f"difflab worker {name}: host {runtime.host()}, device {device}, "
         f"queues {','.join(queues)}, database {settings.redact(store.url)}, "
-        f"broker {broker.redact(redis_url())}",
+        f"broker {settings.redact(redis_url())}",
         flush=True,
     )
     store.dispose()  # no sockets shared with forked children

@@ -1,7 +1,7 @@
 """Per-process state of a worker: its store, identity, device, lease settings, and the
 background threads of the main process (heartbeat, reconciler).
 
-Environment:
+Environment (read by diffusion.settings):
   DIFFLAB_LEASE_S        a job's lease, kept alive by a heartbeat every third of it (default 9):
                          a worker that stops heartbeating (kill -9, a lost node) has its run
                          re-sent within about this long, and trained again seconds later
@@ -21,27 +21,18 @@ import sys
 import threading
 from pathlib import Path
 
-from db import settings
 from db.store import Store
+from diffusion import settings
 
 log = logging.getLogger("difflab.worker")
 
-DEFAULT_LEASE_S = 9.0  # heartbeats every 3 s; benchmarks/recovery.py measures the recovery
-DEFAULT_RECONCILE_S = 2.0
 _store: Store | None = None
 _store_pid: int | None = None
 
 
-def lease_s() -> float:
-    return float(os.environ.get("DIFFLAB_LEASE_S") or DEFAULT_LEASE_S)
-
-
-def reconcile_s() -> float:
-    return float(os.environ.get("DIFFLAB_RECONCILE_S") or DEFAULT_RECONCILE_S)
-
-
-def reconcile_grace_s() -> float:
-    return float(os.environ.get("DIFFLAB_RECONCILE_GRACE_S") or 10)
+lease_s = settings.lease_s
+reconcile_s = settings.reconcile_s
+reconcile_grace_s = settings.reconcile_grace_s
 
 
 def host() -> str:
@@ -61,7 +52,7 @@ def get_store() -> Store:
 def detect_device() -> str:
     """cuda, else cpu; probed in a subprocess so the parent never initialises CUDA
     before forking. `DIFFLAB_WORKER_DEVICE` overrides."""
-    forced = os.environ.get("DIFFLAB_WORKER_DEVICE")
+    forced = settings.worker_device()
     if forced:
         return forced
     code = "from diffusion.device import pick_device; print(pick_device('auto'))"
@@ -76,7 +67,7 @@ def detect_device() -> str:
 
 def device() -> str:
     """The device this worker announced (set by `difflab worker` in the environment)."""
-    return os.environ.get("DIFFLAB_WORKER_DEVICE") or "cpu"
+    return settings.worker_device() or "cpu"
 
 
 def device_info(dev: str) -> dict:

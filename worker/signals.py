@@ -10,6 +10,7 @@ from typing import Any
 
 from celery import signals
 
+from diffusion import settings
 from worker import runtime
 
 log = logging.getLogger("difflab.worker")
@@ -41,7 +42,7 @@ def _shutting_down(**_: Any) -> None:
 def _ready(sender: Any = None, **_: Any) -> None:
     name = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
     runtime.mark_stopping(os.getpid(), on=False)
-    queues = os.environ.get("DIFFLAB_WORKER_QUEUES", "gpu,cpu").split(",")
+    queues = settings.worker_queues()
     device = runtime.device()
 
     def beat() -> None:

@@ -20,6 +20,8 @@ import math
 import os
 from pathlib import Path
 
+from diffusion import settings
+
 log = logging.getLogger("difflab.worker")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _applied: int | None = None
@@ -106,12 +108,12 @@ def usable_cpus() -> int:
 def threads_per_job(concurrency: int, cpus: int | None = None) -> int:
     """floor(cpus / concurrency), at least 1; `DIFFLAB_TORCH_THREADS`, else `OMP_NUM_THREADS`
     (what the operator asked for), overrides."""
-    for var in ("DIFFLAB_TORCH_THREADS", "OMP_NUM_THREADS"):
-        forced = os.environ.get(var, "").strip()
-        if forced:
-            if not forced.isdigit() or int(forced) < 1:
-                raise ValueError(f"{var} must be a whole number >= 1, got {forced!r}")
-            return int(forced)
+    asked = settings.torch_threads()
+    if asked:
+        var, forced = asked
+        if not forced.isdigit() or int(forced) < 1:
+            raise ValueError(f"{var} must be a whole number >= 1, got {forced!r}")
+        return int(forced)
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     cpus = usable_cpus() if cpus is None else cpus
@@ -120,7 +122,7 @@ def threads_per_job(concurrency: int, cpus: int | None = None) -> int:
 
 def concurrency() -> int:
     """This worker's --concurrency (set in the environment by `difflab worker`)."""
-    return int(os.environ.get("DIFFLAB_WORKER_CONCURRENCY") or 1)
+    return settings.worker_concurrency()
 
 
 def apply() -> int:

@@ -15,13 +15,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from db import settings
 from db.access import SYSTEM
 from db.artifacts import sha256_file
 from db.entities import CANCELLED, DONE, FAILED
 from db.errors import CorruptBlob, LeaseLost, NotFound
 from db.store import Store
 from db.store_jobs import Lease
+from diffusion import settings
 from worker import runtime, threads
 from worker.lease import LeaseKeeper, claimed
 from worker.sink import StoreSink

@@ -15,7 +15,7 @@ def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
         from db.session import make_engine
-        from db.settings import database_url
+        from diffusion.settings import database_url
 
         url = config.get_main_option("sqlalchemy.url") or database_url()
         engine = make_engine(url).execution_options(sqlite_immediate=True)
@@ -53,7 +53,7 @@ def _sqlite_foreign_keys(connection, *, on: bool) -> None:  # noqa: ANN001
 
 
 def run_migrations_offline() -> None:
-    from db.settings import database_url
+    from diffusion.settings import database_url
 
     context.configure(
         url=config.get_main_option("sqlalchemy.url") or database_url(),

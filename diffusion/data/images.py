@@ -22,13 +22,13 @@ summed over colour channels.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from diffusion import settings
 from diffusion.config import ConfigError, DataConfig
 from diffusion.data.base import DataBundle, fit_scaler, register_dataset
 from diffusion.data.image_deadleaves import DeadLeavesParams, dead_leaves
@@ -49,9 +49,7 @@ PAPER = {  # Table 1 (arXiv v8): K, K - L_null in bits/pixel
 }
 
 
-def datasets_root() -> Path:
-    """Where MNIST / CIFAR-10 files are looked for: $DIFFLAB_DATASETS, else ./datasets."""
-    return Path(os.environ.get("DIFFLAB_DATASETS", "datasets"))
+datasets_root = settings.datasets_root  # $DIFFLAB_DATASETS, else ./datasets
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:

@@ -1,0 +1,164 @@
+"""Every setting read from the environment, in one place (standard library only, no torch).
+
+The engine, the store, the workers, the dashboard and the `difflab` command all read their
+DIFFLAB_* variables here, each through one function with its default, so that a variable
+is named once (docs/architecture.md lists them):
+
+  DIFFLAB_DATA_DIR            data folder (default ./.difflab): SQLite file, artifacts, runs
+  DIFFLAB_DATABASE_URL        SQLAlchemy URL (default sqlite:///<data dir>/difflab.db)
+  DIFFLAB_ARTIFACT_DIR        artifact folder (default <data dir>/artifacts)
+  DIFFLAB_DATASETS            MNIST / CIFAR-10 files (default ./datasets)
+  DIFFLAB_REDIS_URL           the broker (default redis://127.0.0.1:6379/0)
+  DIFFLAB_WORKER_DEVICE       the device a worker announces (set by `difflab worker`)
+  DIFFLAB_WORKER_QUEUES       the queues a worker serves (set by `difflab worker`)
+  DIFFLAB_WORKER_CONCURRENCY  a worker's --concurrency (set by `difflab worker`)
+  DIFFLAB_TORCH_THREADS       torch threads per job (else OMP_NUM_THREADS, else cpus / jobs)
+  DIFFLAB_LEASE_S             seconds a job lease lasts without a heartbeat (9)
+  DIFFLAB_RECONCILE_S         seconds between the reconciler's passes (2)
+  DIFFLAB_RECONCILE_GRACE_S   seconds a queued job may wait unseen before it is re-sent (10)
+  DIFFLAB_TRAIN_TIME_LIMIT_S  hard limit of one training task (72 h)
+  DIFFLAB_JOB_TIME_LIMIT_S    hard limit of one posterior job (2 h)
+  DIFFLAB_SECRET_KEY          the key that signs session cookies
+  DIFFLAB_SECRET_KEY_FILE     a file holding it (default: $XDG_CONFIG_HOME/difflab/secret_key)
+  DIFFLAB_TEAM_MODE           1/true/yes: sign-in required
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _text(name: str, default: str = "") -> str:
+    return os.environ.get(name) or default
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def data_dir() -> Path:
+    """The data folder (`DIFFLAB_DATA_DIR`, default `./.difflab`), as an absolute path."""
+    return Path(_text("DIFFLAB_DATA_DIR", ".difflab")).expanduser().resolve()
+
+
+def database_url() -> str:
+    """`DIFFLAB_DATABASE_URL`, or a SQLite file in the data folder."""
+    return _text("DIFFLAB_DATABASE_URL") or f"sqlite:///{data_dir() / 'difflab.db'}"
+
+
+def artifact_dir() -> Path:
+    """`DIFFLAB_ARTIFACT_DIR`, or `<data dir>/artifacts`."""
+    path = _text("DIFFLAB_ARTIFACT_DIR")
+    return Path(path).expanduser().resolve() if path else data_dir() / "artifacts"
+
+
+def datasets_root() -> Path:
+    """Where MNIST / CIFAR-10 files are looked for: `DIFFLAB_DATASETS`, else ./datasets."""
+    return Path(_text("DIFFLAB_DATASETS", "datasets"))
+
+
+def redis_url() -> str:
+    return _text("DIFFLAB_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def redis_url_given() -> str | None:
+    """`DIFFLAB_REDIS_URL` when set (an external broker), else None."""
+    return _text("DIFFLAB_REDIS_URL") or None
+
+
+def worker_device() -> str | None:
+    """The device `difflab worker` announced (or forced), None when unset."""
+    return _text("DIFFLAB_WORKER_DEVICE") or None
+
+
+def worker_queues() -> list[str]:
+    return [q for q in _text("DIFFLAB_WORKER_QUEUES", "gpu,cpu").split(",") if q]
+
+
+def announce_worker(device: str, queues: list[str]) -> None:
+    """Record a worker's device and queues for its child processes (they inherit them)."""
+    os.environ["DIFFLAB_WORKER_DEVICE"] = device
+    os.environ["DIFFLAB_WORKER_QUEUES"] = ",".join(queues)
+
+
+def announce_concurrency(n: int) -> None:
+    """Record a worker's --concurrency for its pool processes (torch threads per job)."""
+    os.environ["DIFFLAB_WORKER_CONCURRENCY"] = str(n)
+
+
+def worker_concurrency() -> int:
+    return int(_text("DIFFLAB_WORKER_CONCURRENCY", "1"))
+
+
+def torch_threads() -> tuple[str, str] | None:
+    """(variable, value) of the torch thread count the operator asked for:
+    `DIFFLAB_TORCH_THREADS`, else `OMP_NUM_THREADS`; None when neither is set."""
+    for var in ("DIFFLAB_TORCH_THREADS", "OMP_NUM_THREADS"):
+        value = _text(var).strip()
+        if value:
+            return var, value
+    return None
+
+
+DEFAULT_LEASE_S = 9.0  # heartbeats every 3 s; benchmarks/recovery.py measures the recovery
+DEFAULT_RECONCILE_S = 2.0
+
+
+def lease_s() -> float:
+    return _seconds("DIFFLAB_LEASE_S", DEFAULT_LEASE_S)
+
+
+def reconcile_s() -> float:
+    return _seconds("DIFFLAB_RECONCILE_S", DEFAULT_RECONCILE_S)
+
+
+def reconcile_grace_s() -> float:
+    return _seconds("DIFFLAB_RECONCILE_GRACE_S", 10)
+
+
+def train_time_limit_s() -> float:
+    return _seconds("DIFFLAB_TRAIN_TIME_LIMIT_S", 72 * 3600)
+
+
+def job_time_limit_s() -> float:
+    return _seconds("DIFFLAB_JOB_TIME_LIMIT_S", 2 * 3600)
+
+
+def secret_key() -> str | None:
+    return _text("DIFFLAB_SECRET_KEY") or None
+
+
+def secret_key_file() -> str | None:
+    return _text("DIFFLAB_SECRET_KEY_FILE") or None
+
+
+def config_home() -> Path:
+    """The user's configuration folder: `XDG_CONFIG_HOME`, else ~/.config."""
+    return Path(_text("XDG_CONFIG_HOME", str(Path.home() / ".config"))).expanduser()
+
+
+def team_mode() -> bool:
+    """True when sign-in is required (`DIFFLAB_TEAM_MODE=1`)."""
+    return _text("DIFFLAB_TEAM_MODE").strip().lower() in ("1", "true", "yes")
+
+
+def redact(url: str) -> str:
+    """`url` with any password replaced by `***`, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}:***@{host}" if colon else url
