@@ -8,7 +8,6 @@ False / 0 = pixel missing (to be filled in by the model).
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +19,8 @@ from db.entities import Artifact, Job, Run, User
 from db.errors import NotFound
 from db.media import MediaError, load_image, to_png
 from db.store import Store
+from diffusion import imageio
+from diffusion.imageio import ImageInputError
 
 IMAGE_DATASETS = ("deadleaves", "texture", "digits", "mnist", "cifar10", "images", "photos")
 MASKS = {
@@ -137,27 +138,12 @@ def make_mask(
 ) -> np.ndarray:
     """A boolean H x W mask, True where the pixel is known.
 
-    centre: the middle square (half the side) is missing; left: the left half is missing;
-    random: `fraction` of the pixels are missing; rectangle: rows rect[0:2], columns
-    rect[2:4] (fractions of the size) are missing; draw: `drawn` (H x W, True = missing)
-    as ticked on the page; upload: a mask image, white = known.
+    centre, left, random, rectangle: the engine's masks (diffusion.imageio.make_mask);
+    draw: `drawn` (H x W, True = missing) as ticked on the page; upload: a mask image,
+    white = known.
     """
     h, w = shape.height, shape.width
-    known = np.ones((h, w), bool)
-    if kind == "centre":
-        known[h // 4 : h - h // 4, w // 4 : w - w // 4] = False
-    elif kind == "left":
-        known[:, : w // 2] = False
-    elif kind == "random":
-        if not 0 < fraction < 1:
-            raise MaskError("The fraction of missing pixels must be between 0 and 1.")
-        known = np.random.default_rng(seed).random((h, w)) >= fraction
-    elif kind == "rectangle":
-        r0, r1, c0, c1 = rect
-        known[math.floor(r0 * h) : math.ceil(r1 * h), math.floor(c0 * w) : math.ceil(c1 * w)] = (
-            False
-        )
-    elif kind == "draw":
+    if kind == "draw":
         if drawn is None or np.shape(drawn) != (h, w):
             raise MaskError(f"Tick the missing pixels on the {h} x {w} grid.")
         known = ~np.asarray(drawn, dtype=bool)
@@ -171,6 +157,11 @@ def make_mask(
         if m.shape != (h, w):
             m = np.asarray(Image.fromarray(m).resize((w, h), Image.Resampling.NEAREST))
         known = m >= 128
+    elif kind in MASKS:
+        try:
+            known = imageio.make_mask(kind, (h, w), fraction=fraction, seed=seed, rect=rect)
+        except ImageInputError as exc:
+            raise MaskError(str(exc)) from None
     else:
         raise MaskError(f"Unknown mask {kind!r}; choose one of {', '.join(MASKS.values())}.")
     check_mask(known)
@@ -179,16 +170,10 @@ def make_mask(
 
 def check_mask(known: np.ndarray) -> None:
     """Refuse masks that leave nothing to fill in or nothing to condition on."""
-    if known.all():
-        raise MaskError(
-            "The mask hides no pixel, so there is nothing to fill in. "
-            "Mark some pixels as missing (black)."
-        )
-    if not known.any():
-        raise MaskError(
-            "The mask hides every pixel, so there is nothing to condition on. "
-            "Keep some pixels (white), or use a plain sample instead."
-        )
+    try:
+        imageio.check_mask(np.asarray(known, dtype=bool), np.shape(known), name="The mask")
+    except ImageInputError as exc:
+        raise MaskError(str(exc)) from None
 
 
 def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -211,24 +196,7 @@ def masked_view(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
-def grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
-    """N x H x W [x C] -> one uint8 picture, about square."""
-    arr = np.asarray(images)
-    if arr.dtype != np.uint8:
-        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
-    n, h, w = arr.shape[:3]
-    c = arr.shape[3] if arr.ndim == 4 else 1
-    arr = arr.reshape(n, h, w, c)
-    cols = columns or max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        out[
-            pad + r * (h + pad) : pad + r * (h + pad) + h,
-            pad + q * (w + pad) : pad + q * (w + pad) + w,
-        ] = arr[i]
-    return out[..., 0] if c == 1 else out
+grid = imageio.grid  # one grid builder (skimage.util.montage)
 
 
 def submit(

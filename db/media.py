@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from diffusion.imageio import png_bytes
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # one uploaded file
 MAX_PIXELS = 25_000_000  # width x height of one frame (about a 5000 x 5000 photo)
 MAX_ZIP_FILES = 2000
@@ -351,16 +353,7 @@ def safe_zip_images(
     return members
 
 
-def to_png(array: np.ndarray) -> bytes:
-    """Encode a uint8 H x W or H x W x 3 (or x 4) array as PNG bytes."""
-    arr = np.asarray(array)
-    if arr.dtype != np.uint8:
-        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+to_png = png_bytes  # one PNG encoder (diffusion.imageio)
 
 
 def make_thumbnail(data: bytes, size: int = 128) -> bytes:

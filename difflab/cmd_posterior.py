@@ -122,7 +122,7 @@ def _read(trained, path: Path):
 def _write(trained, result, out: Path) -> None:
     import numpy as np
 
-    from diffusion.imageio import save_png, tile, to_uint8
+    from diffusion.imageio import grid, save_png, to_uint8
     from diffusion.posterior import image_levels
 
     levels = image_levels(trained)
@@ -144,7 +144,7 @@ def _write(trained, result, out: Path) -> None:
         observed[~result.mask] = 0.0
     spread = result.std / max(float(result.std.max()), 1e-12) * (levels - 1e-6)
     panels = [observed, *result.samples, result.mean, spread]
-    save_png(out, tile(np.stack([to_uint8(p, levels) for p in panels]), cols=len(panels)))
+    save_png(out, grid(np.stack([to_uint8(p, levels) for p in panels]), columns=len(panels)))
 
 
 def _run(args: argparse.Namespace, compute) -> int:

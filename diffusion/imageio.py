@@ -1,11 +1,12 @@
 """Reading images from files with checks at the boundary, and writing them back.
 
-Owns the conversion between image files (PNG, JPEG, ...) and the engine's image arrays,
-and every check that a user's file gets before a posterior is computed from it:
-unreadable or truncated files, decompression bombs, animated images, wrong size, wrong
-channel count, and masks that do not match or hide nothing. Each failure raises
-`ImageInputError` with a message that says what was wrong and what is accepted; nothing
-is written on failure (callers write only after every check has passed).
+Owns the conversion between image files (PNG, JPEG, ...) and the engine's image arrays
+(PNG bytes, grids of images, masks), and every check that a user's file gets before a
+posterior is computed from it: unreadable or truncated files, decompression bombs,
+animated images, wrong size, wrong channel count, and masks that do not match or hide
+nothing. Each failure raises `ImageInputError` with a message that says what was wrong and
+what is accepted; nothing is written on failure (callers write only after every check has
+passed).
 
 Array conventions (used across `diffusion/`):
 - an image is a uint8 array (H, W) for greyscale or (H, W, 3) for RGB;
@@ -19,6 +20,7 @@ Array conventions (used across `diffusion/`):
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -213,28 +215,91 @@ def to_uint8(x: np.ndarray, levels: int = 256) -> np.ndarray:
     return np.clip(np.floor(y), 0, 255).astype(np.uint8)
 
 
-def save_png(path: str | os.PathLike, img: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically (tmp file + rename)."""
-    path = Path(path)
+def png_bytes(img: np.ndarray) -> bytes:
+    """A uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array as PNG bytes; other dtypes
+    are rounded and clipped to 0..255 first."""
     arr = np.asarray(img)
     if arr.dtype != np.uint8:
-        arr = to_uint8(arr)
+        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically (tmp file + rename);
+    a float array is taken as data space (`to_uint8`)."""
+    path = Path(path)
+    arr = np.asarray(img)
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
+    tmp.write_bytes(png_bytes(arr if arr.dtype == np.uint8 else to_uint8(arr)))
     os.replace(tmp, path)
 
 
-def tile(images: np.ndarray, cols: int | None = None, pad: int = 1, fill: int = 255) -> np.ndarray:
-    """Lay N uint8 images (N, H, W[, C]) out in a grid with `pad` pixels of `fill` between."""
-    images = np.asarray(images)
-    n, h, w = images.shape[:3]
-    c = images.shape[3:] if images.ndim == 4 else ()
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, *c), fill, dtype=np.uint8)
-    for k in range(n):
-        r, q = divmod(k, cols)
-        out[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = images[k]
-    return out
+def grid(
+    images: np.ndarray, columns: int | None = None, pad: int = 1, fill: int = 255
+) -> np.ndarray:
+    """N images (N, H, W[, C]) -> one uint8 picture, in rows of `columns` (default: about
+    square), with `pad` pixels of `fill` around and between them (skimage.util.montage).
+    Non-uint8 values are rounded and clipped to 0..255."""
+    from skimage.util import montage
+
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    n = arr.shape[0]
+    cols = columns or max(1, math.ceil(math.sqrt(n)))
+    shape = (math.ceil(n / cols), cols)
+    if arr.ndim == 4:
+        return montage(
+            arr, fill=(fill,) * arr.shape[3], grid_shape=shape, padding_width=pad, channel_axis=-1
+        )
+    return montage(arr, fill=fill, grid_shape=shape, padding_width=pad)
+
+
+# ---------------------------------------------------------------------------------- masks
+MASK_KINDS = ("center", "left", "random", "rectangle")
+
+
+def make_mask(
+    kind: str,
+    shape: tuple[int, ...],
+    *,
+    size: int | None = None,
+    fraction: float = 0.5,
+    seed: int = 0,
+    rect: tuple[float, float, float, float] = (0.25, 0.75, 0.25, 0.75),
+) -> np.ndarray:
+    """A bool (H, W) mask, True = known.
+
+    "center" (or "centre"): a central square of side `size` (default half the shorter side)
+    is missing (the paper's figure 5 hides the central 100 x 100 of a bark image); "left":
+    the left half is missing; "random": each pixel is missing with probability `fraction`,
+    drawn from `seed`; "rectangle": rows rect[0:2] and columns rect[2:4] (fractions of the
+    sides) are missing.
+    """
+    h, w = shape[:2]
+    mask = np.ones((h, w), dtype=bool)
+    if kind in ("center", "centre"):
+        k = size or min(h, w) // 2
+        if not 1 <= k <= min(h, w):
+            raise ImageInputError(f"center size must be in [1, {min(h, w)}], got {k}")
+        top, left = (h - k) // 2, (w - k) // 2
+        mask[top : top + k, left : left + k] = False
+    elif kind == "left":
+        mask[:, : w // 2] = False
+    elif kind == "random":
+        if not 0 < fraction < 1:
+            raise ImageInputError(f"fraction must be in (0, 1), got {fraction}")
+        mask = np.random.default_rng(seed).random((h, w)) >= fraction
+    elif kind == "rectangle":
+        r0, r1, c0, c1 = rect
+        rows = slice(math.floor(r0 * h), math.ceil(r1 * h))
+        mask[rows, math.floor(c0 * w) : math.ceil(c1 * w)] = False
+    else:
+        raise ImageInputError(f"mask kind must be one of {', '.join(MASK_KINDS)}; got {kind!r}")
+    return mask

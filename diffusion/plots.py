@@ -3,26 +3,12 @@ Pillow and numpy only (no plotting library)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-
-def image_grid(images: np.ndarray, pad: int = 2) -> Image.Image:
-    """uint8 (N, H, W) or (N, H, W, C) -> one grid image, about square."""
-    n = images.shape[0]
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    h, w = images.shape[1:3]
-    channels = images.shape[3] if images.ndim == 4 else 1
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, channels), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y : y + h, x : x + w] = images[i].reshape(h, w, channels)
-    return Image.fromarray(grid[..., 0] if channels == 1 else grid)
+from diffusion.imageio import grid
 
 
 def scatter(points: np.ndarray, size: int = 512, radius: float = 1.5) -> Image.Image:
@@ -51,7 +37,7 @@ def save_samples(samples: np.ndarray, kind: str, path: Path) -> None:
         fmt = "%d" if flat.dtype.kind in "ui" else "%.6g"
         np.savetxt(path, flat, delimiter=",", fmt=fmt)
     elif kind == "images":
-        image_grid(samples).save(path)
+        Image.fromarray(grid(samples, pad=2)).save(path)
     elif kind == "sequences":
         rows = (1 - samples.reshape(samples.shape[0], -1).astype(np.uint8)) * 255
         Image.fromarray(np.kron(rows, np.ones((8, 8), np.uint8))).save(path)

@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from diffusion.imageio import make_mask
 from diffusion.inference import Trained
 from diffusion.posterior_chains import (
     binary_inpaint_chain,
@@ -54,7 +55,6 @@ from diffusion.reverse import model_reverse
 from diffusion.tiling import SizePlan, hole_window
 
 Method = Literal["paper", "repaint"]
-MaskKind = Literal["center", "left", "random"]
 
 
 @dataclass(frozen=True)
@@ -110,39 +110,6 @@ def add_noise(
     x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
     eps = torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy()
     return x + sigma * eps
-
-
-def make_mask(
-    kind: MaskKind,
-    shape: tuple[int, int],
-    *,
-    size: int | None = None,
-    fraction: float = 0.5,
-    generator: torch.Generator | None = None,
-) -> np.ndarray:
-    """A bool (H, W) mask, True = known.
-
-    "center": a central square of side `size` (default half the shorter side) is missing
-    (the paper's figure 5 hides the central 100 x 100 of a bark image); "left": the left
-    half is missing; "random": each pixel is missing with probability `fraction`.
-    """
-    h, w = shape
-    mask = np.ones((h, w), dtype=bool)
-    if kind == "center":
-        k = size or min(h, w) // 2
-        if not 1 <= k <= min(h, w):
-            raise PosteriorInputError(f"center size must be in [1, {min(h, w)}], got {k}")
-        top, left = (h - k) // 2, (w - k) // 2
-        mask[top : top + k, left : left + k] = False
-    elif kind == "left":
-        mask[:, : w // 2] = False
-    elif kind == "random":
-        if not 0 < fraction < 1:
-            raise PosteriorInputError(f"fraction must be in (0, 1), got {fraction}")
-        mask = torch.rand((h, w), generator=generator).numpy() >= fraction
-    else:
-        raise PosteriorInputError(f"mask kind must be center, left or random; got {kind!r}")
-    return mask
 
 
 def denoise(

@@ -25,6 +25,7 @@ from db.rounding import fmt_se
 from db.store import Store
 from db.store_jobs import Lease
 from diffusion import settings
+from diffusion.imageio import grid, png_bytes
 from worker import render, runtime, threads
 from worker.lease import claimed
 from worker.sink import npy
@@ -167,7 +168,7 @@ def _posterior_artifacts(store: Store, job: Job, lease: Lease, trained: Any, res
         job,
         lease,
         "posterior_samples",
-        render.image_png(render.image_grid(render.to_8bit(samples, levels))),
+        png_bytes(grid(render.to_8bit(samples, levels), pad=2)),
         "samples.png",
         "image/png",
     )
@@ -245,7 +246,8 @@ def _inpaint(
         data = store.upload_bytes(int(params["mask_upload_id"]), viewer=_submitter(store, job))
         mask = read_mask(data, image.shape[:2])
     else:
-        mask = make_mask(params.get("mask", "center"), image.shape[:2], generator=generator)
+        seed = int(params.get("seed", 0))
+        mask = make_mask(params.get("mask", "center"), image.shape[:2], seed=seed)
     result = inpaint(
         trained,
         image,

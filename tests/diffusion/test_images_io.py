@@ -11,11 +11,13 @@ from PIL import Image
 
 from diffusion.imageio import (
     ImageInputError,
+    grid,
     load_image,
+    make_mask,
+    png_bytes,
     read_image_checked,
     read_mask,
     save_png,
-    tile,
     to_data,
     to_uint8,
 )
@@ -102,6 +104,34 @@ def test_data_space_round_trip_and_png(tmp_path: Path) -> None:
     assert d17.min() >= 0 and d17.max() < 17
     assert np.array_equal(to_uint8(d17, 17), GREY)
     out = tmp_path / "t.png"
-    save_png(out, tile(np.stack([GREY, GREY]), cols=2))
-    assert np.asarray(Image.open(out)).shape == (6, 17)
+    save_png(out, grid(np.stack([GREY, GREY]), columns=2))
+    assert np.asarray(Image.open(out)).shape == (8, 19)  # 1-pixel borders around both
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_grid_places_every_image_with_borders() -> None:
+    """One grid builder (skimage.util.montage): image k at row k // cols, column k % cols."""
+    images = np.stack([np.full((4, 3), 10 * k, np.uint8) for k in range(5)])
+    g = grid(images)  # 3 columns (about square), 2 rows, 1-pixel borders of white
+    assert g.shape == (2 * 5 + 1, 3 * 4 + 1) and g.dtype == np.uint8
+    for k in range(5):
+        r, c = divmod(k, 3)
+        assert (g[1 + 5 * r : 5 + 5 * r, 1 + 4 * c : 4 + 4 * c] == 10 * k).all()
+    assert (g[0] == 255).all() and (g[6:10, 9:12] == 255).all()  # border, the empty sixth slot
+    rgb = grid(np.zeros((2, 4, 3, 3)) + 7.6, columns=1, pad=2)
+    assert rgb.shape == (2 * 6 + 2, 3 + 4, 3) and rgb[2, 2].tolist() == [8, 8, 8]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(g)))), g)
+    one = np.asarray(Image.open(io.BytesIO(png_bytes(np.full((2, 2, 1), 300.0)))))
+    assert one.shape == (2, 2) and (one == 255).all()
+
+
+def test_masks_keep_their_geometry_on_odd_sizes() -> None:
+    c = make_mask("center", (5, 7))  # side min(5, 7) // 2 = 2, centred: rows 1-2, columns 2-3
+    assert (~c).sum() == 4 and not c[1:3, 2:4].any()
+    assert np.array_equal(make_mask("centre", (5, 7)), c)
+    r = make_mask("rectangle", (10, 10), rect=(0.0, 0.5, 0.2, 0.4))
+    assert (~r).sum() == 5 * 2 and not r[:5, 2:4].any()
+    a, b = make_mask("random", (20, 20), seed=3), make_mask("random", (20, 20), seed=4)
+    assert np.array_equal(a, make_mask("random", (20, 20), seed=3)) and not np.array_equal(a, b)
+    with pytest.raises(ImageInputError, match="center size"):
+        make_mask("center", (4, 4), size=5)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from diffusion.data import Scaler
+from diffusion.imageio import ImageInputError
 from diffusion.inference import Trained
 from diffusion.model import DiffusionModel
 from diffusion.posterior import (
@@ -97,7 +98,6 @@ def test_bad_inputs_raise(digits: Trained, heartbeat: Trained) -> None:
         lambda: inpaint(digits, IMAGE, mask, 2, method="magic"),
         lambda: denoise(heartbeat, np.zeros(20), 1.0, 2),
         lambda: binary_inpaint(digits, IMAGE, mask, 2),
-        lambda: make_mask("star", (8, 8)),
     ]
     for case in cases:
         with pytest.raises(PosteriorInputError):
@@ -122,8 +122,11 @@ def test_masks() -> None:
     c = make_mask("center", (10, 12), size=4)
     assert (~c).sum() == 16 and not c[3:7, 4:8].any()
     assert (~make_mask("left", (4, 6))).sum() == 12
-    r = make_mask("random", (50, 50), fraction=0.3, generator=torch.Generator().manual_seed(0))
+    r = make_mask("random", (50, 50), fraction=0.3, seed=0)
     assert abs((~r).mean() - 0.3) < 0.05
+    assert np.array_equal(r, make_mask("random", (50, 50), fraction=0.3, seed=0))
+    with pytest.raises(ImageInputError, match="mask kind"):
+        make_mask("star", (8, 8))
 
 
 def written_out_chain(model: DiffusionModel, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -72,7 +72,8 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
         )
         == 0
     )
-    assert np.asarray(Image.open(out)).shape == (8, 6 * 9 - 1)  # input, 3 samples, mean, std
+    # input, 3 samples, mean, std: six 8 x 8 panels with 1-pixel borders
+    assert np.asarray(Image.open(out)).shape == (8 + 2, 6 * 9 + 1)
     for method in ("paper", "repaint"):
         out = tmp_path / f"inp-{method}.npz"
         assert (
