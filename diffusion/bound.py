@@ -25,7 +25,7 @@ from diffusion.chain import Reverse
 from diffusion.events import BoundEstimate
 from diffusion.gaussian import normal_kl
 from diffusion.model import DiffusionModel
-from diffusion.process import Normal, Process, expect_step, randn
+from diffusion.process import Normal, Process, draw_device, expect_step, randn
 from diffusion.reverse import gaussian_reverse
 
 LN2 = math.log(2)
@@ -55,7 +55,7 @@ def train_terms(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats."""
     T, B = model.T, x0.shape[0]
-    gdev = generator.device if generator is not None else x0.device
+    gdev = draw_device(generator, x0.device)
     if t_probs is None:
         t = torch.randint(2, T + 1, (B,), generator=generator, device=gdev).to(x0.device)
         weight = torch.full((B,), float(T - 1), dtype=torch.float64, device=x0.device)

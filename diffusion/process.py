@@ -23,11 +23,17 @@ from typing import Protocol, TypeVar, runtime_checkable
 import torch
 
 
+def draw_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where random draws happen: on the generator's device (so that one seed gives the same
+    numbers wherever the model runs), else on `device`."""
+    return generator.device if generator is not None else torch.device(device)
+
+
 def randn(
     shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device: torch.device
 ) -> torch.Tensor:
     """Standard normal float64 noise from `generator` (drawn on its device), moved to `device`."""
-    gdev = generator.device if generator is not None else device
+    gdev = draw_device(generator, device)
     return torch.randn(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
 
 
@@ -35,7 +41,7 @@ def rand(
     shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device: torch.device
 ) -> torch.Tensor:
     """U(0, 1) float64 draws from `generator` (drawn on its device), moved to `device`."""
-    gdev = generator.device if generator is not None else device
+    gdev = draw_device(generator, device)
     return torch.rand(shape, generator=generator, device=gdev, dtype=torch.float64).to(device)
 
 
