@@ -53,6 +53,11 @@ def data_dir() -> Path:
     return Path(_text("DIFFLAB_DATA_DIR", ".difflab")).expanduser().resolve()
 
 
+def run_dir(run_id: str) -> Path:
+    """A run's working folder on this host: `<data dir>/runs/<run id>`."""
+    return data_dir() / "runs" / run_id
+
+
 def database_url() -> str:
     """`DIFFLAB_DATABASE_URL`, or a SQLite file in the data folder."""
     return _text("DIFFLAB_DATABASE_URL") or f"sqlite:///{data_dir() / 'difflab.db'}"

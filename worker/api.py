@@ -160,7 +160,7 @@ def cancel_job(store: Store, job_id: str, *, viewer: Viewer = SYSTEM) -> Job:
 def delete_run(store: Store, run_id: str, *, viewer: Viewer) -> None:
     """Delete a finished run (rows and unreferenced bytes) and its local run folder."""
     store.delete_run(run_id, viewer=viewer)
-    shutil.rmtree(settings.data_dir() / "runs" / run_id, ignore_errors=True)
+    shutil.rmtree(settings.run_dir(run_id), ignore_errors=True)
 
 
 def queue_lengths(url: str | None = None) -> dict[str, int]:

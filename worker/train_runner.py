@@ -1,5 +1,8 @@
 """The body of the train task: claim the job, restore the latest checkpoint, train, record.
 
+When the run is done, failed or cancelled, the run folder is deleted (the artifact store
+keeps its checkpoint and pictures); a run handed back to the queue keeps it, to resume.
+
 Resuming: the run folder (`<data dir>/runs/<run id>`) is made to hold exactly the checkpoint
 recorded in the store (fetched from the artifact store if this host lacks it, so a worker on
 another host can resume); metric points and galleries after that step are deleted first, so
@@ -30,8 +33,7 @@ log = logging.getLogger("difflab.worker")
 RESUMABLE_KINDS = ("gallery", "gallery_png", "trajectory")
 
 
-def run_dir(run_id: str) -> Path:
-    return settings.data_dir() / "runs" / run_id
+run_dir = settings.run_dir
 
 
 def prepare_run_dir(store: Store, run_id: str, lease: Lease) -> tuple[int, str]:
@@ -77,10 +79,13 @@ def run_train(job_id: str, celery_id: str, worker_name: str) -> str:
             return held
         threads.apply()  # torch's threads: this process's share of the cores
         try:
-            return _train(store, held.job.run_id, held.lease, held.keeper, device)
+            outcome = _train(store, held.job.run_id, held.lease, held.keeper, device)
         except LeaseLost:
             log.warning("train job %s: lease lost, leaving the run to its new worker", job_id)
             return "lease lost"
+        if outcome in (DONE, FAILED, CANCELLED):  # over: the artifact store keeps what matters
+            clear_run_dir(held.job.run_id)
+        return outcome
 
 
 def stored_config(raw: Any) -> Any:
@@ -182,4 +187,6 @@ def _safe_flush(sink: StoreSink) -> None:
 
 
 def clear_run_dir(run_id: str) -> None:
+    """Delete this host's copy of a finished run (checkpoints, samples): its checkpoint and
+    pictures are in the artifact store, and a re-run or a posterior job fetches them there."""
     shutil.rmtree(run_dir(run_id), ignore_errors=True)
