@@ -11,24 +11,19 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from db.entities import Upload, User
+from db.entities import User
 from db.media import (
-    MAX_PIXELS,
-    MAX_UPLOAD_BYTES,
-    ImageInfo,
     MediaError,
     inspect_image,
     load_image,
     safe_zip_images,
     to_png,
 )
-from db.store import Store
 from diffusion.settings import data_dir
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm", "zip"]
@@ -41,39 +36,6 @@ class UploadedFileLike(Protocol):
     name: str
 
     def getvalue(self) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class CheckedImage:
-    """An uploaded image that passed the checks, decoded, and what was changed on the way."""
-
-    pixels: np.ndarray  # uint8, H x W (L) or H x W x 3 (RGB)
-    info: ImageInfo
-    data: bytes
-
-
-def check_image(data: bytes, mode: str = "L") -> CheckedImage:
-    """Check and decode one uploaded image (MediaError says what was wrong)."""
-    info = inspect_image(data, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
-    return CheckedImage(load_image(data, mode), info, data)
-
-
-def store_image_upload(store: Store, checked: CheckedImage, name: str, owner: User) -> Upload:
-    """Keep a checked image in the store (under its hash) as the upload row's bytes.
-
-    The image is re-encoded as PNG after normalisation (upright, 8-bit, no alpha), so the
-    worker reads exactly what the user saw.
-    """
-    png = to_png(checked.pixels)
-    h, w = checked.pixels.shape[:2]
-    return store.add_upload(
-        png,
-        owner_id=owner.id,
-        original_name=Path(name).name[:255],
-        media_type="image/png",
-        width=w,
-        height=h,
-    )
 
 
 def _images_from(files: Sequence[UploadedFileLike]) -> list[tuple[str, bytes]]:

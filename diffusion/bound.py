@@ -162,7 +162,7 @@ def sampled_bound(
     beta = model.beta().detach()
     gaussian = model.process.kind == "gaussian"
     dev = x0.device
-    gdev = generator.device if generator is not None else dev
+    gdev = draw_device(generator, dev)
     reps = -(-N * k // (T - 1))
     perms = [torch.randperm(T - 1, generator=generator, device=gdev) for _ in range(reps)]
     ts_all = (torch.cat(perms)[: N * k] + 2).view(N, k).to(dev)

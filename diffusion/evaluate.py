@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,7 +117,3 @@ def make_eval_event(
         bits_per_dim=hold.bits_per_dim,
         paper_k_minus_lnull_bits=bundle.paper_k_minus_lnull_bits,
     )
-
-
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x

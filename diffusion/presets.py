@@ -7,7 +7,6 @@ dashboard and launcher use them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -258,7 +257,3 @@ def load_config(preset_or_path: str, overrides: Iterable[str] = ()) -> RunConfig
         config = RunConfig.from_json(text)
     overrides = list(overrides)
     return config.with_overrides(overrides) if overrides else config
-
-
-def preset_json(name: str) -> str:
-    return json.dumps(PRESETS[name].to_dict(), indent=2, sort_keys=True)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from diffusion.config import ConfigError, NetworkConfig, RunConfig
-from diffusion.entropy_bounds import gaussian_entropy_bounds, reverse_variance_profile
+from diffusion.config import ConfigError, NetworkConfig
 from diffusion.nets import NetSpec, build_network
 from diffusion.nets.conv import MultiScaleConv, MultiScaleConvNet, auto_scales
-from diffusion.presets import PRESETS
 
 
 def test_output_contract_grey_and_rgb() -> None:
@@ -65,31 +61,25 @@ def test_bad_options_raise() -> None:
         build_network(NetworkConfig("conv"), NetSpec((2,), 2, 3))
 
 
-def test_entropy_bounds_closed_form() -> None:
-    beta = torch.tensor([1e-3, 0.1, 0.2, 0.5], dtype=torch.float64)
-    b = gaussian_entropy_bounds(beta)
-    abar = torch.cumprod(1 - beta, 0).tolist()
-    for t in (2, 3, 4):
-        vq = (1 - abar[t - 2]) * beta[t - 1].item() / (1 - abar[t - 1])
-        assert b.lower_var[t - 1] == pytest.approx(vq)
-        # the entropy bound is the Gaussian entropy of that variance
-        assert b.lower_bits[t - 1] == pytest.approx(0.5 * math.log2(2 * math.pi * math.e * vq))
-        assert b.lower_var[t - 1] < b.upper_var[t - 1] == beta[t - 1].item()
-    assert b.lower_var[0] == 0 and b.lower_bits[0] == -math.inf
-
-
-def test_untrained_model_sits_at_the_upper_bound() -> None:
-    """With zS = 0 the reverse variance is beta_t: position 1 (data as if drawn from pi)."""
-    config = RunConfig.from_dict(PRESETS["digits-smoke"].to_dict())
-    from diffusion.model import DiffusionModel
-
-    model = DiffusionModel(config, (1, 8, 8), "images")
-    x0 = torch.randn(4, 1, 8, 8, dtype=torch.float64)
-    prof = reverse_variance_profile(model, x0, torch.Generator().manual_seed(0))
-    assert len(prof.t) == config.diffusion.T and math.isnan(prof.position[0])
-    assert all(p == pytest.approx(1.0, abs=1e-6) for p in prof.position[1:])
-
-
 def test_without_dense_pathway_any_image_size_works() -> None:
     net = MultiScaleConvNet(NetSpec((1, 8, 8), 2, 3), conv_channels=4)
     assert net(torch.randn(2, 1, 12, 20), torch.ones(2, 3) / 3).shape == (2, 1, 12, 20, 2)
+
+
+def test_untrained_model_sits_at_the_upper_variance_limit() -> None:
+    """Section 2.6: the reverse variance lies between the forward posterior variance and
+    beta_t; an untrained network (zS = 0) gives beta_t itself, the data-as-pi limit. The
+    run page plots these vectors (diffusion.evaluate -> reverse_var, _lower, _upper)."""
+    from diffusion.bound import evaluate_bound
+    from diffusion.model import DiffusionModel
+    from diffusion.presets import PRESETS
+
+    model = DiffusionModel(PRESETS["digits-smoke"], (1, 8, 8), "images")
+    x0 = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    terms = evaluate_bound(model, x0, torch.Generator().manual_seed(0))
+    beta = model.beta().detach().to(torch.float64)
+    abar = torch.cumprod(1 - beta, 0)
+    closed = (1 - abar[:-1]) * beta[1:] / (1 - abar[1:])  # t = 2..T
+    assert torch.allclose(terms.sigma_mean[1:], beta[1:], rtol=1e-6)
+    assert torch.allclose(terms.posterior_var[1:], closed, rtol=1e-6)
+    assert (terms.posterior_var[1:] < terms.sigma_mean[1:]).all()
