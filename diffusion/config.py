@@ -18,22 +18,23 @@ and registered there under the names listed here, so that validation needs no to
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import field
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
-from pydantic.dataclasses import dataclass
+from pydantic import Field, Strict, field_validator, model_validator
 
 from diffusion.config_checks import (  # noqa: F401  (re-exported)
     ConfigError,
+    Float,
+    Int,
     Options,
     OptionsMixin,
     config_error,
     freeze_options,
     parse_value,
+    schema,
     set_path,
     thaw,
 )
@@ -71,25 +72,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_ACTIVATIONS = 2_000_000_000
 VECTOR_DATA = ("swissroll", "heartbeat", "vector")  # the rest are images
 
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # ints are taken as floats
 _BIG = 100_000_000
-
-
-def schema(cls: type) -> type:
-    """A frozen pydantic dataclass whose constructor raises ConfigError (all problems)."""
-    cls = dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
-    init = cls.__init__
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            init(self, *args, **kwargs)
-        except ValidationError as exc:
-            raise config_error(exc, cls) from None
-
-    cls.__init__ = __init__
-    return cls
 
 
 # ---------------------------------------------------------------------------- sections

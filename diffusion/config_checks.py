@@ -10,16 +10,22 @@ hi], got v"). Torch-free, like the schema.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import annotated_types as at
-from pydantic import ValidationError
+from pydantic import ConfigDict, Field, Strict, ValidationError
+from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # ints are taken as floats
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
 OptionValue = Any  # JSON scalars, or tuples of them
 Options = tuple[tuple[str, OptionValue], ...]
 Problem = tuple[str, str]
@@ -51,6 +57,23 @@ class ConfigError(ValueError):
         for f, m in self.problems:
             out.setdefault(f, m)
         return out
+
+
+def schema(cls: type) -> type:
+    """A frozen pydantic dataclass (no unknown fields) whose constructor raises ConfigError
+    listing every problem, instead of pydantic's ValidationError."""
+    cls = dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise config_error(exc, cls) from None
+
+    cls.__init__ = __init__
+    return cls
 
 
 def _join(*parts: Any) -> str:

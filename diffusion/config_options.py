@@ -17,12 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-from diffusion.config_checks import ConfigError, config_error
+from diffusion.config_checks import Bool, ConfigError, Float, Int, Str, config_error
 
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # ints are taken as floats
-Bool = Annotated[bool, Strict()]
-Str = Annotated[str, Strict()]
 Width = Annotated[int, Strict(), Field(ge=1, le=4096)]
 _CONFIG = ConfigDict(extra="forbid")
 TEXTURES = ("brick", "grass", "gravel")  # scikit-image's 512 x 512 greyscale textures

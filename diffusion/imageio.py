@@ -22,31 +22,33 @@ from __future__ import annotations
 import io
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from diffusion import limits
+from diffusion.image_checks import (  # noqa: F401  (ImageInputError, MAX_PIXELS re-exported)
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    ImageInfo,
+    ImageInputError,
+    inspect_image,
+)
+from diffusion.image_checks import load_image as decode_image
 
 ColourMode = Literal["L", "RGB"]
-MAX_PIXELS = limits.MAX_PIXELS
-"""Pixel cap against decompression bombs: the web path's (diffusion.limits)."""
-
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "La"}
 
 
-class ImageInputError(ValueError):
-    """A user-supplied image or mask was rejected; the message says why and what is allowed."""
-
-
-def _open(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open and fully decode an image; raise ImageInputError on any defect."""
-    name = "the uploaded data" if isinstance(source, bytes | bytearray) else str(source)
-    if not isinstance(source, bytes | bytearray):
-        path = Path(source)
+def _checked(source: str | os.PathLike | bytes) -> tuple[bytes, ImageInfo, str]:
+    """The bytes of an image file or upload, checked (diffusion.image_checks), its info and
+    the name its messages use."""
+    if isinstance(source, bytes | bytearray):
+        name, data, cap = "the uploaded data", bytes(source), MAX_UPLOAD_BYTES
+    else:
+        name, path = str(source), Path(source)
         if not path.is_file():
             raise ImageInputError(f"{name}: no such file")
         try:
@@ -57,68 +59,23 @@ def _open(source: str | os.PathLike | bytes) -> Image.Image:
             raise ImageInputError(f"{exc} (as on the web page)") from None
         except OSError as exc:
             raise ImageInputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    else:
-        data = bytes(source)
-    if len(data) > limits.MAX_FILE_BYTES:
-        raise ImageInputError(
-            f"{name}: the file is {limits.mib(len(data))}; images up to "
-            f"{limits.mib(limits.MAX_FILE_BYTES)} are accepted (as on the web page)"
-        )
-    if not data:
-        raise ImageInputError(f"{name}: the file is empty; expected a PNG or JPEG image")
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+        cap = MAX_UPLOAD_BYTES  # the web path's limit (diffusion.limits), checked above
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageInputError(
-                    f"{name}: {w} x {h} pixels is more than the {MAX_PIXELS:,} accepted"
-                )
-            if getattr(img, "n_frames", 1) > 1:
-                raise ImageInputError(
-                    f"{name}: animated or multi-frame image ({img.n_frames} frames); "
-                    "give a single still PNG or JPEG"
-                )
-            img.load()
-    except ImageInputError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageInputError(
-            f"{name}: not a readable image; accepted formats are PNG and JPEG"
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageInputError(f"{name}: too many pixels (decompression bomb guard)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageInputError(f"{name}: truncated or corrupt image ({exc})") from None
-    return ImageOps.exif_transpose(img)
+        info = inspect_image(data, max_bytes=cap)
+    except ImageInputError as exc:
+        raise ImageInputError(f"{name}: {exc}") from None
+    return data, info, name
 
 
-def channels_of(img: Image.Image) -> int:
-    """1 for greyscale modes (with or without alpha), 3 for colour ones (RGB, P, CMYK...)."""
-    if img.mode in _GREY_MODES:
+def _channels(data: bytes, info: ImageInfo) -> int:
+    """1 for greyscale modes (with or without alpha) and grey palettes, 3 for colour ones."""
+    if info.mode in _GREY_MODES:
         return 1
-    if img.mode == "P":
-        rgb = np.asarray(img.convert("RGB"))
+    if info.mode in ("P", "PA"):
+        rgb = decode_image(data, "RGB", max_bytes=len(data))
         grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
         return 1 if grey else 3
     return 3
-
-
-def _to_mode(img: Image.Image, mode: ColourMode) -> np.ndarray:
-    """Convert to 8-bit L or RGB: 16-bit is scaled down, alpha is dropped, CMYK/P to RGB."""
-    if img.mode.startswith("I;16") or img.mode == "I":
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
-    if img.mode == "CMYK" or img.mode == "P":
-        img = img.convert("RGB")
-    img = img.convert(mode)
-    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def load_image(
@@ -131,8 +88,8 @@ def load_image(
     For data sets of the user's own images, where conversion is wanted. Returns uint8
     (H, W) for "L", (H, W, 3) for "RGB".
     """
-    img = _open(source)
-    arr = _to_mode(img, mode)
+    data, _, _ = _checked(source)
+    arr = decode_image(data, mode, max_bytes=len(data))
     if size is not None and arr.shape[:2] != tuple(size):
         pil = Image.fromarray(arr)
         arr = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.LANCZOS))
@@ -145,24 +102,29 @@ def read_image_checked(
     """Read an image that must already be `shape` = (H, W) (None: any size, for fully
     convolutional models) with `channels` (1 or 3).
 
-    For posterior inputs: nothing is resized or recoloured silently. Returns uint8 (H, W)
-    or (H, W, 3). Raises ImageInputError with what was found and what is expected.
+    For posterior inputs: nothing is resized or recoloured silently, and an animated image
+    is refused. Returns uint8 (H, W) or (H, W, 3). Raises ImageInputError with what was
+    found and what is expected.
     """
-    img = _open(source)
-    name = "the uploaded data" if isinstance(source, bytes | bytearray) else str(source)
-    h, w = shape if shape is not None else img.size[::-1]
-    if img.size != (w, h):
+    data, info, name = _checked(source)
+    if info.n_frames > 1:
         raise ImageInputError(
-            f"{name}: image is {img.size[0]} x {img.size[1]} (W x H) but the model takes "
+            f"{name}: animated or multi-frame image ({info.n_frames} frames); "
+            "give a single still PNG or JPEG"
+        )
+    h, w = shape if shape is not None else (info.height, info.width)
+    if (info.width, info.height) != (w, h):
+        raise ImageInputError(
+            f"{name}: image is {info.width} x {info.height} (W x H) but the model takes "
             f"{w} x {h}; resize it first"
         )
-    have = channels_of(img)
+    have = _channels(data, info)
     if have != channels:
         words = {1: "greyscale (1 channel)", 3: "RGB (3 channels)"}
         raise ImageInputError(
             f"{name}: image is {words[have]} but the model takes {words[channels]}"
         )
-    return _to_mode(img, "L" if channels == 1 else "RGB")
+    return decode_image(data, "L" if channels == 1 else "RGB", max_bytes=len(data))
 
 
 def read_mask(source: str | os.PathLike | bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -171,14 +133,14 @@ def read_mask(source: str | os.PathLike | bytes, shape: tuple[int, int]) -> np.n
     Rejects a mask whose size differs from `shape`, one that hides nothing (all known),
     and one that hides everything (that is plain sampling: use `difflab sample`).
     """
-    img = _open(source)
-    name = "the uploaded mask" if isinstance(source, bytes | bytearray) else str(source)
-    if img.size != (shape[1], shape[0]):
+    data, info, name = _checked(source)
+    name = "the uploaded mask" if isinstance(source, bytes | bytearray) else name
+    if (info.width, info.height) != (shape[1], shape[0]):
         raise ImageInputError(
-            f"{name}: mask is {img.size[0]} x {img.size[1]} (W x H) but the image is "
+            f"{name}: mask is {info.width} x {info.height} (W x H) but the image is "
             f"{shape[1]} x {shape[0]}"
         )
-    mask = _to_mode(img, "L") >= 128
+    mask = decode_image(data, "L", max_bytes=len(data)) >= 128
     check_mask(mask, shape, name=name)
     return mask
 

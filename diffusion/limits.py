@@ -1,8 +1,8 @@
 """The rules every door applies to files people give the lab: the web pages (db.media,
 dashboard.uploads), the command line, the Python API and the worker.
 
-db/ may not import the engine, so db.media keeps its own copy of these numbers;
-tests/diffusion/test_limits.py checks that the two agree.
+Torch-free: the image checks (diffusion.image_checks, which db.media re-exports) read their
+byte and pixel caps from here, so every door has one set of numbers.
 """
 
 from __future__ import annotations

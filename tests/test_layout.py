@@ -5,7 +5,7 @@ reported with its file:line.
 - diffusion/ never imports db, worker, dashboard, difflab (nor streamlit, celery, sqlalchemy,
   redis or the other service libraries: kombu, alembic, psycopg, plotly).
 - db/ never imports torch, streamlit, celery, worker, dashboard or difflab, and of the engine
-  only its torch-free helpers (DB_ENGINE_ALLOWED: settings, imageio).
+  only its torch-free helpers (DB_ENGINE_ALLOWED: settings, imageio, image_checks).
 - dashboard/ never imports torch; of the engine only the config schema, presets and the
   torch-free helpers (DASHBOARD_ENGINE_ALLOWED); of the queue only worker.api.
 - worker/ never imports dashboard.
@@ -34,7 +34,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "dashboard": ("torch", "worker.tasks"),
     "worker": ("dashboard",),
 }
-TORCH_FREE_HELPERS = ("diffusion.settings", "diffusion.imageio")
+TORCH_FREE_HELPERS = (
+    "diffusion.settings",
+    "diffusion.imageio",
+    "diffusion.image_checks",
+    "diffusion.limits",
+)
 DB_ENGINE_ALLOWED = TORCH_FREE_HELPERS
 DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.config",

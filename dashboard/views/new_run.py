@@ -20,6 +20,7 @@ from db.media import MediaError
 from db.session import utcnow
 
 ERRORS = "new_run_errors"
+KIND_FIELDS = {"data.name": "data", "network.kind": "network"}  # their options follow them
 CREATED = "new_run_created"
 BASE = "new_run_base"  # the config of the run the form was opened from, or None
 FROM = "new_run_from"
@@ -45,10 +46,19 @@ def field(errors: dict, path: str, where=st) -> None:
     """One config field's widget, as the schema declares it, with its error under it."""
     spec = forms.spec(path, *_kinds())
     label, key, help_ = forms.label(path), f"f:{path}", spec.help or None
-    if spec.widget == "choice":
+    if spec.widget == "choice":  # the schema's choices that have a label (not "mps", "vector")
         labels = forms.CHOICE_LABELS.get(path, {})
-        choices = [c for c in spec.choices if c != "mps"]  # reserved, refused (config.py)
-        where.selectbox(label, choices, key=key, format_func=lambda c: labels.get(c, c), help=help_)
+        choices = [c for c in spec.choices if not labels or c in labels]
+        section = KIND_FIELDS.get(path)
+        where.selectbox(
+            label,
+            choices,
+            key=key,
+            format_func=lambda c: labels.get(c, c),
+            help=help_,
+            on_change=on_kind_change if section else None,
+            args=(section,) if section else None,
+        )
     elif spec.widget == "names":
         where.multiselect(label, list(spec.choices), key=key, help=help_)
     elif spec.widget == "bool":
@@ -163,25 +173,9 @@ top_left.selectbox(
     help="Choosing a preset fills in every field below.",
 )
 with top_middle:
-    st.selectbox(
-        "Data set",
-        list(forms.DATASET_LABELS),
-        key="f:data.name",
-        format_func=forms.DATASET_LABELS.get,
-        on_change=on_kind_change,
-        args=("data",),
-    )
-    field_error(errors, "data.name", "Data set")
+    field(errors, "data.name")
 with top_right:
-    st.selectbox(
-        "Network",
-        list(forms.NETWORK_LABELS),
-        key="f:network.kind",
-        format_func=forms.NETWORK_LABELS.get,
-        on_change=on_kind_change,
-        args=("network",),
-    )
-    field_error(errors, "network.kind", "Network")
+    field(errors, "network.kind")
 if st.session_state.get("f:data.name") == "images":
     st.file_uploader(
         "Your images: a zip of a folder, or several image files (checked by content; at least two)",

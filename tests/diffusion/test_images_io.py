@@ -45,7 +45,7 @@ def test_reads_grey_and_rgb_exactly(tmp_path: Path) -> None:
     ("payload", "match"),
     [
         (b"", "empty"),
-        (b"hello, not an image", "not a readable image"),
+        (b"hello, not an image", "not an image that can be read"),
         (png(NOISE)[:80], "truncated or corrupt"),
         (png(GREY[:5]), "5"),  # wrong size: 8 x 5
         (png(RGB), "RGB .3 channels. but the model takes greyscale"),
