@@ -46,6 +46,7 @@ DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
+    "diffusion.sizes",  # the size rule of a model, to plan an upload
     *TORCH_FREE_HELPERS,
 )
 # (package, what it may reach into, the only modules of it allowed)
@@ -59,6 +60,7 @@ TORCH_FREE = (
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
+    "diffusion.sizes",
     *TORCH_FREE_HELPERS,
     "worker.app",
     "worker.api",
