@@ -38,8 +38,15 @@ from diffusion.config_checks import (  # noqa: F401  (re-exported)
     set_path,
     thaw,
 )
-from diffusion.config_options import data_dims, data_options, network_options
-from diffusion.memory import memory_problem
+from diffusion.config_options import (  # noqa: F401  (limits re-exported)
+    MAX_ACTIVATIONS,
+    MAX_FULL_COVARIANCE_D,
+    VECTOR_DATA,
+    data_dims,
+    data_options,
+    network_options,
+    run_problems,
+)
 
 DATASET_NAMES = (
     "swissroll",
@@ -60,7 +67,6 @@ FIXED_SCHEDULES = tuple(name for name in SCHEDULES if name != "learned")
 COVARIANCES = ("diagonal", "full")
 BASIS_SPACINGS = ("linear", "log")
 MEAN_FORMS = ("noise", "v")
-MAX_FULL_COVARIANCE_D = 16
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 T_SAMPLING = ("uniform", "importance")
@@ -68,9 +74,6 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "silu", "leaky_relu")
 # "mps" is reserved (stored names are never removed) but refused for now: the engine's math
 # runs in float64, which Apple's MPS backend does not have (docs/model-notes.md).
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# T x batch x values per example beyond this is refused as too large for memory
-MAX_ACTIVATIONS = 2_000_000_000
-VECTOR_DATA = ("swissroll", "heartbeat", "vector")  # the rest are images
 
 _BIG = 100_000_000
 
@@ -306,47 +309,6 @@ _SECTIONS: dict[str, type] = {
     "network": NetworkConfig,
     "train": TrainConfig,
 }
-
-
-def run_problems(cfg: RunConfig) -> list[tuple[str, str]]:
-    """The rules that span sections: binary data for binomial diffusion, a full covariance
-    only for small vectors, and what fits in memory."""
-    problems = []
-    binary = cfg.data.name == "heartbeat" or cfg.data.option("binary") is True
-    if cfg.diffusion.kind == "binomial" and not binary:
-        problems.append(
-            (
-                "diffusion.kind",
-                "binomial diffusion needs binary data "
-                "(heartbeat, or a data set with options.binary=true)",
-            )
-        )
-    dims = cfg.data.dims
-    if cfg.diffusion.kind == "gaussian" and cfg.diffusion.covariance == "full":
-        what = f"{dims:,} values per example" if dims else "size known from its file"
-        too_big = cfg.data.name not in VECTOR_DATA or (dims or 0) > MAX_FULL_COVARIANCE_D
-        if too_big:
-            kind = "vector" if cfg.data.name in VECTOR_DATA else "image"
-            problems.append(
-                (
-                    "diffusion.covariance",
-                    f"a full covariance is for vector data of at most {MAX_FULL_COVARIANCE_D} "
-                    f"dimensions; {cfg.data.name} is {kind} data ({what}): use diagonal",
-                )
-            )
-    size = cfg.diffusion.T * cfg.train.batch_size * (dims or 1)
-    if size > MAX_ACTIVATIONS:
-        problems.append(
-            (
-                "diffusion.T",
-                f"T = {cfg.diffusion.T} with batch {cfg.train.batch_size} is too large for memory "
-                f"({size:,} values per step of the bound); lower T or the batch size so that "
-                f"T x batch x data size stays under {MAX_ACTIVATIONS:,}",
-            )
-        )
-    elif message := memory_problem(cfg):  # the estimate (diffusion.memory), by part
-        problems.append(("diffusion.T", message))
-    return problems
 
 
 @schema

@@ -18,9 +18,14 @@ from pydantic import ConfigDict, Field, Strict, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from diffusion.config_checks import Bool, ConfigError, Float, Int, Str, config_error
+from diffusion.memory import memory_problem
 
 Width = Annotated[int, Strict(), Field(ge=1, le=4096)]
 _CONFIG = ConfigDict(extra="forbid")
+MAX_FULL_COVARIANCE_D = 16
+# T x batch x values per example beyond this is refused as too large for memory
+MAX_ACTIVATIONS = 2_000_000_000
+VECTOR_DATA = ("swissroll", "heartbeat", "vector")  # the rest are images
 TEXTURES = ("brick", "grass", "gravel")  # scikit-image's 512 x 512 greyscale textures
 TEXTURE_SIDE = 512
 
@@ -349,3 +354,45 @@ def data_options(name: str, options: Mapping[str, Any]) -> Any:
 
 def network_options(kind: str, options: Mapping[str, Any]) -> Any:
     return validate_options(NETWORK_OPTIONS, kind, options)
+
+
+# ---------------------------------------------------------------- rules across sections
+def run_problems(cfg: Any) -> list[tuple[str, str]]:
+    """The rules that span sections: binary data for binomial diffusion, a full covariance
+    only for small vectors, and what fits in memory."""
+    problems = []
+    binary = cfg.data.name == "heartbeat" or cfg.data.option("binary") is True
+    if cfg.diffusion.kind == "binomial" and not binary:
+        problems.append(
+            (
+                "diffusion.kind",
+                "binomial diffusion needs binary data "
+                "(heartbeat, or a data set with options.binary=true)",
+            )
+        )
+    dims = cfg.data.dims
+    if cfg.diffusion.kind == "gaussian" and cfg.diffusion.covariance == "full":
+        what = f"{dims:,} values per example" if dims else "size known from its file"
+        too_big = cfg.data.name not in VECTOR_DATA or (dims or 0) > MAX_FULL_COVARIANCE_D
+        if too_big:
+            kind = "vector" if cfg.data.name in VECTOR_DATA else "image"
+            problems.append(
+                (
+                    "diffusion.covariance",
+                    f"a full covariance is for vector data of at most {MAX_FULL_COVARIANCE_D} "
+                    f"dimensions; {cfg.data.name} is {kind} data ({what}): use diagonal",
+                )
+            )
+    size = cfg.diffusion.T * cfg.train.batch_size * (dims or 1)
+    if size > MAX_ACTIVATIONS:
+        problems.append(
+            (
+                "diffusion.T",
+                f"T = {cfg.diffusion.T} with batch {cfg.train.batch_size} is too large for memory "
+                f"({size:,} values per step of the bound); lower T or the batch size so that "
+                f"T x batch x data size stays under {MAX_ACTIVATIONS:,}",
+            )
+        )
+    elif message := memory_problem(cfg):  # the estimate (diffusion.memory), by part
+        problems.append(("diffusion.T", message))
+    return problems

@@ -30,6 +30,7 @@ import torch
 
 from diffusion import settings
 from diffusion.config import ConfigError, DataConfig
+from diffusion.config_options import TEXTURES
 from diffusion.data.base import DataBundle, fit_scaler, register_dataset
 from diffusion.data.image_deadleaves import DeadLeavesParams, dead_leaves
 from diffusion.data.image_files import (
@@ -41,7 +42,6 @@ from diffusion.data.image_files import (
 )
 from diffusion.data.splits import TEST_SEED, TestSplit, register_test_split
 
-TEXTURES = ("brick", "grass", "gravel")
 PAPER = {  # Table 1 (arXiv v8): K, K - L_null in bits/pixel
     "deadleaves": (1.489, 3.536),
     "bark": (-0.55, 1.5),
