@@ -20,6 +20,8 @@ from db.entities import Artifact, Run, User
 from db.errors import NotFound
 from db.media import make_thumbnail
 from db.store import Store
+from diffusion import imageio
+from diffusion.imageio import png_bytes
 
 PAGE_SIZE = 12
 
@@ -35,19 +37,8 @@ class GalleryItem:
 
 
 def points_picture(points: np.ndarray, size: int = 256) -> bytes:
-    """2-D points (N x 2) drawn as a square PNG scatter, axes equal."""
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    img = Image.new("RGB", (size, size), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    if len(pts):
-        lim = float(np.abs(pts).max()) * 1.05 or 1.0
-        xy = (pts / lim * 0.5 + 0.5) * (size - 1)
-        for x, y in xy:
-            draw.ellipse((x - 1, size - 1 - y - 1, x + 1, size - 1 - y + 1), fill=(31, 119, 180))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    """2-D points (N x 2) drawn as a square PNG scatter (diffusion.imageio)."""
+    return png_bytes(imageio.points_picture(points, size, radius=1.0))
 
 
 def sequences_picture(seqs: np.ndarray, size: int = 256, rows: int = 6) -> bytes:
@@ -64,9 +55,7 @@ def sequences_picture(seqs: np.ndarray, size: int = 256, rows: int = 6) -> bytes
             (float(a), float(band * (i + 0.9) - b * band * 0.8)) for a, b in zip(x, y, strict=True)
         ]
         draw.line(pts, fill=(214, 39, 40), width=1)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(np.asarray(img))
 
 
 def gallery_page(

@@ -13,6 +13,7 @@ from dashboard.safe_text import md_lines, md_text
 from dashboard.tables import STATE_BADGES
 from db.entities import Run
 from db.rounding import fmt_se
+from diffusion.imageio import png_bytes
 
 
 def field_error(errors: Mapping[str, str], key: str, label: str | None = None) -> None:
@@ -61,9 +62,7 @@ def enlarge(png: bytes, side: int = 512) -> bytes:
     if factor < 2:
         return png
     img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(np.asarray(img))
 
 
 def brighten(png: bytes, levels: int) -> bytes:
@@ -77,10 +76,7 @@ def brighten(png: bytes, levels: int) -> bytes:
     raw = np.asarray(Image.open(io.BytesIO(png)))
     if not np.all((raw <= levels - 1) | (raw == 255)):
         return png
-    arr = np.where(raw == 255, 255.0, raw.astype(np.float64) * (255.0 / (levels - 1)))
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(np.where(raw == 255, 255.0, raw.astype(np.float64) * (255.0 / (levels - 1))))
 
 
 def job_line(kind: str, state: str, message: str | None) -> str:
@@ -90,4 +86,3 @@ def job_line(kind: str, state: str, message: str | None) -> str:
     if message.startswith(f"{kind}:"):
         return message
     return f"{kind}: {state.lower()}" + (f" ({message})" if message else "")
-

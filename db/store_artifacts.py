@@ -6,7 +6,6 @@ image is stored (with `db.media.make_thumbnail`), and stored the same way.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 
@@ -27,20 +26,10 @@ _KEY = re.compile(r"^[\w.+-]{1,255}$")
 
 
 def make_thumbnail(data: bytes, size: int = THUMB_SIZE) -> bytes:
-    """A PNG thumbnail (longest side `size`), via db.media when it is there."""
-    try:
-        from db.media import make_thumbnail as media_thumbnail
-    except ImportError:
-        media_thumbnail = None
-    if media_thumbnail is not None:
-        return media_thumbnail(data, size)
-    from PIL import Image
+    """A PNG thumbnail (longest side `size`), made by the one image stack."""
+    from diffusion.image_checks import make_thumbnail as thumbnail
 
-    with Image.open(io.BytesIO(data)) as im:
-        im.thumbnail((size, size))
-        out = io.BytesIO()
-        im.save(out, format="PNG")
-        return out.getvalue()
+    return thumbnail(data, size)
 
 
 class ArtifactsMixin(StoreBase):

@@ -236,6 +236,19 @@ def load_image(
     return np.asarray(img, dtype=np.uint8).copy()
 
 
+def png_bytes(img: np.ndarray) -> bytes:
+    """A uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array as PNG bytes; other dtypes
+    are rounded and clipped to 0..255 first."""
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def make_thumbnail(data: bytes, size: int = 128) -> bytes:
     """A PNG thumbnail whose longer side is `size` pixels, made from image bytes.
 
@@ -254,7 +267,4 @@ def make_thumbnail(data: bytes, size: int = 128) -> bytes:
     scale = size / max(w, h)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
-    img = img.resize(new, resample=resample)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
+    return png_bytes(np.asarray(img.resize(new, resample=resample)))

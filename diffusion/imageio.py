@@ -19,7 +19,6 @@ Array conventions (used across `diffusion/`):
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
@@ -35,6 +34,7 @@ from diffusion.image_checks import (  # noqa: F401  (ImageInputError, MAX_PIXELS
     ImageInfo,
     ImageInputError,
     inspect_image,
+    png_bytes,
 )
 from diffusion.image_checks import load_image as decode_image
 
@@ -177,19 +177,6 @@ def to_uint8(x: np.ndarray, levels: int = 256) -> np.ndarray:
     return np.clip(np.floor(y), 0, 255).astype(np.uint8)
 
 
-def png_bytes(img: np.ndarray) -> bytes:
-    """A uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array as PNG bytes; other dtypes
-    are rounded and clipped to 0..255 first."""
-    arr = np.asarray(img)
-    if arr.dtype != np.uint8:
-        arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def save_png(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically (tmp file + rename);
     a float array is taken as data space (`to_uint8`)."""
@@ -221,6 +208,27 @@ def grid(
             arr, fill=(fill,) * arr.shape[3], grid_shape=shape, padding_width=pad, channel_axis=-1
         )
     return montage(arr, fill=fill, grid_shape=shape, padding_width=pad)
+
+
+def points_picture(points: np.ndarray, size: int = 256, radius: float = 1.5) -> np.ndarray:
+    """2-D points (N x 2, more columns ignored) as a white RGB picture (size, size, 3) of
+    blue dots, axes equal and scaled to fit the points (a scatter without a plotting
+    library); non-finite points are left out."""
+    from PIL import ImageDraw
+
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts.reshape(pts.shape[0], -1)[:, :2] if pts.size else np.zeros((0, 2))
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    if len(pts):
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = float(max(hi - lo)) or 1.0
+        xy = ((pts - (lo + hi) / 2) / span * 0.9 + 0.5) * (size - 1)
+        draw = ImageDraw.Draw(img)
+        for x, y in xy:
+            y = size - 1 - y
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(31, 119, 180))
+    return np.asarray(img)
 
 
 # ---------------------------------------------------------------------------------- masks

@@ -5,25 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffusion.imageio import grid, png_bytes
-
-
-def points_picture(points: np.ndarray, size: int = 256) -> np.ndarray:
-    """N x 2 points drawn as dark dots on white, scaled to fit (a scatter without matplotlib)."""
-    pts = np.asarray(points, dtype=np.float64)[:, :2]
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    img = np.full((size, size), 255, np.uint8)
-    if len(pts) == 0:
-        return img
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    span = float(max(hi - lo)) or 1.0
-    centre = (lo + hi) / 2
-    xy = ((pts - centre) / span * 0.9 + 0.5) * (size - 1)
-    x = np.clip(np.rint(xy[:, 0]), 0, size - 1).astype(int)
-    y = np.clip(np.rint((size - 1) - xy[:, 1]), 0, size - 1).astype(int)
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        img[np.clip(y + dy, 0, size - 1), np.clip(x + dx, 0, size - 1)] = 40
-    return img
+from diffusion.imageio import grid, png_bytes, points_picture
 
 
 def to_8bit(images: np.ndarray, levels: int = 256) -> np.ndarray:

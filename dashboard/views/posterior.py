@@ -242,9 +242,7 @@ def results() -> None:
         return
     job = store.get_job(job_id, viewer=user)
     if job.state in ACTIVE_STATES:
-        st.progress(
-            job.progress, text=md_text(job_line(job.kind, job.state, job.message))
-        )
+        st.progress(job.progress, text=md_text(job_line(job.kind, job.state, job.message)))
         st.session_state["pst_was_active"] = True
         return
     if st.session_state.pop("pst_was_active", False):

@@ -15,6 +15,7 @@ from diffusion.imageio import (
     load_image,
     make_mask,
     png_bytes,
+    points_picture,
     read_image_checked,
     read_mask,
     save_png,
@@ -77,7 +78,8 @@ def test_sixteen_bit_palette_and_alpha_are_converted() -> None:
     sixteen.save(buf, format="PNG")
     assert np.abs(read_image_checked(buf.getvalue(), (6, 8), 1).astype(int) - GREY).max() <= 1
     rgba = np.concatenate([RGB, np.full((6, 8, 1), 128, np.uint8)], -1)
-    assert np.array_equal(read_image_checked(png(rgba), (6, 8), 3), RGB)
+    on_white = RGB * (128 / 255) + 255 * (1 - 128 / 255)  # alpha flattened onto white
+    assert np.abs(read_image_checked(png(rgba), (6, 8), 3) - on_white).max() <= 1
     pal = Image.fromarray(RGB).quantize(8)
     buf = io.BytesIO()
     pal.save(buf, format="PNG")
@@ -135,3 +137,13 @@ def test_masks_keep_their_geometry_on_odd_sizes() -> None:
     assert np.array_equal(a, make_mask("random", (20, 20), seed=3)) and not np.array_equal(a, b)
     with pytest.raises(ImageInputError, match="center size"):
         make_mask("center", (4, 4), size=5)
+
+
+def test_points_picture_puts_each_point_where_it_belongs() -> None:
+    """One scatter picture: the points' box is scaled to 90% of the side, y upwards."""
+    pic = points_picture(np.array([[0.0, 0.0], [1.0, 1.0], [np.nan, 3.0]]), size=101)
+    assert pic.shape == (101, 101, 3) and pic.dtype == np.uint8
+    blue = (pic == (31, 119, 180)).all(axis=2)
+    assert blue[95, 5] and blue[5, 95]  # (0, 0) bottom left, (1, 1) top right
+    assert not blue[5, 5] and not blue[95, 95] and not blue[50, 50]
+    assert (points_picture(np.zeros((0, 2)), size=8) == 255).all()
