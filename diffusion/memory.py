@@ -19,9 +19,10 @@ It is an estimate (within a small factor), meant to refuse what cannot fit (diff
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
+
+from diffusion import settings
 
 EVAL_CHUNK = 32_768  # (example, t) pairs per evaluation chunk (diffusion.bound.evaluate_bound)
 MAX_ELEMENTS = 2**19  # and at most this many values per chunk (diffusion.bound.MAX_ELEMENTS)
@@ -89,8 +90,8 @@ def estimate(cfg: Any) -> MemoryEstimate:
 
 
 def max_run_bytes() -> int:
-    raw = os.environ.get("DIFFLAB_MAX_RUN_GB")
-    return int(float(raw) * GIB) if raw else MAX_RUN_BYTES
+    gb = settings.max_run_gb()
+    return int(gb * GIB) if gb is not None else MAX_RUN_BYTES
 
 
 def memory_problem(cfg: Any, available: int | None = None, where: str = "") -> str | None:

@@ -18,6 +18,7 @@ is named once (docs/architecture.md lists them):
   DIFFLAB_RECONCILE_GRACE_S   seconds a queued job may wait unseen before it is re-sent (10)
   DIFFLAB_TRAIN_TIME_LIMIT_S  hard limit of one training task (72 h)
   DIFFLAB_JOB_TIME_LIMIT_S    hard limit of one posterior job (2 h)
+  DIFFLAB_MAX_RUN_GB          the most memory one run may need (diffusion.memory)
   DIFFLAB_SECRET_KEY          the key that signs session cookies
   DIFFLAB_SECRET_KEY_FILE     a file holding it (default: $XDG_CONFIG_HOME/difflab/secret_key)
   DIFFLAB_TEAM_MODE           1/true/yes: sign-in required
@@ -139,6 +140,20 @@ def train_time_limit_s() -> float:
 
 def job_time_limit_s() -> float:
     return _seconds("DIFFLAB_JOB_TIME_LIMIT_S", 2 * 3600)
+
+
+def max_run_gb() -> float | None:
+    """`DIFFLAB_MAX_RUN_GB`: the most memory one run may need (None: diffusion.memory's)."""
+    text = _text("DIFFLAB_MAX_RUN_GB")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"DIFFLAB_MAX_RUN_GB must be a number of GB, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"DIFFLAB_MAX_RUN_GB must be positive, got {text!r}")
+    return value
 
 
 def secret_key() -> str | None:
