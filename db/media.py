@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import io
 import posixpath
-import stat
 import zipfile
 from dataclasses import dataclass
 
+from diffusion import limits
 from diffusion.image_checks import (  # noqa: F401  (re-exported)
     ACCEPTED_FORMATS,
     ACCEPTED_TEXT,
@@ -47,27 +47,12 @@ class ZipMember:
 
 
 def _check_member_name(info: zipfile.ZipInfo) -> str:
-    name = info.filename
-    mode = (info.external_attr >> 16) & 0xFFFF
-    if stat.S_ISLNK(mode):
-        raise MediaError(f"The zip holds a symbolic link ({name!r}); only plain files are accepted")
-    if info.flag_bits & 0x1:
-        raise MediaError(f"The zip entry {name!r} is encrypted; upload an unencrypted zip.")
-    normal = posixpath.normpath(name.replace("\\", "/"))
-    if (
-        "\\" in name
-        or name.startswith("/")
-        or (len(name) > 1 and name[1] == ":")
-        or normal == ".."
-        or normal.startswith("../")
-        or "/../" in f"/{name.replace(chr(92), '/')}/"
-        or "\x00" in name
-    ):
-        raise MediaError(
-            f"The zip entry {name!r} has a path that escapes the folder; "
-            f"only relative paths inside the zip are accepted."
-        )
-    return normal
+    """The member's normalised path; links, encryption and paths that escape the folder are
+    refused by the rules every door applies (diffusion.limits)."""
+    try:
+        return limits.check_member(info, "The zip")
+    except limits.LimitError as exc:
+        raise MediaError(f"{exc}; only plain, unencrypted files inside it are accepted.") from None
 
 
 def _is_junk(name: str) -> bool:

@@ -165,4 +165,3 @@ class MetricsMixin(StoreBase):
             for row in s.scalars(q):
                 out.setdefault(row.run_id, {})[row.name] = convert.metric(row).value
         return out
-

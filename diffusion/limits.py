@@ -32,7 +32,9 @@ def check_size(name: str, size: int, limit: int = MAX_FILE_BYTES) -> None:
         raise LimitError(f"{name}: the file is {mib(size)}; files up to {mib(limit)} are accepted")
 
 
-def _check_member(info: zipfile.ZipInfo, zip_name: str) -> str:
+def check_member(info: zipfile.ZipInfo, zip_name: str) -> str:
+    """A zip member's normalised path, or LimitError for a link, an encrypted entry or a
+    path that escapes the folder."""
     name = info.filename
     mode = (info.external_attr >> 16) & 0xFFFF
     if stat.S_ISLNK(mode):
@@ -71,7 +73,7 @@ def zip_members(
             raise LimitError(
                 f"{zip_name}: the zip holds {len(entries):,} files; at most {max_files:,}"
             )
-        names = [_check_member(i, zip_name) for i in entries]
+        names = [check_member(i, zip_name) for i in entries]
         declared = sum(i.file_size for i in entries)
         if declared > max_total:
             raise LimitError(

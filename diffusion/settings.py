@@ -36,17 +36,23 @@ def _text(name: str, default: str = "") -> str:
     return os.environ.get(name) or default
 
 
-def _seconds(name: str, default: float) -> float:
+def _positive(name: str, unit: str) -> float | None:
+    """A positive number from `name`, None when unset; ValueError naming it otherwise."""
     text = os.environ.get(name)
     if not text:
-        return float(default)
+        return None
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+        raise ValueError(f"{name} must be a number of {unit}, got {text!r}") from None
     if not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
+        raise ValueError(f"{name} must be a positive number of {unit}, got {text!r}")
     return value
+
+
+def _seconds(name: str, default: float) -> float:
+    value = _positive(name, "seconds")
+    return float(default) if value is None else value
 
 
 def data_dir() -> Path:
@@ -144,16 +150,7 @@ def job_time_limit_s() -> float:
 
 def max_run_gb() -> float | None:
     """`DIFFLAB_MAX_RUN_GB`: the most memory one run may need (None: diffusion.memory's)."""
-    text = _text("DIFFLAB_MAX_RUN_GB")
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"DIFFLAB_MAX_RUN_GB must be a number of GB, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"DIFFLAB_MAX_RUN_GB must be positive, got {text!r}")
-    return value
+    return _positive("DIFFLAB_MAX_RUN_GB", "GB")
 
 
 def secret_key() -> str | None:
