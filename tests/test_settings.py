@@ -21,7 +21,7 @@ def test_defaults_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert settings.database_url() == f"sqlite:///{tmp_path / '.difflab' / 'difflab.db'}"
     assert settings.artifact_dir() == tmp_path / ".difflab" / "artifacts"
     assert settings.run_dir("r1") == tmp_path / ".difflab" / "runs" / "r1"
-    assert settings.lease_s() == 60 and settings.worker_queues() == ["gpu", "cpu"]
+    assert settings.lease_s() == 9 and settings.worker_queues() == ["gpu", "cpu"]
     monkeypatch.setenv("DIFFLAB_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("DIFFLAB_LEASE_S", "2.5")
     monkeypatch.setenv("DIFFLAB_TEAM_MODE", " Yes ")
