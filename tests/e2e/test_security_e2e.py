@@ -160,11 +160,15 @@ def test_hostile_names_cookies_and_media(team_lab, browser, listener) -> None:
     page.goto(f"{url}/run?id={team_lab['private'].id}")
     _settle(page)
     assert "bob private" in page.inner_text("body")
-    media = [
-        src
-        for src in page.eval_on_selector_all("img", "els => els.map(e => e.src)")
-        if "/media/" in src
-    ]
+    media: list[str] = []
+    deadline = time.time() + 40
+    while time.time() < deadline and not media:
+        page.wait_for_timeout(500)
+        media = [
+            src
+            for src in page.eval_on_selector_all("img", "els => els.map(e => e.src)")
+            if "/media/" in src
+        ]
     assert media, "the run page shows its samples"
     assert context.request.get(media[0]).status == 200
     anonymous = browser.new_context()
