@@ -28,7 +28,12 @@ def _child_init(**_: Any) -> None:
 
 def _warm_engine() -> None:
     try:
+        import torch
+
         import diffusion.train  # noqa: F401
+
+        # the first optimizer imports torch._dynamo (seconds): do it now, not on takeover
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     except Exception:  # the task itself will import it again and report what is wrong
         log.exception("could not import the engine ahead of the first job")
 
