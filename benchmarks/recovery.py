@@ -12,7 +12,8 @@ the run's lease (a lost node), then measures
   training_again_s  until that worker takes a training step past its resume checkpoint (the
                     wall time of its first logged step after the kill)
 
-then starts a replacement worker and waits for it to be ready. Results (every drill, median
+then cancels that drill's run (each drill has a run of its own: a job claimed five times is
+failed on purpose), starts a replacement worker and waits for it to be ready. Results (every drill, median
 and max) go to benchmarks/results/recovery.json with provenance.
 """
 
@@ -196,18 +197,25 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.settle)
         from db.access import SYSTEM
         from diffusion.presets import PRESETS
-        from worker.api import submit_run
+        from worker.api import cancel, submit_run
 
         config = PRESETS["swissroll-smoke"].with_overrides(
             ["train.steps=10000000", "train.checkpoint_every_s=2", "train.eval_every=0"]
         )
-        run = submit_run(lab.store, config, lab.store.local_user(), name="recovery drill")
-        job_id = lab.store.list_jobs(viewer=SYSTEM, run_id=run.id)[0].id
         for number in range(1, args.drills + 1):
+            # a run of its own per drill: a job claimed too often is failed on purpose
+            run = submit_run(lab.store, config, lab.store.local_user(), name=f"drill {number}")
+            job_id = lab.store.list_jobs(viewer=SYSTEM, run_id=run.id)[0].id
             lab.wait(
-                "a checkpoint", lambda: lab.store.get_run(run.id, viewer=SYSTEM).checkpoint_step
+                "a checkpoint",
+                lambda r=run.id: lab.store.get_run(r, viewer=SYSTEM).checkpoint_step,
             )
             rows.append(drill(lab, run.id, job_id, number))
+            cancel(lab.store, run.id)  # frees the worker that took it over
+            lab.wait(
+                "the drill's run to stop",
+                lambda r=run.id: lab.store.get_run(r, viewer=SYSTEM).state == "CANCELLED",
+            )
             lab.start_worker()  # the replacement, so that two are online again
             lab.wait("two workers online", lambda: len(lab.online()) == 2, timeout=240)
             time.sleep(args.settle)  # a standby worker has been up a while, as in a lab
