@@ -13,8 +13,8 @@ the run's lease (a lost node), then measures
                     wall time of its first logged step after the kill)
 
 then cancels that drill's run (each drill has a run of its own: a job claimed five times is
-failed on purpose), starts a replacement worker and waits for it to be ready. Results (every drill, median
-and max) go to benchmarks/results/recovery.json with provenance.
+failed on purpose), starts a replacement worker and waits for it to be ready. Results (every
+drill, median and max) go to benchmarks/results/recovery.json with provenance.
 """
 
 from __future__ import annotations
