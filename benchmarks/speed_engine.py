@@ -239,16 +239,14 @@ def bound_costs(
     nb = min(n, max_batch)  # evaluate_bound's chunks: nb examples x tb steps per call
     tb = max(1, max_batch // nb)
     xs = x0[:nb].to(dtype).repeat((tb,) + (1,) * (x0.dim() - 1))
-    n_rows = n * (T - 1)
 
     @torch.no_grad()
-    def bare() -> None:
-        done = 0
-        while done < n_rows:
-            m = min(xs.shape[0], n_rows - done)
-            t = torch.randint(2, T + 1, (m,))
-            net(xs[:m], basis(t).to(dtype))
-            done += m
+    def bare() -> None:  # the same chunks as evaluate_bound: tb steps of nb examples each
+        for _ in range(0, n, nb):
+            for t0 in range(2, T + 1, tb):
+                ts = torch.arange(t0, min(t0 + tb, T + 1))
+                t = ts.repeat_interleave(nb)
+                net(xs[: t.shape[0]], basis(t).to(dtype))
 
     times = interleaved(
         {"bound": lambda: evaluate_bound(model, x0, gen), "bare": bare},
