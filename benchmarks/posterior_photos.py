@@ -183,6 +183,8 @@ def bench_photos(
 
     info = train_photos(run_dir, budget_s, train_steps)
     trained = load_trained(run_dir, "cpu")
+    ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    info = {**info, "train_seconds_total": float(ckpt["elapsed_s"])}
     out: dict = {
         "model": {
             "preset": "photos",
