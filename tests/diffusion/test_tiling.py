@@ -151,3 +151,16 @@ def test_inpainting_runs_on_the_window_around_the_hole() -> None:
     assert "window around the missing pixels" in r.plan.reason
     assert np.array_equal(r.samples[:, mask], np.broadcast_to(image[mask], (2, mask.sum())))
     assert (r.std[~mask] > 0).mean() > 0.8
+
+
+def test_every_config_rule_matches_its_registered_network() -> None:
+    """diffusion.sizes.CONFIG_RULES (what the dashboard plans with) against the networks'
+    own attributes, for every kind with a rule that this installation registers."""
+    from diffusion.nets import registered_networks
+    from diffusion.sizes import CONFIG_RULES, config_size_rule
+
+    kinds = [k for k in CONFIG_RULES if k in registered_networks()]
+    assert "conv" in kinds
+    for kind in kinds:
+        net = build_network(NetworkConfig(kind), NetSpec((1, 32, 32), 2, 3, "images"))
+        assert config_size_rule({"kind": kind}, (32, 32)) == size_rule(net, (1, 32, 32)), kind
