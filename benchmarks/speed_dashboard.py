@@ -53,7 +53,7 @@ def _pages(seeded: dict) -> dict[str, str]:
     }
 
 
-def _load(page, url: str, timeout_ms: float = 60_000) -> float:
+def _load(page, url: str, timeout_ms: float = 180_000) -> float:
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.wait_for_timeout(50)  # let the new page's script start before polling its state
