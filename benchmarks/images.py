@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,14 +103,16 @@ def lab_eval(args: argparse.Namespace) -> None:
     import torch
     from images_common import bits_per_dim, load_snapshot
 
-    from diffusion.data import build_dataset
+    from diffusion.data.image_files import read_image_collection
+    from diffusion.data.images import to_nchw
 
     torch.set_num_threads(args.threads)
     model, meta = load_snapshot(args.snapshot)
-    cfg = folder_config(args.preset, args.data, args.test, args.size, args.n_test, args.seed)
-    bundle = build_dataset(cfg.data, args.seed)
+    scaler = meta.pop("scaler")  # the training data's, from the checkpoint
+    images, _ = read_image_collection(args.test, (args.size, args.size), "L")
+    x = to_nchw(images[: args.n_test])  # the first n_test by name
     t0 = time.monotonic()
-    bpd, se, _ = bits_per_dim(model, bundle, bundle.holdout[: args.n_test], args.stride, args.seed)
+    bpd, se, _ = bits_per_dim(model, scaler, x, args.stride, args.seed, args.t_exact)
     print(
         json.dumps(
             {
@@ -122,162 +122,13 @@ def lab_eval(args: argparse.Namespace) -> None:
                 **meta,
                 "bits_per_dim": bpd,
                 "stderr": se,
-                "n_test": int(min(args.n_test, bundle.holdout.shape[0])),
+                "n_test": int(x.shape[0]),
                 "t_stride": args.stride,
+                "t_exact": args.t_exact,
                 "eval_seconds": time.monotonic() - t0,
             }
         )
     )
-
-
-def _py(*argv: str, threads: int) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), *argv, "--threads", str(threads)]
-
-
-def _run(cmd: list[str], threads: int, log: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-    with open(log, "a") as fh:
-        out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=fh, text=True, check=True)
-    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
-
-
-def head_to_head(args: argparse.Namespace) -> dict:
-    """Both trainings at the same time, one thread each, then every snapshot evaluated."""
-    data = args.data or args.out / "deadleaves32"
-    if not args.data:
-        write_deadleaves(data)
-    train_dir, test_dir = (
-        (data / "train", data / "test") if not args.data else (args.data, args.test)
-    )
-    if not args.id_driver or not Path(args.id_driver).is_file():
-        raise SystemExit("--id-driver: path of the improved-diffusion driver (outside the repo)")
-    curve = [float(s) for s in args.curve_s.split(",") if s]
-    lab_dir, id_dir = args.out / f"lab-{args.preset}", args.out / "improved-diffusion"
-    for d in (lab_dir, id_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    common = ["--data", str(train_dir), "--test", str(test_dir), "--size", "32"]
-    lab_cmd = _py(
-        "--lab-train",
-        "--preset",
-        args.preset,
-        *common,
-        "--out",
-        str(lab_dir),
-        "--budget-s",
-        str(args.budget_s),
-        "--curve-s",
-        args.curve_s,
-        "--n-test",
-        str(args.n_test),
-        threads=1,
-    )
-    id_cmd = [
-        sys.executable,
-        str(args.id_driver),
-        "train",
-        "--data",
-        str(train_dir),
-        "--out",
-        str(id_dir),
-        "--budget-s",
-        str(args.budget_s),
-        "--threads",
-        "1",
-        "--save-s",
-        *[str(int(s)) for s in curve],
-    ]
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(2) as pool:  # side by side, same budget
-        jobs = [
-            pool.submit(_run, lab_cmd, 1, lab_dir / "log.txt"),
-            pool.submit(_run, id_cmd, 1, id_dir / "log.txt"),
-        ]
-        id_train = json.loads(jobs[1].result() or "{}")
-        jobs[0].result()
-    lab_train_r = json.loads((lab_dir / "train_result.json").read_text())
-    train_wall = time.monotonic() - t0
-    evals = []
-    for snap in lab_train_r["snapshots"]:
-        final = snap.endswith("snapshot_final.pt")
-        evals.append(
-            (
-                "lab",
-                _py(
-                    "--lab-eval",
-                    "--preset",
-                    args.preset,
-                    *common,
-                    "--snapshot",
-                    snap,
-                    "--n-test",
-                    str(args.n_test),
-                    "--stride",
-                    str(args.final_stride if final else args.curve_stride),
-                    threads=1,
-                ),
-            )
-        )
-    for s in ["final", *[int(c) for c in curve]]:  # the longest evaluation first
-        ck = id_dir / f"ckpt_{s}.pt"
-        if ck.exists():
-            evals.append(
-                (
-                    "id",
-                    [
-                        sys.executable,
-                        str(args.id_driver),
-                        "eval",
-                        "--data",
-                        str(test_dir),
-                        "--ckpt",
-                        str(ck),
-                        "--n-test",
-                        str(args.n_test),
-                        "--t-stride",
-                        str(args.final_stride if s == "final" else args.curve_stride),
-                    ],
-                )
-            )
-    evals.sort(key=lambda e: e[0] != "id")  # improved-diffusion's slower evaluations first
-    with ThreadPoolExecutor(args.eval_workers) as pool:
-        outs = list(pool.map(lambda e: json.loads(_run(e[1], 1, args.out / "eval_log.txt")), evals))
-    settings = json.loads(
-        subprocess.run(
-            [sys.executable, str(args.id_driver), "settings"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    from diffusion.presets import PRESETS
-
-    return {
-        "budget_s": args.budget_s,
-        "threads_each": 1,
-        "note": "both trainings ran at the same time on the same shared machine, one thread each",
-        "data": {
-            "train": str(train_dir),
-            "test": str(test_dir),
-            "n_test": args.n_test,
-            "generator": "diffusion/data/image_deadleaves.py, 32 x 32, r 1..32",
-        },
-        "lab": {
-            "preset": args.preset,
-            "config": PRESETS[args.preset].to_dict(),
-            "steps": lab_train_r["steps"],
-            "train_seconds": lab_train_r["train_seconds"],
-            "curve": [o for o in outs if o["side"] == "lab"],
-        },
-        "improved_diffusion": {
-            "settings": settings,
-            "steps": id_train.get("steps"),
-            "train_seconds": id_train.get("train_seconds"),
-            "curve": [o for o in outs if o["side"] == "improved-diffusion"],
-        },
-        "curve_stride": args.curve_stride,
-        "final_stride": args.final_stride,
-        "wall_seconds_training": train_wall,
-    }
 
 
 def folder_mode(args: argparse.Namespace) -> list[dict]:
@@ -292,7 +143,7 @@ def folder_mode(args: argparse.Namespace) -> list[dict]:
     for preset in args.presets.split(","):
         cfg = folder_config(preset, args.data, args.test, args.size, args.n_test, args.seed)
         r = train_budget(cfg, args.out / f"folder-{preset}", args.budget_s, [])
-        model, meta = load_snapshot(Path(r["snapshots"][-1]))
+        model, _ = load_snapshot(Path(r["snapshots"][-1]))
         bundle = build_dataset(cfg.data, args.seed)
         x = bundle.holdout[: args.n_test]
         bpd, se, _ = bits_per_dim(model, bundle, x, args.final_stride, args.seed)
@@ -329,12 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "images")
     p.add_argument("--head-to-head", action="store_true")
+    p.add_argument("--evaluate-only", action="store_true", help="evaluate a finished --out")
     p.add_argument("--step-times", action="store_true")
     p.add_argument("--lab-train", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--lab-eval", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--snapshot", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--stride", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--t-exact", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--curve-exact", type=int, default=10, help="exact first steps, curve")
+    p.add_argument("--final-exact", type=int, default=20, help="exact first steps, final")
     args = p.parse_args(argv)
+    from provenance import start
+
+    run = start(argv)  # commit, dirty flag and command, before any work
     args.threads = args.threads or 1 if (args.lab_train or args.lab_eval) else args.threads
     if args.lab_train:
         lab_train(args)
@@ -350,15 +208,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.step_times:
         from images_steps import step_times
+        from provenance import write_results
 
-        print(json.dumps(step_times(), indent=2))
+        rows = step_times()
+        doc = write_results(RESULTS / "image_steps.json", run, rows, seeds=[0], split={})
+        print(json.dumps(doc, indent=1))
         return 0
-    from images_report import write_results
+    from images_h2h import evaluate_all, train_both
 
-    result = head_to_head(args)
-    write_results(result, RESULTS, " ".join(sys.argv))
+    if not args.evaluate_only:
+        train_both(args)
+    doc = evaluate_all(args, run)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(doc, indent=1))
     return 0
 
 

@@ -19,7 +19,7 @@ import torch
 from diffusion.bound import LN2
 from diffusion.checkpoint import load_checkpoint
 from diffusion.config import RunConfig
-from diffusion.data import DataBundle
+from diffusion.data import DataBundle, Scaler
 from diffusion.events import CheckpointEvent, Event
 from diffusion.model import DiffusionModel
 from diffusion.train import train
@@ -82,34 +82,44 @@ def load_snapshot(path: Path, device: str = "cpu") -> tuple[DiffusionModel, dict
         model = DiffusionModel(config, tuple(ckpt["shape"]), ckpt["data_kind"])
     model.load_state_dict(ckpt["ema"] if ckpt["ema"] is not None else ckpt["model"])
     model.to(device).eval()
-    return model, {"step": int(ckpt["step"]), "wall_s": float(ckpt["elapsed_s"])}
+    meta = {"step": int(ckpt["step"]), "wall_s": float(ckpt["elapsed_s"])}
+    return model, {**meta, "scaler": Scaler.from_dict(ckpt["scaler"])}
 
 
 @torch.no_grad()
 def bits_per_dim(
-    model: DiffusionModel, bundle: DataBundle, x_data: torch.Tensor, stride: int, seed: int
+    model: DiffusionModel,
+    bundle: DataBundle | Scaler,
+    x_data: torch.Tensor,
+    stride: int,
+    seed: int,
+    exact: int = 0,
 ) -> tuple[float, float, torch.Tensor]:
     """(mean, standard error, per image) bits/dim of 8-bit images `x_data` (N, C, H, W).
 
-    The sum over t = 2..T is exact with stride 1; with stride s each image takes every s-th
-    t from its own random offset, weighted by s (unbiased per image, so the standard error
-    over images includes the t sampling)."""
+    The sum over t = 2..T is exact with stride 1. Otherwise the first `exact` steps (t = 2 ..
+    exact + 1, where a schedule like the cosine one puts its largest terms) are exact and each
+    image takes every stride-th later t from its own random offset, weighted by the stride
+    (unbiased per image, so the standard error over images includes the sampling of t)."""
+    scaler = bundle if isinstance(bundle, Scaler) else bundle.scaler
     gen = torch.Generator().manual_seed(seed)
-    x0 = bundle.scaler.to_model(x_data, gen).double()
+    x0 = scaler.to_model(x_data, gen).double()
     beta = model.beta().detach()
     T, n = model.T, x0.shape[0]
     kl_sum = torch.zeros(n, dtype=torch.float64)
+    first = 2 + (0 if stride == 1 else min(exact, T - 1))
+    for t0 in range(2, first):
+        kl_sum += model.kl_terms(x0, torch.full((n,), t0), gen, beta)
     off = torch.randint(0, stride, (n,), generator=gen)
-    for k in range(math.ceil((T - 1) / stride)):
-        t = 2 + off + stride * k
+    for k in range(math.ceil((T + 1 - first) / stride)):
+        t = first + off + stride * k
         keep = t <= T
         if not bool(keep.any()):
             break
         idx = keep.nonzero().squeeze(1)
-        kl = model.kl_terms(x0[idx], t[idx], gen, beta)
-        kl_sum[idx] += stride * kl
+        kl_sum[idx] += stride * model.kl_terms(x0[idx], t[idx], gen, beta)
     per_k = model.process.edge_terms(x0, beta) - kl_sum  # nats per image
-    D = bundle.dims
-    per_bpd = -(per_k / LN2 - bundle.scaler.log_det_bits(D)) / D
+    D = math.prod(x_data.shape[1:])
+    per_bpd = -(per_k / LN2 - scaler.log_det_bits(D)) / D
     se = float(per_bpd.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return float(per_bpd.mean()), se, per_bpd

@@ -1,71 +1,66 @@
-"""Write the head-to-head's results: benchmarks/results/images.json (with provenance) and one
-figure of bits/dim against training wall time for both sides (images_curves.png)."""
+"""The head to head's figure: test bits/dim against training wall time, both sides, with
+standard errors (Pillow only, like diffusion.plots)."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from PIL import Image, ImageDraw
+
+W, H, LEFT, RIGHT, TOP, BOTTOM = 720, 460, 70, 20, 40, 60
+COLOURS = {"lab": (31, 119, 180), "improved-diffusion": (214, 39, 40)}
 
 
-def provenance(command: str) -> dict:
-    """Commit, dirty flag, command, machine; benchmarks/provenance.py's when it exists."""
-    try:
-        from provenance import provenance as shared  # type: ignore[import-not-found]
-
-        return shared(command)
-    except Exception:  # noqa: BLE001 - the shared helper is optional
-        pass
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "command": command,
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
-        "python": platform.python_version(),
-        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    step = (hi - lo) / n
+    return [lo + i * step for i in range(n + 1)]
 
 
-def curve_points(curve: list[dict]) -> list[tuple[float, float, float]]:
-    pts = sorted((c["wall_s"], c["bits_per_dim"], c["stderr"]) for c in curve)
-    return pts
+def plot(rows: list[dict], preset: str, path: Path) -> None:
+    """One line per side: (wall minutes, bits/dim +- standard error)."""
+    pts = [(r["side"], r["wall_s"] / 60, r["bits_per_dim"], r["bits_per_dim_stderr"]) for r in rows]
+    xmax = max(p[1] for p in pts) * 1.05
+    ylo = min(p[2] - p[3] for p in pts)
+    yhi = max(p[2] + p[3] for p in pts)
+    pad = 0.1 * (yhi - ylo or 1.0)
+    ylo, yhi = ylo - pad, yhi + pad
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
 
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return (
+            LEFT + x / xmax * (W - LEFT - RIGHT),
+            TOP + (yhi - y) / (yhi - ylo) * (H - TOP - BOTTOM),
+        )
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (
-        ("lab", f"lab: {result['lab']['preset']}"),
-        ("improved_diffusion", "improved-diffusion (L_hybrid, 32 ch)"),
-    ):
-        pts = curve_points(result[key]["curve"])
-        if pts:
-            x, y, e = zip(*pts, strict=True)
-            ax.errorbar([v / 60 for v in x], y, yerr=e, marker="o", capsize=3, label=label)
-    ax.set_xlabel("training wall time (min, one thread each, side by side)")
-    ax.set_ylabel("test bits/dim")
-    ax.set_title("32 x 32 dead leaves, test bits/dim against training time")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_results(result: dict, out_dir: Path, command: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result["provenance"] = provenance(command)
-    (out_dir / "images.json").write_text(json.dumps(result, indent=2))
-    plot(result, out_dir / "images_curves.png")
+    d.rectangle([LEFT, TOP, W - RIGHT, H - BOTTOM], outline="black")
+    for x in _ticks(0, xmax):
+        px, py = xy(x, ylo)
+        d.line([px, py, px, py + 5], fill="black")
+        d.text((px - 10, py + 8), f"{x:.0f}", fill="black")
+    for y in _ticks(ylo, yhi):
+        px, py = xy(0, y)
+        d.line([px - 5, py, px, py], fill="black")
+        d.text((px - 45, py - 6), f"{y:.2f}", fill="black")
+    d.text(
+        (W // 2 - 150, H - 30),
+        "training wall time (min), one thread each, side by side",
+        fill="black",
+    )
+    d.text((5, TOP - 30), "test bits/dim, 32 x 32 dead leaves (lower is better)", fill="black")
+    for k, side in enumerate(("lab", "improved-diffusion")):
+        mine = sorted((p for p in pts if p[0] == side), key=lambda p: p[1])
+        c = COLOURS[side]
+        line = [xy(p[1], p[2]) for p in mine]
+        if len(line) > 1:
+            d.line(line, fill=c, width=2)
+        for p in mine:
+            x0, y0 = xy(p[1], p[2] - p[3])
+            _, y1 = xy(p[1], p[2] + p[3])
+            d.line([x0, y0, x0, y1], fill=c, width=1)
+            cx, cy = xy(p[1], p[2])
+            d.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=c)
+        label = f"lab: {preset}" if side == "lab" else "improved-diffusion (L_hybrid, 32 ch)"
+        d.text((W - 300, TOP + 10 + 16 * k), "---- " + label, fill=c)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)

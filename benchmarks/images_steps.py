@@ -82,7 +82,9 @@ def step_times(reps: int = 7, threads: int = 1) -> list[dict]:
     out = []
     for name, (preset, overrides) in NETWORKS.items():
         trainer = _trainer(preset, overrides)
+        t0 = time.perf_counter()
         lab_s, bare_s = time_pair(trainer.train_step, bare_step_fn(trainer), reps)
+        took = time.perf_counter() - t0
         out.append(
             {
                 "network": name,
@@ -92,6 +94,11 @@ def step_times(reps: int = 7, threads: int = 1) -> list[dict]:
                 "lab_step_s": lab_s,
                 "bare_step_s": bare_s,
                 "ratio_bare_over_lab": bare_s / lab_s,
+                "reps": reps,
+                "seeds": [trainer.config.train.seed],
+                "split": {},
+                "train_seconds": took,
+                "eval_seconds": 0.0,
             }
         )
     return out

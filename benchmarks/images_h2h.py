@@ -1,0 +1,206 @@
+"""The head to head of benchmarks/images.py: both trainings side by side (`train_both`), then
+every snapshot of both evaluated and written with provenance (`evaluate_all`).
+
+Each side evaluates itself: the lab with its bound (diffusion.bound terms, uniform
+dequantization, edge terms exact), improved-diffusion with its own `_vb_terms_bpd` /
+`calc_bpd_loop` (its decoder term at t = 0 exact). With a stride s > 1 both sum every s-th step
+from a random offset per image, weighted by s: unbiased per image, so the standard error over
+the test images includes the sampling of t. Results: benchmarks/results/images.json, figure:
+docs/figures/images_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURE = ROOT / "docs" / "figures" / "images_curves.png"
+SCRIPT = ROOT / "benchmarks" / "images.py"
+
+
+def _dirs(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
+    if args.data:
+        train_dir, test_dir = args.data, args.test
+    else:
+        from images import write_deadleaves
+
+        write_deadleaves(args.out / "deadleaves32")
+        train_dir, test_dir = (
+            args.out / "deadleaves32" / "train",
+            args.out / "deadleaves32" / "test",
+        )
+    return train_dir, test_dir, args.out / f"lab-{args.preset}", args.out / "improved-diffusion"
+
+
+def _run(cmd: list[str], log: Path) -> str:
+    """Run one thread's worth of work; its last stdout line (JSON) is the answer."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    with open(log, "a") as fh:
+        out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=fh, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else "{}"
+
+
+def _common(args: argparse.Namespace, train_dir: Path, test_dir: Path) -> list[str]:
+    return [
+        "--data",
+        str(train_dir),
+        "--test",
+        str(test_dir),
+        "--size",
+        "32",
+        "--n-test",
+        str(args.n_test),
+        "--preset",
+        args.preset,
+        "--threads",
+        "1",
+    ]
+
+
+def train_both(args: argparse.Namespace) -> None:
+    """The lab's preset and improved-diffusion, started together, same budget, one thread each."""
+    if not args.id_driver or not Path(args.id_driver).is_file():
+        raise SystemExit("--id-driver: the improved-diffusion driver (outside the repo)")
+    train_dir, test_dir, lab_dir, id_dir = _dirs(args)
+    for d in (lab_dir, id_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    curve = [str(int(float(c))) for c in args.curve_s.split(",") if c]
+    lab = [
+        sys.executable,
+        str(SCRIPT),
+        "--lab-train",
+        *_common(args, train_dir, test_dir),
+        "--out",
+        str(lab_dir),
+        "--budget-s",
+        str(args.budget_s),
+        "--curve-s",
+        args.curve_s,
+    ]
+    idc = [
+        sys.executable,
+        str(args.id_driver),
+        "train",
+        "--data",
+        str(train_dir),
+        "--out",
+        str(id_dir),
+        "--budget-s",
+        str(args.budget_s),
+        "--threads",
+        "1",
+        "--save-s",
+        *curve,
+    ]
+    with ThreadPoolExecutor(2) as pool:  # side by side
+        jobs = [
+            pool.submit(_run, lab, lab_dir / "log.txt"),
+            pool.submit(_run, idc, id_dir / "log.txt"),
+        ]
+        for job in jobs:
+            job.result()
+
+
+def _eval_jobs(args, train_dir, test_dir, lab_dir, id_dir) -> list[tuple[str, bool, list]]:
+    """(side, final, command) of every evaluation; improved-diffusion's (slower) and the
+    finals first. Curve points: --curve-stride with the first --curve-exact steps exact;
+    finals: --final-stride and --final-exact."""
+    jobs = []
+    for ck in sorted(id_dir.glob("ckpt_*.pt")):
+        final = ck.stem == "ckpt_final"
+        stride, exact = _stride(args, final)
+        cmd = [sys.executable, str(args.id_driver), "eval", "--data", str(test_dir)]
+        cmd += ["--ckpt", str(ck), "--n-test", str(args.n_test), "--t-stride", str(stride)]
+        jobs.append(("improved-diffusion", final, [*cmd, "--t-exact", str(max(1, exact))]))
+    for snap in sorted(lab_dir.glob("snapshot_*.pt")):
+        final = snap.stem == "snapshot_final"
+        stride, exact = _stride(args, final)
+        cmd = [sys.executable, str(SCRIPT), "--lab-eval", *_common(args, train_dir, test_dir)]
+        cmd += ["--snapshot", str(snap), "--stride", str(stride), "--t-exact", str(exact)]
+        jobs.append(("lab", final, cmd))
+    jobs.sort(key=lambda j: (j[0] != "improved-diffusion", not j[1]))
+    return jobs
+
+
+def _stride(args: argparse.Namespace, final: bool) -> tuple[int, int]:
+    if final:
+        return args.final_stride, args.final_exact
+    return args.curve_stride, args.curve_exact
+
+
+def evaluate_all(args: argparse.Namespace, run) -> dict:
+    """Every snapshot of both sides on the first n_test test images; the results document."""
+    from images_report import plot
+    from provenance import write_results
+
+    from diffusion.presets import PRESETS
+
+    train_dir, test_dir, lab_dir, id_dir = _dirs(args)
+    jobs = _eval_jobs(args, train_dir, test_dir, lab_dir, id_dir)
+    if not jobs:
+        raise SystemExit(f"no snapshots under {args.out}: train first (without --evaluate-only)")
+    log = args.out / "eval_log.txt"
+    with ThreadPoolExecutor(args.eval_workers) as pool:
+        outs = list(pool.map(lambda j: json.loads(_run(j[2], log)), jobs))
+    rows = []
+    for (side, final, _), out in zip(jobs, outs, strict=True):
+        rows.append(
+            {
+                "row": f"{side} {'final' if final else round(out['wall_s'])} s",
+                "side": side,
+                "final": final,
+                "steps": out.get("step", out.get("steps")),
+                "wall_s": out["wall_s"],
+                "bits_per_dim": out["bits_per_dim"],
+                "bits_per_dim_stderr": out["stderr"],
+                "n_test": out["n_test"],
+                "t_stride": out["t_stride"],
+                "t_exact": out.get("t_exact"),
+                "seeds": [0],
+                "split": {"test": str(test_dir), "first_n_by_name": out["n_test"]},
+                "train_seconds": out["wall_s"],
+                "eval_seconds": out["eval_seconds"],
+            }
+        )
+    rows.sort(key=lambda r: (r["side"], r["wall_s"]))
+    settings = json.loads(
+        subprocess.run(
+            [sys.executable, str(args.id_driver), "settings"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    extra = {
+        "budget_s": args.budget_s,
+        "note": "both trainings started together on the same shared 2-core machine (other jobs "
+        "running), one thread each, same wall-clock budget; curve points at the first 30-s "
+        "checkpoint after each --curve-s time",
+        "train": str(train_dir),
+        "lab_preset": args.preset,
+        "lab_config": PRESETS[args.preset].to_dict(),
+        "improved_diffusion_settings": settings,
+        "curve_stride": args.curve_stride,
+        "final_stride": args.final_stride,
+        "curve_exact_first_steps": args.curve_exact,
+        "final_exact_first_steps": args.final_exact,
+    }
+    doc = write_results(
+        RESULTS / "images.json",
+        run,
+        rows,
+        seeds=[0],
+        split={"train": str(train_dir), "test": str(test_dir), "n_test": args.n_test},
+        extra=extra,
+    )
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    plot(rows, args.preset, FIGURE)
+    return doc
