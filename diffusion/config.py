@@ -74,6 +74,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "silu", "leaky_relu")
 # "mps" is reserved (stored names are never removed) but refused for now: the engine's math
 # runs in float64, which Apple's MPS backend does not have (docs/model-notes.md).
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
 
 _BIG = 100_000_000
 
@@ -291,6 +292,11 @@ class TrainConfig:
     device: Literal[DEVICES] = Field(
         "auto", description="Where to train: auto picks the worker's GPU"
     )  # type: ignore[valid-type]
+    precision: Literal[PRECISIONS] = Field(  # type: ignore[valid-type]
+        "fp32",
+        description="The network's arithmetic: fp32, or bf16 (autocast, CUDA only; the bound, "
+        "the kernels and the schedule stay in float64)",
+    )
 
     @model_validator(mode="after")
     def _no_mps(self) -> TrainConfig:

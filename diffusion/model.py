@@ -79,7 +79,9 @@ class DiffusionModel(nn.Module):
         param = next(self.net.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
         g = self.basis(t).to(device=xt.device, dtype=dtype)
-        y = (self.net if net is None else net)(xt.to(dtype), g).double()
+        with self._autocast(xt):
+            y = (self.net if net is None else net)(xt.to(dtype), g)
+        y = y.double()  # the kernels and the bound stay in float64
         if self.process.kind != "gaussian":
             return y
         beta = self.beta() if beta is None else beta
@@ -96,6 +98,11 @@ class DiffusionModel(nn.Module):
         else:
             z_m = x + b * y[..., 0] / (var * (1 - a_t).sqrt())
         return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
+
+    def _autocast(self, xt: torch.Tensor):
+        """bf16 autocast of the network alone on CUDA when train.precision is bf16."""
+        on = self.config.train.precision == "bf16" and xt.device.type == "cuda"
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on)
 
     def kl_terms(
         self,
