@@ -161,7 +161,24 @@ def render_posterior_photos(doc: dict) -> str:
 
 
 # name -> (results file, renderer)
+def render_images(doc: dict) -> str:
+    """benchmarks/images.py's head to head: bits/dim of both sides at each snapshot."""
+    lines = [
+        "| side | training time | steps | test bits/dim | ± stderr | t: exact first, then every |",
+        "|---" * 6 + "|",
+    ]
+    for r in sorted(doc["rows"], key=lambda r: (r["side"] != "lab", r["wall_s"])):
+        label = f"{r['wall_s'] / 60:.0f} min" + (" (end)" if r["final"] else "")
+        bpd = f"**{num(r['bits_per_dim'])}**" if r["final"] else num(r["bits_per_dim"])
+        lines.append(
+            f"| {r['side']} | {label} | {r['steps']} | {bpd} | {num(r['bits_per_dim_stderr'])} "
+            f"| {r.get('t_exact') or 1}, {r['t_stride']} |"
+        )
+    return "\n".join([*lines, "", provenance_line(doc)])
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "images": ("images.json", render_images),
     "table1": ("table1.json", render_table1),
     "table1_images": ("table1_images.json", render_table1_images),
     "posterior_photos": ("posterior_photos.json", render_posterior_photos),
