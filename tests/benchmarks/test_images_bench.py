@@ -1,0 +1,57 @@
+"""benchmarks/images_common.bits_per_dim: the head to head's estimator of test bits/dim."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from images_common import bits_per_dim  # noqa: E402
+
+from diffusion.config import DataConfig, DiffusionConfig, NetworkConfig, RunConfig  # noqa: E402
+from diffusion.data import Scaler  # noqa: E402
+from diffusion.evaluate import bound_report  # noqa: E402
+from diffusion.model import DiffusionModel  # noqa: E402
+
+
+class _Bundle:  # what bound_report reads of a data bundle
+    def __init__(self, scaler: Scaler) -> None:
+        self.scaler, self.unit, self.unit_divisor, self.dims = scaler, "bits/pixel", 16.0, 16
+
+
+def _model() -> DiffusionModel:
+    cfg = RunConfig(
+        data=DataConfig("deadleaves", {"size": 4}),
+        diffusion=DiffusionConfig("gaussian", T=20, schedule="cosine", beta1=1e-4, mean="v"),
+        network=NetworkConfig(
+            "unet", hidden=(), options={"channels": 4, "groups": 2, "mults": [1]}
+        ),
+    )
+    torch.manual_seed(0)
+    model = DiffusionModel(cfg, (1, 4, 4), "images")
+    with torch.no_grad():  # a network that is not zero, so every t contributes differently
+        for p in model.net.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    return model.eval()
+
+
+def test_exact_and_strided_estimates_agree_with_the_engine():
+    model = _model()
+    scaler = Scaler(shift=120.0, scale=60.0, dequantize=True)
+    x = torch.randint(0, 256, (300, 1, 4, 4), generator=torch.Generator().manual_seed(3)).float()
+    ref = bound_report(
+        model,
+        _Bundle(scaler),
+        scaler.to_model(x, torch.Generator().manual_seed(4)),
+        torch.Generator().manual_seed(5),
+    ).bits_per_dim
+    exact, se, per = bits_per_dim(model, scaler, x, 1, seed=0)
+    assert per.shape == (300,) and abs(exact - ref) < 4 * se
+    # strided, the first steps exact or not: unbiased (mean over seeds within its error)
+    for stride, first in ((4, 0), (4, 3)):
+        runs = torch.tensor([bits_per_dim(model, scaler, x, stride, s, first)[0] for s in range(6)])
+        err = 4 * (runs.std() / 6**0.5) + 4 * se
+        assert abs(float(runs.mean()) - exact) < err, (stride, first, runs, exact)
