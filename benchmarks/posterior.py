@@ -45,7 +45,7 @@ from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
 from diffusion.bound import strided_bound  # noqa: E402
 from diffusion.data.splits import load_test_split  # noqa: E402
-from diffusion.imageio import save_png, tile  # noqa: E402
+from diffusion.imageio import grid, save_png  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
 from diffusion.posterior import inpaint, make_mask  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
@@ -136,7 +136,7 @@ def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
     sample, mean = fig["observation"]
     rows = [clean[:8], noisy[:8], sample[:8], mean[:8], wiener_best[kbest][1][:8]]
     img = np.clip(np.floor(np.concatenate(rows) * 256 / levels), 0, 255).astype(np.uint8)
-    save_png(FIGURES / "posterior_denoise.png", tile(upscale(img, 6), cols=8, pad=2))
+    save_png(FIGURES / "posterior_denoise.png", grid(upscale(img, 6), columns=8, pad=2))
     return out
 
 
@@ -224,7 +224,7 @@ def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: 
     k = min(6, n_patches)
     rows = [hold[:k], masked[:k], fills["paper"][:k], fills["repaint"][:k], fills["biharmonic"][:k]]
     img = np.clip(np.floor(np.concatenate(rows)), 0, 255).astype(np.uint8)
-    save_png(FIGURES / "posterior_inpaint.png", tile(upscale(img, 6), cols=k, pad=2))
+    save_png(FIGURES / "posterior_inpaint.png", grid(upscale(img, 6), columns=k, pad=2))
     large = figure5_large(trained, seed) if trained.bundle.info.get("holdout_rows") else None
     return {
         "patches": n_patches,
@@ -277,7 +277,7 @@ def figure5_large(trained, seed: int, side: int = 48) -> dict:
     masked[~mask] = 0
     panels = np.stack([crop, masked, fill[0], fill[1], bi])
     img8 = np.clip(np.floor(panels), 0, 255).astype(np.uint8)
-    save_png(FIGURES / "posterior_inpaint_large.png", tile(upscale(img8, 3), cols=5, pad=3))
+    save_png(FIGURES / "posterior_inpaint_large.png", grid(upscale(img8, 3), columns=5, pad=3))
     return {
         "side": side,
         "hole": side // 2,

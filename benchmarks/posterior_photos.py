@@ -178,7 +178,8 @@ def bench_photos(
 
     opts: samples, denoise_steps (kept steps over [0, t*]), inpaint_steps (over [0, T]),
     context (pixels around the hole the inpainting chain runs on)."""
-    from diffusion.imageio import save_png, tile
+    from diffusion.imageio import grid as tile_grid
+    from diffusion.imageio import save_png
     from diffusion.inference import load_trained
 
     info = train_photos(run_dir, budget_s, train_steps)
@@ -214,7 +215,7 @@ def bench_photos(
         panels.append(np.stack([a[crop] for a in (img + 0.5, noisy, mean, fill, bi)]))
     grid = np.clip(np.concatenate(panels), 0, 255.99).astype(np.uint8)
     figures.mkdir(parents=True, exist_ok=True)
-    save_png(figures / "posterior_photos.png", tile(grid, cols=5, pad=3))
+    save_png(figures / "posterior_photos.png", tile_grid(grid, columns=5, pad=3))
     return out
 
 
