@@ -15,7 +15,11 @@ from pathlib import Path
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # one image file (an upload, a CLI input)
 MAX_PIXELS = 25_000_000  # width x height of one image (decompression bombs)
-MAX_ZIP_FILES = 5000  # files in one zip of training images
+MAX_ZIP_FILES = 5000  # files in one zip of training images (an upload)
+# images in a folder on the machine that trains: a local folder is no upload, so the cap only
+# bounds the decoded array (200,000 images of 32 x 32 RGB are 0.6 GB); each file still obeys
+# MAX_FILE_BYTES and MAX_PIXELS
+MAX_FOLDER_FILES = 200_000
 MAX_ZIP_TOTAL_BYTES = 200 * 1024 * 1024  # what one zip unpacks to
 
 

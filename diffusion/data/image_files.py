@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusion.imageio import ColourMode, ImageInputError, load_image
-from diffusion.limits import MAX_ZIP_FILES, LimitError, check_size, zip_members
+from diffusion.limits import MAX_FOLDER_FILES, LimitError, check_size, zip_members
 
 MNIST_FILES = {
     "train": "train-images-idx3-ubyte",
@@ -185,7 +185,8 @@ def read_image_collection(
     """All PNG/JPEG images in a folder (recursively) or a zip, converted to `mode` and
     resized to `size` = (H, W). Returns (uint8 (N, H, W[, 3]), names), sorted by name.
 
-    The web path's rules apply (diffusion.limits): at most MAX_ZIP_FILES files, each at most
+    The web path's rules apply (diffusion.limits): at most MAX_ZIP_FILES files in a zip
+    (MAX_FOLDER_FILES in a local folder), each at most
     MAX_FILE_BYTES and MAX_PIXELS, a zip unpacking to at most MAX_ZIP_TOTAL_BYTES (read with
     caps, so a lying header stops early), no paths escaping the zip. Unreadable files are
     skipped and listed in the error only if none can be read."""
@@ -213,8 +214,8 @@ def _collection_items(path: Path) -> Iterator[tuple[str, bytes]]:
     suffixes = tuple(IMAGE_SUFFIXES)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-        if len(files) > MAX_ZIP_FILES:
-            raise LimitError(f"{path}: {len(files):,} images; at most {MAX_ZIP_FILES:,}")
+        if len(files) > MAX_FOLDER_FILES:
+            raise LimitError(f"{path}: {len(files):,} images; at most {MAX_FOLDER_FILES:,}")
         for p in files:
             check_size(str(p), p.stat().st_size)
             yield str(p.relative_to(path)), p.read_bytes()

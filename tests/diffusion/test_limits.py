@@ -104,3 +104,20 @@ def test_the_web_path_refuses_identical_images_too(tmp_path: Path) -> None:
     owner = User(1, "ada", False, False, None)  # type: ignore[arg-type]
     with pytest.raises(MediaError, match="all the same picture"):
         prepare_image_folder([F(f"{i}.png", img) for i in range(5)], owner, root=tmp_path)
+
+
+def test_a_local_folder_may_hold_more_images_than_a_zip(tmp_path: Path, monkeypatch) -> None:
+    """A training folder on the machine is no upload: the zip's file cap does not apply to it
+    (MNIST holds 70,000 images), only the folder cap, which bounds the decoded array."""
+    from diffusion.data.image_files import read_image_collection
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(7):
+        (folder / f"{i}.png").write_bytes(_png(np.full((8, 8), 30 * i, dtype=np.uint8)))
+    monkeypatch.setattr(limits, "MAX_ZIP_FILES", 5)
+    arrays, names = read_image_collection(folder, (8, 8), "L")
+    assert arrays.shape == (7, 8, 8) and names[0] == "0.png"
+    monkeypatch.setattr("diffusion.data.image_files.MAX_FOLDER_FILES", 6)
+    with pytest.raises(Exception, match="7 images; at most 6"):
+        read_image_collection(folder, (8, 8), "L")
