@@ -15,7 +15,9 @@ pytestmark = pytest.mark.services
 
 def test_final_evaluation_reports_progress_and_cancels(lab: Lab) -> None:
     lab.start_worker()
-    big = 60_000  # examples per evaluation subset: several seconds of evaluation on a CPU
+    # examples per evaluation subset: long enough (tens of seconds on an idle CPU) that the
+    # 1 s progress line is seen and the cancel lands while the evaluation is under way
+    big = 600_000
     run_id = lab.submit(
         "train.steps=20",
         "train.eval_every=0",
