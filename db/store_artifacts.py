@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from db import convert
 from db.access import Viewer, _System, check_view, visible_clause
@@ -30,6 +31,27 @@ def make_thumbnail(data: bytes, size: int = THUMB_SIZE) -> bytes:
     from diffusion.image_checks import make_thumbnail as thumbnail
 
     return thumbnail(data, size)
+
+
+def _check_kind_key(kind: str, key: str) -> None:
+    if kind not in ARTIFACT_KINDS:
+        raise InvalidInput(f"artifact kind must be one of {ARTIFACT_KINDS}, not {kind!r}")
+    if not _KEY.match(key):
+        raise InvalidInput(f"artifact key {key!r}: use letters, digits and . _ + -")
+
+
+def _drop_older(s: Session, run_id: str, kind: str, keep_previous: int) -> list[ArtifactRow]:
+    """Delete the run's rows of `kind` but the newest `keep_previous`; returns those deleted."""
+    old = list(
+        s.scalars(
+            select(ArtifactRow)
+            .where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)
+            .order_by(ArtifactRow.step.desc(), ArtifactRow.id.desc())
+        )
+    )[keep_previous:]
+    for row in old:
+        s.delete(row)
+    return old
 
 
 class ArtifactsMixin(StoreBase):
@@ -54,10 +76,7 @@ class ArtifactsMixin(StoreBase):
         """Store bytes and their row. `replace_kind` drops the run's older rows of this kind
         but the newest `keep_previous` (and their bytes when nothing else uses them): used for
         checkpoints, of which the last two are kept."""
-        if kind not in ARTIFACT_KINDS:
-            raise InvalidInput(f"artifact kind must be one of {ARTIFACT_KINDS}, not {kind!r}")
-        if not _KEY.match(key):
-            raise InvalidInput(f"artifact key {key!r}: use letters, digits and . _ + -")
+        _check_kind_key(kind, key)
         sha = self.artifacts.put(data)
         thumb = None
         if media_type.startswith("image/"):
@@ -70,15 +89,7 @@ class ArtifactsMixin(StoreBase):
                 raise NotFound(f"no run {run_id!r}")
             old: list[ArtifactRow] = []
             if replace_kind:
-                old = list(
-                    s.scalars(
-                        select(ArtifactRow)
-                        .where(ArtifactRow.run_id == run_id, ArtifactRow.kind == kind)
-                        .order_by(ArtifactRow.step.desc(), ArtifactRow.id.desc())
-                    )
-                )[keep_previous:]
-                for row in old:
-                    s.delete(row)
+                old = _drop_older(s, run_id, kind, keep_previous)
             row = ArtifactRow(
                 run_id=run_id,
                 job_id=job_id,

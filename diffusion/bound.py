@@ -184,22 +184,12 @@ def sampled_bound(
             z = model.readout(xt, t, beta)
             kl = model.process.kl(xr, xt, t, z, beta).view(c, n)
             kl_sum[i : i + n] += kl.sum(0) * ((T - 1) / k)
-            sums[0].index_add_(0, t - 1, kl.reshape(-1).double())
-            hits.index_add_(0, t - 1, torch.ones_like(t, dtype=torch.float64))
-            if gaussian:
-                _, var = model.process.p_mean_var(xt, t, z, beta)
-                _, pv = model.process.q_posterior(xr, xt, t, beta)
-                sums[1].index_add_(0, t - 1, var.reshape(c * n, -1).mean(1).double())
-                sums[2].index_add_(0, t - 1, pv.reshape(c * n, -1).mean(1).double())
+            _add_profile(model, sums, hits, kl, xr, xt, t, z, beta, gaussian)
             if on_progress is not None:
                 done = j0 + c
                 on_progress(max(2, round(T * done / k)), i + (n if done == k else 0))
     per_example = model.process.edge_terms(x0, beta) - kl_sum
-    means = sums / hits.clamp(min=1)
-    means[:, hits == 0] = float("nan")
-    means[0, 0] = 0.0  # t = 1 has no KL term
-    if gaussian:
-        means[1, 0], means[2, 0] = beta[0], 0.0
+    means = _profile_means(sums, hits, beta, gaussian)
     return BoundTerms(
         per_example,
         means[0],
@@ -207,6 +197,42 @@ def sampled_bound(
         means[1] if gaussian else None,
         means[2] if gaussian else None,
     )
+
+
+def _add_profile(
+    model: DiffusionModel,
+    sums: torch.Tensor,
+    hits: torch.Tensor,
+    kl: torch.Tensor,
+    xr: torch.Tensor,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    z: torch.Tensor,
+    beta: torch.Tensor,
+    gaussian: bool,
+) -> None:
+    """Add one block's draws (kl: (c, n)) to the per-t sums of KL, Sigma and the posterior
+    variance, and to the per-t hit counts (in place)."""
+    c, n = kl.shape
+    sums[0].index_add_(0, t - 1, kl.reshape(-1).double())
+    hits.index_add_(0, t - 1, torch.ones_like(t, dtype=torch.float64))
+    if gaussian:
+        _, var = model.process.p_mean_var(xt, t, z, beta)
+        _, pv = model.process.q_posterior(xr, xt, t, beta)
+        sums[1].index_add_(0, t - 1, var.reshape(c * n, -1).mean(1).double())
+        sums[2].index_add_(0, t - 1, pv.reshape(c * n, -1).mean(1).double())
+
+
+def _profile_means(
+    sums: torch.Tensor, hits: torch.Tensor, beta: torch.Tensor, gaussian: bool
+) -> torch.Tensor:
+    """Per-t means over the draws that hit each t (NaN for a t never drawn; t = 1 set)."""
+    means = sums / hits.clamp(min=1)
+    means[:, hits == 0] = float("nan")
+    means[0, 0] = 0.0  # t = 1 has no KL term
+    if gaussian:
+        means[1, 0], means[2, 0] = beta[0], 0.0
+    return means
 
 
 @torch.no_grad()

@@ -218,6 +218,47 @@ def inpaint(
     except ImageInputError as exc:
         raise PosteriorInputError(str(exc)) from None
     y0, y1, x0, x1 = _window(trained, np.asarray(mask), context)
+    plan = _window_plan(
+        trained, (y0, y1, x0, x1), (h, w), n, context, batch_size, tile, overlap, margin
+    )
+    win = (..., slice(y0, y1), slice(x0, x1))
+    mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
+    rev = image_reverse(trained, plan)
+    n_steps = count_steps(trained, steps)
+    chain = _inpaint_chain(method, jump_length, jump_n_sample)
+
+    def run(k: int) -> torch.Tensor:
+        part = xm[win]
+        return chain(rev, part.expand(k, *part.shape[1:]), mask_t, steps=steps, generator=generator)
+
+    x = batched(n, batch_size, run)
+    samples, observed = _fill_holes(trained, image, mask, x, n, c, (y0, y1, x0, x1))
+    return PosteriorResult(
+        samples=samples,
+        mean=samples.mean(0),
+        std=samples.std(0),
+        observed=observed,
+        mask=np.asarray(mask),
+        method=method,
+        steps=n_steps,
+        plan=plan,
+    )
+
+
+def _window_plan(
+    trained: Trained,
+    window: tuple[int, ...],
+    shape: tuple[int, int],
+    n: int,
+    context: int | None,
+    batch_size: int,
+    tile: int | None,
+    overlap: int | None,
+    margin: int | None,
+) -> SizePlan:
+    """The size plan for the chain on `window` (y0, y1, x0, x1) of an image of `shape`."""
+    y0, y1, x0, x1 = window
+    h, w = shape
     plan = size_plan(
         trained,
         (y1 - y0, x1 - x0),
@@ -233,17 +274,21 @@ def inpaint(
             reason=f"{plan.reason}; on the window around the missing pixels ({context} pixels "
             f"of context) of the {w} x {h} image",
         )
-    win = (..., slice(y0, y1), slice(x0, x1))
-    mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
-    rev = image_reverse(trained, plan)
-    n_steps = count_steps(trained, steps)
-    chain = _inpaint_chain(method, jump_length, jump_n_sample)
+    return plan
 
-    def run(k: int) -> torch.Tensor:
-        part = xm[win]
-        return chain(rev, part.expand(k, *part.shape[1:]), mask_t, steps=steps, generator=generator)
 
-    x = batched(n, batch_size, run)
+def _fill_holes(
+    trained: Trained,
+    image: np.ndarray,
+    mask: np.ndarray,
+    x: torch.Tensor,
+    n: int,
+    c: int,
+    window: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, observed) in data space: the input image with the chain's output `x` in
+    `window`, known pixels exactly the input."""
+    y0, y1, x0, x1 = window
     observed = np.asarray(image, dtype=np.float64) + (
         0.5 if np.asarray(image).dtype == np.uint8 else 0.0
     )
@@ -251,16 +296,7 @@ def inpaint(
     samples[:, y0:y1, x0:x1] = to_data(trained, x)
     keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)
     samples[:, keep] = observed[keep]  # known pixels: exactly the input, no round trip
-    return PosteriorResult(
-        samples=samples,
-        mean=samples.mean(0),
-        std=samples.std(0),
-        observed=observed,
-        mask=np.asarray(mask),
-        method=method,
-        steps=n_steps,
-        plan=plan,
-    )
+    return samples, observed
 
 
 def _window(trained: Trained, mask: np.ndarray, context: int | None) -> tuple[int, ...]:

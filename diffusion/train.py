@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,6 @@ from diffusion.checkpoint import (  # noqa: F401 (load_final_eval is re-exported
 )
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
-from diffusion.data.display import data_levels, gallery_kind, to_data_array, trajectory_array
 from diffusion.device import check_fits, pick_device
 from diffusion.evaluate import make_eval_event
 from diffusion.events import (
@@ -39,118 +37,22 @@ from diffusion.events import (
     EvalProgressEvent,
     EvaluationCancelled,
     Event,
-    GalleryEvent,
     StepEvent,
     TrainResult,
     WarningEvent,
 )
 from diffusion.model import DiffusionModel
-from diffusion.sampling import sample_chain
+from diffusion.train_parts import (  # noqa: F401 (re-exported)
+    TSampler,
+    build_model,
+    eval_tensors,
+    gallery_event,
+    lr_at,
+    make_optimizer,
+)
 
 RUN_RECORD = "run.json"
 CONFIG = "config.json"
-
-
-def build_model(config: RunConfig, bundle: DataBundle, device: torch.device) -> DiffusionModel:
-    """The model with its initial weights drawn from the run's seed (caller's RNG untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.train.seed)
-        model = DiffusionModel(config, bundle.shape, bundle.kind)
-    return model.to(device)
-
-
-def lr_at(config: RunConfig, step: int, frac: float | None = None) -> float:
-    """Learning rate at `step`: constant, cosine or exponential decay from lr to lr_final.
-
-    `frac` (the fraction of a wall-clock budget spent) replaces step / steps when given, so
-    the schedule fits a time budget instead of being cut off by it."""
-    tc = config.train
-    frac = min(1.0, step / max(1, tc.steps) if frac is None else frac)
-    if tc.lr_schedule == "cosine":
-        return tc.lr_final + (tc.lr - tc.lr_final) * 0.5 * (1 + math.cos(math.pi * frac))
-    if tc.lr_schedule == "exponential":
-        return tc.lr * (tc.lr_final / tc.lr) ** frac
-    return tc.lr
-
-
-def make_optimizer(config: RunConfig, model: DiffusionModel) -> torch.optim.Optimizer:
-    tc = config.train
-    sched_params = list(model.schedule.parameters())
-    ids = {id(p) for p in sched_params}
-    groups = [
-        {
-            "params": [p for p in model.parameters() if id(p) not in ids],
-            "lr": tc.lr,
-            "base_lr": tc.lr,
-        }
-    ]
-    if sched_params:
-        s_lr = tc.schedule_lr or tc.lr
-        groups.append({"params": sched_params, "lr": s_lr, "base_lr": s_lr, "schedule": True})
-    if tc.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=tc.lr)
-    return torch.optim.Adam(groups, lr=tc.lr)
-
-
-def eval_tensors(
-    config: RunConfig, bundle: DataBundle, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed model-space evaluation subsets (train, holdout), at most eval_examples each."""
-    n = config.train.eval_examples
-    gen = torch.Generator().manual_seed(config.train.seed + 4)
-    x_train = bundle.train[:n] if bundle.train is not None else bundle.draw_train(n, gen)
-    x_train = bundle.scaler.to_model(x_train, gen)
-    x_hold = bundle.scaler.to_model(bundle.holdout[:n], gen)
-    return x_train.to(device), x_hold.to(device)
-
-
-def gallery_event(
-    step: int, model: DiffusionModel, bundle: DataBundle, n: int, seed: int, device: torch.device
-) -> GalleryEvent:
-    """Samples (and a trajectory of snapshots) in data space."""
-    gen = torch.Generator().manual_seed(seed)
-    chain = sample_chain(model, n, gen, device, return_trajectory=True)
-    samples = to_data_array(bundle, chain.x0)
-    traj = trajectory_array(bundle.scaler, chain.trajectory)
-    kind = gallery_kind(bundle)
-    reference = None
-    if kind == "points":  # training data to draw under the samples (up to 1,000 points)
-        x = bundle.train if bundle.train is not None else bundle.draw_train(1000, gen)
-        reference = torch.as_tensor(x[:1000]).detach().double().cpu().numpy()
-    return GalleryEvent(step, samples, kind, traj, data_levels(bundle), reference)
-
-
-class TSampler:
-    """Importance sampling of t = 2..T: p(t) proportional to the running RMS of KL_t, mixed
-    with 10% uniform (after Nichol & Dhariwal 2021, section 3.3). Uniform until every t has
-    been seen. The training estimate of K stays unbiased (diffusion.bound.train_terms)."""
-
-    def __init__(self, T: int) -> None:
-        self.sq = torch.zeros(T - 1, dtype=torch.float64)
-        self.count = torch.zeros(T - 1, dtype=torch.long)
-
-    def probs(self) -> torch.Tensor | None:
-        if bool((self.count == 0).any()):
-            return None
-        p = self.sq.sqrt() + 1e-12
-        return 0.9 * p / p.sum() + 0.1 / len(p)
-
-    def update(self, t: torch.Tensor, kl: torch.Tensor) -> None:
-        idx = (t - 2).cpu()
-        sq = kl.detach().double().cpu() ** 2
-        total = torch.zeros_like(self.sq).index_add_(0, idx, sq)
-        n = torch.bincount(idx, minlength=len(self.sq))
-        seen = n > 0
-        mean = total[seen] / n[seen]
-        first = self.count[seen] == 0
-        self.sq[seen] = torch.where(first, mean, 0.9 * self.sq[seen] + 0.1 * mean)
-        self.count += n
-
-    def state_dict(self) -> dict:
-        return {"sq": self.sq.clone(), "count": self.count.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sq, self.count = state["sq"].cpu().clone(), state["count"].cpu().clone()
 
 
 class _Trainer:
