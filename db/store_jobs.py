@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db import convert
@@ -27,51 +26,28 @@ from db.entities import (
     FINAL_STATES,
     JOB_KINDS,
     QUEUED,
-    RUNNING,
     Claim,
     Job,
     User,
 )
-from db.errors import InvalidInput, LeaseLost, NotFound, PermissionDenied
-from db.models import JobRow, RunRow, UploadRow
-from db.session import StoreBase, utcnow
+from db.errors import InvalidInput, NotFound, PermissionDenied
+from db.job_rows import (  # noqa: F401 (UPLOAD_PARAMS is re-exported)
+    UPLOAD_PARAMS,
+    Lease,
+    check_lease,
+    check_uploads,
+    claim_statement,
+    mirror_claim_on_run,
+)
+from db.models import JobRow, RunRow
+from db.session import utcnow
+from db.store_reconcile import ReconcileMixin
 from db.store_runs import queued_job_row
 
 MAX_ATTEMPTS = 5  # a job whose worker dies this many times is FAILED, not retried forever
 
 
-@dataclass(frozen=True)
-class Lease:
-    """Proof that a worker holds a job: the job id and the claim's unique owner token."""
-
-    job_id: str
-    owner: str
-
-
-def check_lease(s: Session, lease: Lease) -> JobRow:
-    row = s.get(JobRow, lease.job_id)
-    if row is None or row.lease_owner != lease.owner or row.state != RUNNING:
-        raise LeaseLost(f"job {lease.job_id}: lease lost")
-    return row
-
-
-UPLOAD_PARAMS = ("upload_id", "mask_upload_id")
-
-
-def check_uploads(s: Session, params: dict[str, Any], owner_id: int) -> None:
-    """Every upload a job names must be its owner's own (NotFound otherwise: no hint)."""
-    for key in UPLOAD_PARAMS:
-        if key not in params:
-            continue
-        value = params[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(f"{key} must be an upload id (an integer), not {value!r}")
-        row = s.get(UploadRow, value)
-        if row is None or row.owner_id != owner_id:
-            raise NotFound(f"no upload {value}")
-
-
-class JobsMixin(StoreBase):
+class JobsMixin(ReconcileMixin):
     def create_job(
         self,
         kind: str,
@@ -194,68 +170,57 @@ class JobsMixin(StoreBase):
             row = s.get(JobRow, job_id)
             if row is None:
                 return Claim(False, None, "gone")
-            if row.state in FINAL_STATES:
-                return Claim(False, convert.job(row), "final")
-            if row.celery_id != celery_id:
-                return Claim(False, convert.job(row), "stale message")
-            if row.cancel_requested:
-                self._finish(s, row, CANCELLED, now, message="cancelled before it started")
-                return Claim(False, convert.job(row), "cancelled")
-            live = (
-                row.lease_owner is not None
-                and row.lease_expires_at is not None
-                and row.lease_expires_at >= now
-                and not row.lease_owner.startswith(f"{worker}#")
-            )
-            if row.attempts >= max_attempts and not live:
-                self._finish(
-                    s,
-                    row,
-                    FAILED,
-                    now,
-                    error=(
-                        f"gave up after {row.attempts} attempts: the worker running this job "
-                        "died each time (out of memory?)"
-                    ),
-                )
-                return Claim(False, convert.job(row), "too many attempts")
+            refusal = self._claim_refusal(s, row, celery_id, worker, now, max_attempts)
+            if refusal is not None:
+                return refusal
             result = s.execute(
-                update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.celery_id == celery_id,
-                    JobRow.state.in_(ACTIVE_STATES),
-                    or_(
-                        JobRow.lease_owner.is_(None),
-                        JobRow.lease_expires_at < now,
-                        JobRow.lease_owner.startswith(f"{worker}#", autoescape=True),
-                    ),
-                )
-                .values(
-                    state=RUNNING,
-                    lease_owner=owner,
-                    host=host,
-                    device=device,
-                    lease_expires_at=now + dt.timedelta(seconds=lease_s),
-                    attempts=JobRow.attempts + 1,
-                    updated_at=now,
-                    started_at=func.coalesce(JobRow.started_at, now),
-                )
-                .execution_options(synchronize_session=False)
+                claim_statement(job_id, celery_id, worker, owner, host, device, now, lease_s)
             )
             if result.rowcount != 1:
                 return Claim(False, convert.job(row), "held by another worker")
             s.refresh(row)
             resume = None
             if row.kind == "train":
-                run = s.get(RunRow, row.run_id)
-                assert run is not None
-                run.state, run.host, run.device = RUNNING, host, device
-                run.lease_owner, run.lease_expires_at = owner, row.lease_expires_at
-                run.started_at = run.started_at or now
-                run.updated_at = now
-                resume = run.checkpoint_step
+                resume = mirror_claim_on_run(s, row, owner, host, device, now)
             return Claim(True, convert.job(row), "", resume)
+
+    def _claim_refusal(
+        self,
+        s: Session,
+        row: JobRow,
+        celery_id: str,
+        worker: str,
+        now: dt.datetime,
+        max_attempts: int,
+    ) -> Claim | None:
+        """Why this message may not take the job (a final, stale, cancelled or too-often-died
+        job; the last two are finished here, in the claim's transaction), or None."""
+        if row.state in FINAL_STATES:
+            return Claim(False, convert.job(row), "final")
+        if row.celery_id != celery_id:
+            return Claim(False, convert.job(row), "stale message")
+        if row.cancel_requested:
+            self._finish(s, row, CANCELLED, now, message="cancelled before it started")
+            return Claim(False, convert.job(row), "cancelled")
+        live = (
+            row.lease_owner is not None
+            and row.lease_expires_at is not None
+            and row.lease_expires_at >= now
+            and not row.lease_owner.startswith(f"{worker}#")
+        )
+        if row.attempts >= max_attempts and not live:
+            self._finish(
+                s,
+                row,
+                FAILED,
+                now,
+                error=(
+                    f"gave up after {row.attempts} attempts: the worker running this job "
+                    "died each time (out of memory?)"
+                ),
+            )
+            return Claim(False, convert.job(row), "too many attempts")
+        return None
 
     def heartbeat(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; returns whether a cancel was requested. Raises LeaseLost."""
@@ -377,56 +342,3 @@ class JobsMixin(StoreBase):
                     run.updated_at = now
             s.flush()
             return convert.job(row)
-
-    # ---- the reconciler's side -----------------------------------------------------------
-
-    def stale_jobs(self, *, queued_grace_s: float) -> list[Job]:
-        """QUEUED jobs not enqueued for `queued_grace_s` (the broker may have lost them) and
-        RUNNING jobs whose lease has expired (their worker died)."""
-        now = utcnow()
-        cutoff = now - dt.timedelta(seconds=queued_grace_s)
-        q = select(JobRow).where(
-            or_(
-                (JobRow.state == QUEUED)
-                & JobRow.lease_owner.is_(None)
-                & or_(JobRow.enqueued_at.is_(None), JobRow.enqueued_at < cutoff)
-                & (JobRow.created_at < cutoff),
-                (JobRow.state == RUNNING) & (JobRow.lease_expires_at < now),
-            )
-        )
-        with self._scope() as s:
-            return [convert.job(r) for r in s.scalars(q)]
-
-    def requeue_job(self, job_id: str, expected_celery_id: str | None) -> str | None:
-        """Give a stale job a new message id (the old message, if it ever comes, is ignored).
-        Returns the new id, or None if the job changed meanwhile."""
-        now = utcnow()
-        new_id = secrets.token_hex(16)
-        with self._scope(write=True) as s:
-            result = s.execute(
-                update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.celery_id == expected_celery_id,
-                    JobRow.state.in_(ACTIVE_STATES),
-                    or_(JobRow.lease_owner.is_(None), JobRow.lease_expires_at < now),
-                )
-                .values(
-                    state=QUEUED,
-                    celery_id=new_id,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    enqueued_at=None,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                return None
-            row = s.get(JobRow, job_id)
-            if row is not None and row.kind == "train":
-                run = s.get(RunRow, row.run_id)
-                if run is not None and run.state == RUNNING:
-                    run.state, run.lease_owner, run.lease_expires_at = QUEUED, None, None
-                    run.updated_at = now
-            return new_id
