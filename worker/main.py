@@ -34,6 +34,11 @@ def run(queues: list[str], *, concurrency: int = 1, loglevel: str = "INFO") -> i
     store, device = prepare(queues)
     settings.announce_concurrency(concurrency)  # torch threads per job
     name = f"difflab-{os.getpid()}@{runtime.host()}"
+    # Announce the worker now, in a write transaction: a database that can only be read stops
+    # the worker here with one line (DatabaseUnavailable), before it ever says "ready".
+    store.worker_heartbeat(
+        name, host=runtime.host(), device=device, queues=queues, pid=os.getpid(), started=True
+    )
     print(
         f"difflab worker {name}: host {runtime.host()}, device {device}, "
         f"queues {','.join(queues)}, database {settings.redact(store.url)}, "

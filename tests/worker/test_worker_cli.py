@@ -65,3 +65,20 @@ def test_db_upgrade_on_postgresql(lab: Lab, postgres_url: str) -> None:
     assert "newest schema" in lab.cli("db", "upgrade", env=env).stdout
     run_id = lab.cli("submit", "swissroll-smoke", env=env).stdout.strip()
     assert run_id in lab.cli("runs", env=env).stdout
+
+
+def test_worker_on_a_read_only_database_stops_with_one_line(lab: Lab) -> None:
+    """A database the worker can only read (SQLite opened `mode=ro`, which refuses writes even
+    for root): the worker exits at start-up with one line naming the database, never "ready"."""
+    from diffusion.settings import data_dir
+
+    db_file = data_dir() / "difflab.db"
+    assert db_file.exists()
+    ro_url = f"sqlite:///file:{db_file}?mode=ro&uri=true"
+    result = lab.cli("worker", env={"DIFFLAB_DATABASE_URL": ro_url}, check=False, timeout=60)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(db_file) in lines[0] and "can only be read" in lines[0], lines[0]
+    assert "ready" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert lab.store.workers(online_within_s=None) == []  # nothing was announced
