@@ -41,13 +41,18 @@ for _p in (ROOT, ROOT / "benchmarks"):
 
 import provenance  # noqa: E402
 import torch  # noqa: E402
+from posterior_inpaint import (  # noqa: E402, F401 (region_distances: benchmarks/posterior_photos)
+    bench_inpaint,
+    held_out_test_images,
+    region_distances,
+    upscale,
+)
 from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
 from diffusion.bound import strided_bound  # noqa: E402
 from diffusion.data.splits import load_test_split  # noqa: E402
 from diffusion.imageio import grid, save_png  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
-from diffusion.posterior import inpaint, make_mask  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
@@ -59,12 +64,6 @@ def psnr(x: np.ndarray, ref: np.ndarray, peak: float) -> float:
     """Mean over images of 10 log10(peak^2 / MSE), x and ref (N, H, W)."""
     mse = ((x - ref) ** 2).reshape(len(x), -1).mean(1)
     return float(np.mean(10 * np.log10(peak**2 / mse)))
-
-
-def held_out_test_images(trained, n: int) -> np.ndarray:
-    """(n, H, W) float64 grey levels at their bin centres from the run's TEST split (never
-    trained, validated or tuned on; diffusion/data/splits.py)."""
-    return load_test_split(trained.config.data, n).x[:, 0].double().numpy() + 0.5
 
 
 def train_digits(out: Path, budget_s: float, steps: int = 6000, quick: bool = False):
@@ -81,10 +80,6 @@ def train_digits(out: Path, budget_s: float, steps: int = 6000, quick: bool = Fa
         cfg = cfg.with_overrides([f"train.steps={max(r.step, 1)}"])
         r = train(cfg, out)
     return r
-
-
-def upscale(images: np.ndarray, k: int) -> np.ndarray:
-    return images.repeat(k, axis=-2).repeat(k, axis=-1)
 
 
 # ------------------------------------------------------------------------------ (a)
@@ -140,165 +135,6 @@ def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------ (b)
-def spectrum(x: np.ndarray) -> np.ndarray:
-    """Mean power spectrum of (N, h, w) regions (mean removed, Hann window)."""
-    win = np.outer(np.hanning(x.shape[1]), np.hanning(x.shape[2]))
-    f = np.fft.fft2((x - x.mean((1, 2), keepdims=True)) * win)
-    return (np.abs(f) ** 2).mean(0)
-
-
-def region_distances(fill: np.ndarray, truth: np.ndarray) -> dict:
-    from scipy.stats import wasserstein_distance
-
-    bins = np.linspace(0, 256, 33)
-    h1 = np.histogram(fill, bins)[0] / fill.size
-    h2 = np.histogram(truth, bins)[0] / truth.size
-    s1, s2 = spectrum(fill), spectrum(truth)
-    return {
-        "hist_wasserstein_grey_levels": float(wasserstein_distance(fill.ravel(), truth.ravel())),
-        "hist_total_variation": float(0.5 * np.abs(h1 - h2).sum()),
-        "spectrum_rms_log10_ratio": float(
-            np.sqrt(np.mean(np.log10((s1 + 1e-9) / (s2 + 1e-9)) ** 2))
-        ),
-        "rmse_to_truth": float(np.sqrt(((fill - truth) ** 2).mean())),
-    }
-
-
-def bench_inpaint(trained, n_patches: int, n_samples: int, seed: int, resample: int) -> dict:
-    """All patches and samples in one batched chain per method (the math of
-    `posterior.inpaint`); known pixels checked through `posterior.inpaint` on one patch."""
-    from skimage.restoration import inpaint_biharmonic
-
-    from diffusion.posterior_chains import inpaint_paper_chain, inpaint_repaint_chain
-    from diffusion.reverse import gaussian_reverse
-
-    g = torch.Generator().manual_seed(seed)
-    hold = held_out_test_images(trained, n_patches)
-    h, q = hold.shape[1], hold.shape[1] // 2
-    mask = make_mask("center", (h, h), size=q)
-    miss = ~mask
-    sc = trained.scaler
-    xm = torch.from_numpy((hold - sc.shift) / sc.scale)[:, None].repeat_interleave(n_samples, 0)
-    mask_t = torch.from_numpy(mask)[None, None]
-    rev = gaussian_reverse(trained.model)
-    truth = np.repeat(hold[:, miss].reshape(-1, 1, q, q), n_samples, 1).reshape(-1, q, q)
-    results, fills = {}, {}
-    for method in ("paper", "repaint"):
-        t0 = time.monotonic()
-        if method == "paper":
-            x = inpaint_paper_chain(rev, xm, mask_t, generator=g)
-        else:
-            x = inpaint_repaint_chain(
-                rev, xm, mask_t, jump_length=10, jump_n_sample=resample, generator=g
-            )
-        xs = np.clip(x[:, 0].numpy() * sc.scale + sc.shift, 0, 256 - 1e-6)
-        xs = xs.reshape(n_patches, n_samples, h, h)
-        fills[method] = xs[:, 0]
-        api = inpaint(
-            trained,
-            hold[0],
-            mask,
-            1,
-            method=method,
-            steps=10,
-            jump_length=3,
-            jump_n_sample=2,
-            generator=g,
-        )  # known pixels through the public API
-        results[method] = {
-            **region_distances(xs[:, :, miss].reshape(-1, q, q), truth),
-            "known_pixels_unchanged": bool(np.array_equal(api.samples[0][mask], hold[0][mask])),
-            "seconds": time.monotonic() - t0,
-        }
-    t0 = time.monotonic()
-    bi = np.stack([inpaint_biharmonic(x / 256.0, miss) * 256.0 for x in hold])
-    fills["biharmonic"] = bi
-    results["biharmonic"] = {
-        **region_distances(bi[:, miss].reshape(-1, q, q), hold[:, miss].reshape(-1, q, q)),
-        "known_pixels_unchanged": bool(np.allclose(bi[:, mask], hold[:, mask])),
-        "seconds": time.monotonic() - t0,
-    }
-    masked = hold.copy()
-    masked[:, miss] = 0
-    k = min(6, n_patches)
-    rows = [hold[:k], masked[:k], fills["paper"][:k], fills["repaint"][:k], fills["biharmonic"][:k]]
-    img = np.clip(np.floor(np.concatenate(rows)), 0, 255).astype(np.uint8)
-    save_png(FIGURES / "posterior_inpaint.png", grid(upscale(img, 6), columns=k, pad=2))
-    large = figure5_large(trained, seed) if trained.bundle.info.get("holdout_rows") else None
-    return {
-        "patches": n_patches,
-        "samples_per_patch": n_samples,
-        "patch": h,
-        "large_figure": large,
-        "hole": q,
-        "T": trained.model.T,
-        "repaint_jump_length": 10,
-        "repaint_resample": resample,
-        "texture": trained.bundle.info.get("texture"),
-        "methods": results,
-    }
-
-
-def figure5_large(trained, seed: int, side: int = 48) -> dict:
-    """Figure 5's layout at a larger size: a side x side crop of the held-out region with
-    its central half hidden, filled by the patch-trained model (the conv net without the
-    dense pathway is fully convolutional, so it runs on any image size)."""
-    from skimage.restoration import inpaint_biharmonic
-
-    from diffusion.data.images import texture_image
-    from diffusion.posterior_chains import inpaint_paper_chain
-    from diffusion.reverse import gaussian_reverse
-
-    if trained.model.net.dense is not None:
-        return {"skipped": "the network has a dense pathway (fixed image size)"}
-    info = trained.bundle.info
-    img = texture_image(info["texture"]).astype(np.float64) + 0.5
-    top = info.get("test_rows", info["holdout_rows"])[0] + 8  # the test band
-    crop = img[top : top + side, 200 : 200 + side]
-    mask = make_mask("center", (side, side), size=side // 2)
-    s = trained.scaler
-    x = (
-        torch.from_numpy((crop - s.shift) / s.scale)
-        .reshape(1, 1, side, side)
-        .expand(2, 1, side, side)
-    )
-    t0 = time.monotonic()
-    out = inpaint_paper_chain(
-        gaussian_reverse(trained.model),
-        x,
-        torch.from_numpy(mask)[None, None],
-        generator=torch.Generator().manual_seed(seed),
-    )
-    fill = out[:, 0].numpy() * s.scale + s.shift
-    secs = time.monotonic() - t0
-    bi = inpaint_biharmonic(crop / 256.0, ~mask) * 256.0
-    masked = crop.copy()
-    masked[~mask] = 0
-    panels = np.stack([crop, masked, fill[0], fill[1], bi])
-    img8 = np.clip(np.floor(panels), 0, 255).astype(np.uint8)
-    save_png(FIGURES / "posterior_inpaint_large.png", grid(upscale(img8, 3), columns=5, pad=3))
-    return {
-        "side": side,
-        "hole": side // 2,
-        "seconds": secs,
-        **{
-            f"paper_{k}": v
-            for k, v in region_distances(
-                fill[:, ~mask].reshape(-1, side // 2, side // 2),
-                np.repeat(crop[~mask].reshape(1, side // 2, side // 2), 2, 0),
-            ).items()
-        },
-        **{
-            f"biharmonic_{k}": v
-            for k, v in region_distances(
-                bi[~mask].reshape(1, side // 2, side // 2),
-                crop[~mask].reshape(1, side // 2, side // 2),
-            ).items()
-        },
-    }
-
-
 # ------------------------------------------------------------------------------ (c)
 def bench_strided(
     trained, step_list: list[int], n_eval: int, n_samples: int, seed: int
@@ -337,6 +173,31 @@ def bench_strided(
 def main(argv: list[str] | None = None) -> int:
     global FIGURES
     run = provenance.start(argv)
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(1)
+    runs = args.runs or (
+        Path(tempfile.mkdtemp(prefix="posterior-quick-")) if args.quick else ROOT / "runs"
+    )
+    if args.quick:
+        FIGURES = runs / "figures"
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    parts = set(args.parts.split(","))
+    out: dict = {"budget": "1 CPU thread on a shared 2-core machine"}
+    rows: list[dict] = []
+    if parts & {"a", "c"}:
+        _digits_parts(args, parts, runs, out, rows)
+    if "b" in parts:
+        _bark_part(args, runs, out, rows)
+    if "d" in parts:
+        _photos_part(args, runs, out, run)
+    if args.results is not None:
+        splits = {r["part"]: r["split"] for r in rows}
+        provenance.write_results(args.results, run, rows, seeds=[0], split=splits)
+    print(json.dumps(out, indent=2) if args.json else out)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, default=None, help="default runs/ (--quick: a temp dir)")
     p.add_argument(
@@ -361,96 +222,93 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", type=Path, default=None, help="write parts + provenance here")
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    runs = args.runs or (
-        Path(tempfile.mkdtemp(prefix="posterior-quick-")) if args.quick else ROOT / "runs"
-    )
-    if args.quick:
-        FIGURES = runs / "figures"
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    parts = set(args.parts.split(","))
-    out: dict = {"budget": "1 CPU thread on a shared 2-core machine"}
-    rows: list[dict] = []
-    if parts & {"a", "c"}:
-        t0 = time.monotonic()
-        steps = 30 if args.quick else 6000
-        r = train_digits(
-            runs / "posterior" / "digits", args.digits_budget_min * 60, steps, args.quick
-        )
-        digits = load_trained(runs / "posterior" / "digits", "cpu")
-        train_s = time.monotonic() - t0
-        out["digits_model"] = {
-            "steps": r.step,
-            "train_seconds": train_s,
-            "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
-            "T": digits.model.T,
-        }
-        split = load_test_split(digits.config.data, 1).describe(digits.config.data, [0])
-        if "a" in parts:
-            t1 = time.monotonic()
-            out["a_denoise"] = bench_denoise(
-                digits, 8 if args.quick else 64, 4 if args.quick else 16, 0
-            )
-            rows.append(_row("a_denoise", out["a_denoise"], split, train_s, time.monotonic() - t1))
-        if "c" in parts:
-            t1 = time.monotonic()
-            T = digits.model.T
-            steps = [T, 100, 50, 20, 10, 5] if not args.quick else [T, 5]
-            out["c_strided"] = bench_strided(
-                digits,
-                [s for s in steps if s <= T],
-                32 if args.quick else 200,
-                16 if args.quick else 200,
-                0,
-            )
-            rows.append(_row("c_strided", out["c_strided"], split, train_s, time.monotonic() - t1))
-    if "b" in parts:
-        t0 = time.monotonic()
-        bark_run = args.bark_run or runs / "table1" / "bark-seed0"
-        if args.quick and not bark_run.exists():
-            import table1_images
+    return p
 
-            table1_images.run_row("bark", runs / "table1", 60.0, [0], quick=True)
-        bark = load_trained(bark_run, "cpu")
-        train_s = time.monotonic() - t0
+
+def _digits_parts(args, parts: set[str], runs: Path, out: dict, rows: list[dict]) -> None:
+    """Parts (a) denoising and (c) strided bounds, on the digits model (trained here)."""
+    t0 = time.monotonic()
+    steps = 30 if args.quick else 6000
+    r = train_digits(runs / "posterior" / "digits", args.digits_budget_min * 60, steps, args.quick)
+    digits = load_trained(runs / "posterior" / "digits", "cpu")
+    train_s = time.monotonic() - t0
+    out["digits_model"] = {
+        "steps": r.step,
+        "train_seconds": train_s,
+        "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
+        "T": digits.model.T,
+    }
+    split = load_test_split(digits.config.data, 1).describe(digits.config.data, [0])
+    if "a" in parts:
         t1 = time.monotonic()
-        out["b_inpaint"] = bench_inpaint(
-            bark, 4 if args.quick else 16, 2 if args.quick else 4, 0, 2 if args.quick else 5
+        out["a_denoise"] = bench_denoise(
+            digits, 8 if args.quick else 64, 4 if args.quick else 16, 0
         )
-        split = load_test_split(bark.config.data, 1).describe(bark.config.data, [0])
-        rows.append(_row("b_inpaint", out["b_inpaint"], split, train_s, time.monotonic() - t1))
-    if "d" in parts:
-        from posterior_photos import bench_photos  # this folder is on sys.path
+        rows.append(_row("a_denoise", out["a_denoise"], split, train_s, time.monotonic() - t1))
+    if "c" in parts:
+        t1 = time.monotonic()
+        T = digits.model.T
+        steps = [T, 100, 50, 20, 10, 5] if not args.quick else [T, 5]
+        out["c_strided"] = bench_strided(
+            digits,
+            [s for s in steps if s <= T],
+            32 if args.quick else 200,
+            16 if args.quick else 200,
+            0,
+        )
+        rows.append(_row("c_strided", out["c_strided"], split, train_s, time.monotonic() - t1))
 
-        opts = {
-            "samples": args.photo_samples,
-            "denoise_steps": args.photo_denoise_steps,
-            "inpaint_steps": args.photo_inpaint_steps,
-            "context": args.photo_context,
-        }
-        out["d_photos"] = bench_photos(
-            runs / "posterior" / "photos",
-            args.photo_budget_min * 60,
-            args.photo_train_steps,
-            opts,
-            FIGURES,
-        )
-        from posterior_photos import result_rows
 
-        provenance.write_results(
-            args.out or provenance.RESULTS / "posterior_photos.json",
-            run,
-            result_rows(out["d_photos"]),
-            seeds=[0, 10, 11, 12, 20, 21, 22],
-            split={"model": "photos preset, camera/astronaut/coffee held out"},
-            extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
-        )
-    if args.results is not None:
-        splits = {r["part"]: r["split"] for r in rows}
-        provenance.write_results(args.results, run, rows, seeds=[0], split=splits)
-    print(json.dumps(out, indent=2) if args.json else out)
-    return 0
+def _bark_part(args, runs: Path, out: dict, rows: list[dict]) -> None:
+    """Part (b): inpainting with the bark texture run."""
+    t0 = time.monotonic()
+    bark_run = args.bark_run or runs / "table1" / "bark-seed0"
+    if args.quick and not bark_run.exists():
+        import table1_images
+
+        table1_images.run_row("bark", runs / "table1", 60.0, [0], quick=True)
+    bark = load_trained(bark_run, "cpu")
+    train_s = time.monotonic() - t0
+    t1 = time.monotonic()
+    out["b_inpaint"] = bench_inpaint(
+        bark,
+        4 if args.quick else 16,
+        2 if args.quick else 4,
+        0,
+        2 if args.quick else 5,
+        FIGURES,
+    )
+    split = load_test_split(bark.config.data, 1).describe(bark.config.data, [0])
+    rows.append(_row("b_inpaint", out["b_inpaint"], split, train_s, time.monotonic() - t1))
+
+
+def _photos_part(args, runs: Path, out: dict, run) -> None:
+    """Part (d): photos at their own size (benchmarks/posterior_photos.py)."""
+    from posterior_photos import bench_photos  # this folder is on sys.path
+
+    opts = {
+        "samples": args.photo_samples,
+        "denoise_steps": args.photo_denoise_steps,
+        "inpaint_steps": args.photo_inpaint_steps,
+        "context": args.photo_context,
+    }
+    out["d_photos"] = bench_photos(
+        runs / "posterior" / "photos",
+        args.photo_budget_min * 60,
+        args.photo_train_steps,
+        opts,
+        FIGURES,
+    )
+    from posterior_photos import result_rows
+
+    provenance.write_results(
+        args.out or provenance.RESULTS / "posterior_photos.json",
+        run,
+        result_rows(out["d_photos"]),
+        seeds=[0, 10, 11, 12, 20, 21, 22],
+        split={"model": "photos preset, camera/astronaut/coffee held out"},
+        extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
+    )
 
 
 def _row(part: str, numbers, split: dict, train_s: float, eval_s: float) -> dict:

@@ -62,25 +62,21 @@ def _config_error(exc: Exception) -> UserError:
     return UserError(str(exc))
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from diffusion.config import ConfigError
-    from diffusion.presets import load_config
+class _TrainProgress:
+    """`train`'s on_event for the CLI: a progress bar on stderr (opened at the first step or
+    evaluation unless quiet) and one line per evaluation."""
 
-    try:
-        config = load_config(args.config, args.overrides)
-    except ConfigError as exc:
-        raise _config_error(exc) from None
-    from diffusion.train import train
+    def __init__(self, steps: int, quiet: bool) -> None:
+        self.steps, self.quiet = steps, quiet
+        self.bar = None
 
-    bar = None
-
-    def on_event(event) -> None:
-        nonlocal bar
+    def __call__(self, event) -> None:
         name = type(event).__name__
-        if bar is None and not args.quiet and name in ("StepEvent", "EvalEvent"):
+        if self.bar is None and not self.quiet and name in ("StepEvent", "EvalEvent"):
             from tqdm import tqdm
 
-            bar = tqdm(total=config.train.steps, unit="step", file=sys.stderr)
+            self.bar = tqdm(total=self.steps, unit="step", file=sys.stderr)
+        bar = self.bar
         if name == "StepEvent" and bar is not None:
             bar.n = event.step
             bar.set_postfix(loss_bits=f"{event.loss_bits:.3f}")
@@ -92,6 +88,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             (bar.write if bar is not None else print)(msg)
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from diffusion.config import ConfigError
+    from diffusion.presets import load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    from diffusion.train import train
+
+    on_event = _TrainProgress(config.train.steps, args.quiet)
     stop = {"requested": False}
 
     def on_sigint(signum, frame) -> None:  # first Ctrl-C: checkpoint and stop; second: abort
@@ -119,8 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        if bar is not None:
-            bar.close()
+        on_event.close()
     out = {"status": result.status, "step": result.step, "out": str(args.out)}
     if result.k_holdout is not None:
         out["k_holdout"] = dataclasses.asdict(result.k_holdout)
