@@ -292,6 +292,41 @@ def point_cloud(
     return fig
 
 
+_PLAY_BUTTON = dict(
+    type="buttons",
+    showactive=False,
+    x=0,
+    y=-0.12,
+    xanchor="left",
+    buttons=[
+        dict(
+            label="Play",
+            method="animate",
+            args=[None, dict(frame=dict(duration=120), fromcurrent=True)],
+        )
+    ],
+)
+
+
+def _frame_slider(labels: list, n: int) -> dict:
+    """A slider over the animation's n frames, labelled t = labels[i]."""
+    return dict(
+        active=0,
+        x=0.1,
+        len=0.9,
+        y=-0.05,
+        currentvalue=dict(prefix="t = "),
+        steps=[
+            dict(
+                method="animate",
+                label=str(labels[i]),
+                args=[[str(i)], dict(mode="immediate", frame=dict(duration=0))],
+            )
+            for i in range(n)
+        ],
+    )
+
+
 def trajectory_animation(
     frames: np.ndarray,
     *,
@@ -324,39 +359,8 @@ def trajectory_animation(
         height=460,
         xaxis=dict(range=[-lim, lim]),
         yaxis=dict(range=[-lim, lim], scaleanchor="x", scaleratio=1),
-        updatemenus=[
-            dict(
-                type="buttons",
-                showactive=False,
-                x=0,
-                y=-0.12,
-                xanchor="left",
-                buttons=[
-                    dict(
-                        label="Play",
-                        method="animate",
-                        args=[None, dict(frame=dict(duration=120), fromcurrent=True)],
-                    )
-                ],
-            )
-        ],
-        sliders=[
-            dict(
-                active=0,
-                x=0.1,
-                len=0.9,
-                y=-0.05,
-                currentvalue=dict(prefix="t = "),
-                steps=[
-                    dict(
-                        method="animate",
-                        label=str(labels[i]),
-                        args=[[str(i)], dict(mode="immediate", frame=dict(duration=0))],
-                    )
-                    for i in range(n)
-                ],
-            )
-        ],
+        updatemenus=[_PLAY_BUTTON],
+        sliders=[_frame_slider(labels, n)],
         margin=dict(l=60, r=20, t=50, b=110),
     )
     return fig

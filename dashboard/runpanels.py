@@ -137,39 +137,49 @@ def samples_panel(store: Store, viewer: Viewer, run: Run) -> None:
             index = steps.index(step)
         art = arts[index]
         if kind == "images":
-            picture = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
-            st.image(enlarge(picture, 512), caption=f"Samples at step {art.step}", width="content")
-            st.download_button(
-                "Download these samples (PNG, full size)",
-                picture,
-                file_name=f"{run.id}-samples-{art.step}.png",
-                mime="image/png",
-                icon=":material/download:",
-                key="run_samples_png",
-            )
+            _image_samples(store, viewer, run, art)
         else:
-            arr = load_array(store, art, viewer)
-            if arr is None:
-                st.warning("This gallery could not be read.")
-            elif kind == "points":
-                st.plotly_chart(
-                    charts.point_cloud(
-                        arr[:, :2],
-                        title=f"Samples at step {art.step}, over the training data",
-                        reference=latest_array(store, run, viewer, "data_sample"),
-                    ),
-                    key="run_cloud",
-                    width="stretch",
-                )
-            else:
-                st.plotly_chart(
-                    charts.sequences(arr, title=f"Samples at step {art.step}"),
-                    key="run_seq",
-                    width="stretch",
-                )
+            _array_samples(store, viewer, run, art, kind)
         trajectory_view(store, viewer, run, kind)
 
     _samples()
+
+
+def _image_samples(store: Store, viewer: Viewer, run: Run, art) -> None:
+    """One image gallery, brightened to the run's levels, and its download button."""
+    picture = brighten(store.artifact_bytes(art, viewer=viewer), model_levels(run.config))
+    st.image(enlarge(picture, 512), caption=f"Samples at step {art.step}", width="content")
+    st.download_button(
+        "Download these samples (PNG, full size)",
+        picture,
+        file_name=f"{run.id}-samples-{art.step}.png",
+        mime="image/png",
+        icon=":material/download:",
+        key="run_samples_png",
+    )
+
+
+def _array_samples(store: Store, viewer: Viewer, run: Run, art, kind: str) -> None:
+    """One gallery of points (over the training data) or sequences."""
+    arr = load_array(store, art, viewer)
+    if arr is None:
+        st.warning("This gallery could not be read.")
+    elif kind == "points":
+        st.plotly_chart(
+            charts.point_cloud(
+                arr[:, :2],
+                title=f"Samples at step {art.step}, over the training data",
+                reference=latest_array(store, run, viewer, "data_sample"),
+            ),
+            key="run_cloud",
+            width="stretch",
+        )
+    else:
+        st.plotly_chart(
+            charts.sequences(arr, title=f"Samples at step {art.step}"),
+            key="run_seq",
+            width="stretch",
+        )
 
 
 def trajectory_view(store: Store, viewer: Viewer, run: Run, kind: str) -> None:
