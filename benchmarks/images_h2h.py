@@ -136,6 +136,26 @@ def _stride(args: argparse.Namespace, final: bool) -> tuple[int, int]:
     return args.curve_stride, args.curve_exact
 
 
+def _result_row(side: str, final: bool, out: dict, test_dir) -> dict:
+    """One snapshot's evaluation as a results row."""
+    return {
+        "row": f"{side} {'final' if final else round(out['wall_s'])} s",
+        "side": side,
+        "final": final,
+        "steps": out.get("step", out.get("steps")),
+        "wall_s": out["wall_s"],
+        "bits_per_dim": out["bits_per_dim"],
+        "bits_per_dim_stderr": out["stderr"],
+        "n_test": out["n_test"],
+        "t_stride": out["t_stride"],
+        "t_exact": out.get("t_exact"),
+        "seeds": [0],
+        "split": {"test": str(test_dir), "first_n_by_name": out["n_test"]},
+        "train_seconds": out["wall_s"],
+        "eval_seconds": out["eval_seconds"],
+    }
+
+
 def evaluate_all(args: argparse.Namespace, run) -> dict:
     """Every snapshot of both sides on the first n_test test images; the results document."""
     from images_report import plot
@@ -152,24 +172,7 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
         outs = list(pool.map(lambda j: json.loads(_run(j[2], log)), jobs))
     rows = []
     for (side, final, _), out in zip(jobs, outs, strict=True):
-        rows.append(
-            {
-                "row": f"{side} {'final' if final else round(out['wall_s'])} s",
-                "side": side,
-                "final": final,
-                "steps": out.get("step", out.get("steps")),
-                "wall_s": out["wall_s"],
-                "bits_per_dim": out["bits_per_dim"],
-                "bits_per_dim_stderr": out["stderr"],
-                "n_test": out["n_test"],
-                "t_stride": out["t_stride"],
-                "t_exact": out.get("t_exact"),
-                "seeds": [0],
-                "split": {"test": str(test_dir), "first_n_by_name": out["n_test"]},
-                "train_seconds": out["wall_s"],
-                "eval_seconds": out["eval_seconds"],
-            }
-        )
+        rows.append(_result_row(side, final, out, test_dir))
     rows.sort(key=lambda r: (r["side"], r["wall_s"]))
     settings = json.loads(
         subprocess.run(

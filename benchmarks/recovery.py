@@ -178,6 +178,22 @@ def drill(lab: Lab, run_id: str, job_id: str, number: int) -> dict:
     }
 
 
+def _summary(rows: list[dict]) -> dict:
+    """Medians and maxima over the drills."""
+    again = [r["training_again_s"] for r in rows]
+    reclaim = [r["reclaim_s"] for r in rows]
+    return {
+        "drills": len(rows),
+        "training_again_median_s": round(statistics.median(again), 2),
+        "training_again_max_s": max(again),
+        "reclaim_median_s": round(statistics.median(reclaim), 2),
+        "reclaim_max_s": max(reclaim),
+        "lease_s": "default (DIFFLAB_LEASE_S unset)",
+        "reconcile_s": "default (DIFFLAB_RECONCILE_S unset)",
+        "load_average_1min_median": statistics.median(r["load_average_1min"] for r in rows),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--drills", type=int, default=10)
@@ -222,18 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lab.stop()
         release_redis_db(db, token)
-    again = [r["training_again_s"] for r in rows]
-    reclaim = [r["reclaim_s"] for r in rows]
-    summary = {
-        "drills": len(rows),
-        "training_again_median_s": round(statistics.median(again), 2),
-        "training_again_max_s": max(again),
-        "reclaim_median_s": round(statistics.median(reclaim), 2),
-        "reclaim_max_s": max(reclaim),
-        "lease_s": "default (DIFFLAB_LEASE_S unset)",
-        "reconcile_s": "default (DIFFLAB_RECONCILE_S unset)",
-        "load_average_1min_median": statistics.median(r["load_average_1min"] for r in rows),
-    }
+    summary = _summary(rows)
     provenance.write_results(
         args.out,
         record,
