@@ -161,7 +161,7 @@ def folder_mode(args: argparse.Namespace) -> list[dict]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true")
     p.add_argument("--data", type=Path, help="folder of training PNGs")
@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--t-exact", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--curve-exact", type=int, default=10, help="exact first steps, curve")
     p.add_argument("--final-exact", type=int, default=20, help="exact first steps, final")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     from provenance import start
 

@@ -61,7 +61,7 @@ def run_section(
         dashboard_section(quick, emit, team_dir)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the code path only")
@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         "--team-dir", type=Path, help="dashboard: a data folder seeded by seed_team.py (kept)"
     )
     parser.add_argument("--nets", help="engine: only these networks (swissroll,heartbeat,conv)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]

@@ -127,32 +127,37 @@ def measure_pages(lab: Lab, seeded: dict, emit, *, loads: int, rounds: int) -> N
                 {"tries": len(filt), "ratio": "median / 0.5 s"},
             )
         )
-        pid = lab.dashboard_pid()
+        _memory_rounds(page, lab, pages, emit, rounds)
+        browser.close()
+
+
+def _memory_rounds(page, lab: Lab, pages: dict, emit, rounds: int) -> None:
+    """The dashboard process's RSS over `rounds` rounds of loading every page."""
+    pid = lab.dashboard_pid()
+    for path in pages.values():
+        _load(page, lab.url + path)
+    start = _rss_mib(pid)
+    peak = start
+    for _ in range(rounds - 1):
         for path in pages.values():
             _load(page, lab.url + path)
-        start = _rss_mib(pid)
-        peak = start
-        for _ in range(rounds - 1):
-            for path in pages.values():
-                _load(page, lab.url + path)
-            peak = max(peak, _rss_mib(pid))
-        emit(
-            Measurement(
-                "memory/dashboard",
-                peak,
-                start,
-                peak / start,
-                1.05,
-                "<=",
-                "MiB",
-                {
-                    "rounds": rounds,
-                    "pages": len(pages),
-                    "ratio": "peak RSS over the rounds / RSS after the first round",
-                },
-            )
+        peak = max(peak, _rss_mib(pid))
+    emit(
+        Measurement(
+            "memory/dashboard",
+            peak,
+            start,
+            peak / start,
+            1.05,
+            "<=",
+            "MiB",
+            {
+                "rounds": rounds,
+                "pages": len(pages),
+                "ratio": "peak RSS over the rounds / RSS after the first round",
+            },
         )
-        browser.close()
+    )
 
 
 def _seeded(folder: Path, quick: bool) -> dict:
