@@ -207,16 +207,11 @@ def inpaint(
     pixels (`diffusion.tiling.hole_window`; beyond the network's receptive field the rest
     of the image cannot change the fill); None = on the whole image.
     """
-    from diffusion.imageio import ImageInputError, check_mask
-
     check_gaussian(trained)
     n = check_n(n)
     xm = to_model(trained, image, "the image")
     c, h, w = xm.shape[1:]
-    try:
-        check_mask(np.asarray(mask), (h, w))
-    except ImageInputError as exc:
-        raise PosteriorInputError(str(exc)) from None
+    _check_mask(mask, h, w)
     y0, y1, x0, x1 = _window(trained, np.asarray(mask), context)
     plan = _window_plan(
         trained, (y0, y1, x0, x1), (h, w), n, context, batch_size, tile, overlap, margin
@@ -243,6 +238,15 @@ def inpaint(
         steps=n_steps,
         plan=plan,
     )
+
+
+def _check_mask(mask: np.ndarray, h: int, w: int) -> None:
+    from diffusion.imageio import ImageInputError, check_mask
+
+    try:
+        check_mask(np.asarray(mask), (h, w))
+    except ImageInputError as exc:
+        raise PosteriorInputError(str(exc)) from None
 
 
 def _window_plan(
