@@ -103,9 +103,7 @@ def test_columns_any_config_field_sorted_and_kept_in_the_address(store, queue):
     b = make_run(store, user, "heartbeat-smoke", name="b")
     at = app_test("runs")
     table = at.dataframe[0].value
-    assert {"K holdout (bits)", "K - L_null (bits)", "diffusion.T", "queue"} <= set(
-        table.columns
-    )
+    assert {"K holdout (bits)", "K - L_null (bits)", "diffusion.T", "queue"} <= set(table.columns)
     assert str(at.query_params["cols"]).split(",")[:3] == ["name", "state", "progress"]
     at.multiselect(key="runs_columns").set_value(["name", "train.lr", "diffusion.T"]).run()
     at.selectbox(key="runs_sort_by").set_value("diffusion.T").run()
