@@ -18,26 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# one definition of "rendered" (hidden tabs draw when opened) and of the browser flags
+from benchmarks.pages import CHROMIUM, FLAGS, RENDERED_JS
 from benchmarks.speed_common import Measurement
 from benchmarks.speed_lab import Lab
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-RENDERED_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-  if (document.querySelector('[data-testid="stSpinner"], [data-testid="stSkeleton"]'))
-    return false;
-  if (!document.querySelector('[data-testid="stMain"] h1, [data-testid="stMain"] h2'))
-    return false;
-  for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
-    if (!c.querySelector('.main-svg')) return false;
-  for (const d of document.querySelectorAll('[data-testid="stDataFrame"]'))
-    if (!d.querySelector('canvas')) return false;
-  for (const i of document.querySelectorAll('[data-testid="stMain"] img'))
-    if (!i.complete) return false;
-  return true;
-}"""
 
 
 def _pages(seeded: dict) -> dict[str, str]:
