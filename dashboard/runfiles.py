@@ -58,31 +58,41 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
             icon=":material/download:",
             key=f"dl_{kind}",
         )
-    d = st.columns(3)
-    d[0].download_button(
-        "Metrics (CSV)",
-        lambda: metrics_csv(store, run.id, viewer=viewer),
-        file_name=f"{run.id}-metrics.csv",
-        mime="text/csv",
-        icon=":material/table_view:",
-        key="dl_metrics_csv",
+    exports = (  # label, bytes made on click, file suffix, media type, icon, widget key
+        (
+            "Metrics (CSV)",
+            lambda: metrics_csv(store, run.id, viewer=viewer),
+            "metrics.csv",
+            "text/csv",
+            "table_view",
+            "dl_metrics_csv",
+        ),
+        (
+            "Metrics (JSON)",
+            lambda: metrics_json(store, run.id, viewer=viewer),
+            "metrics.json",
+            "application/json",
+            "data_object",
+            "dl_metrics_json",
+        ),
+        (
+            "Report (HTML)",
+            lambda: report_html(store, viewer, run),
+            "report.html",
+            "text/html",
+            "description",
+            "dl_report",
+        ),
     )
-    d[1].download_button(
-        "Metrics (JSON)",
-        lambda: metrics_json(store, run.id, viewer=viewer),
-        file_name=f"{run.id}-metrics.json",
-        mime="application/json",
-        icon=":material/data_object:",
-        key="dl_metrics_json",
-    )
-    d[2].download_button(
-        "Report (HTML)",
-        lambda: report_html(store, viewer, run),
-        file_name=f"{run.id}-report.html",
-        mime="text/html",
-        icon=":material/description:",
-        key="dl_report",
-    )
+    for col, (label, data, suffix, mime, icon, key) in zip(st.columns(3), exports, strict=True):
+        col.download_button(
+            label,
+            data,
+            file_name=f"{run.id}-{suffix}",
+            mime=mime,
+            icon=f":material/{icon}:",
+            key=key,
+        )
     st.caption(f"The same metrics from a shell: `difflab export {run.id} --format csv`")
 
 
