@@ -1,5 +1,6 @@
 """How long a preset's evaluation takes on this machine's CPU: (example, t) pairs per second
-of `diffusion.bound.evaluate_bound` for each preset's network and data shape, and the time of
+of `diffusion.evaluation.bound.evaluate_bound` for each preset's network and data shape, and the
+time of
 the preset's own evaluation (2 subsets x train.eval_examples x (T - 1) pairs, or x
 train.eval_timesteps where the preset samples t).
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import provenance  # noqa: E402
 
-from diffusion.bound import evaluate_bound  # noqa: E402
+from diffusion.evaluation.bound import evaluate_bound  # noqa: E402
 from diffusion.model import DiffusionModel  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
 

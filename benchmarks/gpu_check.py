@@ -22,10 +22,10 @@ for p in (ROOT, ROOT / "benchmarks"):
 
 from provenance import start, write_results  # noqa: E402
 
-from diffusion.bound import train_terms  # noqa: E402
+from diffusion.chains.sampling import sample_chain  # noqa: E402
+from diffusion.evaluation.bound import train_terms  # noqa: E402
 from diffusion.model import DiffusionModel  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
-from diffusion.sampling import sample_chain  # noqa: E402
 
 NETS = {"unet (cifar10-unet)": ("cifar10-unet", []), "conv (paper)": ("cifar10", [])}
 

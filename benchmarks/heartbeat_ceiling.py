@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from diffusion.binomial import BinomialDiffusion, bernoulli_kl_logits
-from diffusion.gaussian import alpha_bar
 from diffusion.presets import PRESETS
-from diffusion.schedules import baseline_beta
+from diffusion.processes.binomial import BinomialDiffusion, bernoulli_kl_logits
+from diffusion.processes.gaussian import alpha_bar
+from diffusion.processes.schedules import baseline_beta
 
 LN2 = math.log(2)
 # t ranges of the per-t table (inclusive bounds)

@@ -3,7 +3,7 @@ snapshots, and bits/dim of a snapshot on test images (exact in t, or an unbiased
 every `stride`-th step from a random offset per image).
 
 bits/dim here is the lab's: -log2 p(x) / D of the uniformly dequantized 8-bit data in
-[0, 256) units (diffusion.evaluate.bound_report), an upper bound on the discrete data's
+[0, 256) units (diffusion.evaluation.evaluate.bound_report), an upper bound on the discrete data's
 negative log-likelihood like improved-diffusion's discretized-decoder bound.
 """
 
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from diffusion.bound import LN2
-from diffusion.checkpoint import load_checkpoint
 from diffusion.config import RunConfig
 from diffusion.data import DataBundle, Scaler
-from diffusion.events import CheckpointEvent, Event
+from diffusion.evaluation.bound import LN2
 from diffusion.model import DiffusionModel
-from diffusion.train import train
+from diffusion.training.checkpoint import load_checkpoint
+from diffusion.training.events import CheckpointEvent, Event
+from diffusion.training.train import train
 
 
 def budget_overrides(n_test: int, seed: int = 0) -> list[str]:

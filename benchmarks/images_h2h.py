@@ -1,7 +1,7 @@
 """The head to head of benchmarks/images.py: both trainings side by side (`train_both`), then
 every snapshot of both evaluated and written with provenance (`evaluate_all`).
 
-Each side evaluates itself: the lab with its bound (diffusion.bound terms, uniform
+Each side evaluates itself: the lab with its bound (diffusion.evaluation.bound terms, uniform
 dequantization, edge terms exact), improved-diffusion with its own `_vb_terms_bpd` /
 `calc_bpd_loop` (its decoder term at t = 0 exact). With a stride s > 1 both sum every s-th step
 from a random offset per image, weighted by s: unbiased per image, so the standard error over

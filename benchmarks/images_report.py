@@ -1,5 +1,5 @@
 """The head to head's figure: test bits/dim against training wall time, both sides, with
-standard errors (Pillow only, like diffusion.plots)."""
+standard errors (Pillow only, like diffusion.images.plots)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Per-step time of each image network: one training step through the lab's trainer
-(diffusion.train._Trainer.train_step: data draw and dequantization, importance-sampled t, the
+(diffusion.training.train._Trainer.train_step: data draw and dequantization, importance-sampled t,
+the
 bound in float64, backward, clipping, Adam, EMA) beside a bare PyTorch loop of the same network
 at the same batch (random x^t, the network, a squared-output loss, backward, Adam). The two are
 interleaved so that load on a shared machine hits both alike; ratio = bare / lab (1 = no
@@ -32,7 +33,7 @@ NETWORKS = {  # preset, overrides: the Table 1 multi-scale net and the UNet pres
 
 def _trainer(preset: str, overrides: list[str]):
     from diffusion.presets import PRESETS
-    from diffusion.train import _Trainer
+    from diffusion.training.train import _Trainer
 
     cfg = PRESETS[preset].with_overrides(
         [

@@ -49,9 +49,9 @@ from posterior_inpaint import (  # noqa: E402, F401 (region_distances: benchmark
 )
 from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
-from diffusion.bound import strided_bound  # noqa: E402
 from diffusion.data.splits import load_test_split  # noqa: E402
-from diffusion.imageio import grid, save_png  # noqa: E402
+from diffusion.evaluation.bound import strided_bound  # noqa: E402
+from diffusion.images.imageio import grid, save_png  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
 
@@ -67,7 +67,7 @@ def psnr(x: np.ndarray, ref: np.ndarray, peak: float) -> float:
 
 
 def train_digits(out: Path, budget_s: float, steps: int = 6000, quick: bool = False):
-    from diffusion.train import TrainResult, load_final_eval, train
+    from diffusion.training.train import TrainResult, load_final_eval, train
 
     final = load_final_eval(out)
     if final is not None:  # trained before (within its budget): reuse it
@@ -88,8 +88,8 @@ def bench_denoise(trained, n_images: int, n_samples: int, seed: int) -> dict:
     which runs one image at a time); clean digits at their bin centres."""
     from scipy.signal import wiener
 
-    from diffusion.posterior_chains import denoise_chain
-    from diffusion.reverse import gaussian_reverse
+    from diffusion.chains.posterior_chains import denoise_chain
+    from diffusion.chains.reverse import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
     levels = 17

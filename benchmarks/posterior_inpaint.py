@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffusion.chains.posterior import inpaint, make_mask
 from diffusion.data.splits import load_test_split
-from diffusion.imageio import grid, save_png
-from diffusion.posterior import inpaint, make_mask
+from diffusion.images.imageio import grid, save_png
 
 
 def held_out_test_images(trained, n: int) -> np.ndarray:
@@ -55,8 +55,8 @@ def bench_inpaint(
     """All patches and samples in one batched chain per method (the math of
     `posterior.inpaint`); known pixels checked through `posterior.inpaint` on one patch."""
 
-    from diffusion.posterior_chains import inpaint_paper_chain, inpaint_repaint_chain
-    from diffusion.reverse import gaussian_reverse
+    from diffusion.chains.posterior_chains import inpaint_paper_chain, inpaint_repaint_chain
+    from diffusion.chains.reverse import gaussian_reverse
 
     g = torch.Generator().manual_seed(seed)
     hold = held_out_test_images(trained, n_patches)
@@ -153,9 +153,9 @@ def figure5_large(trained, seed: int, figures: Path, side: int = 48) -> dict:
     dense pathway is fully convolutional, so it runs on any image size)."""
     from skimage.restoration import inpaint_biharmonic
 
+    from diffusion.chains.posterior_chains import inpaint_paper_chain
+    from diffusion.chains.reverse import gaussian_reverse
     from diffusion.data.images import texture_image
-    from diffusion.posterior_chains import inpaint_paper_chain
-    from diffusion.reverse import gaussian_reverse
 
     if trained.model.net.dense is not None:
         return {"skipped": "the network has a dense pathway (fixed image size)"}

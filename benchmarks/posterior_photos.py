@@ -48,7 +48,7 @@ def train_photos(out: Path, budget_s: float, steps: int) -> dict:
     schedule planned for `steps`), or resume it there; reused once its budget is spent
     (budget.json). The bound is not evaluated here (benchmarks/table1_images.py does that
     for image models); the benchmark is the posteriors."""
-    from diffusion.train import train
+    from diffusion.training.train import train
 
     marker = out / "budget.json"
     if marker.exists():
@@ -84,7 +84,7 @@ def denoise_photo(trained, img: np.ndarray, sigma: float, n: int, steps: int, se
     from scipy.signal import wiener
     from skimage.restoration import denoise_nl_means
 
-    from diffusion.posterior import add_noise, denoise
+    from diffusion.chains.posterior import add_noise, denoise
 
     g = torch.Generator().manual_seed(seed)
     clean = img.astype(np.float64) + 0.5
@@ -130,7 +130,7 @@ def inpaint_photo(
     from posterior import region_distances  # this folder is on sys.path
     from skimage.restoration import inpaint_biharmonic
 
-    from diffusion.posterior import inpaint, make_mask
+    from diffusion.chains.posterior import inpaint, make_mask
 
     x = img.astype(np.float64) + 0.5
     mask = make_mask("center", x.shape, size=hole)
@@ -178,8 +178,8 @@ def bench_photos(
 
     opts: samples, denoise_steps (kept steps over [0, t*]), inpaint_steps (over [0, T]),
     context (pixels around the hole the inpainting chain runs on)."""
-    from diffusion.imageio import grid as tile_grid
-    from diffusion.imageio import save_png
+    from diffusion.images.imageio import grid as tile_grid
+    from diffusion.images.imageio import save_png
     from diffusion.inference import load_trained
 
     info = train_photos(run_dir, budget_s, train_steps)

@@ -23,18 +23,18 @@ from pathlib import Path
 import torch
 
 from benchmarks.speed_common import Measurement, interleaved, median, paired_ratio, time_calls
-from diffusion.bound import MAX_ELEMENTS, evaluate_bound, importance_log_likelihood
-from diffusion.config import RunConfig
-from diffusion.posterior_chains import (
+from diffusion.chains.posterior_chains import (
     binary_inpaint_chain,
     denoise_chain,
     inpaint_paper_chain,
     inpaint_repaint_chain,
     repaint_schedule,
 )
-from diffusion.reverse import gaussian_reverse, model_reverse
-from diffusion.sampling import sample_chain
-from diffusion.train import _Trainer
+from diffusion.chains.reverse import gaussian_reverse, model_reverse
+from diffusion.chains.sampling import sample_chain
+from diffusion.config import RunConfig
+from diffusion.evaluation.bound import MAX_ELEMENTS, evaluate_bound, importance_log_likelihood
+from diffusion.training.train import _Trainer
 
 CPU = torch.device("cpu")
 

@@ -89,7 +89,7 @@ _THREAD_JOB = textwrap.dedent(
     n = threads.threads_per_job(conc) if mode == "share" else threads.usable_cpus()
     torch.set_num_threads(n)
     from diffusion.presets import PRESETS
-    from diffusion.train import _Trainer
+    from diffusion.training.train import _Trainer
     cfg = PRESETS[{preset!r}].with_overrides({overrides!r})
     tr = _Trainer(cfg, Path(tempfile.mkdtemp()), torch.device("cpu"), None, None)
     tr.start_clock()

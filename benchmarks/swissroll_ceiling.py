@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from diffusion.data.toy import S_HI, S_LO, swissroll_raw, swissroll_scaler
-from diffusion.schedules import (
+from diffusion.processes.schedules import (
     baseline_beta,
     cosine_beta,
     geometric_beta,
@@ -117,7 +117,7 @@ def ceiling_bits(
 
 def compare_run(run_dir: Path, n: int, seed: int) -> None:
     """Print a trained swiss-roll run's KL_t beside the best possible, for its own schedule."""
-    from diffusion.bound import evaluate_bound
+    from diffusion.evaluation.bound import evaluate_bound
     from diffusion.inference import load_trained
 
     trained = load_trained(run_dir, device="cpu")

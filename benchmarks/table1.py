@@ -40,7 +40,7 @@ from diffusion.config import RunConfig  # noqa: E402
 from diffusion.data.splits import load_test_split  # noqa: E402
 from diffusion.inference import load_trained, report_fields  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
-from diffusion.train import train  # noqa: E402
+from diffusion.training.train import train  # noqa: E402
 
 # The benchmark settings of each row (see docs/model-notes.md for why they differ from the paper).
 ROW_OVERRIDES: dict[str, list[str]] = {"swissroll": [], "swissroll-thin": [], "heartbeat": []}

@@ -125,7 +125,7 @@ def run_seed(name: str, run_dir: Path, budget_s: float, steps: int, seed: int, q
     import torch
 
     from diffusion.inference import load_trained
-    from diffusion.train import train
+    from diffusion.training.train import train
 
     torch.set_num_threads(1)
     t0 = time.monotonic()

@@ -20,8 +20,8 @@ from db.entities import Artifact, Run, User
 from db.errors import NotFound
 from db.media import make_thumbnail
 from db.store import Store
-from diffusion import imageio
-from diffusion.imageio import png_bytes
+from diffusion.images import imageio
+from diffusion.images.imageio import png_bytes
 
 PAGE_SIZE = 12
 
@@ -37,7 +37,7 @@ class GalleryItem:
 
 
 def points_picture(points: np.ndarray, size: int = 256) -> bytes:
-    """2-D points (N x 2) drawn as a square PNG scatter (diffusion.imageio)."""
+    """2-D points (N x 2) drawn as a square PNG scatter (diffusion.images.imageio)."""
     return png_bytes(imageio.points_picture(points, size, radius=1.0))
 
 

@@ -1,7 +1,7 @@
 """Denoising and inpainting requests: the model's image shape, the input, the mask, the
 corrupted view, and the job's results as pictures. No sampling happens here (the worker does).
 
-Mask convention (that of diffusion.posterior_chains): True / 255 = pixel known (kept),
+Mask convention (that of diffusion.chains.posterior_chains): True / 255 = pixel known (kept),
 False / 0 = pixel missing (to be filled in by the model).
 """
 
@@ -19,8 +19,8 @@ from db.entities import Artifact, Job, Run, User
 from db.errors import NotFound
 from db.media import MediaError, load_image, to_png
 from db.store import Store
-from diffusion import imageio
-from diffusion.imageio import ImageInputError
+from diffusion.images import imageio
+from diffusion.images.imageio import ImageInputError
 
 IMAGE_DATASETS = ("deadleaves", "texture", "digits", "mnist", "cifar10", "images", "photos")
 MASKS = {
@@ -138,7 +138,7 @@ def make_mask(
 ) -> np.ndarray:
     """A boolean H x W mask, True where the pixel is known.
 
-    centre, left, random, rectangle: the engine's masks (diffusion.imageio.make_mask);
+    centre, left, random, rectangle: the engine's masks (diffusion.images.imageio.make_mask);
     draw: `drawn` (H x W, True = missing) as ticked on the page; upload: a mask image,
     white = known.
     """

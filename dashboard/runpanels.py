@@ -210,7 +210,7 @@ def trajectory_view(store: Store, viewer: Viewer, run: Run, kind: str) -> None:
 
 def trajectory_labels(T: int, frames: int) -> list[int]:
     """The t of each stored snapshot: evenly spaced from T down to 0, as the engine keeps
-    them (diffusion.sampling.sample_chain, 11 snapshots by default)."""
+    them (diffusion.chains.sampling.sample_chain, 11 snapshots by default)."""
     if frames < 2:
         return [0]
     return [int(round(T - i * T / (frames - 1))) for i in range(frames)]

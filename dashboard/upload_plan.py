@@ -2,8 +2,9 @@
 conversion, and the size it is run at (its own size, in tiles, or resized, and why).
 
 Torch-free: the rule of which sizes a model takes comes from its config
-(`diffusion.sizes.config_size_rule`), the plan from `diffusion.sizes.plan_for`, the same
-function the worker's posterior runs (`diffusion.posterior.size_plan`), so the page says
+(`diffusion.images.sizes.config_size_rule`), the plan from `diffusion.images.sizes.plan_for`, the
+same
+function the worker's posterior runs (`diffusion.chains.posterior.size_plan`), so the page says
 before the job what the job then does.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from db.media import load_image
-from diffusion.sizes import SizeError, config_size_rule, plan_for
+from diffusion.images.sizes import SizeError, config_size_rule, plan_for
 
 MAX_SIDE = 1024
 """Longest side a fully convolutional model is run at on the lab's workers; larger photos

@@ -13,7 +13,7 @@ from dashboard.safe_text import md_lines, md_text
 from dashboard.tables import STATE_BADGES
 from db.entities import Run
 from db.rounding import fmt_se
-from diffusion.imageio import png_bytes
+from diffusion.images.imageio import png_bytes
 
 
 def field_error(errors: Mapping[str, str], key: str, label: str | None = None) -> None:

@@ -3,7 +3,7 @@
 Zips whose paths escape their folder, symbolic links, encrypted entries and zips with too
 many or too large members are refused with a `MediaError` that says what was wrong and
 what is accepted; each image in them passes the one image-checking stack,
-diffusion.image_checks, whose names (inspect_image, load_image, make_thumbnail, the caps)
+diffusion.images.checks, whose names (inspect_image, load_image, make_thumbnail, the caps)
 are re-exported here for the store and the dashboard.
 """
 
@@ -14,8 +14,8 @@ import posixpath
 import zipfile
 from dataclasses import dataclass
 
-from diffusion import limits
-from diffusion.image_checks import (  # noqa: F401  (re-exported)
+from diffusion.images import limits
+from diffusion.images.checks import (  # noqa: F401  (re-exported)
     ACCEPTED_FORMATS,
     ACCEPTED_TEXT,
     MAX_PIXELS,
@@ -27,7 +27,7 @@ from diffusion.image_checks import (  # noqa: F401  (re-exported)
     load_image,
     make_thumbnail,
 )
-from diffusion.imageio import png_bytes
+from diffusion.images.imageio import png_bytes
 
 MediaError = ImageInputError  # one error for a refused image, wherever it was checked
 MAX_ZIP_FILES = 2000
@@ -48,7 +48,7 @@ class ZipMember:
 
 def _check_member_name(info: zipfile.ZipInfo) -> str:
     """The member's normalised path; links, encryption and paths that escape the folder are
-    refused by the rules every door applies (diffusion.limits)."""
+    refused by the rules every door applies (diffusion.images.limits)."""
     try:
         return limits.check_member(info, "The zip")
     except limits.LimitError as exc:
@@ -135,4 +135,4 @@ def safe_zip_images(
     return members
 
 
-to_png = png_bytes  # one PNG encoder (diffusion.imageio)
+to_png = png_bytes  # one PNG encoder (diffusion.images.imageio)

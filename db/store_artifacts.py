@@ -28,7 +28,7 @@ _KEY = re.compile(r"^[\w.+-]{1,255}$")
 
 def make_thumbnail(data: bytes, size: int = THUMB_SIZE) -> bytes:
     """A PNG thumbnail (longest side `size`), made by the one image stack."""
-    from diffusion.image_checks import make_thumbnail as thumbnail
+    from diffusion.images.checks import make_thumbnail as thumbnail
 
     return thumbnail(data, size)
 

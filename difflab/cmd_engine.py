@@ -101,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
         raise _config_error(exc) from None
-    from diffusion.train import train
+    from diffusion.training.train import train
 
     on_event = _TrainProgress(config.train.steps, args.quiet)
     stop = {"requested": False}
@@ -189,7 +189,7 @@ def cmd_bound(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from diffusion.plots import save_samples
+    from diffusion.images.plots import save_samples
 
     if args.n < 1:
         raise UserError("-n must be >= 1")

@@ -108,8 +108,8 @@ def _load(args: argparse.Namespace):
 
 def _read(trained, path: Path):
     """The image file as data space (H, W[, C]) float64, after every check."""
-    from diffusion.imageio import ImageInputError, read_image_checked, to_data
-    from diffusion.posterior import image_levels
+    from diffusion.chains.posterior import image_levels
+    from diffusion.images.imageio import ImageInputError, read_image_checked, to_data
 
     c = trained.model.shape[0]
     try:  # any size: the posterior runs it, or refuses it saying which sizes the model takes
@@ -122,8 +122,8 @@ def _read(trained, path: Path):
 def _write(trained, result, out: Path) -> None:
     import numpy as np
 
-    from diffusion.imageio import grid, save_png, to_uint8
-    from diffusion.posterior import image_levels
+    from diffusion.chains.posterior import image_levels
+    from diffusion.images.imageio import grid, save_png, to_uint8
 
     levels = image_levels(trained)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def _write(trained, result, out: Path) -> None:
 def _run(args: argparse.Namespace, compute) -> int:
     import torch
 
-    from diffusion.posterior import PosteriorInputError
+    from diffusion.chains.posterior import PosteriorInputError
 
     _check_out(args.out)
     if args.n < 1:
@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace, compute) -> int:
 def cmd_denoise(args: argparse.Namespace) -> int:
     import math
 
-    from diffusion.posterior import add_noise, denoise, image_levels
+    from diffusion.chains.posterior import add_noise, denoise, image_levels
 
     if not math.isfinite(args.sigma) or args.sigma <= 0:
         raise UserError(f"--sigma must be a positive number of grey levels, got {args.sigma}")
@@ -199,8 +199,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from diffusion.imageio import ImageInputError, read_mask
-    from diffusion.posterior import inpaint
+    from diffusion.chains.posterior import inpaint
+    from diffusion.images.imageio import ImageInputError, read_mask
 
     if args.jump_length < 1 or args.resample < 1:
         raise UserError("--jump-length and --resample must be >= 1")

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion.checkpoint import CHECKPOINT, CheckpointError, load_latest
+from diffusion.chains.sampling import sample_chain
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, Scaler, build_dataset
 from diffusion.data.display import gallery_kind, to_data_array, trajectory_array
 from diffusion.device import pick_device
-from diffusion.evaluate import BoundReport, bound_report
-from diffusion.events import BoundEstimate
+from diffusion.evaluation.evaluate import BoundReport, bound_report
 from diffusion.model import DiffusionModel
-from diffusion.process import Process
-from diffusion.sampling import sample_chain
+from diffusion.processes.base import Process
+from diffusion.training.checkpoint import CHECKPOINT, CheckpointError, load_latest
+from diffusion.training.events import BoundEstimate
 
 
 def report_fields(rep: BoundReport, bundle: DataBundle) -> dict:
@@ -105,7 +105,8 @@ class Trained:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> BoundReport:
         """K (k = 1) or the importance-sampled estimate on data-space x (default: the whole
-        holdout set). on_progress(t_done, examples_done): see diffusion.bound.evaluate_bound."""
+        holdout set). on_progress(t_done, examples_done): see
+        diffusion.evaluation.bound.evaluate_bound."""
         if x_data is None:
             x_data = self.bundle.holdout
         gen = generator or torch.Generator().manual_seed(self.config.train.seed + 2)

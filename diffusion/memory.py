@@ -9,7 +9,7 @@ worker can all call it. The estimate adds the largest allocations of the engine:
   gradients, the optimizer's two moments and the weight average (float32);
 - the network outputs before the temporal contraction, (examples x values x outputs x J),
   for a training batch (with gradients) and for one evaluation chunk (32,768 (example, t)
-  pairs and 2**19 values at most, diffusion.bound);
+  pairs and 2**19 values at most, diffusion.evaluation.bound);
 - hidden activations of a batch and of an evaluation chunk.
 
 It is an estimate (within a small factor), meant to refuse what cannot fit (diffusion.T =
@@ -24,8 +24,12 @@ from typing import Any
 
 from diffusion import settings
 
-EVAL_CHUNK = 32_768  # (example, t) pairs per evaluation chunk (diffusion.bound.evaluate_bound)
-MAX_ELEMENTS = 2**19  # and at most this many values per chunk (diffusion.bound.MAX_ELEMENTS)
+EVAL_CHUNK = (
+    32_768  # (example, t) pairs per evaluation chunk (diffusion.evaluation.bound.evaluate_bound)
+)
+MAX_ELEMENTS = (
+    2**19
+)  # and at most this many values per chunk (diffusion.evaluation.bound.MAX_ELEMENTS)
 UNKNOWN_DIMS = 4096  # values per example when only the data file can tell
 MAX_RUN_BYTES = 96 * 1024**3  # no single device of a lab holds more (DIFFLAB_MAX_RUN_GB)
 GIB = 1024**3

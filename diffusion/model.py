@@ -1,9 +1,11 @@
 """The diffusion model: network + temporal readout + schedule + forward process, as one module.
 
 `DiffusionModel(config, shape, data_kind)` is an nn.Module whose parameters are the network's
-and, for a learned schedule, the schedule coefficients. The math lives in diffusion.gaussian /
-diffusion.binomial (kernels, both a `diffusion.process.Process`), diffusion.bound (K) and
-diffusion.chain (the reverse chain; diffusion.reverse.model_reverse is this model's).
+and, for a learned schedule, the schedule coefficients. The math lives in
+diffusion.processes.gaussian /
+diffusion.processes.binomial (kernels, both a `diffusion.processes.base.Process`),
+diffusion.evaluation.bound (K) and
+diffusion.chains.chain (the reverse chain; diffusion.chains.reverse.model_reverse is this model's).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import math
 import torch
 from torch import nn
 
-from diffusion.binomial import BinomialDiffusion
 from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
-from diffusion.gaussian import GaussianDiffusion, alpha_bar, at
 from diffusion.nets import NetSpec, build_network
-from diffusion.process import Process
-from diffusion.readout import TemporalBasis
-from diffusion.schedules import Schedule
+from diffusion.processes.base import Process
+from diffusion.processes.binomial import BinomialDiffusion
+from diffusion.processes.gaussian import GaussianDiffusion, alpha_bar, at
+from diffusion.processes.readout import TemporalBasis
+from diffusion.processes.schedules import Schedule
 
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
@@ -74,7 +76,7 @@ class DiffusionModel(nn.Module):
         and mean and variance are learned independently. With diffusion.mean = "v", mu is the
         forward posterior's mean at x0_hat = sqrt(abar_t) x^t - sqrt(1 - abar_t) yM.
         `net` evaluates in place of self.net (a wrapper with its interface, e.g.
-        `diffusion.tiling.SizedNet` for images of another size).
+        `diffusion.images.tiling.SizedNet` for images of another size).
         """
         param = next(self.net.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32

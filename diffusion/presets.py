@@ -118,7 +118,7 @@ def _unet_image(
     """A UNet (diffusion.nets.unet) in the paper's model: T = 1000, beta_1 = 1e-5 (fine
     enough that the last step's fixed Gaussian costs little against 8-bit bins), the
     v-preconditioned mean, importance-sampled t, Adam 2e-3 with cosine decay (fitted to a
-    wall-clock budget when trained with one: diffusion.train.train(budget_s=...))."""
+    wall-clock budget when trained with one: diffusion.training.train.train(budget_s=...))."""
     return RunConfig(
         name=name,
         data=DataConfig(data, options or {}, n_train=n_train, n_holdout=500),
@@ -185,7 +185,7 @@ PRESETS: dict[str, RunConfig] = {
     "cifar10": _image("cifar10", "cifar10", 1000, 100_000, n_train=50_000),
     # patches of scikit-image's photos (camera, astronaut, coffee held out): the multi-scale
     # net without a dense pathway is fully convolutional, so it denoises and inpaints photos
-    # of any size (diffusion.tiling; benchmarks/posterior.py, part d)
+    # of any size (diffusion.images.tiling; benchmarks/posterior.py, part d)
     "photos": _image("photos", "photos", 1000, 50_000, options={"patch": 32}),
     # UNet presets (issue 10; docs/model-notes.md "Image networks"): dead leaves tuned on a
     # validation split (seed [1, 1]) in short runs on a loaded 2-core machine; the others take

@@ -1,7 +1,7 @@
 """Runs of every data kind and state, written through the real store and the worker's sink.
 
 No training: the engine's events (steps, evaluations, galleries, checkpoints) are made with
-the shapes the engine gives them (`diffusion.train.gallery_event`: images N x H x W [x C]
+the shapes the engine gives them (`diffusion.training.train.gallery_event`: images N x H x W [x C]
 uint8, trajectories k x N x C x H x W) and fed to `worker.sink.StoreSink`, so the store holds
 what a worker leaves. Used by the dashboard tests, the browser test and the page benchmark.
 """
@@ -18,7 +18,8 @@ from db.access import SYSTEM
 from db.entities import Run, User
 from db.store import Store
 from db.store_jobs import Lease
-from diffusion.events import (
+from diffusion.presets import PRESETS
+from diffusion.training.events import (
     BoundEstimate,
     CheckpointEvent,
     EvalEvent,
@@ -26,7 +27,6 @@ from diffusion.events import (
     GalleryEvent,
     StepEvent,
 )
-from diffusion.presets import PRESETS
 from worker.sink import StoreSink
 
 

@@ -36,9 +36,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 TORCH_FREE_HELPERS = (
     "diffusion.settings",
-    "diffusion.imageio",
-    "diffusion.image_checks",
-    "diffusion.limits",
+    "diffusion.images.imageio",
+    "diffusion.images.checks",
+    "diffusion.images.limits",
 )
 DB_ENGINE_ALLOWED = TORCH_FREE_HELPERS
 DASHBOARD_ENGINE_ALLOWED = (
@@ -46,7 +46,7 @@ DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
-    "diffusion.sizes",  # the size rule of a model, to plan an upload
+    "diffusion.images.sizes",  # the size rule of a model, to plan an upload
     *TORCH_FREE_HELPERS,
 )
 # (package, what it may reach into, the only modules of it allowed)
@@ -60,7 +60,7 @@ TORCH_FREE = (
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
-    "diffusion.sizes",
+    "diffusion.images.sizes",
     *TORCH_FREE_HELPERS,
     "worker.app",
     "worker.api",
@@ -203,7 +203,11 @@ def test_the_source_tree_keeps_the_import_rules() -> None:
         ("db/bad.py", "def f():\n    import torch\n", "must not import torch"),
         ("db/bad.py", "from diffusion.config import RunConfig\n", "may use only diffusion.s"),
         ("db/bad.py", "def f():\n    from worker import api\n", "db/bad.py:2 imports worker"),
-        ("dashboard/bad.py", "from diffusion import train\n", "may use only diffusion.config"),
+        (
+            "dashboard/bad.py",
+            "from diffusion.training import train\n",
+            "may use only diffusion.config",
+        ),
         ("dashboard/bad.py", "from worker.tasks import train\n", "must not import worker.tasks"),
         ("dashboard/bad.py", "def f():\n    from worker.app import app\n", "only worker.api"),
         ("dashboard/bad.py", "from worker import broker\n", "only worker.api"),

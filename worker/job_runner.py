@@ -25,7 +25,7 @@ from db.rounding import fmt_se
 from db.store import Store
 from db.store_jobs import Lease
 from diffusion import settings
-from diffusion.imageio import grid, png_bytes
+from diffusion.images.imageio import grid, png_bytes
 from worker import render, runtime, threads
 from worker.lease import claimed
 from worker.sink import npy
@@ -135,7 +135,7 @@ def _sample(
         "samples.npy",
         "application/x-npy",
     )
-    from diffusion.posterior import image_levels
+    from diffusion.chains.posterior import image_levels
 
     png = render.gallery_png(np.asarray(result.samples), result.kind, image_levels(trained))
     if png is not None:
@@ -149,8 +149,8 @@ def _submitter(store: Store, job: Job) -> Any:
 
 
 def _image_input(store: Store, job: Job, trained: Any, upload_id: Any) -> np.ndarray:
-    from diffusion.imageio import read_image_checked
-    from diffusion.posterior import image_shape
+    from diffusion.chains.posterior import image_shape
+    from diffusion.images.imageio import read_image_checked
 
     c = image_shape(trained)[0]
     data = store.upload_bytes(int(upload_id), viewer=_submitter(store, job))
@@ -158,7 +158,7 @@ def _image_input(store: Store, job: Job, trained: Any, upload_id: Any) -> np.nda
 
 
 def _posterior_artifacts(store: Store, job: Job, lease: Lease, trained: Any, result: Any) -> None:
-    from diffusion.posterior import image_levels
+    from diffusion.chains.posterior import image_levels
 
     levels = image_levels(trained)
     samples = np.asarray(result.samples)
@@ -198,7 +198,7 @@ def _posterior_artifacts(store: Store, job: Job, lease: Lease, trained: Any, res
 def _denoise(
     store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
 ) -> str:
-    from diffusion.posterior import denoise
+    from diffusion.chains.posterior import denoise
 
     image = _image_input(store, job, trained, params["upload_id"])
     noisy = (
@@ -230,7 +230,7 @@ def _done_message(result: Any, trained: Any, params: dict[str, Any]) -> str:
 
 
 def _noisy(image: np.ndarray, sigma: float, generator: Any) -> np.ndarray:
-    from diffusion.posterior import add_noise
+    from diffusion.chains.posterior import add_noise
 
     return add_noise(image, sigma, generator)
 
@@ -238,8 +238,8 @@ def _noisy(image: np.ndarray, sigma: float, generator: Any) -> np.ndarray:
 def _inpaint(
     store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
 ) -> str:
-    from diffusion.imageio import read_mask
-    from diffusion.posterior import inpaint, make_mask
+    from diffusion.chains.posterior import inpaint, make_mask
+    from diffusion.images.imageio import read_mask
 
     image = _image_input(store, job, trained, params["upload_id"])
     if "mask_upload_id" in params:
@@ -269,7 +269,7 @@ def _evaluate(
     store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
 ) -> str:
     """The bound on the whole holdout (test) set, its progress reported and cancellable."""
-    from diffusion.events import EvaluationCancelled
+    from diffusion.training.events import EvaluationCancelled
 
     k = int(params.get("k", 1))
     n = int(len(trained.bundle.holdout))

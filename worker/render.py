@@ -1,11 +1,11 @@
 """Pictures of samples for the store: image grids and 2-D point clouds as PNG
-(grids and PNG encoding: diffusion.imageio)."""
+(grids and PNG encoding: diffusion.images.imageio)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from diffusion.imageio import grid, png_bytes, points_picture
+from diffusion.images.imageio import grid, png_bytes, points_picture
 
 
 def to_8bit(images: np.ndarray, levels: int = 256) -> np.ndarray:

@@ -30,7 +30,7 @@ def _warm_engine() -> None:
     try:
         import torch
 
-        import diffusion.train  # noqa: F401
+        import diffusion.training.train  # noqa: F401
 
         # the first optimizer imports torch._dynamo (seconds): do it now, not on takeover
         torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])

@@ -157,7 +157,7 @@ def _train(store: Store, run_id: str, lease: Lease, keeper: LeaseKeeper, device:
 
 
 def _call_engine(config: Any, out_dir: Path, sink: StoreSink, should_stop: Any, device: str) -> Any:
-    from diffusion.train import train
+    from diffusion.training.train import train
 
     out_dir.mkdir(parents=True, exist_ok=True)
     return train(config, out_dir, on_event=sink, should_stop=should_stop, device=device)

@@ -1,6 +1,6 @@
 """Model-space samples shown in the data's own terms: grey levels, gallery kind, arrays.
 
-Used by training galleries (diffusion.train) and by a trained run's samples
+Used by training galleries (diffusion.training.train) and by a trained run's samples
 (diffusion.inference); the dashboard and the worker render what these return.
 """
 

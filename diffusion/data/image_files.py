@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusion.imageio import ColourMode, ImageInputError, load_image
-from diffusion.limits import MAX_FOLDER_FILES, LimitError, check_size, zip_members
+from diffusion.images.imageio import ColourMode, ImageInputError, load_image
+from diffusion.images.limits import MAX_FOLDER_FILES, LimitError, check_size, zip_members
 
 MNIST_FILES = {
     "train": "train-images-idx3-ubyte",
@@ -185,7 +185,7 @@ def read_image_collection(
     """All PNG/JPEG images in a folder (recursively) or a zip, converted to `mode` and
     resized to `size` = (H, W). Returns (uint8 (N, H, W[, 3]), names), sorted by name.
 
-    The web path's rules apply (diffusion.limits): at most MAX_ZIP_FILES files in a zip
+    The web path's rules apply (diffusion.images.limits): at most MAX_ZIP_FILES files in a zip
     (MAX_FOLDER_FILES in a local folder), each at most
     MAX_FILE_BYTES and MAX_PIXELS, a zip unpacking to at most MAX_ZIP_TOTAL_BYTES (read with
     caps, so a lying header stops early), no paths escaping the zip. Unreadable files are

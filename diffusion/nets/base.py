@@ -8,7 +8,7 @@ A network kind is registered under a name from `diffusion.config.NETWORK_KINDS`:
 CONTRACT. The module's `forward(xt, g)` takes
     xt: (B, *spec.shape) float32, the state x^t in model space,
     g:  (B, spec.J) float32, the temporal basis weights g_j(t) of each example's step t
-        (from `diffusion.readout.TemporalBasis`; rows sum to 1, one-hot when J = T),
+        (from `diffusion.processes.readout.TemporalBasis`; rows sum to 1, one-hot when J = T),
 and returns z: (B, *spec.shape, spec.n_outputs), the network's outputs read out at step t:
         z[..., k] = sum_j g[:, j] * y[..., k, j]     (App. D.2.1)
 where y are the network's per-dimension coefficients for basis function j. The network does
@@ -16,8 +16,9 @@ not see t itself, only g. n_outputs is 2 for Gaussian diffusion (zM, zS) and 1 f
 Outputs near zero mean "the forward kernel" (the reverse kernels are perturbations of it), so
 initialise the readout layer small.
 
-Helpers for the readout step: `diffusion.readout.apply_readout(y, g)` contracts coefficients
-(B, ..., J) with g; `diffusion.readout.ReadoutLinear(h, out, J)` is a dense layer with a
+Helpers for the readout step: `diffusion.processes.readout.apply_readout(y, g)` contracts
+coefficients
+(B, ..., J) with g; `diffusion.processes.readout.ReadoutLinear(h, out, J)` is a dense layer with a
 separate weight per basis function, fast for J = T (it gathers only the active ones).
 """
 

@@ -107,7 +107,7 @@ class MultiScaleConvNet(nn.Module):
             upper += [nn.Conv2d(c_in, int(width), 1), nn.Tanh()]
             c_in = int(width)
         self.upper = nn.Sequential(*upper)
-        # any image size without the dense pathway (diffusion.tiling); tiles snap to the
+        # any image size without the dense pathway (diffusion.images.tiling); tiles snap to the
         # coarsest pooling grid so that they pool the same blocks as the whole image
         self.fully_convolutional = self.dense is None
         self.size_multiple = 1

@@ -7,7 +7,7 @@
 - "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and the temporal
   readout (`hidden` and `activation` are ignored; options `width` sets the three hidden
   widths, `t_input` also feeds g(t) to the first layer, `film` below). The paper's bare
-  sigmoid output is replaced by the perturbation form of diffusion.binomial (model.md
+  sigmoid output is replaced by the perturbation form of diffusion.processes.binomial (model.md
   section 7).
 Option `film` (time modulation, FiLM: Perez et al. 2018; the scale/shift time embedding of
 modern diffusion nets): every hidden pre-activation becomes a(t) * (W h + c) + b(t) with
@@ -29,7 +29,7 @@ from torch import nn
 
 from diffusion.config import NetworkConfig
 from diffusion.nets.base import NetSpec, register_network
-from diffusion.readout import ReadoutLinear
+from diffusion.processes.readout import ReadoutLinear
 
 _ACTIVATIONS = {
     "tanh": nn.Tanh,

@@ -120,7 +120,7 @@ class UNet(nn.Module):
         self.time, self.readout_mode = o["time"], o["readout"]
         self.channels_last = bool(o["channels_last"])
         self.levels = len(mults)
-        self.fully_convolutional = True  # diffusion.tiling: any size, padded to the multiple
+        self.fully_convolutional = True  # diffusion.images.tiling: any size, padded to the multiple
         self.size_multiple = self.tile_align = 2 ** (self.levels - 1)
         emb = 4 * ch
         t_in = ch if self.time == "sinusoidal" else spec.J

@@ -13,7 +13,7 @@ from images_common import bits_per_dim  # noqa: E402
 
 from diffusion.config import DataConfig, DiffusionConfig, NetworkConfig, RunConfig  # noqa: E402
 from diffusion.data import Scaler  # noqa: E402
-from diffusion.evaluate import bound_report  # noqa: E402
+from diffusion.evaluation.evaluate import bound_report  # noqa: E402
 from diffusion.model import DiffusionModel  # noqa: E402
 
 

@@ -126,6 +126,6 @@ def test_dirty_ignores_outputs_only(monkeypatch: pytest.MonkeyPatch) -> None:
     outputs = " M benchmarks/results/table1.json\n M README.md\n?? docs/figures/a.png\n"
     monkeypatch.setattr(provenance, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else outputs)
     assert provenance.git_state() == ("abc", False, [])
-    source = outputs + " M diffusion/train.py\n"
+    source = outputs + " M diffusion/training/train.py\n"
     monkeypatch.setattr(provenance, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else source)
-    assert provenance.git_state() == ("abc", True, ["diffusion/train.py"])
+    assert provenance.git_state() == ("abc", True, ["diffusion/training/train.py"])

@@ -9,9 +9,9 @@ import torch
 from engine_helpers import make_model, oracle_model
 from torch.distributions import Bernoulli, kl_divergence
 
-from diffusion.binomial import BinomialDiffusion, bernoulli_kl_logits
-from diffusion.bound import LN2, evaluate_bound, importance_log_likelihood
-from diffusion.schedules import baseline_beta
+from diffusion.evaluation.bound import LN2, evaluate_bound, importance_log_likelihood
+from diffusion.processes.binomial import BinomialDiffusion, bernoulli_kl_logits
+from diffusion.processes.schedules import baseline_beta
 
 M = 0.2
 B = BinomialDiffusion(M)

@@ -1,4 +1,5 @@
-"""The one reverse chain (diffusion/chain.py) and every `Reverse` it runs on, through one suite:
+"""The one reverse chain (diffusion/chains/chain.py) and every `Reverse` it runs on, through one
+suite:
 closed-form kernels, trained-model kernels (Gaussian diagonal and full, binomial) and their
 respaced (strided) versions."""
 
@@ -9,13 +10,18 @@ import math
 import pytest
 import torch
 
-from diffusion.chain import Respaced, Reverse, run_chain
+from diffusion.chains.chain import Respaced, Reverse, run_chain
+from diffusion.chains.posterior_chains import binary_inpaint_chain, denoise_chain
+from diffusion.chains.reverse import (
+    BinomialReverse,
+    GaussianReverse,
+    gaussian_reverse,
+    model_reverse,
+)
 from diffusion.model import DiffusionModel
-from diffusion.posterior_chains import binary_inpaint_chain, denoise_chain
 from diffusion.presets import PRESETS
-from diffusion.process import Bernoulli, CorrelatedNormal, Normal
-from diffusion.reverse import BinomialReverse, GaussianReverse, gaussian_reverse, model_reverse
-from diffusion.schedules import baseline_beta
+from diffusion.processes.base import Bernoulli, CorrelatedNormal, Normal
+from diffusion.processes.schedules import baseline_beta
 
 T = 12
 

@@ -100,7 +100,7 @@ def test_presets_are_valid_and_load(tmp_path):
 
 def test_config_and_presets_do_not_import_torch():
     code = (
-        "import sys, diffusion.config, diffusion.presets, diffusion.events; "
+        "import sys, diffusion.config, diffusion.presets, diffusion.training.events; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from diffusion.events import CheckpointEvent, EvalEvent, EvalProgressEvent, GalleryEvent
 from diffusion.presets import PRESETS
-from diffusion.train import train
+from diffusion.training.events import CheckpointEvent, EvalEvent, EvalProgressEvent, GalleryEvent
+from diffusion.training.train import train
 
 SMOKE = PRESETS["swissroll-smoke"].with_overrides(
     [

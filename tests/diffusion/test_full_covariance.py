@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from diffusion.bound import evaluate_bound, importance_log_likelihood
 from diffusion.config import ConfigError, DataConfig, DiffusionConfig, NetworkConfig, RunConfig
-from diffusion.gaussian import GaussianDiffusion
+from diffusion.evaluation.bound import evaluate_bound, importance_log_likelihood
 from diffusion.model import DiffusionModel
-from diffusion.schedules import geometric_beta
+from diffusion.processes.gaussian import GaussianDiffusion
+from diffusion.processes.schedules import geometric_beta
 
 
 def _kernel_inputs(gen, B=40, D=3, T=6):
@@ -134,10 +134,10 @@ def test_full_covariance_refused_where_it_does_not_apply():
 
 
 def test_full_covariance_run_trains_samples_and_refuses_strided(tmp_path):
-    from diffusion.events import GalleryEvent
     from diffusion.inference import load_trained
     from diffusion.presets import PRESETS
-    from diffusion.train import train
+    from diffusion.training.events import GalleryEvent
+    from diffusion.training.train import train
 
     cfg = PRESETS["swissroll-smoke"].with_overrides(
         ["diffusion.covariance=full", "train.steps=20", "train.eval_every=0", "data.n_train=300"]
@@ -154,7 +154,7 @@ def test_full_covariance_run_trains_samples_and_refuses_strided(tmp_path):
 
 @pytest.mark.parametrize("D", [1, 2, 5])
 def test_unit_lower_inverse(gen, D):
-    from diffusion.gaussian import unit_lower, unit_lower_inverse
+    from diffusion.processes.gaussian import unit_lower, unit_lower_inverse
 
     U = unit_lower(torch.randn(7, D, max(D - 1, 0), generator=gen, dtype=torch.float64))
     torch.testing.assert_close(unit_lower_inverse(U) @ U, torch.eye(D).double().expand(7, D, D))

@@ -9,8 +9,8 @@ import torch
 from engine_helpers import make_model, oracle_model
 from torch.distributions import Normal, kl_divergence
 
-from diffusion.bound import LN2, evaluate_bound, importance_log_likelihood
-from diffusion.gaussian import GaussianDiffusion, alpha_bar, normal_kl, normal_log_prob
+from diffusion.evaluation.bound import LN2, evaluate_bound, importance_log_likelihood
+from diffusion.processes.gaussian import GaussianDiffusion, alpha_bar, normal_kl, normal_log_prob
 
 G = GaussianDiffusion()
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion.binomial import BinomialDiffusion
-from diffusion.schedules import baseline_beta
+from diffusion.processes.binomial import BinomialDiffusion
+from diffusion.processes.schedules import baseline_beta
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "heartbeat_ceiling.py"
 _spec = importlib.util.spec_from_file_location("heartbeat_ceiling", _PATH)

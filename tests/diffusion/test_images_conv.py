@@ -69,8 +69,8 @@ def test_without_dense_pathway_any_image_size_works() -> None:
 def test_untrained_model_sits_at_the_upper_variance_limit() -> None:
     """Section 2.6: the reverse variance lies between the forward posterior variance and
     beta_t; an untrained network (zS = 0) gives beta_t itself, the data-as-pi limit. The
-    run page plots these vectors (diffusion.evaluate -> reverse_var, _lower, _upper)."""
-    from diffusion.bound import evaluate_bound
+    run page plots these vectors (diffusion.evaluation.evaluate -> reverse_var, _lower, _upper)."""
+    from diffusion.evaluation.bound import evaluate_bound
     from diffusion.model import DiffusionModel
     from diffusion.presets import PRESETS
 

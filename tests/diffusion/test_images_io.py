@@ -1,4 +1,4 @@
-"""Reading user images and masks with checks (diffusion/imageio.py)."""
+"""Reading user images and masks with checks (diffusion/images/imageio.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion.imageio import (
+from diffusion.images.imageio import (
     ImageInputError,
     grid,
     load_image,

@@ -11,7 +11,7 @@ from engine_helpers import make_model
 from torch.distributions import Normal
 from torch.nn.functional import logsigmoid
 
-from diffusion.bound import evaluate_bound, importance_log_likelihood
+from diffusion.evaluation.bound import evaluate_bound, importance_log_likelihood
 
 
 @torch.no_grad()

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion import limits
 from diffusion.config import ConfigError, DataConfig
 from diffusion.data import build_dataset
 from diffusion.data.image_files import read_image_collection
-from diffusion.imageio import ImageInputError, read_image_checked
+from diffusion.images import limits
+from diffusion.images.imageio import ImageInputError, read_image_checked
 
 
 def _png(arr: np.ndarray) -> bytes:

@@ -9,8 +9,8 @@ from diffusion import device as device_mod
 from diffusion.config import ConfigError
 from diffusion.memory import estimate
 from diffusion.presets import PRESETS
-from diffusion.readout import TemporalBasis
-from diffusion.train import train
+from diffusion.processes.readout import TemporalBasis
+from diffusion.training.train import train
 
 
 def test_t_100000_is_refused_by_the_config_with_the_estimate() -> None:

@@ -7,7 +7,7 @@ import torch
 
 from diffusion.config import ConfigError, NetworkConfig
 from diffusion.nets import NetSpec, build_network
-from diffusion.readout import TemporalBasis
+from diffusion.processes.readout import TemporalBasis
 
 
 @pytest.mark.parametrize(

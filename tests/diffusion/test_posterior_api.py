@@ -1,4 +1,4 @@
-"""The image-level posterior API (diffusion/posterior.py) and strided sampling of a model."""
+"""The image-level posterior API (diffusion/chains/posterior.py) and strided sampling of a model."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion.data import Scaler
-from diffusion.imageio import ImageInputError
-from diffusion.inference import Trained
-from diffusion.model import DiffusionModel
-from diffusion.posterior import (
+from diffusion.chains.posterior import (
     PosteriorInputError,
     add_noise,
     binary_inpaint,
@@ -20,9 +16,13 @@ from diffusion.posterior import (
     inpaint,
     make_mask,
 )
+from diffusion.chains.sampling import sample_chain
+from diffusion.chains.strided import kept_steps
+from diffusion.data import Scaler
+from diffusion.images.imageio import ImageInputError
+from diffusion.inference import Trained
+from diffusion.model import DiffusionModel
 from diffusion.presets import PRESETS
-from diffusion.sampling import sample_chain
-from diffusion.strided import kept_steps
 
 
 def trained_for(preset: str, shape: tuple[int, ...], kind: str, scaler: Scaler) -> Trained:

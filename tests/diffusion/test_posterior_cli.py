@@ -11,7 +11,7 @@ from PIL import Image
 
 from difflab.cli import main
 from diffusion.presets import PRESETS
-from diffusion.train import train
+from diffusion.training.train import train
 
 
 @pytest.fixture(scope="module")

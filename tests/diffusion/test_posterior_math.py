@@ -21,7 +21,7 @@ import math
 import pytest
 import torch
 
-from diffusion.posterior_chains import (
+from diffusion.chains.posterior_chains import (
     binary_inpaint_chain,
     binary_product,
     denoise_chain,
@@ -30,8 +30,8 @@ from diffusion.posterior_chains import (
     inpaint_repaint_chain,
     repaint_schedule,
 )
-from diffusion.reverse import BinomialReverse, GaussianReverse
-from diffusion.schedules import baseline_beta
+from diffusion.chains.reverse import BinomialReverse, GaussianReverse
+from diffusion.processes.schedules import baseline_beta
 
 Z = 4.5  # standard errors allowed
 
@@ -202,7 +202,7 @@ def test_denoise_from_the_matching_level_is_the_true_posterior(steps: int | None
     """start="level": sqrt(abar_t*) y plus noise up to q(x^t* | x^0), then the oracle's plain
     chain, whose x^0 | x^t is exact: x^0 ~ N(a y, a (1 - a - a s2) + 1 - a), a = abar_t*;
     N(y / (1 + s2), s2 / (1 + s2)), the true posterior, when a = 1 / (1 + s2) (T large)."""
-    from diffusion.posterior_chains import level_of
+    from diffusion.chains.posterior_chains import level_of
 
     rev = oracle(400)
     y = torch.tensor([-2.0, 0.0, 1.5], dtype=torch.float64)

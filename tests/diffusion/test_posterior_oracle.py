@@ -9,7 +9,7 @@ Sigma_t = abar_t C + (1 - abar_t) I the forward marginal of x^t,
     V_t = Sigma_{t-1} - alpha_t Sigma_{t-1} Sigma_t^-1 Sigma_{t-1},
 
 and x^T ~ N(0, Sigma_T): the chain samples N(0, C) exactly (checked below). Every chain in
-diffusion.posterior_chains is linear-Gaussian on this oracle, so each has its own output
+diffusion.chains.posterior_chains is linear-Gaussian on this oracle, so each has its own output
 distribution in closed form (propagated mean and covariance, `*_closed_form` below), beside
 the exact answer:
 
@@ -49,15 +49,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion.chain import Reverse, run_chain
-from diffusion.posterior_chains import (
+from diffusion.chains.chain import Reverse, run_chain
+from diffusion.chains.posterior_chains import (
     denoise_chain,
     inpaint_paper_chain,
     inpaint_repaint_chain,
     repaint_schedule,
 )
-from diffusion.process import CorrelatedNormal
-from diffusion.reverse import GaussianReverse
+from diffusion.chains.reverse import GaussianReverse
+from diffusion.processes.base import CorrelatedNormal
 
 Z = 4.5  # standard errors allowed
 RHO = 0.95

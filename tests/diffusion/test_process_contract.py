@@ -1,4 +1,4 @@
-"""One suite that every diffusion process runs (diffusion.process.Process), as diffusers runs
+"""One suite that every diffusion process runs (diffusion.processes.base.Process), as diffusers runs
 every scheduler through one common test class.
 
 Each check compares the process with itself through identities that hold for any correct
@@ -19,9 +19,9 @@ import math
 
 import torch
 
-from diffusion.binomial import BinomialDiffusion
-from diffusion.gaussian import GaussianDiffusion
-from diffusion.process import Process
+from diffusion.processes.base import Process
+from diffusion.processes.binomial import BinomialDiffusion
+from diffusion.processes.gaussian import GaussianDiffusion
 
 Z = 4.5  # standard errors allowed
 N = 20_000

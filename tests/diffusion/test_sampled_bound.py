@@ -9,7 +9,7 @@ import pytest
 import torch
 from engine_helpers import make_model
 
-from diffusion.bound import evaluate_bound, sampled_bound
+from diffusion.evaluation.bound import evaluate_bound, sampled_bound
 
 
 @pytest.mark.parametrize("kind,D", [("gaussian", 2), ("binomial", 6)])

@@ -8,10 +8,10 @@ import pytest
 import torch
 from engine_helpers import make_model
 
-from diffusion.bound import evaluate_bound, train_objective
 from diffusion.config import ConfigError, DiffusionConfig
-from diffusion.readout import ReadoutLinear, TemporalBasis, apply_readout
-from diffusion.schedules import (
+from diffusion.evaluation.bound import evaluate_bound, train_objective
+from diffusion.processes.readout import ReadoutLinear, TemporalBasis, apply_readout
+from diffusion.processes.schedules import (
     Schedule,
     baseline_beta,
     cosine_beta,

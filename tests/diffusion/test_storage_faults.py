@@ -9,11 +9,16 @@ import pytest
 import torch
 
 from difflab.cli import main
-from diffusion import checkpoint as ck
-from diffusion.checkpoint import CheckpointError, load_checkpoint, load_latest, save_checkpoint
-from diffusion.events import WarningEvent
 from diffusion.presets import PRESETS
-from diffusion.train import train
+from diffusion.training import checkpoint as ck
+from diffusion.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_latest,
+    save_checkpoint,
+)
+from diffusion.training.events import WarningEvent
+from diffusion.training.train import train
 
 SMOKE = PRESETS["swissroll-smoke"].with_overrides(
     [

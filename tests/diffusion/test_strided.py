@@ -1,4 +1,4 @@
-"""The strided chain of S < T steps (diffusion/strided.py, diffusion.chain.Respaced).
+"""The strided chain of S < T steps (diffusion/chains/strided.py, diffusion.chains.chain.Respaced).
 
 S = T must reproduce the full chain; for the oracle (data from pi, exact reverse kernel)
 every strided step must be the exact S-step kernel N(sqrt(abar_t/abar_s) x, 1 - abar_t/abar_s).
@@ -11,11 +11,11 @@ import math
 import pytest
 import torch
 
-from diffusion.chain import Respaced, run_chain
-from diffusion.posterior_chains import denoise_chain
-from diffusion.reverse import GaussianReverse
-from diffusion.schedules import baseline_beta
-from diffusion.strided import kept_steps, strided_from_one_step
+from diffusion.chains.chain import Respaced, run_chain
+from diffusion.chains.posterior_chains import denoise_chain
+from diffusion.chains.reverse import GaussianReverse
+from diffusion.chains.strided import kept_steps, strided_from_one_step
+from diffusion.processes.schedules import baseline_beta
 
 Z = 4.5
 
@@ -141,8 +141,8 @@ def test_strided_denoising_matches_its_recursion() -> None:
 
 def test_strided_bound_of_the_oracle_is_the_true_log_likelihood() -> None:
     """Data from pi, exact kernels: K_S = E log N(x0; 0, I) = -(D/2) log(2 pi e) for every S."""
-    from diffusion.bound import reverse_strided_bound
-    from diffusion.gaussian import GaussianDiffusion
+    from diffusion.evaluation.bound import reverse_strided_bound
+    from diffusion.processes.gaussian import GaussianDiffusion
 
     rev = oracle(40)
     n, D = 4000, 3
@@ -154,7 +154,7 @@ def test_strided_bound_of_the_oracle_is_the_true_log_likelihood() -> None:
 
 
 def test_strided_bound_with_all_steps_matches_the_core_bound() -> None:
-    from diffusion.bound import evaluate_bound, strided_bound
+    from diffusion.evaluation.bound import evaluate_bound, strided_bound
     from diffusion.model import DiffusionModel
     from diffusion.presets import PRESETS
 

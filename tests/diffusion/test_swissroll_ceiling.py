@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import swissroll_ceiling as sc  # noqa: E402
 
 from diffusion.data.toy import swissroll_raw, swissroll_scaler  # noqa: E402
-from diffusion.schedules import baseline_beta, geometric_beta  # noqa: E402
+from diffusion.processes.schedules import baseline_beta, geometric_beta  # noqa: E402
 
 
 def test_posterior_covariance_matches_importance_sampling():

@@ -1,4 +1,4 @@
-"""Images of any size (diffusion/tiling.py): tiled evaluation against the whole-image one,
+"""Images of any size (diffusion/images/tiling.py): tiled evaluation against the whole-image one,
 size plans, and posteriors at sizes other than the training size."""
 
 from __future__ import annotations
@@ -9,14 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion.chains.posterior import PosteriorInputError, denoise, inpaint, make_mask, size_plan
 from diffusion.config import NetworkConfig
 from diffusion.data import Scaler
+from diffusion.images.tiling import (
+    SizedNet,
+    SizeError,
+    edge_ramp,
+    plan_size,
+    size_rule,
+    tile_starts,
+)
 from diffusion.inference import Trained
 from diffusion.model import DiffusionModel
 from diffusion.nets import NetSpec, build_network
-from diffusion.posterior import PosteriorInputError, denoise, inpaint, make_mask, size_plan
 from diffusion.presets import PRESETS
-from diffusion.tiling import SizedNet, SizeError, edge_ramp, plan_size, size_rule, tile_starts
 
 # 4 plain 3 x 3 conv layers (one scale), 1 x 1 layers above: receptive-field radius 4
 PLAIN = {"conv_layers": 4, "conv_channels": 6, "scales": 1, "upper": [6]}
@@ -126,7 +133,7 @@ def test_a_network_with_a_dense_pathway_refuses_other_sizes() -> None:
     [({}, (1, 32, 32)), ({"dense_hidden": 8}, (1, 8, 8)), ({"scales": 2}, (1, 16, 16))],
 )
 def test_the_rule_read_from_a_config_is_the_networks_own(options: dict, shape: tuple) -> None:
-    from diffusion.sizes import config_size_rule
+    from diffusion.images.sizes import config_size_rule
 
     net = conv_net(shape, **options)
     rule = config_size_rule({"kind": "conv", "options": options}, shape[1:])
@@ -135,7 +142,7 @@ def test_the_rule_read_from_a_config_is_the_networks_own(options: dict, shape: t
 
 
 def test_inpainting_runs_on_the_window_around_the_hole() -> None:
-    from diffusion.tiling import hole_window
+    from diffusion.images.tiling import hole_window
 
     mask = np.ones((60, 80), bool)
     mask[20:30, 41:50] = False
@@ -154,10 +161,10 @@ def test_inpainting_runs_on_the_window_around_the_hole() -> None:
 
 
 def test_every_config_rule_matches_its_registered_network() -> None:
-    """diffusion.sizes.CONFIG_RULES (what the dashboard plans with) against the networks'
+    """diffusion.images.sizes.CONFIG_RULES (what the dashboard plans with) against the networks'
     own attributes, for every kind with a rule that this installation registers."""
+    from diffusion.images.sizes import CONFIG_RULES, config_size_rule
     from diffusion.nets import registered_networks
-    from diffusion.sizes import CONFIG_RULES, config_size_rule
 
     kinds = [k for k in CONFIG_RULES if k in registered_networks()]
     assert "conv" in kinds

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from diffusion.config import ConfigError
-from diffusion.events import CheckpointEvent, EvalEvent, GalleryEvent, StepEvent
 from diffusion.inference import load_trained
 from diffusion.presets import PRESETS
-from diffusion.schedules import geometric_beta
-from diffusion.train import train
+from diffusion.processes.schedules import geometric_beta
+from diffusion.training.events import CheckpointEvent, EvalEvent, GalleryEvent, StepEvent
+from diffusion.training.train import train
 
 SMOKE = PRESETS["swissroll-smoke"].with_overrides(
     [

@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion.bound import evaluate_bound
 from diffusion.config import ConfigError, DataConfig, DiffusionConfig, NetworkConfig, RunConfig
 from diffusion.data import build_dataset
+from diffusion.evaluation.bound import evaluate_bound
 from diffusion.model import DiffusionModel
 from diffusion.nets import NetSpec, build_network
 from diffusion.presets import PRESETS
-from diffusion.train import lr_at, train
+from diffusion.training.train import lr_at, train
 
 SMALL = {"channels": 8, "groups": 4, "mults": [1, 2]}
 

@@ -12,8 +12,8 @@ import pytest
 
 from db.access import SYSTEM
 from db.entities import FAILED
-from diffusion import checkpoint as ck
 from diffusion.presets import load_config
+from diffusion.training import checkpoint as ck
 from worker import runtime
 from worker.train_runner import run_train
 

@@ -1,8 +1,9 @@
-"""The inputs of the image posteriors (diffusion.posterior), checked and mapped to model space.
+"""The inputs of the image posteriors (diffusion.chains.posterior), checked and mapped to model
+space.
 
 Data-space images (H, W[, C]) in grey levels <-> model-space tensors (B, C, H, W) float64;
 the sample count, the kept steps and the model kind checked with a `PosteriorInputError`
-that says what is allowed; the size plan (diffusion.tiling) and the reverse process that
+that says what is allowed; the size plan (diffusion.images.tiling) and the reverse process that
 evaluates the network at that size.
 """
 
@@ -13,10 +14,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from diffusion.chains.reverse import ModelReverse, gaussian_reverse
+from diffusion.chains.strided import kept_steps
+from diffusion.images.tiling import MAX_PIXELS, SizeError, SizePlan, plan_size, sized_net
 from diffusion.inference import Trained
-from diffusion.reverse import ModelReverse, gaussian_reverse
-from diffusion.strided import kept_steps
-from diffusion.tiling import MAX_PIXELS, SizeError, SizePlan, plan_size, sized_net
 
 
 class PosteriorInputError(ValueError):
@@ -76,7 +77,8 @@ def size_plan(
     margin: int | None = None,
     max_pixels: int = MAX_PIXELS,
 ) -> SizePlan:
-    """What a posterior does with an image of `size` = (H, W), n samples (`diffusion.tiling`):
+    """What a posterior does with an image of `size` = (H, W), n samples
+    (`diffusion.images.tiling`):
     "native", "full" or "tiled", with the reason; PosteriorInputError (saying which sizes
     the model takes) when its network takes only its training size."""
     model = trained.model

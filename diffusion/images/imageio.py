@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from diffusion import limits
-from diffusion.image_checks import (  # noqa: F401  (ImageInputError, MAX_PIXELS re-exported)
+from diffusion.images import limits
+from diffusion.images.checks import (  # noqa: F401  (ImageInputError, MAX_PIXELS re-exported)
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
     ImageInfo,
@@ -36,14 +36,14 @@ from diffusion.image_checks import (  # noqa: F401  (ImageInputError, MAX_PIXELS
     inspect_image,
     png_bytes,
 )
-from diffusion.image_checks import load_image as decode_image
+from diffusion.images.checks import load_image as decode_image
 
 ColourMode = Literal["L", "RGB"]
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "La"}
 
 
 def _checked(source: str | os.PathLike | bytes) -> tuple[bytes, ImageInfo, str]:
-    """The bytes of an image file or upload, checked (diffusion.image_checks), its info and
+    """The bytes of an image file or upload, checked (diffusion.images.checks), its info and
     the name its messages use."""
     if isinstance(source, bytes | bytearray):
         name, data, cap = "the uploaded data", bytes(source), MAX_UPLOAD_BYTES
@@ -59,7 +59,7 @@ def _checked(source: str | os.PathLike | bytes) -> tuple[bytes, ImageInfo, str]:
             raise ImageInputError(f"{exc} (as on the web page)") from None
         except OSError as exc:
             raise ImageInputError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-        cap = MAX_UPLOAD_BYTES  # the web path's limit (diffusion.limits), checked above
+        cap = MAX_UPLOAD_BYTES  # the web path's limit (diffusion.images.limits), checked above
     try:
         info = inspect_image(data, max_bytes=cap)
     except ImageInputError as exc:

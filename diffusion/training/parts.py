@@ -1,6 +1,6 @@
 """Training building blocks: the model from its seed, the learning-rate schedule, the optimizer,
 the fixed evaluation subsets, gallery events and the importance sampler of t (used by
-diffusion.train, which re-exports them)."""
+diffusion.training.train, which re-exports them)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import math
 
 import torch
 
+from diffusion.chains.sampling import sample_chain
 from diffusion.config import RunConfig
 from diffusion.data import DataBundle
 from diffusion.data.display import data_levels, gallery_kind, to_data_array, trajectory_array
-from diffusion.events import GalleryEvent
 from diffusion.model import DiffusionModel
-from diffusion.sampling import sample_chain
+from diffusion.training.events import GalleryEvent
 
 
 def build_model(config: RunConfig, bundle: DataBundle, device: torch.device) -> DiffusionModel:
@@ -88,7 +88,8 @@ def gallery_event(
 class TSampler:
     """Importance sampling of t = 2..T: p(t) proportional to the running RMS of KL_t, mixed
     with 10% uniform (after Nichol & Dhariwal 2021, section 3.3). Uniform until every t has
-    been seen. The training estimate of K stays unbiased (diffusion.bound.train_terms)."""
+    been seen. The training estimate of K stays unbiased
+    (diffusion.evaluation.bound.train_terms)."""
 
     def __init__(self, T: int) -> None:
         self.sq = torch.zeros(T - 1, dtype=torch.float64)

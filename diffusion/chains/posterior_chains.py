@@ -16,9 +16,9 @@ math, on model-space tensors (B, *shape) float64:
 - `inpaint_repaint_chain`: RePaint (Lugmayr et al. 2022, Alg. 1): known region drawn from
   q(x^t | x^0) at the level of each step, resampling jumps back up the chain;
 - `binary_inpaint_chain`: the binary product for binomial models.
-Every chain is diffusion.chain's one loop on a `Reverse` respaced to S = `steps` kept steps
+Every chain is diffusion.chains.chain's one loop on a `Reverse` respaced to S = `steps` kept steps
 (`Reverse.respaced`), so the fast strided chain serves posteriors too. The image-level API
-(data space arrays, trained runs) is `diffusion.posterior`.
+(data space arrays, trained runs) is `diffusion.chains.posterior`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ import math
 
 import torch
 
-from diffusion.chain import Respaced, Reverse, run_chain
-from diffusion.process import Bernoulli, CorrelatedNormal, Normal, StepDist, expect_step, randn
-from diffusion.strided import kept_steps
+from diffusion.chains.chain import Respaced, Reverse, run_chain
+from diffusion.chains.strided import kept_steps
+from diffusion.processes.base import (
+    Bernoulli,
+    CorrelatedNormal,
+    Normal,
+    StepDist,
+    expect_step,
+    randn,
+)
 
 
 # ------------------------------------------------------------------------------ products

@@ -1,4 +1,4 @@
-"""Reverse processes for the chains (diffusion.chain.Reverse): a trained model's, and ones
+"""Reverse processes for the chains (diffusion.chains.chain.Reverse): a trained model's, and ones
 given by closed-form kernels (oracles, tests).
 
 - `ModelReverse`: a `DiffusionModel`'s kernel p(x^{t-1} | x^t) = process.p_step(x^t, t,
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from diffusion.chain import Reverse
-from diffusion.process import Bernoulli, Normal, Process, StepDist
+from diffusion.chains.chain import Reverse
+from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
 
 if TYPE_CHECKING:
     from diffusion.model import DiffusionModel
@@ -74,7 +74,7 @@ class ModelReverse(Reverse):
     """The reverse process of a trained `DiffusionModel` (App. D.2.1), without gradients.
 
     `net`, if given, evaluates in place of the model's network (a wrapper with its
-    interface, e.g. `diffusion.tiling.SizedNet` for images of another size).
+    interface, e.g. `diffusion.images.tiling.SizedNet` for images of another size).
     """
 
     def __init__(self, model: DiffusionModel, net: nn.Module | None = None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffusion.imageio import grid, points_picture
+from diffusion.images.imageio import grid, points_picture
 
 
 def save_samples(samples: np.ndarray, kind: str, path: Path) -> None:

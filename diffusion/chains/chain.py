@@ -3,16 +3,16 @@
 x^T ~ pi, then x^{t-1} ~ p(x^{t-1} | x^t) down to x^0; the step 1 -> 0 is the fixed first step
 (App. B.2). One loop, `run_chain`, serves every use: full ancestral sampling (levels T..0 of
 the model's own reverse process), strided sampling (the same loop on `rev.respaced(S)`, whose
-levels are the S kept steps) and every posterior method (diffusion.posterior_chains: each
+levels are the S kept steps) and every posterior method (diffusion.chains.posterior_chains: each
 step multiplied by r with `times`, known values set with `after`, RePaint's jumps back up
 with `jump`).
 
 `Reverse` is what a chain sees of a reverse process: the one-step kernel as a step
-distribution (diffusion.process), the prior pi, and for Gaussian processes the schedule beta,
+distribution (diffusion.processes.base), the prior pi, and for Gaussian processes the schedule beta,
 from which it derives alpha_bar once (the one owner of the derived tensors, as
 improved-diffusion's GaussianDiffusion). Respacing builds a new `Reverse` from the kept
 steps (`Respaced`), as improved-diffusion's SpacedDiffusion does. Implementations:
-diffusion.reverse (a trained model's, and closed-form ones for tests and oracles).
+diffusion.chains.reverse (a trained model's, and closed-form ones for tests and oracles).
 
 Tensors: x (B, *shape) float64 model space; levels are ints in 0..T.
 """
@@ -25,9 +25,9 @@ from functools import cached_property
 
 import torch
 
-from diffusion.gaussian import alpha_bar
-from diffusion.process import Normal, StepDist
-from diffusion.strided import kept_steps, strided_from_one_step
+from diffusion.chains.strided import kept_steps, strided_from_one_step
+from diffusion.processes.base import Normal, StepDist
+from diffusion.processes.gaussian import alpha_bar
 
 
 class Reverse(ABC):
@@ -61,7 +61,7 @@ class Reverse(ABC):
 
     def step(self, x: torch.Tensor, t: int, s: int) -> StepDist:
         """p(x^s | x^t), 0 <= s < t <= T: the one-step kernel for s = t - 1, else the strided
-        step built from it (diffusion.strided; diagonal Gaussian kernels only)."""
+        step built from it (diffusion.chains.strided; diagonal Gaussian kernels only)."""
         if not 0 <= s < t <= self.T:
             raise ValueError(f"need 0 <= s < t <= T, got s={s}, t={t}")
         dist = self.kernel(x, t)
@@ -76,7 +76,7 @@ class Reverse(ABC):
         return Normal(*strided_from_one_step(self.alpha_bar, x, dist.mean, dist.var, t, s))
 
     def respaced(self, steps: int | None) -> Reverse:
-        """The reverse process on S = `steps` kept steps (`diffusion.strided.kept_steps`);
+        """The reverse process on S = `steps` kept steps (`diffusion.chains.strided.kept_steps`);
         itself when every step is kept (steps None or T)."""
         grid = kept_steps(self.T, steps)
         return self if len(grid) == self.T + 1 else Respaced(self, grid)

@@ -1,7 +1,7 @@
 """The rules every door applies to files people give the lab: the web pages (db.media,
 dashboard.uploads), the command line, the Python API and the worker.
 
-Torch-free: the image checks (diffusion.image_checks, which db.media re-exports) read their
+Torch-free: the image checks (diffusion.images.checks, which db.media re-exports) read their
 byte and pixel caps from here, so every door has one set of numbers.
 """
 

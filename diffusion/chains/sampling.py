@@ -1,8 +1,9 @@
 """Ancestral sampling from a trained model (Sohl-Dickstein et al. 2015, section 2.2).
 
 x^T ~ pi, then x^{t-1} ~ p(x^{t-1} | x^t) for t = T..2, then the fixed first step (App. B.2),
-by the one chain of diffusion.chain; with S = `steps` < T kept steps the same loop runs on the
-respaced process (strided sampling, diffusion.strided; diagonal Gaussian kernels).
+by the one chain of diffusion.chains.chain; with S = `steps` < T kept steps the same loop runs on
+the
+respaced process (strided sampling, diffusion.chains.strided; diagonal Gaussian kernels).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion.chain import Reverse, run_chain
+from diffusion.chains.chain import Reverse, run_chain
+from diffusion.chains.reverse import gaussian_reverse, model_reverse
 from diffusion.model import DiffusionModel
-from diffusion.reverse import gaussian_reverse, model_reverse
 
 
 @dataclass(frozen=True)

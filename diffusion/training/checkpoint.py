@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from diffusion.events import BoundEstimate, EvalEvent
+from diffusion.training.events import BoundEstimate, EvalEvent
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"

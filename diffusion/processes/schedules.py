@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from diffusion.config import DiffusionConfig
-from diffusion.readout import TemporalBasis
+from diffusion.processes.readout import TemporalBasis
 
 _EPS = 1e-9
 

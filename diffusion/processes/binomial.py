@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import logsigmoid
 
-from diffusion.gaussian import alpha_bar, at, sum_dims
-from diffusion.process import Bernoulli, rand
+from diffusion.processes.base import Bernoulli, rand
+from diffusion.processes.gaussian import alpha_bar, at, sum_dims
 
 
 def bernoulli_kl_logits(q: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,7 @@ def _log_bern(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 class BinomialDiffusion:
-    """Binomial diffusion towards Bernoulli(m); a `diffusion.process.Process`."""
+    """Binomial diffusion towards Bernoulli(m); a `diffusion.processes.base.Process`."""
 
     kind = "binomial"
     n_outputs = 1  # z per dimension

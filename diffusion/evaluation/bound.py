@@ -6,7 +6,7 @@ K(x^0) = E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi) - sum_{t=2..T} E_q KL(q(
 computed exactly from x^0 (docs/model-notes.md). The first two terms (`edge_terms`) are closed
 form per example; the sum over t is exact in t at evaluation and Monte Carlo over x^t only.
 
-`strided_bound` is K for the S-step strided chain (diffusion.strided), the same sum over the
+`strided_bound` is K for the S-step strided chain (diffusion.chains.strided), the same sum over the
 kept steps.
 
 All tensors in nats unless named *_bits; bits = nats / ln 2, divided by the unit's divisor
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion.chain import Reverse
-from diffusion.events import BoundEstimate
-from diffusion.gaussian import normal_kl
+from diffusion.chains.chain import Reverse
+from diffusion.chains.reverse import gaussian_reverse
 from diffusion.model import DiffusionModel
-from diffusion.process import Normal, Process, draw_device, expect_step, randn
-from diffusion.reverse import gaussian_reverse
+from diffusion.processes.base import Normal, Process, draw_device, expect_step, randn
+from diffusion.processes.gaussian import normal_kl
+from diffusion.training.events import BoundEstimate
 
 LN2 = math.log(2)
 MAX_ELEMENTS = 2**19  # cap on (examples x dimensions) per network call: 512 images of 32 x 32
@@ -285,7 +285,7 @@ def strided_bound(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """(B,) the bound K, in nats per example, of the S-step strided chain of a Gaussian
-    `DiffusionModel` (diffusion.strided) on x0 (B, *shape) in model space.
+    `DiffusionModel` (diffusion.chains.strided) on x0 (B, *shape) in model space.
 
     The forward marginals at the kept steps form a Markov chain, so Eq. 14 holds for it:
     K_S = E[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi)
@@ -304,7 +304,7 @@ def reverse_strided_bound(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """`strided_bound` for any Gaussian `Reverse` (diagonal kernel); `process` gives the
-    edge terms (a `diffusion.gaussian.GaussianDiffusion`)."""
+    edge terms (a `diffusion.processes.gaussian.GaussianDiffusion`)."""
     chain = rev.respaced(steps)
     abar = chain.alpha_bar
     x0 = x0.to(torch.float64)

@@ -6,7 +6,7 @@ DATA space: float arrays (H, W) for greyscale or (H, W, C) for colour, in the da
 grey-level units (0..255 for 8-bit sets, 0..16 for the digits); a uint8 array is read as
 its bin centres v + 0.5. Noise levels (`sigma`) are standard deviations in the same grey-
 level units. Masks are bool (H, W), True = known. The math runs in model space on
-`diffusion.posterior_chains`; every chain accepts `steps` = S < T for the strided chain.
+`diffusion.chains.posterior_chains`; every chain accepts `steps` = S < T for the strided chain.
 
     denoise(trained, y, sigma, n, *, steps=None, start="observation", generator=None)
     inpaint(trained, image, mask, n, *, method="paper" | "repaint", steps=None, generator=None)
@@ -14,7 +14,7 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
 each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
 `trained` is a `diffusion.inference.Trained`. Input checks and the data <-> model space maps:
-`diffusion.posterior_inputs` (PosteriorInputError, image_levels, image_shape and size_plan
+`diffusion.chains.posterior_inputs` (PosteriorInputError, image_levels, image_shape and size_plan
 are part of this API).
 """
 
@@ -28,16 +28,14 @@ from typing import Literal
 import numpy as np
 import torch
 
-from diffusion.imageio import make_mask
-from diffusion.inference import Trained
-from diffusion.posterior_chains import (
+from diffusion.chains.posterior_chains import (
     binary_inpaint_chain,
     denoise_chain,
     inpaint_paper_chain,
     inpaint_repaint_chain,
     level_of,
 )
-from diffusion.posterior_inputs import (
+from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
     batched,
     check_gaussian,
@@ -51,8 +49,10 @@ from diffusion.posterior_inputs import (
     to_data,
     to_model,
 )
-from diffusion.reverse import model_reverse
-from diffusion.tiling import SizePlan, hole_window
+from diffusion.chains.reverse import model_reverse
+from diffusion.images.imageio import make_mask
+from diffusion.images.tiling import SizePlan, hole_window
+from diffusion.inference import Trained
 
 Method = Literal["paper", "repaint"]
 
@@ -65,7 +65,7 @@ class PosteriorResult:
     mean and spread over the samples; observed: the input conditioned on (the noisy image,
     or the image whose known pixels are kept); mask: bool (H, W), True = known, or None;
     method: "denoise" | "paper" | "repaint" | "binary"; steps: reverse steps run (S);
-    plan: how the image's size was handled (`diffusion.tiling.SizePlan`; None for bits).
+    plan: how the image's size was handled (`diffusion.images.tiling.SizePlan`; None for bits).
     """
 
     samples: np.ndarray
@@ -170,7 +170,7 @@ def denoise(
 
 def _inpaint_chain(method: Method, jump_length: int, jump_n_sample: int):
     """The model-space chain of an inpainting method, (rev, x_known, mask, *, steps,
-    generator) -> x^0 (diffusion.posterior_chains)."""
+    generator) -> x^0 (diffusion.chains.posterior_chains)."""
     if method == "paper":
         return inpaint_paper_chain
     if method == "repaint":
@@ -204,7 +204,7 @@ def inpaint(
     (figure 5); "repaint": Lugmayr et al. 2022 with `jump_length`, `jump_n_sample`.
     Known pixels of every sample equal the input exactly. Sizes as in `denoise`.
     context: run the chain only on the box around the missing pixels grown by `context`
-    pixels (`diffusion.tiling.hole_window`; beyond the network's receptive field the rest
+    pixels (`diffusion.images.tiling.hole_window`; beyond the network's receptive field the rest
     of the image cannot change the fill); None = on the whole image.
     """
     check_gaussian(trained)
@@ -241,7 +241,7 @@ def inpaint(
 
 
 def _check_mask(mask: np.ndarray, h: int, w: int) -> None:
-    from diffusion.imageio import ImageInputError, check_mask
+    from diffusion.images.imageio import ImageInputError, check_mask
 
     try:
         check_mask(np.asarray(mask), (h, w))

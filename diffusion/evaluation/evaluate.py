@@ -8,10 +8,16 @@ from dataclasses import dataclass
 
 import torch
 
-from diffusion.bound import LN2, BoundTerms, estimate, evaluate_bound, importance_log_likelihood
 from diffusion.data.base import DataBundle
-from diffusion.events import BoundEstimate, EvalEvent
+from diffusion.evaluation.bound import (
+    LN2,
+    BoundTerms,
+    estimate,
+    evaluate_bound,
+    importance_log_likelihood,
+)
 from diffusion.model import DiffusionModel
+from diffusion.training.events import BoundEstimate, EvalEvent
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ def bound_report(
 ) -> BoundReport:
     """Evaluate K over every t (k = 1) or the importance-sampled estimate (k > 1) on x_model.
 
-    on_progress(t_done, examples_done): see `diffusion.bound.evaluate_bound` (k = 1 only)."""
+    on_progress(t_done, examples_done): see `diffusion.evaluation.bound.evaluate_bound` (k = 1
+    only)."""
     div = bundle.unit_divisor
     terms = None
     if k == 1:

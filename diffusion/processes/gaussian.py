@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from diffusion.process import CorrelatedNormal, Normal, randn
+from diffusion.processes.base import CorrelatedNormal, Normal, randn
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -70,7 +70,7 @@ def unit_lower_inverse(U: torch.Tensor) -> torch.Tensor:
 
 class GaussianDiffusion:
     """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1);
-    a `diffusion.process.Process`.
+    a `diffusion.processes.base.Process`.
 
     covariance "diagonal" is the paper's reverse kernel N(mu, diag(Sigma)). "full" (vector data
     with D dimensions) adds a unit lower-triangular factor U read out like the other outputs:

@@ -9,7 +9,7 @@ images are accepted and normalised, and each change is recorded as a note the us
 read: 16-bit depth, palettes, alpha, CMYK, EXIF rotation, animation.
 
 Pillow, numpy and the standard library only (no torch): the store, the dashboard, the
-worker and the engine's file readers (diffusion.imageio) all use it.
+worker and the engine's file readers (diffusion.images.imageio) all use it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from diffusion import limits
+from diffusion.images import limits
 
-MAX_UPLOAD_BYTES = limits.MAX_FILE_BYTES  # one file (diffusion.limits: every door's rules)
+MAX_UPLOAD_BYTES = limits.MAX_FILE_BYTES  # one file (diffusion.images.limits: every door's rules)
 MAX_PIXELS = limits.MAX_PIXELS  # width x height of one frame (about a 5000 x 5000 photo)
 ACCEPTED_FORMATS = {"PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "WEBP", "PPM"}
 ACCEPTED_TEXT = "PNG, JPEG, GIF, BMP, TIFF, WebP or PPM/PGM images"

@@ -16,7 +16,7 @@ sum to one at every pixel). The chain calls it at every reverse step, so a poste
 large image stays ONE chain; only the network's evaluation is split. When `margin` is at
 least the network's receptive-field radius the tiled outputs equal the untiled ones exactly.
 
-`plan_size(net, shape, (H, W), batch)` (`diffusion.sizes.plan_for`, torch-free) decides,
+`plan_size(net, shape, (H, W), batch)` (`diffusion.images.sizes.plan_for`, torch-free) decides,
 before anything runs, what happens to an image of that size: "native" (the built size),
 "full" (the whole image at once), "tiled", or refuses with `SizeError` saying which sizes
 the network takes.
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffusion.sizes import MAX_PIXELS, OVERLAP, SizeError, SizePlan, SizeRule, plan_for
+from diffusion.images.sizes import MAX_PIXELS, OVERLAP, SizeError, SizePlan, SizeRule, plan_for
 
 
 def size_rule(net: nn.Module, shape: tuple[int, ...]) -> SizeRule:
@@ -53,7 +53,7 @@ def plan_size(
     batch: int = 1,
     **kw: Any,
 ) -> SizePlan:
-    """`diffusion.sizes.plan_for` with the rule of `net` (built for shape (C, H, W))."""
+    """`diffusion.images.sizes.plan_for` with the rule of `net` (built for shape (C, H, W))."""
     return plan_for(size_rule(net, shape), size, batch, **kw)
 
 

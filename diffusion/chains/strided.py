@@ -19,8 +19,8 @@ S = T gives the full chain; for data drawn from pi with the exact kernel, every 
 step is exact too. The step 1 -> 0 is always the fixed first step (App. B.2).
 
 Tensors: x (B, *shape) float64 in model space; alpha_bar (T + 1,) float64 with abar_0 = 1.
-The chain that runs these steps is diffusion.chain (`Reverse.respaced`); the S-step bound is
-diffusion.bound.strided_bound.
+The chain that runs these steps is diffusion.chains.chain (`Reverse.respaced`); the S-step bound is
+diffusion.evaluation.bound.strided_bound.
 """
 
 from __future__ import annotations

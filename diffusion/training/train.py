@@ -2,7 +2,8 @@
 
 `train(config, out_dir, on_event=..., should_stop=...)` runs one run end to end: builds the data
 and the model from the config and its seed, optimizes the training estimate of K (one random t
-per example), keeps an EMA of the weights, reports events (diffusion.events) and checkpoints to
+per example), keeps an EMA of the weights, reports events (diffusion.training.events) and
+checkpoints to
 `out_dir/checkpoint.pt`. If a checkpoint exists the run resumes exactly (weights, optimizer,
 EMA, schedule coefficients, RNG state, step): a run stopped and resumed ends with the same
 weights as one that never stopped. Evaluation and galleries use their own fixed-seed generators
@@ -19,19 +20,20 @@ from pathlib import Path
 
 import torch
 
-from diffusion.bound import LN2, train_terms
-from diffusion.checkpoint import (  # noqa: F401 (load_final_eval is re-exported)
+from diffusion.config import ConfigError, RunConfig
+from diffusion.data import DataBundle, build_dataset
+from diffusion.device import check_fits, pick_device
+from diffusion.evaluation.bound import LN2, train_terms
+from diffusion.evaluation.evaluate import make_eval_event
+from diffusion.model import DiffusionModel
+from diffusion.training.checkpoint import (  # noqa: F401 (load_final_eval is re-exported)
     CHECKPOINT,
     load_final_eval,
     load_latest,
     save_checkpoint,
     write_final_eval,
 )
-from diffusion.config import ConfigError, RunConfig
-from diffusion.data import DataBundle, build_dataset
-from diffusion.device import check_fits, pick_device
-from diffusion.evaluate import make_eval_event
-from diffusion.events import (
+from diffusion.training.events import (
     CheckpointEvent,
     EvalEvent,
     EvalProgressEvent,
@@ -41,8 +43,7 @@ from diffusion.events import (
     TrainResult,
     WarningEvent,
 )
-from diffusion.model import DiffusionModel
-from diffusion.train_parts import (  # noqa: F401 (re-exported)
+from diffusion.training.parts import (  # noqa: F401 (re-exported)
     TSampler,
     build_model,
     eval_tensors,

@@ -1,8 +1,9 @@
 """Which image sizes a network takes, and what happens to an image of a given size: the
-torch-free half of `diffusion.tiling` (the dashboard says what will happen to an upload before
+torch-free half of `diffusion.images.tiling` (the dashboard says what will happen to an upload
+before
 any job starts, without importing torch).
 
-A network says which sizes it takes with optional attributes (see `diffusion.tiling`);
+A network says which sizes it takes with optional attributes (see `diffusion.images.tiling`);
 `config_size_rule` reads the same rule from a run's config, for the network kinds whose rule
 follows from their options (tests/diffusion/test_tiling.py pins the two together).
 """

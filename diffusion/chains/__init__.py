@@ -1,0 +1,1 @@
+"""Reverse chains: full and strided sampling and the posterior chains (denoising, inpainting)."""

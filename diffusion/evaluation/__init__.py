@@ -1,0 +1,1 @@
+"""The bound K and the numbers reported from it."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its building blocks, checkpoints and the events it reports."""
