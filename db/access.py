@@ -11,13 +11,16 @@ a run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy.orm import Session
 
 from db.entities import User
 from db.errors import NotFound, PermissionDenied
 from db.models import RunRow
+
+R = TypeVar("R")
 
 
 class _System:
@@ -94,6 +97,21 @@ def check_view(row: RunRow | None, viewer: Viewer, run_id: str) -> RunRow:
     """The row if `viewer` may see it; otherwise NotFound (no hint that it exists)."""
     if row is None or not may_view(viewer, row.owner_id, row.visibility, row.id):
         raise NotFound(f"no run {run_id!r}")
+    return row
+
+
+def viewable_run(s: Session, run_id: str, viewer: Viewer) -> RunRow:
+    """The row of run `run_id` if `viewer` may see it; otherwise NotFound."""
+    return check_view(s.get(RunRow, run_id), viewer, run_id)
+
+
+def viewable_child(s: Session, kind: type[R], key: object, viewer: Viewer, what: str) -> R:
+    """The `kind` row (an artifact, a job: anything with a run_id) under primary key `key` if
+    `viewer` may see its run; otherwise NotFound naming `what`."""
+    row = s.get(kind, key)
+    if row is None:
+        raise NotFound(f"no {what}")
+    viewable_run(s, row.run_id, viewer)  # type: ignore[attr-defined]
     return row
 
 

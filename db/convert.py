@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
+from typing import TypeVar
 
 from db import entities as e
 from db import models as m
+
+T = TypeVar("T")
 
 _SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -36,80 +40,29 @@ def encode_vector(values: object) -> list[float | None]:
     return out
 
 
+def _copy(kind: type[T], row: object, **given: object) -> T:
+    """A `kind` entity whose fields come from the row's same-named columns, except those in
+    `given` (the ones a plain copy would get wrong: JSON dicts, joined tags, split lists)."""
+    names = [f.name for f in fields(kind) if f.name not in given]  # type: ignore[arg-type]
+    return kind(**{n: getattr(row, n) for n in names}, **given)
+
+
 def user(row: m.UserRow) -> e.User:
-    return e.User(row.id, row.username, row.is_admin, row.is_local, row.created_at)
+    return _copy(e.User, row)
 
 
 def invite(row: m.InviteRow) -> e.Invite:
-    return e.Invite(
-        row.token,
-        row.created_by,
-        row.created_at,
-        row.expires_at,
-        row.is_admin,
-        row.used_by,
-        row.used_at,
-    )
+    return _copy(e.Invite, row)
 
 
 def run(row: m.RunRow, owner: str) -> e.Run:
-    return e.Run(
-        id=row.id,
-        name=row.name,
-        owner_id=row.owner_id,
-        owner=owner,
-        preset=row.preset,
-        config=dict(row.config),
-        state=row.state,
-        visibility=row.visibility,
-        tags=tuple(t.tag for t in row.tags),
-        notes=row.notes,
-        seed=row.seed,
-        device_request=row.device_request,
-        host=row.host,
-        device=row.device,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        step=row.step,
-        total_steps=row.total_steps,
-        checkpoint_step=row.checkpoint_step,
-        final_bound_bits=row.final_bound_bits,
-        final_bound_stderr=row.final_bound_stderr,
-        error=row.error,
-        cancel_requested=row.cancel_requested,
-        parent_id=row.parent_id,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        updated_at=row.updated_at,
+    return _copy(
+        e.Run, row, owner=owner, config=dict(row.config), tags=tuple(t.tag for t in row.tags)
     )
 
 
 def job(row: m.JobRow) -> e.Job:
-    return e.Job(
-        id=row.id,
-        kind=row.kind,
-        run_id=row.run_id,
-        owner_id=row.owner_id,
-        state=row.state,
-        params=dict(row.params),
-        queue=row.queue,
-        progress=row.progress,
-        message=row.message,
-        error=row.error,
-        celery_id=row.celery_id,
-        attempts=row.attempts,
-        host=row.host,
-        device=row.device,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        cancel_requested=row.cancel_requested,
-        created_at=row.created_at,
-        enqueued_at=row.enqueued_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        updated_at=row.updated_at,
-    )
+    return _copy(e.Job, row, params=dict(row.params))
 
 
 def metric(row: m.MetricRow) -> e.MetricPoint:
@@ -135,54 +88,16 @@ def metric_tuple(
 
 
 def artifact(row: m.ArtifactRow) -> e.Artifact:
-    return e.Artifact(
-        id=row.id,
-        run_id=row.run_id,
-        job_id=row.job_id,
-        kind=row.kind,
-        step=row.step,
-        key=row.key,
-        media_type=row.media_type,
-        size=row.size,
-        sha256=row.sha256,
-        location=row.location,
-        thumb_sha256=row.thumb_sha256,
-        width=row.width,
-        height=row.height,
-        created_at=row.created_at,
-    )
+    return _copy(e.Artifact, row)
 
 
 def upload(row: m.UploadRow) -> e.Upload:
-    return e.Upload(
-        id=row.id,
-        owner_id=row.owner_id,
-        sha256=row.sha256,
-        original_name=row.original_name,
-        media_type=row.media_type,
-        size=row.size,
-        width=row.width,
-        height=row.height,
-        thumb_sha256=row.thumb_sha256,
-        created_at=row.created_at,
-    )
+    return _copy(e.Upload, row)
 
 
 def share_link(row: m.ShareLinkRow) -> e.ShareLink:
-    return e.ShareLink(
-        row.token, row.created_by, tuple(row.run_ids), row.title, row.created_at, row.expires_at
-    )
+    return _copy(e.ShareLink, row, run_ids=tuple(row.run_ids))
 
 
 def worker(row: m.WorkerRow) -> e.WorkerInfo:
-    return e.WorkerInfo(
-        row.name,
-        row.host,
-        row.device,
-        tuple(q for q in row.queues.split(",") if q),
-        row.pid,
-        row.started_at,
-        row.last_seen,
-        row.current_job_id,
-        row.device_info,
-    )
+    return _copy(e.WorkerInfo, row, queues=tuple(q for q in row.queues.split(",") if q))

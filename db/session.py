@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -22,10 +22,18 @@ from db.errors import DatabaseUnavailable
 from diffusion.settings import redact
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+R = TypeVar("R")
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def added(s: Session, row: R) -> R:
+    """`row`, added to session `s` and flushed (so that its generated columns are set)."""
+    s.add(row)
+    s.flush()
+    return row
 
 
 def make_engine(url: str) -> Engine:

@@ -13,12 +13,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db import convert
-from db.access import Viewer, _System, check_view, visible_clause
+from db.access import Viewer, _System, viewable_child, viewable_run, visible_clause
 from db.artifacts import ArtifactStore
 from db.entities import ARTIFACT_KINDS, Artifact, Upload
 from db.errors import InvalidInput, NotFound
 from db.models import ArtifactRow, RunRow, UploadRow
-from db.session import StoreBase, utcnow
+from db.session import StoreBase, added, utcnow
 from db.store_jobs import Lease, check_lease
 from db.store_runs import referenced
 
@@ -129,7 +129,7 @@ class ArtifactsMixin(StoreBase):
             q = q.where(ArtifactRow.job_id == job_id)
         q = q.order_by(ArtifactRow.step, ArtifactRow.id)
         with self._scope() as s:
-            check_view(s.get(RunRow, run_id), viewer, run_id)
+            viewable_run(s, run_id, viewer)
             return [convert.artifact(r) for r in s.scalars(q)]
 
     def latest_artifact(self, run_id: str, kind: str, *, viewer: Viewer) -> Artifact | None:
@@ -140,7 +140,7 @@ class ArtifactsMixin(StoreBase):
             .limit(1)
         )
         with self._scope() as s:
-            check_view(s.get(RunRow, run_id), viewer, run_id)
+            viewable_run(s, run_id, viewer)
             row = s.scalars(q).first()
             return convert.artifact(row) if row else None
 
@@ -167,10 +167,7 @@ class ArtifactsMixin(StoreBase):
 
     def get_artifact(self, artifact_id: int, *, viewer: Viewer) -> Artifact:
         with self._scope() as s:
-            row = s.get(ArtifactRow, artifact_id)
-            if row is None:
-                raise NotFound(f"no artifact {artifact_id}")
-            check_view(s.get(RunRow, row.run_id), viewer, row.run_id)
+            row = viewable_child(s, ArtifactRow, artifact_id, viewer, f"artifact {artifact_id}")
             return convert.artifact(row)
 
     def artifact_bytes(
@@ -244,9 +241,7 @@ class ArtifactsMixin(StoreBase):
                 thumb_sha256=thumb,
                 created_at=utcnow(),
             )
-            s.add(row)
-            s.flush()
-            return convert.upload(row)
+            return convert.upload(added(s, row))
 
     def get_upload(self, upload_id: int, *, viewer: Viewer) -> Upload:
         """An upload; only its owner (or SYSTEM, or an admin) may see it."""

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db import convert
-from db.access import Viewer, check_edit, check_view, visible_clause
+from db.access import Viewer, check_edit, viewable_child, viewable_run, visible_clause
 from db.entities import (
     ACTIVE_STATES,
     CANCELLED,
@@ -40,7 +40,7 @@ from db.job_rows import (  # noqa: F401 (UPLOAD_PARAMS is re-exported)
     mirror_claim_on_run,
 )
 from db.models import JobRow, RunRow
-from db.session import utcnow
+from db.session import added, utcnow
 from db.store_reconcile import ReconcileMixin
 from db.store_runs import queued_job_row
 
@@ -65,22 +65,16 @@ class JobsMixin(ReconcileMixin):
             raise PermissionDenied("a job is submitted by its owner")
         now = utcnow()
         with self._scope(write=True) as s:
-            run = check_view(s.get(RunRow, run_id), viewer, run_id)
+            run = viewable_run(s, run_id, viewer)
             check_uploads(s, params, owner_id)
             if run.checkpoint_step is None and run.state != DONE:
                 raise InvalidInput(f"run {run_id} has no checkpoint yet; wait until it trains")
             row = queued_job_row(kind, run_id, owner_id, params, queue, now)
-            s.add(row)
-            s.flush()
-            return convert.job(row)
+            return convert.job(added(s, row))
 
     def get_job(self, job_id: str, *, viewer: Viewer) -> Job:
         with self._scope() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
-            check_view(s.get(RunRow, row.run_id), viewer, row.run_id)
-            return convert.job(row)
+            return convert.job(viewable_child(s, JobRow, job_id, viewer, f"job {job_id!r}"))
 
     def list_jobs(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import Text, delete, func, insert, select, type_coerce
 
 from db import convert
-from db.access import Viewer, check_view, visible_clause
+from db.access import Viewer, viewable_run, visible_clause
 from db.entities import MetricPoint
 from db.errors import InvalidInput
 from db.models import MetricRow, RunRow
@@ -88,7 +88,7 @@ class MetricsMixin(StoreBase):
         if limit is not None:
             q = q.limit(limit)
         with self._scope() as s:
-            check_view(s.get(RunRow, run_id), viewer, run_id)
+            viewable_run(s, run_id, viewer)
             return [convert.metric_tuple(*r) for r in s.execute(q)]
 
     def metrics(
@@ -108,14 +108,14 @@ class MetricsMixin(StoreBase):
         q = q.order_by(MetricRow.name, MetricRow.step)
         out: dict[str, list[MetricPoint]] = {}
         with self._scope() as s:
-            check_view(s.get(RunRow, run_id), viewer, run_id)
+            viewable_run(s, run_id, viewer)
             for row in s.execute(q):
                 out.setdefault(row[0], []).append(convert.metric_tuple(*row))
         return out
 
     def metric_names(self, run_id: str, *, viewer: Viewer) -> list[str]:
         with self._scope() as s:
-            check_view(s.get(RunRow, run_id), viewer, run_id)
+            viewable_run(s, run_id, viewer)
             q = select(MetricRow.name).where(MetricRow.run_id == run_id).distinct()
             return sorted(s.scalars(q))
 
@@ -133,7 +133,7 @@ class MetricsMixin(StoreBase):
             .where(MetricRow.run_id == run_id)
         )
         with self._scope() as s:
-            check_view(s.get(RunRow, run_id), viewer, run_id)
+            viewable_run(s, run_id, viewer)
             return {row.name: convert.metric(row) for row in s.scalars(q)}
 
     def latest_values(

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from db import convert
-from db.access import SYSTEM, Viewer, check_edit, check_view, visible_clause
+from db.access import SYSTEM, Viewer, check_edit, viewable_run, visible_clause
 from db.entities import (
     ACTIVE_STATES,
     CANCELLED,
@@ -134,7 +134,7 @@ class RunsMixin(StoreBase):
 
     def get_run(self, run_id: str, *, viewer: Viewer) -> Run:
         with self._scope() as s:
-            return self._run(s, check_view(s.get(RunRow, run_id), viewer, run_id))
+            return self._run(s, viewable_run(s, run_id, viewer))
 
     def list_runs(
         self,

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db import convert
-from db.access import LinkViewer, Viewer, check_view
+from db.access import LinkViewer, Viewer, viewable_run
 from db.entities import Invite, ShareLink, User
 from db.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from db.models import InviteRow, RunRow, ShareLinkRow, UserRow
@@ -24,10 +24,22 @@ from db.passwords import (  # noqa: F401 (re-exported)
     check_username,
     username_key,
 )
-from db.session import utcnow
+from db.session import added, utcnow
 from db.store_sessions import SessionsMixin
 
 _hasher = PasswordHasher()
+
+
+def _user_row(name: str, password_hash: str | None, *, is_admin: bool, is_local: bool) -> UserRow:
+    """A new user's row (`name` already checked, or the implicit local user's)."""
+    return UserRow(
+        username=name,
+        username_key=username_key(name),
+        password_hash=password_hash,
+        is_admin=is_admin,
+        is_local=is_local,
+        created_at=utcnow(),
+    )
 
 
 class UsersMixin(SessionsMixin):
@@ -42,16 +54,7 @@ class UsersMixin(SessionsMixin):
         password_hash = _hasher.hash(password)  # before the write lock, never inside it
         try:
             with self._scope(write=True) as s:
-                row = UserRow(
-                    username=name,
-                    username_key=username_key(name),
-                    password_hash=password_hash,
-                    is_admin=is_admin,
-                    is_local=False,
-                    created_at=utcnow(),
-                )
-                s.add(row)
-                s.flush()
+                row = added(s, _user_row(name, password_hash, is_admin=is_admin, is_local=False))
                 return convert.user(row)
         except IntegrityError as exc:
             raise Conflict(f"username {name!r} is taken") from exc
@@ -61,16 +64,7 @@ class UsersMixin(SessionsMixin):
         with self._scope(write=True) as s:
             row = s.scalars(select(UserRow).where(UserRow.username == LOCAL_USERNAME)).first()
             if row is None:
-                row = UserRow(
-                    username=LOCAL_USERNAME,
-                    username_key=LOCAL_USERNAME,
-                    password_hash=None,
-                    is_admin=True,
-                    is_local=True,
-                    created_at=utcnow(),
-                )
-                s.add(row)
-                s.flush()
+                row = added(s, _user_row(LOCAL_USERNAME, None, is_admin=True, is_local=True))
             return convert.user(row)
 
     def authenticate(self, username: str, password: str, *, client: str = "") -> User | None:
@@ -170,9 +164,7 @@ class UsersMixin(SessionsMixin):
                 expires_at=now + ttl,
                 is_admin=is_admin,
             )
-            s.add(row)
-            s.flush()
-            return convert.invite(row)
+            return convert.invite(added(s, row))
 
     def accept_invite(self, token: str, username: str, password: str) -> User:
         """Create the account an invite allows; the invite is then used up."""
@@ -206,7 +198,7 @@ class UsersMixin(SessionsMixin):
         now = utcnow()
         with self._scope(write=True) as s:
             for run_id in ids:
-                check_view(s.get(RunRow, run_id), viewer, run_id)
+                viewable_run(s, run_id, viewer)
             row = ShareLinkRow(
                 token=secrets.token_urlsafe(24),
                 created_by=viewer.id,
@@ -215,9 +207,7 @@ class UsersMixin(SessionsMixin):
                 created_at=now,
                 expires_at=now + ttl if ttl else None,
             )
-            s.add(row)
-            s.flush()
-            return convert.share_link(row)
+            return convert.share_link(added(s, row))
 
     def resolve_share_link(self, token: str, *, viewer: Viewer) -> ShareLink:
         """The link, if it exists, has not expired, and names runs its creator may still see
@@ -261,7 +251,7 @@ class UsersMixin(SessionsMixin):
     def list_share_links(self, run_id: str, *, viewer: User) -> list[ShareLink]:
         """The links naming a run: all of them for its owner or an admin, else the viewer's."""
         with self._scope() as s:
-            run = check_view(s.get(RunRow, run_id), viewer, run_id)
+            run = viewable_run(s, run_id, viewer)
             rows = s.scalars(select(ShareLinkRow).order_by(ShareLinkRow.created_at)).all()
             mine = viewer.is_admin or run.owner_id == viewer.id
             return [

@@ -98,6 +98,37 @@ def expect_step(dist: StepDist, kind: type[D], what: str) -> D:
     return dist
 
 
+class DerivedSteps:
+    """The parts of a `Process` that follow from its other parts alike for every process: L_null
+    is the log density under pi, and draws from pi and from p(x^{t-1} | x^t) go through the
+    step distributions of `prior` and `p_step`. Gaussian and binomial processes inherit it."""
+
+    def log_null(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B,) log pi(x^0), nats: the log-likelihood under pi alone (L_null)."""
+        return self.log_prior(x0)  # type: ignore[attr-defined]
+
+    def prior_sample(
+        self,
+        n: int,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """(n, *shape) draws from pi."""
+        return self.prior((n, *shape), device).sample(generator)  # type: ignore[attr-defined]
+
+    def p_sample(
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        z: torch.Tensor,
+        beta: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """x^{t-1} ~ p(x^{t-1} | x^t)."""
+        return self.p_step(xt, t, z, beta).sample(generator)  # type: ignore[attr-defined]
+
+
 @runtime_checkable
 class Process(Protocol):
     """A diffusion process: forward kernel, prior pi and the paper's reverse kernel."""

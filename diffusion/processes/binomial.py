@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import logsigmoid
 
-from diffusion.processes.base import Bernoulli, rand
+from diffusion.processes.base import Bernoulli, DerivedSteps, rand
 from diffusion.processes.gaussian import alpha_bar, at, sum_dims
 
 
@@ -33,7 +33,7 @@ def _log_bern(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return torch.where(x.double() > 0.5, torch.log(p), torch.log1p(-p))
 
 
-class BinomialDiffusion:
+class BinomialDiffusion(DerivedSteps):
     """Binomial diffusion towards Bernoulli(m); a `diffusion.processes.base.Process`."""
 
     kind = "binomial"
@@ -154,9 +154,6 @@ class BinomialDiffusion:
         m_logit = torch.full_like(qT, self.m).logit()
         return sum_dims(l0) - sum_dims(bernoulli_kl_logits(qT, m_logit))
 
-    def log_null(self, x0: torch.Tensor) -> torch.Tensor:
-        return self.log_prior(x0)
-
     def log_prior(self, x: torch.Tensor) -> torch.Tensor:
         x = x.double()
         return sum_dims(bernoulli_log_prob(x, torch.full_like(x, self.m).logit()))
@@ -165,30 +162,11 @@ class BinomialDiffusion:
         """pi = Bernoulli(m) per bit over a batch of shape (B, *example shape)."""
         return Bernoulli(torch.full(shape, self.m, dtype=torch.float64, device=device))
 
-    def prior_sample(
-        self,
-        n: int,
-        shape: tuple[int, ...],
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> torch.Tensor:
-        return self.prior((n, *shape), device).sample(generator)
-
     def p_step(
         self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
     ) -> Bernoulli:
         """p(x^{t-1} | x^t) = Bernoulli(f_b) as a step distribution."""
         return Bernoulli(torch.sigmoid(self.p_logit(xt, t, z, beta)))
-
-    def p_sample(
-        self,
-        xt: torch.Tensor,
-        t: torch.Tensor,
-        z: torch.Tensor,
-        beta: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        return self.p_step(xt, t, z, beta).sample(generator)
 
     def log_p_step(
         self,

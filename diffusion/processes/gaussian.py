@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from diffusion.processes.base import CorrelatedNormal, Normal, randn
+from diffusion.processes.base import CorrelatedNormal, DerivedSteps, Normal, randn
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -68,7 +68,7 @@ def unit_lower_inverse(U: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-class GaussianDiffusion:
+class GaussianDiffusion(DerivedSteps):
     """pi = N(0, I); q(x^t | x^{t-1}) = N(sqrt(alpha_t) x^{t-1}, beta_t I) (App. B, Table App.1);
     a `diffusion.processes.base.Process`.
 
@@ -234,10 +234,6 @@ class GaussianDiffusion:
         lT = 0.5 * (abar_T * sq - D * abar_T - D * torch.log1p(-abar_T))
         return l0 - lT
 
-    def log_null(self, x0: torch.Tensor) -> torch.Tensor:
-        """(B,) log pi(x^0), nats: the log-likelihood under pi alone (L_null)."""
-        return self.log_prior(x0)
-
     def log_prior(self, x: torch.Tensor) -> torch.Tensor:
         x = x.double()
         return normal_log_prob(x, torch.zeros_like(x), torch.ones_like(x))
@@ -246,15 +242,6 @@ class GaussianDiffusion:
         """pi = N(0, I) over a batch of shape (B, *example shape)."""
         zeros = torch.zeros(shape, dtype=torch.float64, device=device)
         return Normal(zeros, torch.ones_like(zeros))
-
-    def prior_sample(
-        self,
-        n: int,
-        shape: tuple[int, ...],
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> torch.Tensor:
-        return self.prior((n, *shape), device).sample(generator)
 
     def p_step(
         self, xt: torch.Tensor, t: torch.Tensor, z: torch.Tensor, beta: torch.Tensor
@@ -265,17 +252,6 @@ class GaussianDiffusion:
             return Normal(*self.p_mean_var(xt, t, z, beta))
         mean, s = GaussianDiffusion.p_mean_var(_DIAGONAL, xt, t, z, beta)
         return CorrelatedNormal(mean, s, self.p_factor(t, z))
-
-    def p_sample(
-        self,
-        xt: torch.Tensor,
-        t: torch.Tensor,
-        z: torch.Tensor,
-        beta: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """x^{t-1} ~ p(x^{t-1} | x^t)."""
-        return self.p_step(xt, t, z, beta).sample(generator)
 
     def log_p_step(
         self,
