@@ -82,15 +82,10 @@ class Lab:
 
     def start_worker(self) -> int:
         self.started += 1
-        log = open(self.data / f"worker-{self.started}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "difflab", "worker"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        from difflab.launcher import spawn
+
+        log = self.data / f"worker-{self.started}.log"
+        proc = spawn([sys.executable, "-m", "difflab", "worker"], log, self.env, cwd=ROOT)
         self.procs[proc.pid] = proc
         return proc.pid
 

@@ -12,7 +12,7 @@ import json
 
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, runpanels
 from dashboard.posterior import model_levels
 from dashboard.report import ReportImage, RunReport, build_report
 from dashboard.rundata import gallery_artifacts, load_array, load_run_data, sample_kind
@@ -218,3 +218,17 @@ def share_panel(store: Store, viewer: Viewer, run: Run) -> None:
                 st.rerun()
             except StoreError as exc:
                 st.error(md_text(exc))
+
+
+def run_tabs(store: Store, viewer: Viewer, run: Run, notes_label: str) -> None:
+    """The run's four tabs (bound, samples, files, notes), as on the run page and behind a share
+    link; `notes_label` names the last one."""
+    bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", notes_label])
+    with bound:
+        runpanels.bound_panel(store, viewer, run)
+    with samples:
+        runpanels.samples_panel(store, viewer, run)
+    with files:
+        files_panel(store, viewer, run)
+    with notes:
+        notes_panel(store, viewer, run)

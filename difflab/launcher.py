@@ -40,6 +40,23 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             pass
 
 
+def spawn(
+    argv: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    *,
+    append: bool = False,
+    **popen: object,
+) -> subprocess.Popen[bytes]:
+    """`argv` started in a session of its own (a Ctrl-C in the terminal does not reach it; a
+    killpg of its pid reaches it and its children), stdout and stderr written to `log_path`
+    (appended with `append`). `popen`: further subprocess.Popen arguments (cwd, stdin, ...)."""
+    with log_path.open("ab" if append else "wb") as log:
+        return subprocess.Popen(  # type: ignore[call-overload]
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, **popen
+        )
+
+
 @dataclass
 class Child:
     name: str
@@ -107,16 +124,14 @@ class Supervisor:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads here)
-            )
+        process = spawn(
+            argv,
+            log_path,
+            env,
+            append=True,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # no threads here
+        )
         child = Child(name, process, log_path, stage, grace_s)
         self.children.append(child)
         return child

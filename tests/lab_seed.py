@@ -95,25 +95,35 @@ def _eval(step: int, T: int, unit: str, i: int) -> EvalEvent:
     )
 
 
-def seed_run(store: Store, owner: User, kind: Kind, state: str, tmp: Path, **create) -> Run:
-    """One run of `kind` left in `state` (EVALUATING: running, in its final evaluation)."""
-    config = _config(kind)
+def claimed_run(
+    store: Store, owner: User, config: dict, preset: str, state: str, *, host: str, **create
+) -> tuple[Run, Lease | None]:
+    """A private CPU run of `config` and, unless `state` is QUEUED, its training job claimed as
+    worker "w1" on `host` would: (run, lease), the lease None while queued."""
+    create.setdefault("visibility", "private")
     run, job = store.create_run(
         config,
         owner_id=owner.id,
-        name=create.pop("name", f"{kind.name} {state.lower()}"),
-        preset=kind.preset,
-        visibility=create.pop("visibility", "private"),
+        preset=preset,
         total_steps=config["train"]["steps"],
         device_request="cpu",
         **create,
     )
     if state == "QUEUED":
-        return run
+        return run, None
     claim = store.claim_job(
-        job.id, job.celery_id, worker="w1", host="lab", device="cpu", lease_s=600
+        job.id, job.celery_id, worker="w1", host=host, device="cpu", lease_s=600
     )
-    lease = Lease(job.id, claim.job.lease_owner)
+    return run, Lease(job.id, claim.job.lease_owner)
+
+
+def seed_run(store: Store, owner: User, kind: Kind, state: str, tmp: Path, **create) -> Run:
+    """One run of `kind` left in `state` (EVALUATING: running, in its final evaluation)."""
+    config = _config(kind)
+    create.setdefault("name", f"{kind.name} {state.lower()}")
+    run, lease = claimed_run(store, owner, config, kind.preset, state, host="lab", **create)
+    if lease is None:
+        return run
     sink = StoreSink(store, run.id, lease)
     rng = np.random.default_rng(len(kind.name))
     T, steps = config["diffusion"]["T"], config["train"]["steps"]

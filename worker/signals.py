@@ -50,13 +50,14 @@ def _ready(sender: Any = None, **_: Any) -> None:
     queues = settings.worker_queues()
     device = runtime.device()
 
-    def beat() -> None:
+    def beat(started: bool = False) -> None:
         runtime.get_store().worker_heartbeat(
             name,
             host=runtime.host(),
             device=device,
             queues=queues,
             pid=os.getpid(),
+            started=started,
             device_info=runtime.device_info(device),
         )
 
@@ -65,15 +66,7 @@ def _ready(sender: Any = None, **_: Any) -> None:
 
         run(runtime.get_store(), grace_s=runtime.reconcile_grace_s())
 
-    runtime.get_store().worker_heartbeat(
-        name,
-        host=runtime.host(),
-        device=device,
-        queues=queues,
-        pid=os.getpid(),
-        started=True,
-        device_info=runtime.device_info(device),
-    )
+    beat(started=True)
     for ticker in (
         runtime.Ticker("heartbeat", 10.0, beat),
         runtime.Ticker("reconciler", runtime.reconcile_s(), reconcile),

@@ -19,6 +19,13 @@ from db.entities import ACTIVE_STATES
 from db.media import MAX_UPLOAD_BYTES, MediaError, inspect_image, to_png
 
 JOB = "posterior_job"
+
+
+def choice(label: str, options: dict[str, str], key: str) -> str:
+    """A horizontal radio over the keys of `options`, each shown by its description."""
+    return st.radio(label, list(options), horizontal=True, key=key, format_func=options.get)
+
+
 user = require_user()
 store = get_store()
 
@@ -106,15 +113,13 @@ with setup:
             help="The worker adds Gaussian noise of this "
             "standard deviation to the input, then samples the clean image.",
         )
-        start = st.radio(
+        start = choice(
             "Chain",
-            ["level", "observation"],
-            horizontal=True,
-            key="pst_start",
-            format_func={
+            {
                 "level": "From the matching noise level (the model's posterior)",
                 "observation": "Paper (every step times N(y, sigma^2), sec. 2.5.3)",
-            }.get,
+            },
+            key="pst_start",
         )
     else:
         drawable = max(run.height, run.width) <= pst.MAX_DRAW_SIDE
@@ -154,15 +159,10 @@ with setup:
                 max_upload_size=MAX_UPLOAD_BYTES // 2**20,
             )
             mask_upload = file.getvalue() if file else None
-        method = st.radio(
+        method = choice(
             "Method",
-            ["paper", "repaint"],
-            horizontal=True,
+            {"paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)", "repaint": "RePaint (resampling)"},
             key="pst_method",
-            format_func={
-                "paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)",
-                "repaint": "RePaint (resampling)",
-            }.get,
         )
 
 if failure:

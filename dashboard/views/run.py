@@ -37,12 +37,4 @@ except NotFound:
 
 runpanels.header(store, user, run)
 runactions.actions(store, user, run)
-bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", "Notes, tags, sharing"])
-with bound:
-    runpanels.bound_panel(store, user, run)
-with samples:
-    runpanels.samples_panel(store, user, run)
-with files:
-    runfiles.files_panel(store, user, run)
-with notes:
-    runfiles.notes_panel(store, user, run)
+runfiles.run_tabs(store, user, run, "Notes, tags, sharing")

@@ -49,13 +49,5 @@ else:
     run = store.get_run(link.run_ids[0], viewer=viewer)
     runpanels.header(store, viewer, run)
     st.caption(f"Shared with you by a link, read only. Owner: {md_text(run.owner)}.")
-    bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", "Notes and tags"])
-    with bound:
-        runpanels.bound_panel(store, viewer, run)
-    with samples:
-        runpanels.samples_panel(store, viewer, run)
-    with files:
-        runfiles.files_panel(store, viewer, run)
-    with notes:
-        runfiles.notes_panel(store, viewer, run)
+    runfiles.run_tabs(store, viewer, run, "Notes and tags")
 paste_box(expanded=False)

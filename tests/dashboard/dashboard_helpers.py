@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lab_seed import claimed_run
 from PIL import Image
 
 from db.access import SYSTEM
 from db.entities import MetricPoint, Run, User
 from db.store import Store
-from db.store_jobs import Lease
 from diffusion.presets import PRESETS
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -42,21 +42,18 @@ def make_run(
 ) -> Run:
     """A run as a worker would leave it: metrics, galleries, a checkpoint, a final state."""
     config = PRESETS[preset].to_dict()
-    run, job = store.create_run(
+    run, lease = claimed_run(
+        store,
+        owner,
         config,
-        owner_id=owner.id,
+        preset,
+        state,
+        host="testhost",
         name=name or preset,
-        preset=preset,
         visibility=visibility,
-        total_steps=config["train"]["steps"],
-        device_request="cpu",
     )
-    if state == "QUEUED":
+    if lease is None:
         return run
-    claim = store.claim_job(
-        job.id, job.celery_id, worker="w1", host="testhost", device="cpu", lease_s=600
-    )
-    lease = Lease(job.id, claim.job.lease_owner)
     T = config["diffusion"]["T"]
     points = []
     for i in range(1, evals + 1):
@@ -87,57 +84,19 @@ def make_run(
     store.append_metrics(run.id, points, lease=lease)
     rng = np.random.default_rng(0)
     data_name = config["data"]["name"]
+
+    def put(kind: str, data: bytes, key: str, media_type: str = "application/x-npy") -> None:
+        store.put_artifact(run.id, kind, data, key=key, media_type=media_type, step=30, lease=lease)
+
     if data_name == "swissroll":
-        samples = rng.normal(size=(64, 2))
-        store.put_artifact(
-            run.id,
-            "gallery",
-            npy(samples),
-            key="gallery-000000030.npy",
-            media_type="application/x-npy",
-            step=30,
-            lease=lease,
-        )
-        store.put_artifact(
-            run.id,
-            "data_sample",
-            npy(rng.normal(size=(100, 2))),
-            key="data-sample.npy",
-            media_type="application/x-npy",
-            step=30,
-            lease=lease,
-        )
+        put("gallery", npy(rng.normal(size=(64, 2))), "gallery-000000030.npy")
+        put("data_sample", npy(rng.normal(size=(100, 2))), "data-sample.npy")
         traj = rng.normal(size=(5, 64, 2))
-        store.put_artifact(
-            run.id,
-            "trajectory",
-            npy(traj),
-            key="trajectory-000000030.npy",
-            media_type="application/x-npy",
-            step=30,
-            lease=lease,
-        )
     else:
         grid = rng.integers(0, 256, (34, 34), dtype=np.uint8)
-        store.put_artifact(
-            run.id,
-            "gallery_png",
-            png_bytes(grid),
-            key="gallery-000000030.png",
-            media_type="image/png",
-            step=30,
-            lease=lease,
-        )
+        put("gallery_png", png_bytes(grid), "gallery-000000030.png", "image/png")
         traj = rng.uniform(0, 16, size=(5, 4, 8, 8))  # digits: grey levels 0..16
-        store.put_artifact(
-            run.id,
-            "trajectory",
-            npy(traj),
-            key="trajectory-000000030.npy",
-            media_type="application/x-npy",
-            step=30,
-            lease=lease,
-        )
+    put("trajectory", npy(traj), "trajectory-000000030.npy")
     store.put_artifact(
         run.id,
         "checkpoint",

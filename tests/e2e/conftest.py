@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from difflab.launcher import spawn
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "screenshots"
@@ -107,19 +109,11 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
     store.engine.dispose()
 
     bin_dir = Path(sys.executable).parent
-    worker_log = open(logs / "worker.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [str(bin_dir / "difflab"), "worker", "--loglevel", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker_argv = [str(bin_dir / "difflab"), "worker", "--loglevel", "WARNING"]
+    worker = spawn(worker_argv, logs / "worker.log", env, cwd=ROOT)
     port = _free_port()
     ui_log_path = logs / "streamlit.log"
-    ui_log = open(ui_log_path, "w")  # noqa: SIM115
-    ui = subprocess.Popen(
+    ui = spawn(
         [
             str(bin_dir / "streamlit"),
             "run",
@@ -135,11 +129,9 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
             "--server.fileWatcherType",
             "none",
         ],
+        ui_log_path,
+        env,
         cwd=ROOT,
-        env=env,
-        stdout=ui_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     lab.url = f"http://127.0.0.1:{port}"
     try:
@@ -148,8 +140,6 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
     finally:
         _stop(ui)
         _stop(worker)
-        worker_log.close()
-        ui_log.close()
         for name in ("worker.log", "streamlit.log"):  # kept for a failing run's report
             shutil.copy(logs / name, data / f"last-{name}")
         for key, value in saved.items():

@@ -17,6 +17,7 @@ from typing import Any
 from db.access import SYSTEM
 from db.entities import Run
 from db.store import Store
+from difflab.launcher import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_ENV = {
@@ -63,15 +64,8 @@ class Lab:
         return self.cli(*args).stdout.strip()
 
     def start_worker(self, name: str = "w") -> subprocess.Popen[bytes]:
-        log = open(self.data_dir / f"worker-{name}-{len(self.workers)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "difflab", "worker"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        log = self.data_dir / f"worker-{name}-{len(self.workers)}.log"
+        proc = spawn([sys.executable, "-m", "difflab", "worker"], log, self.env, cwd=ROOT)
         self.workers.append(proc)
         return proc
 
