@@ -31,6 +31,8 @@ for _p in (ROOT, ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from benchmarks.speed_common import environ  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 800}
@@ -78,16 +80,8 @@ def seeded_dashboard(
         PYTHONPATH=str(ROOT),
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
     )
-    saved = {k: os.environ.get(k) for k in ("DIFFLAB_DATA_DIR",)}
-    os.environ["DIFFLAB_DATA_DIR"] = str(data_dir)
-    try:
+    with environ(DIFFLAB_DATA_DIR=str(data_dir)):
         ids = seed(data_dir, only)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     port = _free_port()
     log = open(data_dir / "streamlit.log", "w")  # noqa: SIM115
     streamlit = str(Path(sys.executable).parent / "streamlit")

@@ -44,24 +44,26 @@ def _finish(store, run, job, state: str, k: float | None = None) -> None:
     )
 
 
+def _create(store, owner, preset: str, name: str, tags: list[str], steps: int | None = None, **kw):
+    """A new run of `preset` (trained for its own step count unless `steps`): (run, job)."""
+    from diffusion.presets import PRESETS
+
+    config = PRESETS[preset].to_dict()
+    total = config["train"]["steps"] if steps is None else steps
+    return store.create_run(
+        config, owner_id=owner.id, name=name, preset=preset, tags=tags, total_steps=total, **kw
+    )
+
+
 def seed_runs(store, owner, n: int) -> list[str]:
     from db.access import SYSTEM
-    from diffusion.presets import PRESETS
 
     ids = []
     for i in range(n):
         preset = PRESET_NAMES[i % len(PRESET_NAMES)]
-        config = PRESETS[preset].to_dict()
-        tags = (TAGS[i % len(TAGS)], TAGS[(i * 7) % len(TAGS)])
-        run, job = store.create_run(
-            config,
-            owner_id=owner.id,
-            name=f"{preset}-{i:04d}",
-            preset=preset,
-            tags=sorted(set(tags)),
-            total_steps=config["train"]["steps"],
-            visibility="team" if i % 3 == 0 else "private",
-        )
+        tags = sorted({TAGS[i % len(TAGS)], TAGS[(i * 7) % len(TAGS)]})
+        visibility = "team" if i % 3 == 0 else "private"
+        run, job = _create(store, owner, preset, f"{preset}-{i:04d}", tags, visibility=visibility)
         kind = i % 20
         if kind < 14:
             _finish(store, run, job, "DONE", k=-1.5 + (i % 97) / 50)
@@ -77,16 +79,8 @@ def seed_runs(store, owner, n: int) -> list[str]:
 
 def seed_long_run(store, owner, points: int) -> str:
     from db.entities import MetricPoint
-    from diffusion.presets import PRESETS
 
-    run, job = store.create_run(
-        PRESETS["swissroll"].to_dict(),
-        owner_id=owner.id,
-        name="long-curve",
-        preset="swissroll",
-        tags=["long"],
-        total_steps=points,
-    )
+    run, job = _create(store, owner, "swissroll", "long-curve", ["long"], points)
     now = time.time()
     batch: list[MetricPoint] = []
     for step in range(1, points + 1):
@@ -120,16 +114,7 @@ def _png(i: int) -> bytes:
 
 
 def seed_gallery_run(store, owner, images: int) -> str:
-    from diffusion.presets import PRESETS
-
-    run, job = store.create_run(
-        PRESETS["deadleaves"].to_dict(),
-        owner_id=owner.id,
-        name="many-images",
-        preset="deadleaves",
-        tags=["gallery"],
-        total_steps=images * 100,
-    )
+    run, job = _create(store, owner, "deadleaves", "many-images", ["gallery"], images * 100)
     for i in range(images):
         step = (i + 1) * 100
         store.put_artifact(

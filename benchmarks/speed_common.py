@@ -8,9 +8,11 @@ median of the per-block ratios.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 
@@ -40,6 +42,31 @@ class Measurement:
         for key in ("figure", "baseline", "ratio"):
             out[key] = round(float(out[key]), 6)
         return out
+
+
+def memory_growth(name: str, peak: float, start: float, detail: dict) -> Measurement:
+    """Peak RSS against the RSS at the start, in MiB: met when it grew by at most 5 %."""
+    return Measurement(name, peak, start, peak / start, 1.05, "<=", "MiB", detail)
+
+
+@contextlib.contextmanager
+def environ(**values: str | None) -> Iterator[None]:
+    """os.environ with `values` set (None: removed) for the block; each key is put back as it
+    was afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def time_calls(fn: Callable[[], object], n: int) -> float:

@@ -12,7 +12,6 @@ memory after opening every page `rounds` times <= its memory after the first rou
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 # one definition of "rendered" (hidden tabs draw when opened) and of the browser flags
 from benchmarks.pages import CHROMIUM, FLAGS, RENDERED_JS
-from benchmarks.speed_common import Measurement
+from benchmarks.speed_common import Measurement, environ, memory_growth
 from benchmarks.speed_lab import Lab
 
 
@@ -127,14 +126,10 @@ def _memory_rounds(page, lab: Lab, pages: dict, emit, rounds: int) -> None:
             _load(page, lab.url + path)
         peak = max(peak, _rss_mib(pid))
     emit(
-        Measurement(
+        memory_growth(
             "memory/dashboard",
             peak,
             start,
-            peak / start,
-            1.05,
-            "<=",
-            "MiB",
             {
                 "rounds": rounds,
                 "pages": len(pages),
@@ -154,19 +149,12 @@ def _seeded(folder: Path, quick: bool) -> dict:
     record = folder / "seed.json"
     if record.exists():
         return json.loads(record.read_text())
-    saved = os.environ.get("DIFFLAB_DATA_DIR")
-    os.environ["DIFFLAB_DATA_DIR"] = str(folder)
-    try:
+    with environ(DIFFLAB_DATA_DIR=str(folder)):
         store = Store.from_env()
         store.upgrade()
         sizes = dict(runs=30, points=3000, images=12) if quick else {}
         seeded = seed(store, **({"runs": 2000, "points": 50_000, "images": 500} | sizes))
         store.dispose()
-    finally:
-        if saved is None:
-            os.environ.pop("DIFFLAB_DATA_DIR", None)
-        else:
-            os.environ["DIFFLAB_DATA_DIR"] = saved
     record.write_text(json.dumps(seeded))
     return seeded
 
@@ -178,9 +166,7 @@ def store_series(folder: Path, seeded: dict) -> Measurement:
     from db.access import SYSTEM
     from db.store import Store
 
-    saved = os.environ.get("DIFFLAB_DATA_DIR")
-    os.environ["DIFFLAB_DATA_DIR"] = str(folder)
-    try:
+    with environ(DIFFLAB_DATA_DIR=str(folder)):
         store = Store.from_env()
         run_id = seeded["long_run"]
         sql = (
@@ -200,11 +186,6 @@ def store_series(folder: Path, seeded: dict) -> Measurement:
         )
         n = len(store.metric_series(run_id, "loss_bits", viewer=SYSTEM))
         store.dispose()
-    finally:
-        if saved is None:
-            os.environ.pop("DIFFLAB_DATA_DIR", None)
-        else:
-            os.environ["DIFFLAB_DATA_DIR"] = saved
     return Measurement(
         "store/metric_series_long_run",
         statistics.median(times["store"]),

@@ -3,6 +3,7 @@ dashboard) in a fresh data folder, stopped on exit."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -12,6 +13,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.speed_common import environ
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "difflab up: running"
@@ -35,7 +38,7 @@ class Lab:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log = self.data_dir / "up.log"
-        self._saved: dict[str, str | None] = {}
+        self._environ: contextlib.AbstractContextManager | None = None
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFLAB_")}
@@ -80,14 +83,13 @@ class Lab:
                 raise RuntimeError(f"difflab up did not start:\n{text}")
             time.sleep(0.2)
         redis = re.search(r"DIFFLAB_REDIS_URL=(\S+)", self._wait_for("DIFFLAB_REDIS_URL="))
-        for key, value in (
-            ("DIFFLAB_DATA_DIR", str(self.data_dir)),
-            ("DIFFLAB_REDIS_URL", redis.group(1)),
-        ):
-            self._saved[key] = os.environ.get(key)
-            os.environ[key] = value
-        for key in ("DIFFLAB_DATABASE_URL", "DIFFLAB_ARTIFACT_DIR"):
-            self._saved[key] = os.environ.pop(key, None)
+        self._environ = environ(
+            DIFFLAB_DATA_DIR=str(self.data_dir),
+            DIFFLAB_REDIS_URL=redis.group(1),
+            DIFFLAB_DATABASE_URL=None,
+            DIFFLAB_ARTIFACT_DIR=None,
+        )
+        self._environ.__enter__()
         return self
 
     def _wait_for(self, text: str) -> str:
@@ -123,11 +125,8 @@ class Lab:
         return None
 
     def __exit__(self, *exc: object) -> None:
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if self._environ is not None:
+            self._environ.__exit__(None, None, None)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
