@@ -58,6 +58,7 @@ ONLY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 TORCH_FREE = (
     "diffusion.config",
     "diffusion.config_checks",
+    "diffusion.config_registry",
     "diffusion.config_options",
     "diffusion.presets",
     "diffusion.images.sizes",

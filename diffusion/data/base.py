@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 import torch
 
-from diffusion.config import DATASET_NAMES, ConfigError, DataConfig
+from diffusion.config import DATASET_NAMES, DataConfig
+from diffusion.config_registry import Registry
 
 DataKind = Literal["points", "sequences", "binary", "images"]
 
@@ -131,32 +132,23 @@ class DataBundle:
 
 
 Builder = Callable[[DataConfig, int], DataBundle]
-_REGISTRY: dict[str, Builder] = {}
+_REGISTRY: Registry[Builder] = Registry(
+    "data.name",
+    "data set {name} is not available in this installation; available: {names}",
+    DATASET_NAMES,
+    "diffusion.config.DATASET_NAMES",
+)
 
 
 def register_dataset(name: str) -> Callable[[Builder], Builder]:
     """Decorator: register `builder(config, seed) -> DataBundle` under `name`."""
-    if name not in DATASET_NAMES:
-        raise ValueError(f"{name!r} is not in diffusion.config.DATASET_NAMES; add it there first")
-
-    def deco(builder: Builder) -> Builder:
-        _REGISTRY[name] = builder
-        return builder
-
-    return deco
+    return _REGISTRY.register(name)
 
 
 def registered_datasets() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+    return _REGISTRY.names()
 
 
 def build_dataset(config: DataConfig, seed: int) -> DataBundle:
     """Build the data set named by `config.name` (data space tensors, scaler, metadata)."""
-    builder = _REGISTRY.get(config.name)
-    if builder is None:
-        raise ConfigError(
-            "data.name",
-            f"data set {config.name!r} is not available in this "
-            f"installation; available: {', '.join(registered_datasets())}",
-        )
-    return builder(config, seed)
+    return _REGISTRY.get(config.name)(config, seed)

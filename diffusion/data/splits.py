@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from diffusion.config import ConfigError, DataConfig
+from diffusion.config import DataConfig
+from diffusion.config_registry import Registry
 from diffusion.data.base import build_dataset
 
 TEST_SEED = 2**63 + 2015  # above every allowed training seed (max 2**63 - 1)
@@ -58,15 +59,13 @@ class TestSplit:
 
 
 TestBuilder = Callable[[DataConfig, int], TestSplit]
-_TEST_BUILDERS: dict[str, TestBuilder] = {}
+_TEST_BUILDERS: Registry[TestBuilder] = Registry(
+    "data.name", "{name} has no test split; data sets with one: {names}"
+)
 
 
 def register_test_split(name: str) -> Callable[[TestBuilder], TestBuilder]:
-    def deco(builder: TestBuilder) -> TestBuilder:
-        _TEST_BUILDERS[name] = builder
-        return builder
-
-    return deco
+    return _TEST_BUILDERS.register(name)
 
 
 def _generated(config: DataConfig, n: int) -> TestSplit:
@@ -84,18 +83,12 @@ def _generated(config: DataConfig, n: int) -> TestSplit:
 
 
 for _name in GENERATED:
-    _TEST_BUILDERS[_name] = _generated
+    _TEST_BUILDERS.add(_name, _generated)
 
 
 def load_test_split(config: DataConfig, n: int | None = None) -> TestSplit:
     """The test split of `config`'s data set (n examples; default: config.n_holdout)."""
     builder = _TEST_BUILDERS.get(config.name)
-    if builder is None:
-        raise ConfigError(
-            "data.name",
-            f"{config.name!r} has no test split; data sets with one: "
-            f"{', '.join(sorted(_TEST_BUILDERS))}",
-        )
     n = config.n_holdout if n is None else n
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -103,4 +96,4 @@ def load_test_split(config: DataConfig, n: int | None = None) -> TestSplit:
 
 
 def split_names() -> tuple[str, ...]:
-    return tuple(sorted(_TEST_BUILDERS))
+    return _TEST_BUILDERS.names()

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from diffusion.config import NETWORK_KINDS, ConfigError, NetworkConfig
+from diffusion.config import NETWORK_KINDS, NetworkConfig
+from diffusion.config_registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,31 +45,22 @@ class NetSpec:
 
 
 Builder = Callable[[NetworkConfig, NetSpec], nn.Module]
-_REGISTRY: dict[str, Builder] = {}
+_REGISTRY: Registry[Builder] = Registry(
+    "network.kind",
+    "network {name} is not available in this installation; available: {names}",
+    NETWORK_KINDS,
+    "diffusion.config.NETWORK_KINDS",
+)
 
 
 def register_network(kind: str) -> Callable[[Builder], Builder]:
     """Decorator: register `builder(config, spec) -> nn.Module` under `kind`."""
-    if kind not in NETWORK_KINDS:
-        raise ValueError(f"{kind!r} is not in diffusion.config.NETWORK_KINDS; add it there first")
-
-    def deco(builder: Builder) -> Builder:
-        _REGISTRY[kind] = builder
-        return builder
-
-    return deco
+    return _REGISTRY.register(kind)
 
 
 def registered_networks() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+    return _REGISTRY.names()
 
 
 def build_network(config: NetworkConfig, spec: NetSpec) -> nn.Module:
-    builder = _REGISTRY.get(config.kind)
-    if builder is None:
-        raise ConfigError(
-            "network.kind",
-            f"network {config.kind!r} is not available in this "
-            f"installation; available: {', '.join(registered_networks())}",
-        )
-    return builder(config, spec)
+    return _REGISTRY.get(config.kind)(config, spec)
