@@ -18,9 +18,10 @@ from pathlib import Path
 from difflab.errors import UserError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a run from a preset or a JSON config")
-    p.add_argument("config", metavar="PRESET_OR_CONFIG")
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The config of a new run: a preset name or a JSON file, and --set overrides (args.config,
+    args.overrides); `difflab train` and `difflab submit` take it alike."""
+    p.add_argument("config", metavar="PRESET_OR_CONFIG", help="a preset name or a JSON file")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -29,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a config field, e.g. train.steps=200",
     )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a run from a preset or a JSON config")
+    add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="run directory (resumes if present)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from difflab.cmd_engine import add_config_arguments
 from difflab.errors import UserError
 
 
@@ -62,15 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("submit", help="queue a training run; prints its id")
-    p.add_argument("config", metavar="PRESET_OR_CONFIG", help="a preset name or a JSON file")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field, e.g. train.steps=200",
-    )
+    add_config_arguments(p)
     p.add_argument("--name")
     p.add_argument("--tag", dest="tags", action="append", default=[])
     p.add_argument("--visibility", choices=("private", "team"), default="private")

@@ -20,11 +20,11 @@ from difflab.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    d = subparsers.add_parser(
-        "denoise", help="posterior samples of a clean image given a noisy one (paper figure 3)"
+    d = _image_command(
+        subparsers,
+        "denoise",
+        "posterior samples of a clean image given a noisy one (paper figure 3)",
     )
-    d.add_argument("run_dir", type=Path)
-    d.add_argument("image", type=Path)
     d.add_argument(
         "--sigma",
         type=float,
@@ -45,11 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(d)
     d.set_defaults(func=cmd_denoise)
 
-    i = subparsers.add_parser(
-        "inpaint", help="fill in the masked pixels of an image (paper figure 5, or RePaint)"
+    i = _image_command(
+        subparsers, "inpaint", "fill in the masked pixels of an image (paper figure 5, or RePaint)"
     )
-    i.add_argument("run_dir", type=Path)
-    i.add_argument("image", type=Path)
     i.add_argument(
         "--mask",
         type=Path,
@@ -61,6 +59,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--resample", type=int, default=5, help="RePaint resamplings per jump")
     _common(i)
     i.set_defaults(func=cmd_inpaint)
+
+
+def _image_command(
+    subparsers: argparse._SubParsersAction, name: str, help: str
+) -> argparse.ArgumentParser:
+    """A subcommand on a trained run's folder and an image file (args.run_dir, args.image)."""
+    p = subparsers.add_parser(name, help=help)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("image", type=Path)
+    return p
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -86,6 +86,23 @@ def _bundle(
     )
 
 
+def _arrays_bundle(
+    config: DataConfig, train: np.ndarray, hold: np.ndarray, **kw: Any
+) -> DataBundle:
+    """A bundle of uint8 image arrays, the training ones cut to `config.n_train` (0: all)."""
+    if config.n_train:
+        train = train[: config.n_train]
+    return _bundle(to_nchw(train), to_nchw(hold), **kw)
+
+
+def _shuffled_split(
+    images: np.ndarray, seed: int, salt: int, n_hold: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(held out, train): a shuffle seeded by (seed, salt) puts the first `n_hold` aside."""
+    order = np.random.default_rng([seed, salt]).permutation(len(images))
+    return images[order[:n_hold]], images[order[n_hold:]]
+
+
 def _np_rng(generator: torch.Generator) -> np.random.Generator:
     """A numpy generator seeded from a torch generator (so runs replay from one seed)."""
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
@@ -190,14 +207,11 @@ def build_digits(config: DataConfig, seed: int) -> DataBundle:
 
     images = load_digits().images.astype(np.uint8)  # (1797, 8, 8), 0..16
     images = images[digits_split()[1]]  # the test digits are never handed to a run
-    order = np.random.default_rng([seed, 3]).permutation(len(images))
-    n_hold = min(config.n_holdout, len(images) // 2)
-    hold, train = images[order[:n_hold]], images[order[n_hold:]]
-    if config.n_train:
-        train = train[: config.n_train]
-    return _bundle(
-        to_nchw(train),
-        to_nchw(hold),
+    hold, train = _shuffled_split(images, seed, 3, min(config.n_holdout, len(images) // 2))
+    return _arrays_bundle(
+        config,
+        train,
+        hold,
         levels=17,
         info={"source": "sklearn.datasets.load_digits", "levels": 17},
     )
@@ -260,13 +274,12 @@ def _standard(config: DataConfig, seed: int, name: str) -> DataBundle:
     opts = config.typed_options  # DownloadOptions
     train = _load_split(name, opts, "train")
     test = _load_split(name, opts, "test")
-    if config.n_train:
-        train = train[: config.n_train]
     rng = np.random.default_rng([seed, 4])
     hold = test[rng.permutation(len(test))[: config.n_holdout]]
-    return _bundle(
-        to_nchw(train),
-        to_nchw(hold),
+    return _arrays_bundle(
+        config,
+        train,
+        hold,
         paper=PAPER.get(name),
         info={"source": name, "root": str(opts.root or datasets_root() / name)},
     )
@@ -307,14 +320,12 @@ def build_images(config: DataConfig, seed: int) -> DataBundle:
                 f"need at least 2 different images (train and held out); the {len(images)} "
                 f"image(s) are {distinct} distinct",
             )
-        order = np.random.default_rng([seed, 5]).permutation(len(images))
         n_hold = max(1, min(config.n_holdout, len(images) // 4))
-        hold, train = images[order[:n_hold]], images[order[n_hold:]]
-    if config.n_train:
-        train = train[: config.n_train]
-    return _bundle(
-        to_nchw(train),
-        to_nchw(hold),
+        hold, train = _shuffled_split(images, seed, 5, n_hold)
+    return _arrays_bundle(
+        config,
+        train,
+        hold,
         info={
             "path": str(opts.path),
             "test_path": str(opts.test_path) if opts.test_path else None,
