@@ -40,12 +40,11 @@ def row_for_results(row: dict) -> dict:
     }
 
 
-def run_section(
-    name: str, quick: bool, emit, team_dir: Path | None = None, nets: set[str] | None = None
-) -> None:
+def run_section(name: str, quick: bool, emit, args: argparse.Namespace) -> None:
     if name == "engine":
         from benchmarks.speed_suite import engine_section
 
+        nets = {n.strip() for n in args.nets.split(",")} if args.nets else None
         engine_section(quick, emit, nets)
     elif name == "threads":
         from benchmarks.speed_suite import threads_section
@@ -58,7 +57,8 @@ def run_section(
     elif name == "dashboard":
         from benchmarks.speed_dashboard import dashboard_section
 
-        dashboard_section(quick, emit, team_dir)
+        pages = {p.strip() for p in args.pages.split(",")} if args.pages else None
+        dashboard_section(quick, emit, args.team_dir, pages, args.rounds)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--team-dir", type=Path, help="dashboard: a data folder seeded by seed_team.py (kept)"
     )
     parser.add_argument("--nets", help="engine: only these networks (swissroll,heartbeat,conv)")
+    parser.add_argument(
+        "--pages", help="dashboard: only these pages (runs,runs_filter,gallery,status,...)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="dashboard: memory rounds over the pages (0: skip them)"
+    )
     return parser
 
 
@@ -81,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    if args.pages:
+        from benchmarks.speed_dashboard import PAGE_NAMES
+
+        bad = [p for p in args.pages.split(",") if p.strip() not in PAGE_NAMES]
+        if bad:
+            parser.error(f"unknown pages {bad}; choose from {', '.join(PAGE_NAMES)}")
+    if args.rounds is not None and args.rounds < 0:
+        parser.error("--rounds must be >= 0")
     from benchmarks import provenance
 
     run = provenance.start(argv)
@@ -120,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         save(complete=False)
 
     for section in sections:
-        nets = {n.strip() for n in args.nets.split(",")} if args.nets else None
-        run_section(section, args.quick, emit, args.team_dir, nets)
+        run_section(section, args.quick, emit, args)
     doc = save(complete=True)
     missed = doc["provenance"]["missed"]
     summary = {"summary": True, "missed": missed, "provenance": doc["provenance"]}

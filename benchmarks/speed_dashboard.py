@@ -71,11 +71,16 @@ def _rss_mib(pid: int | None) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20 if pid else float("nan")
 
 
-def measure_pages(lab: Lab, seeded: dict, emit, *, loads: int, rounds: int) -> None:
-    """Emits each measurement as soon as it is taken (the memory rounds take long)."""
+def measure_pages(
+    lab: Lab, seeded: dict, emit, *, loads: int, rounds: int, only: set[str] | None = None
+) -> None:
+    """Emits each measurement as soon as it is taken (the memory rounds take long).
+
+    `only`: these pages (and `runs_filter` for the filter) instead of all; `rounds` 0 skips
+    the memory rounds."""
     from playwright.sync_api import sync_playwright
 
-    pages = _pages(seeded)
+    pages = {k: v for k, v in _pages(seeded).items() if only is None or k in only}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -96,22 +101,28 @@ def measure_pages(lab: Lab, seeded: dict, emit, *, loads: int, rounds: int) -> N
                     {"loads": loads, "max_s": round(max(times), 3), "ratio": "median / 1.5 s"},
                 )
             )
-        filt = [_filter(page, lab.url) for _ in range(max(1, loads))]
-        med = statistics.median(filt)
-        emit(
-            Measurement(
-                "dashboard/runs_filter",
-                med,
-                0.5,
-                med / 0.5,
-                1.0,
-                "<=",
-                "s",
-                {"tries": len(filt), "ratio": "median / 0.5 s"},
-            )
-        )
-        _memory_rounds(page, lab, pages, emit, rounds)
+        if only is None or "runs_filter" in only:
+            _filter_measurement(page, lab, loads, emit)
+        if rounds > 0:
+            _memory_rounds(page, lab, pages, emit, rounds)
         browser.close()
+
+
+def _filter_measurement(page, lab: Lab, loads: int, emit) -> None:
+    filt = [_filter(page, lab.url) for _ in range(max(1, loads))]
+    med = statistics.median(filt)
+    emit(
+        Measurement(
+            "dashboard/runs_filter",
+            med,
+            0.5,
+            med / 0.5,
+            1.0,
+            "<=",
+            "s",
+            {"tries": len(filt), "max_s": round(max(filt), 3), "ratio": "median / 0.5 s"},
+        )
+    )
 
 
 def _memory_rounds(page, lab: Lab, pages: dict, emit, rounds: int) -> None:
@@ -198,12 +209,25 @@ def store_series(folder: Path, seeded: dict) -> Measurement:
     )
 
 
-def dashboard_section(quick: bool, emit, team_dir: Path | None = None) -> None:
-    """`team_dir`: a data folder to seed, or already seeded (its seed.json), and keep."""
+PAGE_NAMES = (*_pages({"long_run": "", "gallery_run": ""}), "runs_filter")
+
+
+def dashboard_section(
+    quick: bool,
+    emit,
+    team_dir: Path | None = None,
+    pages: set[str] | None = None,
+    rounds: int | None = None,
+) -> None:
+    """`team_dir`: a data folder to seed, or already seeded (its seed.json), and keep;
+    `pages`: only these (PAGE_NAMES); `rounds`: memory rounds (0: none)."""
     with tempfile.TemporaryDirectory(prefix="difflab-team-") as tmp:
         folder = Path(team_dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         seeded = _seeded(folder, quick)
         emit(store_series(folder, seeded))
         with Lab(workers=0, data_dir=folder) as lab:
-            measure_pages(lab, seeded, emit, loads=1 if quick else 5, rounds=2 if quick else 50)
+            if rounds is None:
+                rounds = 2 if quick else 50
+            loads = 1 if quick else 5
+            measure_pages(lab, seeded, emit, loads=loads, rounds=rounds, only=pages)

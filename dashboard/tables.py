@@ -48,15 +48,46 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def config_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The names `flatten` gives this config's fields, without converting any value."""
+    out: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            out += config_keys(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def config_value(config: Mapping[str, Any], field: str) -> Any:
+    """`flatten(config).get(field)`, reading only that field."""
+    value: Any = config
+    for part in field.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return flatten(config).get(field)  # a key with a dot in it: the slow way
+        value = value[part]
+    if isinstance(value, Mapping):
+        return None if value else "{}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
 def queue_positions(runs: Sequence[Run]) -> dict[str, int]:
     """1-based position of each QUEUED run in its queue (oldest first)."""
     queued = sorted((r for r in runs if r.state == QUEUED), key=lambda r: r.created_at)
+    return positions_in_queues([(r.id, r.device_request) for r in queued])
+
+
+def positions_in_queues(order: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """1-based position of each run in its queue, from (run id, device request) pairs oldest
+    first (Store.queue_order)."""
     by_queue: dict[str, int] = {}
     out: dict[str, int] = {}
-    for run in queued:
-        queue = "cpu" if run.device_request == "cpu" else "gpu"
+    for run_id, device_request in order:
+        queue = "cpu" if device_request == "cpu" else "gpu"
         by_queue[queue] = by_queue.get(queue, 0) + 1
-        out[run.id] = by_queue[queue]
+        out[run_id] = by_queue[queue]
     return out
 
 
@@ -101,10 +132,16 @@ DEFAULT_COLUMNS = (  # fits 1280 px beside the sidebar (README: the Runs page)
 )
 
 
-def column_choices(runs: Sequence[Run]) -> list[str]:
-    """Every column a user may pick: the base ones, then every config field of these runs."""
-    fields = sorted(set().union(*(flatten(r.config) for r in runs))) if runs else []
-    return [*BASE_COLUMNS, *[f for f in fields if f not in BASE_COLUMNS]]
+def column_choices(runs: Sequence[Run], also: Sequence[str] = ()) -> list[str]:
+    """Every column a user may pick: the base ones, then every config field of these runs
+    (and the fields in `also`: columns already chosen, kept while no listed run has them)."""
+    fields: set[str] = set(also)
+    shapes: set[tuple[str, ...]] = set()
+    for run in runs:
+        shapes.add(tuple(config_keys(run.config)))
+    for shape in shapes:
+        fields.update(shape)
+    return [*BASE_COLUMNS, *sorted(f for f in fields if f not in BASE_COLUMNS)]
 
 
 def _duration_min(run: Run, now: dt.datetime | None) -> float | None:
@@ -128,7 +165,6 @@ def runs_frame(
     positions, metrics = positions or {}, metrics or {}
     rows = []
     for run in runs:
-        flat = flatten(run.config)
         values = metrics.get(run.id, {})
         row: dict[str, Any] = {
             "id": run.id,
@@ -151,7 +187,7 @@ def runs_frame(
                 value = run.final_bound_bits
             se = values.get(SE_OF.get(name, ""))
             row[label] = None if value is None else round_to_se(value, se)[0]
-        rows.append({c: row[c] if c in row else flat.get(c) for c in columns})
+        rows.append({c: row[c] if c in row else config_value(run.config, c) for c in columns})
     return pd.DataFrame(rows, columns=list(columns))
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import TypeVar
+
+from sqlalchemy import Row
 
 from db import entities as e
 from db import models as m
@@ -55,10 +58,11 @@ def invite(row: m.InviteRow) -> e.Invite:
     return _copy(e.Invite, row)
 
 
-def run(row: m.RunRow, owner: str) -> e.Run:
-    return _copy(
-        e.Run, row, owner=owner, config=dict(row.config), tags=tuple(t.tag for t in row.tags)
-    )
+def run(row: m.RunRow | Row, owner: str, tags: Sequence[str] | None = None) -> e.Run:
+    """A Run from its ORM row, or from a plain row of the runs table's columns (then `tags`
+    are given: a plain row has no relationship to load them from)."""
+    tags = tuple(t.tag for t in row.tags) if tags is None else tuple(tags)
+    return _copy(e.Run, row, owner=owner, config=dict(row.config), tags=tags)
 
 
 def job(row: m.JobRow) -> e.Job:

@@ -11,21 +11,21 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from db import convert
-from db.access import SYSTEM, Viewer, check_edit, viewable_run, visible_clause
+from db.access import SYSTEM, Viewer, check_edit, viewable_run
 from db.entities import (
     ACTIVE_STATES,
     CANCELLED,
     DONE,
     FINAL_STATES,
     QUEUED,
-    STATES,
     VISIBILITIES,
     Job,
     Run,
 )
 from db.errors import Conflict, InvalidInput, NotFound
 from db.models import ArtifactRow, JobRow, RunRow, RunTagRow, UploadRow, UserRow
-from db.session import StoreBase, utcnow
+from db.session import utcnow
+from db.store_run_lists import RunListsMixin
 
 _TAG = re.compile(r"^[\w.:+-][\w .:+-]{0,63}$")
 DEVICE_REQUESTS = ("auto", "cpu", "cuda", "mps")
@@ -76,7 +76,7 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-class RunsMixin(StoreBase):
+class RunsMixin(RunListsMixin):
     def _run(self, session: Session, row: RunRow) -> Run:
         owner = session.get(UserRow, row.owner_id)
         return convert.run(row, owner.username if owner else "?")
@@ -135,49 +135,6 @@ class RunsMixin(StoreBase):
     def get_run(self, run_id: str, *, viewer: Viewer) -> Run:
         with self._scope() as s:
             return self._run(s, viewable_run(s, run_id, viewer))
-
-    def list_runs(
-        self,
-        *,
-        viewer: Viewer,
-        states: Sequence[str] | None = None,
-        tag: str | None = None,
-        owner_id: int | None = None,
-        search: str | None = None,
-        ids: Sequence[str] | None = None,
-        limit: int = 500,
-        offset: int = 0,
-    ) -> list[Run]:
-        """Runs `viewer` may see, newest first, filtered."""
-        for state in states or ():
-            if state not in STATES:
-                raise InvalidInput(f"state must be one of {STATES}, not {state!r}")
-        q = select(RunRow, UserRow.username).join(UserRow, UserRow.id == RunRow.owner_id)
-        q = q.where(visible_clause(viewer))
-        if states:
-            q = q.where(RunRow.state.in_(states))
-        if owner_id is not None:
-            q = q.where(RunRow.owner_id == owner_id)
-        if ids is not None:
-            q = q.where(RunRow.id.in_(list(ids)))
-        if tag:
-            q = q.where(RunRow.id.in_(select(RunTagRow.run_id).where(RunTagRow.tag == tag)))
-        if search:
-            q = q.where(func.lower(RunRow.name).contains(search.lower(), autoescape=True))
-        q = q.order_by(RunRow.created_at.desc(), RunRow.id).limit(limit).offset(offset)
-        with self._scope() as s:
-            return [convert.run(row, username) for row, username in s.execute(q)]
-
-    def all_tags(self, *, viewer: Viewer) -> list[str]:
-        q = (
-            select(RunTagRow.tag)
-            .distinct()
-            .join(RunRow, RunRow.id == RunTagRow.run_id)
-            .where(visible_clause(viewer))
-            .order_by(RunTagRow.tag)
-        )
-        with self._scope() as s:
-            return list(s.scalars(q))
 
     def set_tags(self, run_id: str, tags: Sequence[str], *, viewer: Viewer) -> Run:
         cleaned = clean_tags(tags)

@@ -10,20 +10,25 @@ import streamlit as st
 from dashboard import tables
 from dashboard.selection import selection_actions
 from dashboard.services import get_store, query_param, require_user
-from db.entities import ACTIVE_STATES, STATES
+from db.entities import STATES
+from db.store_run_lists import RunFilter
 
 user = require_user()
 store = get_store()
+PAGE = 500  # rows listed at first; "Show more" adds as many again
 
 st.title("Runs")
-all_runs = store.list_runs(viewer=user, limit=1000)
-datasets = sorted({(r.config.get("data") or {}).get("name", "?") for r in all_runs})
+facets = store.run_facets(viewer=user)  # counts, data sets, tags: no run loaded
 f1, f2, f3, f4 = st.columns([3, 2, 2, 2])
 search = f1.text_input("Search", placeholder="name or id", key="runs_search")
 states = f2.multiselect("State", STATES, key="runs_states")
-tags = f3.multiselect("Tags", store.all_tags(viewer=user), key="runs_tags")
-data_filter = f4.multiselect("Data set", datasets, key="runs_datasets")
-choices = tables.column_choices(all_runs)
+tags = f3.multiselect("Tags", facets.tags, key="runs_tags")
+data_filter = f4.multiselect("Data set", facets.datasets, key="runs_datasets")
+where = RunFilter(search=search, states=states, tags=tags, datasets=data_filter)
+shown = st.session_state.setdefault("runs_shown", PAGE)
+listed = store.list_runs(viewer=user, where=where, limit=shown)  # filtered by the database
+st.session_state["runs_listed"] = listed  # the table below uses these, not a second read
+choices = tables.column_choices(listed, also=st.session_state.get("runs_columns") or ())
 if "runs_columns" not in st.session_state:  # first visit: from the address, else defaults
     wanted = (query_param("cols") or "").split(",")
     st.session_state.runs_columns = [c for c in wanted if c in choices] or [
@@ -51,28 +56,23 @@ else:
     for key in ("sort", "desc"):
         st.query_params.pop(key, None)
 
-active = any(r.state in ACTIVE_STATES for r in all_runs)
 
-
-@st.fragment(run_every=3 if active else None)
+@st.fragment(run_every=3 if facets.active else None)
 def runs_table() -> None:
     """The table, live while something runs; selection drives the actions below it."""
-    runs = store.list_runs(viewer=user, limit=1000)
-    runs = tables.sort_runs(
-        tables.filter_runs(runs, search=search, states=states, tags=tags, datasets=data_filter),
-        "newest first",
-    )
+    runs = st.session_state.pop("runs_listed", None)
+    if runs is None:  # the table alone reruns (timer, selection): read the runs again
+        runs = store.list_runs(viewer=user, where=where, limit=shown)
     if not runs:
         st.info(
             "No runs match. Start one on the New run page."
-            if all_runs
+            if facets.total
             else "No runs yet. Start one on the New run page."
         )
         return
     metrics = store.latest_values([r.id for r in runs], tables.METRIC_NAMES, viewer=user)
-    frame = tables.runs_frame(
-        runs, tables.queue_positions(runs), columns=columns or ["name"], metrics=metrics
-    )
+    positions = tables.positions_in_queues(store.queue_order(viewer=user))
+    frame = tables.runs_frame(runs, positions, columns=columns or ["name"], metrics=metrics)
     frame = tables.sort_frame(frame, sort_by, descending)
     runs = [runs[i] for i in frame.index]
     frame = frame.reset_index(drop=True)
@@ -101,6 +101,7 @@ def runs_table() -> None:
             },
         },
     )
+    more_rows(len(runs))
     rows = event.selection.rows if event is not None else []
     chosen = [runs[i] for i in rows if i < len(runs)]
     if not chosen:
@@ -110,6 +111,23 @@ def runs_table() -> None:
         )
         return
     selection_actions(store, user, chosen)
+
+
+def more_rows(listed: int) -> None:
+    """Say when the table holds only the newest runs that match, and offer more."""
+    if listed < shown:
+        return
+    matching = store.count_runs(viewer=user, where=where)
+    if matching <= listed:
+        return
+    left, right = st.columns([4, 1])
+    left.caption(
+        f"The newest {listed:,} of {matching:,} matching runs; sorting applies to these. "
+        "Narrow the filters, or show more."
+    )
+    if right.button("Show more", key="runs_more", icon=":material/expand_more:"):
+        st.session_state.runs_shown = shown + PAGE
+        st.rerun()
 
 
 runs_table()

@@ -81,7 +81,7 @@ def test_quick_engine_and_threads(tmp_path: Path) -> None:
 def test_missed_target_exits_non_zero(
     monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
 ) -> None:
-    def fake_section(name: str, quick: bool, emit, team_dir=None, nets=None) -> None:
+    def fake_section(name: str, quick: bool, emit, args) -> None:
         emit(Measurement("x/hit", 1.0, 1.0, 1.0, 0.95, ">="))
         emit(Measurement("x/miss", 2.0, 1.0, 2.0, 1.05, "<="))
 
@@ -113,3 +113,13 @@ def test_ratio_helpers() -> None:
     )
     assert calls == ["a", "b", "b", "a", "a", "b"]  # alternating order
     assert all(len(v) == 3 for v in times.values())
+
+
+def test_pages_and_rounds_are_checked(capsys) -> None:
+    """--pages names dashboard pages only; --rounds is a count (0 skips the memory rounds)."""
+    with pytest.raises(SystemExit):
+        speed.main(["--only", "dashboard", "--pages", "runs,nope"])
+    assert "unknown pages ['nope']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        speed.main(["--only", "dashboard", "--rounds", "-1"])
+    assert "--rounds must be >= 0" in capsys.readouterr().err

@@ -172,3 +172,40 @@ def test_bound_columns_are_rounded_to_their_standard_error():
         [run], columns=["K holdout (bits)", "duration (min)", "diffusion.T"], metrics=metrics
     )
     assert frame.iloc[0].tolist() == [-4.08, 3.0, 5]
+
+
+def test_one_read_per_render_filters_in_the_database_and_more_rows(store, queue, monkeypatch):
+    """The page reads the runs once per render (not once for the filters and again for the
+    table), asks the database for the filtered ones, lists the newest 500 and offers more."""
+    from db.store import Store
+    from db.store_run_lists import RunFilter
+
+    user = store.local_user()
+    for i in range(501):
+        store.create_run({"data": {"name": "swissroll"}}, owner_id=user.id, name=f"run {i:03d}")
+    make_run(store, user, "digits-smoke", state="QUEUED", name="the digits one")
+    reads: list[RunFilter] = []
+    list_runs = Store.list_runs
+
+    def counted(self, **kw):
+        reads.append(kw.get("where"))
+        return list_runs(self, **kw)
+
+    monkeypatch.setattr(Store, "list_runs", counted)
+    from dashboard_helpers import APP
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=30)  # Runs is the default page
+    at.run()
+    assert len(reads) == 1 and len(at.dataframe[0].value) == 500
+    assert "The newest 500 of 502 matching runs" in texts(at)
+    assert at.dataframe[0].value["queue"].iloc[0] == "1"  # its place among every queued run
+    reads.clear()
+    at.multiselect(key="runs_datasets").set_value(["digits"]).run()
+    assert len(reads) == 1 and reads[0].datasets == ["digits"]
+    assert list(at.dataframe[0].value["name"]) == ["the digits one"]
+    assert "matching runs" not in texts(at)
+    at.multiselect(key="runs_datasets").set_value([]).run()
+    _button(at, "Show more").click()
+    at.run()
+    assert len(at.dataframe[0].value) == 502 and "matching runs" not in texts(at)
