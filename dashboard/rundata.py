@@ -138,3 +138,11 @@ def sample_kind(run: Run) -> str:
     if name in ("heartbeat", "vector"):
         return "sequences"
     return "images"
+
+
+def trajectory_labels(T: int, frames: int) -> list[int]:
+    """The t of each stored snapshot: evenly spaced from T down to 0, as the engine keeps
+    them (diffusion.chains.sampling.sample_chain, 11 snapshots by default)."""
+    if frames < 2:
+        return [0]
+    return [int(round(T - i * T / (frames - 1))) for i in range(frames)]

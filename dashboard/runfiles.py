@@ -220,15 +220,21 @@ def share_panel(store: Store, viewer: Viewer, run: Run) -> None:
                 st.error(md_text(exc))
 
 
-def run_tabs(store: Store, viewer: Viewer, run: Run, notes_label: str) -> None:
-    """The run's four tabs (bound, samples, files, notes), as on the run page and behind a share
-    link; `notes_label` names the last one."""
-    bound, samples, files, notes = st.tabs(["Bound", "Samples", "Files", notes_label])
-    with bound:
-        runpanels.bound_panel(store, viewer, run)
-    with samples:
-        runpanels.samples_panel(store, viewer, run)
-    with files:
-        files_panel(store, viewer, run)
-    with notes:
-        notes_panel(store, viewer, run)
+VIEWS = ("Bound", "Samples", "Files", "Notes, tags, sharing")
+
+
+def run_tabs(store: Store, viewer: Viewer, run: Run, notes_label: str = VIEWS[-1]) -> str:
+    """The run's four views (bound, samples, files, notes), as on the run page and behind a
+    share link; `notes_label` names the last one. Only the open view is built (the others
+    cost nothing until clicked: `st.tabs` tracking its state), and the open view is kept in
+    the URL (`?view=Samples`), so a link or a reload opens the same view. Returns its label."""
+    labels = [*VIEWS[:-1], notes_label]
+    tabs = st.tabs(labels, key="view", bind="query-params")
+    panels = (runpanels.bound_panel, runpanels.samples_panel, files_panel, notes_panel)
+    opened = labels[0]
+    for label, tab, panel in zip(labels, tabs, panels, strict=True):
+        if tab.open:
+            opened = label
+            with tab:
+                panel(store, viewer, run)
+    return opened

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import charts
+from dashboard import charts, runfigures
 from dashboard.posterior import from_levels, model_levels
 from dashboard.rundata import (
     gallery_artifacts,
     latest_array,
-    load_array,
-    load_run_data,
     sample_kind,
+    trajectory_labels,
 )
 from dashboard.widgets import brighten, enlarge, run_header
 from db.access import Viewer
@@ -61,50 +60,20 @@ def last_step(store: Store, run: Run, viewer: Viewer) -> int:
 
 
 def bound_panel(store: Store, viewer: Viewer, run: Run) -> None:
-    """Bound curves with the paper's number, the KL profile, the schedule, the variance."""
+    """Bound curves with the paper's number, the KL profile, the schedule, the variance
+    (built once per new metric point: dashboard.runfigures)."""
 
     @st.fragment(run_every=live_every(run))
     def _bound() -> None:
         current = store.get_run(run.id, viewer=viewer)
-        data = load_run_data(store, current, viewer)
-        fig = charts.bound_curves(
-            data.series,
-            paper_k_bits=data.paper_k_bits,
-            true_ll_bits=data.true_ll_bits,
-            unit=data.unit,
-        )
-        if data.paper_gain_bits is not None and "k_minus_lnull_bits" in data.series:
-            charts.reference_line(fig, data.paper_gain_bits, "paper K - L_null", "#9467bd", "dash")
-        st.plotly_chart(fig, key="run_bound", width="stretch")
+        figs = runfigures.bound_figures(store, current, viewer)
+        st.plotly_chart(figs.bound, key="run_bound", width="stretch")
         left, right = st.columns(2)
-        with left:
-            st.plotly_chart(
-                charts.kl_profile(data.vectors.get("kl_profile_bits", []), unit=data.unit),
-                key="run_kl",
-                width="stretch",
-            )
-            v = data.vectors
-            st.plotly_chart(
-                charts.reverse_variance(
-                    v.get("reverse_var", []), v.get("reverse_var_lower"), v.get("reverse_var_upper")
-                ),
-                key="run_var",
-                width="stretch",
-            )
-        with right:
-            st.plotly_chart(
-                charts.beta_schedule(
-                    data.vectors.get("beta", []), data.vectors.get("beta_baseline")
-                ),
-                key="run_beta",
-                width="stretch",
-            )
-            if data.loss:
-                st.plotly_chart(
-                    charts.training_loss(data.loss, unit=data.unit),
-                    key="run_loss",
-                    width="stretch",
-                )
+        left.plotly_chart(figs.kl, key="run_kl", width="stretch")
+        left.plotly_chart(figs.variance, key="run_var", width="stretch")
+        right.plotly_chart(figs.beta, key="run_beta", width="stretch")
+        if figs.loss is not None:
+            right.plotly_chart(figs.loss, key="run_loss", width="stretch")
 
     _bound()
 
@@ -161,39 +130,35 @@ def _image_samples(store: Store, viewer: Viewer, run: Run, art) -> None:
 
 def _array_samples(store: Store, viewer: Viewer, run: Run, art, kind: str) -> None:
     """One gallery of points (over the training data) or sequences."""
-    arr = load_array(store, art, viewer)
-    if arr is None:
-        st.warning("This gallery could not be read.")
-    elif kind == "points":
-        st.plotly_chart(
-            charts.point_cloud(
-                arr[:, :2],
-                title=f"Samples at step {art.step}, over the training data",
-                reference=latest_array(store, run, viewer, "data_sample"),
-            ),
-            key="run_cloud",
-            width="stretch",
-        )
+    if kind == "points":
+        ref = store.latest_artifact(run.id, "data_sample", viewer=viewer)
+        fig = runfigures.cloud_figure(store, viewer, art, ref)
+        key = "run_cloud"
     else:
-        st.plotly_chart(
-            charts.sequences(arr, title=f"Samples at step {art.step}"),
-            key="run_seq",
-            width="stretch",
-        )
+        fig = runfigures.sequences_figure(store, viewer, art)
+        key = "run_seq"
+    if fig is None:
+        st.warning("This gallery could not be read.")
+    else:
+        st.plotly_chart(fig, key=key, width="stretch")
 
 
 def trajectory_view(store: Store, viewer: Viewer, run: Run, kind: str) -> None:
+    T = (run.config.get("diffusion") or {}).get("T")
+    if kind == "points":
+        art = store.latest_artifact(run.id, "trajectory", viewer=viewer)
+        fig = runfigures.trajectory_figure(store, viewer, art, T) if art else None
+        if fig is not None:
+            st.markdown(f"**Reverse trajectory, from noise (t = {T}) to data (t = 0)**")
+            st.plotly_chart(fig, key="run_traj", width="stretch")
+        return
     traj = latest_array(store, run, viewer, "trajectory")
     if traj is None:
         return
-    T = int((run.config.get("diffusion") or {}).get("T") or traj.shape[0] - 1)
+    T = int(T or traj.shape[0] - 1)
     labels = trajectory_labels(T, traj.shape[0])
     st.markdown(f"**Reverse trajectory, from noise (t = {T}, left) to data (t = 0, right)**")
-    if kind == "points" and traj.ndim == 3:
-        st.plotly_chart(
-            charts.trajectory_animation(traj, steps=labels), key="run_traj", width="stretch"
-        )
-    elif kind == "images" and traj.ndim >= 4:
+    if kind == "images" and traj.ndim >= 4:
         levels = model_levels(run.config)
         if np.nanmax(traj) < levels:  # data-space values: 0..16 for the digits
             traj = from_levels(traj, levels)
@@ -206,14 +171,6 @@ def trajectory_view(store: Store, viewer: Viewer, run: Run, kind: str) -> None:
             key="run_traj_seq",
             width="stretch",
         )
-
-
-def trajectory_labels(T: int, frames: int) -> list[int]:
-    """The t of each stored snapshot: evenly spaced from T down to 0, as the engine keeps
-    them (diffusion.chains.sampling.sample_chain, 11 snapshots by default)."""
-    if frames < 2:
-        return [0]
-    return [int(round(T - i * T / (frames - 1))) for i in range(frames)]
 
 
 def frames_of(traj: np.ndarray) -> np.ndarray:

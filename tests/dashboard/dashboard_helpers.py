@@ -133,6 +133,12 @@ def app_test(page: str | None = None, *, query: dict | None = None, timeout: flo
     return at
 
 
+def open_view(at, label: str):
+    """Click the run page's `label` view (tab); only the open view is built."""
+    at.session_state["view"] = label
+    return at.run()
+
+
 def texts(at) -> str:
     """Everything the page says, as one string (for assertions on messages)."""
     parts = []

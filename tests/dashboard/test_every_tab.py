@@ -7,6 +7,8 @@ import pytest
 from dashboard_helpers import app_test
 from lab_seed import KINDS, STATES, seed_run
 
+from dashboard.runfiles import VIEWS
+
 # Each kind done, and each other state on a different kind (6 + 5 runs, every kind and state)
 CASES = [(k, "DONE") for k in KINDS] + [
     (KINDS[(i + 2) % len(KINDS)], s) for i, s in enumerate(x for x in STATES if x != "DONE")
@@ -32,13 +34,32 @@ def tab_texts(at) -> dict[str, list]:
 
 @pytest.mark.parametrize("kind,state", CASES, ids=[f"{k.name}-{s.lower()}" for k, s in CASES])
 def test_every_tab_is_whole(store, tmp_path, kind, state):
+    """Each view opened in turn (the tabs build only the open one) holds something, raises
+    nothing, and leaves the other views unbuilt."""
     run = seed_run(store, store.local_user(), kind, state, tmp_path)
     at = app_test("run", query={"id": run.id})
-    assert not at.exception, [e.value for e in at.exception]
-    tabs = tab_texts(at)
-    assert list(tabs) == ["Bound", "Samples", "Files", "Notes, tags, sharing"]
-    for label, leaves in tabs.items():
-        assert leaves, f"the {label} tab of a {kind.name} run in state {state} is empty"
-    kinds = {type(x).__name__ for x in tabs["Samples"]}
+    seen = {}
+    for label in VIEWS:
+        at.session_state["view"] = label
+        at.run()
+        assert not at.exception, (label, [e.value for e in at.exception])
+        tabs = tab_texts(at)
+        assert list(tabs) == list(VIEWS)
+        assert tabs[label], f"the {label} view of a {kind.name} run in state {state} is empty"
+        others = [other for other, leaves in tabs.items() if other != label and leaves]
+        assert not others, f"with {label} open, {others} were built too"
+        seen[label] = tabs[label]
+    kinds = {type(x).__name__ for x in seen["Samples"]}
     if state in ("DONE", "RUNNING", "EVALUATING", "CANCELLED", "FAILED"):
         assert kinds & {"Image", "PlotlyChart", "UnknownElement"}, kinds
+
+
+def test_view_is_opened_from_the_url(store, tmp_path):
+    """`?view=Files` opens the Files view (a link or a reload keeps the view)."""
+    run = seed_run(store, store.local_user(), KINDS[2], "DONE", tmp_path)
+    at = app_test("run", query={"id": run.id, "view": "Files"})
+    assert not at.exception
+    tabs = tab_texts(at)
+    assert tabs["Files"] and not tabs["Bound"] and not tabs["Samples"]
+    labels = [b.label for b in at.get("download_button")]
+    assert "Config (JSON)" in labels, labels

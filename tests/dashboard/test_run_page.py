@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from dashboard_helpers import app_test, make_run, texts
+from dashboard_helpers import app_test, make_run, open_view, texts
 
 from db.access import SYSTEM
 
@@ -31,9 +31,15 @@ def test_bound_curves_with_paper_reference_and_profiles(store):
     refs = [s["y0"] for s in bound["layout"]["shapes"]]
     assert 2.35 in refs and 6.45 in refs  # Table 1: swiss roll K and K - L_null
     assert bound["layout"]["uirevision"] == "bound"  # zoom survives live refreshes
+    open_view(at, "Samples")
+    figures = _figures(at)
+    titles = [f["layout"]["title"]["text"] for f in figures]
     cloud = "Samples at step 30, over the training data"
     assert cloud in titles and "Reverse trajectory: noise to data" in titles
     assert {t["name"] for t in figures[titles.index(cloud)]["data"]} == {"data", "samples"}
+    open_view(at, "Bound")
+    figures = _figures(at)
+    titles = [f["layout"]["title"]["text"] for f in figures]
     loss = [t for t in titles if t.startswith("Training loss")]
     assert len(loss) == 1 and titles.count("Bound on the log-likelihood") == 1
     assert figures[titles.index(loss[0])]["layout"]["showlegend"] is True
@@ -43,7 +49,9 @@ def test_image_run_shows_its_gallery_and_downloads(store):
     run = make_run(store, store.local_user(), "digits-smoke")
     at = app_test("run", query={"id": run.id})
     assert not at.exception
+    open_view(at, "Samples")
     assert len(at.image) == 2  # the gallery, and the reverse trajectory as a strip
+    open_view(at, "Files")
     labels = [b.label for b in at.get("download_button")]
     assert {"Config (JSON)", "Samples (PNG)", "Checkpoint", "Report (HTML)"} <= set(labels)
 
@@ -60,7 +68,8 @@ def test_unknown_and_foreign_ids_are_not_found(store):
 
 def test_notes_tags_and_visibility_are_saved(store, monkeypatch):
     run = make_run(store, store.local_user())
-    at = app_test("run", query={"id": run.id})
+    at = app_test("run", query={"id": run.id, "view": "Notes, tags, sharing"})
+    assert at.text_area(key="run_notes")  # the notes view is open
     assert not at.toggle  # single-user mode: no private/team switch
     monkeypatch.setenv("DIFFLAB_TEAM_MODE", "1")
     ada = store.create_user("ada", "ada password 1")
@@ -73,6 +82,7 @@ def test_notes_tags_and_visibility_are_saved(store, monkeypatch):
     at.switch_page("views/run.py")
     at.query_params["id"] = run.id
     at.run()
+    open_view(at, "Notes, tags, sharing")
     at.text_area(key="run_notes").set_value("lr too high?")
     at.text_input(key="run_tags").set_value("smoke, cpu")
     at.toggle(key="run_team").set_value(True)
@@ -139,7 +149,7 @@ def test_gallery_step_slider(store):
             media_type="image/png",
             step=step,
         )
-    at = app_test("run", query={"id": run.id})
+    at = app_test("run", query={"id": run.id, "view": "Samples"})
     slider = at.select_slider(key="run_gallery_step")
     assert list(slider.options) == ["5", "15", "30"] and slider.value == 30
     slider.set_value(5).run()

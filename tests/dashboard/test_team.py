@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dashboard_helpers import app_test, make_run, texts
+from dashboard_helpers import app_test, make_run, open_view, texts
 
 NOT_FOUND = "not found or not shared with you"
 
@@ -93,8 +93,11 @@ def test_share_link_opens_read_only_even_for_private_runs(team):
     at.query_params["token"] = private_link.token  # holding the link opens it, read only
     at.run()
     assert not at.exception and "ada only" in [t.value for t in at.title]
+    open_view(at, "Files")
     assert {"Metrics (CSV)", "Checkpoint"} <= {b.label for b in at.get("download_button")}
-    assert not [b for b in at.button if b.label.startswith("Save")]  # nothing to edit
+    open_view(at, "Notes and tags")
+    assert "Notes" in texts(at)  # the view is open ...
+    assert not [b for b in at.button if b.label.startswith("Save")]  # ... with nothing to edit
     assert "read only" in texts(at).lower()
     team.delete_share_link(private_link.token, viewer=ada)  # revoked: gone at once
     at.run()
