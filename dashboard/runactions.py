@@ -54,8 +54,9 @@ def actions(store: Store, viewer: Viewer, run: Run) -> None:
         "Test-set evaluation",
         icon=":material/rule:",
         key="run_full_eval",
-        help="A separate job: the bound on every held-out example (the run's periodic and "
-        "final evaluations use train.eval_examples of them).",
+        help="A separate job: the bound on the data set's test split (examples no run trains "
+        "or validates on; the validation holdout where a data set has none). Its state and "
+        "result show in the Bound view.",
     ):
         _do(
             lambda: submit_posterior(store, "evaluate", run.id, {"k": 1}, viewer),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, runfigures
+from dashboard import charts, runeval, runfigures
 from dashboard.posterior import from_levels, model_levels
 from dashboard.rundata import (
     gallery_artifacts,
@@ -61,7 +61,9 @@ def last_step(store: Store, run: Run, viewer: Viewer) -> int:
 
 def bound_panel(store: Store, viewer: Viewer, run: Run) -> None:
     """Bound curves with the paper's number, the KL profile, the schedule, the variance
-    (built once per new metric point: dashboard.runfigures)."""
+    (built once per new metric point: dashboard.runfigures), under the test-set evaluation
+    (dashboard.runeval) once one has been started."""
+    runeval.evaluation_panel(store, viewer, run)
 
     @st.fragment(run_every=live_every(run))
     def _bound() -> None:

@@ -265,14 +265,35 @@ def _inpaint(
 EVAL_CANCELLED = "evaluation cancelled"
 
 
+def evaluation_split(trained: Any) -> tuple[Any, str, str]:
+    """The examples a test-set evaluation scores: (x, split, how). The data set's TEST split
+    (diffusion.data.splits: data no training or tuning run reads) where it has one, else the
+    run's validation holdout, named as such so the page never calls it a test set."""
+    from diffusion.config import ConfigError
+    from diffusion.data.splits import load_test_split
+
+    holdout = trained.bundle.holdout
+    try:
+        test = load_test_split(trained.config.data, int(len(holdout)))
+    except ConfigError:
+        return (
+            holdout,
+            "validation",
+            "the run's validation holdout (this data set has no test split)",
+        )
+    return test.x, "test", test.how
+
+
 def _evaluate(
     store: Store, job: Job, lease: Lease, trained: Any, params: dict[str, Any], generator: Any
 ) -> str:
-    """The bound on the whole holdout (test) set, its progress reported and cancellable."""
+    """The bound on the data set's test split (its validation holdout where it has none),
+    its progress reported and cancellable; the result is the job's `evaluation` artifact."""
     from diffusion.training.events import EvaluationCancelled
 
     k = int(params.get("k", 1))
-    n = int(len(trained.bundle.holdout))
+    x, split, how = evaluation_split(trained)
+    n = int(len(x))
     T = int(trained.model.T)
     last = [0.0]
 
@@ -284,13 +305,15 @@ def _evaluate(
         store.update_progress(
             lease,
             progress=0.2 + 0.8 * done / max(n, 1),
-            message=f"evaluating the test set: t {t_done} of {T}, examples {done} of {n}",
+            message=f"evaluating the {split} set: t {t_done} of {T}, examples {done} of {n}",
         )
         if store.cancel_requested(job.id):
             raise EvaluationCancelled("evaluation cancelled")
 
     try:
-        report = trained.report(k=k, generator=generator, on_progress=progress if k == 1 else None)
+        report = trained.report(
+            x, k=k, generator=generator, on_progress=progress if k == 1 else None
+        )
     except EvaluationCancelled:
         return EVAL_CANCELLED
     est = report.k
@@ -302,7 +325,14 @@ def _evaluate(
         "examples": int(report.n_examples),
         "k_minus_lnull_bits": float(report.k_minus_lnull_bits),
         "bits_per_dim": report.bits_per_dim,
+        "bits_per_dim_stderr": (  # per-example bits / D: the unit's stderr times pixels / D
+            float(est.stderr_bits) * trained.bundle.unit_divisor / trained.bundle.dims
+            if report.bits_per_dim is not None
+            else None
+        ),
         "checkpoint_step": int(trained.step),
+        "split": split,
+        "split_how": how,
     }
     _put(
         store,
@@ -315,5 +345,5 @@ def _evaluate(
     )
     return (
         f"K = {fmt_se(est.bits, est.stderr_bits)} {est.unit} on {report.n_examples} "
-        f"test examples (k={k})"
+        f"{split} examples (k={k})"
     )
