@@ -53,20 +53,20 @@ def memory_growth(name: str, peak: float, start: float, detail: dict) -> Measure
 def environ(**values: str | None) -> Iterator[None]:
     """os.environ with `values` set (None: removed) for the block; each key is put back as it
     was afterwards."""
+
+    def put(settings: dict[str, str | None]) -> None:
+        for key, value in settings.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
     saved = {key: os.environ.get(key) for key in values}
     try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        put(values)
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        put(saved)
 
 
 def time_calls(fn: Callable[[], object], n: int) -> float:

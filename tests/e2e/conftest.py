@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from e2e_helpers import start_dashboard, stop
 
 from difflab.launcher import spawn
 
@@ -57,30 +54,6 @@ class Lab:
         return Store(self.env["DIFFLAB_DATABASE_URL"], artifact_root=self.data_dir / "artifacts")
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"streamlit did not answer at {url}:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
 @pytest.fixture
 def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
     data = tmp_path / "lab"
@@ -111,35 +84,14 @@ def lab(tmp_path: Path, redis_url: str) -> Iterator[Lab]:
     bin_dir = Path(sys.executable).parent
     worker_argv = [str(bin_dir / "difflab"), "worker", "--loglevel", "WARNING"]
     worker = spawn(worker_argv, logs / "worker.log", env, cwd=ROOT)
-    port = _free_port()
-    ui_log_path = logs / "streamlit.log"
-    ui = spawn(
-        [
-            str(bin_dir / "streamlit"),
-            "run",
-            "dashboard/server.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        ui_log_path,
-        env,
-        cwd=ROOT,
-    )
-    lab.url = f"http://127.0.0.1:{port}"
+    ui = None
     try:
-        _wait_http(lab.url, ui, ui_log_path)
+        ui, lab.url = start_dashboard(_free_port(), env, logs / "streamlit.log")
         yield lab
     finally:
-        _stop(ui)
-        _stop(worker)
+        if ui is not None:
+            stop(ui)
+        stop(worker)
         for name in ("worker.log", "streamlit.log"):  # kept for a failing run's report
             shutil.copy(logs / name, data / f"last-{name}")
         for key, value in saved.items():

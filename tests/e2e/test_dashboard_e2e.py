@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 import pytest
+from e2e_helpers import VIEWPORT, sign_in
 from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
-VIEWPORT = {"width": 1280, "height": 800}
 NOT_FOUND = "Not found or not shared with you"
 
 
@@ -32,20 +32,7 @@ def _png(array: np.ndarray) -> bytes:
 def _signed_in(browser, lab, user: str, password: str, path: str = ""):
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(f"{lab.url}/{path}")
-    page.get_by_role("textbox", name="Username").fill(user)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign in")).to_have_count(0, timeout=20_000)
-    deadline = time.time() + 30  # the server sets the HttpOnly cookie at /auth/complete
-    while time.time() < deadline and not any(
-        c["name"] == "difflab_session" for c in context.cookies()
-    ):
-        page.wait_for_timeout(200)
-    page.wait_for_load_state()
+    _, page = sign_in(browser, f"{lab.url}/{path}", user, password, timeout_s=30)
     expect(page.get_by_role("button", name="Sign in")).to_have_count(0, timeout=20_000)
     return page
 

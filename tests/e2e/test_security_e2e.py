@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import http.server
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_helpers import session_cookie, sign_in, start_dashboard, stop
 
 pytestmark = [pytest.mark.browser]
 
@@ -86,47 +84,11 @@ def team_lab(tmp_path: Path, free_port: int, listener: Listener):
     private = make_run(store, bob, "digits-smoke", name="bob private")
     link = store.create_share_link([shared.id], viewer=ada, title=hostile)
     store.engine.dispose()
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115
-    argv = [sys.executable, "-m", "streamlit", "run", "dashboard/server.py"]
-    argv += ["--server.port", str(free_port), "--server.headless", "true"]
-    argv += ["--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    ui = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{free_port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            assert ui.poll() is None, (tmp_path / "streamlit.log").read_text()
-            time.sleep(0.5)
+    ui, url = start_dashboard(free_port, env, tmp_path / "streamlit.log", timeout=120)
     try:
         yield {"url": url, "shared": shared, "private": private, "link": link}
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=20)
-        log.close()
-
-
-def _sign_in(browser, url: str, user: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(40_000)
-    page.goto(f"{url}/")
-    page.get_by_role("textbox", name="Username").fill(user)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    deadline = time.time() + 40
-    while time.time() < deadline and not _cookie(context):
-        page.wait_for_timeout(200)
-    page.wait_for_load_state()
-    return context, page
-
-
-def _cookie(context) -> dict | None:
-    return next((c for c in context.cookies() if c["name"] == "difflab_session"), None)
+        stop(ui)
 
 
 def _settle(page) -> None:
@@ -139,8 +101,8 @@ def _settle(page) -> None:
 
 def test_hostile_names_cookies_and_media(team_lab, browser, listener) -> None:
     url = team_lab["url"]
-    context, page = _sign_in(browser, url, "ada")
-    cookie = _cookie(context)
+    context, page = sign_in(browser, f"{url}/", "ada", PASSWORD, timeout_s=40)
+    cookie = session_cookie(context)
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert "difflab_session" not in page.evaluate("document.cookie")  # no script can read it
     port = f":{listener.server_address[1]}/"
@@ -179,9 +141,9 @@ def test_hostile_names_cookies_and_media(team_lab, browser, listener) -> None:
     _settle(page)
     page.get_by_role("button", name="Sign out", exact=True).click()
     deadline = time.time() + 40  # the page sends the browser to /auth/signout
-    while time.time() < deadline and _cookie(context) is not None:
+    while time.time() < deadline and session_cookie(context) is not None:
         page.wait_for_timeout(200)
-    assert _cookie(context) is None
+    assert session_cookie(context) is None
     replay = browser.new_context()
     replay.add_cookies([cookie])
     again = replay.new_page()
