@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         _photos_part(args, runs, out, run)
     if args.results is not None:
         splits = {r["part"]: r["split"] for r in rows}
-        provenance.write_results(args.results, run, rows, seeds=[0], split=splits)
+        seeds = sorted({s for r in rows for s in r["seeds"]})
+        provenance.write_results(args.results, run, rows, seeds=seeds, split=splits)
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 
@@ -238,48 +239,61 @@ def _digits_parts(args, parts: set[str], runs: Path, out: dict, rows: list[dict]
         "K_bits_per_pixel": r.k_holdout.bits if r.k_holdout else None,
         "T": digits.model.T,
     }
-    split = load_test_split(digits.config.data, 1).describe(digits.config.data, [0])
+    seed = digits.config.train.seed
+
+    def split(n: int) -> dict:  # the test examples a part used, as recorded with its numbers
+        return load_test_split(digits.config.data, n).describe(digits.config.data, [seed])
+
     if "a" in parts:
         t1 = time.monotonic()
-        out["a_denoise"] = bench_denoise(
-            digits, 8 if args.quick else 64, 4 if args.quick else 16, 0
+        n_images = 8 if args.quick else 64
+        out["a_denoise"] = bench_denoise(digits, n_images, 4 if args.quick else 16, 0)
+        rows.append(
+            _row(
+                "a_denoise", out["a_denoise"], split(n_images), seed, train_s, time.monotonic() - t1
+            )
         )
-        rows.append(_row("a_denoise", out["a_denoise"], split, train_s, time.monotonic() - t1))
     if "c" in parts:
         t1 = time.monotonic()
         T = digits.model.T
         steps = [T, 100, 50, 20, 10, 5] if not args.quick else [T, 5]
+        n_eval = 32 if args.quick else 200
         out["c_strided"] = bench_strided(
-            digits,
-            [s for s in steps if s <= T],
-            32 if args.quick else 200,
-            16 if args.quick else 200,
-            0,
+            digits, [s for s in steps if s <= T], n_eval, 16 if args.quick else 200, 0
         )
-        rows.append(_row("c_strided", out["c_strided"], split, train_s, time.monotonic() - t1))
+        rows.append(
+            _row("c_strided", out["c_strided"], split(n_eval), seed, train_s, time.monotonic() - t1)
+        )
 
 
 def _bark_part(args, runs: Path, out: dict, rows: list[dict]) -> None:
     """Part (b): inpainting with the bark texture run."""
     t0 = time.monotonic()
-    bark_run = args.bark_run or runs / "table1" / "bark-seed0"
+    bark_run = args.bark_run or runs / "table1" / "bark-seed1"
     if args.quick and not bark_run.exists():
         import table1_images
 
-        table1_images.run_row("bark", runs / "table1", 60.0, [0], quick=True)
+        table1_images.run_row("bark", runs / "table1", 60.0, [1], quick=True)
     bark = load_trained(bark_run, "cpu")
     train_s = time.monotonic() - t0
     t1 = time.monotonic()
+    n_patches = 4 if args.quick else 16
     out["b_inpaint"] = bench_inpaint(
-        bark,
-        4 if args.quick else 16,
-        2 if args.quick else 4,
-        0,
-        2 if args.quick else 5,
-        FIGURES,
+        bark, n_patches, 2 if args.quick else 4, 0, 2 if args.quick else 5, FIGURES
     )
-    split = load_test_split(bark.config.data, 1).describe(bark.config.data, [0])
-    rows.append(_row("b_inpaint", out["b_inpaint"], split, train_s, time.monotonic() - t1))
+    split = load_test_split(bark.config.data, n_patches).describe(
+        bark.config.data, [bark.config.train.seed]
+    )
+    rows.append(
+        _row(
+            "b_inpaint",
+            out["b_inpaint"],
+            split,
+            bark.config.train.seed,
+            train_s,
+            time.monotonic() - t1,
+        )
+    )
 
 
 def _photos_part(args, runs: Path, out: dict, run) -> None:
@@ -311,12 +325,13 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
     )
 
 
-def _row(part: str, numbers, split: dict, train_s: float, eval_s: float) -> dict:
-    """One part's numbers as a results row (benchmarks/provenance.py)."""
+def _row(part: str, numbers, split: dict, seed: int, train_s: float, eval_s: float) -> dict:
+    """One part's numbers as a results row (benchmarks/provenance.py); `seed`: the model's
+    training seed."""
     return {
         "part": part,
         "numbers": numbers,
-        "seeds": [0],
+        "seeds": [seed],
         "split": split,
         "train_seconds": round(train_s, 1),
         "eval_seconds": round(eval_s, 1),

@@ -177,11 +177,104 @@ def render_images(doc: dict) -> str:
     return "\n".join([*lines, "", provenance_line(doc)])
 
 
+def _part(doc: dict, name: str):
+    return next((r for r in doc["rows"] if r["part"] == name), None)
+
+
+def _test_line(r: dict) -> str:
+    sp = r["split"]
+    return f"Test split: {sp['test']}; model trained {r['train_seconds'] / 60:.0f} min."
+
+
+def render_posterior(doc: dict) -> str:
+    """benchmarks/posterior.py parts (a) digits denoising, (b) texture inpainting, (c) strided."""
+    out: list[str] = []
+    if (r := _part(doc, "a_denoise")) is not None:
+        a = r["numbers"]
+        out += [
+            f"(a) Digits denoised at SNR {a['snr']:g} (noise sigma {a['sigma_grey_levels']:.1f} "
+            f"grey levels, peak {a['peak']}), {a['images']} test digits, "
+            f"{a['samples_per_image']} posterior samples each, T = {a['T']}. PSNR in dB:",
+            "",
+            "| noisy input | posterior sample | posterior mean (chain from y) "
+            "| posterior mean (chain from pi) | scipy Wiener (best window) | mean beats Wiener |",
+            "|---" * 6 + "|",
+            f"| {num(a['psnr_noisy'], 2)} | {num(a['psnr_posterior_sample_start_observation'], 2)}"
+            f" | **{num(a['psnr_posterior_mean_start_observation'], 2)}** "
+            f"| {num(a['psnr_posterior_mean_start_prior'], 2)} "
+            f"| {num(a['psnr_wiener'], 2)} ({a['wiener_window']} x {a['wiener_window']}) "
+            f"| {'yes' if a['posterior_mean_beats_wiener'] else 'no'} |",
+            "",
+            _test_line(r),
+            "",
+        ]
+    if (r := _part(doc, "b_inpaint")) is not None:
+        b = r["numbers"]
+        names = {
+            "paper": "paper (clamp known pixels)",
+            "repaint": f"RePaint (jump {b['repaint_jump_length']}, "
+            f"{b['repaint_resample']} resamplings)",
+            "biharmonic": "scikit-image biharmonic",
+        }
+        out += [
+            f"(b) Texture inpainting: {b['patches']} test {b['patch']} x {b['patch']} "
+            f"{b['texture']} patches, central {b['hole']} x {b['hole']} hidden, "
+            f"{b['samples_per_patch']} samples each, T = {b['T']}. Distances of the fill to "
+            "the truth (lower is better):",
+            "",
+            "| method | known pixels unchanged | hist W1 (grey levels) | hist TV "
+            "| spectrum (RMS log10 ratio) | RMSE | seconds |",
+            "|---" * 7 + "|",
+        ]
+        for key, label in names.items():
+            m = b["methods"][key]
+            out.append(
+                f"| {label} | {'yes' if m['known_pixels_unchanged'] else '**no**'} "
+                f"| {num(m['hist_wasserstein_grey_levels'], 1)} "
+                f"| {num(m['hist_total_variation'], 2)} "
+                f"| {num(m['spectrum_rms_log10_ratio'], 2)} | {num(m['rmse_to_truth'], 1)} "
+                f"| {m['seconds']:.0f} |"
+            )
+        big = b.get("large_figure")
+        if big:
+            out += [
+                "",
+                f"Larger crop ({big['side']} x {big['side']}, {big['hole']} x {big['hole']} "
+                f"hidden): spectrum distance {num(big['paper_spectrum_rms_log10_ratio'], 2)} "
+                f"(paper's method) against {num(big['biharmonic_spectrum_rms_log10_ratio'], 2)} "
+                "(biharmonic).",
+            ]
+        out += ["", _test_line(r), ""]
+    if (r := _part(doc, "c_strided")) is not None:
+        cs = r["numbers"]
+        out += [
+            "(c) Strided sampling on the digits model: K_S of the S-step chain (bits/pixel, "
+            f"test digits) and statistics of samples (data: mean {cs[0]['data_mean']:.2f}, std "
+            f"{cs[0]['data_std']:.2f} grey levels):",
+            "",
+            "| S | " + " | ".join(str(c["S"]) for c in cs) + " |",
+            "|---" * (len(cs) + 1) + "|",
+            "| K_S | " + " | ".join(num(c["K_bits_per_pixel"]) for c in cs) + " |",
+            "| ± stderr | " + " | ".join(num(c["K_stderr"]) for c in cs) + " |",
+            "| sample mean / std | "
+            + " | ".join(f"{c['sample_mean']:.2f} / {c['sample_std']:.2f}" for c in cs)
+            + " |",
+            "| ms per sample | "
+            + " | ".join(f"{1000 * c['seconds_per_sample']:.1f}" for c in cs)
+            + " |",
+            "",
+            _test_line(r),
+            "",
+        ]
+    return "\n".join([*out, provenance_line(doc)])
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "images": ("images.json", render_images),
     "table1": ("table1.json", render_table1),
     "table1_images": ("table1_images.json", render_table1_images),
     "posterior_photos": ("posterior_photos.json", render_posterior_photos),
+    "posterior": ("posterior.json", render_posterior),
 }
 
 
