@@ -77,27 +77,31 @@ def seed_runs(store, owner, n: int) -> list[str]:
     return ids
 
 
-def seed_long_run(store, owner, points: int) -> str:
+def long_curve(points: int, first: int = 1) -> list:
+    """MetricPoints of a loss curve over `points` logged steps from step `first`, with the
+    bound (K on holdout and train, K - L_null) every 1,000 steps."""
     from db.entities import MetricPoint
 
-    run, job = _create(store, owner, "swissroll", "long-curve", ["long"], points)
     now = time.time()
-    batch: list[MetricPoint] = []
-    for step in range(1, points + 1):
+    out = []
+    for step in range(first, first + points):
         loss = 3.0 * math.exp(-step / (points / 6)) - 1.0 + 0.05 * math.sin(step / 7.0)
-        batch.append(MetricPoint("loss_bits", step, loss, now))
+        out.append(MetricPoint("loss_bits", step, loss, now))
         if step % 1000 == 0:
             k = 1.0 - 2.0 * math.exp(-step / (points / 5))
-            batch += [
+            out += [
                 MetricPoint("k_holdout_bits", step, k, now),
                 MetricPoint("k_train_bits", step, k + 0.02, now),
                 MetricPoint("k_minus_lnull_bits", step, k + 4.0, now),
             ]
-        if len(batch) >= 5000:
-            store.append_metrics(run.id, batch)
-            batch = []
-    if batch:
-        store.append_metrics(run.id, batch)
+    return out
+
+
+def seed_long_run(store, owner, points: int) -> str:
+    run, job = _create(store, owner, "swissroll", "long-curve", ["long"], points)
+    curve = long_curve(points)
+    for i in range(0, len(curve), 5000):
+        store.append_metrics(run.id, curve[i : i + 5000])
     _finish(store, run, job, "DONE", k=1.0)
     return run.id
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -37,25 +36,13 @@ def seed(folder: Path, points: int) -> str:
     """The long finished run; returns its id."""
     from lab_seed import KINDS, seed_run
 
-    from db.entities import MetricPoint
+    from benchmarks.seed_team import long_curve
     from db.store import Store
 
     store = Store(f"sqlite:///{folder / 'difflab.db'}", artifact_root=folder / "artifacts")
     store.upgrade()
     run = seed_run(store, store.local_user(), KINDS[0], "DONE", folder, name="long curve")
-    now = time.time()
-    batch = []
-    for step in range(61, points + 61):
-        loss = 3.0 * math.exp(-step / (points / 6)) - 1.0 + 0.05 * math.sin(step / 7.0)
-        batch.append(MetricPoint("loss_bits", step, loss, now))
-        if step % 1000 == 0:
-            k = 1.0 - 2.0 * math.exp(-step / (points / 5))
-            batch += [
-                MetricPoint("k_holdout_bits", step, k, now),
-                MetricPoint("k_train_bits", step, k + 0.02, now),
-                MetricPoint("k_minus_lnull_bits", step, k + 4.0, now),
-            ]
-    store.append_metrics(run.id, batch)
+    store.append_metrics(run.id, long_curve(points, first=61))
     store.engine.dispose()
     return run.id
 
