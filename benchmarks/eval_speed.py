@@ -1,7 +1,6 @@
-"""How long a preset's evaluation takes on this machine's CPU: (example, t) pairs per second
-of `diffusion.evaluation.bound.evaluate_bound` for each preset's network and data shape, and the
-time of
-the preset's own evaluation (2 subsets x train.eval_examples x (T - 1) pairs, or x
+"""How long a preset's evaluation takes on this machine's CPU: (example, t) pairs per second of
+`diffusion.evaluation.bound.evaluate_bound` for each preset's network and data shape, and the time
+of the preset's own evaluation (2 subsets x train.eval_examples x (T - 1) pairs, or x
 train.eval_timesteps where the preset samples t).
 
 The network's cost does not depend on T or on the data's values, so each preset is timed at

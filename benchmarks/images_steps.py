@@ -1,10 +1,9 @@
 """Per-step time of each image network: one training step through the lab's trainer
 (diffusion.training.train._Trainer.train_step: data draw and dequantization, importance-sampled t,
-the
-bound in float64, backward, clipping, Adam, EMA) beside a bare PyTorch loop of the same network
+the bound in float64, backward, clipping, Adam, EMA) beside a bare PyTorch loop of the same network
 at the same batch (random x^t, the network, a squared-output loss, backward, Adam). The two are
-interleaved so that load on a shared machine hits both alike; ratio = bare / lab (1 = no
-overhead; the issue asks >= 0.95).
+interleaved so that load on a shared machine hits both alike; ratio = bare / lab (1 = no overhead;
+the issue asks >= 0.95).
 
     python benchmarks/images.py --step-times
 """

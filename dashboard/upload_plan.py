@@ -3,8 +3,7 @@ conversion, and the size it is run at (its own size, in tiles, or resized, and w
 
 Torch-free: the rule of which sizes a model takes comes from its config
 (`diffusion.images.sizes.config_size_rule`), the plan from `diffusion.images.sizes.plan_for`, the
-same
-function the worker's posterior runs (`diffusion.chains.posterior.size_plan`), so the page says
+same function the worker's posterior runs (`diffusion.chains.posterior.size_plan`), so the page says
 before the job what the job then does.
 """
 

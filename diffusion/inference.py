@@ -104,9 +104,8 @@ class Trained:
         generator: torch.Generator | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> BoundReport:
-        """K (k = 1) or the importance-sampled estimate on data-space x (default: the whole
-        holdout set). on_progress(t_done, examples_done): see
-        diffusion.evaluation.bound.evaluate_bound."""
+        """K (k = 1) or the importance-sampled estimate on data-space x (default: the whole holdout
+        set). on_progress(t_done, examples_done): see diffusion.evaluation.bound.evaluate_bound."""
         if x_data is None:
             x_data = self.bundle.holdout
         gen = generator or torch.Generator().manual_seed(self.config.train.seed + 2)

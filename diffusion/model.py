@@ -1,11 +1,10 @@
 """The diffusion model: network + temporal readout + schedule + forward process, as one module.
 
 `DiffusionModel(config, shape, data_kind)` is an nn.Module whose parameters are the network's
-and, for a learned schedule, the schedule coefficients. The math lives in
-diffusion.processes.gaussian /
-diffusion.processes.binomial (kernels, both a `diffusion.processes.base.Process`),
-diffusion.evaluation.bound (K) and
-diffusion.chains.chain (the reverse chain; diffusion.chains.reverse.model_reverse is this model's).
+and, for a learned schedule, the schedule coefficients. The math lives elsewhere: the kernels in
+diffusion.processes.gaussian and diffusion.processes.binomial (both a
+`diffusion.processes.base.Process`), K in diffusion.evaluation.bound, and the reverse chain in
+diffusion.chains.chain (diffusion.chains.reverse.model_reverse is this model's).
 """
 
 from __future__ import annotations

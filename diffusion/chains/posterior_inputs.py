@@ -1,5 +1,5 @@
-"""The inputs of the image posteriors (diffusion.chains.posterior), checked and mapped to model
-space.
+"""The inputs of the image posteriors (diffusion.chains.posterior): checked, then mapped to the
+model's space.
 
 Data-space images (H, W[, C]) in grey levels <-> model-space tensors (B, C, H, W) float64;
 the sample count, the kept steps and the model kind checked with a `PosteriorInputError`

@@ -1,11 +1,11 @@
 """Reverse processes for the chains (diffusion.chains.chain.Reverse): a trained model's, and ones
 given by closed-form kernels (oracles, tests).
 
-- `ModelReverse`: a `DiffusionModel`'s kernel p(x^{t-1} | x^t) = process.p_step(x^t, t,
-  readout(x^t, t), beta), any process and covariance, evaluated without gradients;
-  `model_reverse(model)` builds it, `gaussian_reverse(model)` too after checking that the
-  kernel is the paper's diagonal Gaussian one (what strided steps and the image posteriors
-  need).
+- `ModelReverse`: a `DiffusionModel`'s kernel p(x^{t-1} | x^t) =
+  process.p_step(x^t, t, readout(x^t, t), beta), any process and covariance, evaluated without
+  gradients; `model_reverse(model)` builds it, `gaussian_reverse(model)` too after checking
+  that the kernel is the paper's diagonal Gaussian one (what strided steps and the image
+  posteriors need).
 - `GaussianReverse(beta, mean_var)`: a diagonal Gaussian kernel from a function of (x, t).
 - `BinomialReverse(T, m, prob)`: a binomial kernel from its flip probabilities.
 """

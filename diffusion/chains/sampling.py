@@ -1,8 +1,7 @@
 """Ancestral sampling from a trained model (Sohl-Dickstein et al. 2015, section 2.2).
 
-x^T ~ pi, then x^{t-1} ~ p(x^{t-1} | x^t) for t = T..2, then the fixed first step (App. B.2),
-by the one chain of diffusion.chains.chain; with S = `steps` < T kept steps the same loop runs on
-the
+x^T ~ pi, then x^{t-1} ~ p(x^{t-1} | x^t) for t = T..2, then the fixed first step (App. B.2), by the
+one chain of diffusion.chains.chain; with S = `steps` < T kept steps the same loop runs on the
 respaced process (strided sampling, diffusion.chains.strided; diagonal Gaussian kernels).
 """
 

@@ -18,8 +18,8 @@ place between the strided bounds. With s = t - 1 this is exactly the one-step ke
 S = T gives the full chain; for data drawn from pi with the exact kernel, every strided
 step is exact too. The step 1 -> 0 is always the fixed first step (App. B.2).
 
-Tensors: x (B, *shape) float64 in model space; alpha_bar (T + 1,) float64 with abar_0 = 1.
-The chain that runs these steps is diffusion.chains.chain (`Reverse.respaced`); the S-step bound is
+Tensors: x (B, *shape) float64 in model space; alpha_bar (T + 1,) float64 with abar_0 = 1. The chain
+that runs these steps is diffusion.chains.chain (`Reverse.respaced`); the S-step bound is
 diffusion.evaluation.bound.strided_bound.
 """
 

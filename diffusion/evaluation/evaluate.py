@@ -48,8 +48,8 @@ def bound_report(
 ) -> BoundReport:
     """Evaluate K over every t (k = 1) or the importance-sampled estimate (k > 1) on x_model.
 
-    on_progress(t_done, examples_done): see `diffusion.evaluation.bound.evaluate_bound` (k = 1
-    only)."""
+    on_progress(t_done, examples_done), k = 1 only: see
+    `diffusion.evaluation.bound.evaluate_bound`."""
     div = bundle.unit_divisor
     terms = None
     if k == 1:

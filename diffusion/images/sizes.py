@@ -1,7 +1,6 @@
-"""Which image sizes a network takes, and what happens to an image of a given size: the
-torch-free half of `diffusion.images.tiling` (the dashboard says what will happen to an upload
-before
-any job starts, without importing torch).
+"""Which image sizes a network takes, and what happens to an image of a given size: the torch-free
+half of `diffusion.images.tiling` (the dashboard says what will happen to an upload before any job
+starts, without importing torch).
 
 A network says which sizes it takes with optional attributes (see `diffusion.images.tiling`);
 `config_size_rule` reads the same rule from a run's config, for the network kinds whose rule

@@ -17,9 +17,8 @@ Outputs near zero mean "the forward kernel" (the reverse kernels are perturbatio
 initialise the readout layer small.
 
 Helpers for the readout step: `diffusion.processes.readout.apply_readout(y, g)` contracts
-coefficients
-(B, ..., J) with g; `diffusion.processes.readout.ReadoutLinear(h, out, J)` is a dense layer with a
-separate weight per basis function, fast for J = T (it gathers only the active ones).
+coefficients (B, ..., J) with g; `diffusion.processes.readout.ReadoutLinear(h, out, J)` is a dense
+layer with a separate weight per basis function, fast for J = T (it gathers only the active ones).
 """
 
 from __future__ import annotations

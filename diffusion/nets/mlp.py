@@ -4,11 +4,10 @@
   temporal readout (a readout per step by default).
 - "mlp": a general MLP on flattened vectors, `hidden` widths, `activation`, then the readout
   (options `t_input`, `film` and `x_skip`, below).
-- "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and the temporal
-  readout (`hidden` and `activation` are ignored; options `width` sets the three hidden
-  widths, `t_input` also feeds g(t) to the first layer, `film` below). The paper's bare
-  sigmoid output is replaced by the perturbation form of diffusion.processes.binomial (model.md
-  section 7).
+- "heartbeat": the paper's binary-heartbeat net: sigmoid MLP 20-50-50-50 and the temporal readout
+  (`hidden` and `activation` are ignored; options `width` sets the three hidden widths, `t_input`
+  also feeds g(t) to the first layer, `film` below). The paper's bare sigmoid output is replaced by
+  the perturbation form of diffusion.processes.binomial (model.md section 7).
 Option `film` (time modulation, FiLM: Perez et al. 2018; the scale/shift time embedding of
 modern diffusion nets): every hidden pre-activation becomes a(t) * (W h + c) + b(t) with
 a(t) = 1 + g(t) A and b(t) = g(t) B read out from the temporal basis (A, B: (J, width), zero

@@ -1,2 +1,2 @@
-"""The diffusion processes: the Process interface, Gaussian and binomial diffusion, forward
-schedules, the temporal readout."""
+"""The diffusion processes: the Process interface, Gaussian and binomial diffusion, the forward
+schedules and the temporal readout."""

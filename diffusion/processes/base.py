@@ -1,13 +1,11 @@
 """The diffusion-process interface and the distribution of one reverse step.
 
 `Process` is the contract that every diffusion process obeys (Gaussian:
-diffusion.processes.gaussian,
-binomial: diffusion.processes.binomial; Sohl-Dickstein et al. 2015, section 2 and App. B): the
-forward
-kernel q(x^t | x^{t-1}), its marginal q(x^t | x^0) and posterior q(x^{t-1} | x^t, x^0), the
-prior pi, the reverse kernel p(x^{t-1} | x^t) in the paper's parameterization (read out as z),
-the per-step KL and the exact edge terms of the bound (Eq. 14). tests/diffusion/
-test_process_contract.py runs every process through the same checks.
+diffusion.processes.gaussian, binomial: diffusion.processes.binomial; Sohl-Dickstein et al. 2015,
+section 2 and App. B): the forward kernel q(x^t | x^{t-1}), its marginal q(x^t | x^0) and posterior
+q(x^{t-1} | x^t, x^0), the prior pi, the reverse kernel p(x^{t-1} | x^t) in the paper's
+parameterization (read out as z), the per-step KL and the exact edge terms of the bound (Eq. 14).
+tests/diffusion/test_process_contract.py runs every process through the same checks.
 
 A reverse step's distribution is a small object with `sample(generator)`: `Normal` (diagonal
 Gaussian), `CorrelatedNormal` (full-covariance Gaussian) or `Bernoulli`. The reverse chains

@@ -1,13 +1,12 @@
 """Training: maximize K by stochastic gradient ascent (Sohl-Dickstein et al. 2015, section 2.3).
 
-`train(config, out_dir, on_event=..., should_stop=...)` runs one run end to end: builds the data
-and the model from the config and its seed, optimizes the training estimate of K (one random t
-per example), keeps an EMA of the weights, reports events (diffusion.training.events) and
-checkpoints to
-`out_dir/checkpoint.pt`. If a checkpoint exists the run resumes exactly (weights, optimizer,
-EMA, schedule coefficients, RNG state, step): a run stopped and resumed ends with the same
-weights as one that never stopped. Evaluation and galleries use their own fixed-seed generators
-and the EMA weights, so they never disturb the training stream.
+`train(config, out_dir, on_event=..., should_stop=...)` runs one run end to end: builds the data and
+the model from the config and its seed, optimizes the training estimate of K (one random t per
+example), keeps an EMA of the weights, reports events (diffusion.training.events) and checkpoints to
+`out_dir/checkpoint.pt`. If a checkpoint exists the run resumes exactly (weights, optimizer, EMA,
+schedule coefficients, RNG state, step): a run stopped and resumed ends with the same weights as one
+that never stopped. Evaluation and galleries use their own fixed-seed generators and the EMA
+weights, so they never disturb the training stream.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """The one reverse chain (diffusion/chains/chain.py) and every `Reverse` it runs on, through one
-suite:
-closed-form kernels, trained-model kernels (Gaussian diagonal and full, binomial) and their
+suite: closed-form kernels, trained-model kernels (Gaussian diagonal and full, binomial) and their
 respaced (strided) versions."""
 
 from __future__ import annotations
