@@ -11,6 +11,8 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
+from kombu import pools
+
 from db.access import SYSTEM, Viewer
 from db.entities import JOB_KINDS, Job, Run, User
 from db.errors import InvalidInput
@@ -23,20 +25,31 @@ from worker.app import JOB_TASK, TRAIN_TASK, app, redis_url
 POSTERIOR_KINDS = ("sample", "denoise", "inpaint", "evaluate")
 
 
+# One failed publish is retried once at once on a fresh connection (a pooled connection that
+# Redis closed since); then the broker counts as unreachable.
+_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
 def send(store: Store, job: Job, *, url: str | None = None) -> None:
-    """Send a job's message (task id = the job's celery_id, queue = the job's queue)."""
+    """Send a job's message (task id = the job's celery_id, queue = the job's queue).
+
+    Messages go through a pool of broker connections kept per URL (kombu's producer pool),
+    so a submission costs no connection set-up once the first one is made."""
     url = url or redis_url()
     task = TRAIN_TASK if job.kind == "train" else JOB_TASK
     try:
-        with app.connection_for_write(url) as conn:
-            conn.ensure_connection(max_retries=1, timeout=5)
+        with pools.producers[app.connection_for_write(url)].acquire(
+            block=True, timeout=5
+        ) as producer:
             app.send_task(
                 task,
                 args=[job.id],
                 task_id=job.celery_id,
                 queue=job.queue,
                 routing_key=job.queue,
-                connection=conn,
+                producer=producer,
+                retry=True,
+                retry_policy=_RETRY,
             )
     except broker.BrokerUnavailable:
         raise

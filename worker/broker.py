@@ -7,6 +7,7 @@ to tell a lost message from one that is waiting.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 
@@ -31,11 +32,17 @@ def client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
 
 
+@functools.lru_cache(maxsize=16)
+def shared_client(url: str) -> redis.Redis:
+    """One client per URL for this process, its connections pooled (redis-py's pool is
+    thread-safe and starts afresh in a forked child), for the checks made on every submit."""
+    return client(url)
+
+
 def check(url: str) -> None:
     """Raise BrokerUnavailable (one line, URL named) unless Redis answers at `url`."""
     try:
-        with client(url) as r:
-            r.ping()
+        shared_client(url).ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         raise BrokerUnavailable(
             url, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
