@@ -41,9 +41,15 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
         icon=":material/settings:",
         key="dl_config",
     )
-    for col, kind, label in (
-        (c[1], "gallery_png", "Samples (PNG)"),
-        (c[2], "checkpoint", "Checkpoint"),
+    _artifact_downloads(store, viewer, run, c[1:])
+    _export_downloads(store, viewer, run)
+    st.caption(f"The same metrics from a shell: `difflab export {run.id} --format csv`")
+
+
+def _artifact_downloads(store: Store, viewer: Viewer, run: Run, cols: list) -> None:
+    """The latest sample grid and checkpoint, each a download (disabled until written)."""
+    for col, kind, label in zip(
+        cols, ("gallery_png", "checkpoint"), ("Samples (PNG)", "Checkpoint"), strict=True
     ):
         art = store.latest_artifact(run.id, kind, viewer=viewer)
         if art is None:
@@ -58,6 +64,10 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
             icon=":material/download:",
             key=f"dl_{kind}",
         )
+
+
+def _export_downloads(store: Store, viewer: Viewer, run: Run) -> None:
+    """Metrics (CSV, JSON) and the HTML report, each made when its button is clicked."""
     exports = (  # label, bytes made on click, file suffix, media type, icon, widget key
         (
             "Metrics (CSV)",
@@ -93,7 +103,6 @@ def files_panel(store: Store, viewer: Viewer, run: Run) -> None:
             icon=f":material/{icon}:",
             key=key,
         )
-    st.caption(f"The same metrics from a shell: `difflab export {run.id} --format csv`")
 
 
 def report_html(store: Store, viewer: Viewer, run: Run) -> str:

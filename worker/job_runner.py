@@ -317,7 +317,27 @@ def _evaluate(
     except EvaluationCancelled:
         return EVAL_CANCELLED
     est = report.k
-    payload = {
+    payload = _evaluation_payload(report, trained, k, split, how)
+    _put(
+        store,
+        job,
+        lease,
+        "evaluation",
+        json.dumps(payload).encode(),
+        "evaluation.json",
+        "application/json",
+    )
+    return (
+        f"K = {fmt_se(est.bits, est.stderr_bits)} {est.unit} on {report.n_examples} "
+        f"{split} examples (k={k})"
+    )
+
+
+def _evaluation_payload(report: Any, trained: Any, k: int, split: str, how: str) -> dict[str, Any]:
+    """The `evaluation` artifact's JSON: the bound with its standard error, in the unit and per
+    dimension, and which checkpoint and split it was computed on."""
+    est = report.k
+    return {
         "k": k,
         "bits": float(est.bits),
         "stderr_bits": float(est.stderr_bits),
@@ -334,16 +354,3 @@ def _evaluate(
         "split": split,
         "split_how": how,
     }
-    _put(
-        store,
-        job,
-        lease,
-        "evaluation",
-        json.dumps(payload).encode(),
-        "evaluation.json",
-        "application/json",
-    )
-    return (
-        f"K = {fmt_se(est.bits, est.stderr_bits)} {est.unit} on {report.n_examples} "
-        f"{split} examples (k={k})"
-    )
