@@ -226,6 +226,9 @@ class RunsMixin(RunListsMixin):
             train = dict(config.get("train") or {})
             steps = int(train.get("steps") or row.total_steps or 0)
             start = max(int(ckpt.step or 0), min(row.step, steps))
+            # the lr schedule keeps its length (diffusion.config.TrainConfig.lr_steps): the lr
+            # goes on from where the run stopped instead of restarting over the new total
+            train["lr_steps"] = int(train.get("lr_steps") or steps)
             train["steps"] = start + extra_steps
             config["train"] = train
             row.config = config

@@ -248,10 +248,14 @@ class NetworkConfig(OptionsMixin):
 class TrainConfig:
     """Optimisation, evaluation, galleries and checkpoints.
 
-    lr decays to lr_final by `lr_schedule` ("constant" ignores lr_final). The learned beta
-    coefficients stay frozen for the first `schedule_warmup` fraction of the steps, while the
-    network learns. ema = 0 disables the weight average; grad_clip = 0 disables clipping.
-    eval_every / gallery_every = 0 evaluate only at the end.
+    lr decays to lr_final by `lr_schedule` ("constant" ignores lr_final) over `lr_steps`
+    steps (0: over all `steps`). The learned beta coefficients stay frozen for the first
+    `schedule_warmup` fraction of those steps, while the network learns. A continued run
+    ("Continue training" on the run page) keeps its schedule's length in `lr_steps` while
+    `steps` grows: the lr goes on from where the run stopped, along the original curve, and
+    past its end stays at lr_final, so it never jumps at the join. ema = 0 disables the weight
+    average; grad_clip = 0 disables clipping. eval_every / gallery_every = 0 evaluate only at
+    the end.
     """
 
     steps: Int = Field(2_000, ge=1, le=_BIG, description="Optimizer steps")
@@ -260,6 +264,13 @@ class TrainConfig:
     lr: Float = Field(1e-3, gt=0.0, le=10.0, description="Learning rate")
     lr_final: Float = Field(1e-4, gt=0.0, le=10.0, description="Learning rate at the end")
     lr_schedule: Literal[LR_SCHEDULES] = Field("cosine", description="How lr decays to lr_final")  # type: ignore[valid-type]
+    lr_steps: Int = Field(
+        0,
+        ge=0,
+        le=_BIG,
+        description="Steps the lr schedule and schedule_warmup span (0 = steps); a continued "
+        "run keeps its original length here and trains at lr_final past it",
+    )
     schedule_lr: Float = Field(
         0.0, ge=0.0, le=10.0, description="Learning rate of a learned schedule (0 = lr)"
     )

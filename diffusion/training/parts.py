@@ -24,13 +24,22 @@ def build_model(config: RunConfig, bundle: DataBundle, device: torch.device) -> 
     return model.to(device)
 
 
-def lr_at(config: RunConfig, step: int, frac: float | None = None) -> float:
-    """Learning rate at `step`: constant, cosine or exponential decay from lr to lr_final.
-
-    `frac` (the fraction of a wall-clock budget spent) replaces step / steps when given, so
-    the schedule fits a time budget instead of being cut off by it."""
+def schedule_steps(config: RunConfig) -> int:
+    """The steps the lr schedule (and schedule_warmup) span: train.lr_steps, else train.steps.
+    A continued run keeps its original length here while train.steps grows."""
     tc = config.train
-    frac = min(1.0, step / max(1, tc.steps) if frac is None else frac)
+    return max(1, tc.lr_steps or tc.steps)
+
+
+def lr_at(config: RunConfig, step: int, frac: float | None = None) -> float:
+    """Learning rate at `step`: constant, cosine or exponential decay from lr to lr_final over
+    `schedule_steps(config)` steps, and lr_final after them (a continued run: the lr goes on
+    from its last value, no jump at the join).
+
+    `frac` (the fraction of a wall-clock budget spent) replaces step / schedule steps when
+    given, so the schedule fits a time budget instead of being cut off by it."""
+    tc = config.train
+    frac = min(1.0, step / schedule_steps(config) if frac is None else frac)
     if tc.lr_schedule == "cosine":
         return tc.lr_final + (tc.lr - tc.lr_final) * 0.5 * (1 + math.cos(math.pi * frac))
     if tc.lr_schedule == "exponential":

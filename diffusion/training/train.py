@@ -49,6 +49,7 @@ from diffusion.training.parts import (  # noqa: F401 (re-exported)
     gallery_event,
     lr_at,
     make_optimizer,
+    schedule_steps,
 )
 
 RUN_RECORD = "run.json"
@@ -120,7 +121,9 @@ class _Trainer:
         tc = self.config.train
         frac = self.budget_frac()
         lr_scale = lr_at(self.config, self.step, frac) / tc.lr
-        frozen = (self.step / tc.steps if frac is None else frac) < tc.schedule_warmup
+        frozen = (self.step / schedule_steps(self.config) if frac is None else frac) < (
+            tc.schedule_warmup
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0 if frozen and group.get("schedule") else group["base_lr"] * lr_scale
         x = self.bundle.draw_train(tc.batch_size, self.gen)
@@ -271,12 +274,20 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
     except (ConfigError, OSError) as exc:
         raise ConfigError("config", f"{path} is corrupt or unreadable ({exc})") from None
     new = config.to_dict()
-    old["train"].pop("steps"), new["train"].pop("steps")
+    old_steps = old["train"].pop("steps")
+    new["train"].pop("steps")
+    old_lr_steps, new_lr_steps = old["train"].pop("lr_steps"), new["train"].pop("lr_steps")
     if old != new:
         raise ConfigError(
             "config",
             f"{out_dir} holds a different run; use another --out "
             "(only train.steps may change when resuming)",
+        )
+    if new_lr_steps not in (old_lr_steps, old_lr_steps or old_steps):
+        raise ConfigError(
+            "train.lr_steps",
+            f"a continued run keeps its lr schedule's length ({old_lr_steps or old_steps} "
+            f"steps), not {new_lr_steps}",
         )
 
 

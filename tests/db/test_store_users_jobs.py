@@ -243,3 +243,30 @@ def test_extend_run_only_done_or_cancelled_with_a_checkpoint_by_its_owner(store:
     )
     assert new_job.kind == "train" and new_job.state == "QUEUED" and new_job.id != job.id
     assert store.train_job(run.id).id == new_job.id
+
+
+def test_a_continued_run_keeps_its_lr_schedule_length(store: Store) -> None:
+    """extend_run grows train.steps but records the schedule's length (train.lr_steps), once:
+    a second continuation keeps the first length. The lr at the join is then the lr the run
+    stopped at (diffusion.training.parts.lr_at), not the schedule restarted over the total."""
+    from diffusion.config import RunConfig
+    from diffusion.presets import PRESETS
+    from diffusion.training.parts import lr_at
+
+    owner = store.local_user()
+    config = PRESETS["swissroll-smoke"].with_overrides(["train.steps=60"])
+    run, job = store.create_run(config.to_dict(), owner_id=owner.id, total_steps=60)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
+    store.put_artifact(run.id, "checkpoint", b"w", key="checkpoint.pt", media_type="x/y", step=60)
+    store.finish_job(Lease(job.id, claim.job.lease_owner), DONE)
+    extended, job = store.extend_run(run.id, 40, viewer=owner)
+    more = RunConfig.from_dict(extended.config)
+    assert (more.train.steps, more.train.lr_steps) == (100, 60)
+    last = lr_at(config, 60)
+    assert last == pytest.approx(config.train.lr_final) and last < config.train.lr
+    assert lr_at(more, 60) == pytest.approx(last) and lr_at(more, 61) == pytest.approx(last)
+    assert lr_at(config.with_overrides(["train.steps=100"]), 61) > 1.5 * last  # the old jump
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
+    store.finish_job(Lease(job.id, claim.job.lease_owner), DONE)
+    again, _ = store.extend_run(run.id, 10, viewer=owner)
+    assert (again.config["train"]["steps"], again.config["train"]["lr_steps"]) == (110, 60)

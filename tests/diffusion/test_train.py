@@ -130,3 +130,36 @@ def test_learned_schedule_stays_frozen_during_its_warmup(tmp_path):
     train(cfg, tmp_path / "run")
     end = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert end["step"] == 24 and (end["model"]["schedule.c"][1:] != 0).all()  # c_1: t = 1
+
+
+def test_continued_run_goes_on_at_the_lr_it_stopped_at(tmp_path):
+    """A finished run continued for more steps (train.steps grows, train.lr_steps keeps the
+    schedule's length, as db.Store.extend_run writes it) trains on at lr_final: the lr after
+    the join equals the lr before it, where a schedule recomputed over the new total would
+    jump back up."""
+    from diffusion.training.parts import lr_at
+
+    first = SMOKE.with_overrides(["train.log_every=1", "train.lr_schedule=cosine"])
+    assert first.train.lr > first.train.lr_final
+    before = []
+    train(first, tmp_path / "run", on_event=before.append)
+    more = first.with_overrides(["train.steps=48", "train.lr_steps=24"])
+    after = []
+    result = train(more, tmp_path / "run", on_event=after.append)
+    assert result.status == "done" and result.step == 48
+    old = [e for e in before if isinstance(e, StepEvent)]
+    new = [e for e in after if isinstance(e, StepEvent)]
+    assert old[-1].step == 24 and new[0].step == 25
+    assert old[-1].lr == pytest.approx(first.train.lr_final)
+    assert new[0].lr == pytest.approx(old[-1].lr) and new[-1].lr == pytest.approx(old[-1].lr)
+    stretched = lr_at(first.with_overrides(["train.steps=48"]), 25)  # the old behaviour
+    assert stretched > 1.5 * old[-1].lr
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    lrs = [g["lr"] for g in ckpt["optimizer"]["param_groups"] if not g.get("schedule")]
+    assert lrs and lrs == pytest.approx([first.train.lr_final] * len(lrs))  # what it used
+
+
+def test_a_resumed_run_cannot_change_its_lr_schedule_length(tmp_path):
+    train(SMOKE, tmp_path / "run")
+    with pytest.raises(ConfigError, match="lr_steps"):
+        train(SMOKE.with_overrides(["train.steps=40", "train.lr_steps=30"]), tmp_path / "run")
