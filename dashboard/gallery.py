@@ -7,7 +7,6 @@ arrays (.npy), which are drawn here as small PNG scatter or line pictures.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +19,7 @@ from db.entities import Artifact, Run, User
 from db.errors import NotFound
 from db.media import make_thumbnail
 from db.store import Store
+from db.store_run_lists import RunFilter
 from diffusion.images import imageio
 from diffusion.images.imageio import png_bytes
 
@@ -58,24 +58,28 @@ def sequences_picture(seqs: np.ndarray, size: int = 256, rows: int = 6) -> bytes
     return png_bytes(np.asarray(img))
 
 
+GALLERY_KINDS = ("gallery_png", "gallery")
+
+
 def gallery_page(
-    store: Store, viewer: User, runs: Sequence[Run], page: int, page_size: int = PAGE_SIZE
+    store: Store, viewer: User, where: RunFilter, page: int, page_size: int = PAGE_SIZE
 ) -> tuple[list[GalleryItem], bool]:
-    """One page of gallery items for these runs, newest first, and whether there is more."""
-    by_id = {r.id: r for r in runs}
-    if not by_id:
-        return [], False
+    """One page of gallery items of the runs `where` picks, newest first, and whether there
+    is more (the database filters the runs; only the runs of this page are read)."""
     want = (page + 1) * page_size + 1
     arts = []
-    for kind in ("gallery_png", "gallery"):
-        arts += store.gallery(viewer=viewer, kind=kind, run_ids=list(by_id), limit=want)
+    for kind in GALLERY_KINDS:
+        arts += store.gallery(viewer=viewer, kind=kind, where=where, limit=want)
     # a run with PNG grids also stores arrays; show the picture, not both
     with_png = {a.run_id for a in arts if a.kind == "gallery_png"}
     arts = [a for a in arts if a.kind == "gallery_png" or a.run_id not in with_png]
     arts.sort(key=lambda a: (a.created_at, a.id), reverse=True)
     start = page * page_size
     chunk = arts[start : start + page_size]
-    return [GalleryItem(a, by_id[a.run_id]) for a in chunk], len(arts) > start + page_size
+    ids = sorted({a.run_id for a in chunk})
+    runs = {r.id: r for r in store.list_runs(viewer=viewer, ids=ids, limit=len(ids) or 1)}
+    items = [GalleryItem(a, runs[a.run_id]) for a in chunk if a.run_id in runs]
+    return items, len(arts) > start + page_size
 
 
 def picture(store: Store, viewer: User, item: GalleryItem, *, thumbnail: bool) -> bytes | None:

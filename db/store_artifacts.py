@@ -20,6 +20,7 @@ from db.errors import InvalidInput, NotFound
 from db.models import ArtifactRow, RunRow, UploadRow
 from db.session import StoreBase, added, utcnow
 from db.store_jobs import Lease, check_lease
+from db.store_run_lists import RunFilter
 from db.store_runs import referenced
 
 THUMB_SIZE = 256
@@ -152,13 +153,17 @@ class ArtifactsMixin(StoreBase):
         run_ids: Sequence[str] | None = None,
         limit: int = 48,
         offset: int = 0,
+        where: RunFilter | None = None,
     ) -> list[Artifact]:
-        """Artifacts of one kind across the runs `viewer` may see, newest first (paginated)."""
+        """Artifacts of one kind across the runs `viewer` may see (narrowed by `where`, a
+        filter on the runs), newest first (paginated)."""
         q = (
             select(ArtifactRow)
             .join(RunRow, RunRow.id == ArtifactRow.run_id)
             .where(visible_clause(viewer), ArtifactRow.kind == kind)
         )
+        if where is not None:
+            q = q.where(*where.clauses())
         if run_ids is not None:
             q = q.where(ArtifactRow.run_id.in_(list(run_ids)))
         q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id.desc())

@@ -119,6 +119,12 @@ class JobsMixin(ReconcileMixin):
             rows = s.execute(select(JobRow.state, func.count()).group_by(JobRow.state))
             return {state: int(n) for state, n in rows}
 
+    def queued_per_queue(self) -> dict[str, int]:
+        """Number of QUEUED jobs per queue (`gpu`, `cpu`), counted by the database."""
+        q = select(JobRow.queue, func.count()).where(JobRow.state == QUEUED).group_by(JobRow.queue)
+        with self._scope() as s:
+            return {queue: int(n) for queue, n in s.execute(q)}
+
     def request_job_cancel(self, job_id: str, *, viewer: Viewer) -> Job:
         now = utcnow()
         with self._scope(write=True) as s:

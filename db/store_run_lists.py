@@ -21,7 +21,7 @@ from db import convert
 from db.access import Viewer, visible_clause
 from db.entities import ACTIVE_STATES, QUEUED, STATES, Run
 from db.errors import InvalidInput
-from db.models import RunRow, RunTagRow, UserRow
+from db.models import ArtifactRow, RunRow, RunTagRow, UserRow
 from db.session import StoreBase
 
 NO_DATASET = "?"  # the data set of a run whose config names none
@@ -46,6 +46,7 @@ class RunFilter:
     datasets: Sequence[str] = ()
     owner_id: int | None = None
     ids: Sequence[str] | None = None
+    with_kinds: Sequence[str] = ()  # only runs holding an artifact of one of these kinds
 
     def clauses(self) -> list[ColumnElement[bool]]:
         for state in self.states:
@@ -58,6 +59,9 @@ class RunFilter:
             out.append(RunRow.owner_id == self.owner_id)
         if self.ids is not None:
             out.append(RunRow.id.in_(list(self.ids)))
+        if self.with_kinds:
+            holding = select(ArtifactRow.run_id).where(ArtifactRow.kind.in_(list(self.with_kinds)))
+            out.append(RunRow.id.in_(holding))
         if self.tags:
             tagged = select(RunTagRow.run_id).where(RunTagRow.tag.in_(list(self.tags)))
             out.append(RunRow.id.in_(tagged))

@@ -5,26 +5,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.gallery import PAGE_SIZE, GalleryItem, gallery_page, picture
+from dashboard.gallery import GALLERY_KINDS, PAGE_SIZE, GalleryItem, gallery_page, picture
 from dashboard.services import get_store, require_user
 from dashboard.widgets import enlarge, run_label
+from db.store_run_lists import RunFilter
 
 user = require_user()
 store = get_store()
 
 st.title("Gallery")
-runs = store.list_runs(viewer=user, limit=1000)
-datasets = sorted({(r.config.get("data") or {}).get("name", "?") for r in runs})
 left, right = st.columns(2)
-chosen_data = left.multiselect("Data set", datasets, key="gallery_data")
-runs = [
-    r for r in runs if not chosen_data or (r.config.get("data") or {}).get("name") in chosen_data
-]
+chosen_data = left.multiselect(
+    "Data set", store.run_facets(viewer=user).datasets, key="gallery_data"
+)
+with_samples = RunFilter(datasets=chosen_data, with_kinds=GALLERY_KINDS)
+runs = store.list_runs(viewer=user, where=with_samples, limit=1000)  # the runs with samples
 chosen_runs = right.multiselect("Run", runs, format_func=run_label, key="gallery_runs")
 if chosen_runs:
-    runs = chosen_runs
+    with_samples = RunFilter(ids=[r.id for r in chosen_runs])
 page = st.session_state.setdefault("gallery_page", 0)
-items, more = gallery_page(store, user, runs, page)
+items, more = gallery_page(store, user, with_samples, page)
 
 
 @st.dialog("Sample", width="large")

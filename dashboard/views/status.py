@@ -3,15 +3,12 @@ lengths per queue; jobs by state; recent failures. Every number comes from the s
 
 from __future__ import annotations
 
-import contextlib
-
 import streamlit as st
 
 from dashboard.safe_text import md_text
 from dashboard.services import get_store, require_user
 from dashboard.status import queue_lengths, worker_rows
 from db.access import SYSTEM
-from db.errors import NotFound
 from db.session import utcnow
 
 user = require_user()
@@ -24,17 +21,18 @@ def status() -> None:
     workers = store.workers(online_within_s=60.0)
     queues, queue_error = queue_lengths()
     running = store.list_jobs(viewer=SYSTEM, states=["RUNNING"], limit=500)
-    waiting = store.list_jobs(viewer=SYSTEM, states=["QUEUED"], limit=5000)
+    waiting = store.queued_per_queue()
     counts = store.job_counts()
-    runs = {}
-    for job in running:
-        with contextlib.suppress(NotFound):  # a run deleted meanwhile: shown without its step
-            runs[job.run_id] = store.get_run(job.run_id, viewer=SYSTEM)
+    names = {w.name for w in workers}
+    held = [j.run_id for j in running if (j.lease_owner or "").split("#", 1)[0] in names]
+    # the runs of the jobs the workers hold, in one read (a run deleted meanwhile is absent:
+    # its job is shown without its step)
+    runs = {r.id: r for r in store.list_runs(viewer=SYSTEM, ids=held, limit=len(held) or 1)}
     m = st.columns(4)
     m[0].metric("Workers online", len(workers))
     m[1].metric("Jobs running", len(running))
     for col, name in ((m[2], "gpu"), (m[3], "cpu")):
-        queued = sum(1 for j in waiting if j.queue == name)
+        queued = waiting.get(name, 0)
         broker = "-" if queues is None else queues.get(name, 0)
         col.metric(
             f"Queued for {name}",

@@ -111,3 +111,35 @@ def test_status_agrees_with_itself_device_job_step_and_heartbeat(store, queue):
     assert row["GPU memory used / total"] == "2.0 / 140.0 GiB"
     assert row["current job"] == f"train {job.id} (run {run.id}), step 300 of 3,000"
     assert row["last heartbeat"].endswith("s ago")
+
+
+def test_status_reads_runs_once_not_per_running_job(store, queue, monkeypatch):
+    """Many running jobs (a team's, held by workers gone quiet) and a few queued: the page
+    counts them in the database and reads only the runs of the online workers' jobs, in one
+    query (the old page read every running job's run, one query each)."""
+    from db.store import Store
+
+    user = store.local_user()
+    for i in range(6):
+        run, job = store.create_run({"name": f"r{i}"}, owner_id=user.id, device_request="cpu")
+        store.claim_job(job.id, job.celery_id, worker="gone", host="h", device="cpu", lease_s=600)
+    for _ in range(3):
+        store.create_run({"name": "waiting"}, owner_id=user.id, device_request="cpu")
+    store.worker_heartbeat("w1", host="h", device="cpu", queues=["cpu"], pid=1, started=True)
+    reads: list[str] = []
+    for name in ("get_run", "list_runs"):
+        real = getattr(Store, name)
+        monkeypatch.setattr(
+            Store,
+            name,
+            lambda self, *a, _real=real, _name=name, **kw: (
+                reads.append(_name),
+                _real(self, *a, **kw),
+            )[1],
+        )
+    at = app_test("status")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Jobs running"] == "6" and metrics["Queued for cpu"] == "3"
+    assert "get_run" not in reads and reads.count("list_runs") <= 2  # one per render
+    assert "6 running job(s) held by a worker that has not reported" in texts(at)

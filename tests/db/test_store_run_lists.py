@@ -113,3 +113,24 @@ def test_a_page_costs_the_same_queries_whatever_its_size(store: Store) -> None:
     for i in range(40):
         store.create_run(config("swissroll"), owner_id=owner.id, name=f"r{i}", tags=["b", "a"])
     assert selects(40) == selects(2) == 5  # runs, their tags; counts, data sets, tags
+
+
+def test_gallery_and_queue_counts_filtered_in_sql(team) -> None:
+    """The gallery narrowed by a run filter (data set, runs with samples) still shows a
+    member only what they may see; queued jobs are counted per queue."""
+    store, alice, bob, admin, secret, shared, bobs = team
+    for run in (secret, shared):
+        store.put_artifact(
+            run.id, "gallery", b"x" * 10, key=f"g-{run.id}.npy", media_type="x/y", step=1
+        )
+    samples = RunFilter(with_kinds=["gallery"])
+    assert ids(store.list_runs(viewer=bob, where=samples)) == {shared.id}
+    assert ids(store.list_runs(viewer=alice, where=samples)) == {secret.id, shared.id}
+    got = store.gallery(viewer=bob, kind="gallery", where=RunFilter(datasets=["secretdata"]))
+    assert got == []
+    got = store.gallery(viewer=alice, kind="gallery", where=RunFilter(datasets=["secretdata"]))
+    assert [a.run_id for a in got] == [secret.id]
+    assert [a.run_id for a in store.gallery(viewer=bob, kind="gallery")] == [shared.id]
+    assert store.queued_per_queue() == {"gpu": 3}
+    store.request_cancel(bobs.id, viewer=bob)
+    assert store.queued_per_queue() == {"gpu": 2}
