@@ -270,3 +270,23 @@ def test_a_continued_run_keeps_its_lr_schedule_length(store: Store) -> None:
     store.finish_job(Lease(job.id, claim.job.lease_owner), DONE)
     again, _ = store.extend_run(run.id, 10, viewer=owner)
     assert (again.config["train"]["steps"], again.config["train"]["lr_steps"]) == (110, 60)
+
+
+def test_jobs_and_artifacts_are_seen_only_with_their_run(store: Store) -> None:
+    alice = store.create_user("alice", "alice password")
+    bob = store.create_user("bob", "bob password")
+    run, job = store.create_run({"name": "p"}, owner_id=alice.id)
+    art = store.put_artifact(run.id, "report", b"{}", key="r.json", media_type="application/json")
+    assert store.get_job(job.id, viewer=alice) == store.get_job(job.id, viewer=SYSTEM) == job
+    assert store.get_artifact(art.id, viewer=alice) == art
+    assert store.get_artifact(art.id, viewer=alice).created_at.tzinfo is not None
+    with pytest.raises(NotFound, match=f"no run '{run.id}'"):  # no hint that the job exists
+        store.get_job(job.id, viewer=bob)
+    with pytest.raises(NotFound, match=f"no run '{run.id}'"):
+        store.get_artifact(art.id, viewer=bob)
+    with pytest.raises(NotFound, match="no job 'nope'"):
+        store.get_job("nope", viewer=SYSTEM)
+    with pytest.raises(NotFound, match="no artifact 999999"):
+        store.get_artifact(999_999, viewer=SYSTEM)
+    store.set_visibility(run.id, "team", viewer=alice)
+    assert store.get_job(job.id, viewer=bob).params == job.params
