@@ -46,7 +46,9 @@ def actions(store: Store, viewer: Viewer, run: Run) -> None:
             )
             st.caption(
                 f"Trains this run from its checkpoint at step {run.checkpoint_step:,} to step "
-                f"{run.checkpoint_step + int(extra):,}, then evaluates it again."
+                f"{run.checkpoint_step + int(extra):,}, then evaluates it again. The learning "
+                "rate goes on from where it stopped (the schedule keeps its length; past its "
+                "end it stays at the final rate)."
             )
             if st.button("Queue", type="primary", key="run_continue"):
                 _do(lambda: continue_run(store, run.id, int(extra), viewer), "Queued again")

@@ -68,6 +68,13 @@ def result_rows(result: dict[str, Any]) -> dict[str, str]:
     return rows
 
 
+def result_table(rows: dict[str, str]) -> str:
+    """One Markdown table row (compact: a K with its standard error fits at 1280 px)."""
+    head = " | ".join(md_text(k) for k in rows)
+    body = " | ".join(md_text(v) for v in rows.values())
+    return f"| {head} |\n|{'---|' * len(rows)}\n| {body} |"
+
+
 def evaluation_panel(store: Store, viewer: Viewer, run: Run) -> None:
     """The test-set evaluation, live while its job is queued or running."""
     first = latest_evaluation(store, viewer, run)
@@ -86,10 +93,7 @@ def evaluation_panel(store: Store, viewer: Viewer, run: Run) -> None:
             said = md_text(job.error or job.message or job.state.lower())
             st.warning(f"The latest evaluation did not finish ({said}).")
         if ev.result is not None:
-            rows = result_rows(ev.result)
-            cols = st.columns(len(rows))
-            for col, (label, value) in zip(cols, rows.items(), strict=True):
-                col.metric(label, value)
+            st.markdown(result_table(result_rows(ev.result)))
             how = ev.result.get("split_how")
             step = ev.result.get("checkpoint_step")
             st.caption(

@@ -83,23 +83,7 @@ def runs_table() -> None:
         on_select="rerun",
         selection_mode="multi-row",
         width="stretch",
-        column_config={
-            "id": st.column_config.TextColumn("id", width="small"),
-            "progress": st.column_config.ProgressColumn(
-                "progress", min_value=0, max_value=1, format="percent", width="small"
-            ),
-            "queue": st.column_config.TextColumn(
-                "queue #", help="Position in its queue", width="small"
-            ),
-            "shared": st.column_config.CheckboxColumn("team"),
-            "name": st.column_config.TextColumn("name", width="medium"),
-            "state": st.column_config.TextColumn("state", width="small"),
-            "data set": st.column_config.TextColumn("data set", width="small"),
-            **{
-                c: st.column_config.NumberColumn(c, width="small")
-                for c in ("diffusion.T", "train.steps", *tables.METRIC_COLUMNS, "duration (min)")
-            },
-        },
+        column_config=tables.column_config(),
     )
     more_rows(len(runs))
     rows = event.selection.rows if event is not None else []

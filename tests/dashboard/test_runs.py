@@ -209,3 +209,19 @@ def test_one_read_per_render_filters_in_the_database_and_more_rows(store, queue,
     _button(at, "Show more").click()
     at.run()
     assert len(at.dataframe[0].value) == 502 and "matching runs" not in texts(at)
+
+
+def test_default_columns_fit_the_table_at_1280_px():
+    """At a 1280 x 800 window the table is 818 px wide beside the sidebar (measured in
+    headless Chromium); the default columns' fixed widths, with the row-selection column,
+    must fit, or the last header is cut (as "K - L_null (bits)" was at Streamlit's
+    "small" width)."""
+    from dashboard import tables
+
+    config = tables.column_config()
+    assert set(tables.DEFAULT_COLUMNS) <= set(config)
+    widths = [tables.COLUMN_LOOK[c][1] for c in tables.DEFAULT_COLUMNS]
+    assert 33 + sum(widths) <= 818
+    for key in tables.DEFAULT_COLUMNS:
+        label, width, _ = tables.COLUMN_LOOK[key]
+        assert 8 * len(label) + 16 <= width, (key, label, width)  # ~8 px a character
