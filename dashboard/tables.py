@@ -14,6 +14,7 @@ import pandas as pd
 from db.entities import QUEUED, Run
 from db.rounding import round_to_se
 
+RUNS_PAGE = 200  # the Runs table lists this many newest matching runs; "Show more" adds more
 STATE_LABELS = {
     "QUEUED": "queued",
     "RUNNING": "running",

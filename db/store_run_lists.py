@@ -128,7 +128,7 @@ class RunListsMixin(StoreBase):
             .offset(offset)
         )
         with self._scope() as s:
-            rows = s.execute(q).all()
+            rows = s.connection().execute(q).all()  # plain rows: no ORM loading on the way
             tags = _tags_of(s, [r.id for r in rows])
         return [convert.run(r, r.username, tags.get(r.id, ())) for r in rows]
 

@@ -15,7 +15,7 @@ from db.store_run_lists import RunFilter
 
 user = require_user()
 store = get_store()
-PAGE = 500  # rows listed at first; "Show more" adds as many again
+PAGE = tables.RUNS_PAGE
 
 st.title("Runs")
 facets = store.run_facets(viewer=user)  # counts, data sets, tags: no run loaded

@@ -176,12 +176,13 @@ def test_bound_columns_are_rounded_to_their_standard_error():
 
 def test_one_read_per_render_filters_in_the_database_and_more_rows(store, queue, monkeypatch):
     """The page reads the runs once per render (not once for the filters and again for the
-    table), asks the database for the filtered ones, lists the newest 500 and offers more."""
+    table), asks the database for the filtered ones, lists the newest page and offers more."""
+    from dashboard.tables import RUNS_PAGE
     from db.store import Store
     from db.store_run_lists import RunFilter
 
     user = store.local_user()
-    for i in range(501):
+    for i in range(RUNS_PAGE + 1):
         store.create_run({"data": {"name": "swissroll"}}, owner_id=user.id, name=f"run {i:03d}")
     make_run(store, user, "digits-smoke", state="QUEUED", name="the digits one")
     reads: list[RunFilter] = []
@@ -197,8 +198,8 @@ def test_one_read_per_render_filters_in_the_database_and_more_rows(store, queue,
 
     at = AppTest.from_file(str(APP), default_timeout=30)  # Runs is the default page
     at.run()
-    assert len(reads) == 1 and len(at.dataframe[0].value) == 500
-    assert "The newest 500 of 502 matching runs" in texts(at)
+    assert len(reads) == 1 and len(at.dataframe[0].value) == RUNS_PAGE
+    assert f"The newest {RUNS_PAGE} of {RUNS_PAGE + 2} matching runs" in texts(at)
     assert at.dataframe[0].value["queue"].iloc[0] == "1"  # its place among every queued run
     reads.clear()
     at.multiselect(key="runs_datasets").set_value(["digits"]).run()
@@ -208,7 +209,7 @@ def test_one_read_per_render_filters_in_the_database_and_more_rows(store, queue,
     at.multiselect(key="runs_datasets").set_value([]).run()
     _button(at, "Show more").click()
     at.run()
-    assert len(at.dataframe[0].value) == 502 and "matching runs" not in texts(at)
+    assert len(at.dataframe[0].value) == RUNS_PAGE + 2 and "matching runs" not in texts(at)
 
 
 def test_default_columns_fit_the_table_at_1280_px():
