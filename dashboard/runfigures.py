@@ -38,7 +38,8 @@ from db.access import Viewer
 from db.entities import Artifact, Run
 from db.store import Store
 
-CACHE_ENTRIES = 256
+CACHE_ENTRIES = 256  # per cached function; the least recently used go first
+CACHE_SECONDS = 3600  # a live run leaves one stale entry per logged point: gone within the hour
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def bound_figures(store: Store, run: Run, viewer: Viewer) -> BoundFigures:
     )
 
 
-@st.cache_resource(max_entries=CACHE_ENTRIES, show_spinner=False)
+@st.cache_resource(max_entries=CACHE_ENTRIES, ttl=CACHE_SECONDS, show_spinner=False)
 def _bound_figures(
     url: str, run_id: str, config: str, version: tuple, *, _store: Store, _run: Run, _viewer: Viewer
 ) -> BoundFigures:
@@ -109,7 +110,7 @@ def cloud_figure(
     )
 
 
-@st.cache_resource(max_entries=CACHE_ENTRIES, show_spinner=False)
+@st.cache_resource(max_entries=CACHE_ENTRIES, ttl=CACHE_SECONDS, show_spinner=False)
 def _cloud_figure(
     sha: str, ref_sha: str | None, step: int | None, *, _store, _viewer, _art, _ref
 ) -> go.Figure | None:
@@ -126,7 +127,7 @@ def sequences_figure(store: Store, viewer: Viewer, art: Artifact) -> go.Figure |
     return _sequences_figure(art.sha256, art.step, _store=store, _viewer=viewer, _art=art)
 
 
-@st.cache_resource(max_entries=CACHE_ENTRIES, show_spinner=False)
+@st.cache_resource(max_entries=CACHE_ENTRIES, ttl=CACHE_SECONDS, show_spinner=False)
 def _sequences_figure(sha: str, step: int | None, *, _store, _viewer, _art) -> go.Figure | None:
     arr = load_array(_store, _art, _viewer)
     if arr is None:
@@ -142,7 +143,7 @@ def trajectory_figure(
     return _trajectory_figure(art.sha256, T, _store=store, _viewer=viewer, _art=art)
 
 
-@st.cache_resource(max_entries=CACHE_ENTRIES, show_spinner=False)
+@st.cache_resource(max_entries=CACHE_ENTRIES, ttl=CACHE_SECONDS, show_spinner=False)
 def _trajectory_figure(sha: str, T: int | None, *, _store, _viewer, _art) -> go.Figure | None:
     traj = load_array(_store, _art, _viewer)
     if traj is None or traj.ndim != 3:
