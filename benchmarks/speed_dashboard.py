@@ -1,5 +1,6 @@
 """The dashboard section of benchmarks/speed.py: every page at a team's scale in headless
-Chromium, the runs filter, and the dashboard's memory.
+Chromium, the runs filter, and the dashboard's memory; first each page's script alone
+(benchmarks/speed_scripts.py: the server's share, no browser).
 
 A store is seeded (benchmarks/seed_team.py: 2,000 runs, a run with 50,000 logged steps, a run
 with 500 gallery images; tiny with --quick), a lab is started on it without workers, and each
@@ -226,6 +227,9 @@ def dashboard_section(
         folder.mkdir(parents=True, exist_ok=True)
         seeded = _seeded(folder, quick)
         emit(store_series(folder, seeded))
+        from benchmarks.speed_scripts import script_times
+
+        script_times(folder, seeded, emit, renders=1 if quick else 5, only=pages)
         with Lab(workers=0, data_dir=folder) as lab:
             if rounds is None:
                 rounds = 2 if quick else 50

@@ -145,10 +145,12 @@ class RunRow(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # loaded when read (not with every run row): most reads of a run row are rights checks
+    # and lease updates, which never look at the tags; lists read them in one query of their own
     tags: Mapped[list[RunTagRow]] = relationship(
         cascade="all, delete-orphan",
         passive_deletes=True,
-        lazy="selectin",
+        lazy="select",
         order_by="RunTagRow.tag",
     )
 

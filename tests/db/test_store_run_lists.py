@@ -134,3 +134,24 @@ def test_gallery_and_queue_counts_filtered_in_sql(team) -> None:
     assert store.queued_per_queue() == {"gpu": 3}
     store.request_cancel(bobs.id, viewer=bob)
     assert store.queued_per_queue() == {"gpu": 2}
+
+
+def test_a_rights_check_reads_the_run_row_only(store: Store) -> None:
+    """Reading an artifact checks its run (one SELECT of the artifact, one of the run): the
+    run's tags are not loaded along with every rights check and lease update."""
+    owner = store.local_user()
+    run, _ = store.create_run(config("swissroll"), owner_id=owner.id, tags=["a", "b"])
+    art = store.put_artifact(run.id, "gallery", b"xyz", key="g.npy", media_type="x/y", step=1)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        assert store.get_artifact(art.id, viewer=owner).run_id == run.id
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(statements) == 2, statements
+    assert store.get_run(run.id, viewer=owner).tags == ("a", "b")  # still there when read
