@@ -65,6 +65,8 @@ def script_times(
             at.query_params.update({k: seeded[v] for k, v in query.items()})
             at.run()
             times = [_timed(at.run) for _ in range(renders)]
+            if at.exception:  # a page that failed would look fast
+                raise RuntimeError(f"page {name} failed: {at.exception[0].message}")
             emit(_report(name, times, "median seconds of the script / 1.5 s (browser target)"))
         if only is None or "runs_filter" in only:
             emit(_report("runs_filter", _filter_times(at, renders), "median seconds / 1.5 s"))

@@ -123,3 +123,23 @@ def test_pages_and_rounds_are_checked(capsys) -> None:
     with pytest.raises(SystemExit):
         speed.main(["--only", "dashboard", "--rounds", "-1"])
     assert "--rounds must be >= 0" in capsys.readouterr().err
+
+
+def test_page_scripts_timed_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/speed_scripts.py on a tiny seeded store: every page's script runs (a page
+    that raises stops the benchmark instead of looking fast) and is reported."""
+    from benchmarks.seed_team import seed
+    from benchmarks.speed_scripts import SCRIPTS, script_times
+    from db.store import Store
+
+    monkeypatch.setenv("DIFFLAB_DATA_DIR", str(tmp_path))
+    for name in ("DIFFLAB_DATABASE_URL", "DIFFLAB_ARTIFACT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    store = Store.from_env()
+    store.upgrade()
+    seeded = seed(store, runs=6, points=40, images=2)
+    store.dispose()
+    rows: list[Measurement] = []
+    script_times(tmp_path, seeded, rows.append, renders=1)
+    assert [m.name for m in rows] == [f"dashboard_script/{n}" for n in (*SCRIPTS, "runs_filter")]
+    assert all(m.figure > 0 and m.op == "report" and m.ok for m in rows)
