@@ -45,7 +45,8 @@ def run_section(name: str, quick: bool, emit, args: argparse.Namespace) -> None:
         from benchmarks.speed_suite import engine_section
 
         nets = {n.strip() for n in args.nets.split(",")} if args.nets else None
-        engine_section(quick, emit, nets)
+        parts = {p.strip() for p in args.parts.split(",")} if args.parts else None
+        engine_section(quick, emit, nets, parts)
     elif name == "threads":
         from benchmarks.speed_suite import threads_section
 
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "--team-dir", type=Path, help="dashboard: a data folder seeded by seed_team.py (kept)"
     )
     parser.add_argument("--nets", help="engine: only these networks (swissroll,heartbeat,conv)")
+    parser.add_argument("--parts", help="engine: only these figures (train,sample,bound)")
     parser.add_argument(
         "--pages", help="dashboard: only these pages (runs,runs_filter,gallery,status,...)"
     )
@@ -93,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         bad = [p for p in args.pages.split(",") if p.strip() not in PAGE_NAMES]
         if bad:
             parser.error(f"unknown pages {bad}; choose from {', '.join(PAGE_NAMES)}")
+    if args.parts:
+        from benchmarks.speed_suite import ENGINE_PARTS
+
+        bad = [p for p in args.parts.split(",") if p.strip() not in ENGINE_PARTS]
+        if bad:
+            parser.error(f"unknown engine parts {bad}; choose from {', '.join(ENGINE_PARTS)}")
     if args.rounds is not None and args.rounds < 0:
         parser.error("--rounds must be >= 0")
     from benchmarks import provenance

@@ -49,13 +49,20 @@ def training_configs(quick: bool) -> dict[str, RunConfig]:
     return {**out, **image_configs(quick)}
 
 
-def engine_section(quick: bool, emit, nets: set[str] | None = None) -> None:
-    """`nets`: only these networks (swissroll, heartbeat, conv, unet); None: all."""
+ENGINE_PARTS = ("train", "sample", "bound")
+
+
+def engine_section(
+    quick: bool, emit, nets: set[str] | None = None, parts: set[str] | None = None
+) -> None:
+    """`nets`: only these networks (swissroll, heartbeat, conv, unet); `parts`: only these
+    figures (train, sample, bound); None: all."""
     from benchmarks.speed_engine import bound_costs, sampling_overheads, training_overhead
 
+    parts = set(ENGINE_PARTS) if parts is None else parts
     calls, blocks = (2, 2) if quick else (10, 9)
     for label, config in training_configs(quick).items():
-        if nets is None or label in nets:
+        if "train" in parts and (nets is None or label in nets):
             emit(training_overhead(label, config, calls=calls, blocks=blocks))
     chain_blocks = 2 if quick else 3
     toy = {
@@ -66,13 +73,13 @@ def engine_section(quick: bool, emit, nets: set[str] | None = None) -> None:
         T = config.diffusion.T if quick else 50  # per-step cost does not depend on T
         toy[label] = (config.with_overrides([f"diffusion.T={T}"]), 4 if quick else 16)
     toy = {k: v for k, v in toy.items() if nets is None or k in nets}
-    for label, (config, n) in toy.items():
+    for label, (config, n) in toy.items() if "sample" in parts else ():
         posteriors = label != "swissroll"
         for m in sampling_overheads(
             label, config, n, calls=1, blocks=chain_blocks, posteriors=posteriors
         ):
             emit(m)
-    for label, (config, n) in toy.items():
+    for label, (config, n) in toy.items() if "bound" in parts else ():
         n_eval = min(n, 16) if quick else {"swissroll": 1000, "heartbeat": 32}.get(label, 8)
         ks = (1,) if quick else (1, 4)
         for m in bound_costs(label, config, n_eval, blocks=chain_blocks, ks=ks):
