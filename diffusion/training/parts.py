@@ -61,9 +61,11 @@ def make_optimizer(config: RunConfig, model: DiffusionModel) -> torch.optim.Opti
     if sched_params:
         s_lr = tc.schedule_lr or tc.lr
         groups.append({"params": sched_params, "lr": s_lr, "base_lr": s_lr, "schedule": True})
+    # foreach: one multi-tensor update per group instead of a Python loop over the parameters
+    # (PyTorch picks it on CUDA only; on the CPU it gives the same numbers, faster)
     if tc.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=tc.lr)
-    return torch.optim.Adam(groups, lr=tc.lr)
+        return torch.optim.RMSprop(groups, lr=tc.lr, foreach=True)
+    return torch.optim.Adam(groups, lr=tc.lr, foreach=True)
 
 
 def eval_tensors(
@@ -103,9 +105,12 @@ class TSampler:
     def __init__(self, T: int) -> None:
         self.sq = torch.zeros(T - 1, dtype=torch.float64)
         self.count = torch.zeros(T - 1, dtype=torch.long)
+        self.all_seen = False  # counts only grow: once every t is seen, it stays so
 
     def probs(self) -> torch.Tensor | None:
-        if bool((self.count == 0).any()):
+        if not self.all_seen:
+            self.all_seen = bool((self.count > 0).all())
+        if not self.all_seen:
             return None
         p = self.sq.sqrt() + 1e-12
         return 0.9 * p / p.sum() + 0.1 / len(p)
@@ -126,3 +131,4 @@ class TSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.sq, self.count = state["sq"].cpu().clone(), state["count"].cpu().clone()
+        self.all_seen = False
