@@ -6,10 +6,12 @@ Each figure is timed against a bare PyTorch baseline of the same network in the 
 - training: `_Trainer.advance()` (data draw, t importance-sampled where configured, the bound
   estimate in float64, backward, optimizer, gradient clipping, EMA, the StepEvent) plus the
   periodic checkpoint amortized over its default interval, against a bare loop: the same
-  network (a copy, same weights), optimizer, learning rate and gradient clipping, the same
-  batch size, loss = mean square of the network's output (the same shape as the engine's).
+  network (a copy, given the engine's current weights each step, fed the engine's latest
+  network inputs), optimizer, learning rate and gradient clipping, the same batch size,
+  loss = mean square of the network's output (the same shape as the engine's).
 - sampling: a full T-step ancestral sample (and each posterior chain, and a strided chain of S
-  steps) against as many bare batched forward passes of the network at the same batch.
+  steps) against the same network calls replayed bare: the inputs one run of the chain gave
+  the network, recorded, fed to it again without the chain around it.
 - bound: `evaluate_bound` over every t against T - 1 forward passes per example, batched the
   same way; the importance-sampled estimate's cost is reported per k (no target).
 """
@@ -40,21 +42,36 @@ CPU = torch.device("cpu")
 
 
 class BareLoop:
-    """The baseline training loop: the engine's network, optimizer and clipping, a plain loss."""
+    """The baseline training loop: the engine's network, optimizer and clipping, a plain loss.
+
+    The network's cost depends on its weights and inputs (float32 denormals: the RBF units'
+    far tails and tiny gradients take the slow path of the CPU), so the baseline runs the
+    engine's network on what the engine gave it: each step copies the engine's current
+    weights (microseconds, counted against the baseline) and feeds the inputs of the engine's
+    latest forward pass (a forward hook records them), never drifting into cheaper weights or
+    inputs of its own."""
 
     def __init__(self, trainer: _Trainer) -> None:
         model, tc = trainer.model, trainer.config.train
+        self.source = list(model.net.parameters())
         self.net = copy.deepcopy(model.net)
+        self.params = list(self.net.parameters())
         self.basis, self.T, self.B, self.clip = model.basis, model.T, tc.batch_size, tc.grad_clip
         self.dtype = next(self.net.parameters()).dtype
         opt = torch.optim.RMSprop if tc.optimizer == "rmsprop" else torch.optim.Adam
         self.opt = opt(self.net.parameters(), lr=tc.lr)
         x = trainer.bundle.draw_train(tc.batch_size, torch.Generator().manual_seed(0))
         self.x = trainer.bundle.scaler.to_model(x).to(self.dtype)
+        self.g = self.basis(torch.randint(1, self.T + 1, (self.B,))).to(self.dtype)
+        model.net.register_forward_pre_hook(self._record)
+
+    def _record(self, module, args) -> None:
+        self.x, self.g = args[0].detach(), args[1].detach()
 
     def step(self) -> None:
-        t = torch.randint(1, self.T + 1, (self.B,))
-        out = self.net(self.x, self.basis(t).to(self.dtype))
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.source)
+        out = self.net(self.x, self.g)
         loss = out.square().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -110,17 +127,28 @@ def _trainer_model(config: RunConfig):
     return _MODELS[key]
 
 
-def _bare_forwards(model, x: torch.Tensor, steps: int):
-    """`steps` forward passes of the bare network at batch x (no gradients)."""
-    net, basis = model.net, model.basis
-    dtype = next(net.parameters()).dtype
-    xf = x.to(dtype)
-    ts = [torch.full((x.shape[0],), min(s, model.T), dtype=torch.long) for s in range(steps, 0, -1)]
+def _bare_forwards(model, chain, steps: int):
+    """The network calls `chain` makes, replayed bare: one run of the chain records each
+    call's inputs (a forward hook on the network), the baseline then makes the same calls on
+    the same inputs without gradients. The inputs matter: the network's cost depends on them
+    (float32 denormals in the RBF units' tails), so a baseline fed one fixed batch measures
+    other arithmetic than the chain's. ValueError if the chain made other than `steps` calls."""
+    net = model.net
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hook = net.register_forward_pre_hook(
+        lambda module, args: calls.append((args[0].detach(), args[1].detach()))
+    )
+    try:
+        chain()
+    finally:
+        hook.remove()
+    if len(calls) != steps:
+        raise ValueError(f"the chain made {len(calls)} network calls, expected {steps}")
 
     @torch.no_grad()
     def run() -> None:
-        for t in ts:
-            net(xf, basis(t).to(dtype))
+        for x, g in calls:
+            net(x, g)
 
     return run
 
@@ -149,11 +177,12 @@ def sampling_overheads(
     T, out = model.T, []
     x = model.process.prior_sample(n, model.shape, gen, CPU)
     detail = {"n": n, "T": T}
+    full = lambda: sample_chain(model, n, gen, CPU)  # noqa: E731
     out.append(
         _chain_measure(
             f"sample/{label}",
-            lambda: sample_chain(model, n, gen, CPU),
-            _bare_forwards(model, x, T),
+            full,
+            _bare_forwards(model, full, T),
             calls=calls,
             blocks=blocks,
             detail=detail,
@@ -161,11 +190,12 @@ def sampling_overheads(
     )
     if model.process.kind == "gaussian" and not getattr(model.process, "full", False):
         S = max(2, T // 4)
+        strided = lambda: sample_chain(model, n, gen, CPU, steps=S)  # noqa: E731
         out.append(
             _chain_measure(
                 f"sample_strided/{label}",
-                lambda: sample_chain(model, n, gen, CPU, steps=S),
-                _bare_forwards(model, x, S),
+                strided,
+                _bare_forwards(model, strided, S),
                 calls=calls,
                 blocks=blocks,
                 detail={**detail, "S": S},
@@ -200,7 +230,7 @@ def _gaussian_posteriors(label, model, x, gen, *, calls, blocks) -> list[Measure
         _chain_measure(
             f"posterior_{name}/{label}",
             fn,
-            _bare_forwards(model, x, steps),
+            _bare_forwards(model, fn, steps),
             calls=calls,
             blocks=blocks,
             detail={"n": n, "T": T, "forwards": steps},
@@ -214,10 +244,11 @@ def _binary_posterior(label, model, x, gen, *, calls, blocks) -> Measurement:
     d = torch.full_like(x, 0.5, dtype=torch.float64)
     half = d[0].numel() // 2
     d.view(x.shape[0], -1)[:, :half] = x.view(x.shape[0], -1)[:, :half].double()
+    chain = lambda: binary_inpaint_chain(rev, d, generator=gen)  # noqa: E731
     return _chain_measure(
         f"posterior_binary/{label}",
-        lambda: binary_inpaint_chain(rev, d, generator=gen),
-        _bare_forwards(model, x, model.T),
+        chain,
+        _bare_forwards(model, chain, model.T),
         calls=calls,
         blocks=blocks,
         detail={"n": x.shape[0], "T": model.T},

@@ -41,20 +41,37 @@ class BinomialDiffusion(DerivedSteps):
 
     def __init__(self, m: float) -> None:
         self.m = float(m)
+        self._tables: tuple | None = None  # (beta, its version, logit table (2, T))
 
     # -- forward process
-    def forward_logit(
-        self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
-    ) -> torch.Tensor:
-        """logit q(x^t = 1 | x^{t-1}) = logit(x (1 - beta_t) + m beta_t), computed stably."""
-        x = x_prev.double()
-        b = at(beta, t, x)
+    def _logit_pair(self, b: torch.Tensor) -> torch.Tensor:
+        """(2, *b.shape): logit q(x^t = 1 | x^{t-1}) for x^{t-1} = 0 and 1 at beta_t = b."""
         m = self.m
         p1 = 1 - (1 - m) * b  # x = 1
         p0 = m * b  # x = 0
-        log_p = torch.where(x > 0.5, torch.log(p1), torch.log(p0))
-        log_1mp = torch.where(x > 0.5, torch.log((1 - m) * b), torch.log1p(-p0))
-        return log_p - log_1mp
+        return torch.stack(
+            [torch.log(p0) - torch.log1p(-p0), torch.log(p1) - torch.log((1 - m) * b)]
+        )
+
+    def logit_table(self, beta: torch.Tensor) -> torch.Tensor:
+        """(2, T) float64 forward logits for x^{t-1} = 0, 1 at every t; computed once per
+        schedule (kept while `beta` is the same tensor, unchanged in place), recomputed every
+        call when the schedule carries gradients (a learned one)."""
+        if beta.requires_grad:
+            return self._logit_pair(beta)
+        cached = self._tables
+        if cached is None or cached[0] is not beta or cached[1] != beta._version:
+            self._tables = cached = (beta, beta._version, self._logit_pair(beta))
+        return cached[2]
+
+    def forward_logit(
+        self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """logit q(x^t = 1 | x^{t-1}) = logit(x (1 - beta_t) + m beta_t), computed stably
+        (the table's entries at t, picked by x^{t-1})."""
+        x = x_prev.double()
+        table = self.logit_table(beta)[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
+        return torch.where(x > 0.5, table[1], table[0])
 
     def q_prob(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """q(x^t = 1 | x^0) = x^0 abar_t + m (1 - abar_t); t = 0 allowed (gives x^0)."""
@@ -128,7 +145,7 @@ class BinomialDiffusion(DerivedSteps):
         """
         base = self.forward_logit(xt, t, beta)
         first = (t == 1).reshape((-1,) + (1,) * (xt.dim() - 1))
-        return base + torch.where(first, torch.zeros_like(base), z[..., 0])
+        return base + torch.where(first, 0.0, z[..., 0])
 
     def kl(
         self,
