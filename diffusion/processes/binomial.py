@@ -14,7 +14,7 @@ import torch
 from torch.nn.functional import logsigmoid
 
 from diffusion.processes.base import Bernoulli, DerivedSteps, rand
-from diffusion.processes.gaussian import alpha_bar, at, sum_dims
+from diffusion.processes.gaussian import alpha_bar, sum_dims
 
 
 def bernoulli_kl_logits(q: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
