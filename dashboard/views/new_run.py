@@ -96,7 +96,9 @@ def load_run(run_id: str) -> None:
         st.session_state[f"f:{key}"] = value
     if run.preset in forms.preset_names():
         st.session_state.preset = run.preset
-    st.session_state[BASE] = run.config
+    # A new run trains from step 0, so its lr schedule spans its own steps, not the length
+    # that "Continue training" kept for the run it came from (TrainConfig.lr_steps).
+    st.session_state[BASE] = {**run.config, "train": {**run.config["train"], "lr_steps": 0}}
     st.session_state[FROM] = run_id
     st.session_state[ERRORS] = {}
 

@@ -253,3 +253,17 @@ def test_new_run_from_a_run_keeps_its_config(store, queue):
     expected = cfg.to_dict()
     expected["train"]["steps"], expected["name"] = 99, "src (copy)"
     assert new.config == expected  # data.n_train (not on the form) came from the source run
+
+
+def test_new_run_from_a_continued_run_gets_its_own_lr_schedule(store, queue):
+    """A continued run keeps its first schedule's length in train.lr_steps; a new run made
+    from it trains from step 0, so its schedule spans its own steps (lr_steps 0). Broken
+    version caught: copying lr_steps, which would decay the new run's lr over the old length."""
+    cfg = PRESETS["swissroll-smoke"].with_overrides(["train.steps=60", "train.lr_steps=40"])
+    source, _ = store.create_run(cfg.to_dict(), owner_id=store.local_user().id, name="long")
+    at = app_test("new_run", query={"from": source.id})
+    assert not at.exception
+    assert at.number_input(key="f:train.steps").value == 60
+    _submit(at)
+    new = next(r for r in store.list_runs(viewer=SYSTEM) if r.name == "long (copy)")
+    assert new.config["train"]["lr_steps"] == 0 and new.config["train"]["steps"] == 60
