@@ -182,8 +182,13 @@ def _part(doc: dict, name: str):
 
 
 def _test_line(r: dict) -> str:
-    sp = r["split"]
-    return f"Test split: {sp['test']}; model trained {r['train_seconds'] / 60:.0f} min."
+    sp, seeds = r["split"], ", ".join(map(str, r["seeds"]))
+    model = (
+        f"model trained here for {r['train_seconds'] / 60:.1f} min (seed {seeds})"
+        if r["train_seconds"] > 0
+        else f"model: a run trained beforehand (seed {seeds})"
+    )
+    return f"Test split: {sp['test']}; {model}."
 
 
 def render_posterior(doc: dict) -> str:
