@@ -57,7 +57,13 @@ else:
         st.query_params.pop(key, None)
 
 
-@st.fragment(run_every=3 if facets.active else None)
+# Live (the table alone rerun every few seconds) only while something can change by itself:
+# an active run and a worker online to move it. Each rerun redraws the table, which on a busy
+# machine keeps the page from settling (seconds to open it, measured), so not for nothing.
+live = bool(facets.active) and bool(store.workers(online_within_s=60.0))
+
+
+@st.fragment(run_every=3 if live else None)
 def runs_table() -> None:
     """The table, live while something runs; selection drives the actions below it."""
     runs = st.session_state.pop("runs_listed", None)
