@@ -12,16 +12,21 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from e2e_helpers import session_cookie, sign_in, start_dashboard, stop
+
+from dashboard.runfiles import VIEWS
 
 pytestmark = [pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
 PASSWORD = "a long team password"
-PAGES = ("runs", "run?id={run}", "gallery", "posterior", "team", "status", "new_run")
+# The run page builds only its open view, so each view is visited by its own URL.
+RUN_VIEWS = tuple(f"run?id={{run}}&view={quote(v)}" for v in VIEWS)
+PAGES = ("runs", *RUN_VIEWS, "gallery", "posterior", "team", "status", "new_run")
 
 
 class Listener(http.server.ThreadingHTTPServer):
@@ -119,7 +124,7 @@ def test_hostile_names_cookies_and_media(team_lab, browser, listener) -> None:
 
     # an admin opens a private run (the Team page says "only you and admins"); its samples
     # are served to her session and to nobody without one
-    page.goto(f"{url}/run?id={team_lab['private'].id}")
+    page.goto(f"{url}/run?id={team_lab['private'].id}&view=Samples")  # samples: a lazy view
     _settle(page)
     assert "bob private" in page.inner_text("body")
     media: list[str] = []
