@@ -35,6 +35,23 @@ def remember_viewer(user_id: int | None) -> None:
             _viewers[ctx.session_id] = int(user_id)
 
 
+def is_media_path(path: str, base_url_path: str = "") -> bool:
+    """Whether `path` is Streamlit's media endpoint, `<base>/media/<file>`. Only that: the
+    app's own static files (`<base>/static/media/...`: its fonts, icons and scripts) are for
+    everyone, the sign-in page included."""
+    parts = [p for p in (base_url_path.strip("/"), "media") if p]
+    return path.startswith("/" + "/".join(parts) + "/")
+
+
+def _base_url_path() -> str:
+    try:
+        import streamlit as st
+
+        return str(st.get_option("server.baseUrlPath") or "")
+    except Exception:
+        return ""
+
+
 def file_id_of(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     return name.split(".", 1)[0]
@@ -67,7 +84,11 @@ class MediaGuard:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope.get("type") != "http" or "/media/" not in path or not self.enabled():
+        if (
+            scope.get("type") != "http"
+            or not is_media_path(path, _base_url_path())
+            or not self.enabled()
+        ):
             await self.app(scope, receive, send)
             return
         from starlette.requests import Request

@@ -43,12 +43,14 @@ def _go(page, title: str) -> None:
 
 
 def _settle(page, seconds: float = 1.0) -> None:
-    """Let Streamlit finish drawing (no spinner) before a screenshot; no hover toolbars."""
+    """Let Streamlit finish drawing (no spinner, fonts loaded: the Material icons are a font
+    whose names show as text until it is in) before a screenshot; no hover toolbars."""
     page.mouse.move(1275, 795)
     page.wait_for_timeout(300)
     deadline = time.time() + 15
     while time.time() < deadline and page.locator('[data-testid="stSpinner"]').count():
         page.wait_for_timeout(200)
+    page.evaluate("document.fonts.ready.then(() => true)")  # icons are a font (ligatures)
     page.wait_for_timeout(int(seconds * 1000))
 
 
