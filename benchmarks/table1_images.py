@@ -186,12 +186,8 @@ def run_rows(
     seeds = seeds or [0]
     if quick:
         steps, budget_s = 3, min(budget_s, 60.0)
-    tests = {
-        n: load_test_split(
-            row_config(n, steps, seeds[0], quick).data, N_TEST_QUICK if quick else N_TEST
-        )
-        for n in names
-    }
+    configs = {n: row_config(n, steps, seeds[0], quick) for n in names}
+    tests = {n: load_test_split(configs[n].data, N_TEST_QUICK if quick else N_TEST) for n in names}
     tasks = [
         (n, out_dir / f"{n}-seed{s}", budget_s, steps, s, quick, tests[n])
         for n in names
@@ -203,10 +199,7 @@ def run_rows(
     else:
         done = [run_seed(*t) for t in tasks]
     per_row = {n: [r for t, r in zip(tasks, done, strict=True) if t[0] == n] for n in names}
-    return [
-        summarize(n, per_row[n], seeds, budget_s, tests[n], row_config(n, steps, seeds[0], quick))
-        for n in names
-    ]
+    return [summarize(n, per_row[n], seeds, budget_s, tests[n], configs[n]) for n in names]
 
 
 def summarize(

@@ -81,14 +81,16 @@ class MediaGuard:
         self.app = app
         self.user_for_cookie = user_for_cookie
         self.enabled = enabled
+        self._base: str | None = None  # server.baseUrlPath, read at the first request
+
+    def _guards(self, path: str) -> bool:
+        if self._base is None:
+            self._base = _base_url_path()
+        return is_media_path(path, self._base)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if (
-            scope.get("type") != "http"
-            or not is_media_path(path, _base_url_path())
-            or not self.enabled()
-        ):
+        if scope.get("type") != "http" or not self._guards(path) or not self.enabled():
             await self.app(scope, receive, send)
             return
         from starlette.requests import Request
