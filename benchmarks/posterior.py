@@ -209,8 +209,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--digits-budget-min", type=float, default=8.0)
     p.add_argument("--parts", default="a,b,c", help="a, b, c (digits, bark), d (photos)")
-    p.add_argument("--photo-budget-min", type=float, default=16.0, help="(d) training budget")
-    p.add_argument("--photo-train-steps", type=int, default=1300, help="(d) lr schedule length")
+    p.add_argument("--photo-preset", default="photos-unet", help="(d) photos or photos-unet")
+    p.add_argument("--photo-budget-min", type=float, default=45.0, help="(d) training budget")
+    p.add_argument(
+        "--photo-train-steps",
+        type=int,
+        default=100_000,
+        help="(d) step cap (photos: the lr schedule length)",
+    )
+    p.add_argument(
+        "--photo-train-only",
+        action="store_true",
+        help="(d) train (or resume) the photos model in RUNS/posterior/PRESET and stop",
+    )
     p.add_argument("--photo-denoise-steps", type=int, default=10, help="(d) kept steps, [0, t*]")
     p.add_argument("--photo-inpaint-steps", type=int, default=50, help="(d) kept steps, [0, T]")
     p.add_argument("--photo-samples", type=int, default=4, help="(d) samples per photo")
@@ -298,8 +309,14 @@ def _bark_part(args, runs: Path, out: dict, rows: list[dict]) -> None:
 
 def _photos_part(args, runs: Path, out: dict, run) -> None:
     """Part (d): photos at their own size (benchmarks/posterior_photos.py)."""
-    from posterior_photos import bench_photos  # this folder is on sys.path
+    from posterior_photos import bench_photos, train_photos  # this folder is on sys.path
 
+    run_dir = runs / "posterior" / args.photo_preset
+    if args.photo_train_only:
+        out["d_photos_training"] = train_photos(
+            run_dir, args.photo_budget_min * 60, args.photo_train_steps, args.photo_preset
+        )
+        return
     opts = {
         "samples": args.photo_samples,
         "denoise_steps": args.photo_denoise_steps,
@@ -307,11 +324,12 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         "context": args.photo_context,
     }
     out["d_photos"] = bench_photos(
-        runs / "posterior" / "photos",
+        run_dir,
         args.photo_budget_min * 60,
         args.photo_train_steps,
         opts,
         FIGURES,
+        args.photo_preset,
     )
     from posterior_photos import result_rows
 
@@ -320,7 +338,7 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         run,
         result_rows(out["d_photos"]),
         seeds=[0, 10, 11, 12, 20, 21, 22],
-        split={"model": "photos preset, camera/astronaut/coffee held out"},
+        split={"model": f"{args.photo_preset} preset, camera/astronaut/coffee held out"},
         extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
     )
 
