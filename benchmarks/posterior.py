@@ -224,7 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--photo-denoise-steps", type=int, default=10, help="(d) kept steps, [0, t*]")
     p.add_argument("--photo-inpaint-steps", type=int, default=50, help="(d) kept steps, [0, T]")
-    p.add_argument("--photo-samples", type=int, default=4, help="(d) samples per photo")
+    p.add_argument("--photo-samples", type=int, default=4, help="(d) inpainting samples")
+    p.add_argument("--photo-denoise-samples", type=int, default=2, help="(d) denoising samples")
     p.add_argument("--photo-context", type=int, default=64, help="(d) pixels around the hole")
     p.add_argument("--out", type=Path, default=None, help="(d) results file (default: results/)")
     p.add_argument(
@@ -319,6 +320,7 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         return
     opts = {
         "samples": args.photo_samples,
+        "denoise_samples": args.photo_denoise_samples,
         "denoise_steps": args.photo_denoise_steps,
         "inpaint_steps": args.photo_inpaint_steps,
         "context": args.photo_context,

@@ -92,16 +92,23 @@ def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / np.mean((x - ref) ** 2)))
 
 
-def denoise_photo(trained, img: np.ndarray, sigma: float, n: int, steps: int, seed: int) -> dict:
-    """PSNR (peak 255) of the posterior mean, one sample, Wiener and non-local means."""
+def denoise_photo(
+    trained, img: np.ndarray, sigma: float, n: int, steps: int, seed: int
+) -> tuple[dict, tuple]:
+    """PSNR (peak 255) of the posterior mean under the model (`posterior_mean`: one or two
+    network calls, Tweedie), of the average of n chain samples and of one sample (the chain
+    from the matching level, `steps` kept steps), Wiener and non-local means."""
     from scipy.signal import wiener
     from skimage.restoration import denoise_nl_means
 
-    from diffusion.chains.posterior import add_noise, denoise
+    from diffusion.chains.posterior import add_noise, denoise, posterior_mean
 
     g = torch.Generator().manual_seed(seed)
     clean = img.astype(np.float64) + 0.5
     noisy = add_noise(img, sigma, g)
+    t0 = time.monotonic()
+    pm = posterior_mean(trained, noisy, sigma)
+    pm_secs = time.monotonic() - t0
     t0 = time.monotonic()
     r = denoise(trained, noisy, sigma, n, steps=steps, start="level", generator=g, batch_size=n)
     secs = time.monotonic() - t0
@@ -119,20 +126,24 @@ def denoise_photo(trained, img: np.ndarray, sigma: float, n: int, steps: int, se
     return {
         "sigma": sigma,
         "samples": n,
+        "posterior_mean": pm.describe(),
+        "posterior_mean_steps": list(pm.steps),
+        "posterior_mean_seconds": pm_secs,
         "start": "level (the chain from the step whose noise matches sigma)",
         "steps_run": r.steps,
         "plan": r.plan.describe(),
         "psnr_noisy": _psnr(noisy, clean),
-        "psnr_posterior_mean": _psnr(r.mean, clean),
+        "psnr_posterior_mean": _psnr(pm.mean, clean),
+        "psnr_samples_mean": _psnr(r.mean, clean),
         "psnr_posterior_sample": _psnr(r.samples[0], clean),
         "psnr_wiener": wiener_psnr[kbest],
         "wiener_window": kbest,
         "psnr_nl_means": _psnr(nlm, clean),
         "nl_means_seconds": time.monotonic() - t1,
-        "posterior_mean_beats_wiener": _psnr(r.mean, clean) > wiener_psnr[kbest],
+        "posterior_mean_beats_wiener": _psnr(pm.mean, clean) > wiener_psnr[kbest],
         "mean_posterior_std": float(r.std.mean()),
         "seconds": secs,
-    }, (noisy, r.mean, r.std)
+    }, (noisy, pm.mean, r.std)
 
 
 def inpaint_photo(
@@ -224,7 +235,9 @@ def bench_photos(
     panels = []
     for i, name in enumerate(TEST_PHOTOS):
         img = test_photo(name)
-        d, (noisy, mean, _) = denoise_photo(trained, img, 25.0, n, opts["denoise_steps"], 10 + i)
+        d, (noisy, mean, _) = denoise_photo(
+            trained, img, 25.0, opts["denoise_samples"], opts["denoise_steps"], 10 + i
+        )
         p, (fill, bi, _) = inpaint_photo(
             trained, img, 64, n, opts["inpaint_steps"], 20 + i, opts["context"]
         )

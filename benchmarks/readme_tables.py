@@ -109,9 +109,10 @@ def render_table1_images(doc: dict) -> str:
 def render_posterior_photos(doc: dict) -> str:
     yes = {True: "**met**", False: "**short**"}
     den = [
-        "| photo (W x H) | noisy | posterior mean | one sample | Wiener (window) "
-        "| non-local means | beats Wiener | kept steps | seconds |",
-        "|---" * 9 + "|",
+        "| photo (W x H) | noisy | posterior mean (one read-out) | mean of chain samples "
+        "| one sample | Wiener (window) | non-local means | beats Wiener | kept steps "
+        "| seconds (read-out, chain) |",
+        "|---" * 10 + "|",
     ]
     inp = [
         "| photo | spectrum: model | spectrum: biharmonic | hist W1: model "
@@ -122,13 +123,18 @@ def render_posterior_photos(doc: dict) -> str:
         name = r["row"].split()[0]
         size = " x ".join(map(str, r["size_w_h"]))
         if r["row"].endswith("denoise"):
+            if "psnr_samples_mean" in r:  # the read-out and the samples' average
+                means = (r["psnr_posterior_mean"], r["psnr_samples_mean"])
+                secs = f"{r['posterior_mean_seconds']:.0f}, {r['seconds']:.0f}"
+            else:  # older files: the samples' average only
+                means, secs = (None, r["psnr_posterior_mean"]), f"-, {r['seconds']:.0f}"
             den.append(
                 f"| {name} ({size}) | {num(r['psnr_noisy'], 2)} "
-                f"| {num(r['psnr_posterior_mean'], 2)} "
+                f"| {num(means[0], 2)} | {num(means[1], 2)} "
                 f"| {num(r['psnr_posterior_sample'], 2)} | {num(r['psnr_wiener'], 2)} "
                 f"({r['wiener_window']}) | {num(r['psnr_nl_means'], 2)} "
                 f"| {yes[r['posterior_mean_beats_wiener']]} | {r['steps_run']} "
-                f"| {r['seconds']:.0f} |"
+                f"| {secs} |"
             )
         else:
             m, b = r["paper"], r["biharmonic"]
@@ -153,7 +159,8 @@ def render_posterior_photos(doc: dict) -> str:
             "",
             *inp,
             "",
-            f"Model: the photos preset at checkpoint step {model.get('checkpoint_step')} "
+            f"Model: the {model.get('preset', 'photos')} preset at checkpoint step "
+            f"{model.get('checkpoint_step')} "
             f"({train.get('train_seconds_total', 0) / 60:.0f} minutes of training in all). "
             + provenance_line(doc),
         ]

@@ -9,6 +9,8 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
 `diffusion.chains.posterior_chains`; every chain accepts `steps` = S < T for the strided chain.
 
     denoise(trained, y, sigma, n, *, steps=None, start="observation", generator=None)
+    posterior_mean(trained, y, sigma)  E[x | y] under the model in one or two network calls
+                                       (Tweedie, beyond the paper: `posterior_mean`)
     inpaint(trained, image, mask, n, *, method="paper" | "repaint", steps=None, generator=None)
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
@@ -49,6 +51,7 @@ from diffusion.chains.posterior_inputs import (
     to_data,
     to_model,
 )
+from diffusion.chains.posterior_mean import PosteriorMean, posterior_mean
 from diffusion.chains.reverse import model_reverse
 from diffusion.images.imageio import make_mask
 from diffusion.images.tiling import SizePlan, hole_window
@@ -364,6 +367,7 @@ def binary_inpaint(
 
 __all__ = [
     "PosteriorInputError",
+    "PosteriorMean",
     "PosteriorResult",
     "add_noise",
     "binary_inpaint",
@@ -372,5 +376,6 @@ __all__ = [
     "image_shape",
     "inpaint",
     "make_mask",
+    "posterior_mean",
     "size_plan",
 ]
