@@ -253,6 +253,7 @@ class PosteriorPictures:
     spread: bytes | None
     observed: bytes | None
     downloads: dict[str, tuple[bytes, str]]
+    readout_mean: bytes | None = None  # denoise: E[x | y] under the model in one read-out
 
 
 def _decode(store: Store, art: Artifact, viewer: User) -> np.ndarray | None:
@@ -302,6 +303,7 @@ def job_pictures(store: Store, job: Job, viewer: User, levels: int = 256) -> Pos
                 ("samples", "posterior_samples"),
                 ("mean", "posterior_mean"),
                 ("spread", "posterior_std"),
+                ("posterior mean", "posterior_mean_readout"),
             )
         )
         if a is not None
@@ -317,6 +319,7 @@ def job_pictures(store: Store, job: Job, viewer: User, levels: int = 256) -> Pos
         pic("posterior_std", stretch=True),
         pic("posterior_input"),
         downloads,
+        pic("posterior_mean_readout"),
     )
 
 

@@ -56,6 +56,7 @@ ARTIFACT_KINDS: Final = (
     "evaluation",
     "report",
     "data_sample",  # training examples to draw under 2-D samples (.npy, one per run)
+    "posterior_mean_readout",  # denoise jobs: E[x | y] under the model in one read-out
 )
 
 

@@ -214,7 +214,24 @@ def _denoise(
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)
-    return _done_message(result, trained, params)
+    readout = _readout_mean(store, job, lease, trained, noisy, float(params["sigma"]))
+    note = "; ".join(p for p in (readout, params.get("note")) if p)
+    return _done_message(result, trained, {**params, "note": note})
+
+
+def _readout_mean(
+    store: Store, job: Job, lease: Lease, trained: Any, noisy: np.ndarray, sigma: float
+) -> str:
+    """E[x | y] under the model in one read-out (diffusion.chains.posterior.posterior_mean),
+    stored beside the samples' mean; returns what it did, in words."""
+    from diffusion.chains.posterior import image_levels, posterior_mean
+
+    pm = posterior_mean(trained, noisy, sigma)
+    kind = "posterior_mean_readout"
+    _put(store, job, lease, kind, npy(pm.mean), "readout_mean.npy", "application/x-npy")
+    png = render.image_png(pm.mean, image_levels(trained))
+    _put(store, job, lease, kind, png, "readout_mean.png", "image/png")
+    return pm.describe()
 
 
 def _done_message(result: Any, trained: Any, params: dict[str, Any]) -> str:

@@ -256,15 +256,18 @@ def results() -> None:
     pics = pst.job_pictures(store, job, user, levels)
     st.subheader("Results")
     st.caption(f":material/straighten: {pst.run_note(job)}")
-    cols = st.columns(5)
+    shown_pics = [
+        (pics.samples, "Samples"),
+        (pics.mean, "Mean of the samples" if pics.readout_mean else "Mean"),
+        (pics.spread, "Spread (std)"),
+    ]
+    if pics.readout_mean is not None:  # denoise: E[x | y] in one read-out (model-notes.md)
+        shown_pics.insert(2, (pics.readout_mean, "Posterior mean (one read-out)"))
+    cols = st.columns(2 + len(shown_pics))
     cols[0].image(enlarge(to_png(image), 256), caption="Input", width="stretch")
     shown = pics.observed if task == "Denoise" and pics.observed else to_png(corrupted)
     cols[1].image(enlarge(shown, 256), caption="Corrupted input", width="stretch")
-    for col, pic, label in (
-        (cols[2], pics.samples, "Samples"),
-        (cols[3], pics.mean, "Mean"),
-        (cols[4], pics.spread, "Spread (std)"),
-    ):
+    for col, (pic, label) in zip(cols[2:], shown_pics, strict=True):
         if pic is None:
             col.caption(f"{label}: not stored")
         else:

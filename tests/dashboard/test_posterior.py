@@ -132,6 +132,46 @@ def test_denoise_sends_the_clean_image_in_the_data_levels(store, queue):
     assert x.shape == (8, 8) and (x == 16).all()  # white is level 16 for the digits
 
 
+def test_denoise_results_show_the_read_out_mean_beside_the_samples(store, queue):
+    run = make_run(store, store.local_user(), "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "x.png", png_bytes(np.tile(np.arange(8, dtype=np.uint8) * 30, (8, 1))))
+    at.radio(key="pst_task").set_value("Denoise").run()
+    _go(at)
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    claim = store.claim_job(job.id, job.celery_id, worker="w", host="h", device="cpu", lease_s=60)
+    lease = Lease(job.id, claim.job.lease_owner)
+    samples = np.random.default_rng(0).uniform(0, 16, (4, 8, 8))
+    for kind, arr in (
+        ("posterior_samples", samples),
+        ("posterior_mean", samples.mean(0)),
+        ("posterior_std", samples.std(0)),
+        ("posterior_mean_readout", np.full((8, 8), 16 * 0.25)),
+    ):
+        store.put_artifact(
+            run.id,
+            kind,
+            npy(arr),
+            key=f"{kind}.npy",
+            job_id=job.id,
+            media_type="application/x-npy",
+            lease=lease,
+        )
+    store.finish_job(lease, "DONE", message="4 posterior samples")
+    at.run()
+    assert not at.exception
+    captions = [c for im in at.image[2:] for c in im.captions]  # after the preview pair
+    assert captions == [
+        "Input",
+        "Corrupted input",
+        "Samples",
+        "Mean of the samples",
+        "Posterior mean (one read-out)",
+        "Spread (std)",
+    ]
+    assert "Download posterior mean" in {b.label for b in at.get("download_button")}
+
+
 def test_failed_job_message(store, queue):
     run = make_run(store, store.local_user(), "digits-smoke")
     at = app_test("posterior")

@@ -60,7 +60,14 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
         assert done.state == DONE, done.error
         arts = lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=job.id)
         kinds = sorted({a.kind for a in arts})
-        assert kinds == ["posterior_input", "posterior_mean", "posterior_samples", "posterior_std"]
+        want = ["posterior_input", "posterior_mean", "posterior_samples", "posterior_std"]
+        if job.kind == "denoise":  # beside the samples: E[x | y] in one read-out
+            want = sorted([*want, "posterior_mean_readout"])
+            assert "posterior mean E[x | y] under the model" in done.message
+            readout = next(a for a in arts if a.key.endswith("readout_mean.npy"))
+            mean = np.load(io.BytesIO(lab.store.artifact_bytes(readout, viewer=SYSTEM)))
+            assert mean.shape == (8, 8) and np.all((mean >= 0) & (mean < 17))
+        assert kinds == want
         samples = next(a for a in arts if a.key.endswith("samples.npy"))
         array = np.load(io.BytesIO(lab.store.artifact_bytes(samples, viewer=SYSTEM)))
         assert array.shape == (4, 8, 8)
@@ -80,6 +87,7 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
     assert done.state == DONE, done.error
     assert "12 x 10: run at full size" in done.message and "5 reverse steps" in done.message
     assert "chosen checkpoint (step 3) was replaced" in done.message
+    assert "posterior mean E[x | y]" in done.message
     arts = lab.store.list_artifacts(run_id, viewer=SYSTEM, job_id=job.id)
     samples = next(a for a in arts if a.key.endswith("samples.npy"))
     assert np.load(io.BytesIO(lab.store.artifact_bytes(samples, viewer=SYSTEM))).shape == (
