@@ -163,7 +163,31 @@ def build(
 
 def write_results(path: Path | str, run: Run, rows: list[dict], **kwargs: Any) -> dict[str, Any]:
     """Build the document (see `build`) and write it to `path` atomically (tmp + rename)."""
-    doc = build(run, rows, **kwargs)
+    return write_doc(path, build(run, rows, **kwargs))
+
+
+def merge(old: dict[str, Any], new: dict[str, Any], key: tuple[str, ...]) -> dict[str, Any]:
+    """`new` with the rows of `old` that it does not replace (same values of `key`) kept in
+    their old order. Every row of the result carries the provenance of the command that made
+    it (`row["provenance"]`), so a file rerun row by row still says where each number came
+    from; the document's own provenance is that of the latest command."""
+
+    def ident(r: dict) -> tuple:
+        return tuple(r.get(k) for k in key)
+
+    fresh = {ident(r): {**r, "provenance": new["provenance"]} for r in new["rows"]}
+    rows = []
+    for r in old.get("rows", []):
+        if ident(r) in fresh:
+            rows.append(fresh.pop(ident(r)))
+        else:
+            rows.append({**r, "provenance": r.get("provenance", old["provenance"])})
+    rows += fresh.values()
+    return {"provenance": {**new["provenance"], "merged": True}, "rows": rows}
+
+
+def write_doc(path: Path | str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Write a results document atomically (tmp + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

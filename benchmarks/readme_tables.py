@@ -15,6 +15,7 @@ tests/test_results_provenance.py fails when the README and the results disagree.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -33,12 +34,26 @@ def num(x: float | None, nd: int = 3) -> str:
 
 
 def provenance_line(doc: dict) -> str:
-    p = doc["provenance"]
+    """Where the file's numbers came from; a merged file (rows rerun by separate commands,
+    `table1.py --merge`) gets one sentence per command, naming its rows."""
+    if not doc["provenance"].get("merged"):
+        return _provenance_sentence(doc["provenance"], doc["_file"])
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for r in doc["rows"]:
+        p = r["provenance"]
+        groups.setdefault(json.dumps(p, sort_keys=True), (p, []))[1].append(r["row"])
+    return " ".join(
+        f"Rows {', '.join(names)}: " + _provenance_sentence(p, doc["_file"])
+        for p, names in groups.values()
+    )
+
+
+def _provenance_sentence(p: dict, file: str) -> str:
     m = p["machine"]
     commit = (p["commit"] or "unknown")[:10]
     state = {True: "dirty tree", False: "clean tree", None: "no git"}[p["dirty"]]
     return (
-        f"Generated from `benchmarks/results/{doc['_file']}`: commit `{commit}` ({state}), "
+        f"Generated from `benchmarks/results/{file}`: commit `{commit}` ({state}), "
         f"`{p['command']}`, {m['cpu_count']} cores ({m.get('cpu_model') or '?'}), torch "
         f"{m['torch']} with {m['torch_threads']} thread(s), {m['device']}; "
         f"{p['started_at']} to {p['finished_at']}."

@@ -207,6 +207,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write the rows with provenance to this JSON file",
     )
     p.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --results: replace only the rows run now and keep the file's other rows, "
+        "each row keeping the provenance of the command that made it",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -275,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(res), flush=True)
     if args.results is not None:
         splits = {r["row"]: r["split"] for r in results}
-        provenance.write_results(args.results, run, results, seeds=seeds, split=splits)
+        doc = provenance.build(run, results, seeds=seeds, split=splits)
+        if args.merge and args.results.exists():
+            doc = provenance.merge(json.loads(args.results.read_text()), doc, ("row", "schedule"))
+        provenance.write_doc(args.results, doc)
     if not args.json:
         print(markdown(results))
     return 0

@@ -251,6 +251,9 @@ class RbfOptions:
     local_linear: Bool = Field(False, description="Each unit is a local linear expert")
     width: Float = Field(0.5, ge=0.0001, le=100.0, description="Initial RBF width (model units)")
     dense: tuple[Width, ...] = Field((), description="Widths of a dense pathway beside the units")
+    dense_t: Bool = Field(
+        False, description="Also feed the temporal basis weights g(t) to the dense pathway"
+    )
 
     @field_validator("dense", mode="before")
     @classmethod

@@ -113,16 +113,18 @@ class RBFNet(nn.Module):
         local_linear: bool = False,
         width: float = 0.5,
         dense: tuple[int, ...] = (),
+        dense_t: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.local_linear = local_linear
+        self.dense_t = bool(dense) and dense_t
         D = math.prod(spec.shape)
         self.centres = nn.Parameter(torch.randn(n_units, D))
         self.log_width = nn.Parameter(torch.full((n_units,), math.log(width)))
         n_feat = n_units * (1 + D) if local_linear else n_units
         layers: list[nn.Module] = []
-        n_in = D
+        n_in = D + (spec.J if self.dense_t else 0)
         for w in dense:
             layers += [nn.Linear(n_in, w), nn.Tanh()]
             n_in = w
@@ -140,7 +142,7 @@ class RBFNet(nn.Module):
             local = (x[:, None, :] - self.centres[None]) * h[:, :, None]  # (B, units, D)
             h = torch.cat([h, local.reshape(x.shape[0], -1)], dim=1)
         if self.dense is not None:
-            h = torch.cat([h, self.dense(x)], dim=1)
+            h = torch.cat([h, self.dense(torch.cat([x, g], 1) if self.dense_t else x)], dim=1)
         z = self.readout(h, g)
         return z.reshape(xt.shape[0], *self.spec.shape, self.spec.n_outputs)
 
@@ -167,6 +169,7 @@ def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
 @register_network("rbf")
 def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """options: local_linear (false), width (0.5, initial RBF width in model units), dense
-    ([], widths of a tanh MLP pathway in parallel)."""
+    ([], widths of a tanh MLP pathway in parallel), dense_t (false: also feed the temporal
+    basis weights g(t) to that pathway, so that its features may change with the noise level)."""
     o = config.typed_options  # RbfOptions
-    return RBFNet(spec, config.n_rbf, o.local_linear, o.width, o.dense)
+    return RBFNet(spec, config.n_rbf, o.local_linear, o.width, o.dense, o.dense_t)

@@ -126,3 +126,36 @@ def test_dirty_ignores_outputs_only(monkeypatch: pytest.MonkeyPatch) -> None:
     source = outputs + " M diffusion/training/train.py\n"
     monkeypatch.setattr(provenance, "_git", lambda *a: "abc\n" if a[0] == "rev-parse" else source)
     assert provenance.git_state() == ("abc", True, ["diffusion/training/train.py"])
+
+
+def test_merge_keeps_each_rows_own_provenance() -> None:
+    """A row rerun alone (table1.py --merge) replaces only itself; the rows it did not rerun
+    keep the commit and command that made them, and the README names both commands. Broken
+    versions this catches: the new command's provenance stamped on every row (old rows would
+    claim a commit that never ran them), or the old row kept beside its replacement."""
+
+    def doc(commit: str, rows: list[tuple[str, float]]) -> dict:
+        run = provenance.Run(commit, False, [], f"python table1.py # {commit}", [], "t0")
+        rows_ = [
+            {"row": r, "schedule": "learned", "K_bits": k, "seeds": [1, 2, 3], "split": {}}
+            | {"train_seconds": 1.0, "eval_seconds": 1.0}
+            for r, k in rows
+        ]
+        return provenance.build(run, rows_, seeds=[1, 2, 3], split={})
+
+    old = doc("old1", [("swissroll", 1.0), ("swissroll-thin", 2.0), ("heartbeat", 3.0)])
+    new = doc("new2", [("swissroll-thin", 2.5)])
+    merged = provenance.merge(old, new, ("row", "schedule"))
+    assert [(r["row"], r["K_bits"]) for r in merged["rows"]] == [
+        ("swissroll", 1.0),
+        ("swissroll-thin", 2.5),
+        ("heartbeat", 3.0),
+    ]
+    assert [r["provenance"]["commit"] for r in merged["rows"]] == ["old1", "new2", "old1"]
+    assert merged["provenance"]["commit"] == "new2" and merged["provenance"]["merged"]
+    again = provenance.merge(merged, doc("new3", [("heartbeat", 3.5)]), ("row", "schedule"))
+    assert [r["provenance"]["commit"] for r in again["rows"]] == ["old1", "new2", "new3"]
+    line = readme_tables.provenance_line({**again, "_file": "table1.json"})
+    assert "Rows swissroll: " in line and "`old1`" in line
+    assert "Rows swissroll-thin: " in line and "`new2`" in line
+    assert "Rows heartbeat: " in line and "`new3`" in line

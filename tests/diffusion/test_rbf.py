@@ -38,3 +38,26 @@ def test_dense_pathway_adds_features_and_zero_weights_remove_it(gen):
 def test_bad_dense_widths_are_refused(bad):
     with pytest.raises(ConfigError, match="options.dense"):
         _net({"dense": bad})
+
+
+def test_dense_t_feeds_the_noise_level_to_the_dense_pathway(gen):
+    """With `dense_t` the pathway's features change with g(t) at a fixed x^t; without it they
+    cannot. Broken versions caught: the option accepted but g not fed (features equal across
+    t), or g fed to a pathway built for D inputs (a shape error)."""
+    x = torch.randn(8, 2, generator=gen).repeat(2, 1)
+    g = torch.eye(40)[torch.tensor([3] * 8 + [30] * 8)]
+    for dense_t, differs in ((True, True), (False, False)):
+        torch.manual_seed(0)
+        net = _net({"local_linear": True, "dense": [8, 8], "dense_t": dense_t})
+        assert net.dense[0].in_features == 2 + (40 if dense_t else 0)
+        feats = net.dense(torch.cat([x, g], 1) if dense_t else x)
+        assert (not torch.allclose(feats[:8], feats[8:])) == differs
+        assert net(x, g).shape == (16, 2, 3)
+
+
+def test_dense_t_without_a_dense_pathway_changes_nothing():
+    torch.manual_seed(0)
+    a = _net({"local_linear": True, "dense_t": True})
+    torch.manual_seed(0)
+    b = _net({"local_linear": True})
+    assert a.dense is None and a.readout.weight.shape == b.readout.weight.shape
