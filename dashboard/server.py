@@ -5,6 +5,10 @@ media guard, served in the same process. Start it with
 
 (`difflab up` and the compose file do). `dashboard/app.py` alone still runs, without the
 HttpOnly cookie (sign-in then lasts only while the tab is open) and without the media guard.
+
+The runtime keeps disconnected browser sessions in `dashboard.sessions.ClosingSessionStorage`
+(at most 32, shut down when evicted or expired), so that page loads do not pile up images and
+session state in the server's memory (issue 14).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ if str(ROOT.parent) not in sys.path:  # `streamlit run dashboard/server.py` from
 from starlette.middleware import Middleware  # noqa: E402
 from streamlit.starlette import App  # noqa: E402
 
+from dashboard import sessions  # noqa: E402
 from dashboard.auth_routes import ROUTES, user_for_cookie  # noqa: E402
 from dashboard.media_guard import MediaGuard  # noqa: E402
 from dashboard.services import team_mode  # noqa: E402
@@ -28,3 +33,5 @@ app = App(
     routes=ROUTES,
     middleware=[Middleware(MediaGuard, user_for_cookie=user_for_cookie, enabled=team_mode)],
 )
+# `app = App(...)` stays a plain call: `streamlit run` finds the ASGI app by reading this file
+sessions.use_closing_storage(app)

@@ -28,7 +28,7 @@ SIGNED_OUT = "difflab_signed_out"  # this session signed out: ignore the (stale)
 team_mode = settings.team_mode
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)  # one per database the process uses
 def _store_for(url: str, artifact_root: str) -> Store:
     store = Store(url, artifact_root=artifact_root)
     if url.startswith("sqlite") and not store.is_current():

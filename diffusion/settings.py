@@ -22,6 +22,7 @@ is named once (docs/architecture.md lists them):
   DIFFLAB_SECRET_KEY          the key that signs session cookies
   DIFFLAB_SECRET_KEY_FILE     a file holding it (default: $XDG_CONFIG_HOME/difflab/secret_key)
   DIFFLAB_TEAM_MODE           1/true/yes: sign-in required
+  DIFFLAB_RECONNECT_SESSIONS  closed browser tabs the dashboard keeps for a reconnect (32)
 """
 
 from __future__ import annotations
@@ -151,6 +152,19 @@ def job_time_limit_s() -> float:
 def max_run_gb() -> float | None:
     """`DIFFLAB_MAX_RUN_GB`: the most memory one run may need (None: diffusion.memory's)."""
     return _positive("DIFFLAB_MAX_RUN_GB", "GB")
+
+
+DEFAULT_RECONNECT_SESSIONS = 32  # dashboard/sessions.py says why
+
+
+def reconnect_sessions() -> int:
+    """`DIFFLAB_RECONNECT_SESSIONS`: disconnected dashboard sessions kept for a reconnect."""
+    value = _positive("DIFFLAB_RECONNECT_SESSIONS", "sessions")
+    if value is None:
+        return DEFAULT_RECONNECT_SESSIONS
+    if value != int(value):
+        raise ValueError(f"DIFFLAB_RECONNECT_SESSIONS must be a whole number, got {value}")
+    return int(value)
 
 
 def secret_key() -> str | None:
