@@ -296,7 +296,24 @@ def render_posterior(doc: dict) -> str:
     return "\n".join([*out, provenance_line(doc)])
 
 
+def render_speed(doc: dict) -> str:
+    """benchmarks/speed.py's rows: figure, baseline, ratio against the target (issue 14)."""
+    lines = ["| measurement | figure | baseline | ratio | ratio target | met |", "|---" * 6 + "|"]
+    for r in doc["rows"]:
+        unit = r.get("unit", "s")
+        target = "-" if r["target"] is None else f"{r['op']} {r['target']}"
+        met = "-" if r["target"] is None else ("yes" if r["ok"] else "**no**")
+        lines.append(
+            f"| {r['name']} | {num(r['figure'])} {unit} | {num(r['baseline'])} {unit} "
+            f"| {num(r['ratio'])} | {target} | {met} |"
+        )
+    what = [f"`{r['name']}`: {r['detail']['ratio']}" for r in doc["rows"] if "ratio" in r["detail"]]
+    return "\n".join([*lines, "", "Ratios: " + "; ".join(what) + ".", "", provenance_line(doc)])
+
+
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "speed_dashboard": ("speed_dashboard.json", render_speed),
+    "speed_queue": ("speed_queue.json", render_speed),
     "images": ("images.json", render_images),
     "table1": ("table1.json", render_table1),
     "table1_images": ("table1_images.json", render_table1_images),
