@@ -312,8 +312,24 @@ def render_speed(doc: dict) -> str:
             f"| {r['name']} | {num(r['figure'])} {unit} | {num(r['baseline'])} {unit} "
             f"| {num(r['ratio'])} | {target} | {met} |"
         )
-    what = [f"`{r['name']}`: {r['detail']['ratio']}" for r in doc["rows"] if "ratio" in r["detail"]]
-    return "\n".join([*lines, "", "Ratios: " + "; ".join(what) + ".", "", provenance_line(doc)])
+    what: dict[str, list[str]] = {}
+    for r in doc["rows"]:
+        if "ratio" in r["detail"]:
+            what.setdefault(r["detail"]["ratio"], []).append(f"`{r['name']}`")
+    notes = ["Ratios: " + "; ".join(f"{', '.join(n)}: {d}" for d, n in what.items()) + "."]
+    for r in doc["rows"]:
+        d = r["detail"]
+        if "rss_at_launch_mib" in d:
+            notes.append(
+                f"`{r['name']}`: RSS at launch {d['rss_at_launch_mib']} MiB (before any page), "
+                f"after the first round {num(r['baseline'], 1)} MiB, peak {num(r['figure'], 1)} "
+                f"MiB over {d['rounds']} rounds; the last 10 rounds grew "
+                f"{d['last_10_rounds_growth_mib']} MiB."
+            )
+    load = doc["provenance"]["machine"].get("load_average_at_start")
+    if load:
+        notes.append(f"Load average at the start: {', '.join(f'{x:.1f}' for x in load)}.")
+    return "\n".join([*lines, "", " ".join(notes), "", provenance_line(doc)])
 
 
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
