@@ -333,6 +333,7 @@ def render_speed(doc: dict) -> str:
 
 
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "speed_engine_toy": ("speed_engine_toy.json", render_speed),
     "speed_dashboard": ("speed_dashboard.json", render_speed),
     "speed_queue": ("speed_queue.json", render_speed),
     "images": ("images.json", render_images),
