@@ -32,7 +32,7 @@ for _p in (ROOT, ROOT / "tests", ROOT / "tests" / "e2e"):
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1280, "height": 1000}
+VIEWPORT = {"width": 1280, "height": 1150}
 HOLE = 64
 DONE_TEXT = {"Denoise": "posterior mean E[x | y]", "Inpaint": "on the window around the missing"}
 
@@ -141,7 +141,7 @@ def shoot(url: str, out: Path, steps: int, samples: int, timeout_s: float) -> No
             heading = page.get_by_role("heading", name="Results")
             heading.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.mouse.move(800, 500)
-            page.mouse.wheel(0, -260)  # the settings' end above the results
+            page.mouse.wheel(0, -120)  # the run button above the results
             page.wait_for_timeout(2500)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=out / f"photo_{task.lower()}.png")
