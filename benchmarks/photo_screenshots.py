@@ -8,7 +8,7 @@ of that model's training), denoises it at sigma 25 and inpaints a central 64 x 6
 mask image), and saves a screenshot of each page of results.
 
     python benchmarks/photo_screenshots.py --run runs/posterior/photos-unet \
-        [--out docs/screenshots] [--steps 10] [--samples 2]
+        [--out DIR] [--steps 10] [--samples 2]
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _select_steps(page, steps: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="a trained photos run folder")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    p.add_argument("--out", type=Path, default=ROOT / "screenshots")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--samples", type=int, default=2)
     p.add_argument("--timeout-s", type=float, default=1500)
