@@ -3,11 +3,13 @@
   difflab denoise DIR IMAGE --sigma S -n N --out FILE [--steps S] [--add-noise]
   difflab inpaint DIR IMAGE --mask MASK.png [--method paper|repaint] -n N --out FILE [--steps S]
 
-IMAGE is a PNG/JPEG with the model's size and channel count (nothing is resized). --sigma
+IMAGE is a PNG/JPEG with the model's channel count, at the model's size or (a fully
+convolutional network) any size, run at once or on tiles; the JSON line says which. --sigma
 is the noise standard deviation in the file's 8-bit grey levels; IMAGE is the noisy
 observation, or the clean image to corrupt first with --add-noise. MASK: white = known,
-black = to fill in. FILE: .png (a row: input, samples, mean, spread) or .npz (arrays in
-data space). Every input is checked first; on any error nothing is written.
+black = to fill in. FILE: .png (a row: input, samples, the samples' mean, for denoise the
+posterior mean read out in one network call, spread) or .npz (arrays in data space; denoise
+adds `mean_readout`). Every input is checked first; on any error nothing is written.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def _read(trained, path: Path):
     return to_data(img, image_levels(trained))
 
 
-def _write(trained, result, out: Path) -> None:
+def _write(trained, result, out: Path, readout=None) -> None:
+    """`readout`: denoise's posterior mean in one read-out (np.ndarray) or None."""
     import numpy as np
 
     from diffusion.chains.posterior import image_levels
@@ -144,6 +147,7 @@ def _write(trained, result, out: Path) -> None:
             std=result.std,
             observed=result.observed,
             mask=result.mask if result.mask is not None else np.zeros(0),
+            **({"mean_readout": readout} if readout is not None else {}),
         )
         tmp.replace(out)
         return
@@ -151,7 +155,8 @@ def _write(trained, result, out: Path) -> None:
     if result.mask is not None:  # show the missing pixels black
         observed[~result.mask] = 0.0
     spread = result.std / max(float(result.std.max()), 1e-12) * (levels - 1e-6)
-    panels = [observed, *result.samples, result.mean, spread]
+    extra = [readout] if readout is not None else []
+    panels = [observed, *result.samples, result.mean, *extra, spread]
     save_png(out, grid(np.stack([to_uint8(p, levels) for p in panels]), columns=len(panels)))
 
 
@@ -168,10 +173,10 @@ def _run(args: argparse.Namespace, compute) -> int:
         raise UserError(f"--steps must be in [2, T={trained.model.T}], got {args.steps}")
     generator = torch.Generator().manual_seed(args.seed)
     try:
-        result = compute(trained, generator)
+        result, readout = compute(trained, generator)
     except PosteriorInputError as exc:
         raise UserError(str(exc)) from None
-    _write(trained, result, args.out)
+    _write(trained, result, args.out, readout.mean if readout is not None else None)
     print(
         json.dumps(
             {
@@ -180,6 +185,7 @@ def _run(args: argparse.Namespace, compute) -> int:
                 "method": result.method,
                 "steps": result.steps,
                 "size": result.plan.describe() if result.plan is not None else None,
+                **({"readout": readout.describe()} if readout is not None else {}),
             }
         )
     )
@@ -189,7 +195,7 @@ def _run(args: argparse.Namespace, compute) -> int:
 def cmd_denoise(args: argparse.Namespace) -> int:
     import math
 
-    from diffusion.chains.posterior import add_noise, denoise, image_levels
+    from diffusion.chains.posterior import add_noise, denoise, image_levels, posterior_mean
 
     if not math.isfinite(args.sigma) or args.sigma <= 0:
         raise UserError(f"--sigma must be a positive number of grey levels, got {args.sigma}")
@@ -199,9 +205,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         sigma = args.sigma * image_levels(trained) / 256.0  # file grey levels -> data units
         if args.add_noise:
             y = add_noise(y, sigma, generator)
-        return denoise(
+        result = denoise(
             trained, y, sigma, args.n, steps=args.steps, start=args.start, generator=generator
         )
+        return result, posterior_mean(trained, y, sigma)  # E[x | y] in one or two read-outs
 
     return _run(args, compute)
 
@@ -219,7 +226,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             mask = read_mask(args.mask, tuple(trained.model.shape[1:]))
         except ImageInputError as exc:
             raise UserError(str(exc)) from None
-        return inpaint(
+        result = inpaint(
             trained,
             image,
             mask,
@@ -230,5 +237,6 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             jump_n_sample=args.resample,
             generator=generator,
         )
+        return result, None
 
     return _run(args, compute)

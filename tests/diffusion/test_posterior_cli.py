@@ -72,8 +72,8 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
         )
         == 0
     )
-    # input, 3 samples, mean, std: six 8 x 8 panels with 1-pixel borders
-    assert np.asarray(Image.open(out)).shape == (8 + 2, 6 * 9 + 1)
+    # input, 3 samples, their mean, the read-out mean, std: seven 8 x 8 panels, 1-pixel borders
+    assert np.asarray(Image.open(out)).shape == (8 + 2, 7 * 9 + 1)
     for method in ("paper", "repaint"):
         out = tmp_path / f"inp-{method}.npz"
         assert (
@@ -109,6 +109,15 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
     assert main([*argv, "--start", "level", "--out", str(out)]) == 0
     with np.load(out) as arrays:
         assert arrays["samples"].shape == (2, 9, 8)
+        # E[x | y] read out once, of the observation the samples saw, in the same units
+        # (a read-out of another input, or of sigma in file levels, would differ)
+        from diffusion.chains.posterior import image_levels, posterior_mean
+        from diffusion.inference import load_trained
+
+        trained = load_trained(run, device="cpu")
+        want = posterior_mean(trained, arrays["observed"], 5 * image_levels(trained) / 256.0)
+        np.testing.assert_allclose(arrays["mean_readout"], want.mean, rtol=0, atol=1e-9)
+        assert not np.allclose(arrays["mean_readout"], arrays["observed"])
     out = tmp_path / "s.png"
     assert main(["sample", run, "-n", "4", "--steps", "5", "--out", str(out)]) == 0
     assert out.exists()
