@@ -138,9 +138,10 @@ def shoot(url: str, out: Path, steps: int, samples: int, timeout_s: float) -> No
                 timeout=timeout_s * 1000
             )
             page.wait_for_timeout(3000)
-            page.get_by_role("heading", name="Results").scroll_into_view_if_needed()
+            heading = page.get_by_role("heading", name="Results")
+            heading.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.mouse.move(800, 500)
-            page.mouse.wheel(0, -420)  # the settings' end above the results
+            page.mouse.wheel(0, -260)  # the settings' end above the results
             page.wait_for_timeout(2500)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=out / f"photo_{task.lower()}.png")
