@@ -227,6 +227,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--photo-samples", type=int, default=4, help="(d) inpainting samples")
     p.add_argument("--photo-denoise-samples", type=int, default=2, help="(d) denoising samples")
     p.add_argument("--photo-context", type=int, default=64, help="(d) pixels around the hole")
+    p.add_argument(
+        "--photo-readout-tiles",
+        default="32,16,6",
+        help="(d) tile,overlap,margin of the posterior-mean read-out ('' = the size plan's)",
+    )
+    p.add_argument(
+        "--photo-chain-tiles",
+        default="64,24,8",
+        help="(d) tile,overlap,margin of the chains ('' = the size plan's)",
+    )
     p.add_argument("--out", type=Path, default=None, help="(d) results file (default: results/)")
     p.add_argument(
         "--quick",
@@ -324,6 +334,8 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         "denoise_steps": args.photo_denoise_steps,
         "inpaint_steps": args.photo_inpaint_steps,
         "context": args.photo_context,
+        "readout_tiles": _triple(args.photo_readout_tiles),
+        "chain_tiles": _triple(args.photo_chain_tiles),
     }
     out["d_photos"] = bench_photos(
         run_dir,
@@ -343,6 +355,11 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         split={"model": f"{args.photo_preset} preset, camera/astronaut/coffee held out"},
         extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
     )
+
+
+def _triple(text: str) -> list[int] | None:
+    """'32,16,6' -> [32, 16, 6]; '' -> None."""
+    return [int(v) for v in text.split(",")] if text.strip() else None
 
 
 def _row(part: str, numbers, split: dict, seed: int, train_s: float, eval_s: float) -> dict:

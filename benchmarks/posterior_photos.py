@@ -92,8 +92,20 @@ def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / np.mean((x - ref) ** 2)))
 
 
+def _tiles(spec: tuple[int, int, int] | None) -> dict:
+    """tile, overlap, margin keyword arguments of the posteriors (None: their own plan)."""
+    return {} if spec is None else dict(zip(("tile", "overlap", "margin"), spec, strict=True))
+
+
 def denoise_photo(
-    trained, img: np.ndarray, sigma: float, n: int, steps: int, seed: int
+    trained,
+    img: np.ndarray,
+    sigma: float,
+    n: int,
+    steps: int,
+    seed: int,
+    readout_tiles: tuple[int, int, int] | None = None,
+    chain_tiles: tuple[int, int, int] | None = None,
 ) -> tuple[dict, tuple]:
     """PSNR (peak 255) of the posterior mean under the model (`posterior_mean`: one or two
     network calls, Tweedie), of the average of n chain samples and of one sample (the chain
@@ -107,10 +119,20 @@ def denoise_photo(
     clean = img.astype(np.float64) + 0.5
     noisy = add_noise(img, sigma, g)
     t0 = time.monotonic()
-    pm = posterior_mean(trained, noisy, sigma)
+    pm = posterior_mean(trained, noisy, sigma, **_tiles(readout_tiles))
     pm_secs = time.monotonic() - t0
     t0 = time.monotonic()
-    r = denoise(trained, noisy, sigma, n, steps=steps, start="level", generator=g, batch_size=n)
+    r = denoise(
+        trained,
+        noisy,
+        sigma,
+        n,
+        steps=steps,
+        start="level",
+        generator=g,
+        batch_size=n,
+        **_tiles(chain_tiles),
+    )
     secs = time.monotonic() - t0
     wiener_psnr = {k: _psnr(wiener(noisy, (k, k), sigma**2), clean) for k in (3, 5, 7)}
     kbest = max(wiener_psnr, key=wiener_psnr.get)
@@ -129,6 +151,7 @@ def denoise_photo(
         "posterior_mean": pm.describe(),
         "posterior_mean_steps": list(pm.steps),
         "posterior_mean_seconds": pm_secs,
+        "posterior_mean_plan": pm.plan.describe(),
         "start": "level (the chain from the step whose noise matches sigma)",
         "steps_run": r.steps,
         "plan": r.plan.describe(),
@@ -147,7 +170,14 @@ def denoise_photo(
 
 
 def inpaint_photo(
-    trained, img: np.ndarray, hole: int, n: int, steps: int, seed: int, context: int
+    trained,
+    img: np.ndarray,
+    hole: int,
+    n: int,
+    steps: int,
+    seed: int,
+    context: int,
+    tiles: tuple[int, int, int] | None = None,
 ) -> dict:
     """A central hole x hole square filled by the paper's chain and by biharmonic inpainting:
     the distances of `benchmarks/posterior.py` (`region_distances`) to the truth."""
@@ -169,6 +199,7 @@ def inpaint_photo(
         generator=torch.Generator().manual_seed(seed),
         batch_size=n,
         context=context,
+        **_tiles(tiles),
     )
     secs = time.monotonic() - t0
     truth = x[miss].reshape(1, hole, hole)
@@ -235,11 +266,19 @@ def bench_photos(
     panels = []
     for i, name in enumerate(TEST_PHOTOS):
         img = test_photo(name)
+        readout_tiles, chain_tiles = opts.get("readout_tiles"), opts.get("chain_tiles")
         d, (noisy, mean, _) = denoise_photo(
-            trained, img, 25.0, opts["denoise_samples"], opts["denoise_steps"], 10 + i
+            trained,
+            img,
+            25.0,
+            opts["denoise_samples"],
+            opts["denoise_steps"],
+            10 + i,
+            readout_tiles,
+            chain_tiles,
         )
         p, (fill, bi, _) = inpaint_photo(
-            trained, img, 64, n, opts["inpaint_steps"], 20 + i, opts["context"]
+            trained, img, 64, n, opts["inpaint_steps"], 20 + i, opts["context"], chain_tiles
         )
         out["photos"][name] = {"size_w_h": [img.shape[1], img.shape[0]], "denoise": d, "inpaint": p}
         print(json.dumps({name: out["photos"][name]}), flush=True)
