@@ -6,7 +6,9 @@ fully convolutional. A network says so with two optional attributes:
     size_multiple: int          (absent = 1: H and W must be multiples of it, e.g. 2^levels
                                  for a UNet; other sizes are reflect-padded up and cropped)
 and may set `tile_align` (default size_multiple), the grid tile corners snap to (the
-multi-scale net pools by 2^(scales - 1), so tiles on that grid see the same pooling blocks).
+multi-scale net pools by 2^(scales - 1), so tiles on that grid see the same pooling blocks),
+and `norm_tile` (default 0), the side of the tiles it runs on by default: a network with
+group norm (the UNet) runs on tiles of its training size (`diffusion.images.sizes.SizeRule`).
 
 `SizedNet(net, ...)` has the network's interface, forward(xt, g) -> (B, C, H, W, K), at any H,
 W the network takes: in one piece, or, where memory requires, over overlapping tiles whose
@@ -43,6 +45,7 @@ def size_rule(net: nn.Module, shape: tuple[int, ...]) -> SizeRule:
         fully_convolutional=bool(getattr(net, "fully_convolutional", False)),
         multiple=multiple,
         align=int(getattr(net, "tile_align", multiple)),
+        norm_tile=int(getattr(net, "norm_tile", 0)),
     )
 
 

@@ -39,6 +39,7 @@ from torch import nn
 
 from diffusion.config import ConfigError, NetworkConfig
 from diffusion.config_options import UnetOptions
+from diffusion.images.sizes import norm_tile
 from diffusion.nets.base import NetSpec, register_network
 
 DEFAULTS: dict[str, Any] = dataclasses.asdict(UnetOptions())  # the schema's defaults
@@ -122,6 +123,9 @@ class UNet(nn.Module):
         self.levels = len(mults)
         self.fully_convolutional = True  # diffusion.images.tiling: any size, padded to the multiple
         self.size_multiple = self.tile_align = 2 ** (self.levels - 1)
+        # group norm: statistics over the whole input, so larger images run on tiles of the
+        # training size by default (diffusion.images.sizes.SizeRule.norm_tile)
+        self.norm_tile = norm_tile(spec.shape[1:], self.size_multiple)
         emb = 4 * ch
         t_in = ch if self.time == "sinusoidal" else spec.J
         self.temb = nn.Sequential(nn.Linear(t_in, emb), nn.SiLU(), nn.Linear(emb, emb))
