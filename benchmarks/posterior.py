@@ -228,6 +228,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--photo-denoise-samples", type=int, default=2, help="(d) denoising samples")
     p.add_argument("--photo-context", type=int, default=64, help="(d) pixels around the hole")
     p.add_argument(
+        "--photo-inpaint-methods",
+        default="paper,repaint",
+        help="(d) inpainting chains: paper, repaint (Lugmayr et al. 2022, jumps of 10, 5 "
+        "resamplings), comma-separated",
+    )
+    p.add_argument(
         "--photo-readout-tiles",
         default="32,16,6",
         help="(d) tile,overlap,margin of the posterior-mean read-out ('' = the size plan's)",
@@ -334,6 +340,7 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         "denoise_steps": args.photo_denoise_steps,
         "inpaint_steps": args.photo_inpaint_steps,
         "context": args.photo_context,
+        "inpaint_methods": args.photo_inpaint_methods.split(","),
         "readout_tiles": _triple(args.photo_readout_tiles),
         "chain_tiles": _triple(args.photo_chain_tiles),
     }

@@ -115,7 +115,7 @@ def render_posterior_photos(doc: dict) -> str:
         "|---" * 10 + "|",
     ]
     inp = [
-        "| photo | spectrum: model | spectrum: biharmonic | hist W1: model "
+        "| photo (chain) | spectrum: model | spectrum: biharmonic | hist W1: model "
         "| hist W1: biharmonic | spectrum beats | W1 within 10% | window | seconds |",
         "|---" * 9 + "|",
     ]
@@ -137,15 +137,20 @@ def render_posterior_photos(doc: dict) -> str:
                 f"| {secs} |"
             )
         else:
-            m, b = r["paper"], r["biharmonic"]
-            inp.append(
-                f"| {name} | {num(m['spectrum_rms_log10_ratio'], 2)} "
-                f"| {num(b['spectrum_rms_log10_ratio'], 2)} "
-                f"| {num(m['hist_wasserstein_grey_levels'], 1)} "
-                f"| {num(b['hist_wasserstein_grey_levels'], 1)} "
-                f"| {yes[r['beats_biharmonic_on_spectrum']]} | {yes[r['histogram_within_10pct']]} "
-                f"| {r['plan'].split(':')[0]} | {m['seconds']:.0f} |"
-            )
+            b = r["biharmonic"]
+            for method, label, pre in (("paper", "paper", ""), ("repaint", "RePaint", "repaint_")):
+                if method not in r:
+                    continue
+                m = r[method]
+                inp.append(
+                    f"| {name} ({label}) | {num(m['spectrum_rms_log10_ratio'], 2)} "
+                    f"| {num(b['spectrum_rms_log10_ratio'], 2)} "
+                    f"| {num(m['hist_wasserstein_grey_levels'], 1)} "
+                    f"| {num(b['hist_wasserstein_grey_levels'], 1)} "
+                    f"| {yes[r[pre + 'beats_biharmonic_on_spectrum']]} "
+                    f"| {yes[r[pre + 'histogram_within_10pct']]} "
+                    f"| {r['plan'].split(':')[0]} | {m['seconds']:.0f} |"
+                )
     model = doc["provenance"].get("model") or {}
     train = model.get("training") or {}
     return "\n".join(
