@@ -69,29 +69,37 @@ def environ(**values: str | None) -> Iterator[None]:
         put(saved)
 
 
-def time_calls(fn: Callable[[], object], n: int) -> float:
-    """Seconds per call over n calls (0.0 for n = 0)."""
+def time_calls(
+    fn: Callable[[], object], n: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
+    """Seconds per call over n calls (0.0 for n = 0), by `clock` (wall time by default;
+    `time.thread_time` counts only this thread's CPU time)."""
     if n <= 0:
         return 0.0
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - t0) / n
+    return (clock() - t0) / n
 
 
 def interleaved(
-    fns: dict[str, Callable[[], object]], *, calls: int, blocks: int, warmup: int = 2
+    fns: dict[str, Callable[[], object]],
+    *,
+    calls: int,
+    blocks: int,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Per-block seconds per call of each function, the functions taking turns block by block
     (the order rotates so neither side always runs first)."""
     names = list(fns)
     for name in names:
-        time_calls(fns[name], warmup)
+        time_calls(fns[name], warmup, clock)
     out: dict[str, list[float]] = {name: [] for name in names}
     for b in range(blocks):
         order = names if b % 2 == 0 else names[::-1]
         for name in order:
-            out[name].append(time_calls(fns[name], calls))
+            out[name].append(time_calls(fns[name], calls, clock))
     return out
 
 

@@ -1,14 +1,19 @@
 """Engine overheads of the speed benchmark: training step, sampling chains, bound evaluation.
 
 Each figure is timed against a bare PyTorch baseline of the same network in the same process
-(benchmarks/speed_common.py: interleaved blocks, median of per-block ratios).
+(benchmarks/speed_common.py: interleaved blocks, median of per-block ratios). Both sides run
+in this one thread (torch at one intra-op thread, speed.py sets it), so they are timed by the
+thread's CPU time (`CLOCK`): on the shared machine (load average often 10-25 on 2 cores) wall
+time mostly measures how long the process waited for a core, and swings by 2x from block to
+block; the checkpoint (a file write) is timed by the wall clock.
 
 - training: `_Trainer.advance()` (data draw, t importance-sampled where configured, the bound
   estimate in float64, backward, optimizer, gradient clipping, EMA, the StepEvent) plus the
   periodic checkpoint amortized over its default interval, against a bare loop: the same
   network (a copy, given the engine's current weights each step, fed the engine's latest
-  network inputs), optimizer, learning rate and gradient clipping, the same batch size,
-  loss = mean square of the network's output (the same shape as the engine's).
+  network inputs), optimizer (the engine's settings: Adam or RMSprop with its multi-tensor
+  `foreach` update) and learning rate, gradient clipping, the same batch size, loss = mean
+  square of the network's output (the same shape as the engine's).
 - sampling: a full T-step ancestral sample (and each posterior chain, and a strided chain of S
   steps) against the same network calls replayed bare: the inputs one run of the chain gave
   the network, recorded, fed to it again without the chain around it.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -39,6 +45,7 @@ from diffusion.evaluation.bound import MAX_ELEMENTS, evaluate_bound, importance_
 from diffusion.training.train import _Trainer
 
 CPU = torch.device("cpu")
+CLOCK = time.thread_time  # CPU seconds of this thread (module docstring)
 
 
 class BareLoop:
@@ -59,7 +66,7 @@ class BareLoop:
         self.basis, self.T, self.B, self.clip = model.basis, model.T, tc.batch_size, tc.grad_clip
         self.dtype = next(self.net.parameters()).dtype
         opt = torch.optim.RMSprop if tc.optimizer == "rmsprop" else torch.optim.Adam
-        self.opt = opt(self.net.parameters(), lr=tc.lr)
+        self.opt = opt(self.params, lr=tc.lr, foreach=True)  # as the engine's (training.parts)
         x = trainer.bundle.draw_train(tc.batch_size, torch.Generator().manual_seed(0))
         self.x = trainer.bundle.scaler.to_model(x).to(self.dtype)
         self.g = self.basis(torch.randint(1, self.T + 1, (self.B,))).to(self.dtype)
@@ -76,7 +83,7 @@ class BareLoop:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         self.opt.step()
 
 
@@ -91,7 +98,7 @@ def training_overhead(label: str, config: RunConfig, *, calls: int, blocks: int)
             trainer.advance()
         ckpt_s = min(time_calls(trainer.checkpoint, 1) for _ in range(3))
         times = interleaved(
-            {"engine": trainer.advance, "bare": bare.step}, calls=calls, blocks=blocks
+            {"engine": trainer.advance, "bare": bare.step}, calls=calls, blocks=blocks, clock=CLOCK
         )
     every = config.train.checkpoint_every_s
     engine = [t * (1 + ckpt_s / every) for t in times["engine"]]  # amortized checkpoints
@@ -154,7 +161,9 @@ def _bare_forwards(model, chain, steps: int):
 
 
 def _chain_measure(name, chain, bare, *, calls, blocks, detail) -> Measurement:
-    times = interleaved({"chain": chain, "bare": bare}, calls=calls, blocks=blocks, warmup=1)
+    times = interleaved(
+        {"chain": chain, "bare": bare}, calls=calls, blocks=blocks, warmup=1, clock=CLOCK
+    )
     return Measurement(
         name,
         median(times["chain"]),
@@ -284,6 +293,7 @@ def bound_costs(
         calls=1,
         blocks=blocks,
         warmup=1,
+        clock=CLOCK,
     )
     out = [
         Measurement(
@@ -299,7 +309,7 @@ def bound_costs(
     ]
     for k in ks:
         s = min(
-            time_calls(lambda k=k: importance_log_likelihood(model, x0, k, gen), 1)
+            time_calls(lambda k=k: importance_log_likelihood(model, x0, k, gen), 1, CLOCK)
             for _ in range(max(1, blocks // 2))
         )
         out.append(

@@ -18,7 +18,7 @@ from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.nets import NetSpec, build_network
 from diffusion.processes.base import Process
 from diffusion.processes.binomial import BinomialDiffusion
-from diffusion.processes.gaussian import GaussianDiffusion, alpha_bar, at
+from diffusion.processes.gaussian import GaussianDiffusion
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
 
@@ -77,8 +77,7 @@ class DiffusionModel(nn.Module):
         `net` evaluates in place of self.net (a wrapper with its interface, e.g.
         `diffusion.images.tiling.SizedNet` for images of another size).
         """
-        param = next(self.net.parameters(), None)
-        dtype = param.dtype if param is not None else torch.float32
+        dtype = self._net_dtype()
         g = self.basis(t).to(device=xt.device, dtype=dtype)
         if self._bf16(xt):  # bf16 autocast of the network alone (entered only when on)
             with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -89,19 +88,24 @@ class DiffusionModel(nn.Module):
         if self.process.kind != "gaussian":
             return y
         beta = self.beta() if beta is None else beta
-        b = at(beta, t, xt)
-        abar = alpha_bar(beta)
-        a_t = at(abar, t, xt)
-        var = torch.sigmoid(y[..., 1] + torch.log(b) - torch.log1p(-b))
+        # the schedule's numbers at t: one gather from the process's table, shared with the
+        # q_sample, KL and kernel of the same step (GaussianDiffusion.coefficients)
+        c = self.process.coefficients(beta, t, xt)
+        b = c.beta
+        var = torch.sigmoid(y[..., 1] + c.log_beta - c.log1m_beta)
         x = xt.double()
         if self.config.diffusion.mean == "v":  # mu = q-posterior mean at x0_hat (config docs)
-            ap = at(torch.cat([abar.new_ones(1), abar[:-1]]), t, xt)
-            x0_hat = a_t.sqrt() * x - (1 - a_t).sqrt() * y[..., 0]
-            mu = (ap.sqrt() * b / (1 - a_t)) * x0_hat + ((1 - b).sqrt() * (1 - ap) / (1 - a_t)) * x
+            x0_hat = c.sqrt_abar * x - c.sqrt_1m_abar * y[..., 0]
+            mu = c.c0 * x0_hat + c.ct * x
             z_m = (mu - x * (1 - var)) / var  # the paper's form: mu = (x - zM)(1 - var) + zM
         else:
-            z_m = x + b * y[..., 0] / (var * (1 - a_t).sqrt())
+            z_m = x + b * y[..., 0] / (var * c.sqrt_1m_abar)
         return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
+
+    def _net_dtype(self) -> torch.dtype:
+        """The network's parameter dtype (float32 for a network without parameters)."""
+        param = next(self.net.parameters(), None)
+        return param.dtype if param is not None else torch.float32
 
     def _bf16(self, xt: torch.Tensor) -> bool:
         """Whether the network runs under bf16 autocast: on CUDA when train.precision is bf16

@@ -86,6 +86,31 @@ class Bernoulli:
 StepDist = Normal | CorrelatedNormal | Bernoulli
 
 
+class PerSchedule:
+    """A value derived from the schedule beta by `fn(beta)`, computed once per schedule and
+    kept while `beta` is the same tensor, unchanged in place (a checkpoint loaded into a
+    buffer bumps its version): once per chain or evaluation for a fixed schedule, once per
+    training step for a learned one (each `model.beta()` is a new tensor, and the value's
+    graph is shared by every use within the step). A leaf tensor that requires gradients is
+    recomputed at every call (a caller may backward through it more than once), and a value
+    computed without gradients is not reused where they are wanted."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.key: tuple | None = None
+        self.value = None
+
+    def __call__(self, beta: torch.Tensor):
+        if beta.requires_grad and beta.grad_fn is None:
+            return self.fn(beta)
+        grad = beta.requires_grad and torch.is_grad_enabled()
+        key = self.key
+        if key is None or key[0] is not beta or key[1] != beta._version or key[2] != grad:
+            self.value = self.fn(beta)
+            self.key = (beta, beta._version, grad)
+        return self.value
+
+
 D = TypeVar("D", Normal, Bernoulli)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import logsigmoid
 
-from diffusion.processes.base import Bernoulli, DerivedSteps, rand
+from diffusion.processes.base import Bernoulli, DerivedSteps, PerSchedule, rand
 from diffusion.processes.gaussian import alpha_bar, sum_dims
 
 
@@ -41,7 +41,11 @@ class BinomialDiffusion(DerivedSteps):
 
     def __init__(self, m: float) -> None:
         self.m = float(m)
-        self._tables: tuple | None = None  # (beta, its version, logit table (2, T))
+        # per schedule (diffusion.processes.base.PerSchedule): the forward logits (2, T) and
+        # abar_0..T (T + 1,), computed once per fixed schedule, once per step for a learned one
+        self._logits = PerSchedule(self._logit_pair)
+        self._abar = PerSchedule(lambda beta: torch.cat([beta.new_ones(1), alpha_bar(beta)]))
+        self._rows: tuple | None = None  # (logit table, t, t's version, x.dim(), rows)
 
     # -- forward process
     def _logit_pair(self, b: torch.Tensor) -> torch.Tensor:
@@ -55,14 +59,30 @@ class BinomialDiffusion(DerivedSteps):
 
     def logit_table(self, beta: torch.Tensor) -> torch.Tensor:
         """(2, T) float64 forward logits for x^{t-1} = 0, 1 at every t; computed once per
-        schedule (kept while `beta` is the same tensor, unchanged in place), recomputed every
-        call when the schedule carries gradients (a learned one)."""
-        if beta.requires_grad:
-            return self._logit_pair(beta)
-        cached = self._tables
-        if cached is None or cached[0] is not beta or cached[1] != beta._version:
-            self._tables = cached = (beta, beta._version, self._logit_pair(beta))
-        return cached[2]
+        schedule (kept while `beta` is the same tensor, unchanged in place; a learned
+        schedule's new tensor each step: once per step)."""
+        return self._logits(beta)
+
+    def abar_table(self, beta: torch.Tensor) -> torch.Tensor:
+        """(T + 1,) float64 abar_0 = 1, abar_t = prod_{s<=t} (1 - beta_s); once per schedule."""
+        return self._abar(beta)
+
+    def _logits_at(self, beta: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(2, B, 1, ..., 1): the table's logits for x^{t-1} = 0, 1 at steps t, against x
+        (B, *shape); one gather, reused by further calls with the same (beta, t)."""
+        table = self.logit_table(beta)
+        cached = self._rows
+        if (
+            cached is not None
+            and cached[0] is table
+            and cached[1] is t
+            and cached[2] == t._version
+            and cached[3] == x.dim()
+        ):
+            return cached[4]
+        rows = table[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
+        self._rows = (table, t, t._version, x.dim(), rows)
+        return rows
 
     def forward_logit(
         self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
@@ -70,13 +90,12 @@ class BinomialDiffusion(DerivedSteps):
         """logit q(x^t = 1 | x^{t-1}) = logit(x (1 - beta_t) + m beta_t), computed stably
         (the table's entries at t, picked by x^{t-1})."""
         x = x_prev.double()
-        table = self.logit_table(beta)[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
+        table = self._logits_at(beta, t, x)
         return torch.where(x > 0.5, table[1], table[0])
 
     def q_prob(self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """q(x^t = 1 | x^0) = x^0 abar_t + m (1 - abar_t); t = 0 allowed (gives x^0)."""
-        abar = torch.cat([beta.new_ones(1), alpha_bar(beta)])
-        a = abar[t].reshape((-1,) + (1,) * (x0.dim() - 1))
+        a = self.abar_table(beta)[t].reshape((-1,) + (1,) * (x0.dim() - 1))
         return x0.double() * a + self.m * (1 - a)
 
     def q_sample(
@@ -119,8 +138,9 @@ class BinomialDiffusion(DerivedSteps):
         """q(x^{t-1} = 1 | x^t, x^0) by Bayes over x^{t-1} in {0, 1} (model.md section 7)."""
         xt = xt.double()
         prior1 = self.q_prob(x0, t - 1, beta)
-        lik1 = torch.exp(bernoulli_log_prob(xt, self.forward_logit(torch.ones_like(xt), t, beta)))
-        lik0 = torch.exp(bernoulli_log_prob(xt, self.forward_logit(torch.zeros_like(xt), t, beta)))
+        logits = self._logits_at(beta, t, xt)  # forward logits from x^{t-1} = 0 and 1
+        lik1 = torch.exp(bernoulli_log_prob(xt, logits[1]))
+        lik0 = torch.exp(bernoulli_log_prob(xt, logits[0]))
         num = lik1 * prior1
         return num / (num + lik0 * (1 - prior1))
 

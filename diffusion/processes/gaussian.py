@@ -10,10 +10,11 @@ KL terms are in nats, summed over the dimensions of one example.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
-from diffusion.processes.base import CorrelatedNormal, DerivedSteps, Normal, randn
+from diffusion.processes.base import CorrelatedNormal, DerivedSteps, Normal, PerSchedule, randn
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -26,6 +27,49 @@ def alpha_bar(beta: torch.Tensor) -> torch.Tensor:
 def at(v: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """v[t - 1] shaped (B, 1, ..., 1) to broadcast against x (B, *shape)."""
     return v[t - 1].reshape((-1,) + (1,) * (x.dim() - 1))
+
+
+class StepCoefficients(NamedTuple):
+    """Schedule-derived numbers at the steps t of a batch, each (B, 1, ..., 1) float64 (or
+    (T,) rows of the table, `GaussianDiffusion.table`): abar_t, abar_{t-1}, beta_t, their
+    square roots and logs, and the forward posterior's coefficients (model.md section 3):
+    mean = c0 x^0 + ct x^t, variance vq."""
+
+    abar: torch.Tensor  # abar_t
+    abar_prev: torch.Tensor  # abar_{t-1} (1 at t = 1)
+    beta: torch.Tensor  # beta_t
+    sqrt_abar: torch.Tensor  # sqrt(abar_t)
+    sqrt_1m_abar: torch.Tensor  # sqrt(1 - abar_t)
+    log_beta: torch.Tensor  # log(beta_t)
+    log1m_beta: torch.Tensor  # log(1 - beta_t)
+    sqrt_1m_beta: torch.Tensor  # sqrt(1 - beta_t)
+    c0: torch.Tensor  # sqrt(abar_{t-1}) beta_t / (1 - abar_t)
+    ct: torch.Tensor  # sqrt(1 - beta_t) (1 - abar_{t-1}) / (1 - abar_t)
+    vq: torch.Tensor  # (1 - abar_{t-1}) beta_t / (1 - abar_t)
+
+
+def coefficient_table(beta: torch.Tensor) -> torch.Tensor:
+    """(K, T) float64: the rows of `StepCoefficients` at every t = 1..T, each computed with the
+    same expression the per-step formulas use (so a row gathered at t equals the number
+    computed from beta at t). Differentiable in beta."""
+    abar = alpha_bar(beta)
+    ap = torch.cat([abar.new_ones(1), abar[:-1]])
+    one_m_a = 1 - abar
+    return torch.stack(
+        [
+            abar,
+            ap,
+            beta,
+            abar.sqrt(),
+            one_m_a.sqrt(),
+            torch.log(beta),
+            torch.log1p(-beta),
+            (1 - beta).sqrt(),
+            ap.sqrt() * beta / one_m_a,
+            (1 - beta).sqrt() * (1 - ap) / one_m_a,
+            (1 - ap) * beta / one_m_a,
+        ]
+    )
 
 
 def sum_dims(x: torch.Tensor) -> torch.Tensor:
@@ -84,13 +128,38 @@ class GaussianDiffusion(DerivedSteps):
         self.full = covariance == "full"
         self.D = D
         self.n_outputs = 2 + (D - 1 if self.full else 0)  # zM, zS (, correlations)
+        self.table = PerSchedule(coefficient_table)  # beta -> (K, T) table, kept per schedule
+        self._rows: tuple | None = None  # (table, t, t's version, x.dim(), StepCoefficients)
+
+    # -- the schedule's derived numbers, computed once per schedule and gathered once per t
+    def coefficients(
+        self, beta: torch.Tensor, t: torch.Tensor, x: torch.Tensor
+    ) -> StepCoefficients:
+        """`StepCoefficients` at steps t (B,), shaped (B, 1, ..., 1) against x (B, *shape):
+        one gather from `self.table(beta)` (`coefficient_table`, kept per schedule by
+        `diffusion.processes.base.PerSchedule`); further calls with the same (beta, t) reuse
+        it: a training step's q_sample, readout, KL and posterior read one gather."""
+        table = self.table(beta)
+        cached = self._rows
+        if (
+            cached is not None
+            and cached[0] is table
+            and cached[1] is t
+            and cached[2] == t._version
+            and cached[3] == x.dim()
+        ):
+            return cached[4]
+        rows = table[:, t - 1].reshape((table.shape[0], -1) + (1,) * (x.dim() - 1))
+        out = StepCoefficients(*rows.unbind(0))
+        self._rows = (table, t, t._version, x.dim(), out)
+        return out
 
     def q_mean_var(
         self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """q(x^t | x^0) = N(sqrt(abar_t) x^0, (1 - abar_t) I)."""
-        abar = at(alpha_bar(beta), t, x0)
-        return abar.sqrt() * x0.double(), (1 - abar).expand_as(x0).clone()
+        c = self.coefficients(beta, t, x0)
+        return c.sqrt_abar * x0.double(), (1 - c.abar).expand_as(x0).clone()
 
     def q_sample(
         self,
@@ -103,8 +172,8 @@ class GaussianDiffusion(DerivedSteps):
         """x^t = sqrt(abar_t) x^0 + sqrt(1 - abar_t) eps (reparameterized: grads reach beta)."""
         if noise is None:
             noise = randn(x0.shape, generator, x0.device)
-        abar = at(alpha_bar(beta), t, x0)
-        return abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise
+        c = self.coefficients(beta, t, x0)
+        return c.sqrt_abar * x0.double() + c.sqrt_1m_abar * noise
 
     def log_q(
         self, xt: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
@@ -136,14 +205,9 @@ class GaussianDiffusion(DerivedSteps):
         self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """q(x^{t-1} | x^t, x^0) = N(mu_q, var_q I) (model.md section 3), t >= 2."""
-        abar = alpha_bar(beta)
-        abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
-        a_t, ap, b = at(abar, t, xt), at(abar_prev, t, xt), at(beta, t, xt)
-        mean = (ap.sqrt() * b / (1 - a_t)) * x0.double() + (
-            (1 - b).sqrt() * (1 - ap) / (1 - a_t)
-        ) * xt.double()
-        var = ((1 - ap) * b / (1 - a_t)).expand_as(mean)
-        return mean, var
+        c = self.coefficients(beta, t, xt)
+        mean = c.c0 * x0.double() + c.ct * xt.double()
+        return mean, c.vq.expand_as(mean)
 
     def log_q_posterior(
         self,
@@ -167,14 +231,14 @@ class GaussianDiffusion(DerivedSteps):
         of q(x^1 | x^0) under pi: N(sqrt(alpha_1) x^1, beta_1) (App. B.2).
         """
         xt = xt.double()
-        b = at(beta, t, xt)
+        c = self.coefficients(beta, t, xt)
         z_m, z_s = z[..., 0], z[..., 1]
-        var = torch.sigmoid(z_s + torch.log(b) - torch.log1p(-b))
+        var = torch.sigmoid(z_s + c.log_beta - c.log1m_beta)
         mean = (xt - z_m) * (1 - var) + z_m
-        first = (t == 1).reshape(b.shape)
-        if bool(first.any()):
-            mean = torch.where(first, (1 - b).sqrt() * xt, mean)
-            var = torch.where(first, b.expand_as(var), var)
+        if bool((t == 1).any()):
+            first = (t == 1).reshape(c.beta.shape)
+            mean = torch.where(first, c.sqrt_1m_beta * xt, mean)
+            var = torch.where(first, c.beta.expand_as(var), var)
         if self.full:  # the marginal variances Sigma_ii = s_i (U U^T)_ii
             U = self.p_factor(t, z)
             var = var * (U**2).sum(-1).reshape(var.shape)
@@ -229,7 +293,8 @@ class GaussianDiffusion(DerivedSteps):
         x0 = x0.double()
         D = x0[0].numel()
         sq = sum_dims(x0**2)
-        b1, abar_T = beta[0], alpha_bar(beta)[-1]
+        table = self.table(beta)
+        b1, abar_T = beta[0], table[0, -1]
         l0 = -0.5 * D * (LOG_2PI + torch.log(b1)) - 0.5 * b1 * sq - 0.5 * (1 - b1) * D
         lT = 0.5 * (abar_T * sq - D * abar_T - D * torch.log1p(-abar_T))
         return l0 - lT
