@@ -29,15 +29,17 @@ from diffusion.training.train import _Trainer
 CONFIGS = {
     # learned schedule (its gradient flows through the table), importance-sampled t
     "swissroll": PRESETS["swissroll"].with_overrides(
-        ["data.n_train=500", "network.n_rbf=16", "train.batch_size=64"]
+        ["data.n_train=500", "data.n_holdout=50", "network.n_rbf=16", "train.batch_size=64"]
     ),
     # full-covariance kernel, learned schedule
     "swissroll-thin": PRESETS["swissroll-thin"].with_overrides(
-        ["data.n_train=500", "network.n_rbf=8", "train.batch_size=32"]
+        ["data.n_train=500", "data.n_holdout=50", "network.n_rbf=8", "train.batch_size=32"]
     ),
     "v-mean": PRESETS["swissroll-smoke"].with_overrides(["diffusion.mean=v"]),
     "binomial": PRESETS["heartbeat-smoke"].with_overrides(["train.batch_size=32"]),
-    "images": PRESETS["digits-smoke"].with_overrides(["train.batch_size=8"]),
+    "images": PRESETS["digits-smoke"].with_overrides(
+        ["train.batch_size=8", "data.n_train=64", "data.n_holdout=16"]
+    ),
 }
 
 
