@@ -22,7 +22,6 @@ are part of this API).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
@@ -42,6 +41,7 @@ from diffusion.chains.posterior_inputs import (
     batched,
     check_gaussian,
     check_n,
+    check_sigma,
     count_steps,
     image_levels,
     image_reverse,
@@ -141,13 +141,7 @@ def denoise(
     """
     check_gaussian(trained)
     n = check_n(n)
-    if (
-        isinstance(sigma, bool)
-        or not isinstance(sigma, int | float)
-        or not math.isfinite(sigma)
-        or sigma <= 0
-    ):
-        raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
+    check_sigma(sigma)
     ym = to_model(trained, y, "the noisy image")
     plan = size_plan(
         trained, ym.shape[-2:], n, batch_size=batch_size, tile=tile, overlap=overlap, margin=margin

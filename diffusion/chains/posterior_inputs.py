@@ -9,6 +9,7 @@ evaluates the network at that size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -121,6 +122,19 @@ def check_n(n: int) -> int:
             f"n (samples per input) must be an integer in [1, 10000], got {n!r}"
         )
     return int(n)
+
+
+def check_sigma(sigma: float) -> float:
+    """The noise standard deviation (grey levels) as a float; PosteriorInputError unless it
+    is a finite positive number."""
+    if (
+        isinstance(sigma, bool)
+        or not isinstance(sigma, int | float)
+        or not math.isfinite(sigma)
+        or sigma <= 0
+    ):
+        raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
+    return float(sigma)
 
 
 def count_steps(trained: Trained, steps: int | None) -> int:

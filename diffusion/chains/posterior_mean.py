@@ -34,6 +34,7 @@ from diffusion.chains.chain import Reverse
 from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
     check_gaussian,
+    check_sigma,
     image_reverse,
     size_plan,
     to_data,
@@ -146,13 +147,7 @@ def posterior_mean(
     calls instead of a chain. y: (H, W[, C]) data space (uint8: bin centres); sigma: noise
     standard deviation in grey levels. Sizes as in `diffusion.chains.posterior.denoise`."""
     check_gaussian(trained)
-    if (
-        isinstance(sigma, bool)
-        or not isinstance(sigma, int | float)
-        or not math.isfinite(sigma)
-        or sigma <= 0
-    ):
-        raise PosteriorInputError(f"sigma must be a positive number (grey levels), got {sigma!r}")
+    check_sigma(sigma)
     ym = to_model(trained, y, "the noisy image")
     plan = size_plan(trained, ym.shape[-2:], 1, tile=tile, overlap=overlap, margin=margin)
     s2 = (float(sigma) / trained.scaler.scale) ** 2

@@ -111,6 +111,31 @@ class PerSchedule:
         return self.value
 
 
+class StepRows:
+    """The rows of a per-schedule table gathered at steps t and shaped against x, by
+    `gather(table, t, x)`: one gather per (table, t, x.dim()), reused by further calls with
+    the same table and the same, unchanged t tensor (a training step's q_sample, readout, KL
+    and posterior read one gather)."""
+
+    def __init__(self, gather) -> None:
+        self.gather = gather
+        self.key: tuple | None = None  # (table, t, t's version, x.dim())
+        self.value = None
+
+    def __call__(self, table: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
+        key = self.key
+        if (
+            key is None
+            or key[0] is not table
+            or key[1] is not t
+            or key[2] != t._version
+            or key[3] != x.dim()
+        ):
+            self.value = self.gather(table, t, x)
+            self.key = (table, t, t._version, x.dim())
+        return self.value
+
+
 D = TypeVar("D", Normal, Bernoulli)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import logsigmoid
 
-from diffusion.processes.base import Bernoulli, DerivedSteps, PerSchedule, rand
+from diffusion.processes.base import Bernoulli, DerivedSteps, PerSchedule, StepRows, rand
 from diffusion.processes.gaussian import alpha_bar, sum_dims
 
 
@@ -45,7 +45,9 @@ class BinomialDiffusion(DerivedSteps):
         # abar_0..T (T + 1,), computed once per fixed schedule, once per step for a learned one
         self._logits = PerSchedule(self._logit_pair)
         self._abar = PerSchedule(lambda beta: torch.cat([beta.new_ones(1), alpha_bar(beta)]))
-        self._rows: tuple | None = None  # (logit table, t, t's version, x.dim(), rows)
+        self._rows = StepRows(
+            lambda table, t, x: table[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
+        )
 
     # -- forward process
     def _logit_pair(self, b: torch.Tensor) -> torch.Tensor:
@@ -70,19 +72,7 @@ class BinomialDiffusion(DerivedSteps):
     def _logits_at(self, beta: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(2, B, 1, ..., 1): the table's logits for x^{t-1} = 0, 1 at steps t, against x
         (B, *shape); one gather, reused by further calls with the same (beta, t)."""
-        table = self.logit_table(beta)
-        cached = self._rows
-        if (
-            cached is not None
-            and cached[0] is table
-            and cached[1] is t
-            and cached[2] == t._version
-            and cached[3] == x.dim()
-        ):
-            return cached[4]
-        rows = table[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
-        self._rows = (table, t, t._version, x.dim(), rows)
-        return rows
+        return self._rows(self.logit_table(beta), t, x)
 
     def forward_logit(
         self, x_prev: torch.Tensor, t: torch.Tensor, beta: torch.Tensor

@@ -14,7 +14,14 @@ from typing import NamedTuple
 
 import torch
 
-from diffusion.processes.base import CorrelatedNormal, DerivedSteps, Normal, PerSchedule, randn
+from diffusion.processes.base import (
+    CorrelatedNormal,
+    DerivedSteps,
+    Normal,
+    PerSchedule,
+    StepRows,
+    randn,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -70,6 +77,12 @@ def coefficient_table(beta: torch.Tensor) -> torch.Tensor:
             (1 - ap) * beta / one_m_a,
         ]
     )
+
+
+def _gather_coefficients(table: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
+    """`StepCoefficients` at steps t (B,), each (B, 1, ..., 1) against x."""
+    rows = table[:, t - 1].reshape((table.shape[0], -1) + (1,) * (x.dim() - 1))
+    return StepCoefficients(*rows.unbind(0))
 
 
 def sum_dims(x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +142,7 @@ class GaussianDiffusion(DerivedSteps):
         self.D = D
         self.n_outputs = 2 + (D - 1 if self.full else 0)  # zM, zS (, correlations)
         self.table = PerSchedule(coefficient_table)  # beta -> (K, T) table, kept per schedule
-        self._rows: tuple | None = None  # (table, t, t's version, x.dim(), StepCoefficients)
+        self._rows = StepRows(_gather_coefficients)
 
     # -- the schedule's derived numbers, computed once per schedule and gathered once per t
     def coefficients(
@@ -139,20 +152,7 @@ class GaussianDiffusion(DerivedSteps):
         one gather from `self.table(beta)` (`coefficient_table`, kept per schedule by
         `diffusion.processes.base.PerSchedule`); further calls with the same (beta, t) reuse
         it: a training step's q_sample, readout, KL and posterior read one gather."""
-        table = self.table(beta)
-        cached = self._rows
-        if (
-            cached is not None
-            and cached[0] is table
-            and cached[1] is t
-            and cached[2] == t._version
-            and cached[3] == x.dim()
-        ):
-            return cached[4]
-        rows = table[:, t - 1].reshape((table.shape[0], -1) + (1,) * (x.dim() - 1))
-        out = StepCoefficients(*rows.unbind(0))
-        self._rows = (table, t, t._version, x.dim(), out)
-        return out
+        return self._rows(self.table(beta), t, x)
 
     def q_mean_var(
         self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
