@@ -39,6 +39,7 @@ from diffusion.chains.posterior_chains import (
 from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
     batched,
+    bin_centres,
     check_gaussian,
     check_n,
     check_sigma,
@@ -109,8 +110,7 @@ def add_noise(
     image: np.ndarray, sigma: float, generator: torch.Generator | None = None
 ) -> np.ndarray:
     """image (data space, or uint8 read as v + 0.5) + N(0, sigma^2) per pixel, float64."""
-    arr = np.asarray(image)
-    x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
+    x = bin_centres(image)
     eps = torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy()
     return x + sigma * eps
 
@@ -160,7 +160,7 @@ def denoise(
             rev, ym.expand(k, *ym.shape[1:]), s2, steps=steps, start=start, generator=generator
         )
 
-    observed = np.asarray(y, dtype=np.float64) + (0.5 if np.asarray(y).dtype == np.uint8 else 0)
+    observed = bin_centres(y)
     x = batched(n, batch_size, run)
     return _result(trained, x, observed, None, "denoise", n_steps, plan)
 
@@ -290,9 +290,7 @@ def _fill_holes(
     """(samples, observed) in data space: the input image with the chain's output `x` in
     `window`, known pixels exactly the input."""
     y0, y1, x0, x1 = window
-    observed = np.asarray(image, dtype=np.float64) + (
-        0.5 if np.asarray(image).dtype == np.uint8 else 0.0
-    )
+    observed = bin_centres(image)
     samples = np.repeat(observed[None], n, 0)
     samples[:, y0:y1, x0:x1] = to_data(trained, x)
     keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)

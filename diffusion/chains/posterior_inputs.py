@@ -59,7 +59,7 @@ def to_model(trained: Trained, image: np.ndarray, what: str) -> torch.Tensor:
         want = "greyscale, (H, W)" if c == 1 else f"{c} channels, (H, W, {c})"
         raise PosteriorInputError(f"{what} has shape {arr.shape}; this model takes {want}")
     h, w = arr.shape[:2]
-    x = arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
+    x = bin_centres(arr)
     if not np.isfinite(x).all():
         raise PosteriorInputError(f"{what} contains NaN or infinite values")
     t = torch.from_numpy(x if c == 1 else x.transpose(2, 0, 1)).reshape(1, c, h, w)
@@ -122,6 +122,13 @@ def check_n(n: int) -> int:
             f"n (samples per input) must be an integer in [1, 10000], got {n!r}"
         )
     return int(n)
+
+
+def bin_centres(image: np.ndarray) -> np.ndarray:
+    """An image as float64 data space: a quantized (uint8) input maps to its bin centres
+    v + 0.5, anything else is taken as it is."""
+    arr = np.asarray(image)
+    return arr.astype(np.float64) + (0.5 if arr.dtype == np.uint8 else 0.0)
 
 
 def check_sigma(sigma: float) -> float:

@@ -33,6 +33,7 @@ import torch
 from diffusion.chains.chain import Reverse
 from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
+    bin_centres,
     check_gaussian,
     check_sigma,
     image_reverse,
@@ -92,8 +93,14 @@ def posterior_mean_chain(rev: Reverse, y: torch.Tensor, s2: float) -> torch.Tens
     """E[x^0 | y] under the model for y = x^0 + N(0, s2 I), y (B, *shape) model space:
     the x0 estimates at the two steps bracketing s2, interpolated (one network call when s2
     is a step's own level, or lies below step 1: then the other end is y itself)."""
+    return blend_estimates(rev, y, bracket(rev, s2))
+
+
+def blend_estimates(rev: Reverse, y: torch.Tensor, steps: tuple[int, int, float]) -> torch.Tensor:
+    """The x0 estimates from y at the steps (t_lo, t_hi, w) of `bracket`, blended with weight
+    w on t_hi (step 0's estimate is y itself)."""
     y = y.to(torch.float64)
-    t_lo, t_hi, w = bracket(rev, s2)
+    t_lo, t_hi, w = steps
 
     def at(t: int) -> torch.Tensor:
         if t == 0:
@@ -156,7 +163,7 @@ def posterior_mean(
         t_lo, t_hi, w = bracket(rev, s2)
     except ValueError as exc:
         raise PosteriorInputError(f"sigma {sigma} grey levels: {exc}") from None
-    x = posterior_mean_chain(rev, ym, s2)
+    x = blend_estimates(rev, ym, (t_lo, t_hi, w))
     calls = 1 if w <= 0 or w >= 1 or t_lo == 0 else 2
-    observed = np.asarray(y, dtype=np.float64) + (0.5 if np.asarray(y).dtype == np.uint8 else 0)
+    observed = bin_centres(y)
     return PosteriorMean(to_data(trained, x)[0], observed, (t_lo, t_hi, w), calls, plan)
