@@ -214,7 +214,7 @@ def test_pool_process_killed_resumes_on_the_same_worker(lab: Lab) -> None:
     os.kill(child, signal.SIGKILL)
     killed_at = time.time()
     ckpt = lab.run(run_id).checkpoint_step
-    lab.wait_state(run_id, DONE, timeout=150)
+    lab.wait_state(run_id, DONE, timeout=300)  # lease expiry, then the rest of the run
     points = lab.store.metric_series(run_id, "loss_bits", viewer=SYSTEM)
     assert [p.step for p in points] == list(range(10, LONG + 1, 10))
     assert all(p.wall_time < killed_at for p in points if p.step <= ckpt)
