@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from db.errors import DatabaseUnavailable
+from db.fork_gate import GATE
 from diffusion.settings import redact
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -84,7 +85,16 @@ class StoreBase:
 
     @contextlib.contextmanager
     def _scope(self, write: bool = False) -> Iterator[Session]:
-        """A session that commits on success, rolls back on error and always closes."""
+        """A session that commits on success, rolls back on error and always closes.
+
+        On SQLite the session holds the fork gate (db/fork_gate.py): no fork happens while it is
+        open, so a forked child never inherits a transaction's locks."""
+        gate = GATE.transaction() if self.dialect == "sqlite" else contextlib.nullcontext()
+        with gate, self._session(write) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def _session(self, write: bool) -> Iterator[Session]:
         session = Session(self._write_engine if write else self.engine, expire_on_commit=False)
         try:
             yield session
@@ -107,7 +117,7 @@ class StoreBase:
     def check(self) -> None:
         """Raise `DatabaseUnavailable` (one line, URL named) if the database cannot be reached."""
         try:
-            with self.engine.connect() as conn:
+            with GATE.transaction(), self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except DBAPIError as exc:
             raise DatabaseUnavailable(redact(self.url), _first_line(exc)) from exc
