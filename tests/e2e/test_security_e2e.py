@@ -117,6 +117,9 @@ def test_hostile_names_cookies_and_media(team_lab, browser, listener) -> None:
         page.goto(f"{url}/{path.format(run=team_lab['shared'].id)}")
         _settle(page)
         assert page.locator('[data-testid="stException"]').count() == 0, path
+        assert "Page not found" not in page.inner_text("body"), path  # e.g. /runs, the default
+    moved = context.request.get(f"{url}/runs?cols=train.lr&sort=name", max_redirects=0)
+    assert moved.status == 307 and moved.headers["location"] == "./?cols=train.lr&sort=name"
     page.goto(f"{url}/shared?token={team_lab['link'].token}")
     _settle(page)
     assert "tick" in page.inner_text("body")  # the name is shown, as text
