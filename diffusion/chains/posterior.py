@@ -214,6 +214,7 @@ def inpaint(
         trained, (y0, y1, x0, x1), (h, w), n, context, batch_size, tile, overlap, margin
     )
     win = (..., slice(y0, y1), slice(x0, x1))
+    plan = replace(plan, reason=plan.reason + _blind_tiles_note(np.asarray(mask)[win], plan))
     mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
     rev = image_reverse(trained, plan)
     n_steps = count_steps(trained, steps)
@@ -276,6 +277,27 @@ def _window_plan(
             f"of context) of the {w} x {h} image",
         )
     return plan
+
+
+def _blind_tiles_note(mask: np.ndarray, plan: SizePlan) -> str:
+    """A clause for the plan when the hole is so wide that tiles can lie wholly inside it: such
+    tiles see no known pixel, so the middle of the fill follows what the model learned rather
+    than this image. Likely why, on scikit-image's camera, a 64 x 64 hole filled on 32-pixel
+    tiles came out with grey levels 121 away from the truth's (biharmonic: 84;
+    benchmarks/posterior_photos.py)."""
+    if plan.mode != "tiled" or plan.tile is None or mask.all():
+        return ""
+    from scipy.ndimage import distance_transform_cdt
+
+    reach = int(distance_transform_cdt(~mask, metric="chessboard").max())
+    if 2 * reach - 1 < plan.tile:  # no tile x tile square of missing pixels
+        return ""
+    return (
+        f"; the hole is wider than the tiles ({plan.tile} x {plan.tile}): a tile inside it sees "
+        f"no known pixel, so the middle of the fill (up to {reach} pixels from a known one) "
+        f"follows what the model learned rather than this image; a model trained on patches "
+        f"of {2 * reach} pixels or more sees across it"
+    )
 
 
 def _fill_holes(

@@ -160,6 +160,28 @@ def test_inpainting_runs_on_the_window_around_the_hole() -> None:
     assert (r.std[~mask] > 0).mean() > 0.8
 
 
+@pytest.mark.parametrize("hole,blind", [(4, False), (8, False), (9, True), (20, True)])
+def test_the_plan_says_when_tiles_lie_wholly_inside_the_hole(hole: int, blind: bool) -> None:
+    """An 8-pixel tile fits in a hole of 9 but not of 8: the plan says so exactly then (a rule
+    that compared the hole's side with the tile, or never spoke, fails one of these)."""
+    mask = np.ones((40, 40), bool)
+    mask[10 : 10 + hole, 12 : 12 + hole] = False
+    r = inpaint(
+        trained(PLAIN),
+        np.full((40, 40), 8.0),
+        mask,
+        1,
+        steps=2,
+        tile=8,
+        overlap=4,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert r.plan.mode == "tiled"
+    assert ("a tile inside it sees no known pixel" in r.plan.reason) == blind, r.plan.reason
+    if blind:
+        assert f"up to {(hole + 1) // 2} pixels from a known one" in r.plan.reason
+
+
 def test_every_config_rule_matches_its_registered_network() -> None:
     """diffusion.images.sizes.CONFIG_RULES (what the dashboard plans with) against the networks'
     own attributes, for every kind with a rule that this installation registers."""
