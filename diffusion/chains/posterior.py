@@ -282,21 +282,23 @@ def _window_plan(
 def _blind_tiles_note(mask: np.ndarray, plan: SizePlan) -> str:
     """A clause for the plan when the hole is so wide that tiles can lie wholly inside it: such
     tiles see no known pixel, so the middle of the fill follows what the model learned rather
-    than this image. Likely why, on scikit-image's camera, a 64 x 64 hole filled on 32-pixel
-    tiles came out with grey levels 121 away from the truth's (biharmonic: 84;
-    benchmarks/posterior_photos.py)."""
-    if plan.mode != "tiled" or plan.tile is None or mask.all():
+    than this image. (The dashboard's photo model runs on 32-pixel tiles; a 64 x 64 hole holds
+    such tiles.)"""
+    t = plan.tile
+    if plan.mode != "tiled" or t is None or mask.all() or min(mask.shape) < t:
+        return ""
+    sums = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    known_in_box = sums[t:, t:] - sums[:-t, t:] - sums[t:, :-t] + sums[:-t, :-t]
+    if known_in_box.min() > 0:  # every t x t box holds a known pixel
         return ""
     from scipy.ndimage import distance_transform_cdt
 
     reach = int(distance_transform_cdt(~mask, metric="chessboard").max())
-    if 2 * reach - 1 < plan.tile:  # no tile x tile square of missing pixels
-        return ""
     return (
         f"; the hole is wider than the tiles ({plan.tile} x {plan.tile}): a tile inside it sees "
         f"no known pixel, so the middle of the fill (up to {reach} pixels from a known one) "
         f"follows what the model learned rather than this image; a model trained on patches "
-        f"of {2 * reach} pixels or more sees across it"
+        f"of {2 * reach + 1} pixels or more sees across it"
     )
 
 
