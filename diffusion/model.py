@@ -21,6 +21,7 @@ from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.gaussian import GaussianDiffusion
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
+from diffusion.processes.train_kl import binomial_kl_from_output, gaussian_kl_from_output
 
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
@@ -77,14 +78,7 @@ class DiffusionModel(nn.Module):
         `net` evaluates in place of self.net (a wrapper with its interface, e.g.
         `diffusion.images.tiling.SizedNet` for images of another size).
         """
-        dtype = self._net_dtype()
-        g = self.basis(t).to(device=xt.device, dtype=dtype)
-        if self._bf16(xt):  # bf16 autocast of the network alone (entered only when on)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                y = (self.net if net is None else net)(xt.to(dtype), g)
-        else:
-            y = (self.net if net is None else net)(xt.to(dtype), g)
-        y = y.double()  # the kernels and the bound stay in float64
+        y = self.net_output(xt, t, net)
         if self.process.kind != "gaussian":
             return y
         beta = self.beta() if beta is None else beta
@@ -101,6 +95,20 @@ class DiffusionModel(nn.Module):
         else:
             z_m = x + b * y[..., 0] / (var * c.sqrt_1m_abar)
         return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
+
+    def net_output(
+        self, xt: torch.Tensor, t: torch.Tensor, net: nn.Module | None = None
+    ) -> torch.Tensor:
+        """y: (B, *shape, n_outputs) float64, the network's raw outputs read out at steps t
+        (before `readout`'s preconditioning of the Gaussian mean)."""
+        dtype = self._net_dtype()
+        g = self.basis(t).to(device=xt.device, dtype=dtype)
+        if self._bf16(xt):  # bf16 autocast of the network alone (entered only when on)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                y = (self.net if net is None else net)(xt.to(dtype), g)
+        else:
+            y = (self.net if net is None else net)(xt.to(dtype), g)
+        return y.double()  # the kernels and the bound stay in float64
 
     def _net_dtype(self) -> torch.dtype:
         """The network's parameter dtype (float32 for a network without parameters)."""
@@ -119,7 +127,21 @@ class DiffusionModel(nn.Module):
         generator: torch.Generator | None,
         beta: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2."""
+        """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2.
+
+        The paper's diagonal Gaussian kernel and the binomial kernel take the fused path
+        (diffusion.processes.train_kl: readout and KL as one autograd node, the same numbers
+        to float64 rounding); the full-covariance kernel reads out z and calls `process.kl`."""
         beta = self.beta() if beta is None else beta
-        xt = self.process.q_sample(x0, t, beta, generator)
-        return self.process.kl(x0, xt, t, self.readout(xt, t, beta), beta)
+        proc = self.process
+        xt = proc.q_sample(x0, t, beta, generator)
+        if isinstance(proc, GaussianDiffusion) and not proc.full:
+            y = self.net_output(xt, t)
+            rows = proc.coefficient_rows(beta, t, xt)
+            v_mean = self.config.diffusion.mean == "v"
+            return gaussian_kl_from_output(y, xt, x0.double(), rows, v_mean)
+        if isinstance(proc, BinomialDiffusion) and not beta.requires_grad:
+            z = self.net_output(xt, t)[..., 0]
+            q, neg_ent, base = proc.step_terms(x0, xt, t, beta)
+            return binomial_kl_from_output(z, base, q, neg_ent)
+        return proc.kl(x0, xt, t, self.readout(xt, t, beta), beta)

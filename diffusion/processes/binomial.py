@@ -17,10 +17,20 @@ from diffusion.processes.base import Bernoulli, DerivedSteps, PerSchedule, StepR
 from diffusion.processes.gaussian import alpha_bar, sum_dims
 
 
+def neg_entropy(q: torch.Tensor) -> torch.Tensor:
+    """Elementwise q log q + (1 - q) log(1 - q), nats (0 log 0 = 0)."""
+    return torch.special.xlogy(q, q) + torch.special.xlogy(1 - q, 1 - q)
+
+
+def is_bits(x: torch.Tensor) -> bool:
+    """Whether every entry of x is exactly 0 or 1 (NaN is not)."""
+    lo, hi = torch.aminmax(x)
+    return bool(lo >= 0) and bool(hi <= 1) and torch.equal(x, x.round())
+
+
 def bernoulli_kl_logits(q: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
     """Elementwise KL(Bern(q) || Bern(sigmoid(logit_p))), nats; q may be exactly 0 or 1."""
-    xlogx = torch.special.xlogy(q, q) + torch.special.xlogy(1 - q, 1 - q)
-    return xlogx - q * logsigmoid(logit_p) - (1 - q) * logsigmoid(-logit_p)
+    return neg_entropy(q) - q * logsigmoid(logit_p) - (1 - q) * logsigmoid(-logit_p)
 
 
 def bernoulli_log_prob(x: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
@@ -31,6 +41,9 @@ def bernoulli_log_prob(x: torch.Tensor, logit_p: torch.Tensor) -> torch.Tensor:
 def _log_bern(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """Elementwise log Bern(x; p) for x in {0, 1}, nats; p may be exactly 0 or 1."""
     return torch.where(x.double() > 0.5, torch.log(p), torch.log1p(-p))
+
+
+_BITS = torch.tensor([[0.0], [1.0]], dtype=torch.float64)  # x^0_i = 0, 1 as a (2, 1) batch
 
 
 class BinomialDiffusion(DerivedSteps):
@@ -48,6 +61,13 @@ class BinomialDiffusion(DerivedSteps):
         self._rows = StepRows(
             lambda table, t, x: table[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
         )
+        # for bits x^0 (binary data): the training step's numbers at every (t, x^0_i, x^t_i)
+        # and the edge terms' per-dimension term at x^0_i = 0, 1, once per schedule
+        self._cases = PerSchedule(self._case_table)
+        self._edge_at_bits = PerSchedule(
+            lambda beta: self._edge_elements(_BITS.to(beta.device), beta)[:, 0]
+        )
+        self._bits_of: tuple | None = None  # (x, x's version, is_bits(x)) of the last call
 
     # -- forward process
     def _logit_pair(self, b: torch.Tensor) -> torch.Tensor:
@@ -134,6 +154,58 @@ class BinomialDiffusion(DerivedSteps):
         num = lik1 * prior1
         return num / (num + lik0 * (1 - prior1))
 
+    def q_posterior_bits(
+        self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """`q_posterior` for x^t in {0, 1} (what `q_sample` draws), bit for bit: the forward
+        likelihoods exp(log Bern(x^t; logit)) take one of two values per example, computed
+        on the (B, 1) rows and picked by x^t instead of evaluated at every element."""
+        xt = xt.double()
+        prior1 = self.q_prob(x0, t - 1, beta)
+        logits = self._logits_at(beta, t, xt)  # (2, B, 1, ..., 1): from x^{t-1} = 0 and 1
+        on = xt > 0.5
+        lik = torch.exp(logsigmoid(torch.stack([logits, -logits])))  # [x^t = 1, x^t = 0]
+        lik1 = torch.where(on, lik[0, 1], lik[1, 1])
+        lik0 = torch.where(on, lik[0, 0], lik[1, 0])
+        num = lik1 * prior1
+        return num / (num + lik0 * (1 - prior1))
+
+    def _bits(self, x: torch.Tensor) -> bool:
+        """`is_bits(x)`, kept for the same unchanged tensor (a training step asks twice)."""
+        key = self._bits_of
+        if key is None or key[0] is not x or key[1] != x._version:
+            self._bits_of = key = (x, x._version, is_bits(x))
+        return key[2]
+
+    def _case_table(self, beta: torch.Tensor) -> torch.Tensor:
+        """(3, T * 4): q(x^{t-1} = 1 | x^t, x^0), its negative entropy and the forward logit
+        at x^t, for t = 1..T and the four cases (x^0, x^t) = (0, 0), (0, 1), (1, 0), (1, 1)
+        (column 4 (t - 1) + 2 x^0 + x^t), by the per-element formulas themselves."""
+        T = beta.shape[0]
+        x0c = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64, device=beta.device)
+        xtc = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64, device=beta.device)
+        t = torch.arange(1, T + 1, device=beta.device)
+        x0c, xtc = x0c.expand(T, 4), xtc.expand(T, 4)
+        q = self.q_posterior_bits(x0c, xtc, t, beta)
+        cases = torch.stack([q, neg_entropy(q), self.forward_logit(xtc, t, beta)])
+        return cases.reshape(3, T * 4)
+
+    def step_terms(
+        self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q, neg_entropy(q), forward logit at x^t), each (B, *shape), for x^t in {0, 1}:
+        what the training step's KL reads (diffusion.processes.train_kl), with
+        q = q(x^{t-1} = 1 | x^t, x^0). For bits x^0 and a fixed schedule, one lookup in the
+        per-schedule table of the four cases (x^0_i, x^t_i) at each t (`_case_table`);
+        otherwise computed per element."""
+        if beta.requires_grad or not self._bits(x0):
+            q = self.q_posterior_bits(x0, xt, t, beta)
+            return q, neg_entropy(q), self.forward_logit(xt, t, beta)
+        case = (x0 * 2 + xt).long()  # (B, *shape) in 0..3
+        column = (t.reshape((-1,) + (1,) * (x0.dim() - 1)) - 1) * 4 + case
+        q, neg_ent, base = self._cases(beta)[:, column].unbind(0)  # each (B, *shape)
+        return q, neg_ent, base
+
     def log_q_posterior(
         self,
         x_prev: torch.Tensor,
@@ -170,16 +242,28 @@ class BinomialDiffusion(DerivedSteps):
         return sum_dims(bernoulli_kl_logits(q, self.p_logit(xt, t, z, beta)))
 
     def edge_terms(self, x0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        """(B,) E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi), nats, exact (sum over x^1)."""
-        x0 = x0.double()
+        """(B,) E_q[log p(x^0 | x^1)] - KL(q(x^T | x^0) || pi), nats, exact (sum over x^1).
+
+        A sum over dimensions of one term per dimension that depends on x^0_i alone: for bits
+        (binary data, a fixed schedule) the term is evaluated at 0 and at 1 once per schedule
+        and weighted by the counts of each, instead of at every element (the same sum to
+        float64 rounding)."""
+        if not beta.requires_grad and self._bits(x0):
+            at_bit = self._edge_at_bits(beta)  # (2,): the term at x^0_i = 0, 1
+            ones = sum_dims(x0.double())
+            return (x0[0].numel() - ones) * at_bit[0] + ones * at_bit[1]
+        return sum_dims(self._edge_elements(x0.double(), beta))
+
+    def _edge_elements(self, x0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """(B, *shape) the terms of `edge_terms` per dimension. The first step's logits (from
+        x^1 = 1 and 0) and logit(m) are one number each, broadcast against x0."""
         one = torch.ones(x0.shape[0], dtype=torch.long, device=x0.device)
         q1 = self.q_prob(x0, one, beta)  # q(x^1 = 1 | x^0)
-        l0 = torch.zeros_like(x0)
-        for x1, w in ((torch.ones_like(x0), q1), (torch.zeros_like(x0), 1 - q1)):
-            l0 = l0 + w * bernoulli_log_prob(x0, self.forward_logit(x1, one, beta))
+        first = self.logit_table(beta)[:, 0]  # first step: logit p(x^0 = 1 | x^1 = 0), (x^1 = 1)
+        l0 = q1 * bernoulli_log_prob(x0, first[1]) + (1 - q1) * bernoulli_log_prob(x0, first[0])
         qT = self.q_prob(x0, one * len(beta), beta)
-        m_logit = torch.full_like(qT, self.m).logit()
-        return sum_dims(l0) - sum_dims(bernoulli_kl_logits(qT, m_logit))
+        m_logit = torch.tensor(self.m, dtype=torch.float64, device=x0.device).logit()
+        return l0 - bernoulli_kl_logits(qT, m_logit)
 
     def log_prior(self, x: torch.Tensor) -> torch.Tensor:
         x = x.double()

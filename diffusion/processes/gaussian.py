@@ -80,9 +80,9 @@ def coefficient_table(beta: torch.Tensor) -> torch.Tensor:
 
 
 def _gather_coefficients(table: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
-    """`StepCoefficients` at steps t (B,), each (B, 1, ..., 1) against x."""
+    """(rows (K, B, 1, ..., 1), `StepCoefficients` of those rows) at steps t (B,) against x."""
     rows = table[:, t - 1].reshape((table.shape[0], -1) + (1,) * (x.dim() - 1))
-    return StepCoefficients(*rows.unbind(0))
+    return rows, StepCoefficients(*rows.unbind(0))
 
 
 def sum_dims(x: torch.Tensor) -> torch.Tensor:
@@ -152,7 +152,14 @@ class GaussianDiffusion(DerivedSteps):
         one gather from `self.table(beta)` (`coefficient_table`, kept per schedule by
         `diffusion.processes.base.PerSchedule`); further calls with the same (beta, t) reuse
         it: a training step's q_sample, readout, KL and posterior read one gather."""
-        return self._rows(self.table(beta), t, x)
+        return self._rows(self.table(beta), t, x)[1]
+
+    def coefficient_rows(
+        self, beta: torch.Tensor, t: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """(K, B, 1, ..., 1): the same gather as `coefficients`, as one tensor (the rows of
+        `coefficient_table`; diffusion.processes.train_kl reads it)."""
+        return self._rows(self.table(beta), t, x)[0]
 
     def q_mean_var(
         self, x0: torch.Tensor, t: torch.Tensor, beta: torch.Tensor

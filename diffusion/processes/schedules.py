@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from diffusion.config import DiffusionConfig
+from diffusion.processes.base import PerSchedule
 from diffusion.processes.readout import TemporalBasis
 
 _EPS = 1e-9
@@ -97,13 +98,21 @@ class Schedule(nn.Module):
                 basis = TemporalBasis(config.T, J, config.basis)
             self.register_buffer("basis", basis.matrix()[1:].clone())  # (T-1, J) float64
             self.c = nn.Parameter(torch.zeros(basis.J, dtype=torch.float64))
+            # logit(baseline): once per baseline tensor (a constant; recomputed if a
+            # checkpoint is loaded into the buffer or the module moves)
+            self._base_logits = PerSchedule(_logit_of_baseline)
 
     def forward(self) -> torch.Tensor:
         if not self.learned:
             return self.baseline
-        b = self.baseline[1:].clamp(_EPS, 1 - 1e-6)
-        logits = torch.log(b) - torch.log1p(-b) + self.basis @ self.c
+        logits = self._base_logits(self.baseline) + self.basis @ self.c
         return torch.cat([self.baseline[:1], torch.sigmoid(logits)])
+
+
+def _logit_of_baseline(baseline: torch.Tensor) -> torch.Tensor:
+    """(T - 1,) logit(beta_t) of the fixed schedule a learned one perturbs, t = 2..T."""
+    b = baseline[1:].clamp(_EPS, 1 - 1e-6)
+    return torch.log(b) - torch.log1p(-b)
 
 
 def geometric_beta(T: int, *, beta1: float, abar_T: float | None = None) -> torch.Tensor:

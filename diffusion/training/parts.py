@@ -120,10 +120,9 @@ class TSampler:
         sq = kl.detach().double().cpu() ** 2
         total = torch.zeros_like(self.sq).index_add_(0, idx, sq)
         n = torch.bincount(idx, minlength=len(self.sq))
-        seen = n > 0
-        mean = total[seen] / n[seen]
-        first = self.count[seen] == 0
-        self.sq[seen] = torch.where(first, mean, 0.9 * self.sq[seen] + 0.1 * mean)
+        mean = total / n.clamp(min=1)  # the mean where seen (unseen entries are kept below)
+        new = torch.where(self.count == 0, mean, 0.9 * self.sq + 0.1 * mean)
+        self.sq = torch.where(n > 0, new, self.sq)  # elementwise, no boolean indexing
         self.count += n
 
     def state_dict(self) -> dict:
