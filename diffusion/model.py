@@ -16,9 +16,9 @@ from torch import nn
 
 from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.nets import NetSpec, build_network
-from diffusion.processes.base import Process
+from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
 from diffusion.processes.binomial import BinomialDiffusion
-from diffusion.processes.gaussian import GaussianDiffusion
+from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
 from diffusion.processes.train_kl import binomial_kl_from_output, gaussian_kl_from_output
@@ -85,16 +85,43 @@ class DiffusionModel(nn.Module):
         # the schedule's numbers at t: one gather from the process's table, shared with the
         # q_sample, KL and kernel of the same step (GaussianDiffusion.coefficients)
         c = self.process.coefficients(beta, t, xt)
-        b = c.beta
+        z_m, _ = self._mean_readout(xt.double(), y, c)
+        return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
+
+    def _mean_readout(
+        self, x: torch.Tensor, y: torch.Tensor, c: StepCoefficients
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(zM, Sigma) of the Gaussian kernel from the network's outputs y (`readout`); c: the
+        schedule's numbers at the rows' steps, (B, 1, ..., 1) or one number each."""
         var = torch.sigmoid(y[..., 1] + c.log_beta - c.log1m_beta)
-        x = xt.double()
         if self.config.diffusion.mean == "v":  # mu = q-posterior mean at x0_hat (config docs)
             x0_hat = c.sqrt_abar * x - c.sqrt_1m_abar * y[..., 0]
             mu = c.c0 * x0_hat + c.ct * x
             z_m = (mu - x * (1 - var)) / var  # the paper's form: mu = (x - zM)(1 - var) + zM
         else:
-            z_m = x + b * y[..., 0] / (var * c.sqrt_1m_abar)
-        return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
+            z_m = x + c.beta * y[..., 0] / (var * c.sqrt_1m_abar)
+        return z_m, var
+
+    def kernel_at(
+        self, xt: torch.Tensor, t: int, beta: torch.Tensor, net: nn.Module | None = None
+    ) -> StepDist:
+        """p(x^{t-1} | x^t) for a batch whose rows are all at step t (a chain's level): the
+        same numbers as `process.p_step(xt, t, readout(xt, t, beta), beta)` with t a tensor,
+        bit for bit, from the schedule's numbers at t as single numbers (no gather per row,
+        no round trip through z; tests/diffusion/test_chain.py)."""
+        tt = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
+        proc = self.process
+        if isinstance(proc, BinomialDiffusion):
+            z = self.net_output(xt, tt, net)[..., 0]
+            return Bernoulli(torch.sigmoid(proc.p_logit_at(xt, t, z, beta)))
+        if not isinstance(proc, GaussianDiffusion) or proc.full:
+            return proc.p_step(xt, tt, self.readout(xt, tt, beta, net), beta)
+        y = self.net_output(xt, tt, net)
+        x, c = xt.double(), proc.coefficients_at(beta, t)
+        if t == 1:  # the fixed first step (App. B.2)
+            return Normal(c.sqrt_1m_beta * x, c.beta.expand_as(x))
+        z_m, var = self._mean_readout(x, y, c)
+        return Normal((x - z_m) * (1 - var) + z_m, var)  # GaussianDiffusion.p_mean_var
 
     def net_output(
         self, xt: torch.Tensor, t: torch.Tensor, net: nn.Module | None = None
@@ -111,8 +138,12 @@ class DiffusionModel(nn.Module):
         return y.double()  # the kernels and the bound stay in float64
 
     def _net_dtype(self) -> torch.dtype:
-        """The network's parameter dtype (float32 for a network without parameters)."""
-        param = next(self.net.parameters(), None)
+        """The network's parameter dtype (float32 for a network without parameters). The
+        first parameter is looked up once per network (walking the modules costs tens of
+        microseconds a call); its dtype is read each time (`.to()` converts in place)."""
+        if getattr(self, "_first_param", (None,))[0] is not self.net:
+            self._first_param = (self.net, next(self.net.parameters(), None))
+        param = self._first_param[1]
         return param.dtype if param is not None else torch.float32
 
     def _bf16(self, xt: torch.Tensor) -> bool:

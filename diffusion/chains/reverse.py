@@ -85,9 +85,7 @@ class ModelReverse(Reverse):
 
     @torch.no_grad()
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        z = self.model.readout(x, tt, self.beta, net=self.net)
-        return self.process.p_step(x, tt, z, self.beta)
+        return self.model.kernel_at(x, t, self.beta, self.net)
 
     def prior(self, shape: tuple[int, ...], device: torch.device) -> StepDist:
         return self.process.prior(shape, device)

@@ -229,6 +229,15 @@ class BinomialDiffusion(DerivedSteps):
         first = (t == 1).reshape((-1,) + (1,) * (xt.dim() - 1))
         return base + torch.where(first, 0.0, z[..., 0])
 
+    def p_logit_at(
+        self, xt: torch.Tensor, t: int, z: torch.Tensor, beta: torch.Tensor
+    ) -> torch.Tensor:
+        """`p_logit` for a batch whose rows are all at step t (an int), z (B, *shape): the same
+        numbers from the two forward logits at t as single numbers."""
+        logits = self.logit_table(beta)[:, t - 1]  # from x^{t-1} = 0, 1
+        base = torch.where(xt.double() > 0.5, logits[1], logits[0])
+        return base if t == 1 else base + z
+
     def kl(
         self,
         x0: torch.Tensor,

@@ -145,3 +145,34 @@ def test_bad_moves_and_strides_are_refused() -> None:
         gaussian_reverse(
             perturbed("swissroll-smoke", (2,), "points", ["diffusion.covariance=full"])
         )
+
+
+@pytest.mark.parametrize(
+    "preset, shape, kind, over",
+    [
+        ("swissroll-smoke", (2,), "points", ["diffusion.T=12"]),
+        ("swissroll-smoke", (2,), "points", ["diffusion.T=12", "diffusion.mean=v"]),
+        ("swissroll-smoke", (2,), "points", ["diffusion.covariance=full"]),
+        ("heartbeat-smoke", (20,), "binary", []),
+        ("digits-smoke", (1, 8, 8), "image", ["diffusion.T=6", "diffusion.J=6"]),
+    ],
+)
+def test_level_kernel_is_the_per_row_kernel_bit_for_bit(preset, shape, kind, over) -> None:
+    """`DiffusionModel.kernel_at` (the chains' kernel at one level, from the schedule's numbers
+    as single numbers) equals process.p_step(readout) with t a tensor, bit for bit, at every
+    level including the fixed first step. Catches a level kernel that forms the mean another
+    way (mu directly instead of through zM: last bits differ), reads the schedule at t instead
+    of t - 1, or takes the first step's kernel at another level."""
+    model = perturbed(preset, shape, kind, over)
+    beta = model.beta().detach()
+    x = model.process.prior_sample(5, model.shape, torch.Generator().manual_seed(1), "cpu")
+    for t in range(model.T, 0, -1):
+        with torch.no_grad():
+            fast = model.kernel_at(x, t, beta)
+            tt = torch.full((5,), t, dtype=torch.long)
+            ref = model.process.p_step(x, tt, model.readout(x, tt, beta), beta)
+        assert type(fast) is type(ref)
+        for name in ("mean", "var", "s", "U", "p"):
+            if hasattr(ref, name):
+                a, b = getattr(fast, name), getattr(ref, name)
+                assert torch.equal(a, b), f"t={t}: {name} differs by {(a - b).abs().max()}"
