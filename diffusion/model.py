@@ -18,10 +18,10 @@ from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.nets import NetSpec, build_network
 from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
 from diffusion.processes.binomial import BinomialDiffusion
+from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_output
 from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
-from diffusion.processes.train_kl import binomial_kl_from_output, gaussian_kl_from_output
 
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
@@ -161,7 +161,7 @@ class DiffusionModel(nn.Module):
         """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2.
 
         The paper's diagonal Gaussian kernel and the binomial kernel take the fused path
-        (diffusion.processes.train_kl: readout and KL as one autograd node, the same numbers
+        (diffusion.processes.fused: readout and KL as one autograd node, the same numbers
         to float64 rounding); the full-covariance kernel reads out z and calls `process.kl`."""
         beta = self.beta() if beta is None else beta
         proc = self.process

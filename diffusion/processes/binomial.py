@@ -194,7 +194,7 @@ class BinomialDiffusion(DerivedSteps):
         self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(q, neg_entropy(q), forward logit at x^t), each (B, *shape), for x^t in {0, 1}:
-        what the training step's KL reads (diffusion.processes.train_kl), with
+        what the training step's KL reads (diffusion.processes.fused), with
         q = q(x^{t-1} = 1 | x^t, x^0). For bits x^0 and a fixed schedule, one lookup in the
         per-schedule table of the four cases (x^0_i, x^t_i) at each t (`_case_table`);
         otherwise computed per element."""

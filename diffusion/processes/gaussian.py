@@ -22,6 +22,7 @@ from diffusion.processes.base import (
     StepRows,
     randn,
 )
+from diffusion.processes.fused import gaussian_edge, q_sample_rows, table_with_grad
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -58,7 +59,10 @@ class StepCoefficients(NamedTuple):
 def coefficient_table(beta: torch.Tensor) -> torch.Tensor:
     """(K, T) float64: the rows of `StepCoefficients` at every t = 1..T, each computed with the
     same expression the per-step formulas use (so a row gathered at t equals the number
-    computed from beta at t). Differentiable in beta."""
+    computed from beta at t). Differentiable in beta: one autograd node with its derivative
+    written out where gradients are wanted (diffusion.processes.fused)."""
+    if beta.requires_grad and torch.is_grad_enabled():
+        return table_with_grad(beta)
     abar = alpha_bar(beta)
     ap = torch.cat([abar.new_ones(1), abar[:-1]])
     one_m_a = 1 - abar
@@ -162,7 +166,7 @@ class GaussianDiffusion(DerivedSteps):
         self, beta: torch.Tensor, t: torch.Tensor, x: torch.Tensor
     ) -> torch.Tensor:
         """(K, B, 1, ..., 1): the same gather as `coefficients`, as one tensor (the rows of
-        `coefficient_table`; diffusion.processes.train_kl reads it)."""
+        `coefficient_table`; diffusion.processes.fused reads it)."""
         return self._rows(self.table(beta), t, x)[0]
 
     def q_mean_var(
@@ -183,6 +187,8 @@ class GaussianDiffusion(DerivedSteps):
         """x^t = sqrt(abar_t) x^0 + sqrt(1 - abar_t) eps (reparameterized: grads reach beta)."""
         if noise is None:
             noise = randn(x0.shape, generator, x0.device)
+        if beta.requires_grad and torch.is_grad_enabled():  # one autograd node (fused)
+            return q_sample_rows(self.coefficient_rows(beta, t, x0), x0.double(), noise)
         c = self.coefficients(beta, t, x0)
         return c.sqrt_abar * x0.double() + c.sqrt_1m_abar * noise
 
@@ -306,6 +312,8 @@ class GaussianDiffusion(DerivedSteps):
         sq = sum_dims(x0**2)
         table = self.table(beta)
         b1, abar_T = beta[0], table[0, -1]
+        if beta.requires_grad and torch.is_grad_enabled():  # one autograd node (fused)
+            return gaussian_edge(sq, D, b1, abar_T)
         l0 = -0.5 * D * (LOG_2PI + torch.log(b1)) - 0.5 * b1 * sq - 0.5 * (1 - b1) * D
         lT = 0.5 * (abar_T * sq - D * abar_T - D * torch.log1p(-abar_T))
         return l0 - lT

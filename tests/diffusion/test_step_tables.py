@@ -1,6 +1,6 @@
 """The training step's schedule-derived numbers, tabulated once per schedule (issue 14:
 diffusion.processes.gaussian.coefficient_table, BinomialDiffusion's logit, abar and case
-tables, diffusion.processes.base.PerSchedule) and its fused KL (diffusion.processes.train_kl),
+tables, diffusion.processes.base.PerSchedule) and its fused KL (diffusion.processes.fused),
 against the straightforward computation that looks every number up from beta at each use
 (bound_reference.py, the engine before the tables).
 
