@@ -16,7 +16,7 @@ from torch import nn
 
 from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.nets import NetSpec, build_network
-from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
+from diffusion.processes.base import Process
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_output
 from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
@@ -101,27 +101,6 @@ class DiffusionModel(nn.Module):
         else:
             z_m = x + c.beta * y[..., 0] / (var * c.sqrt_1m_abar)
         return z_m, var
-
-    def kernel_at(
-        self, xt: torch.Tensor, t: int, beta: torch.Tensor, net: nn.Module | None = None
-    ) -> StepDist:
-        """p(x^{t-1} | x^t) for a batch whose rows are all at step t (a chain's level): the
-        same numbers as `process.p_step(xt, t, readout(xt, t, beta), beta)` with t a tensor,
-        bit for bit, from the schedule's numbers at t as single numbers (no gather per row,
-        no round trip through z; tests/diffusion/test_chain.py)."""
-        tt = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
-        proc = self.process
-        if isinstance(proc, BinomialDiffusion):
-            z = self.net_output(xt, tt, net)[..., 0]
-            return Bernoulli(torch.sigmoid(proc.p_logit_at(xt, t, z, beta)))
-        if not isinstance(proc, GaussianDiffusion) or proc.full:
-            return proc.p_step(xt, tt, self.readout(xt, tt, beta, net), beta)
-        y = self.net_output(xt, tt, net)
-        x, c = xt.double(), proc.coefficients_at(beta, t)
-        if t == 1:  # the fixed first step (App. B.2)
-            return Normal(c.sqrt_1m_beta * x, c.beta.expand_as(x))
-        z_m, var = self._mean_readout(x, y, c)
-        return Normal((x - z_m) * (1 - var) + z_m, var)  # GaussianDiffusion.p_mean_var
 
     def net_output(
         self, xt: torch.Tensor, t: torch.Tensor, net: nn.Module | None = None

@@ -12,15 +12,19 @@ given by closed-form kernels (oracles, tests).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torch.nn.functional import logsigmoid
 
 from diffusion.chains.chain import Reverse
 from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
+from diffusion.processes.binomial import BinomialDiffusion
+from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
 
 if TYPE_CHECKING:
     from diffusion.model import DiffusionModel
@@ -75,6 +79,15 @@ class ModelReverse(Reverse):
 
     `net`, if given, evaluates in place of the model's network (a wrapper with its
     interface, e.g. `diffusion.images.tiling.SizedNet` for images of another size).
+
+    Every row of a chain's batch is at the same level, so the kernel reads the schedule's
+    numbers at t as single numbers (no gather per row) and, for the paper's diagonal
+    Gaussian kernel, forms the mean straight from the network's outputs (mu = x^t + beta_t
+    yM / sqrt(1 - abar_t), or the forward posterior's mean at x0_hat for the "v" form) and a
+    strided step's mean and variance in one pass (`step`): the numbers of
+    process.p_step(readout) and diffusion.chains.strided to float64 rounding, in a fraction of
+    the tensor operations (tests/diffusion/test_chain.py). The schedule's table is read into
+    Python floats once per chain (one transfer from the model's device).
     """
 
     def __init__(self, model: DiffusionModel, net: nn.Module | None = None) -> None:
@@ -82,10 +95,68 @@ class ModelReverse(Reverse):
         self.process: Process = model.process
         self.T = model.T
         self.beta = model.beta().detach()
+        self.v_mean = model.config.diffusion.mean == "v"
+        proc = self.process
+        self._diagonal = isinstance(proc, GaussianDiffusion) and not proc.full
 
     @torch.no_grad()
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
-        return self.model.kernel_at(x, t, self.beta, self.net)
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        proc, model = self.process, self.model
+        if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout)
+            z = model.net_output(x, tt, self.net)[..., 0]
+            return Bernoulli(torch.sigmoid(proc.p_logit_at(x, t, z, self.beta)))
+        if not self._diagonal:
+            return proc.p_step(x, tt, model.readout(x, tt, self.beta, net=self.net), self.beta)
+        y = model.net_output(x, tt, self.net)
+        x, c = x.double(), self._numbers_at(t)
+        if t == 1:  # the fixed first step (App. B.2)
+            return Normal(c.sqrt_1m_beta * x, torch.full_like(x, c.beta))
+        m1, m2 = self._mean_coefficients(c)
+        mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)
+        return Normal(mean, torch.sigmoid(y[..., 1] + (c.log_beta - c.log1m_beta)))
+
+    def _numbers_at(self, t: int) -> StepCoefficients:
+        """`StepCoefficients` at step t as Python floats (the table read once per chain)."""
+        if not hasattr(self, "_columns"):
+            self._columns = self.process.table(self.beta).T.tolist()  # type: ignore[attr-defined]
+        return StepCoefficients(*self._columns[t - 1])
+
+    def _mean_coefficients(self, c: StepCoefficients) -> tuple[float, float]:
+        """(m1, m2) with the kernel's mean mu = m1 x^t + m2 yM: noise form m1 = 1,
+        m2 = beta_t / sqrt(1 - abar_t); "v" form mu = c0 x0_hat + ct x^t at
+        x0_hat = sqrt(abar_t) x^t - sqrt(1 - abar_t) yM (diffusion.model.readout)."""
+        if self.v_mean:
+            return c.c0 * c.sqrt_abar + c.ct, -(c.c0 * c.sqrt_1m_abar)
+        return 1.0, c.beta / c.sqrt_1m_abar
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, t: int, s: int) -> StepDist:
+        """p(x^s | x^t): for the diagonal Gaussian kernel and s < t - 1 the strided step of
+        diffusion.chains.strided.strided_from_one_step with its constants folded: mean =
+        (A / c0)(mu - ct x^t) + B x^t with mu = m1 x^t + m2 yM, variance
+        vq_s exp(L log(Sigma / vq_one)) with log Sigma = log sigmoid(.) (exactly the
+        one-step variance's place between its bounds carried to the strided ones)."""
+        if not self._diagonal or not 1 <= s < t - 1 or t > self.T:
+            return super().step(x, t, s)
+        if not hasattr(self, "_abar"):
+            self._abar = self.alpha_bar.tolist()
+        a_t, a_p, a_s = self._abar[t], self._abar[t - 1], self._abar[s]
+        beta_t, beta_s = 1.0 - a_t / a_p, 1.0 - a_t / a_s
+        c0 = math.sqrt(a_p) * beta_t / (1 - a_t)
+        ct = math.sqrt(1 - beta_t) * (1 - a_p) / (1 - a_t)
+        k = math.sqrt(a_s) * beta_s / (1 - a_t) / c0  # A / c0
+        b = math.sqrt(a_t / a_s) * (1 - a_s) / (1 - a_t)  # B
+        vq_one, vq_s = (1 - a_p) * beta_t / (1 - a_t), (1 - a_s) * beta_s / (1 - a_t)
+        L = math.log(beta_s / vq_s) / math.log(beta_t / vq_one)
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        y = self.model.net_output(x, tt, self.net)
+        x, c = x.double(), self._numbers_at(t)
+        m1, m2 = self._mean_coefficients(c)
+        mean = torch.add(x * (k * (m1 - ct) + b), y[..., 0], alpha=k * m2)
+        log_var = logsigmoid(y[..., 1] + (c.log_beta - c.log1m_beta))  # log Sigma
+        var = (log_var * L).add_(math.log(vq_s) - L * math.log(vq_one)).exp_()
+        return Normal(mean, var)
 
     def prior(self, shape: tuple[int, ...], device: torch.device) -> StepDist:
         return self.process.prior(shape, device)

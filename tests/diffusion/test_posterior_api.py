@@ -141,12 +141,19 @@ def written_out_chain(model: DiffusionModel, n: int, gen: torch.Generator) -> to
 
 
 def test_chain_with_all_steps_is_ancestral_sampling(digits: Trained, heartbeat: Trained) -> None:
+    """The chain is the written-out loop: bit for bit for the binomial kernel, to float64
+    rounding for the Gaussian one (the chain forms the mean straight from the network's
+    outputs, the loop through zM and back; diffusion.chains.reverse.ModelReverse)."""
     for trained in (digits, heartbeat):
         model = trained.model
         a = written_out_chain(model, 3, torch.Generator().manual_seed(5))
         b = sample_chain(model, 3, torch.Generator().manual_seed(5)).x0
         c = sample_chain(model, 3, torch.Generator().manual_seed(5), steps=model.T).x0
-        assert torch.equal(a, b) and torch.equal(b, c)
+        if model.process.kind == "binomial":
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+        assert torch.equal(b, c)
     s = digits.sample(4, generator=torch.Generator().manual_seed(6), steps=5)
     assert s.samples.shape == (4, 8, 8) and s.x0.shape == (4, 1, 8, 8)
     t = digits.sample(
