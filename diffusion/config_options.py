@@ -254,6 +254,16 @@ class RbfOptions:
     dense_t: Bool = Field(
         False, description="Also feed the temporal basis weights g(t) to the dense pathway"
     )
+    width_t: Bool = Field(
+        False,
+        description="Each unit's width also changes with the noise level (a log-width per unit "
+        "on the temporal basis, zero at initialisation)",
+    )
+    centres: Literal["normal", "data"] = Field(
+        "normal",
+        description="Initial unit centres: normal draws N(0, I); data spreads them over a "
+        "sample of the training data (farthest-point order), so every unit starts on the data",
+    )
 
     @field_validator("dense", mode="before")
     @classmethod

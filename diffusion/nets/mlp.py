@@ -114,6 +114,7 @@ class RBFNet(nn.Module):
         width: float = 0.5,
         dense: tuple[int, ...] = (),
         dense_t: bool = False,
+        width_t: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -122,6 +123,8 @@ class RBFNet(nn.Module):
         D = math.prod(spec.shape)
         self.centres = nn.Parameter(torch.randn(n_units, D))
         self.log_width = nn.Parameter(torch.full((n_units,), math.log(width)))
+        # width_t: log-width offsets per (basis function, unit), zero: the t-independent widths
+        self.log_width_t = nn.Parameter(torch.zeros(spec.J, n_units)) if width_t else None
         n_feat = n_units * (1 + D) if local_linear else n_units
         layers: list[nn.Module] = []
         n_in = D + (spec.J if self.dense_t else 0)
@@ -134,10 +137,32 @@ class RBFNet(nn.Module):
             n_feat, D * spec.n_outputs, spec.J, sparse=spec.one_hot, init_scale=0.1
         )
 
+    @torch.no_grad()
+    def init_from_data(self, x0: torch.Tensor) -> None:
+        """Place the centres on training data x0 (N, *shape), model units, N >= units: the
+        farthest-point order of the sample (each next centre the point farthest from those
+        chosen), so the units cover the data evenly, whatever the seed's sample. With N(0, I)
+        centres most units of the thin roll start off the curve and only some seeds gather
+        them back (docs/model-notes.md, "Networks")."""
+        x = x0.reshape(x0.shape[0], -1).to(self.centres)
+        n = self.centres.shape[0]
+        if x.shape[0] < n:
+            raise ValueError(f"init_from_data needs at least {n} points, got {x.shape[0]}")
+        chosen = [0]
+        d2 = (x - x[0]).pow(2).sum(1)
+        for _ in range(n - 1):
+            i = int(torch.argmax(d2))
+            chosen.append(i)
+            d2 = torch.minimum(d2, (x - x[i]).pow(2).sum(1))
+        self.centres.copy_(x[chosen])
+
     def forward(self, xt: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         x = xt.reshape(xt.shape[0], -1)
         d2 = torch.cdist(x, self.centres).pow(2)  # (B, units)
-        h = torch.softmax(-0.5 * d2 * torch.exp(-2 * self.log_width), dim=1)
+        log_w = self.log_width
+        if self.log_width_t is not None:
+            log_w = log_w + g.to(x.dtype) @ self.log_width_t  # (B, units)
+        h = torch.softmax(-0.5 * d2 * torch.exp(-2 * log_w), dim=1)
         if self.local_linear:
             local = (x[:, None, :] - self.centres[None]) * h[:, :, None]  # (B, units, D)
             h = torch.cat([h, local.reshape(x.shape[0], -1)], dim=1)
@@ -170,6 +195,11 @@ def build_heartbeat(config: NetworkConfig, spec: NetSpec) -> nn.Module:
 def build_rbf(config: NetworkConfig, spec: NetSpec) -> nn.Module:
     """options: local_linear (false), width (0.5, initial RBF width in model units), dense
     ([], widths of a tanh MLP pathway in parallel), dense_t (false: also feed the temporal
-    basis weights g(t) to that pathway, so that its features may change with the noise level)."""
+    basis weights g(t) to that pathway, so that its features may change with the noise level),
+    width_t (false: each unit's width also depends on t, on the temporal basis), centres
+    ("normal": N(0, I); "data": on the training data, RBFNet.init_from_data, called by
+    diffusion.training.parts.build_model)."""
     o = config.typed_options  # RbfOptions
-    return RBFNet(spec, config.n_rbf, o.local_linear, o.width, o.dense, o.dense_t)
+    net = RBFNet(spec, config.n_rbf, o.local_linear, o.width, o.dense, o.dense_t, o.width_t)
+    net.centres_from_data = o.centres == "data"
+    return net

@@ -21,6 +21,10 @@ def build_model(config: RunConfig, bundle: DataBundle, device: torch.device) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
         model = DiffusionModel(config, bundle.shape, bundle.kind)
+        if getattr(model.net, "centres_from_data", False):  # RBF units placed on the data
+            gen = torch.Generator().manual_seed(config.train.seed + 5)  # run.json seeds
+            n = max(4096, 8 * model.net.centres.shape[0])
+            model.net.init_from_data(bundle.scaler.to_model(bundle.draw_train(n, gen), gen))
     return model.to(device)
 
 

@@ -374,6 +374,7 @@ def _write_run_record(
             "eval": seed + 2,
             "gallery": seed + 3,
             "eval_subsets": seed + 4,
+            "data_centres": seed + 5,  # RBF centres on the data (network option centres)
         },
         "scaler": bundle.scaler.to_dict(),
         "shape": list(bundle.shape),
