@@ -45,30 +45,36 @@ _NOISE_ROWS = torch.tensor([_LOG_BETA, _VQ, _C0, _CT, _BETA, _SQRT_1M_ABAR])
 _V_ROWS = torch.tensor([_LOG_BETA, _VQ, _C0, _SQRT_ABAR, _SQRT_1M_ABAR])
 
 
+def table_rows(beta: torch.Tensor) -> torch.Tensor:
+    """(K, T) rows of `StepCoefficients` from beta (T,), in the order of the row indices
+    above (diffusion.processes.gaussian.coefficient_table; no gradient of its own)."""
+    abar = torch.cumprod(1 - beta, dim=0)
+    ap = torch.cat([abar.new_ones(1), abar[:-1]])
+    one_m_a = 1 - abar
+    return torch.stack(
+        [
+            abar,
+            ap,
+            beta,
+            abar.sqrt(),
+            one_m_a.sqrt(),
+            torch.log(beta),
+            torch.log1p(-beta),
+            (1 - beta).sqrt(),
+            ap.sqrt() * beta / one_m_a,
+            (1 - beta).sqrt() * (1 - ap) / one_m_a,
+            (1 - ap) * beta / one_m_a,
+        ]
+    )
+
+
 class _CoefficientTable(torch.autograd.Function):
     """(K, T) rows of `StepCoefficients` from beta (T,); the expressions of
     diffusion.processes.gaussian.coefficient_table, and their derivatives."""
 
     @staticmethod
     def forward(ctx, beta):
-        abar = torch.cumprod(1 - beta, dim=0)
-        ap = torch.cat([abar.new_ones(1), abar[:-1]])
-        one_m_a = 1 - abar
-        table = torch.stack(
-            [
-                abar,
-                ap,
-                beta,
-                abar.sqrt(),
-                one_m_a.sqrt(),
-                torch.log(beta),
-                torch.log1p(-beta),
-                (1 - beta).sqrt(),
-                ap.sqrt() * beta / one_m_a,
-                (1 - beta).sqrt() * (1 - ap) / one_m_a,
-                (1 - ap) * beta / one_m_a,
-            ]
-        )
+        table = table_rows(beta)
         ctx.save_for_backward(beta, table)
         return table
 

@@ -22,7 +22,7 @@ from diffusion.processes.base import (
     StepRows,
     randn,
 )
-from diffusion.processes.fused import gaussian_edge, q_sample_rows, table_with_grad
+from diffusion.processes.fused import gaussian_edge, q_sample_rows, table_rows, table_with_grad
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -63,24 +63,7 @@ def coefficient_table(beta: torch.Tensor) -> torch.Tensor:
     written out where gradients are wanted (diffusion.processes.fused)."""
     if beta.requires_grad and torch.is_grad_enabled():
         return table_with_grad(beta)
-    abar = alpha_bar(beta)
-    ap = torch.cat([abar.new_ones(1), abar[:-1]])
-    one_m_a = 1 - abar
-    return torch.stack(
-        [
-            abar,
-            ap,
-            beta,
-            abar.sqrt(),
-            one_m_a.sqrt(),
-            torch.log(beta),
-            torch.log1p(-beta),
-            (1 - beta).sqrt(),
-            ap.sqrt() * beta / one_m_a,
-            (1 - beta).sqrt() * (1 - ap) / one_m_a,
-            (1 - ap) * beta / one_m_a,
-        ]
-    )
+    return table_rows(beta)
 
 
 def _gather_coefficients(table: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
