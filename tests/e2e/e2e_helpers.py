@@ -75,9 +75,11 @@ def sign_in(browser, url: str, user: str, password: str, timeout_s: float = 30):
     page.goto(url)
     page.get_by_role("textbox", name="Username").fill(user)
     page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    deadline = time.time() + timeout_s
-    while time.time() < deadline and session_cookie(context) is None:
-        page.wait_for_timeout(200)
-    page.wait_for_load_state()
+    # Signing in sends the browser through /auth/complete (which sets the cookie) back to the
+    # page: wait for that new document's load event, not just the cookie, or the caller's
+    # next call can land while the old page is being replaced ("Execution context was
+    # destroyed", seen in CI).
+    with page.expect_event("load", timeout=timeout_s * 1000):
+        page.get_by_role("button", name="Sign in").click()
+    assert session_cookie(context) is not None, f"{user} signed in but no session cookie was set"
     return context, page
