@@ -89,9 +89,12 @@ class StoreBase:
 
         On SQLite the session holds the fork gate (db/fork_gate.py): no fork happens while it is
         open, so a forked child never inherits a transaction's locks."""
-        gate = GATE.transaction() if self.dialect == "sqlite" else contextlib.nullcontext()
-        with gate, self._session(write) as session:
+        with self._fork_gate(), self._session(write) as session:
             yield session
+
+    def _fork_gate(self) -> contextlib.AbstractContextManager[None]:
+        """The fork gate for a SQLite transaction (db/fork_gate.py); nothing for a server."""
+        return GATE.transaction() if self.dialect == "sqlite" else contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _session(self, write: bool) -> Iterator[Session]:
@@ -117,7 +120,7 @@ class StoreBase:
     def check(self) -> None:
         """Raise `DatabaseUnavailable` (one line, URL named) if the database cannot be reached."""
         try:
-            with GATE.transaction(), self.engine.connect() as conn:
+            with self._fork_gate(), self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except DBAPIError as exc:
             raise DatabaseUnavailable(redact(self.url), _first_line(exc)) from exc

@@ -19,7 +19,7 @@ from diffusion.nets import NetSpec, build_network
 from diffusion.processes.base import Process
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_output
-from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
+from diffusion.processes.gaussian import GaussianDiffusion
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
 
@@ -85,22 +85,15 @@ class DiffusionModel(nn.Module):
         # the schedule's numbers at t: one gather from the process's table, shared with the
         # q_sample, KL and kernel of the same step (GaussianDiffusion.coefficients)
         c = self.process.coefficients(beta, t, xt)
-        z_m, _ = self._mean_readout(xt.double(), y, c)
-        return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
-
-    def _mean_readout(
-        self, x: torch.Tensor, y: torch.Tensor, c: StepCoefficients
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(zM, Sigma) of the Gaussian kernel from the network's outputs y (`readout`); c: the
-        schedule's numbers at the rows' steps, (B, 1, ..., 1) or one number each."""
         var = torch.sigmoid(y[..., 1] + c.log_beta - c.log1m_beta)
+        x = xt.double()
         if self.config.diffusion.mean == "v":  # mu = q-posterior mean at x0_hat (config docs)
             x0_hat = c.sqrt_abar * x - c.sqrt_1m_abar * y[..., 0]
             mu = c.c0 * x0_hat + c.ct * x
             z_m = (mu - x * (1 - var)) / var  # the paper's form: mu = (x - zM)(1 - var) + zM
         else:
             z_m = x + c.beta * y[..., 0] / (var * c.sqrt_1m_abar)
-        return z_m, var
+        return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
 
     def net_output(
         self, xt: torch.Tensor, t: torch.Tensor, net: nn.Module | None = None

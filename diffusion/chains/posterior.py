@@ -210,11 +210,19 @@ def inpaint(
     c, h, w = xm.shape[1:]
     _check_mask(mask, h, w)
     y0, y1, x0, x1 = _window(trained, np.asarray(mask), context)
-    plan = _window_plan(
-        trained, (y0, y1, x0, x1), (h, w), n, context, batch_size, tile, overlap, margin
-    )
     win = (..., slice(y0, y1), slice(x0, x1))
-    plan = replace(plan, reason=plan.reason + _blind_tiles_note(np.asarray(mask)[win], plan))
+    plan = _window_plan(
+        trained,
+        np.asarray(mask)[win],
+        (y0, y1, x0, x1),
+        (h, w),
+        n,
+        context,
+        batch_size,
+        tile,
+        overlap,
+        margin,
+    )
     mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
     rev = image_reverse(trained, plan)
     n_steps = count_steps(trained, steps)
@@ -249,6 +257,7 @@ def _check_mask(mask: np.ndarray, h: int, w: int) -> None:
 
 def _window_plan(
     trained: Trained,
+    known: np.ndarray,
     window: tuple[int, ...],
     shape: tuple[int, int],
     n: int,
@@ -258,7 +267,8 @@ def _window_plan(
     overlap: int | None,
     margin: int | None,
 ) -> SizePlan:
-    """The size plan for the chain on `window` (y0, y1, x0, x1) of an image of `shape`."""
+    """The size plan for the chain on `window` (y0, y1, x0, x1) of an image of `shape`;
+    known: the mask inside the window (True = known)."""
     y0, y1, x0, x1 = window
     h, w = shape
     plan = size_plan(
@@ -276,7 +286,7 @@ def _window_plan(
             reason=f"{plan.reason}; on the window around the missing pixels ({context} pixels "
             f"of context) of the {w} x {h} image",
         )
-    return plan
+    return replace(plan, reason=plan.reason + _blind_tiles_note(known, plan))
 
 
 def _blind_tiles_note(mask: np.ndarray, plan: SizePlan) -> str:

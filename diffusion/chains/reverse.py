@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import torch
@@ -116,10 +117,18 @@ class ModelReverse(Reverse):
         mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)
         return Normal(mean, torch.sigmoid(y[..., 1] + (c.log_beta - c.log1m_beta)))
 
+    @cached_property
+    def _columns(self) -> list[list[float]]:
+        """The schedule's table as Python floats, one list per step (read once per chain)."""
+        return self.process.table(self.beta).T.tolist()  # type: ignore[attr-defined]
+
+    @cached_property
+    def _abar(self) -> list[float]:
+        """`alpha_bar` (abar_0..T) as Python floats."""
+        return self.alpha_bar.tolist()
+
     def _numbers_at(self, t: int) -> StepCoefficients:
-        """`StepCoefficients` at step t as Python floats (the table read once per chain)."""
-        if not hasattr(self, "_columns"):
-            self._columns = self.process.table(self.beta).T.tolist()  # type: ignore[attr-defined]
+        """`StepCoefficients` at step t as Python floats."""
         return StepCoefficients(*self._columns[t - 1])
 
     def _mean_coefficients(self, c: StepCoefficients) -> tuple[float, float]:
@@ -139,8 +148,6 @@ class ModelReverse(Reverse):
         one-step variance's place between its bounds carried to the strided ones)."""
         if not self._diagonal or not 1 <= s < t - 1 or t > self.T:
             return super().step(x, t, s)
-        if not hasattr(self, "_abar"):
-            self._abar = self.alpha_bar.tolist()
         a_t, a_p, a_s = self._abar[t], self._abar[t - 1], self._abar[s]
         beta_t, beta_s = 1.0 - a_t / a_p, 1.0 - a_t / a_s
         c0 = math.sqrt(a_p) * beta_t / (1 - a_t)

@@ -141,10 +141,6 @@ class GaussianDiffusion(DerivedSteps):
         it: a training step's q_sample, readout, KL and posterior read one gather."""
         return self._rows(self.table(beta), t, x)[1]
 
-    def coefficients_at(self, beta: torch.Tensor, t: int) -> StepCoefficients:
-        """`StepCoefficients` at one step t (an int), each a 0-dim tensor (a chain's level)."""
-        return StepCoefficients(*self.table(beta)[:, t - 1].unbind(0))
-
     def coefficient_rows(
         self, beta: torch.Tensor, t: torch.Tensor, x: torch.Tensor
     ) -> torch.Tensor:
