@@ -3,15 +3,16 @@
 Head to head (default): 32 x 32 greyscale dead leaves from the lab's generator
 (diffusion/data/image_deadleaves.py) written once as PNG folders (train: 20,000 images, seed
 [0, 0]; test: seed [0, 1]; val: seed [1, 1], used only for tuning), the lab's preset and
-improved-diffusion (driver outside the repo, e.g. /work/ext/id_driver.py, which runs the
-fetched code unmodified) trained side by side at the same time for the same wall-clock budget,
-one thread each; snapshots along the way; then bits/dim of every snapshot on the first
---n-test test images, each side with its own evaluation (the lab: its bound with uniform
-dequantization; improved-diffusion: calc_bpd_loop's discretized-decoder bound). Curve points
-use an unbiased strided estimate in t (--curve-stride), the final points --final-stride (1 =
-exact). Writes benchmarks/results/images.json and images_curves.png.
+improved-diffusion (fetched outside the repo, never committed; benchmarks/id_driver.py runs
+its code unmodified from --id-root) trained side by side at the same time for the same
+wall-clock budget, one thread each; snapshots along the way; then bits/dim of every snapshot
+on the first --n-test test images, each side with its own evaluation (the lab: its bound
+with uniform dequantization; improved-diffusion: calc_bpd_loop's discretized-decoder bound).
+Curve points use an unbiased strided estimate in t (--curve-stride), the final points
+--final-stride (1 = exact). Writes benchmarks/results/images.json and images_curves.png.
 
-    python benchmarks/images.py --json --id-driver /work/ext/id_driver.py [--budget-s 1800]
+    python benchmarks/images.py --json --head-to-head --id-driver benchmarks/id_driver.py \
+        --id-root /work/ext/improved-diffusion [--budget-s 1800]
 
 Folder mode: train the lab's best greyscale preset(s) on anyone's PNG folders on all cores,
 the LR schedule fitted to the budget, and print one JSON object per preset:
@@ -171,7 +172,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=64)
     p.add_argument("--presets", default=",".join(BEST_GREY))
     p.add_argument("--preset", default=BEST_GREY[0])
-    p.add_argument("--id-driver", type=Path)
+    p.add_argument("--id-driver", type=Path, help="benchmarks/id_driver.py")
+    p.add_argument("--id-root", type=Path, help="improved-diffusion checkout (outside the repo)")
     p.add_argument("--curve-s", default="300,600,900,1200,1500")
     p.add_argument("--curve-stride", type=int, default=25)
     p.add_argument("--final-stride", type=int, default=1)

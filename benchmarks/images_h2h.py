@@ -16,6 +16,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -65,10 +67,30 @@ def _common(args: argparse.Namespace, train_dir: Path, test_dir: Path) -> list[s
     ]
 
 
+def _id_cmd(args: argparse.Namespace, *rest: str) -> list[str]:
+    """A command of the improved-diffusion driver, with its checkout (--id-root) when given."""
+    root = ["--id-root", str(args.id_root)] if args.id_root else []
+    return [sys.executable, str(args.id_driver), *rest, *root]
+
+
+def _sample_load(path: Path, stop: threading.Event, every_s: float = 60.0) -> None:
+    """The machine's load average (1, 5, 15 min) every `every_s` seconds while the trainings
+    run, written to `path` as [[seconds since start, l1, l5, l15], ...]."""
+    t0, samples = time.monotonic(), []
+    while True:
+        samples.append([round(time.monotonic() - t0, 1), *os.getloadavg()])
+        path.write_text(json.dumps(samples))
+        if stop.wait(every_s):
+            samples.append([round(time.monotonic() - t0, 1), *os.getloadavg()])
+            path.write_text(json.dumps(samples))
+            return
+
+
 def train_both(args: argparse.Namespace) -> None:
-    """The lab's preset and improved-diffusion, started together, same budget, one thread each."""
+    """The lab's preset and improved-diffusion, started together, same budget, one thread each;
+    the load average sampled every minute meanwhile (load.json under --out)."""
     if not args.id_driver or not Path(args.id_driver).is_file():
-        raise SystemExit("--id-driver: the improved-diffusion driver (outside the repo)")
+        raise SystemExit("--id-driver: the improved-diffusion driver (benchmarks/id_driver.py)")
     train_dir, test_dir, lab_dir, id_dir = _dirs(args)
     for d in (lab_dir, id_dir):
         d.mkdir(parents=True, exist_ok=True)
@@ -85,9 +107,8 @@ def train_both(args: argparse.Namespace) -> None:
         "--curve-s",
         args.curve_s,
     ]
-    idc = [
-        sys.executable,
-        str(args.id_driver),
+    idc = _id_cmd(
+        args,
         "train",
         "--data",
         str(train_dir),
@@ -99,14 +120,21 @@ def train_both(args: argparse.Namespace) -> None:
         "1",
         "--save-s",
         *curve,
-    ]
-    with ThreadPoolExecutor(2) as pool:  # side by side
-        jobs = [
-            pool.submit(_run, lab, lab_dir / "log.txt"),
-            pool.submit(_run, idc, id_dir / "log.txt"),
-        ]
-        for job in jobs:
-            job.result()
+    )
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_load, args=(args.out / "load.json", stop))
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:  # side by side
+            jobs = [
+                pool.submit(_run, lab, lab_dir / "log.txt"),
+                pool.submit(_run, idc, id_dir / "log.txt"),
+            ]
+            for job in jobs:
+                job.result()
+    finally:
+        stop.set()
+        sampler.join()
 
 
 def _eval_jobs(args, train_dir, test_dir, lab_dir, id_dir) -> list[tuple[str, bool, list]]:
@@ -117,7 +145,7 @@ def _eval_jobs(args, train_dir, test_dir, lab_dir, id_dir) -> list[tuple[str, bo
     for ck in sorted(id_dir.glob("ckpt_*.pt")):
         final = ck.stem == "ckpt_final"
         stride, exact = _stride(args, final)
-        cmd = [sys.executable, str(args.id_driver), "eval", "--data", str(test_dir)]
+        cmd = _id_cmd(args, "eval", "--data", str(test_dir))
         cmd += ["--ckpt", str(ck), "--n-test", str(args.n_test), "--t-stride", str(stride)]
         jobs.append(("improved-diffusion", final, [*cmd, "--t-exact", str(max(1, exact))]))
     for snap in sorted(lab_dir.glob("snapshot_*.pt")):
@@ -176,14 +204,17 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
     rows.sort(key=lambda r: (r["side"], r["wall_s"]))
     settings = json.loads(
         subprocess.run(
-            [sys.executable, str(args.id_driver), "settings"],
+            _id_cmd(args, "settings"),
             capture_output=True,
             text=True,
             check=True,
         ).stdout
     )
+    load_file = args.out / "load.json"
+    load = json.loads(load_file.read_text()) if load_file.is_file() else None
     extra = {
         "budget_s": args.budget_s,
+        "load_average_during_training": load,
         "note": "both trainings started together on the same shared 2-core machine (other jobs "
         "running), one thread each, same wall-clock budget; curve points at the first 30-s "
         "checkpoint after each --curve-s time",
