@@ -201,7 +201,18 @@ def render_images(doc: dict) -> str:
             f"| {r['side']} | {label} | {r['steps']} | {bpd} | {num(r['bits_per_dim_stderr'])} "
             f"| {r.get('t_exact') or 1}, {r['t_stride']} |"
         )
-    return "\n".join([*lines, "", provenance_line(doc)])
+    notes = []
+    load = doc["provenance"].get("load_average_during_training")
+    if load:  # [[seconds, l1, l5, l15], ...] sampled each minute
+        one = [s[1] for s in load]
+        mid = min(load, key=lambda s: abs(s[0] - load[-1][0] / 2))
+        notes = [
+            "",
+            f"Load average (1 min) during the trainings: {one[0]:.1f} at the start, "
+            f"{mid[1]:.1f} at {mid[0] / 60:.0f} min, {one[-1]:.1f} at the end "
+            f"({min(one):.1f} to {max(one):.1f} over {len(one)} samples a minute apart).",
+        ]
+    return "\n".join([*lines, *notes, "", provenance_line(doc)])
 
 
 def _part(doc: dict, name: str):
