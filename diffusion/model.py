@@ -96,18 +96,26 @@ class DiffusionModel(nn.Module):
         return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
 
     def net_output(
-        self, xt: torch.Tensor, t: torch.Tensor, net: nn.Module | None = None
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor | int,
+        net: nn.Module | None = None,
+        double: bool = True,
     ) -> torch.Tensor:
         """y: (B, *shape, n_outputs) float64, the network's raw outputs read out at steps t
-        (before `readout`'s preconditioning of the Gaussian mean)."""
+        (B,) (before `readout`'s preconditioning of the Gaussian mean); t an int: every row
+        at that step (a chain's level: the basis row once, no per-row lookup). double=False:
+        in the network's dtype (a caller that converts only what it reads; float32 and bf16
+        numbers convert to float64 exactly)."""
         dtype = self._net_dtype()
-        g = self.basis(t).to(device=xt.device, dtype=dtype)
+        g = self.basis.rows_at(t, xt.shape[0]) if isinstance(t, int) else self.basis(t)
+        g = g.to(device=xt.device, dtype=dtype)
         if self._bf16(xt):  # bf16 autocast of the network alone (entered only when on)
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 y = (self.net if net is None else net)(xt.to(dtype), g)
         else:
             y = (self.net if net is None else net)(xt.to(dtype), g)
-        return y.double()  # the kernels and the bound stay in float64
+        return y.double() if double else y  # the kernels and the bound stay in float64
 
     def _net_dtype(self) -> torch.dtype:
         """The network's parameter dtype (float32 for a network without parameters). The
@@ -132,9 +140,9 @@ class DiffusionModel(nn.Module):
     ) -> torch.Tensor:
         """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2.
 
-        The paper's diagonal Gaussian kernel and the binomial kernel take the fused path
-        (diffusion.processes.fused: readout and KL as one autograd node, the same numbers
-        to float64 rounding); the full-covariance kernel reads out z and calls `process.kl`."""
+        The paper's diagonal Gaussian kernel and the binomial kernel read the KL straight
+        from the network's outputs (diffusion.processes.fused: the same numbers to float64
+        rounding); the full-covariance kernel reads out z and calls `process.kl`."""
         beta = self.beta() if beta is None else beta
         proc = self.process
         xt = proc.q_sample(x0, t, beta, generator)

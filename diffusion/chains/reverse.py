@@ -12,7 +12,6 @@ given by closed-form kernels (oracles, tests).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +22,7 @@ from torch import nn
 from torch.nn.functional import logsigmoid
 
 from diffusion.chains.chain import Reverse
+from diffusion.chains.strided import strided_constants
 from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
@@ -102,20 +102,21 @@ class ModelReverse(Reverse):
 
     @torch.no_grad()
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         proc, model = self.process, self.model
         if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout)
-            z = model.net_output(x, tt, self.net)[..., 0]
+            z = model.net_output(x, t, self.net, double=False)[..., 0]  # promoted exactly
             return Bernoulli(torch.sigmoid(proc.p_logit_at(x, t, z, self.beta)))
         if not self._diagonal:
+            tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             return proc.p_step(x, tt, model.readout(x, tt, self.beta, net=self.net), self.beta)
-        y = model.net_output(x, tt, self.net)
-        x, c = x.double(), self._numbers_at(t)
+        y = model.net_output(x, t, self.net, double=False)  # float64 where it is used
+        x = x.double()
         if t == 1:  # the fixed first step (App. B.2)
+            c = self._numbers_at(t)
             return Normal(c.sqrt_1m_beta * x, torch.full_like(x, c.beta))
-        m1, m2 = self._mean_coefficients(c)
-        mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)
-        return Normal(mean, torch.sigmoid(y[..., 1] + (c.log_beta - c.log1m_beta)))
+        m1, m2, logit_beta = self._levels[t]
+        mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)  # yM promoted exactly
+        return Normal(mean, torch.sigmoid(y[..., 1].double() + logit_beta))
 
     @cached_property
     def _columns(self) -> list[list[float]]:
@@ -126,6 +127,16 @@ class ModelReverse(Reverse):
     def _abar(self) -> list[float]:
         """`alpha_bar` (abar_0..T) as Python floats."""
         return self.alpha_bar.tolist()
+
+    @cached_property
+    def _levels(self) -> list[tuple[float, float, float]]:
+        """(m1, m2, log beta_t - log(1 - beta_t)) at each step t (index t; `_mean_coefficients`
+        and the variance's offset), Python floats computed once per chain."""
+        out = [(1.0, 0.0, 0.0)]
+        for t in range(1, self.T + 1):
+            c = self._numbers_at(t)
+            out.append((*self._mean_coefficients(c), c.log_beta - c.log1m_beta))
+        return out
 
     def _numbers_at(self, t: int) -> StepCoefficients:
         """`StepCoefficients` at step t as Python floats."""
@@ -142,28 +153,18 @@ class ModelReverse(Reverse):
     @torch.no_grad()
     def step(self, x: torch.Tensor, t: int, s: int) -> StepDist:
         """p(x^s | x^t): for the diagonal Gaussian kernel and s < t - 1 the strided step of
-        diffusion.chains.strided.strided_from_one_step with its constants folded: mean =
-        (A / c0)(mu - ct x^t) + B x^t with mu = m1 x^t + m2 yM, variance
-        vq_s exp(L log(Sigma / vq_one)) with log Sigma = log sigmoid(.) (exactly the
-        one-step variance's place between its bounds carried to the strided ones)."""
+        diffusion.chains.strided (`strided_constants`) applied to the one-step kernel's mean
+        mu = m1 x^t + m2 yM and log variance log Sigma = log sigmoid(.), without forming
+        either: the same numbers as `strided_from_one_step(kernel(x, t))` to float64
+        rounding."""
         if not self._diagonal or not 1 <= s < t - 1 or t > self.T:
             return super().step(x, t, s)
-        a_t, a_p, a_s = self._abar[t], self._abar[t - 1], self._abar[s]
-        beta_t, beta_s = 1.0 - a_t / a_p, 1.0 - a_t / a_s
-        c0 = math.sqrt(a_p) * beta_t / (1 - a_t)
-        ct = math.sqrt(1 - beta_t) * (1 - a_p) / (1 - a_t)
-        k = math.sqrt(a_s) * beta_s / (1 - a_t) / c0  # A / c0
-        b = math.sqrt(a_t / a_s) * (1 - a_s) / (1 - a_t)  # B
-        vq_one, vq_s = (1 - a_p) * beta_t / (1 - a_t), (1 - a_s) * beta_s / (1 - a_t)
-        L = math.log(beta_s / vq_s) / math.log(beta_t / vq_one)
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        y = self.model.net_output(x, tt, self.net)
-        x, c = x.double(), self._numbers_at(t)
-        m1, m2 = self._mean_coefficients(c)
-        mean = torch.add(x * (k * (m1 - ct) + b), y[..., 0], alpha=k * m2)
-        log_var = logsigmoid(y[..., 1] + (c.log_beta - c.log1m_beta))  # log Sigma
-        var = (log_var * L).add_(math.log(vq_s) - L * math.log(vq_one)).exp_()
-        return Normal(mean, var)
+        k = strided_constants(self._abar[t], self._abar[t - 1], self._abar[s])
+        y = self.model.net_output(x, t, self.net, double=False)
+        m1, m2, logit_beta = self._levels[t]
+        mean = torch.add(x.double() * (k.mu * m1 + k.x), y[..., 0], alpha=k.mu * m2)
+        log_var = logsigmoid(y[..., 1].double() + logit_beta)  # log Sigma
+        return Normal(mean, (log_var * k.power).add_(k.log_offset).exp_())
 
     def prior(self, shape: tuple[int, ...], device: torch.device) -> StepDist:
         return self.process.prior(shape, device)

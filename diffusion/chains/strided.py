@@ -25,6 +25,9 @@ diffusion.evaluation.bound.strided_bound.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -46,29 +49,39 @@ def kept_steps(T: int, S: int | None) -> list[int]:
     return [0, *taus.tolist()]
 
 
-def strided_from_one_step(
-    alpha_bar: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor, t: int, s: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn the one-step kernel N(mu, var) at step t >= 2 into the step t -> s (1 <= s < t).
+class StridedConstants(NamedTuple):
+    """The step t -> s as numbers applied to the one-step kernel N(mu, var) at t:
+    mean = mu_coef mu + x_coef x^t, log var_s = power log var + log_offset."""
+
+    mu: float  # A / c0, A = sqrt(abar_s) beta' / (1 - abar_t)
+    x: float  # B - (A / c0) ct, B = sqrt(alpha') (1 - abar_s) / (1 - abar_t)
+    power: float  # log(beta' / var_q(t->s)) / log(beta_t / var_q)
+    log_offset: float  # log var_q(t->s) - power log var_q
+
+
+def strided_constants(a_t: float, a_p: float, a_s: float) -> StridedConstants:
+    """`StridedConstants` of the step t -> s from abar_t, abar_{t-1} and abar_s.
 
     Mean: the strided forward posterior at x0_hat = (mu - ct x^t) / c0. Variance: the
     one-step variance's place between its entropy bounds (section 2.6; model.md section 9),
     lambda = log(var / var_q) / log(beta_t / var_q), carried to the strided bounds:
     log var_s = log var_q(t->s) + lambda log(beta(t->s) / var_q(t->s)). For the exact
-    reverse kernel of data drawn from pi (lambda = 1) this is the exact strided kernel.
-    """
-    a_t, a_p, a_s = float(alpha_bar[t]), float(alpha_bar[t - 1]), float(alpha_bar[s])
-    beta_t = 1.0 - a_t / a_p
-    c0 = np.sqrt(a_p) * beta_t / (1 - a_t)
-    ct = np.sqrt(1 - beta_t) * (1 - a_p) / (1 - a_t)
-    x = x.to(torch.float64)
-    x0_hat = (mu - ct * x) / c0
-    alpha_s = a_t / a_s
-    beta_s = 1 - alpha_s
-    mean = (np.sqrt(a_s) * beta_s / (1 - a_t)) * x0_hat + (
-        np.sqrt(alpha_s) * (1 - a_s) / (1 - a_t)
-    ) * x
-    vq_one = (1 - a_p) * beta_t / (1 - a_t)
-    vq_s = (1 - a_s) * beta_s / (1 - a_t)
-    lam = torch.log(var / vq_one) / np.log(beta_t / vq_one)
-    return mean, vq_s * torch.exp(lam * np.log(beta_s / vq_s))
+    reverse kernel of data drawn from pi (lambda = 1) this is the exact strided kernel."""
+    beta_t, beta_s = 1.0 - a_t / a_p, 1.0 - a_t / a_s
+    c0 = math.sqrt(a_p) * beta_t / (1 - a_t)
+    ct = math.sqrt(1 - beta_t) * (1 - a_p) / (1 - a_t)
+    k = math.sqrt(a_s) * beta_s / (1 - a_t) / c0
+    b = math.sqrt(a_t / a_s) * (1 - a_s) / (1 - a_t)
+    vq_one, vq_s = (1 - a_p) * beta_t / (1 - a_t), (1 - a_s) * beta_s / (1 - a_t)
+    power = math.log(beta_s / vq_s) / math.log(beta_t / vq_one)
+    return StridedConstants(k, b - k * ct, power, math.log(vq_s) - power * math.log(vq_one))
+
+
+def strided_from_one_step(
+    alpha_bar: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor, t: int, s: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn the one-step kernel N(mu, var) at step t >= 2 into the step t -> s (1 <= s < t)
+    (`strided_constants`)."""
+    k = strided_constants(float(alpha_bar[t]), float(alpha_bar[t - 1]), float(alpha_bar[s]))
+    mean = torch.add(x.to(torch.float64) * k.x, mu, alpha=k.mu)
+    return mean, (torch.log(var) * k.power).add_(k.log_offset).exp_()

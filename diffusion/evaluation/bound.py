@@ -62,7 +62,8 @@ def train_terms(
     else:
         idx = torch.multinomial(t_probs.to(gdev), B, replacement=True, generator=generator)
         t = (idx + 2).to(x0.device)
-        weight = 1.0 / t_probs.to(x0.device, torch.float64)[idx.to(x0.device)]
+        probs = t_probs.to(x0.device, torch.float64)
+        weight = 1.0 / torch.index_select(probs, 0, idx.to(x0.device))
     beta = model.beta()
     kl = model.kl_terms(x0, t, generator, beta)
     return model.process.edge_terms(x0, beta) - weight * kl, t, kl

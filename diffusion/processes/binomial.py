@@ -59,7 +59,9 @@ class BinomialDiffusion(DerivedSteps):
         self._logits = PerSchedule(self._logit_pair)
         self._abar = PerSchedule(lambda beta: torch.cat([beta.new_ones(1), alpha_bar(beta)]))
         self._rows = StepRows(
-            lambda table, t, x: table[:, t - 1].reshape((2, -1) + (1,) * (x.dim() - 1))
+            lambda table, t, x: torch.index_select(table, 1, t - 1).reshape(
+                (2, -1) + (1,) * (x.dim() - 1)
+            )
         )
         # for bits x^0 (binary data): the training step's numbers at every (t, x^0_i, x^t_i)
         # and the edge terms' per-dimension term at x^0_i = 0, 1, once per schedule
@@ -203,7 +205,11 @@ class BinomialDiffusion(DerivedSteps):
             return q, neg_entropy(q), self.forward_logit(xt, t, beta)
         case = (x0 * 2 + xt).long()  # (B, *shape) in 0..3
         column = (t.reshape((-1,) + (1,) * (x0.dim() - 1)) - 1) * 4 + case
-        q, neg_ent, base = self._cases(beta)[:, column].unbind(0)  # each (B, *shape)
+        column = column.reshape(-1)  # one 1-D index_select per row: a third of t-indexing
+        q, neg_ent, base = (  # each (B, *shape)
+            torch.index_select(row, 0, column).reshape(x0.shape)
+            for row in self._cases(beta).unbind(0)
+        )
         return q, neg_ent, base
 
     def log_q_posterior(
@@ -232,8 +238,9 @@ class BinomialDiffusion(DerivedSteps):
     def p_logit_at(
         self, xt: torch.Tensor, t: int, z: torch.Tensor, beta: torch.Tensor
     ) -> torch.Tensor:
-        """`p_logit` for a batch whose rows are all at step t (an int), z (B, *shape): the same
-        numbers from the two forward logits at t as single numbers."""
+        """`p_logit` for a batch whose rows are all at step t (an int), z (B, *shape) (float64,
+        or the network's dtype: promoted to float64 exactly): the same numbers from the two
+        forward logits at t as single numbers."""
         logits = self.logit_table(beta)[:, t - 1]  # from x^{t-1} = 0, 1
         base = torch.where(xt.double() > 0.5, logits[1], logits[0])
         return base if t == 1 else base + z

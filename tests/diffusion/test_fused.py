@@ -1,15 +1,13 @@
-"""The fused nodes of the training step (diffusion.processes.fused: the coefficient table, x^t,
-the edge terms, the KL) and the binomial per-schedule case tables, against the unfused
-computation (`coefficient_table`'s expressions, `DiffusionModel.readout` then `Process.kl`) and
-against finite differences (torch.autograd.gradcheck, float64).
+"""The training step's KL terms (diffusion.processes.fused: the Gaussian KL straight from the
+network's outputs, the Bernoulli KL node) and the binomial per-schedule case tables, against
+the unfused computation (`DiffusionModel.readout` then `Process.kl`) and against finite
+differences (torch.autograd.gradcheck, float64).
 
-What they catch: a wrong hand-written derivative (a sign, a missing Sigma (1 - Sigma) factor,
-a schedule row's gradient dropped or sent to the wrong row, the cumulative product's tail sum
-taken the wrong way, abar_{t-1}'s gradient shifted to the wrong t: gradcheck and the
-Jacobian check), a forward formula that departs from the paper's kernel (the wrong mean form,
-the variance's logit taken from the wrong rows, a Bernoulli KL written with the wrong sign of
-l: the value checks), and a binomial case table indexed in the wrong order (x^0 and x^t
-swapped, t off by one: the lookup check).
+What they catch: a wrong hand-written derivative of the Bernoulli KL (gradcheck), a forward
+formula that departs from the paper's kernel (the wrong mean form, the variance's logit taken
+from the wrong rows, a Bernoulli KL written with the wrong sign of l: the value checks), and a
+binomial case table indexed in the wrong order (x^0 and x^t swapped, t off by one: the lookup
+check).
 """
 
 from __future__ import annotations
@@ -20,13 +18,7 @@ import torch
 from diffusion.model import DiffusionModel
 from diffusion.presets import PRESETS
 from diffusion.processes.binomial import BinomialDiffusion, neg_entropy
-from diffusion.processes.fused import (
-    binomial_kl_from_output,
-    gaussian_edge,
-    gaussian_kl_from_output,
-    q_sample_rows,
-    table_with_grad,
-)
+from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_output
 from diffusion.processes.gaussian import GaussianDiffusion, coefficient_table
 from diffusion.processes.schedules import baseline_beta, geometric_beta
 
@@ -112,46 +104,3 @@ def test_binomial_step_terms_and_kl_equal_the_per_element_ones(bits):
     )
     per_element = BinomialDiffusion(0.2)._edge_elements(x0.double(), beta).sum(1)
     torch.testing.assert_close(proc.edge_terms(x0, beta), per_element, rtol=1e-13, atol=1e-13)
-
-
-def _table_by_ops(beta: torch.Tensor) -> torch.Tensor:
-    """coefficient_table's expressions as plain differentiable ops (autograd's derivative)."""
-    abar = torch.cumprod(1 - beta, 0)
-    ap = torch.cat([abar.new_ones(1), abar[:-1]])
-    om = 1 - abar
-    b = beta
-    return torch.stack(
-        [abar, ap, b, abar.sqrt(), om.sqrt(), torch.log(b), torch.log1p(-b), (1 - b).sqrt()]
-        + [ap.sqrt() * b / om, (1 - b).sqrt() * (1 - ap) / om, (1 - ap) * b / om]
-    )
-
-
-def test_table_node_equals_the_expressions_and_its_backward_is_right():
-    """Forward bit for bit the no-gradient table; backward equal to autograd's through the
-    expressions (to rounding) on a learned schedule's geometry (beta rising from 1e-3, where
-    finite differences lose their digits to 1 / (1 - abar_1) = 1e3), and against finite
-    differences on a coarser schedule."""
-    beta = geometric_beta(7, beta1=1e-3)
-    assert torch.equal(table_with_grad(beta), coefficient_table(beta))
-    through_ops = torch.autograd.functional.jacobian(_table_by_ops, beta)
-    torch.testing.assert_close(
-        torch.autograd.functional.jacobian(table_with_grad, beta), through_ops
-    )
-    beta = torch.linspace(0.02, 0.3, 6, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(table_with_grad, (beta,))
-
-
-def test_q_sample_and_edge_nodes():
-    """x^t and the edge terms bit for bit the unfused ones; gradients by finite differences."""
-    beta, t, rows, x0, _, _ = _gaussian_inputs(4)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    proc = GaussianDiffusion()
-    assert torch.equal(q_sample_rows(rows, x0, noise), proc.q_sample(x0, t, beta, noise=noise))
-    rows = rows.clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda r: q_sample_rows(r, x0, noise), (rows,))
-    sq = (x0**2).sum(1)
-    b1, abar_T = beta[0].clone(), torch.cumprod(1 - beta, 0)[-1]
-    ref = proc.edge_terms(x0, beta)
-    assert torch.equal(gaussian_edge(sq, 3, b1, abar_T), ref)
-    b1, abar_T = b1.requires_grad_(), abar_T.clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: gaussian_edge(sq, 3, a, b), (b1, abar_T))
