@@ -64,6 +64,9 @@ def engine_section(
     for label, config in training_configs(quick).items():
         if "train" in parts and (nets is None or label in nets):
             emit(training_overhead(label, config, calls=calls, blocks=blocks))
+    # the toy chains take 0.05-2 s: 7 blocks cost little, and at 3 their medians moved by
+    # +-0.1 from run to run on the shared machine (the image chains keep 3)
+    toy_blocks = 2 if quick else 7
     chain_blocks = 2 if quick else 3
     toy = {
         "swissroll": (training_configs(quick)["swissroll"], 64 if quick else 1000),
@@ -75,14 +78,16 @@ def engine_section(
     toy = {k: v for k, v in toy.items() if nets is None or k in nets}
     for label, (config, n) in toy.items() if "sample" in parts else ():
         posteriors = label != "swissroll"
+        blocks = toy_blocks if label in ("swissroll", "heartbeat") else chain_blocks
         for m in sampling_overheads(
-            label, config, n, calls=1, blocks=chain_blocks, posteriors=posteriors
+            label, config, n, calls=1, blocks=blocks, posteriors=posteriors
         ):
             emit(m)
     for label, (config, n) in toy.items() if "bound" in parts else ():
         n_eval = min(n, 16) if quick else {"swissroll": 1000, "heartbeat": 32}.get(label, 8)
         ks = (1,) if quick else (1, 4)
-        for m in bound_costs(label, config, n_eval, blocks=chain_blocks, ks=ks):
+        blocks = toy_blocks if label in ("swissroll", "heartbeat") else chain_blocks
+        for m in bound_costs(label, config, n_eval, blocks=blocks, ks=ks):
             emit(m)
 
 

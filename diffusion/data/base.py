@@ -128,7 +128,7 @@ class DataBundle:
             return self.sampler(n, generator)
         assert self.train is not None
         idx = torch.randint(0, self.train.shape[0], (n,), generator=generator)
-        return self.train[idx]
+        return torch.index_select(self.train, 0, idx)  # train[idx], at a fraction of its cost
 
 
 Builder = Callable[[DataConfig, int], DataBundle]
