@@ -117,9 +117,12 @@ def evaluate_bound(
             ts = torch.arange(t0, min(t0 + tb, T + 1), device=x0.device)
             t = ts.repeat_interleave(n)
             xr = xb.repeat((len(ts),) + (1,) * (xb.dim() - 1))
-            xt = model.process.q_sample(xr, t, beta, generator)
-            z = model.readout(xt, t, beta)
-            kl = model.process.kl(xr, xt, t, z, beta).view(len(ts), n)
+            if not gaussian:  # the training step's KL (its case tables): the same numbers
+                kl = model.kl_terms(xr, t, generator, beta).view(len(ts), n)
+            else:
+                xt = model.process.q_sample(xr, t, beta, generator)
+                z = model.readout(xt, t, beta)
+                kl = model.process.kl(xr, xt, t, z, beta).view(len(ts), n)
             kl_sum[i : i + n] += kl.sum(0)
             profile[ts - 1] += kl.sum(1)
             if gaussian:
@@ -181,9 +184,12 @@ def sampled_bound(
             c = cols.shape[1]
             t = cols.T.reshape(-1)  # column by column, matching xb.repeat
             xr = xb.repeat((c,) + (1,) * (xb.dim() - 1))
-            xt = model.process.q_sample(xr, t, beta, generator)
-            z = model.readout(xt, t, beta)
-            kl = model.process.kl(xr, xt, t, z, beta).view(c, n)
+            if not gaussian:  # the training step's KL, as in evaluate_bound
+                kl, xt, z = model.kl_terms(xr, t, generator, beta).view(c, n), None, None
+            else:
+                xt = model.process.q_sample(xr, t, beta, generator)
+                z = model.readout(xt, t, beta)
+                kl = model.process.kl(xr, xt, t, z, beta).view(c, n)
             kl_sum[i : i + n] += kl.sum(0) * ((T - 1) / k)
             _add_profile(model, sums, hits, kl, xr, xt, t, z, beta, gaussian)
             if on_progress is not None:
@@ -206,9 +212,9 @@ def _add_profile(
     hits: torch.Tensor,
     kl: torch.Tensor,
     xr: torch.Tensor,
-    xt: torch.Tensor,
+    xt: torch.Tensor | None,
     t: torch.Tensor,
-    z: torch.Tensor,
+    z: torch.Tensor | None,
     beta: torch.Tensor,
     gaussian: bool,
 ) -> None:
