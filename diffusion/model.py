@@ -96,17 +96,11 @@ class DiffusionModel(nn.Module):
         return torch.cat([z_m.unsqueeze(-1), y[..., 1:]], dim=-1)
 
     def net_output(
-        self,
-        xt: torch.Tensor,
-        t: torch.Tensor | int,
-        net: nn.Module | None = None,
-        double: bool = True,
+        self, xt: torch.Tensor, t: torch.Tensor | int, net: nn.Module | None = None
     ) -> torch.Tensor:
         """y: (B, *shape, n_outputs) float64, the network's raw outputs read out at steps t
         (B,) (before `readout`'s preconditioning of the Gaussian mean); t an int: every row
-        at that step (a chain's level: the basis row once, no per-row lookup). double=False:
-        in the network's dtype (a caller that converts only what it reads; float32 and bf16
-        numbers convert to float64 exactly)."""
+        at that step (a chain's level: the basis row once, no per-row lookup)."""
         dtype = self._net_dtype()
         g = self.basis.rows_at(t, xt.shape[0]) if isinstance(t, int) else self.basis(t)
         g = g.to(device=xt.device, dtype=dtype)
@@ -115,7 +109,7 @@ class DiffusionModel(nn.Module):
                 y = (self.net if net is None else net)(xt.to(dtype), g)
         else:
             y = (self.net if net is None else net)(xt.to(dtype), g)
-        return y.double() if double else y  # the kernels and the bound stay in float64
+        return y.double()  # the kernels and the bound stay in float64
 
     def _net_dtype(self) -> torch.dtype:
         """The network's parameter dtype (float32 for a network without parameters). The

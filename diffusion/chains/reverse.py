@@ -104,19 +104,19 @@ class ModelReverse(Reverse):
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
         proc, model = self.process, self.model
         if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout)
-            z = model.net_output(x, t, self.net, double=False)[..., 0]  # promoted exactly
+            z = model.net_output(x, t, self.net)[..., 0]
             return Bernoulli(torch.sigmoid(proc.p_logit_at(x, t, z, self.beta)))
         if not self._diagonal:
             tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             return proc.p_step(x, tt, model.readout(x, tt, self.beta, net=self.net), self.beta)
-        y = model.net_output(x, t, self.net, double=False)  # float64 where it is used
+        y = model.net_output(x, t, self.net)
         x = x.double()
         if t == 1:  # the fixed first step (App. B.2)
             c = self._numbers_at(t)
             return Normal(c.sqrt_1m_beta * x, torch.full_like(x, c.beta))
         m1, m2, logit_beta = self._levels[t]
-        mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)  # yM promoted exactly
-        return Normal(mean, torch.sigmoid(y[..., 1].double() + logit_beta))
+        mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)
+        return Normal(mean, torch.sigmoid(y[..., 1] + logit_beta))
 
     @cached_property
     def _columns(self) -> list[list[float]]:
@@ -160,10 +160,10 @@ class ModelReverse(Reverse):
         if not self._diagonal or not 1 <= s < t - 1 or t > self.T:
             return super().step(x, t, s)
         k = strided_constants(self._abar[t], self._abar[t - 1], self._abar[s])
-        y = self.model.net_output(x, t, self.net, double=False)
+        y = self.model.net_output(x, t, self.net)
         m1, m2, logit_beta = self._levels[t]
         mean = torch.add(x.double() * (k.mu * m1 + k.x), y[..., 0], alpha=k.mu * m2)
-        log_var = logsigmoid(y[..., 1].double() + logit_beta)  # log Sigma
+        log_var = logsigmoid(y[..., 1] + logit_beta)  # log Sigma
         return Normal(mean, (log_var * k.power).add_(k.log_offset).exp_())
 
     def prior(self, shape: tuple[int, ...], device: torch.device) -> StepDist:

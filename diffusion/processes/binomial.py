@@ -238,9 +238,8 @@ class BinomialDiffusion(DerivedSteps):
     def p_logit_at(
         self, xt: torch.Tensor, t: int, z: torch.Tensor, beta: torch.Tensor
     ) -> torch.Tensor:
-        """`p_logit` for a batch whose rows are all at step t (an int), z (B, *shape) (float64,
-        or the network's dtype: promoted to float64 exactly): the same numbers from the two
-        forward logits at t as single numbers."""
+        """`p_logit` for a batch whose rows are all at step t (an int), z (B, *shape): the same
+        numbers from the two forward logits at t as single numbers."""
         logits = self.logit_table(beta)[:, t - 1]  # from x^{t-1} = 0, 1
         base = torch.where(xt.double() > 0.5, logits[1], logits[0])
         return base if t == 1 else base + z

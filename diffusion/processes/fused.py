@@ -31,10 +31,8 @@ gathered `coefficient_table` rows; beta (T,); KL terms (B,) nats.
 
 from __future__ import annotations
 
-
 import torch
 from torch.nn.functional import logsigmoid
-
 
 # rows of diffusion.processes.gaussian.coefficient_table (StepCoefficients' order)
 _ABAR, _ABAR_PREV, _BETA, _SQRT_ABAR, _SQRT_1M_ABAR = 0, 1, 2, 3, 4
