@@ -20,6 +20,7 @@ figure 5).
 
     python benchmarks/posterior.py --json [--digits-budget-min 8] [--bark-run DIR]
     python benchmarks/posterior.py --parts d --json [--photo-steps 50] [--photo-samples 4]
+        [--photo-coarse auto]   (coarse-to-fine inpainting, docs/model-notes.md)
 """
 
 from __future__ import annotations
@@ -243,6 +244,12 @@ def _parser() -> argparse.ArgumentParser:
         default="64,24,8",
         help="(d) tile,overlap,margin of the chains ('' = the size plan's)",
     )
+    p.add_argument(
+        "--photo-coarse",
+        default="auto",
+        help="(d) coarse-to-fine inpainting (diffusion.chains.posterior_coarse): auto (when a "
+        "training-size box fits in the hole), off, S (scale) or S,T0 (scale, start step)",
+    )
     p.add_argument("--out", type=Path, default=None, help="(d) results file (default: results/)")
     p.add_argument(
         "--quick",
@@ -343,6 +350,7 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         "inpaint_methods": args.photo_inpaint_methods.split(","),
         "readout_tiles": _triple(args.photo_readout_tiles),
         "chain_tiles": _triple(args.photo_chain_tiles),
+        **_coarse(args.photo_coarse),
     }
     out["d_photos"] = bench_photos(
         run_dir,
@@ -362,6 +370,17 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         split={"model": f"{args.photo_preset} preset, camera/astronaut/coffee held out"},
         extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
     )
+
+
+def _coarse(text: str) -> dict:
+    """--photo-coarse: 'auto' | 'off' | 'S' | 'S,T0' -> inpaint's coarse, refine_from."""
+    text = text.strip()
+    if text in ("auto", "off"):
+        return {"coarse": None if text == "off" else "auto", "refine_from": None}
+    parts = [int(v) for v in text.split(",")]
+    if len(parts) not in (1, 2):
+        raise SystemExit(f"--photo-coarse: auto, off, S or S,T0; got {text!r}")
+    return {"coarse": parts[0], "refine_from": parts[1] if len(parts) == 2 else None}
 
 
 def _triple(text: str) -> list[int] | None:

@@ -179,17 +179,25 @@ def inpaint_photo(
     context: int,
     tiles: tuple[int, int, int] | None = None,
     methods: tuple[str, ...] = ("paper",),
+    coarse: int | str | None = None,
+    refine_from: int | None = None,
+    at: tuple[int, int] | None = None,
 ) -> dict:
-    """A central hole x hole square filled by the paper's chain (and RePaint, if in
-    `methods`) and by biharmonic inpainting: the distances of `benchmarks/posterior.py`
-    (`region_distances`) to the truth."""
+    """A central hole x hole square (or one with its top left corner `at` = (y, x)) filled
+    by the paper's chain (and RePaint, if in `methods`) and by biharmonic inpainting: the
+    distances of `benchmarks/posterior.py` (`region_distances`) to the truth. coarse,
+    refine_from: coarse-to-fine (`diffusion.chains.posterior.inpaint`; None: one pass)."""
     from posterior import region_distances  # this folder is on sys.path
     from skimage.restoration import inpaint_biharmonic
 
     from diffusion.chains.posterior import inpaint, make_mask
 
     x = img.astype(np.float64) + 0.5
-    mask = make_mask("center", x.shape, size=hole)
+    if at is None:
+        mask = make_mask("center", x.shape, size=hole)
+    else:
+        mask = np.ones(x.shape, bool)
+        mask[at[0] : at[0] + hole, at[1] : at[1] + hole] = False
     miss = ~mask
     truth = x[miss].reshape(1, hole, hole)
     t1 = time.monotonic()
@@ -216,6 +224,8 @@ def inpaint_photo(
             generator=torch.Generator().manual_seed(seed),
             batch_size=n,
             context=context,
+            coarse=coarse,
+            refine_from=refine_from,
             **_tiles(tiles),
         )
         secs = time.monotonic() - t0
@@ -299,6 +309,8 @@ def bench_photos(
             opts["context"],
             chain_tiles,
             tuple(opts.get("inpaint_methods") or ("paper",)),
+            opts.get("coarse"),
+            opts.get("refine_from"),
         )
         out["photos"][name] = {"size_w_h": [img.shape[1], img.shape[0]], "denoise": d, "inpaint": p}
         print(json.dumps({name: out["photos"][name]}), flush=True)

@@ -164,7 +164,8 @@ def render_posterior_photos(doc: dict) -> str:
                     f"| {num(b['hist_wasserstein_grey_levels'], 1)} "
                     f"| {yes[r[pre + 'beats_biharmonic_on_spectrum']]} "
                     f"| {yes[r[pre + 'histogram_within_10pct']]} "
-                    f"| {r['plan'].split(':')[0]} | {m['seconds']:.0f} |"
+                    f"| {r['plan'].split(':')[0]}{_coarse_words(r['plan'])} "
+                    f"| {m['seconds']:.0f} |"
                 )
     model = doc["provenance"].get("model") or {}
     train = model.get("training") or {}
@@ -185,6 +186,14 @@ def render_posterior_photos(doc: dict) -> str:
             + provenance_line(doc),
         ]
     )
+
+
+def _coarse_words(plan: str) -> str:
+    """', coarse 1/4 from level 400' when the plan says the fill went coarse-to-fine."""
+    import re
+
+    m = re.search(r"coarse-to-fine at 1/(\d+), refined from level (\d+)", plan)
+    return f", coarse-to-fine 1/{m[1]} from level {m[2]}" if m else ""
 
 
 # name -> (results file, renderer)

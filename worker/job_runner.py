@@ -36,6 +36,9 @@ log = logging.getLogger("difflab.worker")
 INPAINT_CONTEXT = 64
 """Pixels of context around the missing ones that an inpainting chain runs on (beyond the
 multi-scale net's reach of about 40 pixels); the rest of the image is known and kept."""
+INPAINT_COARSE = "auto"
+"""Coarse-to-fine inpainting (diffusion.chains.posterior_coarse) when a box of the model's
+training size fits inside the hole; the plan the page shows says so."""
 
 
 class JobInputError(ValueError):
@@ -273,6 +276,7 @@ def _inpaint(
         method=params.get("method", "paper"),
         steps=params.get("steps"),
         context=params.get("context", INPAINT_CONTEXT),
+        coarse=params.get("coarse", INPAINT_COARSE),
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)

@@ -11,7 +11,8 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
     denoise(trained, y, sigma, n, *, steps=None, start="observation", generator=None)
     posterior_mean(trained, y, sigma)  E[x | y] under the model in one or two network calls
                                        (Tweedie, beyond the paper: `posterior_mean`)
-    inpaint(trained, image, mask, n, *, method="paper" | "repaint", steps=None, generator=None)
+    inpaint(trained, image, mask, n, *, method="paper" | "repaint", steps=None, generator=None,
+            coarse=None | "auto" | s, refine_from=None)   (coarse-to-fine: beyond the paper)
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
 each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
@@ -36,6 +37,12 @@ from diffusion.chains.posterior_chains import (
     inpaint_repaint_chain,
     level_of,
 )
+from diffusion.chains.posterior_coarse import (
+    CoarseToFine,
+    coarse_setting,
+    downsample,
+    upsample_into,
+)
 from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
     batched,
@@ -44,6 +51,7 @@ from diffusion.chains.posterior_inputs import (
     check_n,
     check_sigma,
     count_steps,
+    count_steps_from,
     image_levels,
     image_reverse,
     image_shape,
@@ -51,11 +59,19 @@ from diffusion.chains.posterior_inputs import (
     size_plan,
     to_data,
     to_model,
+    to_model_batch,
 )
 from diffusion.chains.posterior_mean import PosteriorMean, posterior_mean
+from diffusion.chains.posterior_window import (
+    check_mask,
+    fill_holes,
+    inpaint_window,
+    patch_size,
+    window_plan,
+)
 from diffusion.chains.reverse import model_reverse
 from diffusion.images.imageio import make_mask
-from diffusion.images.tiling import SizePlan, hole_window
+from diffusion.images.tiling import SizePlan
 from diffusion.inference import Trained
 
 Method = Literal["paper", "repaint"]
@@ -193,6 +209,8 @@ def inpaint(
     overlap: int | None = None,
     margin: int | None = None,
     context: int | None = None,
+    coarse: int | Literal["auto"] | None = None,
+    refine_from: int | None = None,
 ) -> PosteriorResult:
     """n posterior samples of the missing pixels (mask False) given the known ones.
 
@@ -203,15 +221,23 @@ def inpaint(
     context: run the chain only on the box around the missing pixels grown by `context`
     pixels (`diffusion.images.tiling.hole_window`; beyond the network's receptive field the rest
     of the image cannot change the fill); None = on the whole image.
+    coarse (beyond the paper; `diffusion.chains.posterior_coarse`): a scale s >= 2 fills the
+    hole first on the image shrunk by s (same method, steps and context, in coarse pixels),
+    then runs the chain at full size from step refine_from (t0, default 0.4 T) started at
+    q(x^t0 | the upsampled coarse fill), `steps` kept steps over [0, t0]; "auto" does so only
+    when a training-size box fits inside the hole; None: one pass from pi (the paper).
     """
     check_gaussian(trained)
     n = check_n(n)
     xm = to_model(trained, image, "the image")
     c, h, w = xm.shape[1:]
-    _check_mask(mask, h, w)
-    y0, y1, x0, x1 = _window(trained, np.asarray(mask), context)
+    check_mask(mask, h, w)
+    setting = coarse_setting(
+        trained.model.T, patch_size(trained), np.asarray(mask), coarse, refine_from
+    )
+    y0, y1, x0, x1 = inpaint_window(trained, np.asarray(mask), context)
     win = (..., slice(y0, y1), slice(x0, x1))
-    plan = _window_plan(
+    plan = window_plan(
         trained,
         np.asarray(mask)[win],
         (y0, y1, x0, x1),
@@ -222,18 +248,50 @@ def inpaint(
         tile,
         overlap,
         margin,
+        setting is None,
     )
     mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
-    rev = image_reverse(trained, plan)
-    n_steps = count_steps(trained, steps)
     chain = _inpaint_chain(method, jump_length, jump_n_sample)
+    n_steps = count_steps(trained, steps)
+    starts = None
+    if setting is not None:
+        coarse_steps, starts, note = _coarse_pass(
+            trained,
+            image,
+            mask,
+            n,
+            setting,
+            (y0, y1, x0, x1),
+            method,
+            steps,
+            jump_length=jump_length,
+            jump_n_sample=jump_n_sample,
+            generator=generator,
+            batch_size=batch_size,
+            context=context,
+        )
+        plan = replace(plan, reason=plan.reason + note)
+        n_steps = coarse_steps + count_steps_from(trained, setting.refine_from, steps)
+    rev = image_reverse(trained, plan)
+    done = [0]
 
     def run(k: int) -> torch.Tensor:
         part = xm[win]
-        return chain(rev, part.expand(k, *part.shape[1:]), mask_t, steps=steps, generator=generator)
+        start = None
+        if starts is not None:
+            start = (starts[done[0] : done[0] + k], setting.refine_from)
+            done[0] += k
+        return chain(
+            rev,
+            part.expand(k, *part.shape[1:]),
+            mask_t,
+            steps=steps,
+            generator=generator,
+            start=start,
+        )
 
     x = batched(n, batch_size, run)
-    samples, observed = _fill_holes(trained, image, mask, x, n, c, (y0, y1, x0, x1))
+    samples, observed = fill_holes(trained, image, mask, x, n, c, (y0, y1, x0, x1))
     return PosteriorResult(
         samples=samples,
         mean=samples.mean(0),
@@ -246,100 +304,27 @@ def inpaint(
     )
 
 
-def _check_mask(mask: np.ndarray, h: int, w: int) -> None:
-    from diffusion.images.imageio import ImageInputError, check_mask
-
-    try:
-        check_mask(np.asarray(mask), (h, w))
-    except ImageInputError as exc:
-        raise PosteriorInputError(str(exc)) from None
-
-
-def _window_plan(
-    trained: Trained,
-    known: np.ndarray,
-    window: tuple[int, ...],
-    shape: tuple[int, int],
-    n: int,
-    context: int | None,
-    batch_size: int,
-    tile: int | None,
-    overlap: int | None,
-    margin: int | None,
-) -> SizePlan:
-    """The size plan for the chain on `window` (y0, y1, x0, x1) of an image of `shape`;
-    known: the mask inside the window (True = known)."""
-    y0, y1, x0, x1 = window
-    h, w = shape
-    plan = size_plan(
-        trained,
-        (y1 - y0, x1 - x0),
-        n,
-        batch_size=batch_size,
-        tile=tile,
-        overlap=overlap,
-        margin=margin,
-    )
-    if (y1 - y0, x1 - x0) != (h, w):
-        plan = replace(
-            plan,
-            reason=f"{plan.reason}; on the window around the missing pixels ({context} pixels "
-            f"of context) of the {w} x {h} image",
-        )
-    return replace(plan, reason=plan.reason + _blind_tiles_note(known, plan))
-
-
-def _blind_tiles_note(mask: np.ndarray, plan: SizePlan) -> str:
-    """A clause for the plan when the hole is so wide that tiles can lie wholly inside it: such
-    tiles see no known pixel, so the middle of the fill follows what the model learned rather
-    than this image. (The dashboard's photo model runs on 32-pixel tiles; a 64 x 64 hole holds
-    such tiles.)"""
-    t = plan.tile
-    if plan.mode != "tiled" or t is None or mask.all() or min(mask.shape) < t:
-        return ""
-    sums = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    known_in_box = sums[t:, t:] - sums[:-t, t:] - sums[t:, :-t] + sums[:-t, :-t]
-    if known_in_box.min() > 0:  # every t x t box holds a known pixel
-        return ""
-    from scipy.ndimage import distance_transform_cdt
-
-    reach = int(distance_transform_cdt(~mask, metric="chessboard").max())
-    return (
-        f"; the hole is wider than the tiles ({plan.tile} x {plan.tile}): a tile inside it sees "
-        f"no known pixel, so the middle of the fill (up to {reach} pixels from a known one) "
-        f"follows what the model learned rather than this image; a model trained on patches "
-        f"of {2 * reach + 1} pixels or more sees across it"
-    )
-
-
-def _fill_holes(
+def _coarse_pass(
     trained: Trained,
     image: np.ndarray,
     mask: np.ndarray,
-    x: torch.Tensor,
     n: int,
-    c: int,
+    setting: CoarseToFine,
     window: tuple[int, ...],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(samples, observed) in data space: the input image with the chain's output `x` in
-    `window`, known pixels exactly the input."""
+    method: Method,
+    steps: int | None,
+    **kw,
+) -> tuple[int, torch.Tensor, str]:
+    """Coarse-to-fine's first pass (`diffusion.chains.posterior_coarse`): the hole filled on the
+    image shrunk by setting.scale, by `inpaint` with the same method and keywords. Returns
+    (its reverse steps, the starts of the full-size chain on `window` (n, C, h, w) model
+    space, the plan's clause)."""
     y0, y1, x0, x1 = window
-    observed = bin_centres(image)
-    samples = np.repeat(observed[None], n, 0)
-    samples[:, y0:y1, x0:x1] = to_data(trained, x)
-    keep = mask if samples.ndim == 3 else np.asarray(mask)[..., None].repeat(c, -1)
-    samples[:, keep] = observed[keep]  # known pixels: exactly the input, no round trip
-    return samples, observed
-
-
-def _window(trained: Trained, mask: np.ndarray, context: int | None) -> tuple[int, ...]:
-    h, w = mask.shape
-    if context is None:
-        return 0, h, 0, w
-    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
-        raise PosteriorInputError(f"context must be a number of pixels >= 0, got {context!r}")
-    align = int(getattr(trained.model.net, "tile_align", 1))
-    return hole_window(mask, context, align)
+    small, small_mask = downsample(bin_centres(image), mask, setting.scale)
+    first = inpaint(trained, small, small_mask, n, method=method, steps=steps, **kw)
+    init = upsample_into(first.samples, setting.scale, bin_centres(image), mask)
+    starts = to_model_batch(trained, init[:, y0:y1, x0:x1])
+    return first.steps, starts, setting.note(trained.model.T, small_mask, patch_size(trained))
 
 
 def binary_inpaint(

@@ -16,6 +16,9 @@ math, on model-space tensors (B, *shape) float64:
 - `inpaint_repaint_chain`: RePaint (Lugmayr et al. 2022, Alg. 1): known region drawn from
   q(x^t | x^0) at the level of each step, resampling jumps back up the chain;
 - `binary_inpaint_chain`: the binary product for binomial models.
+Both inpainting chains can instead start at step t0 from q(x^t0 | x_init) and run over [0, t0]
+(`start`; `chain_from`), the refinement of coarse-to-fine inpainting (beyond the paper,
+`diffusion.chains.posterior_coarse`).
 Every chain is diffusion.chains.chain's one loop on a `Reverse` respaced to S = `steps` kept steps
 (`Reverse.respaced`), so the fast strided chain serves posteriors too. The image-level API
 (data space arrays, trained runs) is `diffusion.chains.posterior`.
@@ -27,7 +30,7 @@ import math
 
 import torch
 
-from diffusion.chains.chain import Respaced, Reverse, run_chain
+from diffusion.chains.chain import Respaced, Reverse, levels_down, run_chain
 from diffusion.chains.strided import kept_steps
 from diffusion.processes.base import (
     Bernoulli,
@@ -111,12 +114,46 @@ def _denoise_from_level(
     rev: Reverse, y: torch.Tensor, s2: float, steps: int | None, generator
 ) -> torch.Tensor:
     t_star = level_of(rev, s2)
-    grid = kept_steps(t_star, None if steps is None or steps >= t_star else max(2, steps))
-    chain = rev if grid == list(range(rev.T + 1)) else Respaced(rev, _to_T(grid, rev.T))
+    chain, top = chain_from(rev, t_star, steps)
     a = float(rev.alpha_bar[t_star])
     extra = max(0.0, 1 - a - a * s2)
     x = math.sqrt(a) * y + math.sqrt(extra) * randn(tuple(y.shape), generator, y.device)
-    return run_chain(chain, x, generator, levels=list(range(len(grid) - 1, -1, -1)))
+    return run_chain(chain, x, generator, levels=levels_down(top))
+
+
+def chain_from(rev: Reverse, t0: int, steps: int | None) -> tuple[Reverse, int]:
+    """The reverse process for a chain that starts at step t0 (1 <= t0 <= T) rather than at T:
+    `steps` kept steps spanning [0, t0] (every step when steps is None or >= t0), and the
+    level of t0 on it. The chain then runs `levels_down(level)`."""
+    if isinstance(t0, bool) or not isinstance(t0, int) or not 1 <= t0 <= rev.T:
+        raise ValueError(f"the start step must be an integer in [1, T={rev.T}], got {t0!r}")
+    grid = kept_steps(t0, None if steps is None or steps >= t0 else max(2, steps))
+    chain = rev if grid == list(range(rev.T + 1)) else Respaced(rev, _to_T(grid, rev.T))
+    return chain, len(grid) - 1
+
+
+def _start(
+    rev: Reverse,
+    known: torch.Tensor,
+    steps: int | None,
+    start: tuple[torch.Tensor, int] | None,
+    generator: torch.Generator | None,
+) -> tuple[Reverse, int, torch.Tensor]:
+    """(chain, top level, x at the top level) of an inpainting chain: from pi at T, or, with
+    start = (x_init, t0), from a draw of q(x^t0 | x^0 = x_init) (the forward process at t0;
+    SDEdit's start, Meng et al. 2022), the chain then running over [0, t0]."""
+    if start is None:
+        chain = rev.respaced(steps)
+        return chain, chain.T, chain.prior(tuple(known.shape), known.device).sample(generator)
+    x_init, t0 = start
+    chain, top = chain_from(rev, t0, steps)
+    a = float(chain.alpha_bar[top])
+    noise = randn(tuple(known.shape), generator, known.device)
+    return (
+        chain,
+        top,
+        math.sqrt(a) * x_init.to(torch.float64).expand_as(known) + math.sqrt(1 - a) * noise,
+    )
 
 
 def _to_T(grid: list[int], T: int) -> list[int]:
@@ -168,19 +205,23 @@ def inpaint_paper_chain(
     *,
     steps: int | None = None,
     generator: torch.Generator | None = None,
+    start: tuple[torch.Tensor, int] | None = None,
 ) -> torch.Tensor:
     """Inpainting the paper's way (section 2.5, figure 5): r is a delta on the known
     coordinates, so at every step they are set to their values; the missing ones follow p
     (conditioned on the known values where the step has a full covariance).
 
     x_known: (B, *shape) model space (values outside the mask are ignored); mask: bool,
-    broadcastable, True = known. The chain starts from pi on the missing region.
-    Returns x^0 (B, *shape) float64 whose known coordinates equal x_known exactly.
+    broadcastable, True = known. The chain starts from pi on the missing region, or, with
+    start = (x_init, t0) (beyond the paper: the refinement of a coarse-to-fine fill,
+    `diffusion.chains.posterior_coarse`), from q(x^t0 | x_init) there and runs `steps` kept
+    steps over [0, t0]. Returns x^0 (B, *shape) float64 whose known coordinates equal x_known
+    exactly.
     """
-    chain = rev.respaced(steps)
     known = x_known.to(torch.float64)
     mask = mask.to(torch.bool).expand_as(known)
-    x = torch.where(mask, known, chain.prior(tuple(known.shape), known.device).sample(generator))
+    chain, top, x = _start(rev, known, steps, start, generator)
+    x = torch.where(mask, known, x)
 
     def times(dist: StepDist, level: int) -> StepDist:
         # the step times the delta r, normalized: for a diagonal step the missing coordinates
@@ -190,7 +231,12 @@ def inpaint_paper_chain(
         return dist
 
     return run_chain(
-        chain, x, generator, times=times, after=lambda x, level: torch.where(mask, known, x)
+        chain,
+        x,
+        generator,
+        levels=levels_down(top),
+        times=times,
+        after=lambda x, level: torch.where(mask, known, x),
     )
 
 
@@ -234,16 +280,17 @@ def inpaint_repaint_chain(
     jump_length: int = 10,
     jump_n_sample: int = 5,
     generator: torch.Generator | None = None,
+    start: tuple[torch.Tensor, int] | None = None,
 ) -> torch.Tensor:
     """Inpainting RePaint's way (Lugmayr et al. 2022, Alg. 1), the second method to compare.
 
     After each reverse step to level s, the known region is replaced by a fresh draw from
-    q(x^s | x^0) (x^0 itself at s = 0); jumps back up use q(x^t | x^s). Shapes as in
-    `inpaint_paper_chain`; the known coordinates of the result equal x_known exactly.
+    q(x^s | x^0) (x^0 itself at s = 0); jumps back up use q(x^t | x^s). Shapes and `start`
+    as in `inpaint_paper_chain`; the known coordinates of the result equal x_known exactly.
     """
-    chain = rev.respaced(steps)
-    abar = chain.alpha_bar
     known = x_known.to(torch.float64)
+    chain, top, x = _start(rev, known, steps, start, generator)
+    abar = chain.alpha_bar
     mask = mask.to(torch.bool).expand_as(known)
     dev = known.device
 
@@ -255,8 +302,7 @@ def inpaint_repaint_chain(
     def jump(x: torch.Tensor, s: int, t: int) -> torch.Tensor:
         return forward_jump(chain, x, s, t, randn(tuple(x.shape), generator, dev))
 
-    x = chain.prior(tuple(known.shape), dev).sample(generator)
-    levels = repaint_schedule(chain.T, jump_length, jump_n_sample)
+    levels = repaint_schedule(top, jump_length, jump_n_sample)
     x = run_chain(chain, x, generator, levels=levels, after=after, jump=jump)
     return torch.where(mask, known, x)
 

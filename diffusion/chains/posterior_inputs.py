@@ -152,6 +152,20 @@ def count_steps(trained: Trained, steps: int | None) -> int:
         raise PosteriorInputError(str(exc)) from None
 
 
+def count_steps_from(trained: Trained, t0: int, steps: int | None) -> int:
+    """Reverse steps of a chain started at step t0 (`posterior_chains.chain_from`): `steps`
+    kept steps over [0, t0], every one when steps is None or >= t0."""
+    return t0 if steps is None or steps >= t0 else max(2, int(steps))
+
+
+def to_model_batch(trained: Trained, images: np.ndarray) -> torch.Tensor:
+    """Data-space images (n, H, W[, C]) float -> model space (n, C, H, W) float64."""
+    arr = np.asarray(images, dtype=np.float64)
+    t = torch.from_numpy(arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2).copy())
+    s = trained.scaler
+    return ((t - s.shift) / s.scale).to(model_device(trained))
+
+
 def batched(n: int, batch: int, run: Callable[[int], torch.Tensor]) -> torch.Tensor:
     """run(k) for batches of k <= `batch` examples, n in all, concatenated."""
     outs, done = [], 0

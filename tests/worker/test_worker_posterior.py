@@ -95,5 +95,19 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
         10,
         12,
     )
+    # a hole wider than the training size (8): coarse-to-fine, and the message says so
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40), 60, np.uint8), mode="L").save(buf, format="PNG")
+    big = lab.store.add_upload(
+        buf.getvalue(), owner_id=owner.id, original_name="b.png", media_type="image/png"
+    )
+    params = {"upload_id": big.id, "mask": "center", "n": 2, "steps": 4}
+    job = api.submit_job(lab.store, "inpaint", run_id, params, owner)
+    done = lab.wait_for(
+        "an inpainting job with a wide hole",
+        lambda: (g := lab.store.get_job(job.id, viewer=SYSTEM)).state in (DONE, FAILED) and g,
+    )
+    assert done.state == DONE, done.error
+    assert "coarse-to-fine at 1/4, refined from level" in done.message, done.message
     with pytest.raises(NotFound, match="no upload 999"):  # refused at the door, not later
         api.submit_job(lab.store, "denoise", run_id, {"upload_id": 999, "sigma": 5.0}, owner)

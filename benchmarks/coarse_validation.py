@@ -1,0 +1,134 @@
+"""Choosing coarse-to-fine inpainting's scale and start step on validation holes, never on the
+test photos (docs/model-notes.md "Coarse-to-fine inpainting").
+
+64 x 64 holes at seeded random positions in photos the photos model was TRAINED on (camera,
+astronaut and coffee, the test photos of benchmarks/posterior.py part d, are never read here),
+each filled by the paper's chain in one pass ("off") and coarse-to-fine at each setting
+"S,F" (scale S, start step t0 = round(F T)), with the chain settings of part d; the distances
+of `benchmarks/posterior.py` (histogram W1 and spectrum) of each fill to the truth, beside
+biharmonic inpainting's. The caveat: the model has seen these pixels in training patches (a
+photo held out from training that is not a test photo would need another model).
+
+    python benchmarks/coarse_validation.py --run RUNS/posterior/photos-unet --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import torch  # noqa: E402
+from posterior_photos import TEST_PHOTOS, inpaint_photo  # noqa: E402
+
+from diffusion.data.photos import photo  # noqa: E402
+from diffusion.inference import load_trained  # noqa: E402
+
+PHOTOS = ("chelsea", "rocket", "coins", "clock", "moon", "immunohistochemistry")
+SETTINGS = "off;4,0.2;4,0.4;4,0.6;2,0.4;8,0.4"
+
+
+def hole_positions(shape: tuple[int, int], hole: int, k: int, seed: int) -> list[tuple[int, int]]:
+    """k top-left corners (y, x), at least one hole's width from the border, seeded."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    return [
+        (int(rng.integers(hole, h - 2 * hole + 1)), int(rng.integers(hole, w - 2 * hole + 1)))
+        for _ in range(k)
+    ]
+
+
+def setting(text: str, T: int) -> tuple[str, int | None, int | None]:
+    """'off' -> (label, None, None); 'S,F' -> (label, S, round(F T))."""
+    if text == "off":
+        return "off", None, None
+    s, f = text.split(",")
+    return f"1/{s}, t0={round(float(f) * T)}", int(s), round(float(f) * T)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="the trained photos model")
+    p.add_argument("--photos", default=",".join(PHOTOS))
+    p.add_argument("--holes-per-photo", type=int, default=1)
+    p.add_argument("--settings", default=SETTINGS, help="';'-separated: off or S,F")
+    p.add_argument("--samples", type=int, default=2)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--context", type=int, default=48)
+    p.add_argument("--tiles", default="64,24,8", help="tile,overlap,margin of the chains")
+    p.add_argument("--hole", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    names = args.photos.split(",")
+    if set(names) & set(TEST_PHOTOS):
+        raise SystemExit(f"the test photos {', '.join(TEST_PHOTOS)} are never validated on")
+    trained = load_trained(args.run, "cpu")
+    tiles = tuple(int(v) for v in args.tiles.split(","))
+    settings = [setting(s, trained.model.T) for s in args.settings.split(";")]
+    rows = []
+    for i, name in enumerate(names):
+        img = photo(name)
+        for j, at in enumerate(hole_positions(img.shape, args.hole, args.holes_per_photo, i)):
+            for label, s, t0 in settings:
+                t = time.monotonic()
+                r, _ = inpaint_photo(
+                    trained,
+                    img,
+                    args.hole,
+                    args.samples,
+                    args.steps,
+                    args.seed + 100 * i + j,
+                    args.context,
+                    tiles,
+                    ("paper",),
+                    s,
+                    t0,
+                    at,
+                )
+                row = {
+                    "photo": name,
+                    "at_y_x": list(at),
+                    "setting": label,
+                    "w1": r["paper"]["hist_wasserstein_grey_levels"],
+                    "spectrum": r["paper"]["spectrum_rms_log10_ratio"],
+                    "w1_biharmonic": r["biharmonic"]["hist_wasserstein_grey_levels"],
+                    "spectrum_biharmonic": r["biharmonic"]["spectrum_rms_log10_ratio"],
+                    "seconds": time.monotonic() - t,
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    summary = {}
+    for label, _, _ in settings:
+        sel = [r for r in rows if r["setting"] == label]
+        summary[label] = {
+            "mean_w1": float(np.mean([r["w1"] for r in sel])),
+            "mean_spectrum": float(np.mean([r["spectrum"] for r in sel])),
+            "w1_within_10pct": sum(r["w1"] <= 1.1 * r["w1_biharmonic"] for r in sel),
+            "spectrum_beats": sum(r["spectrum"] < r["spectrum_biharmonic"] for r in sel),
+            "holes": len(sel),
+            "mean_seconds": float(np.mean([r["seconds"] for r in sel])),
+        }
+    bih = {
+        "mean_w1": float(np.mean([r["w1_biharmonic"] for r in rows if r["setting"] == "off"])),
+        "mean_spectrum": float(
+            np.mean([r["spectrum_biharmonic"] for r in rows if r["setting"] == "off"])
+        ),
+    }
+    out = {"summary": summary, "biharmonic": bih, "options": vars(args) | {"run": str(args.run)}}
+    print(json.dumps(out, indent=2) if args.json else out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Coarse-to-fine inpainting: holes large compared with the model's training size (beyond the
+paper; docs/model-notes.md "Coarse-to-fine inpainting").
+
+A model trained on p x p patches, run on tiles of about that size, fills the middle of a hole
+much wider than p from what it learned rather than from the image: the low frequencies of the
+fill are decided at high noise levels, where a tile inside the hole sees no known pixel, so the
+fill's brightness drifts to the training data's mean (a 64 x 64 hole in scikit-image's camera
+with a model of 32 x 32 patches: fill mean 130 where the truth is 28). Coarse-to-fine:
+
+1. the image and its mask are shrunk by a factor s (block means; a coarse pixel is known when
+   its whole s x s block is), so the hole spans a fraction of a training patch, and the
+   chosen inpainting chain fills it there (known pixels held as that chain holds them);
+2. that coarse fill, upsampled (bilinear) into the hole, is the start x_init of the chain at
+   full size: x^t0 ~ q(x^t0 | x^0 = x_init), the model's own forward process at step t0, then
+   the same chain from t0 down to 0 (SDEdit's start, Meng et al. 2022), known pixels held as
+   before. Steps above t0 are never run: the low frequencies come from the coarse pass, the
+   detail from the refinement.
+
+`CoarseToFine` is the setting (scale s, start step t0); `coarse_setting` checks one given by
+the caller or picks one ("auto": only when a training-size box fits inside the hole, with the
+defaults below, chosen on validation holes in the training photos, never on the test photos).
+`downsample` and `upsample_into` are the two resamplings; `diffusion.chains.posterior.inpaint`
+runs the two passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from diffusion.chains.posterior_inputs import PosteriorInputError
+
+HOLE_SHARE = 0.5
+"""auto: the smallest power-of-two scale at which the hole (twice its chessboard depth, the
+width of a square hole) spans at most this share of the training patch side."""
+REFINE_FRACTION = 0.4
+"""auto (and a given scale without a start step): t0 = round(REFINE_FRACTION T)."""
+
+
+@dataclass(frozen=True)
+class CoarseToFine:
+    """scale: the factor s the image is shrunk by for the coarse pass (>= 2); refine_from:
+    the step t0 (1 <= t0 <= T) the full-size chain starts from, at q(x^t0 | coarse fill)."""
+
+    scale: int
+    refine_from: int
+
+    def note(self, T: int, coarse_mask: np.ndarray, patch: int) -> str:
+        """The clause for the size plan (the dashboard shows it); coarse_mask: the mask of the
+        shrunk image."""
+        h, w = np.asarray(coarse_mask).shape
+        hh, hw = hole_size(coarse_mask)
+        return (
+            f"; coarse-to-fine at 1/{self.scale}, refined from level {self.refine_from} of "
+            f"{T}: the hole was first filled on the image shrunk to {w} x {h}, where it is "
+            f"{hw} x {hh} pixels (the model's training patches: {patch} x {patch}), and that "
+            f"fill, diffused forward to level {self.refine_from}, was refined at full size"
+        )
+
+
+def holds_box(mask: np.ndarray, t: int) -> bool:
+    """Whether some t x t box of `mask` (bool (H, W), True = known) holds no known pixel."""
+    mask = np.asarray(mask, dtype=bool)
+    if t < 1 or min(mask.shape) < t:
+        return False
+    sums = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    known_in_box = sums[t:, t:] - sums[:-t, t:] - sums[t:, :-t] + sums[:-t, :-t]
+    return bool(known_in_box.min() == 0)
+
+
+def hole_size(mask: np.ndarray) -> tuple[int, int]:
+    """(height, width) of the box around the missing pixels ((0, 0) when none is)."""
+    rows, cols = np.nonzero(~np.asarray(mask, dtype=bool))
+    if rows.size == 0:
+        return 0, 0
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def auto_scale(mask: np.ndarray, patch: int) -> int | None:
+    """The scale "auto" picks for a hole in `mask` and a model of patch x patch training
+    patches: None when no patch x patch box fits inside the hole (the chain sees across it as
+    it is), else the smallest power of two s at which no box wider than HOLE_SHARE patch fits
+    inside the shrunk hole (a 64 x 64 hole and 32-pixel patches: s = 4, a 16 x 16 coarse
+    hole), capped so the shrunk image stays at least one patch wide (None if that leaves
+    s < 2)."""
+    mask = np.asarray(mask, dtype=bool)
+    if not holds_box(mask, patch):
+        return None
+    wide = int(HOLE_SHARE * patch) + 1
+    s = 2
+    while -(-min(mask.shape) // (2 * s)) >= patch and holds_box(downsample_mask(mask, s), wide):
+        s *= 2
+    while s >= 2 and -(-min(mask.shape) // s) < patch:
+        s //= 2
+    return s if s >= 2 else None
+
+
+def coarse_setting(
+    T: int,
+    patch: int,
+    mask: np.ndarray,
+    coarse: int | str | None,
+    refine_from: int | None,
+) -> CoarseToFine | None:
+    """The coarse-to-fine setting for `inpaint`'s coarse / refine_from arguments, or None
+    (one pass at full size). coarse: None (off), "auto", or a scale s >= 2; refine_from: the
+    start step t0 in [1, T] (None: round(REFINE_FRACTION T)). PosteriorInputError for a
+    scale that shrinks the image below one training patch, or t0 out of range."""
+    if coarse is None:
+        if refine_from is not None:
+            raise PosteriorInputError(
+                "refine_from is the start step of coarse-to-fine: give coarse"
+            )
+        return None
+    h, w = np.asarray(mask).shape
+    if coarse == "auto":
+        scale = auto_scale(mask, patch)
+        if scale is None:
+            return None
+    elif isinstance(coarse, bool) or not isinstance(coarse, int | np.integer) or coarse < 2:
+        raise PosteriorInputError(
+            f"coarse must be None, 'auto' or a scale (an integer >= 2), got {coarse!r}"
+        )
+    else:
+        scale = int(coarse)
+        hc, wc = -(-h // scale), -(-w // scale)
+        if min(hc, wc) < patch:
+            raise PosteriorInputError(
+                f"coarse={scale} shrinks the {w} x {h} image to {wc} x {hc}, smaller than the "
+                f"model's {patch} x {patch} training patches; the largest scale it takes here "
+                f"is {max(1, min(h, w) // patch)}"
+            )
+    if refine_from is None:
+        t0 = max(1, round(REFINE_FRACTION * T))
+    elif isinstance(refine_from, bool) or not isinstance(refine_from, int | np.integer):
+        raise PosteriorInputError(f"refine_from must be an integer step, got {refine_from!r}")
+    elif not 1 <= refine_from <= T:
+        raise PosteriorInputError(
+            f"refine_from must be a step in [1, T={T}] (the level the full-size chain starts "
+            f"from), got {refine_from}"
+        )
+    else:
+        t0 = int(refine_from)
+    return CoarseToFine(scale, t0)
+
+
+def downsample(image: np.ndarray, mask: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coarse image, coarse mask): `image` (H, W[, C]) float shrunk by s in block means
+    (edges padded by repetition up to a multiple of s), a coarse pixel known when every pixel
+    of its block is. Values under coarse missing pixels are meaningless (the chain ignores
+    them)."""
+    img = np.asarray(image, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    hc, wc = -(-h // s), -(-w // s)
+    pad = ((0, hc * s - h), (0, wc * s - w))
+    img = np.pad(img, pad + ((0, 0),) * (img.ndim - 2), mode="edge")
+    blocks = img.reshape(hc, s, wc, s, *img.shape[2:])
+    return blocks.mean(axis=(1, 3)), downsample_mask(mask, s)
+
+
+def downsample_mask(mask: np.ndarray, s: int) -> np.ndarray:
+    """The coarse mask of `downsample`: a coarse pixel is known when its whole block is."""
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    hc, wc = -(-h // s), -(-w // s)
+    m = np.pad(mask, ((0, hc * s - h), (0, wc * s - w)), mode="edge")
+    return m.reshape(hc, s, wc, s).all(axis=(1, 3))
+
+
+def upsample(samples: np.ndarray, s: int, size: tuple[int, int]) -> np.ndarray:
+    """(n, Hc, Wc[, C]) -> (n, H, W[, C]): bilinear by s (pixel centres, as torch's
+    align_corners=False: block means of a linear ramp come back as the ramp inside the image),
+    cropped to size = (H, W)."""
+    arr = np.asarray(samples, dtype=np.float64)
+    t = torch.from_numpy(arr if arr.ndim == 4 else arr[..., None]).permute(0, 3, 1, 2)
+    up = torch.nn.functional.interpolate(t, scale_factor=s, mode="bilinear", align_corners=False)
+    out = up.permute(0, 2, 3, 1).numpy()[:, : size[0], : size[1]]
+    return out if arr.ndim == 4 else out[..., 0]
+
+
+def upsample_into(
+    coarse_samples: np.ndarray, s: int, observed: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """The start of the full-size chain, (n, H, W[, C]) data space: the known pixels of
+    `observed`, the missing ones from the coarse fill upsampled by s."""
+    mask = np.asarray(mask, dtype=bool)
+    up = upsample(coarse_samples, s, mask.shape)
+    keep = mask if up.ndim == 3 else mask[..., None]
+    return np.where(keep, np.asarray(observed, dtype=np.float64)[None], up)
+
+
+__all__ = [
+    "HOLE_SHARE",
+    "REFINE_FRACTION",
+    "CoarseToFine",
+    "auto_scale",
+    "coarse_setting",
+    "downsample",
+    "downsample_mask",
+    "hole_size",
+    "holds_box",
+    "upsample",
+    "upsample_into",
+]
