@@ -4,7 +4,8 @@ test photos (docs/model-notes.md "Coarse-to-fine inpainting").
 64 x 64 holes at seeded random positions in photos the photos model was TRAINED on (camera,
 astronaut and coffee, the test photos of benchmarks/posterior.py part d, are never read here),
 each filled by the paper's chain in one pass ("off") and coarse-to-fine at each setting
-"S,F" (scale S, start step t0 = round(F T)), with the chain settings of part d; the distances
+"S,R" (scale S, start step t0 where the forward noise reaches R times the data's standard
+deviation), with the chain settings of part d; the distances
 of `benchmarks/posterior.py` (histogram W1 and spectrum) of each fill to the truth, beside
 biharmonic inpainting's. The caveat: the model has seen these pixels in training patches (a
 photo held out from training that is not a test photo would need another model).
@@ -30,11 +31,13 @@ for _p in (ROOT, ROOT / "benchmarks"):
 import torch  # noqa: E402
 from posterior_photos import TEST_PHOTOS, inpaint_photo  # noqa: E402
 
+from diffusion.chains.posterior_coarse import refine_step  # noqa: E402
+from diffusion.chains.reverse import model_reverse  # noqa: E402
 from diffusion.data.photos import photo  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
 
 PHOTOS = ("chelsea", "rocket", "coins", "clock", "moon", "immunohistochemistry")
-SETTINGS = "off;4,0.2;4,0.4;4,0.6;2,0.4;8,0.4"
+SETTINGS = "off;4,0.25;4,0.5;4,1;2,0.5;8,0.5"
 
 
 def hole_positions(shape: tuple[int, int], hole: int, k: int, seed: int) -> list[tuple[int, int]]:
@@ -47,12 +50,14 @@ def hole_positions(shape: tuple[int, int], hole: int, k: int, seed: int) -> list
     ]
 
 
-def setting(text: str, T: int) -> tuple[str, int | None, int | None]:
-    """'off' -> (label, None, None); 'S,F' -> (label, S, round(F T))."""
+def setting(text: str, alpha_bar) -> tuple[str, int | None, int | None]:
+    """'off' -> (label, None, None); 'S,R' -> (label, S, t0): t0 the first step whose noise
+    reaches R times the data's sd (`posterior_coarse.refine_step`)."""
     if text == "off":
         return "off", None, None
-    s, f = text.split(",")
-    return f"1/{s}, t0={round(float(f) * T)}", int(s), round(float(f) * T)
+    s, r = text.split(",")
+    t0 = refine_step(alpha_bar, float(r))
+    return f"1/{s}, noise {r} (t0={t0})", int(s), t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, required=True, help="the trained photos model")
     p.add_argument("--photos", default=",".join(PHOTOS))
     p.add_argument("--holes-per-photo", type=int, default=1)
-    p.add_argument("--settings", default=SETTINGS, help="';'-separated: off or S,F")
+    p.add_argument("--settings", default=SETTINGS, help="';'-separated: off or S,R")
     p.add_argument("--samples", type=int, default=2)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--context", type=int, default=48)
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"the test photos {', '.join(TEST_PHOTOS)} are never validated on")
     trained = load_trained(args.run, "cpu")
     tiles = tuple(int(v) for v in args.tiles.split(","))
-    settings = [setting(s, trained.model.T) for s in args.settings.split(";")]
+    abar = model_reverse(trained.model).alpha_bar
+    settings = [setting(s, abar) for s in args.settings.split(";")]
     rows = []
     for i, name in enumerate(names):
         img = photo(name)

@@ -41,6 +41,7 @@ from diffusion.chains.posterior_coarse import (
     CoarseToFine,
     coarse_setting,
     downsample,
+    refine_step,
     upsample_into,
 )
 from diffusion.chains.posterior_inputs import (
@@ -223,7 +224,8 @@ def inpaint(
     of the image cannot change the fill); None = on the whole image.
     coarse (beyond the paper; `diffusion.chains.posterior_coarse`): a scale s >= 2 fills the
     hole first on the image shrunk by s (same method, steps and context, in coarse pixels),
-    then runs the chain at full size from step refine_from (t0, default 0.4 T) started at
+    then runs the chain at full size from step refine_from (t0; default: the step whose noise
+    is half the data's standard deviation, `posterior_coarse.REFINE_NOISE`) started at
     q(x^t0 | the upsampled coarse fill), `steps` kept steps over [0, t0]; "auto" does so only
     when a training-size box fits inside the hole; None: one pass from pi (the paper).
     """
@@ -233,7 +235,12 @@ def inpaint(
     c, h, w = xm.shape[1:]
     check_mask(mask, h, w)
     setting = coarse_setting(
-        trained.model.T, patch_size(trained), np.asarray(mask), coarse, refine_from
+        trained.model.T,
+        patch_size(trained),
+        np.asarray(mask),
+        coarse,
+        refine_from,
+        refine_step(model_reverse(trained.model).alpha_bar) if coarse is not None else None,
     )
     y0, y1, x0, x1 = inpaint_window(trained, np.asarray(mask), context)
     win = (..., slice(y0, y1), slice(x0, x1))

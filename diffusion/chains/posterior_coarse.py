@@ -35,8 +35,11 @@ from diffusion.chains.posterior_inputs import PosteriorInputError
 HOLE_SHARE = 0.5
 """auto: the smallest power-of-two scale at which the hole (twice its chessboard depth, the
 width of a square hole) spans at most this share of the training patch side."""
-REFINE_FRACTION = 0.4
-"""auto (and a given scale without a start step): t0 = round(REFINE_FRACTION T)."""
+REFINE_NOISE = 0.5
+"""auto (and a given scale without a start step): t0 is the first step whose forward noise
+reaches REFINE_NOISE times the data's standard deviation (sqrt((1 - abar) / abar) >= it;
+`refine_step`): a noise level, not a share of T, since schedules differ (the photos model's
+geometric schedule adds 1.5 grey levels of noise by step 400 of 1,000, 24 by step 860)."""
 
 
 @dataclass(frozen=True)
@@ -97,17 +100,27 @@ def auto_scale(mask: np.ndarray, patch: int) -> int | None:
     return s if s >= 2 else None
 
 
+def refine_step(alpha_bar: torch.Tensor, noise: float = REFINE_NOISE) -> int:
+    """The first step t >= 1 whose forward noise sqrt((1 - abar_t) / abar_t) reaches `noise`
+    (in units of the data's standard deviation); T if none does. alpha_bar: (T + 1,)."""
+    abar = torch.as_tensor(alpha_bar, dtype=torch.float64)
+    hits = torch.nonzero((1 - abar[1:]) >= noise**2 * abar[1:])
+    return int(hits[0]) + 1 if len(hits) else len(abar) - 1
+
+
 def coarse_setting(
     T: int,
     patch: int,
     mask: np.ndarray,
     coarse: int | str | None,
     refine_from: int | None,
+    default_t0: int | None = None,
 ) -> CoarseToFine | None:
     """The coarse-to-fine setting for `inpaint`'s coarse / refine_from arguments, or None
     (one pass at full size). coarse: None (off), "auto", or a scale s >= 2; refine_from: the
-    start step t0 in [1, T] (None: round(REFINE_FRACTION T)). PosteriorInputError for a
-    scale that shrinks the image below one training patch, or t0 out of range."""
+    start step t0 in [1, T] (None: default_t0, `refine_step` of the model's schedule).
+    PosteriorInputError for a scale that shrinks the image below one training patch, or t0
+    out of range."""
     if coarse is None:
         if refine_from is not None:
             raise PosteriorInputError(
@@ -133,7 +146,7 @@ def coarse_setting(
                 f"is {max(1, min(h, w) // patch)}"
             )
     if refine_from is None:
-        t0 = max(1, round(REFINE_FRACTION * T))
+        t0 = int(default_t0) if default_t0 is not None else T
     elif isinstance(refine_from, bool) or not isinstance(refine_from, int | np.integer):
         raise PosteriorInputError(f"refine_from must be an integer step, got {refine_from!r}")
     elif not 1 <= refine_from <= T:
@@ -194,7 +207,7 @@ def upsample_into(
 
 __all__ = [
     "HOLE_SHARE",
-    "REFINE_FRACTION",
+    "REFINE_NOISE",
     "CoarseToFine",
     "auto_scale",
     "coarse_setting",
@@ -202,6 +215,7 @@ __all__ = [
     "downsample_mask",
     "hole_size",
     "holds_box",
+    "refine_step",
     "upsample",
     "upsample_into",
 ]

@@ -33,6 +33,7 @@ from diffusion.chains.posterior_coarse import (
     coarse_setting,
     downsample,
     holds_box,
+    refine_step,
     upsample,
     upsample_into,
 )
@@ -132,7 +133,16 @@ def test_bad_settings_raise() -> None:
         coarse_setting(1000, 32, mask, 1, None)
     with pytest.raises(PosteriorInputError, match="give coarse"):
         coarse_setting(1000, 32, mask, None, 400)
-    assert coarse_setting(1000, 32, mask, 2, None).refine_from == 400
+    assert coarse_setting(1000, 32, mask, 2, None, 860).refine_from == 860
+    assert coarse_setting(1000, 32, mask, 2, 300, 860).refine_from == 300
+
+
+def test_refine_step_is_where_the_noise_reaches_the_level() -> None:
+    """sqrt((1 - abar) / abar) >= noise: abar <= 1 / (1 + noise^2), the first such step."""
+    abar = torch.tensor([1.0, 0.95, 0.81, 0.79, 0.5, 0.49, 0.1])
+    assert refine_step(abar, 0.5) == 3  # abar <= 0.8
+    assert refine_step(abar, 1.0) == 4  # abar <= 0.5
+    assert refine_step(abar, 10.0) == 6  # none reaches 1/101: T
 
 
 def test_inpaint_refines_the_upsampled_coarse_fill() -> None:
@@ -171,8 +181,9 @@ def test_inpaint_refines_the_upsampled_coarse_fill() -> None:
 
 def test_inpaint_auto_and_the_plan_note() -> None:
     """'auto' with 8-pixel training patches: a 20 x 20 hole in 40 x 40 holds an 8 x 8 box,
-    so the fill goes coarse-to-fine at 1/4 (5 x 5: at most half a patch), from 0.4 T; a 6 x 6
-    hole holds none and runs in one pass, as does coarse=None."""
+    so the fill goes coarse-to-fine at 1/4 (5 x 5: at most half a patch), from the step whose
+    noise is half the data's sd (abar <= 0.8: step 5 of this baseline schedule, abar_5 =
+    0.789); a 6 x 6 hole holds none and runs in one pass, as does coarse=None."""
     model = trained(PLAIN)
     image = np.full((40, 40), 8.0)
     big, small = np.ones((40, 40), bool), np.ones((40, 40), bool)
@@ -180,7 +191,7 @@ def test_inpaint_auto_and_the_plan_note() -> None:
     small[17:23, 17:23] = False
     g = torch.Generator().manual_seed(0)
     r = inpaint(model, image, big, 1, steps=4, coarse="auto", generator=g)
-    assert "coarse-to-fine at 1/4, refined from level 8 of 20" in r.plan.reason
+    assert "coarse-to-fine at 1/4, refined from level 5 of 20" in r.plan.reason
     assert "shrunk to 10 x 10, where it is 5 x 5 pixels" in r.plan.reason
     for mask, coarse in ((small, "auto"), (big, None)):
         r = inpaint(model, image, mask, 1, steps=4, coarse=coarse, generator=g)
