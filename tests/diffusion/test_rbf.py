@@ -108,7 +108,7 @@ def test_build_model_places_the_centres_on_the_training_data():
     x = bundle.scaler.to_model(bundle.train)
     assert _dist(data.net.centres.detach(), x).min(1).values.max() < 1e-6
     assert _dist(normal.net.centres.detach(), x).min(1).values.max() > 1e-2
-    for (name, a), (_, b) in zip(normal.named_parameters(), data.named_parameters()):
+    for (name, a), (_, b) in zip(normal.named_parameters(), data.named_parameters(), strict=True):
         if not name.endswith("centres"):
             torch.testing.assert_close(a, b, msg=name)
 
