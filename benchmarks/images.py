@@ -184,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--head-to-head", action="store_true")
     p.add_argument("--evaluate-only", action="store_true", help="evaluate a finished --out")
     p.add_argument("--step-times", action="store_true")
+    p.add_argument("--reps", type=int, default=7, help="--step-times: interleaved pairs")
     p.add_argument("--lab-train", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--lab-eval", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--snapshot", type=Path, help=argparse.SUPPRESS)
@@ -214,10 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row))
         return 0
     if args.step_times:
+        if args.reps < 1:
+            p.error(f"--reps must be at least 1, got {args.reps}")
         from images_steps import step_times
         from provenance import write_results
 
-        rows = step_times()
+        rows = step_times(reps=args.reps)
         doc = write_results(RESULTS / "image_steps.json", run, rows, seeds=[0], split={})
         print(json.dumps(doc, indent=1))
         return 0

@@ -55,3 +55,26 @@ def test_exact_and_strided_estimates_agree_with_the_engine():
         runs = torch.tensor([bits_per_dim(model, scaler, x, stride, s, first)[0] for s in range(6)])
         err = 4 * (runs.std() / 6**0.5) + 4 * se
         assert abs(float(runs.mean()) - exact) < err, (stride, first, runs, exact)
+
+
+def test_step_time_ratio_is_the_median_of_adjacent_pairs(monkeypatch) -> None:
+    """A load change partway through hits a lab step and the bare step after it alike: the
+    ratio is the median of the pairs' ratios (1 here), not the ratio of the two medians (the
+    lab's median lands on the slow steps: 1/3). Broken version caught: bare_s / lab_s."""
+    import images_steps
+
+    # clock readings: warm-up runs untimed, then (start, end) of lab, then of bare, per pair
+    durations = [(1, 1), (1, 1), (3, 1), (3, 3), (3, 3)]  # (lab, bare): load rises midway
+    # pair 3 is odd on purpose (lab slowed, bare not): a lone outlier the median ignores
+    clock = []
+    t = 0.0
+    for lab, bare in durations:
+        clock += [t, t + lab]
+        t += lab
+        clock += [t, t + bare]
+        t += bare
+    ticks = iter(clock)
+    monkeypatch.setattr(images_steps.time, "perf_counter", lambda: next(ticks))
+    lab_s, bare_s, ratio = images_steps.time_pair(lambda: None, lambda: None, reps=5)
+    assert (lab_s, bare_s) == (3, 1)
+    assert ratio == 1.0
