@@ -339,6 +339,17 @@ def render_speed(doc: dict) -> str:
     notes = ["Ratios: " + "; ".join(f"{', '.join(n)}: {d}" for d, n in what.items()) + "."]
     for r in doc["rows"]:
         d = r["detail"]
+        if "minimal_over_bare" in d:  # report-only floor rows (benchmarks/speed_floor.py)
+            notes.append(
+                f"`{r['name']}`: the hand-written minimal chain took "
+                f"{num(d['minimal_over_bare'])} of the bare forwards' time."
+            )
+        if "paper_over_bare" in d:
+            notes.append(
+                f"`{r['name']}`: the bare loop with the paper's loss took "
+                f"{num(d['paper_over_bare'])} of the bare loop's time, the engine "
+                f"{num(d['engine_over_bare'])}."
+            )
         if "rss_at_launch_mib" in d:
             notes.append(
                 f"`{r['name']}`: RSS at launch {d['rss_at_launch_mib']} MiB (before any page), "

@@ -17,6 +17,10 @@ block; the checkpoint (a file write) is timed by the wall clock.
 - sampling: a full T-step ancestral sample (and each posterior chain, and a strided chain of S
   steps) against the same network calls replayed bare: the inputs one run of the chain gave
   the network, recorded, fed to it again without the chain around it.
+- reference floors (report only, the toy nets): the training step against the bare loop with
+  the paper's loss for a fixed schedule, and the full, strided and binary posterior chains
+  against a hand-written minimal chain of the same kernel (benchmarks/speed_floor.py), each
+  timed in the same blocks as its row: how much of a gap any trainer or sampler would have.
 - bound: `evaluate_bound` over every t against T - 1 forward passes per example, batched the
   same way; the importance-sampled estimate's cost is reported per k (no target).
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.speed_common import Measurement, interleaved, median, paired_ratio, time_calls
+from benchmarks.speed_floor import PaperLossLoop, minimal_binary_chain, minimal_gaussian_chain
 from diffusion.chains.posterior_chains import (
     binary_inpaint_chain,
     denoise_chain,
@@ -87,22 +92,27 @@ class BareLoop:
         self.opt.step()
 
 
-def training_overhead(label: str, config: RunConfig, *, calls: int, blocks: int) -> Measurement:
-    """Engine training step against the bare loop; ratio = bare / engine (>= 0.95)."""
+def training_overhead(
+    label: str, config: RunConfig, *, calls: int, blocks: int, floor: bool = False
+) -> list[Measurement]:
+    """Engine training step against the bare loop; ratio = bare / engine (>= 0.95). With
+    `floor` also a report-only row: the engine step against the bare loop with the paper's
+    loss for a fixed schedule (benchmarks/speed_floor.py), timed in the same blocks."""
     with tempfile.TemporaryDirectory() as tmp:
         events: list = []
         trainer = _Trainer(config, Path(tmp), CPU, events.append, None)
         bare = BareLoop(trainer)
+        fns = {"engine": trainer.advance, "bare": bare.step}
+        if floor:
+            fns["paper"] = PaperLossLoop(trainer, bare).step
         trainer.start_clock()
         for _ in range(3):  # importance sampling of t starts once every t has been seen
             trainer.advance()
         ckpt_s = min(time_calls(trainer.checkpoint, 1) for _ in range(3))
-        times = interleaved(
-            {"engine": trainer.advance, "bare": bare.step}, calls=calls, blocks=blocks, clock=CLOCK
-        )
+        times = interleaved(fns, calls=calls, blocks=blocks, clock=CLOCK)
     every = config.train.checkpoint_every_s
     engine = [t * (1 + ckpt_s / every) for t in times["engine"]]  # amortized checkpoints
-    return Measurement(
+    main = Measurement(
         f"train_overhead/{label}",
         median(engine),
         median(times["bare"]),
@@ -119,6 +129,25 @@ def training_overhead(label: str, config: RunConfig, *, calls: int, blocks: int)
             "ratio": "bare / engine (throughput)",
         },
     )
+    if not floor:
+        return [main]
+    paper = Measurement(
+        f"train_vs_paper_loss/{label}",
+        median(engine),
+        median(times["paper"]),
+        paired_ratio(engine, times["paper"]),
+        None,
+        "report",
+        "s/step",
+        {
+            "batch": config.train.batch_size,
+            "T": config.diffusion.T,
+            "engine_over_bare": round(paired_ratio(engine, times["bare"]), 4),
+            "paper_over_bare": round(paired_ratio(times["paper"], times["bare"]), 4),
+            "ratio": "engine step / bare loop with the paper's loss, fixed schedule (time)",
+        },
+    )
+    return [main, paper]
 
 
 _MODELS: dict[str, tuple] = {}
@@ -160,11 +189,15 @@ def _bare_forwards(model, chain, steps: int):
     return run
 
 
-def _chain_measure(name, chain, bare, *, calls, blocks, detail) -> Measurement:
-    times = interleaved(
-        {"chain": chain, "bare": bare}, calls=calls, blocks=blocks, warmup=1, clock=CLOCK
-    )
-    return Measurement(
+def _chain_measure(name, chain, bare, *, calls, blocks, detail, minimal=None) -> list[Measurement]:
+    """The chain against its bare forwards; with `minimal` (a hand-written chain of the same
+    kernel, benchmarks/speed_floor.py) timed in the same blocks, also a report-only row: the
+    chain against the minimal one."""
+    fns = {"chain": chain, "bare": bare}
+    if minimal is not None:
+        fns["minimal"] = minimal
+    times = interleaved(fns, calls=calls, blocks=blocks, warmup=1, clock=CLOCK)
+    main = Measurement(
         name,
         median(times["chain"]),
         median(times["bare"]),
@@ -174,46 +207,76 @@ def _chain_measure(name, chain, bare, *, calls, blocks, detail) -> Measurement:
         "s/chain",
         {**detail, "ratio": "chain / bare forwards"},
     )
+    if minimal is None:
+        return [main]
+    kind, label = name.split("/", 1)
+    floor = Measurement(
+        f"{kind}_vs_minimal/{label}",
+        median(times["chain"]),
+        median(times["minimal"]),
+        paired_ratio(times["chain"], times["minimal"]),
+        None,
+        "report",
+        "s/chain",
+        {
+            **detail,
+            "minimal_over_bare": round(paired_ratio(times["minimal"], times["bare"]), 4),
+            "ratio": "chain / hand-written minimal chain of the same kernel",
+        },
+    )
+    return [main, floor]
 
 
 def sampling_overheads(
-    label: str, config: RunConfig, n: int, *, calls: int, blocks: int, posteriors: bool
+    label: str,
+    config: RunConfig,
+    n: int,
+    *,
+    calls: int,
+    blocks: int,
+    posteriors: bool,
+    floor: bool = False,
 ) -> list[Measurement]:
     """Full chain, strided chain (Gaussian) and the posterior chains, each against as many
-    bare forwards at the same batch."""
+    bare forwards at the same batch; with `floor` the full, strided and binary posterior
+    chains also against a hand-written minimal chain (benchmarks/speed_floor.py)."""
     model, _ = _trainer_model(config)
     gen = torch.Generator().manual_seed(0)
     T, out = model.T, []
     x = model.process.prior_sample(n, model.shape, gen, CPU)
     detail = {"n": n, "T": T}
     full = lambda: sample_chain(model, n, gen, CPU)  # noqa: E731
-    out.append(
-        _chain_measure(
-            f"sample/{label}",
-            full,
-            _bare_forwards(model, full, T),
-            calls=calls,
-            blocks=blocks,
-            detail=detail,
-        )
+    gauss = model.process.kind == "gaussian" and not getattr(model.process, "full", False)
+    minimal = None
+    if floor and gauss:
+        minimal = minimal_gaussian_chain(model, n, gen)
+    elif floor and model.process.kind == "binomial":
+        minimal = _minimal_binary_sample(model, n, gen)
+    out += _chain_measure(
+        f"sample/{label}",
+        full,
+        _bare_forwards(model, full, T),
+        calls=calls,
+        blocks=blocks,
+        detail=detail,
+        minimal=minimal,
     )
-    if model.process.kind == "gaussian" and not getattr(model.process, "full", False):
+    if gauss:
         S = max(2, T // 4)
         strided = lambda: sample_chain(model, n, gen, CPU, steps=S)  # noqa: E731
-        out.append(
-            _chain_measure(
-                f"sample_strided/{label}",
-                strided,
-                _bare_forwards(model, strided, S),
-                calls=calls,
-                blocks=blocks,
-                detail={**detail, "S": S},
-            )
+        out += _chain_measure(
+            f"sample_strided/{label}",
+            strided,
+            _bare_forwards(model, strided, S),
+            calls=calls,
+            blocks=blocks,
+            detail={**detail, "S": S},
+            minimal=minimal_gaussian_chain(model, n, gen, S) if floor else None,
         )
         if posteriors:
             out += _gaussian_posteriors(label, model, x, gen, calls=calls, blocks=blocks)
     elif model.process.kind == "binomial" and posteriors:
-        out.append(_binary_posterior(label, model, x, gen, calls=calls, blocks=blocks))
+        out += _binary_posterior(label, model, x, gen, calls=calls, blocks=blocks, floor=floor)
     return out
 
 
@@ -236,7 +299,9 @@ def _gaussian_posteriors(label, model, x, gen, *, calls, blocks) -> list[Measure
         ),
     }
     return [
-        _chain_measure(
+        m
+        for name, (fn, steps) in chains.items()
+        for m in _chain_measure(
             f"posterior_{name}/{label}",
             fn,
             _bare_forwards(model, fn, steps),
@@ -244,11 +309,15 @@ def _gaussian_posteriors(label, model, x, gen, *, calls, blocks) -> list[Measure
             blocks=blocks,
             detail={"n": n, "T": T, "forwards": steps},
         )
-        for name, (fn, steps) in chains.items()
     ]
 
 
-def _binary_posterior(label, model, x, gen, *, calls, blocks) -> Measurement:
+def _minimal_binary_sample(model, n, gen):
+    """The minimal binary chain with nothing observed (d = 1/2 everywhere): ancestral sampling."""
+    return minimal_binary_chain(model, torch.full((n, *model.shape), 0.5), gen)
+
+
+def _binary_posterior(label, model, x, gen, *, calls, blocks, floor=False) -> list[Measurement]:
     rev = model_reverse(model)
     d = torch.full_like(x, 0.5, dtype=torch.float64)
     half = d[0].numel() // 2
@@ -261,6 +330,7 @@ def _binary_posterior(label, model, x, gen, *, calls, blocks) -> Measurement:
         calls=calls,
         blocks=blocks,
         detail={"n": x.shape[0], "T": model.T},
+        minimal=minimal_binary_chain(model, d, gen) if floor else None,
     )
 
 

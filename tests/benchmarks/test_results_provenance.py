@@ -159,3 +159,41 @@ def test_merge_keeps_each_rows_own_provenance() -> None:
     assert "Rows swissroll: " in line and "`old1`" in line
     assert "Rows swissroll-thin: " in line and "`new2`" in line
     assert "Rows heartbeat: " in line and "`new3`" in line
+
+
+def test_speed_floor_rows_are_explained() -> None:
+    """The report-only reference rows of the speed benchmark (benchmarks/speed_floor.py) show
+    the minimal chain's and the paper-loss loop's own ratio against the bare baseline."""
+    run = provenance.Run("abc", False, [], "python benchmarks/speed.py", [], "t0")
+    base = {"seeds": [0], "split": {"kind": "none"}, "train_seconds": None, "eval_seconds": None}
+    rows = [
+        {
+            **base,
+            "name": "sample_vs_minimal/swissroll",
+            "figure": 0.3,
+            "baseline": 0.25,
+            "ratio": 1.2,
+            "target": None,
+            "op": "report",
+            "ok": True,
+            "unit": "s/chain",
+            "detail": {"minimal_over_bare": 1.0412, "ratio": "chain / minimal"},
+        },
+        {
+            **base,
+            "name": "train_vs_paper_loss/heartbeat",
+            "figure": 0.01,
+            "baseline": 0.008,
+            "ratio": 1.25,
+            "target": None,
+            "op": "report",
+            "ok": True,
+            "unit": "s/step",
+            "detail": {"engine_over_bare": 1.4, "paper_over_bare": 1.12, "ratio": "engine / paper"},
+        },
+    ]
+    doc = provenance.build(run, rows, seeds=[0], split={"k": "n"})
+    text = readme_tables.render_speed({**doc, "_file": "speed_x.json"})
+    assert "| sample_vs_minimal/swissroll | 0.300 s/chain | 0.250 s/chain | 1.200 | - | - |" in text
+    assert "minimal chain took 1.041 of the bare forwards" in text
+    assert "paper's loss took 1.120 of the bare loop's time, the engine 1.400" in text

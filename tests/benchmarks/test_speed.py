@@ -39,6 +39,13 @@ ENGINE_NAMES = {
     "bound_importance_k1/swissroll",
     "bound_exact/conv",
     "threads/share_vs_all_cores",
+    # report-only reference rows of the toy nets (benchmarks/speed_floor.py)
+    "train_vs_paper_loss/swissroll",
+    "train_vs_paper_loss/heartbeat",
+    "sample_vs_minimal/swissroll",
+    "sample_strided_vs_minimal/swissroll",
+    "sample_vs_minimal/heartbeat",
+    "posterior_binary_vs_minimal/heartbeat",
 }
 
 
