@@ -12,7 +12,7 @@ from dashboard import posterior as pst
 from dashboard.actions import ActionError
 from dashboard.safe_text import md_text
 from dashboard.services import get_store, require_user
-from dashboard.upload_plan import plan_upload
+from dashboard.upload_plan import inpaint_note, plan_upload
 from dashboard.uploads import IMAGE_TYPES
 from dashboard.widgets import enlarge, job_line, run_label
 from db.entities import ACTIVE_STATES
@@ -181,6 +181,7 @@ try:
         )
         corrupted = pst.masked_view(image, known)
         params = {"method": method}
+        hole_note = inpaint_note(known, model.config) if plan else None
 except pst.MaskError as exc:
     preview.error(str(exc))
     st.stop()
@@ -198,6 +199,7 @@ with preview:
             [f"**What will happen: {headline}.**"]
             + [f"- {x}" for x in (*notes, *(plan.notes if plan else ("A held-out image.",)))]
             + ([f"- {pst.WINDOW_NOTE}"] if task == "Inpaint" and plan else [])
+            + ([f"- {hole_note}"] if task == "Inpaint" and hole_note else [])
         ),
         icon=":material/photo_size_select_large:",
     )

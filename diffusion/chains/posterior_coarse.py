@@ -31,10 +31,8 @@ import numpy as np
 import torch
 
 from diffusion.chains.posterior_inputs import PosteriorInputError
+from diffusion.images.holes import HOLE_SHARE, auto_scale, downsample_mask, holds_box, hole_size
 
-HOLE_SHARE = 0.5
-"""auto: the smallest power-of-two scale at which the hole (twice its chessboard depth, the
-width of a square hole) spans at most this share of the training patch side."""
 REFINE_NOISE = 0.5
 """auto (and a given scale without a start step): t0 is the first step whose forward noise
 reaches REFINE_NOISE times the data's standard deviation (sqrt((1 - abar) / abar) >= it;
@@ -61,43 +59,6 @@ class CoarseToFine:
             f"{hw} x {hh} pixels (the model's training patches: {patch} x {patch}), and that "
             f"fill, diffused forward to level {self.refine_from}, was refined at full size"
         )
-
-
-def holds_box(mask: np.ndarray, t: int) -> bool:
-    """Whether some t x t box of `mask` (bool (H, W), True = known) holds no known pixel."""
-    mask = np.asarray(mask, dtype=bool)
-    if t < 1 or min(mask.shape) < t:
-        return False
-    sums = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    known_in_box = sums[t:, t:] - sums[:-t, t:] - sums[t:, :-t] + sums[:-t, :-t]
-    return bool(known_in_box.min() == 0)
-
-
-def hole_size(mask: np.ndarray) -> tuple[int, int]:
-    """(height, width) of the box around the missing pixels ((0, 0) when none is)."""
-    rows, cols = np.nonzero(~np.asarray(mask, dtype=bool))
-    if rows.size == 0:
-        return 0, 0
-    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
-
-
-def auto_scale(mask: np.ndarray, patch: int) -> int | None:
-    """The scale "auto" picks for a hole in `mask` and a model of patch x patch training
-    patches: None when no patch x patch box fits inside the hole (the chain sees across it as
-    it is), else the smallest power of two s at which no box wider than HOLE_SHARE patch fits
-    inside the shrunk hole (a 64 x 64 hole and 32-pixel patches: s = 4, a 16 x 16 coarse
-    hole), capped so the shrunk image stays at least one patch wide (None if that leaves
-    s < 2)."""
-    mask = np.asarray(mask, dtype=bool)
-    if not holds_box(mask, patch):
-        return None
-    wide = int(HOLE_SHARE * patch) + 1
-    s = 2
-    while -(-min(mask.shape) // (2 * s)) >= patch and holds_box(downsample_mask(mask, s), wide):
-        s *= 2
-    while s >= 2 and -(-min(mask.shape) // s) < patch:
-        s //= 2
-    return s if s >= 2 else None
 
 
 def refine_step(alpha_bar: torch.Tensor, noise: float = REFINE_NOISE) -> int:
@@ -172,15 +133,6 @@ def downsample(image: np.ndarray, mask: np.ndarray, s: int) -> tuple[np.ndarray,
     img = np.pad(img, pad + ((0, 0),) * (img.ndim - 2), mode="edge")
     blocks = img.reshape(hc, s, wc, s, *img.shape[2:])
     return blocks.mean(axis=(1, 3)), downsample_mask(mask, s)
-
-
-def downsample_mask(mask: np.ndarray, s: int) -> np.ndarray:
-    """The coarse mask of `downsample`: a coarse pixel is known when its whole block is."""
-    mask = np.asarray(mask, dtype=bool)
-    h, w = mask.shape
-    hc, wc = -(-h // s), -(-w // s)
-    m = np.pad(mask, ((0, hc * s - h), (0, wc * s - w)), mode="edge")
-    return m.reshape(hc, s, wc, s).all(axis=(1, 3))
 
 
 def upsample(samples: np.ndarray, s: int, size: tuple[int, int]) -> np.ndarray:
