@@ -47,6 +47,7 @@ DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.config_options",
     "diffusion.presets",
     "diffusion.images.sizes",  # the size rule of a model, to plan an upload
+    "diffusion.images.holes",  # the coarse-to-fine rule, to say what a job will do with a hole
     *TORCH_FREE_HELPERS,
 )
 # (package, what it may reach into, the only modules of it allowed)
@@ -62,6 +63,7 @@ TORCH_FREE = (
     "diffusion.config_options",
     "diffusion.presets",
     "diffusion.images.sizes",
+    "diffusion.images.holes",
     *TORCH_FREE_HELPERS,
     "worker.app",
     "worker.api",
