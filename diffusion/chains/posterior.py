@@ -327,9 +327,10 @@ def _coarse_pass(
     (its reverse steps, the starts of the full-size chain on `window` (n, C, h, w) model
     space, the plan's clause)."""
     y0, y1, x0, x1 = window
-    small, small_mask = downsample(bin_centres(image), mask, setting.scale)
+    observed = bin_centres(image)
+    small, small_mask = downsample(observed, mask, setting.scale)
     first = inpaint(trained, small, small_mask, n, method=method, steps=steps, **kw)
-    init = upsample_into(first.samples, setting.scale, bin_centres(image), mask)
+    init = upsample_into(first.samples, setting.scale, observed, mask)
     starts = to_model_batch(trained, init[:, y0:y1, x0:x1])
     return first.steps, starts, setting.note(trained.model.T, small_mask, patch_size(trained))
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from diffusion.chains.posterior_inputs import PosteriorInputError
-from diffusion.images.holes import HOLE_SHARE, auto_scale, downsample_mask, holds_box, hole_size
+from diffusion.images.holes import auto_scale, downsample_mask, hole_size
 
 REFINE_NOISE = 0.5
 """auto (and a given scale without a start step): t0 is the first step whose forward noise
@@ -158,15 +158,10 @@ def upsample_into(
 
 
 __all__ = [
-    "HOLE_SHARE",
     "REFINE_NOISE",
     "CoarseToFine",
-    "auto_scale",
     "coarse_setting",
     "downsample",
-    "downsample_mask",
-    "hole_size",
-    "holds_box",
     "refine_step",
     "upsample",
     "upsample_into",

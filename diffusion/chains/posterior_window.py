@@ -13,7 +13,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from diffusion.chains.posterior_coarse import holds_box
 from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
     bin_centres,
@@ -21,6 +20,7 @@ from diffusion.chains.posterior_inputs import (
     size_plan,
     to_data,
 )
+from diffusion.images.holes import holds_box
 from diffusion.images.tiling import SizePlan, hole_window
 from diffusion.inference import Trained
 

@@ -29,14 +29,13 @@ from diffusion.chains.posterior_chains import (
     repaint_schedule,
 )
 from diffusion.chains.posterior_coarse import (
-    auto_scale,
     coarse_setting,
     downsample,
-    holds_box,
     refine_step,
     upsample,
     upsample_into,
 )
+from diffusion.images.holes import auto_scale, holds_box
 
 N = 20_000
 T = 10
