@@ -108,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     run = provenance.start(argv)
     import torch
 
-    torch.set_num_threads(1)  # the baseline and the lab alike; the threads section varies it
+    from diffusion.device import flush_denormals
+
+    # the baseline and the lab alike: one thread (the threads section varies it) and the
+    # lab's float mode, subnormals flushed to zero (diffusion.device.flush_denormals)
+    flush_denormals()
+    torch.set_num_threads(1)
     started = time.time()
     results: list[dict] = []
 

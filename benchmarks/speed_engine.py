@@ -21,6 +21,9 @@ block; the checkpoint (a file write) is timed by the wall clock.
   the paper's loss for a fixed schedule, and the full, strided and binary posterior chains
   against a hand-written minimal chain of the same kernel (benchmarks/speed_floor.py), each
   timed in the same blocks as its row: how much of a gap any trainer or sampler would have.
+- flushing subnormals (report only, the toy nets): the engine's training step and full chain
+  with subnormal floats computed in full (the CPU's default) against the lab's mode, where they
+  are flushed to zero (diffusion.device.flush_denormals), in the same blocks: what the mode saves.
 - bound: `evaluate_bound` over every t against T - 1 forward passes per example, batched the
   same way; the importance-sampled estimate's cost is reported per k (no target).
 """
@@ -92,6 +95,35 @@ class BareLoop:
         self.opt.step()
 
 
+def with_subnormals(fn):
+    """`fn` run with subnormal floats computed in full (the CPU's default mode), the lab's mode
+    (flushed to zero, diffusion.device.flush_denormals) restored after it. One thread: the
+    mode is per thread (speed.py runs torch at one thread)."""
+
+    def run():
+        torch.set_flush_denormal(False)
+        try:
+            return fn()
+        finally:
+            torch.set_flush_denormal(True)
+
+    return run
+
+
+def _flush_gain(name: str, flushed: list[float], full: list[float], detail: dict) -> Measurement:
+    """Report-only row: the same work with subnormals computed in full against flushed."""
+    return Measurement(
+        name,
+        median(flushed),
+        median(full),
+        paired_ratio(full, flushed),
+        None,
+        "report",
+        detail.pop("unit"),
+        {**detail, "ratio": "time with subnormals computed / time with them flushed (speed-up)"},
+    )
+
+
 def training_overhead(
     label: str, config: RunConfig, *, calls: int, blocks: int, floor: bool = False
 ) -> list[Measurement]:
@@ -105,6 +137,7 @@ def training_overhead(
         fns = {"engine": trainer.advance, "bare": bare.step}
         if floor:
             fns["paper"] = PaperLossLoop(trainer, bare).step
+            fns["subnormal"] = with_subnormals(trainer.advance)
         trainer.start_clock()
         for _ in range(3):  # importance sampling of t starts once every t has been seen
             trainer.advance()
@@ -147,7 +180,13 @@ def training_overhead(
             "ratio": "engine step / bare loop with the paper's loss, fixed schedule (time)",
         },
     )
-    return [main, paper]
+    gain = _flush_gain(
+        f"train_flush_gain/{label}",
+        times["engine"],
+        times["subnormal"],
+        {"unit": "s/step", "batch": config.train.batch_size, "T": config.diffusion.T},
+    )
+    return [main, paper, gain]
 
 
 _MODELS: dict[str, tuple] = {}
@@ -189,13 +228,18 @@ def _bare_forwards(model, chain, steps: int):
     return run
 
 
-def _chain_measure(name, chain, bare, *, calls, blocks, detail, minimal=None) -> list[Measurement]:
+def _chain_measure(
+    name, chain, bare, *, calls, blocks, detail, minimal=None, subnormal=False
+) -> list[Measurement]:
     """The chain against its bare forwards; with `minimal` (a hand-written chain of the same
     kernel, benchmarks/speed_floor.py) timed in the same blocks, also a report-only row: the
-    chain against the minimal one."""
+    chain against the minimal one; with `subnormal` one more: the chain with subnormals
+    computed in full against the lab's mode."""
     fns = {"chain": chain, "bare": bare}
     if minimal is not None:
         fns["minimal"] = minimal
+    if subnormal:
+        fns["subnormal"] = with_subnormals(chain)
     times = interleaved(fns, calls=calls, blocks=blocks, warmup=1, clock=CLOCK)
     main = Measurement(
         name,
@@ -207,9 +251,19 @@ def _chain_measure(name, chain, bare, *, calls, blocks, detail, minimal=None) ->
         "s/chain",
         {**detail, "ratio": "chain / bare forwards"},
     )
-    if minimal is None:
-        return [main]
     kind, label = name.split("/", 1)
+    rows = [main]
+    if subnormal:
+        rows.append(
+            _flush_gain(
+                f"{kind}_flush_gain/{label}",
+                times["chain"],
+                times["subnormal"],
+                {**detail, "unit": "s/chain"},
+            )
+        )
+    if minimal is None:
+        return rows
     floor = Measurement(
         f"{kind}_vs_minimal/{label}",
         median(times["chain"]),
@@ -224,7 +278,7 @@ def _chain_measure(name, chain, bare, *, calls, blocks, detail, minimal=None) ->
             "ratio": "chain / hand-written minimal chain of the same kernel",
         },
     )
-    return [main, floor]
+    return [*rows, floor]
 
 
 def sampling_overheads(
@@ -260,6 +314,7 @@ def sampling_overheads(
         blocks=blocks,
         detail=detail,
         minimal=minimal,
+        subnormal=floor,
     )
     if gauss:
         S = max(2, T // 4)

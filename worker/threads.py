@@ -132,6 +132,9 @@ def apply() -> int:
     if _applied != n:
         import torch
 
+        from diffusion.device import flush_denormals
+
+        flush_denormals()  # before the pool threads start: they inherit the mode
         torch.set_num_threads(n)
         _applied = n
         log.info(

@@ -149,7 +149,8 @@ class _Trainer:
             decay = min(tc.ema, (1 + self.step) / (10 + self.step))
             with torch.no_grad():  # the same lerp as one call per parameter, in one call
                 torch._foreach_lerp_(self.ema_params, self.params, 1 - decay)
-        return -float(k_mean) / LN2 / self.bundle.unit_divisor  # Python floats: no tensor ops
+        # Python floats: no tensor ops
+        return -float(k_mean.detach()) / LN2 / self.bundle.unit_divisor
 
     def budget_frac(self) -> float | None:
         """Fraction of the wall-clock budget spent (None: no budget, steps rule)."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffusion.device import flush_denormals
+
+flush_denormals()  # the float mode every run has (pick_device): the tests check what runs
 torch.set_num_threads(1)
 
 
