@@ -78,8 +78,14 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def machine(device: str = "cpu") -> dict[str, Any]:
-    """Cores, CPU model, torch version and threads, the device the numbers were computed on."""
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages now (None where the system has none)."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def machine(device: str = "cpu", load_at_start: list[float] | None = None) -> dict[str, Any]:
+    """Cores, CPU model, torch version and threads, the device the numbers were computed on,
+    and the load averages when the run started (`load_at_start`, taken by `start`) and now."""
     import torch
 
     info: dict[str, Any] = {
@@ -90,7 +96,8 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "device": device,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": load_average(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -108,6 +115,7 @@ class Run:
     argv: list[str]
     started_at: str
     extra: dict[str, Any] = field(default_factory=dict)
+    load_at_start: list[float] | None = None
 
 
 def _now() -> str:
@@ -122,7 +130,7 @@ def start(argv: list[str] | None = None) -> Run:
         full = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
     else:
         full = [Path(sys.argv[0]).name if sys.argv else "python", *argv]
-    return Run(commit, dirty, paths, shlex.join(full), full, _now())
+    return Run(commit, dirty, paths, shlex.join(full), full, _now(), load_at_start=load_average())
 
 
 def _sum(rows: list[dict], key: str) -> float | None:
@@ -149,7 +157,7 @@ def build(
         "dirty": run.dirty,
         "dirty_paths": run.dirty_paths,
         "command": run.command,
-        "machine": machine(device),
+        "machine": machine(device, run.load_at_start),
         "started_at": run.started_at,
         "finished_at": _now(),
         "seeds": sorted({int(s) for s in seeds}),

@@ -57,7 +57,8 @@ def engine_section(
 ) -> None:
     """`nets`: only these networks (swissroll, heartbeat, conv, unet); `parts`: only these
     figures (train, sample, bound); None: all."""
-    from benchmarks.speed_engine import bound_costs, sampling_overheads, training_overhead
+    from benchmarks.speed_chains import sampling_overheads
+    from benchmarks.speed_engine import bound_costs, training_overhead
 
     parts = set(ENGINE_PARTS) if parts is None else parts
     calls, blocks = (2, 2) if quick else (10, 9)

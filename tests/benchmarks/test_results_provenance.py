@@ -197,3 +197,14 @@ def test_speed_floor_rows_are_explained() -> None:
     assert "| sample_vs_minimal/swissroll | 0.300 s/chain | 0.250 s/chain | 1.200 | - | - |" in text
     assert "minimal chain took 1.041 of the bare forwards" in text
     assert "paper's loss took 1.120 of the bare loop's time, the engine 1.400" in text
+
+
+def test_the_load_average_is_the_one_at_the_start(monkeypatch) -> None:
+    """A results file says how busy the machine was when the run began and when it ended.
+    The broken version this catches: the 'start' load read when the file is written."""
+    monkeypatch.setattr(provenance, "load_average", lambda: [1.0, 2.0, 3.0])
+    run = provenance.start(["--json"])
+    monkeypatch.setattr(provenance, "load_average", lambda: [9.0, 8.0, 7.0])
+    doc = provenance.build(run, [], seeds=[0], split={"toy": "t"})
+    assert doc["provenance"]["machine"]["load_average_at_start"] == [1.0, 2.0, 3.0]
+    assert doc["provenance"]["machine"]["load_average_at_end"] == [9.0, 8.0, 7.0]
