@@ -9,8 +9,10 @@ T = 6 on random model-space examples of its shape (untrained weights), and the r
     OMP_NUM_THREADS=1 python benchmarks/eval_speed.py [--threads 1] [--presets a,b] [--json]
 
 Writes benchmarks/results/eval_speed.json through benchmarks/provenance.py (commit, dirty
-flag, command, machine, seeds, times). The New run form's estimate
-(dashboard.forms.EVAL_PAIRS_PER_S) uses these rates.
+flag, command, machine, seeds, times), and the rates by data set (each data set's preset,
+`DATA_PRESETS`) to dashboard/eval_rates.json, which the New run form's estimate reads
+(dashboard.forms.eval_estimate); tests/benchmarks/test_results_provenance.py checks that the
+two agree. Runs in the lab's float mode (diffusion.device.flush_denormals).
 """
 
 from __future__ import annotations
@@ -43,6 +45,42 @@ SHAPES = {  # model-space shape of one example, by data set
     "cifar10": ((3, 32, 32), "images"),
     "photos": ((3, 32, 32), "images"),
 }
+
+
+# the preset whose network a data set's estimate is measured on (the form estimates by data set)
+DATA_PRESETS = {
+    "swissroll": "swissroll",
+    "heartbeat": "heartbeat",
+    "digits": "digits",
+    "texture": "bark",
+    "deadleaves": "deadleaves",
+    "mnist": "mnist",
+    "cifar10": "cifar10",
+    "photos": "photos-unet",
+}
+RATES = ROOT / "dashboard" / "eval_rates.json"
+
+
+def rates_doc(results: dict) -> dict:
+    """dashboard/eval_rates.json from an eval_speed results document: (example, t) pairs per
+    second by data set (3 significant digits), and where they were measured."""
+    by_preset = {r["preset"]: r["pairs_per_s"] for r in results["rows"]}
+    prov = results["provenance"]
+    return {
+        "pairs_per_s": {
+            data: float(f"{by_preset[preset]:.3g}")
+            for data, preset in DATA_PRESETS.items()
+            if preset in by_preset
+        },
+        "measured": {
+            "by": "benchmarks/eval_speed.py (benchmarks/results/eval_speed.json)",
+            "commit": prov["commit"],
+            "started_at": prov["started_at"],
+            "threads": prov.get("threads"),
+            "cpu": prov["machine"].get("cpu_model"),
+            "load_average_at_start": prov["machine"].get("load_average_at_start"),
+        },
+    }
 
 
 def git(*args: str) -> str:
@@ -83,12 +121,16 @@ def rate(name: str, n: int, repeats: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--presets", default="swissroll,heartbeat,digits,bark,mnist,cifar10")
+    p.add_argument("--presets", default=",".join(dict.fromkeys(DATA_PRESETS.values())))
     p.add_argument("--examples", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval_speed.json"))
+    p.add_argument("--rates-out", default=str(RATES), help="the form's rates ('' to skip)")
     run = provenance.start()
     args = p.parse_args()
+    from diffusion.device import flush_denormals
+
+    flush_denormals()  # the mode every run computes in
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.presets.split(","):
@@ -116,6 +158,9 @@ def main() -> None:
     )
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
+    if args.rates_out:
+        Path(args.rates_out).write_text(json.dumps(rates_doc(out), indent=1) + "\n")
+        print(f"wrote {args.rates_out}")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dashboard.form_fields import (
@@ -108,19 +110,13 @@ FIELD_LABELS = {
     "train.eval_examples": "Examples per evaluation",
     "train.eval_timesteps": "t per example in an evaluation (0 = all)",
 }
-# (example, t) pairs per second of the bound's evaluation on one busy CPU thread, by data set
-# (each preset's network): measured by benchmarks/eval_speed.py (results/eval_speed.json).
-EVAL_PAIRS_PER_S: dict[str, float] = {
-    "swissroll": 11_000,
-    "heartbeat": 12_000,
-    "digits": 690,
-    "mnist": 36,
-    "cifar10": 25,
-    "photos": 25,
-    "texture": 16,
-    "deadleaves": 16,
-}
-EVAL_PAIRS_PER_S_IMAGES = 16.0  # any other image set: the slowest measured rate
+# (example, t) pairs per second of the bound's evaluation on one CPU thread, by data set (each
+# preset's network): written by benchmarks/eval_speed.py, never by hand.
+EVAL_RATES = json.loads((Path(__file__).parent / "eval_rates.json").read_text())
+EVAL_PAIRS_PER_S: dict[str, float] = EVAL_RATES["pairs_per_s"]
+EVAL_PAIRS_PER_S_IMAGES = min(  # any other image set: the slowest measured image rate
+    rate for name, rate in EVAL_PAIRS_PER_S.items() if name not in ("swissroll", "heartbeat")
+)
 DUPLICATE_WINDOW_S = 60.0
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "data.name": DATASET_LABELS,

@@ -208,3 +208,29 @@ def test_the_load_average_is_the_one_at_the_start(monkeypatch) -> None:
     doc = provenance.build(run, [], seeds=[0], split={"toy": "t"})
     assert doc["provenance"]["machine"]["load_average_at_start"] == [1.0, 2.0, 3.0]
     assert doc["provenance"]["machine"]["load_average_at_end"] == [9.0, 8.0, 7.0]
+
+
+def test_the_forms_evaluation_rates_are_the_measured_ones() -> None:
+    """dashboard/eval_rates.json (the New run form's time estimate) is what
+    benchmarks/eval_speed.py measured: a rate edited by hand, or results rerun without the
+    rates, fail here."""
+    import eval_speed
+
+    results = json.loads((ROOT / "benchmarks" / "results" / "eval_speed.json").read_text())
+    shipped = json.loads((ROOT / "dashboard" / "eval_rates.json").read_text())
+    assert shipped == eval_speed.rates_doc(results)
+    assert set(shipped["pairs_per_s"]) == set(eval_speed.DATA_PRESETS)
+
+
+def test_the_forms_estimate_is_pairs_over_the_measured_rate() -> None:
+    from dashboard import forms
+
+    rates = forms.EVAL_PAIRS_PER_S
+    values = {"diffusion.T": 1000, "train.eval_examples": 500, "train.eval_timesteps": 10}
+    pairs, seconds = forms.eval_estimate({**values, "data.name": "deadleaves"})
+    assert pairs == 2 * 500 * 10
+    assert seconds == pytest.approx(pairs / rates["deadleaves"])
+    pairs, seconds = forms.eval_estimate({**values, "train.eval_timesteps": 0, "data.name": "x"})
+    assert pairs == 2 * 500 * 999  # every t; an unknown image set at the slowest image rate
+    slowest = min(v for k, v in rates.items() if k not in ("swissroll", "heartbeat"))
+    assert seconds == pytest.approx(pairs / slowest)
