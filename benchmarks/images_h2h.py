@@ -216,8 +216,9 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
         "budget_s": args.budget_s,
         "load_average_during_training": load,
         "note": "both trainings started together on the same shared 2-core machine (other jobs "
-        "running), one thread each, same wall-clock budget; curve points at the first 30-s "
-        "checkpoint after each --curve-s time",
+        "running), one thread each, same wall-clock budget; curve points: the lab's at its "
+        "first checkpoint (every 30 s) from 15 s before each --curve-s time, "
+        "improved-diffusion's at its first step end past each --curve-s time",
         "train": str(train_dir),
         "lab_preset": args.preset,
         "lab_config": PRESETS[args.preset].to_dict(),
