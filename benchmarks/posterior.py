@@ -210,7 +210,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--digits-budget-min", type=float, default=8.0)
     p.add_argument("--parts", default="a,b,c", help="a, b, c (digits, bark), d (photos)")
-    p.add_argument("--photo-preset", default="photos-unet", help="(d) photos or photos-unet")
+    p.add_argument(
+        "--photo-preset",
+        default="photos-unet",
+        help="(d) photos, photos-unet or photos-unet-scales",
+    )
     p.add_argument("--photo-budget-min", type=float, default=45.0, help="(d) training budget")
     p.add_argument(
         "--photo-train-steps",

@@ -33,9 +33,10 @@ TEST_PHOTOS = ("camera", "astronaut", "coffee")
 NETWORKS = {
     "photos": "conv (the paper's multi-scale net, no dense pathway: fully convolutional)",
     "photos-unet": "unet (16 channels, mults 1-2-2, v-preconditioned mean: fully convolutional)",
+    "photos-unet-scales": "unet as photos-unet, trained on the photos at sizes 1, 1/2 and 1/4",
 }
 # batch per preset: the UNet takes smaller batches for more steps in its short budget
-PHOTO_BATCH = {"photos": 64, "photos-unet": 32}
+PHOTO_BATCH = {"photos": 64, "photos-unet": 32, "photos-unet-scales": 32}
 PHOTO_OVERRIDES = (
     "train.eval_every=0",
     "train.eval_examples=16",
@@ -50,7 +51,7 @@ PHOTO_OVERRIDES = (
 
 def train_photos(out: Path, budget_s: float, steps: int, preset: str = "photos-unet") -> dict:
     """Train `preset` in `out` for `budget_s` seconds of wall time, or resume it there; reused
-    once its budget is spent (budget.json). "photos-unet" follows the budget (its learning
+    once its budget is spent (budget.json). The UNet presets follow the budget (its learning
     rate decays over the budget: `train(budget_s=...)`; `steps` only caps it); "photos" (the
     paper's net) plans its schedule for `steps` and stops at the budget. The bound is not
     evaluated here (benchmarks/table1_images.py does that for image models); the benchmark

@@ -172,11 +172,21 @@ class PhotosOptions:
     patch: Int = Field(32, ge=4, le=160, description="Side of the square patches")
     holdout: PhotoNames = Field(DEFAULT_HOLDOUT, description="Photos never trained on")
     photos: PhotoNames | None = Field(None, description="Photos to train on (default: the rest)")
+    scales: tuple[Annotated[int, Strict(), Field(ge=1, le=4)], ...] = Field(
+        (1,),
+        description="Each photo is also shrunk by these factors (block means), patches drawn "
+        "from every size: the statistics that coarse-to-fine inpainting's first pass meets",
+    )
 
     @field_validator("holdout", "photos", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else _as_tuple(value)
+
+    @field_validator("scales", mode="before")
+    @classmethod
+    def _scales(cls, value: Any) -> Any:
+        return _as_tuple(value)
 
     @model_validator(mode="after")
     def _disjoint(self) -> PhotosOptions:
@@ -184,6 +194,8 @@ class PhotosOptions:
             raise ConfigError(
                 "holdout" if not self.holdout else "photos", "name at least one photo"
             )
+        if not self.scales or len(set(self.scales)) != len(self.scales):
+            raise ConfigError("scales", "give one or more different factors, e.g. [1, 2, 4]")
         overlap = sorted(set(self.train_photos) & set(self.holdout))
         if overlap:
             raise ConfigError(

@@ -218,6 +218,15 @@ PRESETS: dict[str, RunConfig] = {
     "photos-unet": _unet_image(
         "photos-unet", "photos", options={"patch": 32}, ema=0.99, steps=100_000
     ),
+    # the same, trained on the photos at full size, 1/2 and 1/4 (block means): the sizes the
+    # first pass of coarse-to-fine inpainting shrinks a photo to (docs/model-notes.md)
+    "photos-unet-scales": _unet_image(
+        "photos-unet-scales",
+        "photos",
+        options={"patch": 32, "scales": (1, 2, 4)},
+        ema=0.99,
+        steps=100_000,
+    ),
     # Tiny variants: seconds on a CPU.
     "swissroll-smoke": RunConfig(
         name="swissroll-smoke",

@@ -6,8 +6,12 @@ Builder registered as "photos" (`diffusion.data.base.register_dataset`). Options
            photos the posterior benchmark denoises and inpaints, benchmarks/posterior.py)
   photos   names of the photos to train on (default: every bundled photo in `PHOTOS` that
            is not held out)
-Training patches are drawn afresh every minibatch, uniformly over photos, then positions;
-held-out patches (n_holdout of them, seeded) come from the held-out photos only. Colour
+  scales   factors each photo is also shrunk by, with block means (default [1]: full size
+           only); [1, 2, 4] adds the photos at 1/2 and 1/4, as coarse-to-fine inpainting's
+           first pass shrinks an upload (diffusion.chains.posterior_coarse.downsample)
+Training patches are drawn afresh every minibatch, uniformly over photos and sizes, then
+positions; held-out patches (n_holdout of them, seeded) come from the held-out photos only,
+at the same sizes. Colour
 photos are converted to grey as the dashboard converts an upload (PIL's "L", ITU-R 601-2
 luma), so a model sees what a person's converted photo looks like.
 """
@@ -50,13 +54,41 @@ def patches_of(
     return out
 
 
+def shrunk(image: np.ndarray, s: int) -> np.ndarray:
+    """`image` shrunk by s with s x s block means (the coarse pass's own downsampling), rounded
+    to uint8; rows and columns past a multiple of s dropped."""
+    if s == 1:
+        return image
+    h, w = image.shape[0] // s * s, image.shape[1] // s * s
+    blocks = image[:h, :w].reshape(h // s, s, w // s, s).astype(np.float64)
+    return np.clip(np.rint(blocks.mean(axis=(1, 3))), 0, 255).astype(np.uint8)
+
+
+def sizes_of(names: tuple[str, ...], scales: tuple[int, ...], patch: int) -> list[np.ndarray]:
+    """Each photo of `names` at each scale; ConfigError where one is smaller than a patch."""
+    out = []
+    for name in names:
+        img = photo(name)
+        for s in scales:
+            small = shrunk(img, s)
+            if min(small.shape) < patch:
+                raise ConfigError(
+                    "data.options",
+                    f"scale {s} shrinks {name} ({img.shape[1]} x {img.shape[0]}) to "
+                    f"{small.shape[1]} x {small.shape[0]}, smaller than a {patch} x {patch} "
+                    "patch: use smaller scales or patches",
+                )
+            out.append(small)
+    return out
+
+
 @register_dataset("photos")
 def build_photos(config: DataConfig, seed: int) -> DataBundle:
     """Greyscale patches of scikit-image's photos (see the module docstring)."""
     opts = config.typed_options  # diffusion.config_options.PhotosOptions
     patch, hold_names, train_names = opts.patch, opts.holdout, opts.train_photos
-    train_imgs = [photo(n) for n in train_names]
-    hold_imgs = [photo(n) for n in hold_names]
+    train_imgs = sizes_of(train_names, opts.scales, patch)
+    hold_imgs = sizes_of(hold_names, opts.scales, patch)
     holdout = to_nchw(
         patches_of(hold_imgs, patch, config.n_holdout, np.random.default_rng([seed, 6]))
     )
@@ -65,5 +97,10 @@ def build_photos(config: DataConfig, seed: int) -> DataBundle:
     def sampler(n: int, generator: torch.Generator) -> torch.Tensor:
         return to_nchw(patches_of(train_imgs, patch, n, _np_rng(generator)))
 
-    info = {"patch": patch, "photos": list(train_names), "holdout_photos": list(hold_names)}
+    info = {
+        "patch": patch,
+        "photos": list(train_names),
+        "holdout_photos": list(hold_names),
+        "scales": list(opts.scales),
+    }
     return _bundle(None, holdout, sampler=sampler, fit_on=fit, info=info)

@@ -43,3 +43,40 @@ def test_defaults_hold_out_the_benchmark_photos_and_convert_colour_like_an_uploa
         build_dataset(DataConfig("photos", {"photos": ["moon"], "holdout": ["moon"]}), 0)
     with pytest.raises(ConfigError, match="must be one of astronaut, camera"):
         build_dataset(DataConfig("photos", {"holdout": ["lena"]}), 0)
+
+
+def test_scales_add_the_photos_shrunk_by_block_means() -> None:
+    """With scales [1, 4] every patch is a patch of the photo at full size or of the photo
+    shrunk by 4 with 4 x 4 block means, and both sizes are drawn. Broken versions this
+    catches: scales ignored (no patch of the shrunk photo), a shrink by subsampling instead of
+    block means (the coarse pass averages), or holdout patches from the training photos."""
+    from diffusion.data.photos import shrunk
+
+    tiny = np.array([[0, 2, 4, 4], [2, 4, 6, 8], [9, 9, 1, 1], [9, 9, 1, 2]], dtype=np.uint8)
+    assert shrunk(tiny, 2).tolist() == [[2, 6], [9, 1]]  # (1.25 rounds to 1)
+    cfg = DataConfig(
+        "photos",
+        {"patch": 8, "photos": ["moon"], "holdout": ["coins"], "scales": [1, 4]},
+        n_holdout=8,
+    )
+    bundle = build_dataset(cfg, 0)
+    moon = photo("moon")
+    small = shrunk(moon, 4)
+    assert small.shape == (moon.shape[0] // 4, moon.shape[1] // 4)
+    train = bundle.draw_train(40, torch.Generator().manual_seed(0))[:, 0].numpy()
+    train = train.astype(np.uint8)
+    full = [_is_patch_of(p, moon) for p in train]
+    shrunk_ = [_is_patch_of(p, small) for p in train]
+    assert all(a or b for a, b in zip(full, shrunk_, strict=True))
+    assert min(sum(shrunk_), sum(full)) >= 5
+    coins = photo("coins")
+    hold = bundle.holdout[:, 0].numpy().astype(np.uint8)
+    assert all(_is_patch_of(p, coins) or _is_patch_of(p, shrunk(coins, 4)) for p in hold)
+
+
+def test_a_scale_that_leaves_less_than_a_patch_is_refused() -> None:
+    cfg = DataConfig("photos", {"patch": 64, "photos": ["page"], "scales": [1, 4]})
+    with pytest.raises(ConfigError, match="scale 4 shrinks page .* smaller than a 64 x 64"):
+        build_dataset(cfg, 0)
+    with pytest.raises(ConfigError, match="different factors"):
+        _ = DataConfig("photos", {"scales": [2, 2]}).typed_options
