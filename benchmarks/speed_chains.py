@@ -86,7 +86,8 @@ def _chain_measure(
                 f"{kind}_flush_gain/{label}",
                 times["chain"],
                 times["subnormal"],
-                {**detail, "unit": "s/chain"},
+                "s/chain",
+                detail,
             )
         )
     if minimal is None:

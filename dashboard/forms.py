@@ -29,6 +29,7 @@ from dashboard.form_fields import (
 from diffusion.config import (
     FIXED_SCHEDULES,
     MAX_FULL_COVARIANCE_D,
+    VECTOR_DATA,
     ConfigError,
     RunConfig,
 )
@@ -115,7 +116,7 @@ FIELD_LABELS = {
 EVAL_RATES = json.loads((Path(__file__).parent / "eval_rates.json").read_text())
 EVAL_PAIRS_PER_S: dict[str, float] = EVAL_RATES["pairs_per_s"]
 EVAL_PAIRS_PER_S_IMAGES = min(  # any other image set: the slowest measured image rate
-    rate for name, rate in EVAL_PAIRS_PER_S.items() if name not in ("swissroll", "heartbeat")
+    rate for name, rate in EVAL_PAIRS_PER_S.items() if name not in VECTOR_DATA
 )
 DUPLICATE_WINDOW_S = 60.0
 CHOICE_LABELS: dict[str, dict[str, str]] = {

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from diffusion.chains.posterior_inputs import PosteriorInputError
-from diffusion.images.holes import auto_scale, downsample_mask, hole_size
+from diffusion.images.holes import auto_scale, block_means, downsample_mask, hole_size
 
 REFINE_NOISE = 0.5
 """auto (and a given scale without a start step): t0 is the first step whose forward noise
@@ -125,14 +125,7 @@ def downsample(image: np.ndarray, mask: np.ndarray, s: int) -> tuple[np.ndarray,
     (edges padded by repetition up to a multiple of s), a coarse pixel known when every pixel
     of its block is. Values under coarse missing pixels are meaningless (the chain ignores
     them)."""
-    img = np.asarray(image, dtype=np.float64)
-    mask = np.asarray(mask, dtype=bool)
-    h, w = mask.shape
-    hc, wc = -(-h // s), -(-w // s)
-    pad = ((0, hc * s - h), (0, wc * s - w))
-    img = np.pad(img, pad + ((0, 0),) * (img.ndim - 2), mode="edge")
-    blocks = img.reshape(hc, s, wc, s, *img.shape[2:])
-    return blocks.mean(axis=(1, 3)), downsample_mask(mask, s)
+    return block_means(image, s), downsample_mask(np.asarray(mask, dtype=bool), s)
 
 
 def upsample(samples: np.ndarray, s: int, size: tuple[int, int]) -> np.ndarray:

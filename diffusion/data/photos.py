@@ -25,6 +25,7 @@ from diffusion.config import ConfigError, DataConfig
 from diffusion.config_options import DEFAULT_HOLDOUT, PHOTOS  # noqa: F401  (re-exported)
 from diffusion.data.base import DataBundle, register_dataset
 from diffusion.data.images import _bundle, _np_rng, to_nchw
+from diffusion.images.holes import block_means
 
 
 def photo(name: str) -> np.ndarray:
@@ -55,13 +56,12 @@ def patches_of(
 
 
 def shrunk(image: np.ndarray, s: int) -> np.ndarray:
-    """`image` shrunk by s with s x s block means (the coarse pass's own downsampling), rounded
-    to uint8; rows and columns past a multiple of s dropped."""
+    """`image` shrunk by s with s x s block means (the coarse pass's, `block_means`), rounded
+    to uint8; rows and columns past a multiple of s dropped (the coarse pass pads them)."""
     if s == 1:
         return image
     h, w = image.shape[0] // s * s, image.shape[1] // s * s
-    blocks = image[:h, :w].reshape(h // s, s, w // s, s).astype(np.float64)
-    return np.clip(np.rint(blocks.mean(axis=(1, 3))), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(block_means(image[:h, :w], s)), 0, 255).astype(np.uint8)
 
 
 def sizes_of(names: tuple[str, ...], scales: tuple[int, ...], patch: int) -> list[np.ndarray]:

@@ -51,6 +51,17 @@ def auto_scale(mask: np.ndarray, patch: int) -> int | None:
     return s if s >= 2 else None
 
 
+def block_means(image: np.ndarray, s: int) -> np.ndarray:
+    """(H, W[, C]) -> (ceil(H / s), ceil(W / s)[, C]) float64: means of s x s blocks, the
+    edges padded by repetition up to a multiple of s (the coarse pass's shrink)."""
+    img = np.asarray(image, dtype=np.float64)
+    h, w = img.shape[:2]
+    hc, wc = -(-h // s), -(-w // s)
+    pad = ((0, hc * s - h), (0, wc * s - w)) + ((0, 0),) * (img.ndim - 2)
+    img = np.pad(img, pad, mode="edge")
+    return img.reshape(hc, s, wc, s, *img.shape[2:]).mean(axis=(1, 3))
+
+
 def downsample_mask(mask: np.ndarray, s: int) -> np.ndarray:
     """The coarse mask of `downsample`: a coarse pixel is known when its whole block is."""
     mask = np.asarray(mask, dtype=bool)
@@ -60,4 +71,4 @@ def downsample_mask(mask: np.ndarray, s: int) -> np.ndarray:
     return m.reshape(hc, s, wc, s).all(axis=(1, 3))
 
 
-__all__ = ["HOLE_SHARE", "auto_scale", "downsample_mask", "hole_size", "holds_box"]
+__all__ = ["HOLE_SHARE", "auto_scale", "block_means", "downsample_mask", "hole_size", "holds_box"]
