@@ -103,14 +103,18 @@ class Trained:
         k: int = 1,
         generator: torch.Generator | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        t_per_example: int = 0,
     ) -> BoundReport:
         """K (k = 1) or the importance-sampled estimate on data-space x (default: the whole holdout
-        set). on_progress(t_done, examples_done): see diffusion.evaluation.bound.evaluate_bound."""
+        set). on_progress(t_done, examples_done): see diffusion.evaluation.bound.evaluate_bound;
+        t_per_example > 0 (k = 1): the sum over t estimated from that many t per example."""
         if x_data is None:
             x_data = self.bundle.holdout
         gen = generator or torch.Generator().manual_seed(self.config.train.seed + 2)
         x = self.scaler.to_model(torch.as_tensor(x_data), gen).to(self.device)
-        return bound_report(self.model, self.bundle, x, gen, k, on_progress=on_progress)
+        return bound_report(
+            self.model, self.bundle, x, gen, k, on_progress=on_progress, t_per_example=t_per_example
+        )
 
     def bound(
         self,

@@ -69,18 +69,27 @@ def _visible_radii(n: int, params: DeadLeavesParams, rng: np.random.Generator) -
 
 
 def dead_leaves(
-    n: int, params: DeadLeavesParams, rng: np.random.Generator, chunk: int = 32
+    n: int,
+    params: DeadLeavesParams,
+    rng: np.random.Generator,
+    chunk: int = 32,
+    max_elements: int = 1 << 22,
 ) -> np.ndarray:
     """Generate n dead leaves images, uint8 (n, size, size).
 
     Vectorized over images and over chunks of disks: for each chunk, the first disk (in
     front-to-back order) covering each still uncovered pixel gives that pixel its level.
-    Only images with uncovered pixels draw further disks.
+    Only images with uncovered pixels draw further disks. Each chunk's disks are drawn for
+    every image at once (so the images do not depend on `max_elements`) and tested against
+    the pixels a block of images at a time, at most `max_elements` (disk, pixel) pairs per
+    block: memory stays bounded at any size (all at once, 20,000 images of 64 x 64 would
+    need about 20 GB).
     """
     s = params.size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float64) + 0.5  # pixel centres
     value = np.zeros((n, s, s))
     covered = np.zeros((n, s, s), dtype=bool)
+    block = max(1, max_elements // (chunk * s * s))
     drawn = 0
     todo = np.arange(n)
     while todo.size and drawn < params.max_disks:
@@ -89,14 +98,17 @@ def dead_leaves(
         cy = -r + rng.random((m, chunk, 1, 1)) * (s + 2 * r)
         cx = -r + rng.random((m, chunk, 1, 1)) * (s + 2 * r)
         grey = rng.random((m, chunk))
-        hit = (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2  # (m, chunk, s, s)
-        any_hit = hit.any(axis=1)
-        first = hit.argmax(axis=1)  # (m, s, s): index of the nearest covering disk
-        level = np.take_along_axis(grey, first.reshape(m, -1), axis=1).reshape(m, s, s)
-        new = any_hit & ~covered[todo]
-        v, c = value[todo], covered[todo]
-        v[new] = level[new]
-        value[todo], covered[todo] = v, c | any_hit
+        for lo in range(0, m, block):
+            sl, idx = slice(lo, lo + block), todo[lo : lo + block]
+            hit = (yy - cy[sl]) ** 2 + (xx - cx[sl]) ** 2 <= r[sl] ** 2  # (b, chunk, s, s)
+            any_hit = hit.any(axis=1)
+            first = hit.argmax(axis=1)  # (b, s, s): index of the nearest covering disk
+            b = len(idx)
+            level = np.take_along_axis(grey[sl], first.reshape(b, -1), axis=1)
+            new = any_hit & ~covered[idx]
+            v = value[idx]
+            v[new] = level.reshape(b, s, s)[new]
+            value[idx], covered[idx] = v, covered[idx] | any_hit
         drawn += chunk
         todo = todo[~covered[todo].reshape(m, -1).all(axis=1)]
     if todo.size:  # the cap was reached: a background disk behind everything
