@@ -216,3 +216,59 @@ def test_images_dataset_rejects_bad_options(tmp_path: Path) -> None:
         build_dataset(DataConfig("images", {"path": str(tmp_path / "empty")}, n_holdout=1), 0)
     with pytest.raises(ConfigError, match="mode"):
         build_dataset(DataConfig("images", {"path": str(tmp_path), "mode": "CMYK"}, n_holdout=1), 0)
+
+
+def _dead_leaves_by_loops(n: int, p: DeadLeavesParams, rng: np.random.Generator) -> np.ndarray:
+    """The generator's definition, one image and one disk at a time (no blocks, no arrays
+    of (disk, pixel) pairs): each disk paints the pixels it covers that no nearer disk has.
+    It draws its random numbers in the generator's order, so the two must agree exactly."""
+    from diffusion.data.image_deadleaves import _visible_radii
+
+    s, chunk = p.size, 32
+    centre = np.arange(s) + 0.5
+    value, covered = np.zeros((n, s, s)), np.zeros((n, s, s), dtype=bool)
+    todo, drawn = list(range(n)), 0
+    while todo and drawn < p.max_disks:
+        m = len(todo)
+        r = _visible_radii(m * chunk, p, rng).reshape(m, chunk)
+        cy = -r + rng.random((m, chunk)) * (s + 2 * r)
+        cx = -r + rng.random((m, chunk)) * (s + 2 * r)
+        grey = rng.random((m, chunk))
+        for j, i in enumerate(todo):
+            for d in range(chunk):
+                for y in range(s):
+                    for x in range(s):
+                        inside = (centre[y] - cy[j, d]) ** 2 + (centre[x] - cx[j, d]) ** 2
+                        if inside <= r[j, d] ** 2 and not covered[i, y, x]:
+                            value[i, y, x], covered[i, y, x] = grey[j, d], True
+        drawn += chunk
+        todo = [i for i in todo if not covered[i].all()]
+    assert not todo  # these sizes never reach the cap
+    return np.minimum(np.floor(value * 256.0), 255).astype(np.uint8)
+
+
+def test_dead_leaves_match_the_definition_in_every_block_size() -> None:
+    """Catches a block that reads or writes another block's images (covered[sl] for
+    covered[idx]), a block whose painting is not written back, and images that depend on
+    the block size: the loop reference, block sizes of 1, 3 and all images, must agree."""
+    p = DeadLeavesParams(size=6, r_min=1.0, r_max=6.0)
+    want = _dead_leaves_by_loops(7, p, np.random.default_rng(3))
+    for max_elements in (1, 3 * 32 * 36, 1 << 22):
+        got = dead_leaves(7, p, np.random.default_rng(3), max_elements=max_elements)
+        np.testing.assert_array_equal(got, want, err_msg=f"max_elements={max_elements}")
+
+
+def test_dead_leaves_memory_stays_bounded() -> None:
+    """64 images of 32 x 32 tested against 32 disks at once would hold float64 (disk, pixel)
+    arrays of 16 MB each; in blocks of 4 images the peak must stay a few MB. Catches a
+    generator that ignores `max_elements` (the 24 GB run at 64 x 64 x 20,000)."""
+    import tracemalloc
+
+    p = DeadLeavesParams(size=32, r_min=1.0, r_max=32.0)
+    tracemalloc.start()
+    try:
+        dead_leaves(64, p, np.random.default_rng(0), max_elements=4 * 32 * 32 * 32)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 6e6, f"peak {peak / 1e6:.1f} MB"
