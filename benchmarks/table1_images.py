@@ -13,6 +13,11 @@ time (default 20 minutes) on one CPU thread; K evaluated on 100 held-out images,
     python benchmarks/table1_images.py --rows deadleaves,bark --seeds 0,1,2 \\
         --results benchmarks/results/table1_images.json [--budget-min 20] [--jobs 2]
     python benchmarks/table1_images.py --quick          # both rows, tiny, in seconds
+    python benchmarks/table1_images.py --rows deadleaves-64,bark-64 --seeds 1 --budget-min 60 \\
+        --jobs 2 --results benchmarks/results/table1_long.json   # longer budgets, 64 x 64
+
+The longer-budget rows (`deadleaves-64`, `bark-64`) train the UNet presets at 64 x 64 with the
+learning rate fitted to the budget and estimate test K from 50 values of t per example.
 
 K is reported on each data set's TEST split (diffusion/data/splits.py: dead leaves drawn at a
 seed no run uses, gravel from a band of rows no run trains or validates on).

@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import provenance  # noqa: E402
+import readme_tables  # noqa: E402
 import table1  # noqa: E402
 import table1_images  # noqa: E402
 
@@ -58,3 +59,21 @@ def test_posterior_quick(tmp_path: Path) -> None:
     assert "TEST_SEED" in doc["rows"][0]["split"]["test"]  # digits: the fixed test split
     assert "test band" in doc["rows"][2]["split"]["test"]  # gravel: the bottom rows
     assert (tmp_path / "runs" / "figures" / "posterior_denoise.png").exists()
+
+
+def test_table1_long_row_quick(tmp_path: Path) -> None:
+    """A longer-budget row: trained on a budget (not cut off by it), test K sampled in t, and
+    the README renderer states both. Catches the row falling back to the exact sum or to the
+    step-count path (its record would say 'exact in t' or lose the fitted learning rate)."""
+    out = tmp_path / "t1l.json"
+    argv = ["--quick", "--rows", "bark-64", "--seeds", "0", "--results", str(out)]
+    assert table1_images.main([*argv, "--out", str(tmp_path / "runs")]) == 0
+    doc = json.loads(out.read_text())
+    assert provenance.check_results(doc) == []
+    (r,) = doc["rows"]
+    assert r["test_K"] == "estimated from 50 values of t per example (unbiased)"
+    assert "64 x 64" in r["budget"] and "fitted to the budget" in r["budget"]
+    cfg = json.loads((tmp_path / "runs" / "bark-64-seed0" / "config.json").read_text())
+    assert cfg["data"]["options"]["patch"] == 64 and cfg["network"]["kind"] == "unet"
+    text = readme_tables.render_table1_long({**doc, "_file": "t1l.json"})
+    assert "`bark-64`: " in text and "50 values of t" in text
