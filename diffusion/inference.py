@@ -15,7 +15,7 @@ import torch
 from diffusion.chains.sampling import sample_chain
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, Scaler, build_dataset
-from diffusion.data.display import gallery_kind, to_data_array, trajectory_array
+from diffusion.data.display import grey_levels, samples_to_data, shown_as, trajectory_array
 from diffusion.device import pick_device
 from diffusion.evaluation.evaluate import BoundReport, bound_report
 from diffusion.model import DiffusionModel
@@ -88,10 +88,11 @@ class Trained:
             steps=steps,
             return_trajectory=return_trajectory,
         )
+        kind = self.model.data_kind  # from the checkpoint: the data set is not rebuilt
         return SampleResult(
-            to_data_array(self.bundle, chain.x0),
+            samples_to_data(chain.x0, self.scaler, kind, grey_levels(self.config.data.name)),
             chain.x0,
-            gallery_kind(self.bundle),
+            shown_as(kind),
             trajectory_array(self.scaler, chain.trajectory),
             chain.trajectory_steps,
         )

@@ -46,6 +46,7 @@ class DiffusionModel(nn.Module):
         super().__init__()
         self.config = config
         self.shape = tuple(shape)
+        self.data_kind = data_kind
         self.T = config.diffusion.T
         self.process = make_process(config, self.shape)
         self.basis = TemporalBasis(self.T, config.diffusion.readout_J, config.diffusion.basis)

@@ -17,6 +17,7 @@ import torch
 
 from diffusion.chains.reverse import ModelReverse, gaussian_reverse
 from diffusion.chains.strided import kept_steps
+from diffusion.data.display import grey_levels
 from diffusion.images.tiling import MAX_PIXELS, SizeError, SizePlan, plan_size, sized_net
 from diffusion.inference import Trained
 
@@ -27,7 +28,7 @@ class PosteriorInputError(ValueError):
 
 def image_levels(trained: Trained) -> int:
     """Number of grey levels of the model's data (17 for the digits, else 256)."""
-    return 17 if trained.config.data.name == "digits" else 256
+    return grey_levels(trained.config.data.name)
 
 
 def image_shape(trained: Trained) -> tuple[int, int, int]:

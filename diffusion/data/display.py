@@ -12,31 +12,47 @@ import torch
 from diffusion.data.base import DataBundle, Scaler
 
 
+DIGITS_LEVELS = 17
+
+
+def grey_levels(data_name: str) -> int:
+    """Grey levels of an image data set, from its name alone (nothing is built): 17 for the
+    digits (scikit-learn's 0..16), 256 for every 8-bit set."""
+    return DIGITS_LEVELS if data_name == "digits" else 256
+
+
 def data_levels(bundle: DataBundle) -> int:
     """Grey levels of image data: 17 for the digits, 256 for 8-bit sets."""
     return int(bundle.info.get("levels", 256))
 
 
+def shown_as(kind: str) -> str:
+    """How samples of data of this kind are shown: "points", "sequences" or "images"."""
+    return {"binary": "sequences", "sequences": "sequences", "images": "images"}.get(kind, "points")
+
+
 def gallery_kind(bundle: DataBundle) -> str:
-    """How samples of this data are shown: "points", "sequences" or "images"."""
-    return {"binary": "sequences", "sequences": "sequences", "images": "images"}.get(
-        bundle.kind, "points"
-    )
+    return shown_as(bundle.kind)
 
 
-def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
-    """Model-space samples -> data-space numpy: images uint8 N x H x W [x C], else float/0-1."""
-    x = bundle.scaler.to_data(x_model.float().cpu())
-    if bundle.kind == "images":
-        x = x.clamp(0, data_levels(bundle) - 1).round().to(torch.uint8)
+def samples_to_data(x_model: torch.Tensor, scaler: Scaler, kind: str, levels: int) -> np.ndarray:
+    """Model-space samples -> data-space numpy: images uint8 N x H x W [x C] in [0, levels),
+    binary 0/1 uint8, else float. Needs only what a checkpoint records (no data set)."""
+    x = scaler.to_data(x_model.float().cpu())
+    if kind == "images":
+        x = x.clamp(0, levels - 1).round().to(torch.uint8)
         if x.dim() == 4:  # (N, C, H, W) -> (N, H, W, C), squeeze grey
             x = x.permute(0, 2, 3, 1)
             if x.shape[-1] == 1:
                 x = x[..., 0]
         return x.numpy()
-    if bundle.binary:
+    if kind == "binary":
         return x.round().to(torch.uint8).numpy()
     return x.numpy()
+
+
+def to_data_array(bundle: DataBundle, x_model: torch.Tensor) -> np.ndarray:
+    return samples_to_data(x_model, bundle.scaler, bundle.kind, data_levels(bundle))
 
 
 def trajectory_array(scaler: Scaler, frames: torch.Tensor | None) -> np.ndarray | None:

@@ -32,6 +32,7 @@ from diffusion import settings
 from diffusion.config import ConfigError, DataConfig
 from diffusion.config_options import TEXTURES
 from diffusion.data.base import DataBundle, fit_scaler, register_dataset
+from diffusion.data.display import DIGITS_LEVELS
 from diffusion.data.image_deadleaves import DeadLeavesParams, dead_leaves
 from diffusion.data.image_files import (
     DatasetFilesError,
@@ -212,8 +213,8 @@ def build_digits(config: DataConfig, seed: int) -> DataBundle:
         config,
         train,
         hold,
-        levels=17,
-        info={"source": "sklearn.datasets.load_digits", "levels": 17},
+        levels=DIGITS_LEVELS,
+        info={"source": "sklearn.datasets.load_digits", "levels": DIGITS_LEVELS},
     )
 
 

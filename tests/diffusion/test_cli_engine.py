@@ -71,3 +71,33 @@ def test_bad_config_fails_before_work(tmp_path, capsys):
     assert not (tmp_path / "y").exists()  # the builder's check ran before anything was written
     assert main(["bound", str(tmp_path / "missing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_samples_need_no_data_set(tmp_path, monkeypatch, capsys):
+    """Sampling a trained run reads the checkpoint only: rebuilding a run's data set can take
+    minutes (64 x 64 dead leaves: 4 minutes for 5,000 images). Catches a sampler that goes
+    through `Trained.bundle`, and one that shows digits with 256 grey levels instead of 17
+    (its samples would differ from the training gallery's conversion above level 16)."""
+    import torch
+
+    import diffusion.inference as inference
+    from diffusion.data import build_dataset
+    from diffusion.data.display import to_data_array
+
+    out = tmp_path / "run"
+    args = ["train", "digits-smoke", "--set", "train.steps=2", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+
+    def refuse(*a, **k):
+        raise AssertionError("sampling rebuilt the data set")
+
+    monkeypatch.setattr(inference, "build_dataset", refuse)
+    trained = inference.load_trained(out, device="cpu")
+    got = trained.sample(64, generator=torch.Generator().manual_seed(0))
+    assert main(["sample", str(out), "-n", "4", "--out", str(tmp_path / "d.png")]) == 0
+    monkeypatch.undo()
+
+    want = to_data_array(build_dataset(trained.config.data, trained.config.train.seed), got.x0)
+    assert got.kind == "images" and got.samples.dtype == np.uint8
+    assert np.array_equal(got.samples, want) and got.samples.max() == 16  # clipped at 16
