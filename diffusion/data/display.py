@@ -11,7 +11,6 @@ import torch
 
 from diffusion.data.base import DataBundle, Scaler
 
-
 DIGITS_LEVELS = 17
 
 
