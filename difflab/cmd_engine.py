@@ -38,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory (resumes if present)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--budget-min",
+        type=float,
+        default=None,
+        metavar="M",
+        help="train for M minutes of wall time (or train.steps, whichever comes first), the "
+        "learning rate following the budget rather than the steps; resume with the same M",
+    )
     p.set_defaults(func=cmd_train)
 
     b = subparsers.add_parser("bound", help="evaluate the bound K of a trained run (JSON)")
@@ -72,7 +80,7 @@ class _TrainProgress:
     """`train`'s on_event for the CLI: a progress bar on stderr (opened at the first step or
     evaluation unless quiet) and one line per evaluation."""
 
-    def __init__(self, steps: int, quiet: bool) -> None:
+    def __init__(self, steps: int | None, quiet: bool) -> None:
         self.steps, self.quiet = steps, quiet
         self.bar = None
 
@@ -103,13 +111,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from diffusion.config import ConfigError
     from diffusion.presets import load_config
 
+    budget = args.budget_min
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UserError(f"--budget-min must be a positive number of minutes, got {budget}")
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
         raise _config_error(exc) from None
     from diffusion.training.train import train
 
-    on_event = _TrainProgress(config.train.steps, args.quiet)
+    on_event = _TrainProgress(None if budget else config.train.steps, args.quiet)
     stop = {"requested": False}
 
     def on_sigint(signum, frame) -> None:  # first Ctrl-C: checkpoint and stop; second: abort
@@ -131,6 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_event=on_event,
             device=args.device,
             should_stop=lambda: stop["requested"],
+            budget_s=None if budget is None else 60.0 * budget,
         )
     except ConfigError as exc:
         raise _config_error(exc) from None

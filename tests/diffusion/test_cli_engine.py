@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from difflab.cli import main
@@ -101,3 +102,28 @@ def test_samples_need_no_data_set(tmp_path, monkeypatch, capsys):
     want = to_data_array(build_dataset(trained.config.data, trained.config.train.seed), got.x0)
     assert got.kind == "images" and got.samples.dtype == np.uint8
     assert np.array_equal(got.samples, want) and got.samples.max() == 16  # clipped at 16
+
+
+@pytest.mark.timeout(180)
+def test_train_on_a_wall_clock_budget(tmp_path, capsys):
+    """`--budget-min` ends the run when the budget is spent, far short of train.steps, and a
+    rerun returns the finished run. Catches a flag that is parsed but not passed to train()
+    (the run would go on to 10^6 steps, and the timeout fails it) and budgets that are not
+    positive numbers."""
+    import time
+
+    out = tmp_path / "run"
+    base = ["train", "swissroll-smoke", "--set", "train.steps=1000000", "--quiet"]
+    args = [*base, "--set", "train.eval_examples=50", "--out", str(out), "--budget-min", "0.03"]
+    t0 = time.monotonic()
+    assert main(args) == 0
+    wall = time.monotonic() - t0
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert done["status"] == "done" and 10 < done["step"] < 1_000_000
+    assert wall < 60
+    assert main(args) == 0  # spent: the same command returns the finished run
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == done["step"]
+    for bad in ("0", "-1", "nan", "inf"):
+        assert main([*base, "--out", str(tmp_path / "x"), "--budget-min", bad]) == 2
+        assert "--budget-min must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
