@@ -11,13 +11,12 @@ import torch
 
 from diffusion.data.base import DataBundle, Scaler
 
-DIGITS_LEVELS = 17
-
 
 def grey_levels(data_name: str) -> int:
     """Grey levels of an image data set, from its name alone (nothing is built): 17 for the
-    digits (scikit-learn's 0..16), 256 for every 8-bit set."""
-    return DIGITS_LEVELS if data_name == "digits" else 256
+    digits (scikit-learn's 0..16), 256 for every 8-bit set. Image bundles record it in
+    info["levels"] (diffusion.data.images)."""
+    return 17 if data_name == "digits" else 256
 
 
 def data_levels(bundle: DataBundle) -> int:

@@ -32,7 +32,7 @@ from diffusion import settings
 from diffusion.config import ConfigError, DataConfig
 from diffusion.config_options import TEXTURES
 from diffusion.data.base import DataBundle, fit_scaler, register_dataset
-from diffusion.data.display import DIGITS_LEVELS
+from diffusion.data.display import grey_levels
 from diffusion.data.image_deadleaves import DeadLeavesParams, dead_leaves
 from diffusion.data.image_files import (
     DatasetFilesError,
@@ -93,6 +93,7 @@ def _arrays_bundle(
     """A bundle of uint8 image arrays, the training ones cut to `config.n_train` (0: all)."""
     if config.n_train:
         train = train[: config.n_train]
+    kw.setdefault("levels", grey_levels(config.name))
     return _bundle(to_nchw(train), to_nchw(hold), **kw)
 
 
@@ -213,8 +214,7 @@ def build_digits(config: DataConfig, seed: int) -> DataBundle:
         config,
         train,
         hold,
-        levels=DIGITS_LEVELS,
-        info={"source": "sklearn.datasets.load_digits", "levels": DIGITS_LEVELS},
+        info={"source": "sklearn.datasets.load_digits"},
     )
 
 
