@@ -3,9 +3,10 @@ test photos (docs/model-notes.md "Coarse-to-fine inpainting").
 
 64 x 64 holes at seeded random positions in photos the photos model was TRAINED on (camera,
 astronaut and coffee, the test photos of benchmarks/posterior.py part d, are never read here),
-each filled by the paper's chain in one pass ("off") and coarse-to-fine at each setting
-"S,R" (scale S, start step t0 where the forward noise reaches R times the data's standard
-deviation), with the chain settings of part d; the distances
+each filled by the paper's chain (or each chain of `--methods`: the guided chain's weight is
+chosen here) in one pass ("off") and coarse-to-fine at each setting "S,R" (scale S, start step
+t0 where the forward noise reaches R times the data's standard deviation), with the chain
+settings of part d; the distances
 of `benchmarks/posterior.py` (histogram W1 and spectrum) of each fill to the truth, beside
 biharmonic inpainting's. The caveat: the model has seen these pixels in training patches (a
 photo held out from training that is not a test photo would need another model).
@@ -16,6 +17,7 @@ photo held out from training that is not a test photo would need another model).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -66,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", default=",".join(PHOTOS))
     p.add_argument("--holes-per-photo", type=int, default=1)
     p.add_argument("--settings", default=SETTINGS, help="';'-separated: off or S,R")
+    p.add_argument(
+        "--methods",
+        default="paper",
+        help="comma-separated inpainting chains: paper, repaint, guided or guided:W (weight W)",
+    )
     p.add_argument("--samples", type=int, default=2)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--context", type=int, default=48)
@@ -82,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     tiles = tuple(int(v) for v in args.tiles.split(","))
     abar = model_reverse(trained.model).alpha_bar
     settings = [setting(s, abar) for s in args.settings.split(";")]
+    methods = args.methods.split(",")
     rows = []
     for i, name in enumerate(names):
         img = photo(name)
         for j, at in enumerate(hole_positions(img.shape, args.hole, args.holes_per_photo, i)):
-            for label, s, t0 in settings:
+            for (label, s, t0), method in itertools.product(settings, methods):
                 t = time.monotonic()
                 r, _ = inpaint_photo(
                     trained,
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.seed + 100 * i + j,
                     args.context,
                     tiles,
-                    ("paper",),
+                    (method,),
                     s,
                     t0,
                     at,
@@ -106,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                     "photo": name,
                     "at_y_x": list(at),
                     "setting": label,
-                    "w1": r["paper"]["hist_wasserstein_grey_levels"],
-                    "spectrum": r["paper"]["spectrum_rms_log10_ratio"],
+                    "method": method,
+                    "w1": r[method]["hist_wasserstein_grey_levels"],
+                    "spectrum": r[method]["spectrum_rms_log10_ratio"],
                     "w1_biharmonic": r["biharmonic"]["hist_wasserstein_grey_levels"],
                     "spectrum_biharmonic": r["biharmonic"]["spectrum_rms_log10_ratio"],
                     "seconds": time.monotonic() - t,
@@ -115,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     summary = {}
-    for label, _, _ in settings:
-        sel = [r for r in rows if r["setting"] == label]
-        summary[label] = {
+    for (label, _, _), method in itertools.product(settings, methods):
+        sel = [r for r in rows if r["setting"] == label and r["method"] == method]
+        summary[label if len(methods) == 1 else f"{label}; {method}"] = {
             "mean_w1": float(np.mean([r["w1"] for r in sel])),
             "mean_spectrum": float(np.mean([r["spectrum"] for r in sel])),
             "w1_within_10pct": sum(r["w1"] <= 1.1 * r["w1_biharmonic"] for r in sel),
@@ -125,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             "holes": len(sel),
             "mean_seconds": float(np.mean([r["seconds"] for r in sel])),
         }
-    bih = {
-        "mean_w1": float(np.mean([r["w1_biharmonic"] for r in rows if r["setting"] == "off"])),
-        "mean_spectrum": float(
-            np.mean([r["spectrum_biharmonic"] for r in rows if r["setting"] == "off"])
-        ),
+    once = [r for r in rows if (r["setting"], r["method"]) == (settings[0][0], methods[0])]
+    bih = {  # one row per hole
+        "mean_w1": float(np.mean([r["w1_biharmonic"] for r in once])),
+        "mean_spectrum": float(np.mean([r["spectrum_biharmonic"] for r in once])),
     }
     out = {"summary": summary, "biharmonic": bih, "options": vars(args) | {"run": str(args.run)}}
     print(json.dumps(out, indent=2) if args.json else out)

@@ -170,6 +170,17 @@ def denoise_photo(
     }, (noisy, pm.mean, r.std)
 
 
+def method_spec(spec: str) -> tuple[str, dict]:
+    """An inpainting method as the benchmarks name it: 'paper', 'repaint', 'guided' (its
+    default weight) or 'guided:W' (weight W) -> (method, keywords of `inpaint`)."""
+    name, _, weight = spec.partition(":")
+    if name == "guided" and weight:
+        return name, {"guidance": float(weight)}
+    if weight:
+        raise ValueError(f"only the guided method takes a weight ('guided:W'), got {spec!r}")
+    return name, {}
+
+
 def inpaint_photo(
     trained,
     img: np.ndarray,
@@ -185,7 +196,7 @@ def inpaint_photo(
     at: tuple[int, int] | None = None,
 ) -> dict:
     """A central hole x hole square (or one with its top left corner `at` = (y, x)) filled
-    by the paper's chain (and RePaint, if in `methods`) and by biharmonic inpainting: the
+    by each chain of `methods` (`method_spec`) and by biharmonic inpainting: the
     distances of `benchmarks/posterior.py` (`region_distances`) to the truth. coarse,
     refine_from: coarse-to-fine (`diffusion.chains.posterior.inpaint`; None: one pass)."""
     from posterior import region_distances  # this folder is on sys.path
@@ -214,13 +225,15 @@ def inpaint_photo(
     }
     first = None
     for method in methods:
+        name, keywords = method_spec(method)
         t0 = time.monotonic()
         r = inpaint(
             trained,
             x,
             mask,
             n,
-            method=method,
+            method=name,
+            **keywords,
             steps=steps,
             generator=torch.Generator().manual_seed(seed),
             batch_size=n,

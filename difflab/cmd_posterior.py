@@ -1,7 +1,8 @@
 """`difflab denoise | inpaint`: posterior sampling for a trained image model (no services).
 
   difflab denoise DIR IMAGE --sigma S -n N --out FILE [--steps S] [--add-noise]
-  difflab inpaint DIR IMAGE --mask MASK.png [--method paper|repaint] -n N --out FILE [--steps S]
+  difflab inpaint DIR IMAGE --mask MASK.png [--method paper|repaint|guided] [--guidance W]
+                  -n N --out FILE [--steps S]
 
 IMAGE is a PNG/JPEG with the model's channel count, at the model's size or (a fully
 convolutional network) any size, run at once or on tiles; the JSON line says which. --sigma
@@ -19,6 +20,7 @@ import json
 from pathlib import Path
 
 from difflab.errors import UserError
+from diffusion.chains.inpaint_methods import GUIDANCE, MAX_GUIDANCE, METHODS, guidance_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="PNG of the image's size: white = known, black = fill in",
     )
-    i.add_argument("--method", choices=("paper", "repaint"), default="paper")
+    i.add_argument("--method", choices=METHODS, default="paper")
+    i.add_argument(
+        "--guidance",
+        type=float,
+        default=GUIDANCE,
+        help=f"guided method: the weight w, 0..{MAX_GUIDANCE:g} (default {GUIDANCE:g})",
+    )
     i.add_argument("--jump-length", type=int, default=10, help="RePaint jump length")
     i.add_argument("--resample", type=int, default=5, help="RePaint resamplings per jump")
     _common(i)
@@ -219,6 +227,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     if args.jump_length < 1 or args.resample < 1:
         raise UserError("--jump-length and --resample must be >= 1")
+    if (error := guidance_error(args.guidance)) is not None:
+        raise UserError(f"--guidance: {error}")
 
     def compute(trained, generator):
         image = _read(trained, args.image)
@@ -235,6 +245,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             steps=args.steps,
             jump_length=args.jump_length,
             jump_n_sample=args.resample,
+            guidance=args.guidance,
             generator=generator,
         )
         return result, None

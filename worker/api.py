@@ -18,6 +18,7 @@ from db.entities import JOB_KINDS, Job, Run, User
 from db.errors import InvalidInput
 from db.store import Store
 from diffusion import settings
+from diffusion.chains.inpaint_methods import METHODS, guidance_error
 from diffusion.config import RunConfig
 from worker import broker
 from worker.app import JOB_TASK, TRAIN_TASK, app, redis_url
@@ -156,8 +157,12 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
                 "(a named region: left, right, top, bottom, center)"
             )
         method = params.get("method", "paper")
-        if method not in ("paper", "repaint"):
-            raise InvalidInput(f"inpaint: method must be 'paper' or 'repaint', not {method!r}")
+        if method not in METHODS:
+            raise InvalidInput(
+                f"inpaint: method must be one of {', '.join(METHODS)}, not {method!r}"
+            )
+        if "guidance" in params and (error := guidance_error(params["guidance"])) is not None:
+            raise InvalidInput(f"inpaint: {error}")
 
 
 def cancel(store: Store, run_id: str, *, viewer: Viewer = SYSTEM) -> Run:

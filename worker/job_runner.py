@@ -274,6 +274,7 @@ def _inpaint(
         mask,
         int(params.get("n", 8)),
         method=params.get("method", "paper"),
+        **({"guidance": float(params["guidance"])} if "guidance" in params else {}),
         steps=params.get("steps"),
         context=params.get("context", INPAINT_CONTEXT),
         coarse=params.get("coarse", INPAINT_COARSE),

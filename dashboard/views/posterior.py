@@ -17,6 +17,7 @@ from dashboard.uploads import IMAGE_TYPES
 from dashboard.widgets import enlarge, job_line, run_label
 from db.entities import ACTIVE_STATES
 from db.media import MAX_UPLOAD_BYTES, MediaError, inspect_image, to_png
+from diffusion.chains.inpaint_methods import DESCRIPTIONS, GUIDANCE, MAX_GUIDANCE
 
 JOB = "posterior_job"
 
@@ -159,11 +160,18 @@ with setup:
                 max_upload_size=MAX_UPLOAD_BYTES // 2**20,
             )
             mask_upload = file.getvalue() if file else None
-        method = choice(
-            "Method",
-            {"paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)", "repaint": "RePaint (resampling)"},
-            key="pst_method",
-        )
+        method = choice("Method", DESCRIPTIONS, key="pst_method")
+        if method == "guided":
+            guidance = st.number_input(
+                "Guidance weight",
+                min_value=0.0,
+                max_value=MAX_GUIDANCE,
+                value=GUIDANCE,
+                step=0.5,
+                key="pst_guidance",
+                help="How strongly each step is pulled toward reproducing the known pixels "
+                "(reconstruction guidance, Ho et al. 2022); 0 only replaces them.",
+            )
 
 if failure:
     preview.error(failure)
@@ -180,7 +188,7 @@ try:
             mask_kind, run, fraction=fraction, rect=rect, upload=mask_upload, drawn=drawn
         )
         corrupted = pst.masked_view(image, known)
-        params = {"method": method}
+        params = {"method": method, **({"guidance": guidance} if method == "guided" else {})}
         hole_note = inpaint_note(known, model.config) if plan else None
 except pst.MaskError as exc:
     preview.error(str(exc))

@@ -11,8 +11,9 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
     denoise(trained, y, sigma, n, *, steps=None, start="observation", generator=None)
     posterior_mean(trained, y, sigma)  E[x | y] under the model in one or two network calls
                                        (Tweedie, beyond the paper: `posterior_mean`)
-    inpaint(trained, image, mask, n, *, method="paper" | "repaint", steps=None, generator=None,
-            coarse=None | "auto" | s, refine_from=None)   (coarse-to-fine: beyond the paper)
+    inpaint(trained, image, mask, n, *, method="paper" | "repaint" | "guided", steps=None,
+            generator=None, coarse=None | "auto" | s, refine_from=None)
+                                       (guided and coarse-to-fine: beyond the paper)
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
 each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
@@ -30,6 +31,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from diffusion.chains.inpaint_methods import GUIDANCE, METHODS, guidance_error
 from diffusion.chains.posterior_chains import (
     binary_inpaint_chain,
     denoise_chain,
@@ -44,6 +46,7 @@ from diffusion.chains.posterior_coarse import (
     refine_step,
     upsample_into,
 )
+from diffusion.chains.posterior_guided import inpaint_guided_chain
 from diffusion.chains.posterior_inputs import (
     PosteriorInputError,
     batched,
@@ -75,7 +78,7 @@ from diffusion.images.imageio import make_mask
 from diffusion.images.tiling import SizePlan
 from diffusion.inference import Trained
 
-Method = Literal["paper", "repaint"]
+Method = Literal["paper", "repaint", "guided"]
 
 
 @dataclass(frozen=True)
@@ -182,16 +185,20 @@ def denoise(
     return _result(trained, x, observed, None, "denoise", n_steps, plan)
 
 
-def _inpaint_chain(method: Method, jump_length: int, jump_n_sample: int):
+def _inpaint_chain(method: Method, jump_length: int, jump_n_sample: int, guidance: float):
     """The model-space chain of an inpainting method, (rev, x_known, mask, *, steps,
-    generator) -> x^0 (diffusion.chains.posterior_chains)."""
+    generator, start) -> x^0 (diffusion.chains.posterior_chains, posterior_guided)."""
     if method == "paper":
         return inpaint_paper_chain
     if method == "repaint":
         if jump_length < 1 or jump_n_sample < 1:
             raise PosteriorInputError("jump_length and jump_n_sample must be >= 1")
         return partial(inpaint_repaint_chain, jump_length=jump_length, jump_n_sample=jump_n_sample)
-    raise PosteriorInputError(f"method must be 'paper' or 'repaint', got {method!r}")
+    if method == "guided":
+        if (error := guidance_error(guidance)) is not None:
+            raise PosteriorInputError(error)
+        return partial(inpaint_guided_chain, guidance=float(guidance))
+    raise PosteriorInputError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
 
 
 def inpaint(
@@ -204,6 +211,7 @@ def inpaint(
     steps: int | None = None,
     jump_length: int = 10,
     jump_n_sample: int = 5,
+    guidance: float = GUIDANCE,
     generator: torch.Generator | None = None,
     batch_size: int = 64,
     tile: int | None = None,
@@ -217,7 +225,9 @@ def inpaint(
 
     image: (H, W[, C]) data space (values under missing pixels are ignored); mask: bool
     (H, W), True = known. method "paper": known pixels held at their values at every step
-    (figure 5); "repaint": Lugmayr et al. 2022 with `jump_length`, `jump_n_sample`.
+    (figure 5); "repaint": Lugmayr et al. 2022 with `jump_length`, `jump_n_sample`;
+    "guided": reconstruction guidance of weight `guidance` with the known pixels replaced at
+    each step's noise level (Ho et al. 2022; `diffusion.chains.posterior_guided`).
     Known pixels of every sample equal the input exactly. Sizes as in `denoise`.
     context: run the chain only on the box around the missing pixels grown by `context`
     pixels (`diffusion.images.tiling.hole_window`; beyond the network's receptive field the rest
@@ -258,7 +268,7 @@ def inpaint(
         setting is None,
     )
     mask_t = torch.from_numpy(np.asarray(mask)).to(xm.device)[None, None][win]  # (1, 1, h, w)
-    chain = _inpaint_chain(method, jump_length, jump_n_sample)
+    chain = _inpaint_chain(method, jump_length, jump_n_sample, guidance)
     n_steps = count_steps(trained, steps)
     starts = None
     if setting is not None:
@@ -273,6 +283,7 @@ def inpaint(
             steps,
             jump_length=jump_length,
             jump_n_sample=jump_n_sample,
+            guidance=guidance,
             generator=generator,
             batch_size=batch_size,
             context=context,

@@ -102,6 +102,11 @@ class ModelReverse(Reverse):
 
     @torch.no_grad()
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
+        return self.differentiable_kernel(x, t)
+
+    def differentiable_kernel(self, x: torch.Tensor, t: int) -> StepDist:
+        """`kernel` with autograd as the caller has it: reconstruction guidance
+        (diffusion.chains.posterior_guided) differentiates the kernel's mean in x^t."""
         proc, model = self.process, self.model
         if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout)
             z = model.net_output(x, t, self.net)[..., 0]

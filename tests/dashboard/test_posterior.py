@@ -67,6 +67,20 @@ def test_mask_validation(store):
     assert any("hides nothing" in e.value for e in at.error)
 
 
+def test_guided_inpaint_sends_its_weight(store, queue):
+    user = store.local_user()
+    make_run(store, user, "digits-smoke")
+    at = app_test("posterior")
+    _upload(at, "seven.png", png_bytes(np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))))
+    at.selectbox(key="pst_mask").set_value("left").run()
+    at.radio(key="pst_method").set_value("guided").run()
+    at.number_input(key="pst_guidance").set_value(3.5).run()
+    _go(at)
+    assert not at.exception and len(queue) == 1
+    job = store.get_job(queue[0], viewer=SYSTEM)
+    assert job.params["method"] == "guided" and job.params["guidance"] == 3.5
+
+
 def test_inpaint_job_and_results(store, queue):
     user = store.local_user()
     run = make_run(store, user, "digits-smoke")

@@ -62,7 +62,7 @@ def test_denoise_shapes_and_spread(digits: Trained) -> None:
     assert r2.steps == 5 and r2.samples.shape == (3, 8, 8)
 
 
-@pytest.mark.parametrize("method", ["paper", "repaint"])
+@pytest.mark.parametrize("method", ["paper", "repaint", "guided"])
 def test_inpaint_keeps_known_pixels_bit_for_bit(digits: Trained, method: str) -> None:
     mask = make_mask("center", (8, 8), size=4)
     image = IMAGE + 0.123456789  # not representable after a scale round trip
@@ -96,6 +96,10 @@ def test_bad_inputs_raise(digits: Trained, heartbeat: Trained) -> None:
         lambda: inpaint(digits, IMAGE, np.ones((8, 8), bool), 2),
         lambda: inpaint(digits, IMAGE, mask.astype(int), 2),
         lambda: inpaint(digits, IMAGE, mask, 2, method="magic"),
+        lambda: inpaint(digits, IMAGE, mask, 2, method="guided", guidance=-1.0),
+        lambda: inpaint(digits, IMAGE, mask, 2, method="guided", guidance=float("nan")),
+        lambda: inpaint(digits, IMAGE, mask, 2, method="guided", guidance=1e6),
+        lambda: inpaint(digits, IMAGE, mask, 2, method="guided", guidance="2"),
         lambda: denoise(heartbeat, np.zeros(20), 1.0, 2),
         lambda: binary_inpaint(digits, IMAGE, mask, 2),
     ]

@@ -74,7 +74,7 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
     )
     # input, 3 samples, their mean, the read-out mean, std: seven 8 x 8 panels, 1-pixel borders
     assert np.asarray(Image.open(out)).shape == (8 + 2, 7 * 9 + 1)
-    for method in ("paper", "repaint"):
+    for method in ("paper", "repaint", "guided"):
         out = tmp_path / f"inp-{method}.npz"
         assert (
             main(
@@ -136,6 +136,8 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
         (["inpaint", "{run}", "{digit}", "--mask", "{big}"], "mask is 8 x 9"),
         (["inpaint", "{run}", "{digit}", "--mask", "{trunc}"], "truncated"),
         (["inpaint", "{run}", "{missing}", "--mask", "{mask}"], "no such file"),
+        (["inpaint", "{run}", "{digit}", "--mask", "{mask}", "--guidance", "-2"], "guidance"),
+        (["inpaint", "{run}", "{digit}", "--mask", "{mask}", "--guidance", "nan"], "guidance"),
     ],
 )
 def test_bad_inputs_print_one_line_and_write_nothing(

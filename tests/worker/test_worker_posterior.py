@@ -11,7 +11,7 @@ from worker_lab import Lab
 
 from db.access import SYSTEM
 from db.entities import DONE, FAILED
-from db.errors import NotFound
+from db.errors import InvalidInput, NotFound
 from worker import api
 
 pytestmark = pytest.mark.services
@@ -102,6 +102,7 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
         buf.getvalue(), owner_id=owner.id, original_name="b.png", media_type="image/png"
     )
     params = {"upload_id": big.id, "mask": "center", "n": 2, "steps": 4}
+    params |= {"method": "guided", "guidance": 2.0}  # the worker passes the weight through
     job = api.submit_job(lab.store, "inpaint", run_id, params, owner)
     done = lab.wait_for(
         "an inpainting job with a wide hole",
@@ -111,3 +112,6 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
     assert "coarse-to-fine at 1/4, refined from level" in done.message, done.message
     with pytest.raises(NotFound, match="no upload 999"):  # refused at the door, not later
         api.submit_job(lab.store, "denoise", run_id, {"upload_id": 999, "sigma": 5.0}, owner)
+    for bad in ({"method": "magic"}, {"method": "guided", "guidance": -1}, {"guidance": "2"}):
+        with pytest.raises(InvalidInput, match="method|guidance"):
+            api.submit_job(lab.store, "inpaint", run_id, {**params, **bad}, owner)

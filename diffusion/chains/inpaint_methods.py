@@ -1,0 +1,32 @@
+"""The inpainting methods by name, and the guided method's weight: what the CLI, the worker's
+input checks and the dashboard offer (no torch here: the dashboard and the API import it).
+
+- "paper": known pixels held at their values at every step (Sohl-Dickstein et al. 2015,
+  section 2.5, figure 5; diffusion.chains.posterior_chains.inpaint_paper_chain);
+- "repaint": RePaint's resampling (Lugmayr et al. 2022; inpaint_repaint_chain);
+- "guided": reconstruction guidance with the known pixels replaced at each step's noise level
+  (Ho et al. 2022; diffusion.chains.posterior_guided), beyond the paper.
+"""
+
+from __future__ import annotations
+
+METHODS = ("paper", "repaint", "guided")
+DESCRIPTIONS = {
+    "paper": "Paper (Sohl-Dickstein 2015, sec. 2.5)",
+    "repaint": "RePaint (resampling)",
+    "guided": "Guided (reconstruction guidance)",
+}
+GUIDANCE = 1.0
+"""The guided method's default weight w (Ho et al.'s w_r), chosen on the validation holes of
+benchmarks/coarse_validation.py (docs/model-notes.md "Guided inpainting")."""
+MAX_GUIDANCE = 100.0
+"""The largest weight accepted: far beyond any useful one (the guided step then overshoots)."""
+
+
+def guidance_error(weight: object) -> str | None:
+    """Why `weight` is not a guidance weight (a real number in [0, MAX_GUIDANCE]), or None."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        return f"the guidance weight must be a number, got {weight!r}"
+    if not 0 <= weight <= MAX_GUIDANCE:  # NaN fails both comparisons
+        return f"the guidance weight must be between 0 and {MAX_GUIDANCE:g}, got {weight!r}"
+    return None
