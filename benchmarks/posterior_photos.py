@@ -223,7 +223,7 @@ def inpaint_photo(
         "context": context,
         "biharmonic": {**biharm, "seconds": bi_secs},
     }
-    first = None
+    fills = {}
     for method in methods:
         name, keywords = method_spec(method)
         t0 = time.monotonic()
@@ -258,8 +258,8 @@ def inpaint_photo(
             }
         )
         out.setdefault("plan", r.plan.describe())
-        first = first or (r.samples[0], r.std)
-    return out, (first[0], bi, first[1])
+        fills[method] = r.samples[0]
+    return out, (fills, bi)
 
 
 def bench_photos(
@@ -313,7 +313,7 @@ def bench_photos(
             readout_tiles,
             chain_tiles,
         )
-        p, (fill, bi, _) = inpaint_photo(
+        p, (fills, bi) = inpaint_photo(
             trained,
             img,
             64,
@@ -330,16 +330,19 @@ def bench_photos(
         print(json.dumps({name: out["photos"][name]}), flush=True)
         h, w = img.shape
         crop = (slice(h // 2 - 96, h // 2 + 96), slice(w // 2 - 96, w // 2 + 96))
-        panels.append(np.stack([a[crop] for a in (img + 0.5, noisy, mean, fill, bi)]))
+        shown = (img + 0.5, noisy, mean, *fills.values(), bi)
+        panels.append(np.stack([a[crop] for a in shown]))
     grid = np.clip(np.concatenate(panels), 0, 255.99).astype(np.uint8)
     figures.mkdir(parents=True, exist_ok=True)
-    save_png(figures / "posterior_photos.png", tile_grid(grid, columns=5, pad=3))
+    save_png(figures / "posterior_photos.png", tile_grid(grid, columns=len(shown), pad=3))
     return out
 
 
 def result_rows(out: dict) -> list[dict]:
     """One row per photo and task for benchmarks/provenance.py (training seconds on the
     first row only: one model serves every row)."""
+    from readme_renderers import inpaint_methods  # this folder is on sys.path
+
     from diffusion.data.photos import DEFAULT_HOLDOUT, PHOTOS
 
     train = [p for p in PHOTOS if p not in DEFAULT_HOLDOUT]
@@ -357,7 +360,7 @@ def result_rows(out: dict) -> list[dict]:
                     "split": {"train_photos": train, "test_photo": name},
                     "train_seconds": secs if first else 0.0,
                     "eval_seconds": r.get("seconds")
-                    or sum(r[m]["seconds"] for m in ("paper", "repaint") if m in r),
+                    or sum(r[m]["seconds"] for m in inpaint_methods(r)),
                 }
             )
             first = False

@@ -149,12 +149,10 @@ def render_posterior_photos(doc: dict) -> str:
             )
         else:
             b = r["biharmonic"]
-            for method, label, pre in (("paper", "paper", ""), ("repaint", "RePaint", "repaint_")):
-                if method not in r:
-                    continue
-                m = r[method]
+            for method in inpaint_methods(r):
+                m, pre = r[method], "" if method == "paper" else f"{method}_"
                 inp.append(
-                    f"| {name} ({label}) | {num(m['spectrum_rms_log10_ratio'], 2)} "
+                    f"| {name} ({method_label(method)}) | {num(m['spectrum_rms_log10_ratio'], 2)} "
                     f"| {num(b['spectrum_rms_log10_ratio'], 2)} "
                     f"| {num(m['hist_wasserstein_grey_levels'], 1)} "
                     f"| {num(b['hist_wasserstein_grey_levels'], 1)} "
@@ -182,6 +180,24 @@ def render_posterior_photos(doc: dict) -> str:
             + provenance_line(doc),
         ]
     )
+
+
+def inpaint_methods(row: dict) -> list[str]:
+    """The inpainting chains of an inpainting row, in the order they ran (`method_spec`
+    names; biharmonic, the baseline, is not one)."""
+    return [
+        k
+        for k, v in row.items()
+        if isinstance(v, dict) and "rmse_to_truth" in v and k != "biharmonic"
+    ]
+
+
+def method_label(method: str) -> str:
+    """How the README names a chain: paper, RePaint, guided (w = W)."""
+    name, _, weight = method.partition(":")
+    if name == "guided":
+        return f"guided, w = {weight or 'default'}"
+    return {"repaint": "RePaint"}.get(name, name)
 
 
 def _coarse_words(plan: str) -> str:

@@ -234,3 +234,35 @@ def test_the_forms_estimate_is_pairs_over_the_measured_rate() -> None:
     assert pairs == 2 * 500 * 999  # every t; an unknown image set at the slowest image rate
     slowest = min(v for k, v in rates.items() if k not in ("swissroll", "heartbeat"))
     assert seconds == pytest.approx(pairs / slowest)
+
+
+def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
+    """A photos inpainting row with the guided chain at a chosen weight: each chain that ran
+    gets its own README line with its own flags, and the method names parse back."""
+    import posterior_photos
+    import readme_renderers
+
+    assert posterior_photos.method_spec("guided:4") == ("guided", {"guidance": 4.0})
+    assert posterior_photos.method_spec("repaint") == ("repaint", {})
+    with pytest.raises(ValueError, match="only the guided method"):
+        posterior_photos.method_spec("paper:2")
+    dist = {"hist_wasserstein_grey_levels": 10.0, "spectrum_rms_log10_ratio": 1.0}
+    row = {
+        "row": "camera inpaint",
+        "size_w_h": [512, 512],
+        "plan": "160 x 160: run in tiles",
+        "biharmonic": {**dist, "rmse_to_truth": 1.0, "seconds": 0.1},
+        "paper": {**dist, "hist_wasserstein_grey_levels": 30.0, "rmse_to_truth": 2, "seconds": 9},
+        "guided:4": {**dist, "rmse_to_truth": 2.0, "seconds": 20.0},
+        "beats_biharmonic_on_spectrum": False,
+        "histogram_within_10pct": False,
+        "guided:4_beats_biharmonic_on_spectrum": True,
+        "guided:4_histogram_within_10pct": True,
+    }
+    assert readme_renderers.inpaint_methods(row) == ["paper", "guided:4"]
+    doc = {"rows": [row], "provenance": {"model": {}}, "_file": "posterior_photos.json"}
+    monkeypatch.setattr(readme_renderers, "provenance_line", lambda doc: "")  # not tested here
+    lines = readme_renderers.render_posterior_photos(doc).splitlines()
+    guided = next(line for line in lines if "(guided, w = 4)" in line)
+    paper = next(line for line in lines if "(paper)" in line)
+    assert guided.count("**met**") == 2 and paper.count("**short**") == 2
