@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods.split(",")
     rows = []
     for i, name in enumerate(names):
+        # each photo's holes and seeds follow its place in PHOTOS, so a run on a subset of the
+        # photos (two processes side by side) validates on the same holes as a run on all
+        i = PHOTOS.index(name) if name in PHOTOS else len(PHOTOS) + i
         img = photo(name)
         for j, at in enumerate(hole_positions(img.shape, args.hole, args.holes_per_photo, i)):
             for (label, s, t0), method in itertools.product(settings, methods):
