@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         "--photo-inpaint-methods",
         default="paper,repaint",
         help="(d) inpainting chains: paper, repaint (Lugmayr et al. 2022, jumps of 10, 5 "
-        "resamplings), comma-separated",
+        "resamplings), guided or guided:W (reconstruction guidance, weight W), comma-separated",
     )
     p.add_argument(
         "--photo-readout-tiles",
