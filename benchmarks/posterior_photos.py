@@ -223,7 +223,7 @@ def inpaint_photo(
         "context": context,
         "biharmonic": {**biharm, "seconds": bi_secs},
     }
-    fills = {}
+    first_samples = {}
     for method in methods:
         name, keywords = method_spec(method)
         t0 = time.monotonic()
@@ -258,8 +258,8 @@ def inpaint_photo(
             }
         )
         out.setdefault("plan", r.plan.describe())
-        fills[method] = r.samples[0]
-    return out, (fills, bi)
+        first_samples[method] = r.samples[0]
+    return out, (first_samples, bi)
 
 
 def bench_photos(
