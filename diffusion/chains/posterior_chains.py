@@ -132,7 +132,7 @@ def chain_from(rev: Reverse, t0: int, steps: int | None) -> tuple[Reverse, int]:
     return chain, len(grid) - 1
 
 
-def _start(
+def chain_start(
     rev: Reverse,
     known: torch.Tensor,
     steps: int | None,
@@ -220,7 +220,7 @@ def inpaint_paper_chain(
     """
     known = x_known.to(torch.float64)
     mask = mask.to(torch.bool).expand_as(known)
-    chain, top, x = _start(rev, known, steps, start, generator)
+    chain, top, x = chain_start(rev, known, steps, start, generator)
     x = torch.where(mask, known, x)
 
     def times(dist: StepDist, level: int) -> StepDist:
@@ -238,6 +238,22 @@ def inpaint_paper_chain(
         times=times,
         after=lambda x, level: torch.where(mask, known, x),
     )
+
+
+def replace_known(
+    chain: Reverse, known: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None
+):
+    """`run_chain`'s `after` for replacement: the known coordinates set to a fresh draw of
+    q(x^s | x^0 = known) at the level s just reached (x^0 itself at s = 0), the rest kept
+    (RePaint's, and the guided chain's, known region)."""
+    abar, dev = chain.alpha_bar, known.device
+
+    def after(x: torch.Tensor, level: int) -> torch.Tensor:
+        a = float(abar[level])
+        noisy_known = a**0.5 * known + (1 - a) ** 0.5 * randn(tuple(known.shape), generator, dev)
+        return torch.where(mask, noisy_known, x)
+
+    return after
 
 
 def repaint_schedule(levels: int, jump_length: int, jump_n_sample: int) -> list[int]:
@@ -289,15 +305,10 @@ def inpaint_repaint_chain(
     as in `inpaint_paper_chain`; the known coordinates of the result equal x_known exactly.
     """
     known = x_known.to(torch.float64)
-    chain, top, x = _start(rev, known, steps, start, generator)
-    abar = chain.alpha_bar
+    chain, top, x = chain_start(rev, known, steps, start, generator)
     mask = mask.to(torch.bool).expand_as(known)
     dev = known.device
-
-    def after(x: torch.Tensor, level: int) -> torch.Tensor:
-        a = float(abar[level])
-        noisy_known = a**0.5 * known + (1 - a) ** 0.5 * randn(tuple(known.shape), generator, dev)
-        return torch.where(mask, noisy_known, x)
+    after = replace_known(chain, known, mask, generator)
 
     def jump(x: torch.Tensor, s: int, t: int) -> torch.Tensor:
         return forward_jump(chain, x, s, t, randn(tuple(x.shape), generator, dev))

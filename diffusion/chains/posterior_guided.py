@@ -38,8 +38,8 @@ import torch
 
 from diffusion.chains.chain import Reverse, levels_down, run_chain
 from diffusion.chains.inpaint_methods import GUIDANCE
-from diffusion.chains.posterior_chains import _start
-from diffusion.processes.base import CorrelatedNormal, Normal, StepDist, randn
+from diffusion.chains.posterior_chains import chain_start, replace_known
+from diffusion.processes.base import CorrelatedNormal, Normal, StepDist
 
 
 class GuidedReverse(Reverse):
@@ -105,14 +105,7 @@ def inpaint_guided_chain(
     known = x_known.to(torch.float64)
     mask = mask.to(torch.bool).expand_as(known)
     guided = GuidedReverse(rev, known, mask, guidance)
-    chain, top, x = _start(guided, known, steps, start, generator)
-    abar = chain.alpha_bar
-    dev = known.device
-
-    def after(x: torch.Tensor, level: int) -> torch.Tensor:
-        a = float(abar[level])
-        noisy = a**0.5 * known + (1 - a) ** 0.5 * randn(tuple(known.shape), generator, dev)
-        return torch.where(mask, noisy, x)
-
+    chain, top, x = chain_start(guided, known, steps, start, generator)
+    after = replace_known(chain, known, mask, generator)
     x = run_chain(chain, after(x, top), generator, levels=levels_down(top), after=after)
     return torch.where(mask, known, x)
