@@ -48,6 +48,7 @@ DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.presets",
     "diffusion.images.sizes",  # the size rule of a model, to plan an upload
     "diffusion.images.holes",  # the coarse-to-fine rule, to say what a job will do with a hole
+    "diffusion.chains.inpaint_methods",  # the inpainting methods' names, help and guidance rule
     *TORCH_FREE_HELPERS,
 )
 # (package, what it may reach into, the only modules of it allowed)
@@ -64,6 +65,7 @@ TORCH_FREE = (
     "diffusion.presets",
     "diffusion.images.sizes",
     "diffusion.images.holes",
+    "diffusion.chains.inpaint_methods",
     *TORCH_FREE_HELPERS,
     "worker.app",
     "worker.api",
