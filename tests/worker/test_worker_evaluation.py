@@ -16,9 +16,12 @@ pytestmark = pytest.mark.services
 def test_final_evaluation_reports_progress_and_cancels(lab: Lab) -> None:
     lab.start_worker()
     # examples per evaluation subset: long enough (tens of seconds on an idle CPU) that the
-    # 1 s progress line is seen and the cancel lands while the evaluation is under way
+    # 1 s progress line is seen and the cancel lands while the evaluation is under way; a thick
+    # roll, whose true log-likelihood (quadrature over a grid as fine as sigma) takes seconds
+    # rather than a minute to compute for the holdout before training starts
     big = 600_000
     run_id = lab.submit(
+        "data.options.sigma=1.0",
         "train.steps=20",
         "train.eval_every=0",
         f"train.eval_examples={big}",
