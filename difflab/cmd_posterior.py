@@ -233,7 +233,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     def compute(trained, generator):
         image = _read(trained, args.image)
         try:
-            mask = read_mask(args.mask, tuple(trained.model.shape[1:]))
+            mask = read_mask(args.mask, image.shape[:2])  # the image's own size, as the worker
         except ImageInputError as exc:
             raise UserError(str(exc)) from None
         result = inpaint(

@@ -118,6 +118,17 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
         want = posterior_mean(trained, arrays["observed"], 5 * image_levels(trained) / 256.0)
         np.testing.assert_allclose(arrays["mean_readout"], want.mean, rtol=0, atol=1e-9)
         assert not np.allclose(arrays["mean_readout"], arrays["observed"])
+    # inpainting at another size: the mask is checked against the image, not the model's
+    # training size (a CLI that checked the model's 8 x 8 refused this 9 x 8 pair)
+    big_mask = np.full((9, 8), 255, np.uint8)
+    big_mask[3:6, 2:6] = 0
+    mask_path = write_png(tmp_path / "big-mask.png", big_mask)
+    out = tmp_path / "big-inp.npz"
+    argv = ["inpaint", run, str(files["big"]), "--mask", str(mask_path), "-n", "2"]
+    assert main([*argv, "--steps", "3", "--out", str(out)]) == 0
+    with np.load(out) as arrays:
+        assert arrays["samples"].shape == (2, 9, 8)
+        assert np.array_equal(arrays["mask"], big_mask >= 128)
     out = tmp_path / "s.png"
     assert main(["sample", run, "-n", "4", "--steps", "5", "--out", str(out)]) == 0
     assert out.exists()
