@@ -18,8 +18,8 @@ DESCRIPTIONS = {
 }
 GUIDANCE = 8.0
 """The guided method's default weight w (Ho et al.'s w_r), chosen on the six validation holes of
-benchmarks/coarse_validation.py (docs/model-notes.md "Guided inpainting"): mean histogram W1
-17.1 at w = 8 against 21.0 at 4, 17.3 at 16 and 55.4 for the paper's chain."""
+benchmarks/coarse_validation.py; the table it was chosen from is in docs/model-notes.md
+"Guided inpainting" (one place for the numbers)."""
 MAX_GUIDANCE = 100.0
 """The largest weight accepted: far beyond any useful one (the guided step then overshoots)."""
 
