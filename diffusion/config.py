@@ -308,6 +308,12 @@ class TrainConfig:
         description="The network's arithmetic: fp32, or bf16 (autocast, CUDA only; the bound, "
         "the kernels and the schedule stay in float64)",
     )
+    compile: bool = Field(
+        False,
+        description="Compile the training step with torch.compile (inductor): faster steps "
+        "where the network is small, after a one-off compilation of seconds to a minute, "
+        "checked against the eager step; trains eagerly where it cannot",
+    )
 
     @model_validator(mode="after")
     def _no_mps(self) -> TrainConfig:

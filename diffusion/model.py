@@ -132,15 +132,17 @@ class DiffusionModel(nn.Module):
         t: torch.Tensor,
         generator: torch.Generator | None,
         beta: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B,) KL(q(x^{t-1}|x^t,x^0) || p(x^{t-1}|x^t)) nats at x^t ~ q(x^t|x^0), t >= 2.
 
         The paper's diagonal Gaussian kernel and the binomial kernel read the KL straight
         from the network's outputs (diffusion.processes.fused: the same numbers to float64
-        rounding); the full-covariance kernel reads out z and calls `process.kl`."""
+        rounding); the full-covariance kernel reads out z and calls `process.kl`. `noise`:
+        the draws of `process.q_noise` behind x^t (else drawn here from `generator`)."""
         beta = self.beta() if beta is None else beta
         proc = self.process
-        xt = proc.q_sample(x0, t, beta, generator)
+        xt = proc.q_sample(x0, t, beta, generator, noise)
         if isinstance(proc, GaussianDiffusion) and not proc.full:
             y = self.net_output(xt, t)
             rows = proc.coefficient_rows(beta, t, xt)

@@ -84,6 +84,9 @@ def _swissroll(
             eval_examples=1_000,
             gallery_every=10_000,
             gallery_size=1_000,
+            # the step's float64 work fused (diffusion.training.compiled); the full-covariance
+            # kernel's step has a data-dependent branch and trains eagerly
+            compile=covariance == "diagonal",
         ),
     )
 
@@ -192,6 +195,7 @@ PRESETS: dict[str, RunConfig] = {
             eval_examples=200,
             gallery_every=5_000,
             gallery_size=64,
+            compile=True,
         ),
     ),
     "deadleaves": _image("deadleaves", "deadleaves", 1000, 50_000),

@@ -52,8 +52,13 @@ def train_terms(
     x0: torch.Tensor,
     generator: torch.Generator | None,
     t_probs: torch.Tensor | None = None,
+    terms: Callable | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats."""
+    """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats.
+
+    The random draws (t, then the draws behind x^t) come from `generator` here; the
+    arithmetic is `step_terms`, or `terms` in its place (the same function compiled:
+    diffusion.training.compiled), which gets the draws as inputs."""
     T, B = model.T, x0.shape[0]
     gdev = draw_device(generator, x0.device)
     if t_probs is None:
@@ -64,9 +69,24 @@ def train_terms(
         t = (idx + 2).to(x0.device)
         probs = t_probs.to(x0.device, torch.float64)
         weight = 1.0 / torch.index_select(probs, 0, idx.to(x0.device))
+    noise = model.process.q_noise(x0.shape, generator, x0.device)
+    k, kl = (terms or step_terms)(model, x0, t, noise, weight)
+    return k, t, kl
+
+
+def step_terms(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    weight: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(estimate (B,), KL_t (B,)) nats of one training step given its draws: the edge terms
+    less weight x KL_t at x^t = q_sample(x^0, t, noise). No random draws and no Python
+    branches on tensor values, so that torch.compile takes it whole."""
     beta = model.beta()
-    kl = model.kl_terms(x0, t, generator, beta)
-    return model.process.edge_terms(x0, beta) - weight * kl, t, kl
+    kl = model.kl_terms(x0, t, None, beta, noise)
+    return model.process.edge_terms(x0, beta) - weight * kl, kl
 
 
 @dataclass(frozen=True)

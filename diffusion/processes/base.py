@@ -93,7 +93,8 @@ class PerSchedule:
     training step for a learned one (each `model.beta()` is a new tensor, and the value's
     graph is shared by every use within the step). A leaf tensor that requires gradients is
     recomputed at every call (a caller may backward through it more than once), and a value
-    computed without gradients is not reused where they are wanted."""
+    computed without gradients is not reused where they are wanted. While torch.compile
+    traces, `fn` is called as it is (the compiled graph computes the value once itself)."""
 
     def __init__(self, fn) -> None:
         self.fn = fn
@@ -101,7 +102,7 @@ class PerSchedule:
         self.value = None
 
     def __call__(self, beta: torch.Tensor):
-        if beta.requires_grad and beta.grad_fn is None:
+        if torch.compiler.is_compiling() or (beta.requires_grad and beta.grad_fn is None):
             return self.fn(beta)
         grad = beta.requires_grad and torch.is_grad_enabled()
         key = self.key
@@ -115,7 +116,8 @@ class StepRows:
     """The rows of a per-schedule table gathered at steps t and shaped against x, by
     `gather(table, t, x)`: one gather per (table, t, x.dim()), reused by further calls with
     the same table and the same, unchanged t tensor (a training step's q_sample, readout, KL
-    and posterior read one gather)."""
+    and posterior read one gather). While torch.compile traces, every call gathers (the
+    compiled graph shares the one gather itself)."""
 
     def __init__(self, gather) -> None:
         self.gather = gather
@@ -123,6 +125,8 @@ class StepRows:
         self.value = None
 
     def __call__(self, table: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
+        if torch.compiler.is_compiling():
+            return self.gather(table, t, x)
         key = self.key
         if (
             key is None
@@ -184,6 +188,12 @@ class Process(Protocol):
     kind: str  # "gaussian" | "binomial" (a stored name)
     n_outputs: int  # readout values z per data dimension
 
+    def q_noise(
+        self, shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device
+    ) -> torch.Tensor:
+        """The draws behind one `q_sample` (its `noise`), from `generator`."""
+        ...
+
     def q_sample(
         self,
         x0: torch.Tensor,
@@ -192,7 +202,7 @@ class Process(Protocol):
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x^t ~ q(x^t | x^0), (B, *shape) float64."""
+        """x^t ~ q(x^t | x^0), (B, *shape) float64 (`noise`: the draws of `q_noise`)."""
         ...
 
     def q_step_sample(

@@ -110,6 +110,13 @@ class BinomialDiffusion(DerivedSteps):
         a = self.abar_table(beta)[t].reshape((-1,) + (1,) * (x0.dim() - 1))
         return x0.double() * a + self.m * (1 - a)
 
+    def q_noise(
+        self, shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device
+    ) -> torch.Tensor:
+        """The draws `q_sample` turns into x^t (U(0, 1), float64): drawn apart from the
+        arithmetic so that a compiled training step gets them as an input."""
+        return rand(shape, generator, device)
+
     def q_sample(
         self,
         x0: torch.Tensor,
@@ -120,7 +127,7 @@ class BinomialDiffusion(DerivedSteps):
     ) -> torch.Tensor:
         """x^t ~ q(x^t | x^0) (0/1 float64). `noise`: optional U(0, 1) draws to reuse."""
         if noise is None:
-            noise = rand(x0.shape, generator, x0.device)
+            noise = self.q_noise(x0.shape, generator, x0.device)
         return (noise < self.q_prob(x0, t, beta)).double()
 
     def log_q(
@@ -173,7 +180,11 @@ class BinomialDiffusion(DerivedSteps):
         return num / (num + lik0 * (1 - prior1))
 
     def _bits(self, x: torch.Tensor) -> bool:
-        """`is_bits(x)`, kept for the same unchanged tensor (a training step asks twice)."""
+        """`is_bits(x)`, kept for the same unchanged tensor (a training step asks twice).
+        False while torch.compile traces (a compiled step takes the per-element formulas:
+        the same numbers to float64 rounding, without a branch on the data's values)."""
+        if torch.compiler.is_compiling():
+            return False
         key = self._bits_of
         if key is None or key[0] is not x or key[1] != x._version:
             self._bits_of = key = (x, x._version, is_bits(x))

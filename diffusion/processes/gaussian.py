@@ -153,6 +153,13 @@ class GaussianDiffusion(DerivedSteps):
         c = self.coefficients(beta, t, x0)
         return c.sqrt_abar * x0.double(), (1 - c.abar).expand_as(x0).clone()
 
+    def q_noise(
+        self, shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device
+    ) -> torch.Tensor:
+        """The draws `q_sample` turns into x^t (Standard normal, float64): drawn apart from the
+        arithmetic so that a compiled training step gets them as an input."""
+        return randn(shape, generator, device)
+
     def q_sample(
         self,
         x0: torch.Tensor,
@@ -163,7 +170,7 @@ class GaussianDiffusion(DerivedSteps):
     ) -> torch.Tensor:
         """x^t = sqrt(abar_t) x^0 + sqrt(1 - abar_t) eps (reparameterized: grads reach beta)."""
         if noise is None:
-            noise = randn(x0.shape, generator, x0.device)
+            noise = self.q_noise(x0.shape, generator, x0.device)
         c = self.coefficients(beta, t, x0)
         return c.sqrt_abar * x0.double() + c.sqrt_1m_abar * noise
 

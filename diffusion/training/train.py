@@ -32,6 +32,7 @@ from diffusion.training.checkpoint import (  # noqa: F401 (load_final_eval is re
     save_checkpoint,
     write_final_eval,
 )
+from diffusion.training.compiled import compile_terms
 from diffusion.training.events import (
     CheckpointEvent,
     EvalEvent,
@@ -87,6 +88,7 @@ class _Trainer:
         self.params = list(self.model.parameters())
         self.ema_params = list(self.ema.parameters()) if self.ema is not None else []
         self.x_train_eval, self.x_hold_eval = eval_tensors(config, self.bundle, device)
+        self.terms, self.compile_s = None, 0.0  # the compiled step_terms (`prepare`)
 
     # -- checkpoints
     def state(self, done: bool) -> dict:
@@ -135,7 +137,7 @@ class _Trainer:
         x = self.bundle.draw_train(tc.batch_size, self.gen)
         x0 = self.bundle.scaler.to_model(x, self.gen).to(self.device)
         probs = self.t_sampler.probs() if self.t_sampler is not None else None
-        k, t, kl = train_terms(self.model, x0, self.gen, probs)  # (B,) nats
+        k, t, kl = train_terms(self.model, x0, self.gen, probs, self.terms)  # (B,) nats
         if self.t_sampler is not None:
             self.t_sampler.update(t, kl)
         k_mean = k.mean()
@@ -208,6 +210,22 @@ class _Trainer:
             )
         )
 
+    def prepare(self) -> None:
+        """Compile the training step where train.compile asks (once per process, on the
+        step clock: the compilation is part of the run's time), else nothing."""
+        if not self.config.train.compile or self.terms is not None:
+            return
+        done = compile_terms(
+            self.model,
+            self.bundle,
+            self.config.train.batch_size,
+            self.device,
+            self.config.train.seed + 6,
+        )
+        self.terms, self.compile_s = done.terms, self.compile_s + done.seconds
+        if done.warning:
+            self.emit(WarningEvent(self.step, done.warning))
+
     def start_clock(self) -> None:
         """Reset the step clock (elapsed time carries over from a checkpoint)."""
         now = time.monotonic()
@@ -237,6 +255,7 @@ class _Trainer:
     def run(self) -> TrainResult:
         tc = self.config.train
         self.start_clock()
+        self.prepare()
         while self.step < tc.steps and not self.budget_spent():
             if self.should_stop():
                 self.checkpoint()
@@ -253,7 +272,7 @@ class _Trainer:
                 self.maybe_checkpoint()
         if not self.final_eval:  # the caller evaluates (benchmarks): the weights only
             self.checkpoint(done=True)
-            return TrainResult("done", self.step, None, None, {"train_seconds": self.elapsed})
+            return TrainResult("done", self.step, None, None, self.info())
         self.checkpoint()  # the trained weights are kept whatever the evaluation does
         try:
             final = self.evaluate()
@@ -263,9 +282,11 @@ class _Trainer:
         self.elapsed = time.monotonic() - self.t_start
         self.checkpoint(done=True)  # final_eval.json is never written without its checkpoint
         write_final_eval(self.out_dir, final)
-        return TrainResult(
-            "done", self.step, final.k_holdout, final, {"train_seconds": self.elapsed}
-        )
+        return TrainResult("done", self.step, final.k_holdout, final, self.info())
+
+    def info(self) -> dict:
+        """The run's times: train_seconds (compilation included), compile_seconds."""
+        return {"train_seconds": self.elapsed, "compile_seconds": self.compile_s}
 
     def stopped_in_evaluation(self) -> TrainResult:
         self.checkpoint()
@@ -376,6 +397,7 @@ def _write_run_record(
             "gallery": seed + 3,
             "eval_subsets": seed + 4,
             "data_centres": seed + 5,  # RBF centres on the data (network option centres)
+            "compile_probe": seed + 6,  # the batch a compiled step is checked on
         },
         "scaler": bundle.scaler.to_dict(),
         "shape": list(bundle.shape),

@@ -158,9 +158,10 @@ def b_edge_terms(m, x0, beta):
 
 
 # ------------------------------------------------------------------------------ the step
-def reference_train_terms(model, x0, generator, t_probs=None):
+def reference_train_terms(model, x0, generator, t_probs=None, terms=None):
     """(estimate (B,), t (B,), KL_t (B,)) nats: diffusion.evaluation.bound.train_terms the
-    straightforward way (same draws from `generator`, in the same order)."""
+    straightforward way (same draws from `generator`, in the same order; `terms`, the
+    compiled arithmetic, is not used)."""
     T, B = model.T, x0.shape[0]
     gdev = draw_device(generator, x0.device)
     if t_probs is None:
