@@ -34,14 +34,16 @@ def _bare_forwards(model, chain, steps: int):
     call's inputs (a forward hook on the network), the baseline then makes the same calls on
     the same inputs without gradients. The inputs matter: the network's cost depends on them
     (float32 denormals in the RBF units' tails), so a baseline fed one fixed batch measures
-    other arithmetic than the chain's. ValueError if the chain made other than `steps` calls."""
+    other arithmetic than the chain's. ValueError if the chain made other than `steps` calls.
+    The baseline is the network run eagerly, also where the chain runs it compiled."""
     net = model.net
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
     hook = net.register_forward_pre_hook(
         lambda module, args: calls.append((args[0].detach(), args[1].detach()))
     )
-    try:
-        chain()
+    try:  # a compiled network (train.compile) runs eagerly here, so that the hook sees its calls
+        with torch.compiler.set_stance("force_eager"):
+            chain()
     finally:
         hook.remove()
     if len(calls) != steps:

@@ -16,6 +16,7 @@ from torch import nn
 
 from diffusion.config import MAX_FULL_COVARIANCE_D, ConfigError, RunConfig
 from diffusion.nets import NetSpec, build_network
+from diffusion.nets.compiled import CompiledCall, compiled_forward
 from diffusion.processes.base import Process
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_output
@@ -111,6 +112,11 @@ class DiffusionModel(nn.Module):
         else:
             y = (self.net if net is None else net)(xt.to(dtype), g)
         return y.double()  # the kernels and the bound stay in float64
+
+    def chain_net(self) -> nn.Module | CompiledCall:
+        """The network as the chains call it: compiled where train.compile is set
+        (diffusion.nets.compiled), else the network itself."""
+        return compiled_forward(self.net) if self.config.train.compile else self.net
 
     def _net_dtype(self) -> torch.dtype:
         """The network's parameter dtype (float32 for a network without parameters). The

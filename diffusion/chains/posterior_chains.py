@@ -334,9 +334,16 @@ def binary_inpaint_chain(
     d = d.to(torch.float64)
     prior = expect_step(rev.prior(tuple(d.shape), d.device), Bernoulli, "the binary product")
     x = Bernoulli(binary_product(prior.p, d)).sample(generator)
+    log_odds = torch.logit(d)  # -inf / +inf pin a bit, 0 leaves it: the product in logits
 
     def times(dist: StepDist, level: int) -> Bernoulli:
         step = expect_step(dist, Bernoulli, "the binary product")
-        return Bernoulli(binary_product(step.p, d))
+        if step.logit is None:
+            return Bernoulli(binary_product(step.p, d))
+        # the same product: sigmoid(l + logit d) = c d / (c d + (1 - c)(1 - d)) at
+        # c = sigmoid(l), in two operations; a pinned bit stays pinned even where c
+        # rounds to 0 or 1
+        logit = step.logit + log_odds
+        return Bernoulli(torch.sigmoid(logit), logit)
 
     return run_chain(rev, x, generator, times=times)

@@ -23,6 +23,7 @@ from torch.nn.functional import logsigmoid
 
 from diffusion.chains.chain import Reverse
 from diffusion.chains.strided import strided_constants
+from diffusion.nets.compiled import CompiledCall, compiled_binary_logit
 from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
@@ -92,7 +93,8 @@ class ModelReverse(Reverse):
     """
 
     def __init__(self, model: DiffusionModel, net: nn.Module | None = None) -> None:
-        self.model, self.net = model, net
+        # the network compiled where train.compile is set (DiffusionModel.chain_net)
+        self.model, self.net = model, net if net is not None else model.chain_net()
         self.process: Process = model.process
         self.T = model.T
         self.beta = model.beta().detach()
@@ -108,9 +110,9 @@ class ModelReverse(Reverse):
         """`kernel` with autograd as the caller has it: reconstruction guidance
         (diffusion.chains.posterior_guided) differentiates the kernel's mean in x^t."""
         proc, model = self.process, self.model
-        if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout)
-            z = model.net_output(x, t, self.net)[..., 0]
-            return Bernoulli(torch.sigmoid(proc.p_logit_at(x, t, z, self.beta)))
+        if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout) (eager)
+            logit = self._binary_logit(x, t)
+            return Bernoulli(torch.sigmoid(logit), logit)
         if not self._diagonal:
             tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             return proc.p_step(x, tt, model.readout(x, tt, self.beta, net=self.net), self.beta)
@@ -122,6 +124,28 @@ class ModelReverse(Reverse):
         m1, m2, logit_beta = self._levels[t]
         mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)
         return Normal(mean, torch.sigmoid(y[..., 1] + logit_beta))
+
+    def _binary_logit(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """The binomial kernel's logit at level t: p_logit_at of the network's z, or where
+        the network is compiled (train.compile) the same expression compiled whole with the
+        level's basis row and forward logits as inputs (diffusion.nets.compiled)."""
+        fast = self._binary_compiled
+        if fast is None or t == 1:
+            z = self.model.net_output(x, t, self.net)[..., 0]
+            return self.process.p_logit_at(x, t, z, self.beta)  # type: ignore[attr-defined]
+        fn, rows, logits = fast
+        return fn(self.net.fn, x.double(), rows[t - 1], logits[t - 1])  # type: ignore[union-attr]
+
+    @cached_property
+    def _binary_compiled(self) -> tuple[CompiledCall, list, list] | None:
+        """(compiled binary_logit, basis rows, (2,) forward logits per step) for a binomial
+        model whose network the chain runs compiled; else None."""
+        if not isinstance(self.net, CompiledCall):
+            return None
+        dtype = self.model._net_dtype()
+        rows = list(self.model.basis.table().to(dtype).unbind(0))
+        logits = list(self.process.logit_table(self.beta).T.contiguous().unbind(0))  # type: ignore[attr-defined]
+        return compiled_binary_logit(), rows, logits
 
     @cached_property
     def _columns(self) -> list[list[float]]:

@@ -75,9 +75,12 @@ class CorrelatedNormal:
 
 @dataclass(frozen=True)
 class Bernoulli:
-    """Independent bits with P(x_i = 1) = p_i; p (B, *shape) float64."""
+    """Independent bits with P(x_i = 1) = p_i; p (B, *shape) float64. `logit`: log(p / (1 - p))
+    where the maker has it (a kernel read from its logits), else None; a product with another
+    Bernoulli is then a sum of logits (diffusion.chains.posterior_chains.binary_inpaint_chain)."""
 
     p: torch.Tensor
+    logit: torch.Tensor | None = None
 
     def sample(self, generator: torch.Generator | None) -> torch.Tensor:
         return (rand(self.p.shape, generator, self.p.device) < self.p).to(torch.float64)
