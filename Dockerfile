@@ -14,6 +14,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
     STREAMLIT_SERVER_HEADLESS=true
 
+# A C++ compiler for torch.compile's CPU code (train.compile); without one a run says so and
+# trains eagerly.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 1000 difflab \
     && mkdir -p /data \
     && chown difflab:difflab /data
