@@ -70,6 +70,8 @@ def train_terms(
         probs = t_probs.to(x0.device, torch.float64)
         weight = 1.0 / torch.index_select(probs, 0, idx.to(x0.device))
     noise = model.process.q_noise(x0.shape, generator, x0.device)
+    if terms is not None:  # what the compiled graph branches on, tested on this batch
+        model.process.trace_hints(x0)
     k, kl = (terms or step_terms)(model, x0, t, noise, weight)
     return k, t, kl
 

@@ -97,7 +97,8 @@ class PerSchedule:
     graph is shared by every use within the step). A leaf tensor that requires gradients is
     recomputed at every call (a caller may backward through it more than once), and a value
     computed without gradients is not reused where they are wanted. While torch.compile
-    traces, `fn` is called as it is (the compiled graph computes the value once itself)."""
+    traces, a fixed schedule's value is read as it is and a learned one's computed in the
+    graph.""" 
 
     def __init__(self, fn) -> None:
         self.fn = fn
@@ -105,7 +106,14 @@ class PerSchedule:
         self.value = None
 
     def __call__(self, beta: torch.Tensor):
-        if torch.compiler.is_compiling() or (beta.requires_grad and beta.grad_fn is None):
+        if torch.compiler.is_compiling():
+            # a fixed schedule's value, computed eagerly before tracing, is read as it is (a
+            # graph cannot guard on a tensor's version; the schedule does not change while a
+            # compiled step trains); otherwise the graph computes it
+            if not beta.requires_grad and self.value is not None and self.key[0] is beta:
+                return self.value
+            return self.fn(beta)
+        if beta.requires_grad and beta.grad_fn is None:
             return self.fn(beta)
         grad = beta.requires_grad and torch.is_grad_enabled()
         key = self.key
@@ -195,6 +203,10 @@ class Process(Protocol):
         self, shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device
     ) -> torch.Tensor:
         """The draws behind one `q_sample` (its `noise`), from `generator`."""
+        ...
+
+    def trace_hints(self, x0: torch.Tensor) -> None:
+        """Test x0 eagerly for what a compiled step branches on (binomial: bits or not)."""
         ...
 
     def q_sample(

@@ -66,6 +66,7 @@ class BinomialDiffusion(DerivedSteps):
         # for bits x^0 (binary data): the training step's numbers at every (t, x^0_i, x^t_i)
         # and the edge terms' per-dimension term at x^0_i = 0, 1, once per schedule
         self._cases = PerSchedule(self._case_table)
+        self.traced_bits = False  # `trace_hints`
         self._edge_at_bits = PerSchedule(
             lambda beta: self._edge_elements(_BITS.to(beta.device), beta)[:, 0]
         )
@@ -181,14 +182,19 @@ class BinomialDiffusion(DerivedSteps):
 
     def _bits(self, x: torch.Tensor) -> bool:
         """`is_bits(x)`, kept for the same unchanged tensor (a training step asks twice).
-        False while torch.compile traces (a compiled step takes the per-element formulas:
-        the same numbers to float64 rounding, without a branch on the data's values)."""
+        While torch.compile traces, the answer `trace_hints` gave for the step's batch (a
+        graph cannot test the data's values; torch.compile guards on the answer, so each
+        answer has its own graph)."""
         if torch.compiler.is_compiling():
-            return False
+            return self.traced_bits
         key = self._bits_of
         if key is None or key[0] is not x or key[1] != x._version:
             self._bits_of = key = (x, x._version, is_bits(x))
         return key[2]
+
+    def trace_hints(self, x0: torch.Tensor) -> None:
+        """Before a compiled training step on x0: whether x0 is bits (`_bits`)."""
+        self.traced_bits = self._bits(x0)
 
     def _case_table(self, beta: torch.Tensor) -> torch.Tensor:
         """(3, T * 4): q(x^{t-1} = 1 | x^t, x^0), its negative entropy and the forward logit

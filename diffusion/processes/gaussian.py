@@ -153,6 +153,9 @@ class GaussianDiffusion(DerivedSteps):
         c = self.coefficients(beta, t, x0)
         return c.sqrt_abar * x0.double(), (1 - c.abar).expand_as(x0).clone()
 
+    def trace_hints(self, x0: torch.Tensor) -> None:
+        """Nothing to test before a compiled step (the Gaussian step does not branch on x0)."""
+
     def q_noise(
         self, shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, device
     ) -> torch.Tensor:

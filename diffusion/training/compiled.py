@@ -51,12 +51,14 @@ def compile_terms(
     noise = model.process.q_noise(x0.shape, gen, device)
     weight = torch.full((batch_size,), float(model.T - 1), dtype=torch.float64, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
+    # eager first: it fills the per-schedule caches that the graph reads (a fixed schedule)
+    k_e, grads_e = _value_and_grads(step_terms, model, params, x0, t, noise, weight)
+    model.process.trace_hints(x0)
     try:
         k_c, grads_c = _value_and_grads(fn, model, params, x0, t, noise, weight)
     except Exception as exc:  # noqa: BLE001 (any failure of the compiler means: run eagerly)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return Compiled(None, time.monotonic() - started, _why(f"{type(exc).__name__}: {reason}"))
-    k_e, grads_e = _value_and_grads(step_terms, model, params, x0, t, noise, weight)
     mismatch = _mismatch(k_c, k_e, grads_c, grads_e)
     if mismatch:
         return Compiled(None, time.monotonic() - started, _why(mismatch))
