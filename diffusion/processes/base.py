@@ -98,7 +98,7 @@ class PerSchedule:
     recomputed at every call (a caller may backward through it more than once), and a value
     computed without gradients is not reused where they are wanted. While torch.compile
     traces, a fixed schedule's value is read as it is and a learned one's computed in the
-    graph.""" 
+    graph."""
 
     def __init__(self, fn) -> None:
         self.fn = fn
