@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffusion.chains.inpaint_methods import GUIDANCE
 from diffusion.presets import PRESETS
 
 TEST_PHOTOS = ("camera", "astronaut", "coffee")
@@ -246,6 +247,8 @@ def inpaint_photo(
         fills = r.samples[:, miss].reshape(n, hole, hole)
         model = region_distances(fills, np.repeat(truth, n, 0))
         pre = "" if method == "paper" else f"{method}_"
+        if name == "guided":  # the weight it ran at, the default resolved
+            model["guidance"] = keywords.get("guidance", GUIDANCE)
         out.update(
             {
                 method: {**model, "seconds": secs},

@@ -151,8 +151,9 @@ def render_posterior_photos(doc: dict) -> str:
             b = r["biharmonic"]
             for method in inpaint_methods(r):
                 m, pre = r[method], "" if method == "paper" else f"{method}_"
+                label = method_label(method, m)
                 inp.append(
-                    f"| {name} ({method_label(method)}) | {num(m['spectrum_rms_log10_ratio'], 2)} "
+                    f"| {name} ({label}) | {num(m['spectrum_rms_log10_ratio'], 2)} "
                     f"| {num(b['spectrum_rms_log10_ratio'], 2)} "
                     f"| {num(m['hist_wasserstein_grey_levels'], 1)} "
                     f"| {num(b['hist_wasserstein_grey_levels'], 1)} "
@@ -192,11 +193,14 @@ def inpaint_methods(row: dict) -> list[str]:
     ]
 
 
-def method_label(method: str) -> str:
-    """How the README names a chain: paper, RePaint, guided (w = W)."""
+def method_label(method: str, entry: dict | None = None) -> str:
+    """How the README names a chain: paper, RePaint, guided (w = W: the weight the row
+    recorded, else the one its name gives, else "default" for results from before weights
+    were recorded)."""
     name, _, weight = method.partition(":")
     if name == "guided":
-        return f"guided, w = {weight or 'default'}"
+        recorded = (entry or {}).get("guidance")
+        return f"guided, w = {recorded if recorded is not None else weight or 'default'}"
     return {"repaint": "RePaint"}.get(name, name)
 
 
