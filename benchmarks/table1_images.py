@@ -149,6 +149,7 @@ QUICK = (
     "data.n_holdout=8",
     "data.n_train=16",
     "diffusion.T=20",
+    "train.compile=false",  # a compilation takes longer than the whole quick run
 )
 N_TEST = 100
 N_TEST_QUICK = 8

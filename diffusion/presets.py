@@ -115,6 +115,10 @@ def _image(
             eval_timesteps=10,
             gallery_every=2_000,
             gallery_size=36,
+            # the multi-scale net's many small convolutions, poolings and up-samplings fused:
+            # a step 2.5 times faster on a CPU after about 20 s of compilation
+            # (diffusion.training.compiled; README "Compiled steps")
+            compile=True,
         ),
     )
 
