@@ -116,8 +116,8 @@ def _image(
             gallery_every=2_000,
             gallery_size=36,
             # the multi-scale net's many small convolutions, poolings and up-samplings fused:
-            # a step 2.5 times faster on a CPU after about 20 s of compilation
-            # (diffusion.training.compiled; README "Compiled steps")
+            # 2.59 times the eager bare loop's throughput on a CPU thread after 12-20 s of
+            # compilation (diffusion.training.compiled; benchmarks/results/speed_engine_conv.json)
             compile=True,
         ),
     )
