@@ -156,3 +156,29 @@ def test_compiled_binary_posterior_keeps_every_known_bit():
     x = binary_inpaint_chain(model_reverse(model), d, generator=gen)
     assert torch.equal(x[known], truth[known])
     assert 0.05 < (x[~known] != truth[~known]).double().mean() < 0.95
+
+
+def test_a_compiled_run_stopped_and_resumed_ends_where_one_that_never_stopped_does(tmp_path):
+    """The compiled step draws from the run's generator as the eager one does, and compiles
+    to the same graph in the resumed process: the weights are equal bit for bit. A compiled
+    step with draws of its own (or one that depended on state a checkpoint does not keep)
+    fails here."""
+    from diffusion.training.checkpoint import load_latest  # noqa: PLC0415
+
+    config = CONFIGS["swissroll"].with_overrides(
+        ["train.eval_every=0", "train.gallery_every=0", "train.gallery_size=8"]
+    )
+    train(config, tmp_path / "a", device="cpu")
+    calls = {"n": 0}
+
+    def stop_after_half() -> bool:
+        calls["n"] += 1
+        return calls["n"] > STEPS // 2
+
+    first = train(config, tmp_path / "b", device="cpu", should_stop=stop_after_half)
+    assert (first.status, first.step) == ("stopped", STEPS // 2)
+    assert train(config, tmp_path / "b", device="cpu").step == STEPS
+    a, _ = load_latest(tmp_path / "a", torch.device("cpu"))
+    b, _ = load_latest(tmp_path / "b", torch.device("cpu"))
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
