@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_train_trajectory import CONFIGS as TRAJECTORY_CONFIGS
 
 from diffusion.presets import PRESETS
 from diffusion.training.compiled import RTOL, _mismatch
@@ -19,30 +20,11 @@ from diffusion.training.events import WarningEvent
 from diffusion.training.train import _Trainer, train
 
 STEPS = 12
+# the small configs of the fast-step test (learned schedule, importance-sampled t, EMA,
+# Gaussian kernel; binomial with RMSprop), compiled
 CONFIGS = {
-    # learned schedule (frozen for the first half), importance-sampled t, EMA, Gaussian kernel
-    "swissroll": PRESETS["swissroll"].with_overrides(
-        [
-            "data.n_train=500",
-            "data.n_holdout=50",
-            "train.batch_size=64",
-            f"train.steps={STEPS}",
-            "network.n_rbf=16",
-            "train.eval_examples=16",
-            "train.compile=true",
-        ]
-    ),
-    # binomial diffusion, importance-sampled t
-    "heartbeat": PRESETS["heartbeat-smoke"].with_overrides(
-        [
-            "data.n_train=200",
-            "train.batch_size=16",
-            f"train.steps={STEPS}",
-            "train.t_sampling=importance",
-            "train.eval_examples=16",
-            "train.compile=true",
-        ]
-    ),
+    name: TRAJECTORY_CONFIGS[name].with_overrides([f"train.steps={STEPS}", "train.compile=true"])
+    for name in ("swissroll", "heartbeat")
 }
 
 
