@@ -78,7 +78,7 @@ def _config_error(exc: Exception) -> UserError:
 
 class _TrainProgress:
     """`train`'s on_event for the CLI: a progress bar on stderr (opened at the first step or
-    evaluation unless quiet) and one line per evaluation."""
+    evaluation unless quiet), one line per evaluation and one per warning (on stderr)."""
 
     def __init__(self, steps: int | None, quiet: bool) -> None:
         self.steps, self.quiet = steps, quiet
@@ -101,6 +101,12 @@ class _TrainProgress:
                 f"+- {event.k_holdout.stderr_bits:.3f} {event.unit}"
             )
             (bar.write if bar is not None else print)(msg)
+        elif name == "WarningEvent":  # what the run's log must say (also with --quiet)
+            msg = f"warning at step {event.step}: {event.message}"
+            if bar is not None:
+                bar.write(msg, file=sys.stderr)
+            else:
+                print(msg, file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:

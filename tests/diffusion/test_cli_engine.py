@@ -127,3 +127,27 @@ def test_train_on_a_wall_clock_budget(tmp_path, capsys):
         assert main([*base, "--out", str(tmp_path / "x"), "--budget-min", bad]) == 2
         assert "--budget-min must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_train_says_its_warnings(tmp_path, capsys):
+    """A run's warnings reach the terminal, also with --quiet: here a step that torch.compile
+    cannot take (the full-covariance kernel branches on a value), so the run trains eagerly.
+    The CLI once dropped every warning event, and the fallback went unseen."""
+    args = ["train", "swissroll-thin", "--out", str(tmp_path / "run"), "--quiet"]
+    for override in (
+        "train.steps=2",
+        "data.n_train=100",
+        "data.n_holdout=20",
+        "train.batch_size=16",
+        "network.n_rbf=8",
+        "network.options.dense=8",
+        "train.eval_examples=8",
+        "train.gallery_size=4",
+        "train.compile=true",
+    ):
+        args += ["--set", override]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["status"] == "done"
+    assert "warning at step 0: train.compile:" in captured.err
+    assert "training runs eagerly" in captured.err
