@@ -23,6 +23,7 @@ from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_
 from diffusion.processes.gaussian import GaussianDiffusion
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
+from diffusion.settings import compile_allowed
 
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
@@ -114,9 +115,11 @@ class DiffusionModel(nn.Module):
         return y.double()  # the kernels and the bound stay in float64
 
     def chain_net(self) -> nn.Module | CompiledCall:
-        """The network as the chains call it: compiled where train.compile is set
-        (diffusion.nets.compiled), else the network itself."""
-        return compiled_forward(self.net) if self.config.train.compile else self.net
+        """The network as the chains call it: compiled where train.compile is set and
+        DIFFLAB_COMPILE allows (diffusion.nets.compiled), else the network itself."""
+        if self.config.train.compile and compile_allowed():
+            return compiled_forward(self.net)
+        return self.net
 
     def _net_dtype(self) -> torch.dtype:
         """The network's parameter dtype (float32 for a network without parameters). The

@@ -23,6 +23,7 @@ is named once (docs/architecture.md lists them):
   DIFFLAB_SECRET_KEY_FILE     a file holding it (default: $XDG_CONFIG_HOME/difflab/secret_key)
   DIFFLAB_TEAM_MODE           1/true/yes: sign-in required
   DIFFLAB_RECONNECT_SESSIONS  closed browser tabs the dashboard keeps for a reconnect (32)
+  DIFFLAB_COMPILE             0/false/no/off: never torch.compile (train.compile is ignored)
 """
 
 from __future__ import annotations
@@ -178,6 +179,13 @@ def secret_key_file() -> str | None:
 def config_home() -> Path:
     """The user's configuration folder: `XDG_CONFIG_HOME`, else ~/.config."""
     return Path(_text("XDG_CONFIG_HOME", str(Path.home() / ".config"))).expanduser()
+
+
+def compile_allowed() -> bool:
+    """False where `DIFFLAB_COMPILE` is 0/false/no/off: every step and chain runs eagerly
+    whatever a run's train.compile says (a machine without a C++ compiler, one-off commands
+    in fresh processes); unset or anything else: train.compile decides."""
+    return _text("DIFFLAB_COMPILE").strip().lower() not in ("0", "false", "no", "off")
 
 
 def team_mode() -> bool:

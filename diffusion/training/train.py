@@ -25,6 +25,7 @@ from diffusion.device import check_fits, pick_device
 from diffusion.evaluation.bound import LN2, train_terms
 from diffusion.evaluation.evaluate import make_eval_event
 from diffusion.model import DiffusionModel
+from diffusion.settings import compile_allowed
 from diffusion.training.checkpoint import (  # noqa: F401 (load_final_eval is re-exported)
     CHECKPOINT,
     load_final_eval,
@@ -211,9 +212,9 @@ class _Trainer:
         )
 
     def prepare(self) -> None:
-        """Compile the training step where train.compile asks (once per process, on the
-        step clock: the compilation is part of the run's time), else nothing."""
-        if not self.config.train.compile or self.terms is not None:
+        """Compile the training step where train.compile asks and DIFFLAB_COMPILE allows (once
+        per process, on the step clock: the compilation is part of the run's time)."""
+        if not self.config.train.compile or self.terms is not None or not compile_allowed():
             return
         done = compile_terms(
             self.model,

@@ -164,3 +164,17 @@ def test_a_compiled_run_stopped_and_resumed_ends_where_one_that_never_stopped_do
     b, _ = load_latest(tmp_path / "b", torch.device("cpu"))
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+
+
+@pytest.mark.parametrize("value", ["0", "off", "False"])
+def test_difflab_compile_off_runs_every_step_and_chain_eagerly(monkeypatch, value):
+    """DIFFLAB_COMPILE=0 overrides train.compile: no compiled step, no compiled network."""
+    from diffusion.chains.reverse import model_reverse  # noqa: PLC0415
+
+    monkeypatch.setenv("DIFFLAB_COMPILE", value)
+    trainer = _Trainer(CONFIGS["heartbeat"], None, torch.device("cpu"), None, None)  # type: ignore[arg-type]
+    trainer.prepare()
+    assert trainer.terms is None and trainer.compile_s == 0.0
+    assert model_reverse(trainer.model).net is trainer.model.net
+    monkeypatch.setenv("DIFFLAB_COMPILE", "1")
+    assert model_reverse(trainer.model).net is not trainer.model.net
