@@ -23,7 +23,7 @@ from diffusion.processes.fused import binomial_kl_from_output, gaussian_kl_from_
 from diffusion.processes.gaussian import GaussianDiffusion
 from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
-from diffusion.settings import compile_allowed
+from diffusion.settings import compile_allowed, compile_chains_after_s
 
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
@@ -57,6 +57,7 @@ class DiffusionModel(nn.Module):
             self.shape, self.process.n_outputs, self.basis.J, data_kind, one_hot=self.basis.one_hot
         )
         self.net = build_network(config.network, spec)
+        self.chain_eager_s = 0.0  # chain seconds run eagerly in this process (chain_net)
 
     def beta(self) -> torch.Tensor:
         """(T,) float64 forward schedule beta_1..T."""
@@ -115,9 +116,16 @@ class DiffusionModel(nn.Module):
         return y.double()  # the kernels and the bound stay in float64
 
     def chain_net(self) -> nn.Module | CompiledCall:
-        """The network as the chains call it: compiled where train.compile is set and
-        DIFFLAB_COMPILE allows (diffusion.nets.compiled), else the network itself."""
-        if self.config.train.compile and compile_allowed():
+        """The network as the chains call it: compiled (diffusion.nets.compiled) where
+        train.compile is set, DIFFLAB_COMPILE allows and this model's chains have already run
+        `compile_chains_after_s` seconds eagerly in this process (`chain_eager_s`, which
+        diffusion.chains.reverse.ModelReverse adds to): a compilation costs seconds, which
+        pays in a worker or a long chain and not in a one-off chain of under a second."""
+        if (
+            self.config.train.compile
+            and compile_allowed()
+            and self.chain_eager_s >= compile_chains_after_s()
+        ):
             return compiled_forward(self.net)
         return self.net
 

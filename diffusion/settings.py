@@ -24,6 +24,7 @@ is named once (docs/architecture.md lists them):
   DIFFLAB_TEAM_MODE           1/true/yes: sign-in required
   DIFFLAB_RECONNECT_SESSIONS  closed browser tabs the dashboard keeps for a reconnect (32)
   DIFFLAB_COMPILE             0/false/no/off: never torch.compile (train.compile is ignored)
+  DIFFLAB_COMPILE_CHAINS_AFTER_S  chain seconds a model runs eagerly before its chains compile (5)
 """
 
 from __future__ import annotations
@@ -186,6 +187,24 @@ def compile_allowed() -> bool:
     whatever a run's train.compile says (a machine without a C++ compiler, one-off commands
     in fresh processes); unset or anything else: train.compile decides."""
     return _text("DIFFLAB_COMPILE").strip().lower() not in ("0", "false", "no", "off")
+
+
+def compile_chains_after_s() -> float:
+    """Seconds of eager chain work a model does in a process before its chains compile the
+    network (`DIFFLAB_COMPILE_CHAINS_AFTER_S`, default 5; 0: at once): a compilation costs
+    seconds, which a one-off chain of under a second never repays."""
+    text = os.environ.get("DIFFLAB_COMPILE_CHAINS_AFTER_S")
+    if not text:
+        return 5.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN fails too
+        raise ValueError(
+            f"DIFFLAB_COMPILE_CHAINS_AFTER_S must be a number of seconds >= 0, got {text!r}"
+        )
+    return value
 
 
 def team_mode() -> bool:

@@ -12,6 +12,7 @@ given by closed-form kernels (oracles, tests).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -93,8 +94,10 @@ class ModelReverse(Reverse):
     """
 
     def __init__(self, model: DiffusionModel, net: nn.Module | None = None) -> None:
-        # the network compiled where train.compile is set (DiffusionModel.chain_net)
+        # the network compiled where train.compile is set and the model's chains have run
+        # long enough in this process (DiffusionModel.chain_net); a caller's wrapper as it is
         self.model, self.net = model, net if net is not None else model.chain_net()
+        self._counting = net is None and not isinstance(self.net, CompiledCall)
         self.process: Process = model.process
         self.T = model.T
         self.beta = model.beta().detach()
@@ -104,7 +107,22 @@ class ModelReverse(Reverse):
 
     @torch.no_grad()
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
-        return self.differentiable_kernel(x, t)
+        if not self._counting:
+            return self.differentiable_kernel(x, t)
+        started = time.perf_counter()
+        dist = self.differentiable_kernel(x, t)
+        self._count(started)
+        return dist
+
+    def _count(self, started: float) -> None:
+        """Add an eager level's seconds to the model's (DiffusionModel.chain_net); once they
+        are enough, the rest of this chain calls the network compiled."""
+        model = self.model
+        model.chain_eager_s += time.perf_counter() - started
+        net = model.chain_net()
+        if isinstance(net, CompiledCall):
+            self.net, self._counting = net, False
+            self.__dict__.pop("_binary_compiled", None)  # built again for the compiled net
 
     def differentiable_kernel(self, x: torch.Tensor, t: int) -> StepDist:
         """`kernel` with autograd as the caller has it: reconstruction guidance
@@ -189,7 +207,10 @@ class ModelReverse(Reverse):
         if not self._diagonal or not 1 <= s < t - 1 or t > self.T:
             return super().step(x, t, s)
         k = strided_constants(self._abar[t], self._abar[t - 1], self._abar[s])
+        started = time.perf_counter()
         y = self.model.net_output(x, t, self.net)
+        if self._counting:
+            self._count(started)
         m1, m2, logit_beta = self._levels[t]
         mean = torch.add(x.double() * (k.mu * m1 + k.x), y[..., 0], alpha=k.mu * m2)
         log_var = logsigmoid(y[..., 1] + logit_beta)  # log Sigma

@@ -98,13 +98,14 @@ def _pair(name: str):
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_compiled_chain_kernel_is_the_eager_kernel(name):
+def test_compiled_chain_kernel_is_the_eager_kernel(name, monkeypatch):
     """Every level's kernel from the compiled network (and, binomial, the compiled logit)
     against the eager kernel on the same x^t: a swapped pair of forward logits, another
     level's basis row or a dropped network output fails here."""
     from diffusion.chains.reverse import model_reverse  # noqa: PLC0415
     from diffusion.nets.compiled import CompiledCall  # noqa: PLC0415
 
+    monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", "0")  # compiled at once
     model_c, model_e = _pair(name)
     rev_c, rev_e = model_reverse(model_c), model_reverse(model_e)
     assert isinstance(rev_c.net, CompiledCall) and not isinstance(rev_e.net, CompiledCall)
@@ -121,13 +122,14 @@ def test_compiled_chain_kernel_is_the_eager_kernel(name):
     assert rev_c.net.failed is None
 
 
-def test_compiled_binary_posterior_keeps_every_known_bit():
+def test_compiled_binary_posterior_keeps_every_known_bit(monkeypatch):
     """App. C's binary product in logits: known bits (d = 0 or 1) are pinned at every step,
     also where the kernel's probability rounds to 0 or 1; an unknown bit (d = 1/2) is left
     to the kernel (the chain's free half is not a copy of the observation)."""
     from diffusion.chains.posterior_chains import binary_inpaint_chain  # noqa: PLC0415
     from diffusion.chains.reverse import model_reverse  # noqa: PLC0415
 
+    monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", "0")
     model, _ = _pair("heartbeat")
     gen = torch.Generator().manual_seed(4)
     truth = model.process.prior_sample(64, model.shape, gen, torch.device("cpu"))
@@ -172,9 +174,35 @@ def test_difflab_compile_off_runs_every_step_and_chain_eagerly(monkeypatch, valu
     from diffusion.chains.reverse import model_reverse  # noqa: PLC0415
 
     monkeypatch.setenv("DIFFLAB_COMPILE", value)
+    monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", "0")
     trainer = _Trainer(CONFIGS["heartbeat"], None, torch.device("cpu"), None, None)  # type: ignore[arg-type]
     trainer.prepare()
     assert trainer.terms is None and trainer.compile_s == 0.0
     assert model_reverse(trainer.model).net is trainer.model.net
     monkeypatch.setenv("DIFFLAB_COMPILE", "1")
     assert model_reverse(trainer.model).net is not trainer.model.net
+
+
+def test_chains_compile_once_they_have_run_long_enough_eagerly(monkeypatch):
+    """A one-off short chain never pays a compilation: the model's chains run eagerly until
+    they have spent DIFFLAB_COMPILE_CHAINS_AFTER_S in this process, then (from the next
+    level on, within the same chain) call the network compiled."""
+    from diffusion.chains.reverse import model_reverse  # noqa: PLC0415
+    from diffusion.chains.sampling import sample_chain  # noqa: PLC0415
+    from diffusion.nets.compiled import CompiledCall  # noqa: PLC0415
+
+    monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", "3600")
+    model, _ = _pair("heartbeat")
+    sample_chain(model, 8, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert 0 < model.chain_eager_s < 3600
+    assert not isinstance(model_reverse(model).net, CompiledCall)
+    monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", str(model.chain_eager_s * 1.5))
+    rev = model_reverse(model)
+    assert not isinstance(rev.net, CompiledCall)
+    x = model.process.prior_sample(8, model.shape, torch.Generator(), torch.device("cpu"))
+    for t in range(model.T, 0, -1):  # the switch comes part way through this chain
+        x = rev.kernel(x, t).sample(None)
+    assert isinstance(rev.net, CompiledCall)
+    monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", "-1")
+    with pytest.raises(ValueError, match="DIFFLAB_COMPILE_CHAINS_AFTER_S"):
+        model.chain_net()
