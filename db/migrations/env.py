@@ -29,6 +29,11 @@ def run_migrations_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=sqlite,
                 compare_type=True,
+                # one transaction for the whole upgrade, on SQLite too (its DDL is
+                # transactional; alembic assumes not, and would commit after each migration,
+                # letting a second migrator that waited on BEGIN IMMEDIATE run the next
+                # migration while the first still plans to: "duplicate column name")
+                transactional_ddl=True,
             )
             with context.begin_transaction():
                 if connection.dialect.name == "postgresql":  # one migrator at a time

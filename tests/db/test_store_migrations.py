@@ -27,6 +27,21 @@ def test_downgrade_and_upgrade_again(store: Store) -> None:
     store.local_user()
 
 
+def test_an_upgrade_commits_once(store: Store) -> None:
+    """Every migration of an upgrade in one transaction, on SQLite as on PostgreSQL: with a
+    commit after each migration (alembic's default for SQLite), a second migrator waiting on
+    the lock ran the next migration while the first still planned to ("duplicate column
+    name" in test_concurrent_upgrades_queue_up, seen once under load)."""
+    from sqlalchemy import event
+
+    migrate.downgrade(store.engine, "base")
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    migrate.upgrade(store.engine)
+    assert store.is_current()
+    assert len(commits) == 1
+
+
 def _upgrade(url: str, root: str) -> None:
     Store(url, artifact_root=root).upgrade()
 
