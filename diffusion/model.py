@@ -115,17 +115,21 @@ class DiffusionModel(nn.Module):
             y = (self.net if net is None else net)(xt.to(dtype), g)
         return y.double()  # the kernels and the bound stay in float64
 
+    def chains_compile_after_s(self) -> float | None:
+        """Seconds of eager chain work in this process after which this model's chains call
+        its network compiled (`compile_chains_after_s`); None where they never do
+        (train.compile off, or DIFFLAB_COMPILE=0). A compilation costs seconds, which pays in
+        a worker or a long chain and not in a one-off chain of under a second."""
+        if not (self.config.train.compile and compile_allowed()):
+            return None
+        return compile_chains_after_s()
+
     def chain_net(self) -> nn.Module | CompiledCall:
-        """The network as the chains call it: compiled (diffusion.nets.compiled) where
-        train.compile is set, DIFFLAB_COMPILE allows and this model's chains have already run
-        `compile_chains_after_s` seconds eagerly in this process (`chain_eager_s`, which
-        diffusion.chains.reverse.ModelReverse adds to): a compilation costs seconds, which
-        pays in a worker or a long chain and not in a one-off chain of under a second."""
-        if (
-            self.config.train.compile
-            and compile_allowed()
-            and self.chain_eager_s >= compile_chains_after_s()
-        ):
+        """The network as the chains call it: compiled (diffusion.nets.compiled) once this
+        model's chains have run `chains_compile_after_s` seconds eagerly (`chain_eager_s`,
+        which diffusion.chains.reverse.ModelReverse adds to), else the network itself."""
+        after = self.chains_compile_after_s()
+        if after is not None and self.chain_eager_s >= after:
             return compiled_forward(self.net)
         return self.net
 

@@ -39,8 +39,9 @@ def _text(name: str, default: str = "") -> str:
     return os.environ.get(name) or default
 
 
-def _positive(name: str, unit: str) -> float | None:
-    """A positive number from `name`, None when unset; ValueError naming it otherwise."""
+def _positive(name: str, unit: str, *, zero: bool = False) -> float | None:
+    """A positive number (or 0, with `zero`) from `name`, None when unset; ValueError naming
+    it otherwise."""
     text = os.environ.get(name)
     if not text:
         return None
@@ -48,8 +49,9 @@ def _positive(name: str, unit: str) -> float | None:
         value = float(text)
     except ValueError:
         raise ValueError(f"{name} must be a number of {unit}, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number of {unit}, got {text!r}")
+    if not (value >= 0 if zero else value > 0):  # NaN fails both
+        least = "a number >= 0" if zero else "a positive number"
+        raise ValueError(f"{name} must be {least} of {unit}, got {text!r}")
     return value
 
 
@@ -193,18 +195,8 @@ def compile_chains_after_s() -> float:
     """Seconds of eager chain work a model does in a process before its chains compile the
     network (`DIFFLAB_COMPILE_CHAINS_AFTER_S`, default 5; 0: at once): a compilation costs
     seconds, which a one-off chain of under a second never repays."""
-    text = os.environ.get("DIFFLAB_COMPILE_CHAINS_AFTER_S")
-    if not text:
-        return 5.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # NaN fails too
-        raise ValueError(
-            f"DIFFLAB_COMPILE_CHAINS_AFTER_S must be a number of seconds >= 0, got {text!r}"
-        )
-    return value
+    value = _positive("DIFFLAB_COMPILE_CHAINS_AFTER_S", "seconds", zero=True)
+    return 5.0 if value is None else value
 
 
 def team_mode() -> bool:

@@ -24,7 +24,7 @@ from torch.nn.functional import logsigmoid
 
 from diffusion.chains.chain import Reverse
 from diffusion.chains.strided import strided_constants
-from diffusion.nets.compiled import CompiledCall, compiled_binary_logit
+from diffusion.nets.compiled import CompiledCall, compiled_binary_logit, compiled_forward
 from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
@@ -97,7 +97,10 @@ class ModelReverse(Reverse):
         # the network compiled where train.compile is set and the model's chains have run
         # long enough in this process (DiffusionModel.chain_net); a caller's wrapper as it is
         self.model, self.net = model, net if net is not None else model.chain_net()
-        self._counting = net is None and not isinstance(self.net, CompiledCall)
+        # while the network runs eagerly and may be compiled later: the model's chain seconds
+        # at which it is (read once per chain); None: no levels to count
+        eager = net is None and not isinstance(self.net, CompiledCall)
+        self._compile_after = model.chains_compile_after_s() if eager else None
         self.process: Process = model.process
         self.T = model.T
         self.beta = model.beta().detach()
@@ -107,7 +110,7 @@ class ModelReverse(Reverse):
 
     @torch.no_grad()
     def kernel(self, x: torch.Tensor, t: int) -> StepDist:
-        if not self._counting:
+        if self._compile_after is None:
             return self.differentiable_kernel(x, t)
         started = time.perf_counter()
         dist = self.differentiable_kernel(x, t)
@@ -116,12 +119,11 @@ class ModelReverse(Reverse):
 
     def _count(self, started: float) -> None:
         """Add an eager level's seconds to the model's (DiffusionModel.chain_net); once they
-        are enough, the rest of this chain calls the network compiled."""
+        reach `_compile_after`, the rest of this chain calls the network compiled."""
         model = self.model
         model.chain_eager_s += time.perf_counter() - started
-        net = model.chain_net()
-        if isinstance(net, CompiledCall):
-            self.net, self._counting = net, False
+        if model.chain_eager_s >= self._compile_after:  # type: ignore[operator]
+            self.net, self._compile_after = compiled_forward(model.net), None
             self.__dict__.pop("_binary_compiled", None)  # built again for the compiled net
 
     def differentiable_kernel(self, x: torch.Tensor, t: int) -> StepDist:
@@ -209,7 +211,7 @@ class ModelReverse(Reverse):
         k = strided_constants(self._abar[t], self._abar[t - 1], self._abar[s])
         started = time.perf_counter()
         y = self.model.net_output(x, t, self.net)
-        if self._counting:
+        if self._compile_after is not None:
             self._count(started)
         m1, m2, logit_beta = self._levels[t]
         mean = torch.add(x.double() * (k.mu * m1 + k.x), y[..., 0], alpha=k.mu * m2)

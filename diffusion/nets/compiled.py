@@ -20,13 +20,26 @@ import torch
 from torch import nn
 
 
+def compile_whole(fn: Callable) -> Callable:
+    """`fn` compiled as one graph for fixed shapes: a graph break is an error (the caller
+    falls back to eager), not a silent slow path. The training step compiles the same way
+    (diffusion.training.compiled)."""
+    return torch.compile(fn, fullgraph=True, dynamic=False)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A compiler failure in one line: its type and the first line of its message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 class CompiledCall:
     """`fn(*args)` through torch.compile, eager after a failure (module docstring). `fn` is
     kept as it is: the eager function (for a network, the network itself)."""
 
     def __init__(self, fn: Callable, what: str) -> None:
         self.fn, self.what = fn, what
-        self.compiled = torch.compile(fn, fullgraph=True, dynamic=False)
+        self.compiled = compile_whole(fn)
         self.failed: str | None = None
 
     def __call__(self, *args: torch.Tensor | nn.Module) -> torch.Tensor:
@@ -34,8 +47,7 @@ class CompiledCall:
             try:
                 return self.compiled(*args)
             except Exception as exc:  # noqa: BLE001 (any compiler failure: run eagerly)
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                self.failed = f"{type(exc).__name__}: {first}"
+                self.failed = failure_reason(exc)
                 warnings.warn(
                     f"train.compile: {self.what} could not be compiled ({self.failed}); "
                     "it runs eagerly",
@@ -56,9 +68,9 @@ def binary_logit(
     """The binomial reverse kernel's logit at one level (BinomialDiffusion.p_logit_at of the
     network's output): the forward logit from x^{t-1} = x^t (`logits` (2,): from 0, from 1)
     plus the network's z, for x (B, *shape) float64 at the level whose basis row is g_row
-    (J,). The same expression as the eager kernel, for torch.compile."""
+    (J,, in the network's dtype). The same expression as the eager kernel, for torch.compile."""
     g = g_row.expand(x.shape[0], -1)
-    z = net(x.float(), g)[..., 0].double()
+    z = net(x.to(g_row.dtype), g)[..., 0].double()
     return torch.where(x > 0.5, logits[1], logits[0]) + z
 
 

@@ -25,6 +25,7 @@ import torch
 from diffusion.data import DataBundle
 from diffusion.evaluation.bound import step_terms
 from diffusion.model import DiffusionModel
+from diffusion.nets.compiled import compile_whole, failure_reason
 
 RTOL = 1e-3  # compiled against eager: fp32 network arithmetic fused in another order
 
@@ -44,7 +45,7 @@ def compile_terms(
 ) -> Compiled:
     """step_terms compiled for `model` at this batch size, checked on one probe batch."""
     started = time.monotonic()
-    fn = torch.compile(step_terms, fullgraph=True, dynamic=False)
+    fn = compile_whole(step_terms)
     gen = torch.Generator().manual_seed(seed)
     x0 = bundle.scaler.to_model(bundle.draw_train(batch_size, gen), gen).to(device)
     t = torch.randint(2, model.T + 1, (batch_size,), generator=gen).to(device)
@@ -57,8 +58,7 @@ def compile_terms(
     try:
         k_c, grads_c = _value_and_grads(fn, model, params, x0, t, noise, weight)
     except Exception as exc:  # noqa: BLE001 (any failure of the compiler means: run eagerly)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return Compiled(None, time.monotonic() - started, _why(f"{type(exc).__name__}: {reason}"))
+        return Compiled(None, time.monotonic() - started, _why(failure_reason(exc)))
     mismatch = _mismatch(k_c, k_e, grads_c, grads_e)
     if mismatch:
         return Compiled(None, time.monotonic() - started, _why(mismatch))
@@ -68,8 +68,9 @@ def compile_terms(
 def _value_and_grads(fn, model, params, x0, t, noise, weight):
     k, _ = fn(model, x0, t, noise, weight)
     grads = torch.autograd.grad(-k.mean(), params, allow_unused=True)
-    zeros = [torch.zeros_like(p) for p in params]  # a parameter the step does not reach
-    return k.detach(), [g if g is not None else z for g, z in zip(grads, zeros, strict=True)]
+    return k.detach(), [  # zeros for a parameter the step does not reach
+        torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
+    ]
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
