@@ -281,6 +281,13 @@ class TrainConfig:
         "uniform", description="Uniform t, or importance (by the running RMS of the KL terms)"
     )
     ema: Float = Field(0.999, ge=0.0, lt=1.0, description="Weight average decay (0 = none)")
+    ema_every: Int = Field(
+        10,
+        ge=1,
+        le=_BIG,
+        description="Steps between weight-average updates (each with the decay raised to this "
+        "power); 1 = every step",
+    )
     grad_clip: Float = Field(1.0, ge=0.0, le=1e9, description="Gradient norm clip (0 = none)")
     log_every: Int = Field(50, ge=1, le=_BIG, description="Steps between logged losses")
     eval_every: Int = Field(1_000, ge=0, le=_BIG, description="Steps between evaluations (0 = end)")

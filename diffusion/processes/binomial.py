@@ -220,6 +220,8 @@ class BinomialDiffusion(DerivedSteps):
         if beta.requires_grad or not self._bits(x0):
             q = self.q_posterior_bits(x0, xt, t, beta)
             return q, neg_entropy(q), self.forward_logit(xt, t, beta)
+        if torch.compiler.is_compiling():
+            return self._traced_step_terms(x0, xt, t, beta)
         case = (x0 * 2 + xt).long()  # (B, *shape) in 0..3
         column = (t.reshape((-1,) + (1,) * (x0.dim() - 1)) - 1) * 4 + case
         column = column.reshape(-1)  # one 1-D index_select per row: a third of t-indexing
@@ -227,6 +229,26 @@ class BinomialDiffusion(DerivedSteps):
             torch.index_select(row, 0, column).reshape(x0.shape)
             for row in self._cases(beta).unbind(0)
         )
+        return q, neg_ent, base
+
+    def _traced_step_terms(
+        self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, beta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`step_terms` from the table as torch.compile traces it: each row's four cases
+        gathered once (B x 12 numbers), then chosen per element by x^0 and x^t. The same
+        numbers (a choice, no arithmetic); inductor turns the choice into vector blends
+        where a lookup per element is an indirect load per element (3 per element, a sixth
+        of the heartbeat's compiled step, issue 14)."""
+        T = beta.shape[0]
+        view = (-1,) + (1,) * (x0.dim() - 1)
+        rows = self._cases(beta).view(3, T, 4)[:, t - 1]  # (3, B, 4)
+        one0, one_t = x0 > 0.5, xt > 0.5
+
+        def pick(r: torch.Tensor) -> torch.Tensor:  # r (B, 4): cases 00, 01, 10, 11
+            c00, c01, c10, c11 = (r[:, k].reshape(view) for k in range(4))
+            return torch.where(one0, torch.where(one_t, c11, c10), torch.where(one_t, c01, c00))
+
+        q, neg_ent, base = (pick(rows[k]) for k in range(3))
         return q, neg_ent, base
 
     def log_q_posterior(

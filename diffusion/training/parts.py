@@ -104,34 +104,72 @@ class TSampler:
     """Importance sampling of t = 2..T: p(t) proportional to the running RMS of KL_t, mixed
     with 10% uniform (after Nichol & Dhariwal 2021, section 3.3). Uniform until every t has
     been seen. The training estimate of K stays unbiased
-    (diffusion.evaluation.bound.train_terms)."""
+    (diffusion.evaluation.bound.train_terms): each step's KL is divided by the p(t) it was
+    drawn with.
+
+    The probabilities are refreshed every `REFRESH` steps, not every step: a step only adds
+    its KL_t^2 and counts into two accumulators (two bincounts, on the KL's device), and a
+    refresh folds the mean KL_t^2 of those steps into the running mean (0.9 old + 0.1 new
+    where t was drawn; the first draw of a t sets it) and recomputes p. The dozen small
+    tensor operations of a refresh are a few percent of a toy network's step when paid each
+    step (issue 14); spread over ten steps they are a fraction of one."""
+
+    REFRESH = 10
 
     def __init__(self, T: int) -> None:
         self.sq = torch.zeros(T - 1, dtype=torch.float64)
         self.count = torch.zeros(T - 1, dtype=torch.long)
-        self.all_seen = False  # counts only grow: once every t is seen, it stays so
+        self.acc_sq: torch.Tensor | None = None  # since the last refresh (on the KL's device)
+        self.acc_n: torch.Tensor | None = None
+        self.pending = 0  # steps added since the last refresh
+        self._probs: torch.Tensor | None = None  # None: uniform (some t not seen yet)
 
     def probs(self) -> torch.Tensor | None:
-        if not self.all_seen:
-            self.all_seen = bool((self.count > 0).all())
-        if not self.all_seen:
-            return None
-        p = self.sq.sqrt() + 1e-12
-        return 0.9 * p / p.sum() + 0.1 / len(p)
+        """(T - 1,) float64 p(t = 2..T) for the next draw, or None: draw t uniformly."""
+        return self._probs
 
     def update(self, t: torch.Tensor, kl: torch.Tensor) -> None:
-        idx = (t - 2).cpu()
-        sq = kl.detach().double().cpu() ** 2
-        total = torch.zeros_like(self.sq).index_add_(0, idx, sq)
-        n = torch.bincount(idx, minlength=len(self.sq))
-        mean = total / n.clamp(min=1)  # the mean where seen (unseen entries are kept below)
+        """Add one step's draws t (B,) and their KL_t (B,) nats; refresh every REFRESH."""
+        idx, n = t - 2, len(self.sq)
+        sq = torch.bincount(idx, weights=kl.detach().double().square(), minlength=n)
+        counts = torch.bincount(idx, minlength=n)
+        if self.acc_sq is None:
+            self.acc_sq, self.acc_n = sq, counts
+        else:  # `to`: accumulators restored from a checkpoint are on the CPU
+            self.acc_sq = self.acc_sq.to(sq.device).add_(sq)
+            self.acc_n = self.acc_n.to(counts.device).add_(counts)
+        self.pending += 1
+        if self.pending >= self.REFRESH:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Fold the accumulated steps into the running mean of KL_t^2 and recompute p."""
+        if self.acc_sq is None:
+            return
+        total, n = self.acc_sq.cpu(), self.acc_n.cpu()
+        self.acc_sq = self.acc_n = None
+        self.pending = 0
+        mean = total / n.clamp(min=1)  # the mean where drawn (the rest is kept below)
         new = torch.where(self.count == 0, mean, 0.9 * self.sq + 0.1 * mean)
         self.sq = torch.where(n > 0, new, self.sq)  # elementwise, no boolean indexing
         self.count += n
+        self._probs = self._from_sq() if bool((self.count > 0).all()) else None
+
+    def _from_sq(self) -> torch.Tensor:
+        p = self.sq.sqrt() + 1e-12
+        return 0.9 * p / p.sum() + 0.1 / len(p)
 
     def state_dict(self) -> dict:
-        return {"sq": self.sq.clone(), "count": self.count.clone()}
+        state = {"sq": self.sq.clone(), "count": self.count.clone(), "pending": self.pending}
+        if self.acc_sq is not None:
+            state["acc_sq"], state["acc_n"] = self.acc_sq.cpu(), self.acc_n.cpu()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores a state; one saved before accumulators existed (refreshed each step) has
+        none pending."""
         self.sq, self.count = state["sq"].cpu().clone(), state["count"].cpu().clone()
-        self.all_seen = False
+        self.pending = int(state.get("pending", 0))
+        self.acc_sq = state["acc_sq"].clone() if "acc_sq" in state else None
+        self.acc_n = state["acc_n"].clone() if "acc_n" in state else None
+        self._probs = self._from_sq() if bool((self.count > 0).all()) else None

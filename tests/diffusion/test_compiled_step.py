@@ -206,3 +206,25 @@ def test_chains_compile_once_they_have_run_long_enough_eagerly(monkeypatch):
     monkeypatch.setenv("DIFFLAB_COMPILE_CHAINS_AFTER_S", "-1")
     with pytest.raises(ValueError, match="DIFFLAB_COMPILE_CHAINS_AFTER_S"):
         model.chain_net()
+
+
+def test_traced_case_lookup_is_the_eager_lookup():
+    """The binomial step's table lookup as torch.compile traces it (four cases per row
+    chosen per element, BinomialDiffusion._traced_step_terms) gives the eager per-element
+    lookup's numbers exactly, for every case at every t. Broken versions: two cases swapped
+    (x^0 = 0, x^t = 1 read as x^0 = 1, x^t = 0), a row's t off by one."""
+    from diffusion.processes.binomial import BinomialDiffusion
+
+    T, B, D = 50, 400, 6
+    proc = BinomialDiffusion(0.2)
+    beta = torch.linspace(1e-3, 0.5, T, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randint(0, 2, (B, D), generator=gen).float()
+    xt = torch.randint(0, 2, (B, D), generator=gen).double()
+    t = torch.randint(2, T + 1, (B,), generator=gen)
+    eager = proc.step_terms(x0, xt, t, beta)
+    traced = proc._traced_step_terms(x0, xt, t, beta)
+    cases = {(int(a), int(b)) for a, b in zip(x0.flatten(), xt.flatten(), strict=True)}
+    assert cases == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    for e, c in zip(eager, traced, strict=True):
+        assert e.shape == c.shape == (B, D) and torch.equal(e, c)

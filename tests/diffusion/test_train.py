@@ -163,3 +163,69 @@ def test_a_resumed_run_cannot_change_its_lr_schedule_length(tmp_path):
     train(SMOKE, tmp_path / "run")
     with pytest.raises(ConfigError, match="lr_steps"):
         train(SMOKE.with_overrides(["train.steps=40", "train.lr_steps=30"]), tmp_path / "run")
+
+
+def test_sampler_accumulators_and_lagging_average_resume_exactly(tmp_path):
+    """Stopped at step 13 (the importance sampler 3 steps into its 10-step accumulation, the
+    weight average 3 steps behind the weights: ema_every = 10) and resumed, a 25-step run
+    ends bit-identical to one that never stopped, the average having taken in the last 5
+    steps exactly once (a finished run trained again is left as it was). Broken versions
+    this catches: accumulators or ema_step not kept in the checkpoint (the resumed run
+    refreshes p(t) or updates the average at other steps), a catch-up applied again on a
+    second call."""
+    cfg = SMOKE.with_overrides(
+        ["train.steps=25", "train.t_sampling=importance", "train.eval_every=0"]
+    )
+    assert cfg.train.ema_every == 10
+    train(cfg, tmp_path / "straight")
+    calls = {"n": 0}
+
+    def stop_at_13() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 13
+
+    assert train(cfg, tmp_path / "resumed", should_stop=stop_at_13).step == 13
+    ckpt = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert ckpt["ema_step"] == 11 and ckpt["t_sampler"]["pending"] == 3
+    train(cfg, tmp_path / "resumed")
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    done = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    assert done["ema_step"] == 25
+    train(cfg, tmp_path / "straight")  # finished: nothing trains, nothing is caught up again
+    again = weights(tmp_path / "straight")
+    assert all(torch.equal(a[key], again[key]) for key in a)
+
+
+def test_average_takes_in_every_tenth_step_and_the_last_ones(tmp_path):
+    """The weight average's updates in a 25-step run continued to 32 steps: after steps
+    n = 0, 10, 20 (standing for 1, 10, 10 steps), the catch-up after n = 24 at the end (4
+    steps), then in the continued run after n = 30 (the 6 steps since 25) and its end (1).
+    Each update checked against its definition: average <- average + (1 - d^k) (weights -
+    average), d = min(ema, (1 + n)/(10 + n)), k the steps it stands for. Broken versions: a
+    decay not raised to k, or raised to the cadence (10) where fewer steps passed (the first
+    update, the catch-ups, the first update of the continued run), no catch-up at the end,
+    an update at other steps."""
+    from diffusion.training import train as train_module
+
+    seen: list[tuple[int, int]] = []
+    real = train_module._Trainer.update_ema
+
+    def spy(self, n):
+        k = n + 1 - self.ema_step
+        seen.append((n, k))
+        before = [p.detach().clone() for p in self.ema_params]
+        real(self, n)
+        w = 1 - min(self.config.train.ema, (1 + n) / (10 + n)) ** k
+        for b, e, m in zip(before, self.ema_params, self.params, strict=True):
+            torch.testing.assert_close(e, b + w * (m.detach() - b), rtol=1e-6, atol=1e-7)
+
+    cfg = SMOKE.with_overrides(["train.steps=25", "train.eval_every=0"])
+    train_module._Trainer.update_ema = spy
+    try:
+        train(cfg, tmp_path / "run")
+        train(cfg.with_overrides(["train.steps=32"]), tmp_path / "run")
+    finally:
+        train_module._Trainer.update_ema = real
+    assert seen == [(0, 1), (10, 10), (20, 10), (24, 4), (30, 6), (31, 1)]

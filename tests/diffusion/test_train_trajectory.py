@@ -2,11 +2,12 @@
 plain step bit for bit: the same losses at every step and the same final weights, EMA and
 optimizer state for a fixed seed.
 
-`plain_step` is the step as written before its overheads were removed (one optimizer update
-and one EMA lerp per parameter in a Python loop, the parameters walked through the modules
-each step, an autocast context around the network); a change to the fast path that alters
-any number (EMA decay or weight, clipping, the optimizer's arithmetic, the t sampler) fails
-here with the first step it differs at.
+`plain_step` is the step written plainly (one optimizer update and one EMA lerp per parameter
+in a Python loop, the parameters walked through the modules each step, an autocast context
+around the network, the importance sampler's running mean and probabilities recomputed from
+its definition at each refresh); a change to the fast path that alters any number (EMA decay,
+weight or cadence, clipping, the optimizer's arithmetic, the t sampler) fails here with the
+first step it differs at.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from diffusion.evaluation.bound import LN2, train_terms
 from diffusion.presets import PRESETS
+from diffusion.training.parts import TSampler
 from diffusion.training.train import _Trainer, lr_at, schedule_steps
 
 STEPS = 24
@@ -67,24 +69,38 @@ def plain_step(tr: _Trainer) -> float:
     x = tr.bundle.draw_train(tc.batch_size, tr.gen)
     x0 = tr.bundle.scaler.to_model(x, tr.gen)
     probs = None
-    if tr.t_sampler is not None and not bool((tr.t_sampler.count == 0).any()):
-        p = tr.t_sampler.sq.sqrt() + 1e-12
+    if tr.plain_sq is not None and not bool((tr.plain_count == 0).any()):
+        p = tr.plain_sq.sqrt() + 1e-12
         probs = 0.9 * p / p.sum() + 0.1 / len(p)
     with torch.autocast("cpu", enabled=False):
         k, t, kl = train_terms(tr.model, x0, tr.gen, probs)
-    if tr.t_sampler is not None:
-        tr.t_sampler.update(t, kl)
+    if tr.plain_sq is not None:  # every REFRESH steps: the mean KL_t^2 of those steps
+        step_sums: dict[int, float] = {}  # summed within a step, then across the steps
+        for i, v in zip((t - 2).tolist(), kl.detach().double().square().tolist(), strict=True):
+            step_sums[i] = step_sums.get(i, 0.0) + v
+            tr.plain_n[i] = tr.plain_n.get(i, 0) + 1
+        for i, v in step_sums.items():
+            tr.plain_sums[i] = tr.plain_sums.get(i, 0.0) + v
+        tr.plain_pending += 1
+        if tr.plain_pending == TSampler.REFRESH:
+            for i, total in tr.plain_sums.items():
+                mean = total / tr.plain_n[i]
+                first = tr.plain_count[i] == 0
+                tr.plain_sq[i] = mean if first else 0.9 * tr.plain_sq[i] + 0.1 * mean
+                tr.plain_count[i] += tr.plain_n[i]
+            tr.plain_sums, tr.plain_n, tr.plain_pending = {}, {}, 0
     loss = -k.mean() / tr.bundle.dims
     tr.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if tc.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tc.grad_clip)
     tr.optimizer.step()
-    if tr.ema is not None:
-        decay = min(tc.ema, (1 + tr.step) / (10 + tr.step))
+    if tr.ema is not None and tr.step % tc.ema_every == 0:  # the decay for the steps since
+        decay = min(tc.ema, (1 + tr.step) / (10 + tr.step)) ** (tr.step + 1 - tr.plain_ema_step)
         with torch.no_grad():
             for pe, p in zip(tr.ema.parameters(), tr.model.parameters(), strict=True):
                 pe.lerp_(p, 1 - decay)
+        tr.plain_ema_step = tr.step + 1
     tr.step += 1
     return float(-k.mean().detach() / LN2 / tr.bundle.unit_divisor)
 
@@ -102,6 +118,12 @@ def test_fast_step_follows_the_plain_step_bit_for_bit(tmp_path, name):
     fast = _Trainer(config, tmp_path / "fast", torch.device("cpu"), None, None)
     plain = _Trainer(config, tmp_path / "plain", torch.device("cpu"), None, None)
     plain.optimizer = plain_optimizer(plain)
+    T = config.diffusion.T
+    importance = plain.t_sampler is not None
+    plain.plain_sq = torch.zeros(T - 1, dtype=torch.float64) if importance else None
+    plain.plain_count = torch.zeros(T - 1, dtype=torch.long) if importance else None
+    plain.plain_sums, plain.plain_n, plain.plain_pending = {}, {}, 0
+    plain.plain_ema_step = 0
     fast_losses = []
     for _ in range(STEPS):
         fast_losses.append(fast.train_step())
