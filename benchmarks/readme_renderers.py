@@ -344,9 +344,13 @@ def render_speed(doc: dict) -> str:
         unit = r.get("unit", "s")
         target = "-" if r["target"] is None else f"{r['op']} {r['target']}"
         met = "-" if r["target"] is None else ("yes" if r["ok"] else "**no**")
+        ratio = num(r["ratio"])
+        if "run_ratios" in r["detail"]:  # repeated: the mean, and the runs' range
+            runs = r["detail"]["run_ratios"]
+            ratio += f" (mean of {len(runs)} runs: {num(min(runs))} to {num(max(runs))})"
         lines.append(
             f"| {r['name']} | {num(r['figure'])} {unit} | {num(r['baseline'])} {unit} "
-            f"| {num(r['ratio'])} | {target} | {met} |"
+            f"| {ratio} | {target} | {met} |"
         )
     what: dict[str, list[str]] = {}
     for r in doc["rows"]:

@@ -110,3 +110,44 @@ def paired_ratio(num: list[float], den: list[float]) -> float:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+def mean_of_runs(runs: list[list[Measurement]]) -> list[Measurement]:
+    """Repeated measurements (each run a list of rows in the same order) as one row each: the
+    mean figure, baseline and ratio, the target judged on the mean ratio (a row is met when
+    its mean meets it, as for seeds), every run's ratio and their spread in `detail`."""
+    if len(runs) == 1:
+        return runs[0]
+    out = []
+    for rows in zip(*runs, strict=True):
+        first, ratios = rows[0], [r.ratio for r in rows]
+        detail = {  # numbers that differ between runs (times, sub-ratios): their mean
+            key: _mean_if_numbers([r.detail.get(key) for r in rows], value)
+            for key, value in first.detail.items()
+        }
+        detail = {
+            **detail,
+            "runs": len(rows),
+            "run_ratios": [round(r, 4) for r in ratios],
+            "ratio_stdev": round(statistics.stdev(ratios), 4),
+            "ratio": f"{first.detail.get('ratio', 'ratio')}; mean of {len(rows)} runs",
+        }
+        out.append(
+            Measurement(
+                first.name,
+                statistics.fmean(r.figure for r in rows),
+                statistics.fmean(r.baseline for r in rows),
+                statistics.fmean(ratios),
+                first.target,
+                first.op,
+                first.unit,
+                detail,
+            )
+        )
+    return out
+
+
+def _mean_if_numbers(values: list, first):
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return round(statistics.fmean(values), 4) if len(set(values)) > 1 else first
+    return first

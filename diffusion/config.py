@@ -254,7 +254,9 @@ class TrainConfig:
     ("Continue training" on the run page) keeps its schedule's length in `lr_steps` while
     `steps` grows: the lr goes on from where the run stopped, along the original curve, and
     past its end stays at lr_final, so it never jumps at the join. ema = 0 disables the weight
-    average; grad_clip = 0 disables clipping. eval_every / gallery_every = 0 evaluate only at
+    average; it is updated every `ema_every` steps with the decay raised to the steps since its
+    last update (diffusion.training.train._Trainer.update_ema); grad_clip = 0 disables
+    clipping. eval_every / gallery_every = 0 evaluate only at
     the end.
     """
 
