@@ -99,7 +99,8 @@ def run_seed(
     cfg = row_config(row, schedule, [*extra, f"train.seed={seed}"])
     out = out_root / f"{row}-{schedule}-seed{seed}"
     t0 = time.monotonic()
-    result = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > budget_s)
+    limit = budget_s if budget_s > 0 else float("inf")  # 0: no limit, the steps rule
+    result = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > limit)
     trained = load_trained(out, device="cpu")
     t1 = time.monotonic()
     rep = trained.report(test.x)
@@ -223,8 +224,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--budget-s",
         type=float,
         default=14 * 60,
-        help="stop a seed's training after this many seconds (default 840); "
-        "the row then reports steps < planned",
+        help="stop a seed's training after this many seconds (default 840; 0: no limit, "
+        "train every planned step); the row then reports steps < planned",
     )
     p.add_argument(
         "--threads",
