@@ -121,12 +121,11 @@ def mean_of_runs(runs: list[list[Measurement]]) -> list[Measurement]:
     out = []
     for rows in zip(*runs, strict=True):
         first, ratios = rows[0], [r.ratio for r in rows]
-        detail = {  # numbers that differ between runs (times, sub-ratios): their mean
-            key: _mean_if_numbers([r.detail.get(key) for r in rows], value)
-            for key, value in first.detail.items()
-        }
         detail = {
-            **detail,
+            **{  # numbers that differ between runs (times, sub-ratios): their mean
+                key: _mean_if_numbers([r.detail.get(key) for r in rows], value)
+                for key, value in first.detail.items()
+            },
             "runs": len(rows),
             "run_ratios": [round(r, 4) for r in ratios],
             "ratio_stdev": round(statistics.stdev(ratios), 4),

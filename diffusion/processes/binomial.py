@@ -239,16 +239,12 @@ class BinomialDiffusion(DerivedSteps):
         numbers (a choice, no arithmetic); inductor turns the choice into vector blends
         where a lookup per element is an indirect load per element (3 per element, a sixth
         of the heartbeat's compiled step, issue 14)."""
-        T = beta.shape[0]
-        view = (-1,) + (1,) * (x0.dim() - 1)
-        rows = self._cases(beta).view(3, T, 4)[:, t - 1]  # (3, B, 4)
+        rows = self._cases(beta).view(3, beta.shape[0], 4)[:, t - 1]  # (3, B, 4)
+        per_row = (-1,) + (1,) * (x0.dim() - 1)
+        c00, c01, c10, c11 = rows.reshape(3, *per_row, 4).unbind(-1)  # each (3, B, 1, ...)
         one0, one_t = x0 > 0.5, xt > 0.5
-
-        def pick(r: torch.Tensor) -> torch.Tensor:  # r (B, 4): cases 00, 01, 10, 11
-            c00, c01, c10, c11 = (r[:, k].reshape(view) for k in range(4))
-            return torch.where(one0, torch.where(one_t, c11, c10), torch.where(one_t, c01, c00))
-
-        q, neg_ent, base = (pick(rows[k]) for k in range(3))
+        chosen = torch.where(one0, torch.where(one_t, c11, c10), torch.where(one_t, c01, c00))
+        q, neg_ent, base = chosen.unbind(0)
         return q, neg_ent, base
 
     def log_q_posterior(

@@ -153,11 +153,15 @@ class TSampler:
         new = torch.where(self.count == 0, mean, 0.9 * self.sq + 0.1 * mean)
         self.sq = torch.where(n > 0, new, self.sq)  # elementwise, no boolean indexing
         self.count += n
-        self._probs = self._from_sq() if bool((self.count > 0).all()) else None
+        self._set_probs()
 
-    def _from_sq(self) -> torch.Tensor:
+    def _set_probs(self) -> None:
+        """p(t) from the running mean of KL_t^2, once every t has been drawn."""
+        if not bool((self.count > 0).all()):
+            self._probs = None
+            return
         p = self.sq.sqrt() + 1e-12
-        return 0.9 * p / p.sum() + 0.1 / len(p)
+        self._probs = 0.9 * p / p.sum() + 0.1 / len(p)
 
     def state_dict(self) -> dict:
         state = {"sq": self.sq.clone(), "count": self.count.clone(), "pending": self.pending}
@@ -172,4 +176,4 @@ class TSampler:
         self.pending = int(state.get("pending", 0))
         self.acc_sq = state["acc_sq"].clone() if "acc_sq" in state else None
         self.acc_n = state["acc_n"].clone() if "acc_n" in state else None
-        self._probs = self._from_sq() if bool((self.count > 0).all()) else None
+        self._set_probs()
