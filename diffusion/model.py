@@ -48,6 +48,7 @@ class DiffusionModel(nn.Module):
         super().__init__()
         self.config = config
         self.shape = tuple(shape)
+        self.dims = math.prod(self.shape)  # D, dimensions of one example
         self.data_kind = data_kind
         self.T = config.diffusion.T
         self.process = make_process(config, self.shape)

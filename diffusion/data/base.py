@@ -47,7 +47,10 @@ class Scaler:
     dequantize: bool = False
 
     def to_model(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Data (N, *shape) -> model space (N, *shape), float32. Dequantizes if configured."""
+        """Data (N, *shape) -> model space (N, *shape), float32 (a new tensor). Dequantizes if
+        configured."""
+        if not self.dequantize and self.shift == 0.0 and self.scale == 1.0:
+            return x.to(torch.float32, copy=True)  # one operation where two would give x
         x = x.to(torch.float32)
         if self.dequantize:
             u = torch.rand(x.shape, generator=generator, dtype=torch.float32)  # CPU generator
@@ -121,6 +124,12 @@ class DataBundle:
     def dims(self) -> int:
         """D, the number of dimensions of one example."""
         return math.prod(self.shape)
+
+    @property
+    def model_bits(self) -> bool:
+        """Every model-space example is exactly 0 or 1: binary data (checked when the data set
+        is built) under the identity scaler."""
+        return self.binary and self.scaler == Scaler()
 
     def draw_train(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """A minibatch (n, *shape) of training data in data space."""

@@ -47,18 +47,15 @@ def train_objective(
     return train_terms(model, x0, generator, t_probs)[0]
 
 
-def train_terms(
+def step_draws(
     model: DiffusionModel,
     x0: torch.Tensor,
     generator: torch.Generator | None,
     t_probs: torch.Tensor | None = None,
-    terms: Callable | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats.
-
-    The random draws (t, then the draws behind x^t) come from `generator` here; the
-    arithmetic is `step_terms`, or `terms` in its place (the same function compiled:
-    diffusion.training.compiled), which gets the draws as inputs."""
+    """(t (B,), noise, weight (B,) float64): a training step's random draws from `generator`
+    (t, then the draws behind x^t) and the weight of each KL term (T - 1 for uniform t,
+    1 / p(t) where `t_probs` gives p(t = 2..T))."""
     T, B = model.T, x0.shape[0]
     gdev = draw_device(generator, x0.device)
     if t_probs is None:
@@ -70,10 +67,37 @@ def train_terms(
         probs = t_probs.to(x0.device, torch.float64)
         weight = 1.0 / torch.index_select(probs, 0, idx.to(x0.device))
     noise = model.process.q_noise(x0.shape, generator, x0.device)
-    if terms is not None:  # what the compiled graph branches on, tested on this batch
-        model.process.trace_hints(x0)
-    k, kl = (terms or step_terms)(model, x0, t, noise, weight)
+    return t, noise, weight
+
+
+def train_terms(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    generator: torch.Generator | None,
+    t_probs: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(estimate (B,), t (B,), KL_t (B,)) of `train_objective`, nats: `step_draws`, then the
+    arithmetic of `step_terms`."""
+    t, noise, weight = step_draws(model, x0, generator, t_probs)
+    k, kl = step_terms(model, x0, t, noise, weight)
     return k, t, kl
+
+
+def train_loss(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    generator: torch.Generator | None,
+    t_probs: torch.Tensor | None = None,
+    loss_fn: Callable | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, mean estimate, t (B,), KL_t (B,)) of one training step, nats: `step_draws`, then
+    `step_loss`, or `loss_fn` in its place (the same function compiled:
+    diffusion.training.compiled), which gets the draws as inputs."""
+    t, noise, weight = step_draws(model, x0, generator, t_probs)
+    if loss_fn is not None:  # what the compiled graph branches on, tested on this batch
+        model.process.trace_hints(x0)
+    loss, k_mean, kl = (loss_fn or step_loss)(model, x0, t, noise, weight)
+    return loss, k_mean, t, kl
 
 
 def step_terms(
@@ -89,6 +113,22 @@ def step_terms(
     beta = model.beta()
     kl = model.kl_terms(x0, t, None, beta, noise)
     return model.process.edge_terms(x0, beta) - weight * kl, kl
+
+
+def step_loss(
+    model: DiffusionModel,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    weight: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, mean estimate, KL_t (B,)): `step_terms` and the training loss -mean(K) / D
+    (D dimensions per example), in one function so that the compiled step takes the mean
+    and the scaling into its graph (on a toy network their eager operations and autograd
+    nodes, each way, cost about 2% of a step: issue 14)."""
+    k, kl = step_terms(model, x0, t, noise, weight)
+    k_mean = k.mean()
+    return -k_mean / model.dims, k_mean, kl
 
 
 @dataclass(frozen=True)

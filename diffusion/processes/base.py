@@ -205,6 +205,10 @@ class Process(Protocol):
         """The draws behind one `q_sample` (its `noise`), from `generator`."""
         ...
 
+    def known_bits(self, x: torch.Tensor) -> None:
+        """x is exactly 0/1 by construction (binomial: its values need not be tested)."""
+        ...
+
     def trace_hints(self, x0: torch.Tensor) -> None:
         """Test x0 eagerly for what a compiled step branches on (binomial: bits or not)."""
         ...

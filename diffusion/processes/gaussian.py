@@ -153,6 +153,9 @@ class GaussianDiffusion(DerivedSteps):
         c = self.coefficients(beta, t, x0)
         return c.sqrt_abar * x0.double(), (1 - c.abar).expand_as(x0).clone()
 
+    def known_bits(self, x: torch.Tensor) -> None:
+        """Nothing to note (the Gaussian step does not ask whether x is bits)."""
+
     def trace_hints(self, x0: torch.Tensor) -> None:
         """Nothing to test before a compiled step (the Gaussian step does not branch on x0)."""
 

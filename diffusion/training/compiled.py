@@ -1,17 +1,17 @@
 """The training step's arithmetic compiled by torch.compile (inductor), `train.compile`.
 
-`diffusion.evaluation.bound.step_terms` (the schedule's table, x^t, the network, the KL and the
-edge terms, forward and backward) is one function of the step's draws with no data-dependent
-branches, so inductor takes it as one graph (`fullgraph=True`: a graph break is an error here,
-not a silent slow path) and fuses the many small float64 operations around the network into a
-few kernels. On the toy networks that work is most of a step (each eager operation costs
-microseconds of dispatch against a network of a few milliseconds).
+`diffusion.evaluation.bound.step_loss` (the schedule's table, x^t, the network, the KL, the
+edge terms and the loss, forward and backward) is one function of the step's draws with no
+data-dependent branches, so inductor takes it as one graph (`fullgraph=True`: a graph break is
+an error here, not a silent slow path) and fuses the many small float64 operations around the
+network into a few kernels. On the toy networks that work is most of a step (each eager
+operation costs microseconds of dispatch against a network of a few milliseconds).
 
 `compile_terms` compiles it once per process and checks the compiled function against the eager
 one on a probe batch drawn from its own generator (the training stream is not touched): the
-estimate and every parameter's gradient must agree to `RTOL`. Where compiling fails (no C++
-compiler, an unsupported operation, a mismatch) it says why and the run trains eagerly: the
-results are the same numbers to float rounding either way.
+mean estimate, the KL terms and every parameter's gradient must agree to `RTOL`. Where
+compiling fails (no C++ compiler, an unsupported operation, a mismatch) it says why and the run
+trains eagerly: the results are the same numbers to float rounding either way.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.data import DataBundle
-from diffusion.evaluation.bound import step_terms
+from diffusion.evaluation.bound import step_loss
 from diffusion.model import DiffusionModel
 from diffusion.nets.compiled import compile_whole, failure_reason
 
@@ -32,7 +32,7 @@ RTOL = 1e-3  # compiled against eager: fp32 network arithmetic fused in another 
 
 @dataclass(frozen=True)
 class Compiled:
-    """What `compile_terms` gives: `terms` (the compiled step_terms, or None: train eagerly),
+    """What `compile_terms` gives: `terms` (the compiled step_loss, or None: train eagerly),
     `seconds` spent compiling and checking, and `warning` (why it fell back, else None)."""
 
     terms: Callable | None
@@ -43,9 +43,9 @@ class Compiled:
 def compile_terms(
     model: DiffusionModel, bundle: DataBundle, batch_size: int, device: torch.device, seed: int
 ) -> Compiled:
-    """step_terms compiled for `model` at this batch size, checked on one probe batch."""
+    """step_loss compiled for `model` at this batch size, checked on one probe batch."""
     started = time.monotonic()
-    fn = compile_whole(step_terms)
+    fn = compile_whole(step_loss)
     gen = torch.Generator().manual_seed(seed)
     x0 = bundle.scaler.to_model(bundle.draw_train(batch_size, gen), gen).to(device)
     t = torch.randint(2, model.T + 1, (batch_size,), generator=gen).to(device)
@@ -53,22 +53,25 @@ def compile_terms(
     weight = torch.full((batch_size,), float(model.T - 1), dtype=torch.float64, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     # eager first: it fills the per-schedule caches that the graph reads (a fixed schedule)
-    k_e, grads_e = _value_and_grads(step_terms, model, params, x0, t, noise, weight)
+    k_e, grads_e = _value_and_grads(step_loss, model, params, x0, t, noise, weight)
     model.process.trace_hints(x0)
     try:
         k_c, grads_c = _value_and_grads(fn, model, params, x0, t, noise, weight)
     except Exception as exc:  # noqa: BLE001 (any failure of the compiler means: run eagerly)
         return Compiled(None, time.monotonic() - started, _why(failure_reason(exc)))
-    mismatch = _mismatch(k_c, k_e, grads_c, grads_e)
+    mismatch = _mismatch(k_c[0], k_e[0], grads_c, grads_e)
+    if mismatch is None and not _close(k_c[1], k_e[1]):
+        mismatch = "the compiled step's KL terms differ from the eager ones"
     if mismatch:
         return Compiled(None, time.monotonic() - started, _why(mismatch))
     return Compiled(fn, time.monotonic() - started)
 
 
 def _value_and_grads(fn, model, params, x0, t, noise, weight):
-    k, _ = fn(model, x0, t, noise, weight)
-    grads = torch.autograd.grad(-k.mean(), params, allow_unused=True)
-    return k.detach(), [  # zeros for a parameter the step does not reach
+    """((mean estimate, KL_t (B,)), the loss's gradient per parameter)."""
+    loss, k_mean, kl = fn(model, x0, t, noise, weight)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return (k_mean.detach(), kl.detach()), [  # zeros for a parameter the step does not reach
         torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
     ]
 

@@ -107,22 +107,31 @@ class TSampler:
     (diffusion.evaluation.bound.train_terms): each step's KL is divided by the p(t) it was
     drawn with.
 
-    The probabilities are refreshed every `REFRESH` steps, not every step: a step only adds
-    its KL_t^2 and counts into two accumulators (two bincounts, on the KL's device), and a
-    refresh folds the mean KL_t^2 of those steps into the running mean (0.9 old + 0.1 new
-    where t was drawn; the first draw of a t sets it) and recomputes p. The dozen small
-    tensor operations of a refresh are a few percent of a toy network's step when paid each
-    step (issue 14); spread over ten steps they are a fraction of one."""
+    The probabilities are refreshed every `REFRESH` steps, not every step: a step only keeps
+    its draws t and their KL_t (two list appends, no tensor operation), and a refresh sums
+    KL_t^2 and counts per t over the steps since the last one (two bincounts over their
+    concatenation, on the KL's device), folds the mean into the running mean (0.9 old + 0.1
+    new where t was drawn; the first draw of a t sets it) and recomputes p. The dozen small
+    tensor operations of a refresh, and the two bincounts, are a few percent of a toy
+    network's step when paid each step (issue 14); spread over ten steps they are a
+    fraction of one."""
 
     REFRESH = 10
 
     def __init__(self, T: int) -> None:
         self.sq = torch.zeros(T - 1, dtype=torch.float64)
         self.count = torch.zeros(T - 1, dtype=torch.long)
-        self.acc_sq: torch.Tensor | None = None  # since the last refresh (on the KL's device)
+        self.pending_t: list[torch.Tensor] = []  # each step's t and KL_t since the last refresh
+        self.pending_kl: list[torch.Tensor] = []
+        self.acc_sq: torch.Tensor | None = None  # sums restored from an older checkpoint
         self.acc_n: torch.Tensor | None = None
-        self.pending = 0  # steps added since the last refresh
+        self.acc_steps = 0  # the steps those sums stand for
         self._probs: torch.Tensor | None = None  # None: uniform (some t not seen yet)
+
+    @property
+    def pending(self) -> int:
+        """Steps added since the last refresh."""
+        return self.acc_steps + len(self.pending_t)
 
     def probs(self) -> torch.Tensor | None:
         """(T - 1,) float64 p(t = 2..T) for the next draw, or None: draw t uniformly."""
@@ -130,25 +139,36 @@ class TSampler:
 
     def update(self, t: torch.Tensor, kl: torch.Tensor) -> None:
         """Add one step's draws t (B,) and their KL_t (B,) nats; refresh every REFRESH."""
-        idx, n = t - 2, len(self.sq)
-        sq = torch.bincount(idx, weights=kl.detach().double().square(), minlength=n)
-        counts = torch.bincount(idx, minlength=n)
-        if self.acc_sq is None:
-            self.acc_sq, self.acc_n = sq, counts
-        else:  # `to`: accumulators restored from a checkpoint are on the CPU
-            self.acc_sq = self.acc_sq.to(sq.device).add_(sq)
-            self.acc_n = self.acc_n.to(counts.device).add_(counts)
-        self.pending += 1
+        self.pending_t.append(t)
+        self.pending_kl.append(kl.detach())
         if self.pending >= self.REFRESH:
             self.refresh()
 
+    def _sums(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(sum of KL_t^2, count) per t over the pending steps, in draw order, on the CPU, the
+        sums of an older checkpoint's accumulators added; None: nothing pending."""
+        if not self.pending_t and self.acc_sq is None:
+            return None
+        n = len(self.sq)
+        sq, counts = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.long)
+        if self.pending_t:
+            idx = torch.cat(self.pending_t) - 2
+            kl = torch.cat(self.pending_kl).double()
+            sq = torch.bincount(idx, weights=kl.square(), minlength=n).cpu()
+            counts = torch.bincount(idx, minlength=n).cpu()
+        if self.acc_sq is not None:
+            sq, counts = self.acc_sq.cpu() + sq, self.acc_n.cpu() + counts
+        return sq, counts
+
     def refresh(self) -> None:
         """Fold the accumulated steps into the running mean of KL_t^2 and recompute p."""
-        if self.acc_sq is None:
+        sums = self._sums()
+        if sums is None:
             return
-        total, n = self.acc_sq.cpu(), self.acc_n.cpu()
+        total, n = sums
+        self.pending_t, self.pending_kl = [], []
         self.acc_sq = self.acc_n = None
-        self.pending = 0
+        self.acc_steps = 0
         mean = total / n.clamp(min=1)  # the mean where drawn (the rest is kept below)
         new = torch.where(self.count == 0, mean, 0.9 * self.sq + 0.1 * mean)
         self.sq = torch.where(n > 0, new, self.sq)  # elementwise, no boolean indexing
@@ -164,16 +184,32 @@ class TSampler:
         self._probs = 0.9 * p / p.sum() + 0.1 / len(p)
 
     def state_dict(self) -> dict:
+        """The running mean, counts and the pending steps' draws (t and KL_t as they came, so
+        that a resumed run sums them in the same order as one that never stopped)."""
         state = {"sq": self.sq.clone(), "count": self.count.clone(), "pending": self.pending}
+        if self.pending_t:
+            state["pending_t"] = torch.cat(self.pending_t).cpu()
+            state["pending_kl"] = torch.cat(self.pending_kl).cpu()
+            state["pending_sizes"] = [len(t) for t in self.pending_t]
         if self.acc_sq is not None:
             state["acc_sq"], state["acc_n"] = self.acc_sq.cpu(), self.acc_n.cpu()
+            state["acc_steps"] = self.acc_steps
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Restores a state; one saved before accumulators existed (refreshed each step) has
-        none pending."""
+        """Restores a state. Older checkpoints kept the pending steps as summed accumulators
+        (`acc_sq`, `acc_n`: added at the next refresh) or had none pending (refreshed each
+        step)."""
         self.sq, self.count = state["sq"].cpu().clone(), state["count"].cpu().clone()
-        self.pending = int(state.get("pending", 0))
+        self.pending_t, self.pending_kl = [], []
+        if "pending_t" in state:
+            sizes = [int(n) for n in state["pending_sizes"]]
+            self.pending_t = list(state["pending_t"].clone().split(sizes))
+            self.pending_kl = list(state["pending_kl"].clone().split(sizes))
         self.acc_sq = state["acc_sq"].clone() if "acc_sq" in state else None
         self.acc_n = state["acc_n"].clone() if "acc_n" in state else None
+        if self.acc_sq is None:
+            self.acc_steps = 0
+        else:  # an older checkpoint's `pending` counted the steps in its sums
+            self.acc_steps = int(state.get("acc_steps", state.get("pending", 0)))
         self._set_probs()

@@ -22,7 +22,7 @@ import torch
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
 from diffusion.device import check_fits, pick_device
-from diffusion.evaluation.bound import LN2, train_terms
+from diffusion.evaluation.bound import LN2, train_loss
 from diffusion.evaluation.evaluate import make_eval_event
 from diffusion.model import DiffusionModel
 from diffusion.settings import compile_allowed
@@ -90,7 +90,7 @@ class _Trainer:
         self.params = list(self.model.parameters())
         self.ema_params = list(self.ema.parameters()) if self.ema is not None else []
         self.x_train_eval, self.x_hold_eval = eval_tensors(config, self.bundle, device)
-        self.terms, self.compile_s = None, 0.0  # the compiled step_terms (`prepare`)
+        self.terms, self.compile_s = None, 0.0  # the compiled step_loss (`prepare`)
 
     # -- checkpoints
     def state(self, done: bool) -> dict:
@@ -141,12 +141,12 @@ class _Trainer:
             group["lr"] = 0.0 if frozen and group.get("schedule") else group["base_lr"] * lr_scale
         x = self.bundle.draw_train(tc.batch_size, self.gen)
         x0 = self.bundle.scaler.to_model(x, self.gen).to(self.device)
+        if self.bundle.model_bits:
+            self.model.process.known_bits(x0)
         probs = self.t_sampler.probs() if self.t_sampler is not None else None
-        k, t, kl = train_terms(self.model, x0, self.gen, probs, self.terms)  # (B,) nats
+        loss, k_mean, t, kl = train_loss(self.model, x0, self.gen, probs, self.terms)  # nats
         if self.t_sampler is not None:
             self.t_sampler.update(t, kl)
-        k_mean = k.mean()
-        loss = -k_mean / self.bundle.dims
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:

@@ -158,10 +158,17 @@ def b_edge_terms(m, x0, beta):
 
 
 # ------------------------------------------------------------------------------ the step
-def reference_train_terms(model, x0, generator, t_probs=None, terms=None):
+def reference_train_loss(model, x0, generator, t_probs=None, loss_fn=None):
+    """(loss, mean estimate, t, KL_t) nats: diffusion.evaluation.bound.train_loss the
+    straightforward way (`loss_fn`, the compiled arithmetic, is not used)."""
+    k, t, kl = reference_train_terms(model, x0, generator, t_probs)
+    k_mean = k.mean()
+    return -k_mean / model.dims, k_mean, t, kl
+
+
+def reference_train_terms(model, x0, generator, t_probs=None):
     """(estimate (B,), t (B,), KL_t (B,)) nats: diffusion.evaluation.bound.train_terms the
-    straightforward way (same draws from `generator`, in the same order; `terms`, the
-    compiled arithmetic, is not used)."""
+    straightforward way (same draws from `generator`, in the same order)."""
     T, B = model.T, x0.shape[0]
     gdev = draw_device(generator, x0.device)
     if t_probs is None:

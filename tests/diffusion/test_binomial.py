@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -140,3 +141,29 @@ def test_forward_logit_table_is_exact_and_follows_the_schedule():
     learned = beta.clone().requires_grad_()
     proc.forward_logit(x, t, learned).sum().backward()
     assert learned.grad is not None and learned.grad.abs().sum() > 0
+
+
+def test_a_binary_data_sets_batches_are_not_tested_for_bits(tmp_path, monkeypatch):
+    """A binary data set under the identity scaler is bits by construction (checked when it
+    is built): the training step notes its batch as bits instead of testing every batch, and
+    the step's numbers are those of the tested batch. Broken versions: a test left in the
+    step (the patched `is_bits` is called), a scaled data set taken as bits (`model_bits`)."""
+    import diffusion.processes.binomial as binomial  # noqa: PLC0415
+    from diffusion.data.base import Scaler  # noqa: PLC0415
+    from diffusion.presets import PRESETS  # noqa: PLC0415
+    from diffusion.training.train import _Trainer  # noqa: PLC0415
+
+    config = PRESETS["heartbeat-smoke"].with_overrides(["train.batch_size=16"])
+    noted = _Trainer(config, tmp_path / "a", torch.device("cpu"), None, None)
+    tested = _Trainer(config, tmp_path / "b", torch.device("cpu"), None, None)
+    assert noted.bundle.model_bits
+    assert not dataclasses.replace(noted.bundle, scaler=Scaler(shift=0.5)).model_bits
+    assert not dataclasses.replace(noted.bundle, binary=False).model_bits
+    tested.bundle = dataclasses.replace(tested.bundle, binary=False)  # the same data, tested
+    calls = []
+    real = binomial.is_bits
+    monkeypatch.setattr(binomial, "is_bits", lambda x: calls.append(1) or real(x))
+    want = [tested.train_step() for _ in range(3)]
+    assert len(calls) == 3  # once a batch
+    got = [noted.train_step() for _ in range(3)]
+    assert len(calls) == 3 and got == want

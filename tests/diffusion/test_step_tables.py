@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from bound_reference import reference_train_terms
+from bound_reference import reference_train_loss, reference_train_terms
 
 import diffusion.training.train as train_module
 from diffusion.evaluation.bound import train_terms
@@ -88,7 +88,7 @@ def test_training_trajectory_follows_the_straightforward_step(tmp_path, name, mo
     for _ in range(24):
         fast_losses.append(fast.train_step())
         fast.step += 1
-    monkeypatch.setattr(train_module, "train_terms", reference_train_terms)
+    monkeypatch.setattr(train_module, "train_loss", reference_train_loss)
     ref_losses = []
     for _ in range(24):
         ref_losses.append(ref.train_step())

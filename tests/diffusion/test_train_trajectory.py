@@ -75,12 +75,10 @@ def plain_step(tr: _Trainer) -> float:
     with torch.autocast("cpu", enabled=False):
         k, t, kl = train_terms(tr.model, x0, tr.gen, probs)
     if tr.plain_sq is not None:  # every REFRESH steps: the mean KL_t^2 of those steps
-        step_sums: dict[int, float] = {}  # summed within a step, then across the steps
+        # summed one draw at a time, in the order drawn, across the steps
         for i, v in zip((t - 2).tolist(), kl.detach().double().square().tolist(), strict=True):
-            step_sums[i] = step_sums.get(i, 0.0) + v
-            tr.plain_n[i] = tr.plain_n.get(i, 0) + 1
-        for i, v in step_sums.items():
             tr.plain_sums[i] = tr.plain_sums.get(i, 0.0) + v
+            tr.plain_n[i] = tr.plain_n.get(i, 0) + 1
         tr.plain_pending += 1
         if tr.plain_pending == TSampler.REFRESH:
             for i, total in tr.plain_sums.items():
