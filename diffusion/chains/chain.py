@@ -75,6 +75,23 @@ class Reverse(ABC):
             raise ValueError("the step to x^0 must start at t = 1 (the fixed first step)")
         return Normal(*strided_from_one_step(self.alpha_bar, x, dist.mean, dist.var, t, s))
 
+    def run_bits(
+        self,
+        x: torch.Tensor,
+        top: int,
+        stop: int,
+        generator: torch.Generator | None,
+        log_odds: torch.Tensor | None,
+        on_level: OnLevel | None,
+    ) -> tuple[torch.Tensor, int]:
+        """Moves down from level `top` towards `stop`, each level drawn in one fused call,
+        where this reverse process has such calls (a binomial model whose network runs
+        compiled: diffusion.chains.reverse.ModelReverse), with each step multiplied by
+        r = prod_i Bernoulli(sigmoid(log_odds_i)) (None: r = 1) and `on_level` after each
+        move; the same draws from `generator` in the same order as `run_chain`'s level by
+        level. Returns (x, the level reached); here none: (x, top)."""
+        return x, top
+
     def respaced(self, steps: int | None) -> Reverse:
         """The reverse process on S = `steps` kept steps (`diffusion.chains.strided.kept_steps`);
         itself when every step is kept (steps None or T)."""
@@ -148,13 +165,24 @@ def run_chain(
     `times` if given, then applies `after(x, t - 1)`. A move up (RePaint's resampling) calls
     `jump(x, s, t)`. Noise comes from `generator` in the order of the moves. Returns the
     (B, *shape) float64 state at the last level.
+
+    A chain straight down with no `after` and no `jump`, and `times` either None or a product
+    with a factorized Bernoulli r (a `times` with a `log_odds` attribute), lets the reverse
+    process draw its levels fused (`Reverse.run_bits`) and goes on level by level from where
+    that stopped.
     """
     levels = levels_down(rev.T) if levels is None else list(levels)
     x = x.to(torch.float64)
     if on_level is not None:
         on_level(x, levels[0])
     with torch.no_grad():
-        for cur, nxt in zip(levels[:-1], levels[1:], strict=True):
+        start = 0
+        log_odds = getattr(times, "log_odds", None)
+        plain = after is None and jump is None and (times is None or log_odds is not None)
+        if plain and levels == levels_down(levels[0])[: len(levels)]:  # straight down
+            x, reached = rev.run_bits(x, levels[0], levels[-1], generator, log_odds, on_level)
+            start = levels[0] - reached
+        for cur, nxt in zip(levels[start:-1], levels[start + 1 :], strict=True):
             if nxt == cur - 1:
                 dist = rev.kernel(x, cur)
                 if times is not None:

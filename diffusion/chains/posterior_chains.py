@@ -334,16 +334,24 @@ def binary_inpaint_chain(
     d = d.to(torch.float64)
     prior = expect_step(rev.prior(tuple(d.shape), d.device), Bernoulli, "the binary product")
     x = Bernoulli(binary_product(prior.p, d)).sample(generator)
-    log_odds = torch.logit(d)  # -inf / +inf pin a bit, 0 leaves it: the product in logits
+    return run_chain(rev, x, generator, times=BinaryTimes(d))
 
-    def times(dist: StepDist, level: int) -> Bernoulli:
+
+class BinaryTimes:
+    """A binomial step multiplied by r = prod_i Bernoulli(d_i) (`binary_product`). `log_odds`
+    = logit d (-inf / +inf pin a bit, 0 leaves it) is the product in logits: run_chain hands
+    it to a reverse process that draws its levels fused (Reverse.run_bits)."""
+
+    def __init__(self, d: torch.Tensor) -> None:
+        self.d = d
+        self.log_odds = torch.logit(d)
+
+    def __call__(self, dist: StepDist, level: int) -> Bernoulli:
         step = expect_step(dist, Bernoulli, "the binary product")
         if step.logit is None:
-            return Bernoulli(binary_product(step.p, d))
+            return Bernoulli(binary_product(step.p, self.d))
         # the same product: sigmoid(l + logit d) = c d / (c d + (1 - c)(1 - d)) at
         # c = sigmoid(l), in two operations; a pinned bit stays pinned even where c
         # rounds to 0 or 1
-        logit = step.logit + log_odds
+        logit = step.logit + self.log_odds
         return Bernoulli(torch.sigmoid(logit), logit)
-
-    return run_chain(rev, x, generator, times=times)

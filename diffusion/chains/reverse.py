@@ -24,8 +24,13 @@ from torch.nn.functional import logsigmoid
 
 from diffusion.chains.chain import Reverse
 from diffusion.chains.strided import strided_constants
-from diffusion.nets.compiled import CompiledCall, compiled_binary_logit, compiled_forward
-from diffusion.processes.base import Bernoulli, Normal, Process, StepDist
+from diffusion.nets.compiled import (
+    CompiledCall,
+    compiled_binary_level,
+    compiled_binary_logit,
+    compiled_forward,
+)
+from diffusion.processes.base import Bernoulli, Normal, Process, StepDist, rand
 from diffusion.processes.binomial import BinomialDiffusion
 from diffusion.processes.gaussian import GaussianDiffusion, StepCoefficients
 
@@ -124,15 +129,15 @@ class ModelReverse(Reverse):
         model.chain_eager_s += time.perf_counter() - started
         if model.chain_eager_s >= self._compile_after:  # type: ignore[operator]
             self.net, self._compile_after = compiled_forward(model.net), None
-            self.__dict__.pop("_binary_compiled", None)  # built again for the compiled net
+            for name in ("_binary_compiled", "_binary_fused"):  # built again for the compiled net
+                self.__dict__.pop(name, None)
 
     def differentiable_kernel(self, x: torch.Tensor, t: int) -> StepDist:
         """`kernel` with autograd as the caller has it: reconstruction guidance
         (diffusion.chains.posterior_guided) differentiates the kernel's mean in x^t."""
         proc, model = self.process, self.model
         if isinstance(proc, BinomialDiffusion):  # bit for bit p_step(readout) (eager)
-            logit = self._binary_logit(x, t)
-            return Bernoulli(torch.sigmoid(logit), logit)
+            return Bernoulli(*self._binary_kernel(x, t))
         if not self._diagonal:
             tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             return proc.p_step(x, tt, model.readout(x, tt, self.beta, net=self.net), self.beta)
@@ -145,14 +150,16 @@ class ModelReverse(Reverse):
         mean = torch.add(x if m1 == 1.0 else x * m1, y[..., 0], alpha=m2)
         return Normal(mean, torch.sigmoid(y[..., 1] + logit_beta))
 
-    def _binary_logit(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """The binomial kernel's logit at level t: p_logit_at of the network's z, or where
-        the network is compiled (train.compile) the same expression compiled whole with the
-        level's basis row and forward logits as inputs (diffusion.nets.compiled)."""
+    def _binary_kernel(self, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The binomial kernel's (probability, logit) at level t: p_logit_at of the network's
+        z and its sigmoid, or where the network is compiled (train.compile) the same
+        expressions compiled whole with the level's basis row and forward logits as inputs
+        (diffusion.nets.compiled.binary_logit)."""
         fast = self._binary_compiled
         if fast is None or t == 1:
             z = self.model.net_output(x, t, self.net)[..., 0]
-            return self.process.p_logit_at(x, t, z, self.beta)  # type: ignore[attr-defined]
+            logit = self.process.p_logit_at(x, t, z, self.beta)  # type: ignore[attr-defined]
+            return torch.sigmoid(logit), logit
         fn, rows, logits = fast
         return fn(self.net.fn, x.double(), rows[t - 1], logits[t - 1])  # type: ignore[union-attr]
 
@@ -160,12 +167,66 @@ class ModelReverse(Reverse):
     def _binary_compiled(self) -> tuple[CompiledCall, list, list] | None:
         """(compiled binary_logit, basis rows, (2,) forward logits per step) for a binomial
         model whose network the chain runs compiled; else None."""
-        if not isinstance(self.net, CompiledCall):
+        tables = self._binary_tables
+        return None if tables is None else (compiled_binary_logit(), *tables)
+
+    @cached_property
+    def _binary_fused(self) -> tuple[CompiledCall, list, list] | None:
+        """(compiled binary_level, basis rows, forward logits) as `_binary_compiled`."""
+        tables = self._binary_tables
+        return None if tables is None else (compiled_binary_level(), *tables)
+
+    @cached_property
+    def _binary_tables(self) -> tuple[list, list] | None:
+        """(basis row per step in the network's dtype, (2,) forward logits per step) for a
+        binomial model whose network the chain runs compiled; else None."""
+        if not isinstance(self.net, CompiledCall) or not isinstance(
+            self.process, BinomialDiffusion
+        ):
             return None
         dtype = self.model._net_dtype()
         rows = list(self.model.basis.table().to(dtype).unbind(0))
-        logits = list(self.process.logit_table(self.beta).T.contiguous().unbind(0))  # type: ignore[attr-defined]
-        return compiled_binary_logit(), rows, logits
+        logits = list(self.process.logit_table(self.beta).T.contiguous().unbind(0))
+        return rows, logits
+
+    FUSED_DRAWS = 1 << 20  # U(0, 1) draws made at once by `run_bits` (8 MiB of float64)
+
+    @torch.no_grad()
+    def run_bits(
+        self,
+        x: torch.Tensor,
+        top: int,
+        stop: int,
+        generator: torch.Generator | None,
+        log_odds: torch.Tensor | None,
+        on_level: Callable[[torch.Tensor, int], None] | None,
+    ) -> tuple[torch.Tensor, int]:
+        """Levels top..max(stop, 1) + 1 of a binomial chain whose network runs compiled, each
+        one compiled call (diffusion.nets.compiled.binary_level: kernel, product with r and
+        draw). The U(0, 1) draws of up to 64 levels are made at once (at most FUSED_DRAWS
+        numbers), which is the stream the level-by-level chain draws one level at a time
+        (its `Bernoulli.sample`): on the CPU the same bits, level for level, and the same
+        generator state after. The fixed first step (level 1) stays level by level."""
+        fused, last = self._binary_fused, max(stop, 1)
+        if fused is None or top <= last:
+            return x, top
+        fn, rows, logits = fused
+        x = x.to(torch.float64)
+        odds = (
+            torch.zeros_like(x)
+            if log_odds is None
+            else torch.broadcast_to(log_odds.to(x.device, torch.float64), x.shape).contiguous()
+        )
+        chunk = max(1, min(64, self.FUSED_DRAWS // max(1, x.numel())))
+        draws: list[torch.Tensor] = []
+        for t in range(top, last, -1):
+            if not draws:  # the next levels' draws, in the order the levels use them
+                n = min(chunk, t - last)
+                draws = list(rand((n, *x.shape), generator, x.device).unbind(0))[::-1]
+            x = fn(self.net.fn, x, rows[t - 1], logits[t - 1], draws.pop(), odds)  # type: ignore[union-attr]
+            if on_level is not None:
+                on_level(x, t - 1)
+        return x, last
 
     @cached_property
     def _columns(self) -> list[list[float]]:
