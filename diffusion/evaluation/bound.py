@@ -25,6 +25,7 @@ from diffusion.chains.chain import Reverse
 from diffusion.chains.reverse import gaussian_reverse
 from diffusion.model import DiffusionModel
 from diffusion.processes.base import Normal, Process, draw_device, expect_step, randn
+from diffusion.processes.binomial import is_bits
 from diffusion.processes.gaussian import normal_kl
 from diffusion.training.events import BoundEstimate
 
@@ -175,11 +176,14 @@ def evaluate_bound(
     for i in range(0, N, nb):
         xb = x0[i : i + nb]
         n = xb.shape[0]
+        bits = not gaussian and is_bits(xb)
         for t0 in range(2, T + 1, tb):
             ts = torch.arange(t0, min(t0 + tb, T + 1), device=x0.device)
             t = ts.repeat_interleave(n)
             xr = xb.repeat((len(ts),) + (1,) * (xb.dim() - 1))
             if not gaussian:  # the training step's KL (its case tables): the same numbers
+                if bits:  # copies of xb: not tested again (26k x 20 values a chunk)
+                    model.process.known_bits(xr)
                 kl = model.kl_terms(xr, t, generator, beta).view(len(ts), n)
             else:
                 xt = model.process.q_sample(xr, t, beta, generator)
@@ -241,12 +245,15 @@ def sampled_bound(
     for i in range(0, N, nb):
         xb = x0[i : i + nb]
         n = xb.shape[0]
+        bits = not gaussian and is_bits(xb)
         for j0 in range(0, k, kb):
             cols = ts_all[i : i + n, j0 : j0 + kb]  # (n, c)
             c = cols.shape[1]
             t = cols.T.reshape(-1)  # column by column, matching xb.repeat
             xr = xb.repeat((c,) + (1,) * (xb.dim() - 1))
             if not gaussian:  # the training step's KL, as in evaluate_bound
+                if bits:
+                    model.process.known_bits(xr)
                 kl, xt, z = model.kl_terms(xr, t, generator, beta).view(c, n), None, None
             else:
                 xt = model.process.q_sample(xr, t, beta, generator)
