@@ -66,7 +66,7 @@ class CompiledCall:
             try:
                 if torch.is_grad_enabled():
                     return self.compiled(*args)
-                key = self._signature(args)
+                key = self._signature((self.fn, *args))  # the compiled module itself too
                 if key in self.warm and _default_stance():
                     with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                         return self.compiled(*args)
@@ -86,9 +86,9 @@ class CompiledCall:
     def _signature(self, args: tuple) -> tuple:
         """What a no-gradient call's guards test that can differ between calls: each tensor's
         shape, stride, dtype and device; each module's identity, training mode and (first)
-        parameter's dtype and device (`.to` changes them all); whether inference mode is on.
-        Anything else (a Python constant the function reads) is taken as fixed for the
-        object's life."""
+        parameter's dtype and device (`.to` changes them all); numbers and strings as they
+        are; any other object by its identity; whether inference mode is on. Anything else
+        (a Python constant the function reads) is taken as fixed for the object's life."""
         out: list = [torch.is_inference_mode_enabled()]
         for a in args:
             if isinstance(a, torch.Tensor):
@@ -98,8 +98,10 @@ class CompiledCall:
                     self.first_param[id(a)] = (a, next(iter(a.parameters()), None))
                 p = self.first_param[id(a)][1]
                 out.append((id(a), a.training, None if p is None else (p.dtype, p.device)))
-            else:
+            elif isinstance(a, (bool, int, float, str)):
                 out.append(a)
+            else:  # a function (fixed) or another object: itself
+                out.append((type(a), id(a)))
         return tuple(out)
 
 
