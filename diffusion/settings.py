@@ -191,6 +191,15 @@ def compile_allowed() -> bool:
     return _text("DIFFLAB_COMPILE").strip().lower() not in ("0", "false", "no", "off")
 
 
+def skip_guards_allowed() -> bool:
+    """False where `DIFFLAB_SKIP_GUARDS` is 0/false/no/off: every compiled call evaluates all
+    of torch.compile's guards (diffusion.nets.compiled.CompiledCall). The skipping mode is
+    process-wide in torch: a program that runs compiled chains in several threads of one
+    process should turn it off (the lab runs one job per worker process, and the dashboard
+    runs no chains)."""
+    return _text("DIFFLAB_SKIP_GUARDS").strip().lower() not in ("0", "false", "no", "off")
+
+
 def compile_chains_after_s() -> float:
     """Seconds of eager chain work a model does in a process before its chains compile the
     network (`DIFFLAB_COMPILE_CHAINS_AFTER_S`, default 5; 0: at once): a compilation costs

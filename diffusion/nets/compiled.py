@@ -21,7 +21,11 @@ its compiled graphs apart (`torch.compiler.set_stance(skip_guard_eval_unsafe=Tru
 first call with a signature ran every guard and compiled for it where needed, and nothing a
 guard would test differs from that call. Calls with gradients, and the training step, run
 every guard. The size asserts are off in every compiled function: the guards (or, in those
-calls, the signature) already ensure the sizes and strides.
+calls, the signature) already ensure the sizes and strides. torch's stance is process-wide:
+while one thread runs a call in that mode, compiled code another thread runs at the same
+moment skips its guards too. The lab runs one job per worker process and no chains in the
+dashboard; `DIFFLAB_SKIP_GUARDS=0` (diffusion.settings) turns the mode off for programs that
+run compiled chains in several threads.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch._dynamo import eval_frame as _eval_frame
+
+from diffusion.settings import skip_guards_allowed
 
 
 def compile_whole(fn: Callable) -> Callable:
@@ -57,6 +63,7 @@ class CompiledCall:
         self.compiled = compile_whole(fn)
         self.failed: str | None = None
         self.warm: set[tuple] = set()
+        self.skip_guards = skip_guards_allowed()
         # per module argument: (the module, kept so that its id is not reused; its first
         # parameter)
         self.first_param: dict[int, tuple[nn.Module, torch.Tensor | None]] = {}
@@ -64,7 +71,7 @@ class CompiledCall:
     def __call__(self, *args: torch.Tensor | nn.Module) -> torch.Tensor:
         if self.failed is None:
             try:
-                if torch.is_grad_enabled():
+                if torch.is_grad_enabled() or not self.skip_guards:
                     return self.compiled(*args)
                 key = self._signature((self.fn, *args))  # the compiled module itself too
                 if key in self.warm and _default_stance():

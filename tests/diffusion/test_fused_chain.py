@@ -126,3 +126,16 @@ def test_a_warm_compiled_call_still_tells_shapes_and_gradients_apart():
         call(x8)  # a caller's stance is kept: eager, the hook sees the call
     hook.remove()
     assert calls == [1] and call.failed is None
+
+
+def test_guards_are_all_evaluated_where_skipping_is_turned_off(monkeypatch):
+    """DIFFLAB_SKIP_GUARDS=0 (a program running compiled chains in several threads): no call
+    signature is taken as warm, so every call evaluates every guard."""
+    monkeypatch.setenv("DIFFLAB_SKIP_GUARDS", "0")
+    net = torch.nn.Linear(4, 3)
+    call = CompiledCall(net, "a test network")
+    x = torch.randn(8, 4)
+    with torch.no_grad():
+        for _ in range(2):
+            assert torch.allclose(call(x), net(x), atol=1e-6)
+    assert call.warm == set() and call.failed is None
