@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import torch
@@ -125,10 +126,10 @@ class DataBundle:
         """D, the number of dimensions of one example."""
         return math.prod(self.shape)
 
-    @property
+    @cached_property
     def model_bits(self) -> bool:
         """Every model-space example is exactly 0 or 1: binary data (checked when the data set
-        is built) under the identity scaler."""
+        is built) under the identity scaler. Kept: the training step reads it every step."""
         return self.binary and self.scaler == Scaler()
 
     def draw_train(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -176,14 +176,12 @@ def evaluate_bound(
     for i in range(0, N, nb):
         xb = x0[i : i + nb]
         n = xb.shape[0]
-        bits = not gaussian and is_bits(xb)
+        bits = not gaussian and is_bits(xb)  # tested once a block
         for t0 in range(2, T + 1, tb):
             ts = torch.arange(t0, min(t0 + tb, T + 1), device=x0.device)
             t = ts.repeat_interleave(n)
-            xr = xb.repeat((len(ts),) + (1,) * (xb.dim() - 1))
+            xr = _copies(model, xb, len(ts), bits)
             if not gaussian:  # the training step's KL (its case tables): the same numbers
-                if bits:  # copies of xb: not tested again (26k x 20 values a chunk)
-                    model.process.known_bits(xr)
                 kl = model.kl_terms(xr, t, generator, beta).view(len(ts), n)
             else:
                 xt = model.process.q_sample(xr, t, beta, generator)
@@ -208,6 +206,15 @@ def evaluate_bound(
         sig / N if gaussian else None,
         post / N if gaussian else None,
     )
+
+
+def _copies(model: DiffusionModel, xb: torch.Tensor, c: int, bits: bool) -> torch.Tensor:
+    """xb repeated c times along the batch; noted as bits where xb is (`bits`), so that the
+    binomial step does not test each chunk's c x n copies again."""
+    xr = xb.repeat((c,) + (1,) * (xb.dim() - 1))
+    if bits:
+        model.process.known_bits(xr)
+    return xr
 
 
 @torch.no_grad()
@@ -245,15 +252,13 @@ def sampled_bound(
     for i in range(0, N, nb):
         xb = x0[i : i + nb]
         n = xb.shape[0]
-        bits = not gaussian and is_bits(xb)
+        bits = not gaussian and is_bits(xb)  # tested once a block
         for j0 in range(0, k, kb):
             cols = ts_all[i : i + n, j0 : j0 + kb]  # (n, c)
             c = cols.shape[1]
             t = cols.T.reshape(-1)  # column by column, matching xb.repeat
-            xr = xb.repeat((c,) + (1,) * (xb.dim() - 1))
+            xr = _copies(model, xb, c, bits)
             if not gaussian:  # the training step's KL, as in evaluate_bound
-                if bits:
-                    model.process.known_bits(xr)
                 kl, xt, z = model.kl_terms(xr, t, generator, beta).view(c, n), None, None
             else:
                 xt = model.process.q_sample(xr, t, beta, generator)

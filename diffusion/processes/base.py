@@ -85,7 +85,7 @@ class Bernoulli:
     def sample(self, generator: torch.Generator | None) -> torch.Tensor:
         """Bits (float64): U(0, 1) float64 draws u from `generator`, x = [u < p]. On the CPU
         `torch.bernoulli` draws and compares exactly so (the same numbers and the same
-        generator state after: tests/diffusion/test_chain.py) in one operation instead of
+        generator state after: tests/diffusion/test_fused_chain.py) in one operation instead of
         three, which a binomial chain pays at every level."""
         if self.p.device.type == "cpu" and draw_device(generator, self.p.device).type == "cpu":
             try:

@@ -123,9 +123,7 @@ class TSampler:
         self.count = torch.zeros(T - 1, dtype=torch.long)
         self.pending_t: list[torch.Tensor] = []  # each step's t and KL_t since the last refresh
         self.pending_kl: list[torch.Tensor] = []
-        self.acc_sq: torch.Tensor | None = None  # sums restored from an older checkpoint
-        self.acc_n: torch.Tensor | None = None
-        self.acc_steps = 0  # the steps those sums stand for
+        self._clear_acc()
         self._probs: torch.Tensor | None = None  # None: uniform (some t not seen yet)
 
     @property
@@ -144,31 +142,26 @@ class TSampler:
         if self.pending >= self.REFRESH:
             self.refresh()
 
-    def _sums(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(sum of KL_t^2, count) per t over the pending steps, in draw order, on the CPU, the
-        sums of an older checkpoint's accumulators added; None: nothing pending."""
-        if not self.pending_t and self.acc_sq is None:
-            return None
+    def _clear_acc(self) -> None:
+        """Sums restored from an older checkpoint, and the steps they stand for: none."""
         n = len(self.sq)
-        sq, counts = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.long)
+        self.acc_sq = torch.zeros(n, dtype=torch.float64)
+        self.acc_n = torch.zeros(n, dtype=torch.long)
+        self.acc_steps = 0
+
+    def refresh(self) -> None:
+        """Fold the pending steps (sum of KL_t^2 and count per t, in draw order, with any
+        restored sums) into the running mean of KL_t^2 and recompute p."""
+        if not self.pending:
+            return
+        total, n = self.acc_sq, self.acc_n
         if self.pending_t:
             idx = torch.cat(self.pending_t) - 2
             kl = torch.cat(self.pending_kl).double()
-            sq = torch.bincount(idx, weights=kl.square(), minlength=n).cpu()
-            counts = torch.bincount(idx, minlength=n).cpu()
-        if self.acc_sq is not None:
-            sq, counts = self.acc_sq.cpu() + sq, self.acc_n.cpu() + counts
-        return sq, counts
-
-    def refresh(self) -> None:
-        """Fold the accumulated steps into the running mean of KL_t^2 and recompute p."""
-        sums = self._sums()
-        if sums is None:
-            return
-        total, n = sums
+            total = total + torch.bincount(idx, weights=kl.square(), minlength=len(n)).cpu()
+            n = n + torch.bincount(idx, minlength=len(n)).cpu()
         self.pending_t, self.pending_kl = [], []
-        self.acc_sq = self.acc_n = None
-        self.acc_steps = 0
+        self._clear_acc()
         mean = total / n.clamp(min=1)  # the mean where drawn (the rest is kept below)
         new = torch.where(self.count == 0, mean, 0.9 * self.sq + 0.1 * mean)
         self.sq = torch.where(n > 0, new, self.sq)  # elementwise, no boolean indexing
@@ -191,8 +184,8 @@ class TSampler:
             state["pending_t"] = torch.cat(self.pending_t).cpu()
             state["pending_kl"] = torch.cat(self.pending_kl).cpu()
             state["pending_sizes"] = [len(t) for t in self.pending_t]
-        if self.acc_sq is not None:
-            state["acc_sq"], state["acc_n"] = self.acc_sq.cpu(), self.acc_n.cpu()
+        if self.acc_steps:
+            state["acc_sq"], state["acc_n"] = self.acc_sq.clone(), self.acc_n.clone()
             state["acc_steps"] = self.acc_steps
         return state
 
@@ -206,10 +199,9 @@ class TSampler:
             sizes = [int(n) for n in state["pending_sizes"]]
             self.pending_t = list(state["pending_t"].clone().split(sizes))
             self.pending_kl = list(state["pending_kl"].clone().split(sizes))
-        self.acc_sq = state["acc_sq"].clone() if "acc_sq" in state else None
-        self.acc_n = state["acc_n"].clone() if "acc_n" in state else None
-        if self.acc_sq is None:
-            self.acc_steps = 0
-        else:  # an older checkpoint's `pending` counted the steps in its sums
+        self._clear_acc()
+        if "acc_sq" in state:  # an older checkpoint's `pending` counted the steps in its sums
+            self.acc_sq = state["acc_sq"].cpu().double().clone()
+            self.acc_n = state["acc_n"].cpu().long().clone()
             self.acc_steps = int(state.get("acc_steps", state.get("pending", 0)))
         self._set_probs()
