@@ -1,15 +1,19 @@
-"""Choosing coarse-to-fine inpainting's scale and start step on validation holes, never on the
-test photos (docs/model-notes.md "Coarse-to-fine inpainting").
+"""Choosing the photos model's inpainting chain and its settings (coarse-to-fine scale and
+start step, guidance weight) on validation holes, never on the test photos
+(docs/model-notes.md "Coarse-to-fine inpainting", "Guided inpainting").
 
-64 x 64 holes at seeded random positions in photos the photos model was TRAINED on (camera,
-astronaut and coffee, the test photos of benchmarks/posterior.py part d, are never read here),
-each filled by the paper's chain (or each chain of `--methods`: the guided chain's weight is
-chosen here) in one pass ("off") and coarse-to-fine at each setting "S,R" (scale S, start step
-t0 where the forward noise reaches R times the data's standard deviation), with the chain
-settings of part d; the distances
-of `benchmarks/posterior.py` (histogram W1 and spectrum) of each fill to the truth, beside
-biharmonic inpainting's. The caveat: the model has seen these pixels in training patches (a
-photo held out from training that is not a test photo would need another model).
+64 x 64 holes at seeded random positions in validation photos: by default the photos the run
+held out of training besides the test photos (chelsea and rocket, `VALIDATION_PHOTOS` of
+benchmarks/posterior_photos.py), else, for a run that held out only the test photos, six
+photos it was trained on (`SEEN_PHOTOS`; the output then says the model has seen these
+pixels). Camera, astronaut and coffee, the test photos of benchmarks/posterior.py part d, are
+never read here. Each hole is filled by each chain of `--methods` (paper, repaint, guided or
+guided:W) in one pass ("off") and coarse-to-fine at each setting "S,R" (scale S, start step t0
+where the forward noise reaches R times the data's standard deviation), with the chain
+settings of part d; the distances of `benchmarks/posterior.py` (histogram W1 and spectrum) of
+each fill to the truth, beside biharmonic inpainting's. The summary names the chosen
+combination: the most holes with W1 within 10% of biharmonic's, then the lowest mean of
+log(W1 / biharmonic W1).
 
     python benchmarks/coarse_validation.py --run RUNS/posterior/photos-unet --json
 """
@@ -31,14 +35,20 @@ for _p in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(_p))
 
 import torch  # noqa: E402
-from posterior_photos import TEST_PHOTOS, inpaint_photo  # noqa: E402
+from posterior_photos import (  # noqa: E402
+    TEST_PHOTOS,
+    VALIDATION_PHOTOS,
+    held_out_photos,
+    inpaint_photo,
+)
 
 from diffusion.chains.posterior_coarse import refine_step  # noqa: E402
 from diffusion.chains.reverse import model_reverse  # noqa: E402
 from diffusion.data.photos import photo  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
 
-PHOTOS = ("chelsea", "rocket", "coins", "clock", "moon", "immunohistochemistry")
+# trained-on photos, for a run that held out only the test photos (the earlier photos runs)
+SEEN_PHOTOS = ("chelsea", "rocket", "coins", "clock", "moon", "immunohistochemistry")
 SETTINGS = "off;4,0.25;4,0.5;4,1;2,0.5;8,0.5"
 
 
@@ -62,10 +72,22 @@ def setting(text: str, alpha_bar) -> tuple[str, int | None, int | None]:
     return f"1/{s}, noise {r} (t0={t0})", int(s), t0
 
 
+def choose(summary: dict) -> str:
+    """The summary's key with the most holes whose W1 is within 10% of biharmonic's (the
+    target), then the lowest mean log(W1 / biharmonic W1) (every hole weighted alike)."""
+    return min(
+        summary, key=lambda k: (-summary[k]["w1_within_10pct"], summary[k]["mean_log_w1_ratio"])
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="the trained photos model")
-    p.add_argument("--photos", default=",".join(PHOTOS))
+    p.add_argument(
+        "--photos",
+        default=None,
+        help="comma-separated (default: the run's held-out validation photos, else SEEN_PHOTOS)",
+    )
     p.add_argument("--holes-per-photo", type=int, default=1)
     p.add_argument("--settings", default=SETTINGS, help="';'-separated: off or S,R")
     p.add_argument(
@@ -82,19 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    names = args.photos.split(",")
+    trained = load_trained(args.run, "cpu")
+    held_out = held_out_photos(trained)
+    default = [n for n in VALIDATION_PHOTOS if n in held_out] or list(SEEN_PHOTOS)
+    names = args.photos.split(",") if args.photos else default
     if set(names) & set(TEST_PHOTOS):
         raise SystemExit(f"the test photos {', '.join(TEST_PHOTOS)} are never validated on")
-    trained = load_trained(args.run, "cpu")
     tiles = tuple(int(v) for v in args.tiles.split(","))
     abar = model_reverse(trained.model).alpha_bar
     settings = [setting(s, abar) for s in args.settings.split(";")]
     methods = args.methods.split(",")
     rows = []
     for i, name in enumerate(names):
-        # each photo's holes and seeds follow its place in PHOTOS, so a run on a subset of the
+        # each photo's holes and seeds follow its place in SEEN_PHOTOS, so a run on a subset of the
         # photos (two processes side by side) validates on the same holes as a run on all
-        i = PHOTOS.index(name) if name in PHOTOS else len(PHOTOS) + i
+        i = SEEN_PHOTOS.index(name) if name in SEEN_PHOTOS else len(SEEN_PHOTOS) + i
         img = photo(name)
         for j, at in enumerate(hole_positions(img.shape, args.hole, args.holes_per_photo, i)):
             for (label, s, t0), method in itertools.product(settings, methods):
@@ -131,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         sel = [r for r in rows if r["setting"] == label and r["method"] == method]
         summary[label if len(methods) == 1 else f"{label}; {method}"] = {
             "mean_w1": float(np.mean([r["w1"] for r in sel])),
+            "mean_log_w1_ratio": float(
+                np.mean([np.log(r["w1"] / r["w1_biharmonic"]) for r in sel])
+            ),
             "mean_spectrum": float(np.mean([r["spectrum"] for r in sel])),
             "w1_within_10pct": sum(r["w1"] <= 1.1 * r["w1_biharmonic"] for r in sel),
             "spectrum_beats": sum(r["spectrum"] < r["spectrum_biharmonic"] for r in sel),
@@ -142,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         "mean_w1": float(np.mean([r["w1_biharmonic"] for r in once])),
         "mean_spectrum": float(np.mean([r["spectrum_biharmonic"] for r in once])),
     }
-    out = {"summary": summary, "biharmonic": bih, "options": vars(args) | {"run": str(args.run)}}
+    out = {
+        "chosen": choose(summary),
+        "summary": summary,
+        "biharmonic": bih,
+        "photos": names,
+        "seen_in_training": [n for n in names if n not in held_out],
+        "options": vars(args) | {"run": str(args.run)},
+    }
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 

@@ -373,7 +373,11 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         run,
         result_rows(out["d_photos"]),
         seeds=[0, 10, 11, 12, 20, 21, 22],
-        split={"model": f"{args.photo_preset} preset, camera/astronaut/coffee held out"},
+        split={
+            "model": f"{args.photo_preset} preset, "
+            + "/".join(out["d_photos"]["model"]["held_out"])
+            + " held out (the last two for choosing the chain: coarse_validation.py)"
+        },
         extra={"model": out["d_photos"]["model"], "options": out["d_photos"]["options"]},
     )
 

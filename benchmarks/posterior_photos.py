@@ -31,6 +31,9 @@ from diffusion.chains.inpaint_methods import GUIDANCE
 from diffusion.presets import PRESETS
 
 TEST_PHOTOS = ("camera", "astronaut", "coffee")
+# held out of training with the test photos; the inpainting chain and its settings are chosen
+# on these (`tune_inpaint`), never on the test photos
+VALIDATION_PHOTOS = ("chelsea", "rocket")
 NETWORKS = {
     "photos": "conv (the paper's multi-scale net, no dense pathway: fully convolutional)",
     "photos-unet": "unet (16 channels, mults 1-2-2, v-preconditioned mean: fully convolutional)",
@@ -62,8 +65,14 @@ def train_photos(out: Path, budget_s: float, steps: int, preset: str = "photos-u
     marker = out / "budget.json"
     if marker.exists():
         return json.loads(marker.read_text())
+    holdout = json.dumps([*TEST_PHOTOS, *VALIDATION_PHOTOS])
     cfg = PRESETS[preset].with_overrides(
-        [*PHOTO_OVERRIDES, f"train.batch_size={PHOTO_BATCH[preset]}", f"train.steps={steps}"]
+        [
+            *PHOTO_OVERRIDES,
+            f"train.batch_size={PHOTO_BATCH[preset]}",
+            f"train.steps={steps}",
+            f"data.options.holdout={holdout}",
+        ]
     )
     t0 = time.monotonic()
     if preset == "photos":
@@ -81,6 +90,11 @@ def train_photos(out: Path, budget_s: float, steps: int, preset: str = "photos-u
     }
     marker.write_text(json.dumps(info))
     return info
+
+
+def held_out_photos(trained) -> tuple[str, ...]:
+    """The photos `trained` (a photos run) never trained on (its data option `holdout`)."""
+    return tuple(dict(trained.config.data.options).get("holdout", TEST_PHOTOS))
 
 
 def test_photo(name: str) -> np.ndarray:
@@ -283,6 +297,7 @@ def bench_photos(
 
     info = train_photos(run_dir, budget_s, train_steps, preset)
     trained = load_trained(run_dir, "cpu")
+    held_out = held_out_photos(trained)
     ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
     info = {**info, "train_seconds_total": float(ckpt["elapsed_s"])}
     out: dict = {
@@ -296,7 +311,8 @@ def bench_photos(
             "checkpoint_step": trained.step,
             "training": info,
             "T": trained.model.T,
-            "held_out": list(TEST_PHOTOS),
+            "held_out": list(held_out),
+            "validation_photos": [n for n in VALIDATION_PHOTOS if n in held_out],
         },
         "options": opts,
         "photos": {},
@@ -346,9 +362,9 @@ def result_rows(out: dict) -> list[dict]:
     first row only: one model serves every row)."""
     from readme_renderers import inpaint_methods  # this folder is on sys.path
 
-    from diffusion.data.photos import DEFAULT_HOLDOUT, PHOTOS
+    from diffusion.data.photos import PHOTOS
 
-    train = [p for p in PHOTOS if p not in DEFAULT_HOLDOUT]
+    train = [p for p in PHOTOS if p not in out["model"]["held_out"]]
     rows, first = [], True
     secs = out["model"]["training"].get("train_seconds_total") or 0.0
     for name, res in out["photos"].items():

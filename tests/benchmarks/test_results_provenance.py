@@ -266,3 +266,33 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     guided = next(line for line in lines if "(guided, w = 4)" in line)
     paper = next(line for line in lines if "(paper)" in line)
     assert guided.count("**met**") == 2 and paper.count("**short**") == 2
+
+
+def test_validation_chooses_most_holes_met_then_lowest_log_ratio() -> None:
+    """coarse_validation.choose: the target's count first (a lower mean W1 with fewer holes met
+    loses), then the mean log ratio (each hole weighted alike, not the mean W1, which one bad
+    hole dominates). A chooser by mean W1, or one that ignores the count, fails this."""
+    import coarse_validation
+
+    summary = {
+        "paper": {"w1_within_10pct": 1, "mean_log_w1_ratio": -0.5, "mean_w1": 5.0},
+        "guided:4": {"w1_within_10pct": 3, "mean_log_w1_ratio": 0.4, "mean_w1": 30.0},
+        "guided:8": {"w1_within_10pct": 3, "mean_log_w1_ratio": 0.2, "mean_w1": 40.0},
+    }
+    assert coarse_validation.choose(summary) == "guided:8"
+
+
+def test_photo_runs_name_their_held_out_photos() -> None:
+    """The photos benchmark holds the validation photos out with the test photos, and an older
+    run without the option is read as holding out the test photos only."""
+    from types import SimpleNamespace
+
+    import posterior_photos
+
+    def run(options):
+        return SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(options=options)))
+
+    assert posterior_photos.held_out_photos(run((("patch", 32),))) == posterior_photos.TEST_PHOTOS
+    both = (*posterior_photos.TEST_PHOTOS, *posterior_photos.VALIDATION_PHOTOS)
+    assert posterior_photos.held_out_photos(run((("holdout", both),))) == both
+    assert not set(posterior_photos.TEST_PHOTOS) & set(posterior_photos.VALIDATION_PHOTOS)
