@@ -384,13 +384,12 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
 
 def _coarse(text: str) -> dict:
     """--photo-coarse: 'auto' | 'off' | 'S' | 'S,T0' -> inpaint's coarse, refine_from."""
-    text = text.strip()
-    if text in ("auto", "off"):
-        return {"coarse": None if text == "off" else "auto", "refine_from": None}
-    parts = [int(v) for v in text.split(",")]
-    if len(parts) not in (1, 2):
-        raise SystemExit(f"--photo-coarse: auto, off, S or S,T0; got {text!r}")
-    return {"coarse": parts[0], "refine_from": parts[1] if len(parts) == 2 else None}
+    from posterior_photos import coarse_spec  # this folder is on sys.path
+
+    try:
+        return coarse_spec(text)
+    except ValueError as e:
+        raise SystemExit(f"--photo-coarse: {e}") from None
 
 
 def _triple(text: str) -> list[int] | None:

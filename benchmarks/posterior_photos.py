@@ -186,14 +186,35 @@ def denoise_photo(
 
 
 def method_spec(spec: str) -> tuple[str, dict]:
-    """An inpainting method as the benchmarks name it: 'paper', 'repaint', 'guided' (its
-    default weight) or 'guided:W' (weight W) -> (method, keywords of `inpaint`)."""
+    """An inpainting chain as the benchmarks name it -> (method, keywords of `inpaint`):
+    'paper', 'repaint', 'guided' (its default weight) or 'guided:W' (weight W), each
+    optionally followed by '@off', '@auto' or '@S' (coarse-to-fine for this chain alone: one
+    pass, the auto rule, scale S from the default start step; without it, the benchmark's
+    --photo-coarse), e.g. 'guided:8@off'."""
+    spec, at, coarse = spec.partition("@")
     name, _, weight = spec.partition(":")
+    keywords: dict = {}
+    if at:
+        keywords |= coarse_spec(coarse)
     if name == "guided" and weight:
-        return name, {"guidance": float(weight)}
+        return name, {"guidance": float(weight), **keywords}
     if weight:
         raise ValueError(f"only the guided method takes a weight ('guided:W'), got {spec!r}")
-    return name, {}
+    return name, keywords
+
+
+def coarse_spec(text: str) -> dict:
+    """'auto' | 'off' | 'S' | 'S,T0' -> `inpaint`'s coarse and refine_from (T0: a step)."""
+    text = text.strip()
+    if text in ("auto", "off"):
+        return {"coarse": None if text == "off" else "auto", "refine_from": None}
+    try:
+        parts = [int(v) for v in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise ValueError(f"coarse-to-fine: auto, off, S or S,T0; got {text!r}")
+    return {"coarse": parts[0], "refine_from": parts[1] if len(parts) == 2 else None}
 
 
 def inpaint_photo(
@@ -248,13 +269,11 @@ def inpaint_photo(
             mask,
             n,
             method=name,
-            **keywords,
             steps=steps,
             generator=torch.Generator().manual_seed(seed),
             batch_size=n,
             context=context,
-            coarse=coarse,
-            refine_from=refine_from,
+            **{"coarse": coarse, "refine_from": refine_from, **keywords},
             **_tiles(tiles),
         )
         secs = time.monotonic() - t0
@@ -265,7 +284,7 @@ def inpaint_photo(
             model["guidance"] = keywords.get("guidance", GUIDANCE)
         out.update(
             {
-                method: {**model, "seconds": secs},
+                method: {**model, "seconds": secs, "plan": r.plan.describe()},
                 f"{pre}beats_biharmonic_on_spectrum": model["spectrum_rms_log10_ratio"]
                 < biharm["spectrum_rms_log10_ratio"],
                 f"{pre}histogram_within_10pct": model["hist_wasserstein_grey_levels"]

@@ -152,6 +152,7 @@ def render_posterior_photos(doc: dict) -> str:
             for method in inpaint_methods(r):
                 m, pre = r[method], "" if method == "paper" else f"{method}_"
                 label = method_label(method, m)
+                plan = m.get("plan", r["plan"])  # each chain's own (older rows: one per row)
                 inp.append(
                     f"| {name} ({label}) | {num(m['spectrum_rms_log10_ratio'], 2)} "
                     f"| {num(b['spectrum_rms_log10_ratio'], 2)} "
@@ -159,7 +160,7 @@ def render_posterior_photos(doc: dict) -> str:
                     f"| {num(b['hist_wasserstein_grey_levels'], 1)} "
                     f"| {yes[r[pre + 'beats_biharmonic_on_spectrum']]} "
                     f"| {yes[r[pre + 'histogram_within_10pct']]} "
-                    f"| {r['plan'].split(':')[0]}{_coarse_words(r['plan'])} "
+                    f"| {plan.split(':')[0]}{_coarse_words(plan)} "
                     f"| {m['seconds']:.0f} |"
                 )
     model = doc["provenance"].get("model") or {}
@@ -196,8 +197,8 @@ def inpaint_methods(row: dict) -> list[str]:
 def method_label(method: str, entry: dict | None = None) -> str:
     """How the README names a chain: paper, RePaint, guided (w = W: the weight the row
     recorded, else the one its name gives, else "default" for results from before weights
-    were recorded)."""
-    name, _, weight = method.partition(":")
+    were recorded); a chain's own coarse-to-fine setting ('@off') shows in the window column."""
+    name, _, weight = method.partition("@")[0].partition(":")
     if name == "guided":
         recorded = (entry or {}).get("guidance")
         return f"guided, w = {recorded if recorded is not None else weight or 'default'}"

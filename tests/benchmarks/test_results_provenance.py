@@ -244,8 +244,16 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
 
     assert posterior_photos.method_spec("guided:4") == ("guided", {"guidance": 4.0})
     assert posterior_photos.method_spec("repaint") == ("repaint", {})
+    one_pass = {"coarse": None, "refine_from": None}
+    assert posterior_photos.method_spec("guided:8@off") == ("guided", {"guidance": 8.0, **one_pass})
+    assert posterior_photos.method_spec("paper@4,800") == (
+        "paper",
+        {"coarse": 4, "refine_from": 800},
+    )
     with pytest.raises(ValueError, match="only the guided method"):
         posterior_photos.method_spec("paper:2")
+    with pytest.raises(ValueError, match="auto, off, S or S,T0"):
+        posterior_photos.method_spec("guided@sometimes")
     dist = {"hist_wasserstein_grey_levels": 10.0, "spectrum_rms_log10_ratio": 1.0}
     row = {
         "row": "camera inpaint",
@@ -258,14 +266,22 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
         "histogram_within_10pct": False,
         "guided:4_beats_biharmonic_on_spectrum": True,
         "guided:4_histogram_within_10pct": True,
+        "guided:8@off": {**dist, "rmse_to_truth": 2.0, "seconds": 20.0, "plan": "160 x 160: one"},
+        "guided:8@off_beats_biharmonic_on_spectrum": True,
+        "guided:8@off_histogram_within_10pct": False,
     }
-    assert readme_renderers.inpaint_methods(row) == ["paper", "guided:4"]
+    row["paper"]["plan"] = "160 x 160: coarse-to-fine at 1/4, refined from level 861 of 1000"
+    assert readme_renderers.inpaint_methods(row) == ["paper", "guided:4", "guided:8@off"]
     doc = {"rows": [row], "provenance": {"model": {}}, "_file": "posterior_photos.json"}
     monkeypatch.setattr(readme_renderers, "provenance_line", lambda doc: "")  # not tested here
     lines = readme_renderers.render_posterior_photos(doc).splitlines()
     guided = next(line for line in lines if "(guided, w = 4)" in line)
     paper = next(line for line in lines if "(paper)" in line)
     assert guided.count("**met**") == 2 and paper.count("**short**") == 2
+    # each chain's window from its own plan (the row's plan only where a chain has none)
+    assert "coarse-to-fine 1/4 from level 861" in paper and "coarse" not in guided
+    one = next(line for line in lines if "(guided, w = 8" in line)
+    assert one.count("**met**") == 1 and one.count("**short**") == 1 and "coarse" not in one
 
 
 def test_validation_chooses_most_holes_met_then_lowest_log_ratio() -> None:
