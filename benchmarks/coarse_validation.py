@@ -12,8 +12,8 @@ guided:W) in one pass ("off") and coarse-to-fine at each setting "S,R" (scale S,
 where the forward noise reaches R times the data's standard deviation), with the chain
 settings of part d; the distances of `benchmarks/posterior.py` (histogram W1 and spectrum) of
 each fill to the truth, beside biharmonic inpainting's. The summary names the chosen
-combination: the most holes with W1 within 10% of biharmonic's, then the lowest mean of
-log(W1 / biharmonic W1).
+combination (`choose`: the lowest mean of log(W1 / biharmonic W1)). `--merge` summarizes
+the outputs of runs side by side (one process per photo).
 
     python benchmarks/coarse_validation.py --run RUNS/posterior/photos-unet --json
 """
@@ -73,16 +73,79 @@ def setting(text: str, alpha_bar) -> tuple[str, int | None, int | None]:
 
 
 def choose(summary: dict) -> str:
-    """The summary's key with the most holes whose W1 is within 10% of biharmonic's (the
-    target), then the lowest mean log(W1 / biharmonic W1) (every hole weighted alike)."""
+    """The summary's key with the lowest mean log(W1 / biharmonic W1) over the holes (every
+    hole weighted alike, and a fill far off on one hole counts against it), ties broken by the
+    most holes within 10% of biharmonic's W1. Not the count first: on 8 holes it moves by one
+    hole with the draw and ignores how far off the other holes are (docs/model-notes.md)."""
     return min(
-        summary, key=lambda k: (-summary[k]["w1_within_10pct"], summary[k]["mean_log_w1_ratio"])
+        summary,
+        key=lambda k: (summary[k]["mean_log_w1_ratio"], -summary[k]["w1_within_10pct"]),
     )
+
+
+def summarize(rows: list[dict], labels: list[str], methods: list[str]) -> tuple[dict, dict]:
+    """Per (setting, chain): mean W1, mean log(W1 / biharmonic's), mean spectrum distance,
+    holes within 10% of biharmonic's W1, holes beating its spectrum; and biharmonic's means
+    (one row per hole)."""
+    summary = {}
+    for label, method in itertools.product(labels, methods):
+        sel = [r for r in rows if r["setting"] == label and r["method"] == method]
+        summary[label if len(methods) == 1 else f"{label}; {method}"] = {
+            "mean_w1": float(np.mean([r["w1"] for r in sel])),
+            "mean_log_w1_ratio": float(
+                np.mean([np.log(r["w1"] / r["w1_biharmonic"]) for r in sel])
+            ),
+            "mean_spectrum": float(np.mean([r["spectrum"] for r in sel])),
+            "w1_within_10pct": sum(r["w1"] <= 1.1 * r["w1_biharmonic"] for r in sel),
+            "spectrum_beats": sum(r["spectrum"] < r["spectrum_biharmonic"] for r in sel),
+            "holes": len(sel),
+            "mean_seconds": float(np.mean([r["seconds"] for r in sel])),
+        }
+    once = [r for r in rows if (r["setting"], r["method"]) == (labels[0], methods[0])]
+    bih = {
+        "mean_w1": float(np.mean([r["w1_biharmonic"] for r in once])),
+        "mean_spectrum": float(np.mean([r["spectrum_biharmonic"] for r in once])),
+    }
+    return summary, bih
+
+
+def merge(paths: list[Path]) -> dict:
+    """The summary and the chosen chain over the hole rows of earlier runs' output (one
+    process per photo, side by side): every setting and chain must have run on every hole."""
+    rows = []
+    for path in paths:
+        rows += [
+            json.loads(line)
+            for line in path.read_text().splitlines()
+            if line.startswith('{"photo"')
+        ]
+    labels = list(dict.fromkeys(r["setting"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    holes = {(r["photo"], tuple(r["at_y_x"])) for r in rows}
+    if not rows or len(rows) != len(holes) * len(labels) * len(methods):
+        raise SystemExit(
+            f"{len(rows)} rows for {len(holes)} holes x {len(labels)} settings x "
+            f"{len(methods)} chains: a run did not finish"
+        )
+    summary, bih = summarize(rows, labels, methods)
+    return {
+        "chosen": choose(summary),
+        "summary": summary,
+        "biharmonic": bih,
+        "holes": [list(h) for h in sorted(holes)],
+        "merged": [str(p) for p in paths],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", type=Path, required=True, help="the trained photos model")
+    p.add_argument("--run", type=Path, help="the trained photos model")
+    p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="summarize the hole rows of earlier runs' output files instead of running",
+    )
     p.add_argument(
         "--photos",
         default=None,
@@ -103,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.merge:
+        print(json.dumps(merge(args.merge), indent=2))
+        return 0
+    if args.run is None:
+        p.error("--run is required (or --merge)")
     torch.set_num_threads(1)
     trained = load_trained(args.run, "cpu")
     held_out = held_out_photos(trained)
@@ -150,25 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    summary = {}
-    for (label, _, _), method in itertools.product(settings, methods):
-        sel = [r for r in rows if r["setting"] == label and r["method"] == method]
-        summary[label if len(methods) == 1 else f"{label}; {method}"] = {
-            "mean_w1": float(np.mean([r["w1"] for r in sel])),
-            "mean_log_w1_ratio": float(
-                np.mean([np.log(r["w1"] / r["w1_biharmonic"]) for r in sel])
-            ),
-            "mean_spectrum": float(np.mean([r["spectrum"] for r in sel])),
-            "w1_within_10pct": sum(r["w1"] <= 1.1 * r["w1_biharmonic"] for r in sel),
-            "spectrum_beats": sum(r["spectrum"] < r["spectrum_biharmonic"] for r in sel),
-            "holes": len(sel),
-            "mean_seconds": float(np.mean([r["seconds"] for r in sel])),
-        }
-    once = [r for r in rows if (r["setting"], r["method"]) == (settings[0][0], methods[0])]
-    bih = {  # one row per hole
-        "mean_w1": float(np.mean([r["w1_biharmonic"] for r in once])),
-        "mean_spectrum": float(np.mean([r["spectrum_biharmonic"] for r in once])),
-    }
+    summary, bih = summarize(rows, [label for label, _, _ in settings], methods)
     out = {
         "chosen": choose(summary),
         "summary": summary,

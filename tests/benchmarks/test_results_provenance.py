@@ -284,18 +284,21 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     assert one.count("**met**") == 1 and one.count("**short**") == 1 and "coarse" not in one
 
 
-def test_validation_chooses_most_holes_met_then_lowest_log_ratio() -> None:
-    """coarse_validation.choose: the target's count first (a lower mean W1 with fewer holes met
-    loses), then the mean log ratio (each hole weighted alike, not the mean W1, which one bad
-    hole dominates). A chooser by mean W1, or one that ignores the count, fails this."""
+def test_validation_chooses_the_lowest_mean_log_ratio() -> None:
+    """coarse_validation.choose: the lowest mean log(W1 / biharmonic W1), every hole weighted
+    alike; a chooser by mean W1 (which one bad hole dominates: picks "paper") or by the count
+    of holes within 10% first (picks "off; guided:8", the one-pass chain that fails on flat
+    regions) fails this. Equal means go to the larger count."""
     import coarse_validation
 
     summary = {
-        "paper": {"w1_within_10pct": 1, "mean_log_w1_ratio": -0.5, "mean_w1": 5.0},
-        "guided:4": {"w1_within_10pct": 3, "mean_log_w1_ratio": 0.4, "mean_w1": 30.0},
-        "guided:8": {"w1_within_10pct": 3, "mean_log_w1_ratio": 0.2, "mean_w1": 40.0},
+        "paper": {"w1_within_10pct": 1, "mean_log_w1_ratio": 2.0, "mean_w1": 5.0},
+        "off; guided:8": {"w1_within_10pct": 4, "mean_log_w1_ratio": 1.53, "mean_w1": 34.3},
+        "1/4; guided:8": {"w1_within_10pct": 3, "mean_log_w1_ratio": 0.60, "mean_w1": 40.0},
     }
-    assert coarse_validation.choose(summary) == "guided:8"
+    assert coarse_validation.choose(summary) == "1/4; guided:8"
+    summary["1/4; guided:4"] = {"w1_within_10pct": 4, "mean_log_w1_ratio": 0.60, "mean_w1": 9.0}
+    assert coarse_validation.choose(summary) == "1/4; guided:4"
 
 
 def test_photo_runs_name_their_held_out_photos() -> None:
