@@ -34,6 +34,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+import provenance  # noqa: E402
 import torch  # noqa: E402
 from posterior_photos import (  # noqa: E402
     TEST_PHOTOS,
@@ -109,16 +110,30 @@ def summarize(rows: list[dict], labels: list[str], methods: list[str]) -> tuple[
     return summary, bih
 
 
-def merge(paths: list[Path]) -> dict:
-    """The summary and the chosen chain over the hole rows of earlier runs' output (one
-    process per photo, side by side): every setting and chain must have run on every hole."""
-    rows = []
+def merge(paths: list[Path]) -> tuple[list[dict], dict]:
+    """The hole rows of earlier runs (one process per photo, side by side) and their summary
+    with the chosen chain: each path a results file of `--results` or a run's `--json` output;
+    every setting and chain must have run on every hole."""
+    rows, sources = [], []
     for path in paths:
-        rows += [
-            json.loads(line)
-            for line in path.read_text().splitlines()
-            if line.startswith('{"photo"')
-        ]
+        text = path.read_text()
+        if text.lstrip().startswith("{\n") or text.lstrip().startswith('{"provenance"'):
+            doc = json.loads(text)  # a results file
+            rows += doc["rows"]
+            sources.append({"path": str(path), "provenance": doc["provenance"]})
+            continue
+        got = [json.loads(line) for line in text.splitlines() if line.startswith('{"photo"')]
+        tail = text[text.rindex("\n{\n") + 1 :] if "\n{\n" in text else "{}"
+        options = json.loads(tail).get("options") or {}
+        holes = list(dict.fromkeys((r["photo"], tuple(r["at_y_x"])) for r in got))
+        for r in got:  # output from before rows named their seed: the run's rule (main)
+            if "seed" not in r:
+                j = [h for h in holes if h[0] == r["photo"]].index((r["photo"], tuple(r["at_y_x"])))
+                r["seed"] = options.get("seed", 0) + 100 * SEEN_PHOTOS.index(r["photo"]) + j
+        rows += got
+        sources.append(
+            {"path": str(path), "options": options, "commit": json.loads(tail).get("commit")}
+        )
     labels = list(dict.fromkeys(r["setting"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     holes = {(r["photo"], tuple(r["at_y_x"])) for r in rows}
@@ -128,13 +143,33 @@ def merge(paths: list[Path]) -> dict:
             f"{len(methods)} chains: a run did not finish"
         )
     summary, bih = summarize(rows, labels, methods)
-    return {
+    return rows, {
         "chosen": choose(summary),
         "summary": summary,
         "biharmonic": bih,
         "holes": [list(h) for h in sorted(holes)],
-        "merged": [str(p) for p in paths],
+        "sources": sources,
     }
+
+
+def write(path: Path, run, rows: list[dict], out: dict, held_out: tuple[str, ...]) -> None:
+    """The hole rows and the summary as a results file (benchmarks/provenance.py)."""
+    for r in rows:
+        r.setdefault("seeds", [r.get("seed", 0)])
+        r.setdefault("split", {"photo": r["photo"], "trained_on": r["photo"] not in held_out})
+        r.setdefault("train_seconds", 0.0)
+        r.setdefault("eval_seconds", round(r["seconds"], 1))
+    provenance.write_results(
+        path,
+        run,
+        rows,
+        seeds=sorted({s for r in rows for s in r["seeds"]}),
+        split={
+            "validation_photos": sorted({r["photo"] for r in rows}),
+            "never_read": list(TEST_PHOTOS),
+        },
+        extra=out,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,9 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hole", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--results", type=Path, help="write the hole rows and summary here")
     args = p.parse_args(argv)
+    run = provenance.start(argv)
     if args.merge:
-        print(json.dumps(merge(args.merge), indent=2))
+        rows, out = merge(args.merge)
+        if args.results:
+            write(args.results, run, rows, out, (*TEST_PHOTOS, *VALIDATION_PHOTOS))
+        print(json.dumps(out, indent=2))
         return 0
     if args.run is None:
         p.error("--run is required (or --merge)")
@@ -215,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                     "w1_biharmonic": r["biharmonic"]["hist_wasserstein_grey_levels"],
                     "spectrum_biharmonic": r["biharmonic"]["spectrum_rms_log10_ratio"],
                     "seconds": time.monotonic() - t,
+                    "seed": args.seed + 100 * i + j,
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -227,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         "seen_in_training": [n for n in names if n not in held_out],
         "options": vars(args) | {"run": str(args.run)},
     }
+    out["commit"], out["dirty"] = run.commit, run.dirty  # for --merge of this output
+    if args.results:
+        write(args.results, run, rows, out, held_out)
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 

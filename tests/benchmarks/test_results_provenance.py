@@ -315,3 +315,47 @@ def test_photo_runs_name_their_held_out_photos() -> None:
     both = (*posterior_photos.TEST_PHOTOS, *posterior_photos.VALIDATION_PHOTOS)
     assert posterior_photos.held_out_photos(run((("holdout", both),))) == both
     assert not set(posterior_photos.TEST_PHOTOS) & set(posterior_photos.VALIDATION_PHOTOS)
+
+
+def test_validation_merge_needs_every_chain_on_every_hole(tmp_path) -> None:
+    """coarse_validation.merge: rows of two side-by-side outputs summed into one summary
+    (means over both photos' holes; seeds by the run's rule), and an output cut short (a
+    chain missing on a hole) refused rather than summarized on fewer holes."""
+    import coarse_validation
+
+    def row(photo, at, method, w1):
+        return {
+            "photo": photo,
+            "at_y_x": at,
+            "setting": "off",
+            "method": method,
+            "w1": w1,
+            "spectrum": 1.0,
+            "w1_biharmonic": 10.0,
+            "spectrum_biharmonic": 5.0,
+            "seconds": 1.0,
+        }
+
+    a, b = tmp_path / "a.out", tmp_path / "b.out"
+    a.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                row("chelsea", [1, 2], "paper", 40.0),
+                row("chelsea", [1, 2], "guided:8", 10.0),
+                row("chelsea", [3, 4], "paper", 20.0),
+                row("chelsea", [3, 4], "guided:8", 11.0),
+            ]
+        )
+        + '\n{\n  "options": {"seed": 5}\n}\n'
+    )
+    b.write_text(json.dumps(row("rocket", [5, 6], "paper", 5.0)) + "\n")
+    with pytest.raises(SystemExit, match="did not finish"):
+        coarse_validation.merge([a, b])
+    b.write_text(b.read_text() + json.dumps(row("rocket", [5, 6], "guided:8", 80.0)) + "\n")
+    rows, out = coarse_validation.merge([a, b])
+    assert out["summary"]["off; guided:8"]["mean_w1"] == pytest.approx(101.0 / 3)
+    assert out["summary"]["off; paper"]["w1_within_10pct"] == 1
+    # mean log ratios: paper (1.39 + 0.69 - 0.69) / 3 = 0.46, guided (0 + 0.10 + 2.08) / 3
+    assert out["chosen"] == "off; paper"
+    assert [r["seed"] for r in rows] == [5, 5, 6, 6, 101, 101]
