@@ -358,4 +358,4 @@ def test_validation_merge_needs_every_chain_on_every_hole(tmp_path) -> None:
     assert out["summary"]["off; paper"]["w1_within_10pct"] == 1
     # mean log ratios: paper (1.39 + 0.69 - 0.69) / 3 = 0.46, guided (0 + 0.10 + 2.08) / 3
     assert out["chosen"] == "off; paper"
-    assert [r["seed"] for r in rows] == [5, 5, 6, 6, 101, 101]
+    assert [r["seed"] for r in rows] == [5, 5, 6, 6, 100, 100]  # rocket: photo 1, hole 0
