@@ -197,12 +197,16 @@ def inpaint_methods(row: dict) -> list[str]:
 def method_label(method: str, entry: dict | None = None) -> str:
     """How the README names a chain: paper, RePaint, guided (w = W: the weight the row
     recorded, else the one its name gives, else "default" for results from before weights
-    were recorded); a chain's own coarse-to-fine setting ('@off') shows in the window column."""
-    name, _, weight = method.partition("@")[0].partition(":")
+    were recorded), and a chain's own coarse-to-fine setting ('@off': ", one pass")."""
+    spec, _, coarse = method.partition("@")
+    name, _, weight = spec.partition(":")
+    own = {"off": ", one pass", "auto": ", coarse auto"}.get(
+        coarse, f", coarse {coarse}" if coarse else ""
+    )
     if name == "guided":
         recorded = (entry or {}).get("guidance")
-        return f"guided, w = {recorded if recorded is not None else weight or 'default'}"
-    return {"repaint": "RePaint"}.get(name, name)
+        return f"guided, w = {recorded if recorded is not None else weight or 'default'}{own}"
+    return {"repaint": "RePaint"}.get(name, name) + own
 
 
 def _coarse_words(plan: str) -> str:

@@ -280,7 +280,7 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     assert guided.count("**met**") == 2 and paper.count("**short**") == 2
     # each chain's window from its own plan (the row's plan only where a chain has none)
     assert "coarse-to-fine 1/4 from level 861" in paper and "coarse" not in guided
-    one = next(line for line in lines if "(guided, w = 8" in line)
+    one = next(line for line in lines if "(guided, w = 8, one pass)" in line)
     assert one.count("**met**") == 1 and one.count("**short**") == 1 and "coarse" not in one
 
 
