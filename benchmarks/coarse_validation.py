@@ -41,6 +41,7 @@ from posterior_photos import (  # noqa: E402
     VALIDATION_PHOTOS,
     held_out_photos,
     inpaint_photo,
+    validation_photos,
 )
 
 from diffusion.chains.posterior_coarse import refine_step  # noqa: E402
@@ -84,10 +85,10 @@ def choose(summary: dict) -> str:
     )
 
 
-def summarize(rows: list[dict], labels: list[str], methods: list[str]) -> tuple[dict, dict]:
+def summarize(rows: list[dict], labels: list[str], methods: list[str]) -> dict:
     """Per (setting, chain): mean W1, mean log(W1 / biharmonic's), mean spectrum distance,
-    holes within 10% of biharmonic's W1, holes beating its spectrum; and biharmonic's means
-    (one row per hole)."""
+    holes within 10% of biharmonic's W1, holes beating its spectrum; biharmonic's means (one
+    row per hole); and the chosen (setting, chain) (`choose`)."""
     summary = {}
     for label, method in itertools.product(labels, methods):
         sel = [r for r in rows if r["setting"] == label and r["method"] == method]
@@ -107,7 +108,43 @@ def summarize(rows: list[dict], labels: list[str], methods: list[str]) -> tuple[
         "mean_w1": float(np.mean([r["w1_biharmonic"] for r in once])),
         "mean_spectrum": float(np.mean([r["spectrum_biharmonic"] for r in once])),
     }
-    return summary, bih
+    return {"chosen": choose(summary), "summary": summary, "biharmonic": bih}
+
+
+def photo_index(name: str, position: int) -> int:
+    """Where a photo's holes and seeds come from: its place in SEEN_PHOTOS (so that a run on
+    some of the photos, two processes side by side, validates on the same holes as a run on
+    all), else after them by its `position` among the photos asked for."""
+    return SEEN_PHOTOS.index(name) if name in SEEN_PHOTOS else len(SEEN_PHOTOS) + position
+
+
+def hole_seed(seed: int, index: int, hole: int) -> int:
+    """The generator seed of hole number `hole` of the photo at `index` (`photo_index`)."""
+    return seed + 100 * index + hole
+
+
+def _read(path: Path) -> tuple[list[dict], dict]:
+    """(hole rows, where they came from) of a results file of `--results` or of a run's
+    `--json` output (its hole rows, one per line, then its summary)."""
+    text = path.read_text()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and "rows" in doc:
+        return doc["rows"], {"path": str(path), "provenance": doc["provenance"]}
+    lines = text.splitlines()
+    rows = [json.loads(line) for line in lines if line.startswith('{"photo"')]
+    tail = json.loads("\n".join(lines[lines.index("{") :])) if "{" in lines else {}
+    options = tail.get("options") or {}
+    holes: dict[str, dict[tuple, int]] = {}
+    for r in rows:  # output from before rows named their seed: main's rule
+        of_photo = holes.setdefault(r["photo"], {})
+        j = of_photo.setdefault(tuple(r["at_y_x"]), len(of_photo))
+        if "seed" not in r:
+            i = photo_index(r["photo"], list(holes).index(r["photo"]))
+            r["seed"] = hole_seed(options.get("seed", 0), i, j)
+    return rows, {"path": str(path), "options": options, "commit": tail.get("commit")}
 
 
 def merge(paths: list[Path]) -> tuple[list[dict], dict]:
@@ -116,24 +153,9 @@ def merge(paths: list[Path]) -> tuple[list[dict], dict]:
     every setting and chain must have run on every hole."""
     rows, sources = [], []
     for path in paths:
-        text = path.read_text()
-        if text.lstrip().startswith("{\n") or text.lstrip().startswith('{"provenance"'):
-            doc = json.loads(text)  # a results file
-            rows += doc["rows"]
-            sources.append({"path": str(path), "provenance": doc["provenance"]})
-            continue
-        got = [json.loads(line) for line in text.splitlines() if line.startswith('{"photo"')]
-        tail = text[text.rindex("\n{\n") + 1 :] if "\n{\n" in text else "{}"
-        options = json.loads(tail).get("options") or {}
-        holes = list(dict.fromkeys((r["photo"], tuple(r["at_y_x"])) for r in got))
-        for r in got:  # output from before rows named their seed: the run's rule (main)
-            if "seed" not in r:
-                j = [h for h in holes if h[0] == r["photo"]].index((r["photo"], tuple(r["at_y_x"])))
-                r["seed"] = options.get("seed", 0) + 100 * SEEN_PHOTOS.index(r["photo"]) + j
+        got, source = _read(path)
         rows += got
-        sources.append(
-            {"path": str(path), "options": options, "commit": json.loads(tail).get("commit")}
-        )
+        sources.append(source)
     labels = list(dict.fromkeys(r["setting"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     holes = {(r["photo"], tuple(r["at_y_x"])) for r in rows}
@@ -142,11 +164,8 @@ def merge(paths: list[Path]) -> tuple[list[dict], dict]:
             f"{len(rows)} rows for {len(holes)} holes x {len(labels)} settings x "
             f"{len(methods)} chains: a run did not finish"
         )
-    summary, bih = summarize(rows, labels, methods)
     return rows, {
-        "chosen": choose(summary),
-        "summary": summary,
-        "biharmonic": bih,
+        **summarize(rows, labels, methods),
         "holes": [list(h) for h in sorted(holes)],
         "sources": sources,
     }
@@ -214,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     trained = load_trained(args.run, "cpu")
     held_out = held_out_photos(trained)
-    default = [n for n in VALIDATION_PHOTOS if n in held_out] or list(SEEN_PHOTOS)
+    default = validation_photos(held_out) or list(SEEN_PHOTOS)
     names = args.photos.split(",") if args.photos else default
     if set(names) & set(TEST_PHOTOS):
         raise SystemExit(f"the test photos {', '.join(TEST_PHOTOS)} are never validated on")
@@ -223,12 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = [setting(s, abar) for s in args.settings.split(";")]
     methods = args.methods.split(",")
     rows = []
-    for i, name in enumerate(names):
-        # each photo's holes and seeds follow its place in SEEN_PHOTOS, so a run on a subset of the
-        # photos (two processes side by side) validates on the same holes as a run on all
-        i = SEEN_PHOTOS.index(name) if name in SEEN_PHOTOS else len(SEEN_PHOTOS) + i
+    for position, name in enumerate(names):
+        i = photo_index(name, position)
         img = photo(name)
         for j, at in enumerate(hole_positions(img.shape, args.hole, args.holes_per_photo, i)):
+            seed = hole_seed(args.seed, i, j)
             for (label, s, t0), method in itertools.product(settings, methods):
                 t = time.monotonic()
                 r, _ = inpaint_photo(
@@ -237,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.hole,
                     args.samples,
                     args.steps,
-                    args.seed + 100 * i + j,
+                    seed,
                     args.context,
                     tiles,
                     (method,),
@@ -255,20 +273,18 @@ def main(argv: list[str] | None = None) -> int:
                     "w1_biharmonic": r["biharmonic"]["hist_wasserstein_grey_levels"],
                     "spectrum_biharmonic": r["biharmonic"]["spectrum_rms_log10_ratio"],
                     "seconds": time.monotonic() - t,
-                    "seed": args.seed + 100 * i + j,
+                    "seed": seed,
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    summary, bih = summarize(rows, [label for label, _, _ in settings], methods)
     out = {
-        "chosen": choose(summary),
-        "summary": summary,
-        "biharmonic": bih,
+        **summarize(rows, [label for label, _, _ in settings], methods),
         "photos": names,
         "seen_in_training": [n for n in names if n not in held_out],
         "options": vars(args) | {"run": str(args.run)},
+        "commit": run.commit,  # for --merge of this output
+        "dirty": run.dirty,
     }
-    out["commit"], out["dirty"] = run.commit, run.dirty  # for --merge of this output
     if args.results:
         write(args.results, run, rows, out, held_out)
     print(json.dumps(out, indent=2) if args.json else out)

@@ -97,6 +97,11 @@ def held_out_photos(trained) -> tuple[str, ...]:
     return tuple(dict(trained.config.data.options).get("holdout", TEST_PHOTOS))
 
 
+def validation_photos(held_out: tuple[str, ...]) -> list[str]:
+    """The validation photos a run with these held-out photos never trained on."""
+    return [n for n in VALIDATION_PHOTOS if n in held_out]
+
+
 def test_photo(name: str) -> np.ndarray:
     """The photo under test, greyscale uint8 at its own size (coffee: 400 x 600)."""
     from diffusion.data.photos import photo
@@ -331,7 +336,7 @@ def bench_photos(
             "training": info,
             "T": trained.model.T,
             "held_out": list(held_out),
-            "validation_photos": [n for n in VALIDATION_PHOTOS if n in held_out],
+            "validation_photos": validation_photos(held_out),
         },
         "options": opts,
         "photos": {},
