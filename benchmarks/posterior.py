@@ -225,6 +225,12 @@ def _parser() -> argparse.ArgumentParser:
         help="(d) step cap (photos: the lr schedule length)",
     )
     p.add_argument(
+        "--photo-threads",
+        type=int,
+        default=1,
+        help="(d) CPU threads for training the photos model (the chains run on one)",
+    )
+    p.add_argument(
         "--photo-train-only",
         action="store_true",
         help="(d) train (or resume) the photos model in RUNS/posterior/PRESET and stop",
@@ -344,7 +350,11 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
     run_dir = runs / "posterior" / args.photo_preset
     if args.photo_train_only:
         out["d_photos_training"] = train_photos(
-            run_dir, args.photo_budget_min * 60, args.photo_train_steps, args.photo_preset
+            run_dir,
+            args.photo_budget_min * 60,
+            args.photo_train_steps,
+            args.photo_preset,
+            args.photo_threads,
         )
         return
     opts = {

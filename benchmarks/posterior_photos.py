@@ -53,8 +53,11 @@ PHOTO_OVERRIDES = (
 )
 
 
-def train_photos(out: Path, budget_s: float, steps: int, preset: str = "photos-unet") -> dict:
-    """Train `preset` in `out` for `budget_s` seconds of wall time, or resume it there; reused
+def train_photos(
+    out: Path, budget_s: float, steps: int, preset: str = "photos-unet", threads: int = 1
+) -> dict:
+    """Train `preset` in `out` for `budget_s` seconds of wall time on `threads` CPU threads,
+    or resume it there; reused
     once its budget is spent (budget.json). The UNet presets follow the budget (its learning
     rate decays over the budget: `train(budget_s=...)`; `steps` only caps it); "photos" (the
     paper's net) plans its schedule for `steps` and stops at the budget. The bound is not
@@ -74,17 +77,23 @@ def train_photos(out: Path, budget_s: float, steps: int, preset: str = "photos-u
             f"data.options.holdout={holdout}",
         ]
     )
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     t0 = time.monotonic()
-    if preset == "photos":
-        r = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > budget_s)
-    else:
-        r = train(cfg, out, budget_s=budget_s, final_eval=False)
+    try:
+        if preset == "photos":
+            r = train(cfg, out, should_stop=lambda: time.monotonic() - t0 > budget_s)
+        else:
+            r = train(cfg, out, budget_s=budget_s, final_eval=False)
+    finally:
+        torch.set_num_threads(before)
     info = {
         "preset": preset,
         "status": r.status,
         "steps": r.step,
         "steps_cap": steps,
         "budget_s_this_call": budget_s,
+        "threads": threads,
         "wall_seconds_this_call": time.monotonic() - t0,
         "train_seconds_total": r.info.get("train_seconds"),
     }

@@ -117,6 +117,12 @@ def _table1_image_lines(doc: dict) -> list[str]:
     return lines
 
 
+def _training_threads(train: dict) -> str:
+    """', on N CPU threads' where the results record it (older ones trained on one)."""
+    n = train.get("threads")
+    return f", on {n} CPU thread{'s' if n != 1 else ''}" if n else ""
+
+
 def render_posterior_photos(doc: dict) -> str:
     yes = {True: "**met**", False: "**short**"}
     den = [
@@ -178,8 +184,8 @@ def render_posterior_photos(doc: dict) -> str:
             "",
             f"Model: the {model.get('preset', 'photos')} preset at checkpoint step "
             f"{model.get('checkpoint_step')} "
-            f"({train.get('train_seconds_total', 0) / 60:.0f} minutes of training in all). "
-            + provenance_line(doc),
+            f"({train.get('train_seconds_total', 0) / 60:.0f} minutes of training in all"
+            f"{_training_threads(train)}). " + provenance_line(doc),
         ]
     )
 

@@ -282,6 +282,14 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     assert "coarse-to-fine 1/4 from level 861" in paper and "coarse" not in guided
     one = next(line for line in lines if "(guided, w = 8, one pass)" in line)
     assert one.count("**met**") == 1 and one.count("**short**") == 1 and "coarse" not in one
+    # the model line says how many threads trained it where the results record it
+    model = {"preset": "photos-unet", "checkpoint_step": 5, "training": {"train_seconds_total": 600}}
+    doc["provenance"]["model"] = model
+    assert "(10 minutes of training in all)" in readme_renderers.render_posterior_photos(doc)
+    model["training"]["threads"] = 2
+    assert "(10 minutes of training in all, on 2 CPU threads)" in (
+        readme_renderers.render_posterior_photos(doc)
+    )
 
 
 def test_validation_chooses_the_lowest_mean_log_ratio() -> None:
