@@ -283,7 +283,8 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     one = next(line for line in lines if "(guided, w = 8, one pass)" in line)
     assert one.count("**met**") == 1 and one.count("**short**") == 1 and "coarse" not in one
     # the model line says how many threads trained it where the results record it
-    model = {"preset": "photos-unet", "checkpoint_step": 5, "training": {"train_seconds_total": 600}}
+    training = {"train_seconds_total": 600}
+    model = {"preset": "photos-unet", "checkpoint_step": 5, "training": training}
     doc["provenance"]["model"] = model
     assert "(10 minutes of training in all)" in readme_renderers.render_posterior_photos(doc)
     model["training"]["threads"] = 2
