@@ -356,6 +356,8 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
             args.photo_preset,
             args.photo_threads,
         )
+        threads = out["d_photos_training"].get("threads", 1)  # as recorded, where reused
+        out["budget"] += f"; the photos model trained on {threads} thread(s)"
         return
     opts = {
         "samples": args.photo_samples,
@@ -376,6 +378,8 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         FIGURES,
         args.photo_preset,
     )
+    threads = out["d_photos"]["model"]["training"].get("threads", 1)
+    out["budget"] += f"; the photos model trained on {threads} thread(s)"
     from posterior_photos import result_rows
 
     provenance.write_results(
