@@ -393,7 +393,7 @@ def bench_photos(
 def result_rows(out: dict) -> list[dict]:
     """One row per photo and task for benchmarks/provenance.py (training seconds on the
     first row only: one model serves every row)."""
-    from readme_renderers import inpaint_methods  # this folder is on sys.path
+    from readme_photos import inpaint_methods  # this folder is on sys.path
 
     from diffusion.data.photos import PHOTOS
 

@@ -1,12 +1,13 @@
-"""Generate the README's result tables from benchmarks/results/*.json.
+"""Generate the README's (and docs/model-notes.md's) result tables from
+benchmarks/results/*.json.
 
-Each table sits between two marker comments in README.md:
+Each table sits between two marker comments in README.md or docs/model-notes.md:
 
     <!-- generated: table1 (benchmarks/readme_tables.py; do not edit) -->
     ...
     <!-- end generated: table1 -->
 
-    python benchmarks/readme_tables.py           # rewrite the blocks in README.md
+    python benchmarks/readme_tables.py           # rewrite the blocks in both documents
     python benchmarks/readme_tables.py --check   # exit 1 (and say which) if any block differs
 
 The renderers, one per results file, are in benchmarks/readme_renderers.py.
@@ -25,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance  # noqa: E402
+from readme_photos import render_inpaint_validation, render_posterior_photos  # noqa: E402
 from readme_renderers import (  # noqa: E402
     provenance_line,
     render_images,
     render_posterior,
-    render_posterior_photos,
     render_speed,
     render_table1,
     render_table1_images,
@@ -39,6 +40,7 @@ from readme_renderers import (  # noqa: E402
 __all__ = ["provenance_line", "render_speed", "render_table1_long"]  # used by the tests
 
 README = provenance.ROOT / "README.md"
+DOCUMENTS = (README, provenance.ROOT / "docs" / "model-notes.md")  # the files with blocks
 BEGIN = "<!-- generated: {name} (benchmarks/readme_tables.py; do not edit) -->"
 END = "<!-- end generated: {name} -->"
 
@@ -53,6 +55,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "table1_long": ("table1_long.json", render_table1_long),
     "posterior_photos": ("posterior_photos.json", render_posterior_photos),
     "posterior": ("posterior.json", render_posterior),
+    "inpaint_validation": ("inpaint_validation.json", render_inpaint_validation),
 }
 
 
@@ -99,20 +102,26 @@ def update(text: str, results_dir: Path = provenance.RESULTS) -> tuple[str, list
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
-    p.add_argument("--readme", type=Path, default=README)
+    p.add_argument(
+        "--readme", type=Path, default=None, help="one document (default: README and the notes)"
+    )
     args = p.parse_args(argv)
-    text = args.readme.read_text()
-    new, changed = update(text)
-    if args.check:
+    status = 0
+    for path in [args.readme] if args.readme else DOCUMENTS:
+        text = path.read_text()
+        new, changed = update(text)
+        name = path.name
+        if args.check:
+            if changed:
+                print(f"{name} out of date with the results: {', '.join(changed)}")
+                status = 1
+            else:
+                print(f"{name} tables match the results ({', '.join(blocks_in(text)) or 'none'})")
+            continue
         if changed:
-            print(f"README out of date with the results: {', '.join(changed)}")
-            return 1
-        print(f"README tables match the results ({', '.join(blocks_in(text)) or 'none'})")
-        return 0
-    if changed:
-        args.readme.write_text(new)
-    print(f"updated: {', '.join(changed) or 'nothing'}")
-    return 0
+            path.write_text(new)
+        print(f"{name} updated: {', '.join(changed) or 'nothing'}")
+    return status
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import provenance  # noqa: E402
+import readme_photos  # noqa: E402
 import readme_tables  # noqa: E402
 
 # Files written before provenance was recorded (none left: every file has it now). A file
@@ -37,13 +38,16 @@ def test_every_results_file_has_provenance(path: Path) -> None:
 
 
 def test_readme_tables_match_the_results() -> None:
-    text = readme_tables.README.read_text()
-    _, changed = readme_tables.update(text)
-    assert changed == [], f"run python benchmarks/readme_tables.py: {changed} differ"
+    blocks = []
+    for path in readme_tables.DOCUMENTS:
+        text = path.read_text()
+        _, changed = readme_tables.update(text)
+        assert changed == [], f"run python benchmarks/readme_tables.py: {path.name} {changed}"
+        blocks += readme_tables.blocks_in(text)
     with_provenance = {p.name for p in _results() if p.name not in LEGACY}
     for name, (file, _) in readme_tables.TABLES.items():
         if file in with_provenance:
-            assert name in readme_tables.blocks_in(text), f"README has no block for {name}"
+            assert name in blocks, f"neither README nor the notes have a block for {name}"
 
 
 def _doc(k: float) -> dict:
@@ -240,7 +244,6 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     """A photos inpainting row with the guided chain at a chosen weight: each chain that ran
     gets its own README line with its own flags, and the method names parse back."""
     import posterior_photos
-    import readme_renderers
 
     assert posterior_photos.method_spec("guided:4") == ("guided", {"guidance": 4.0})
     assert posterior_photos.method_spec("repaint") == ("repaint", {})
@@ -271,10 +274,10 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
         "guided:8@off_histogram_within_10pct": False,
     }
     row["paper"]["plan"] = "160 x 160: coarse-to-fine at 1/4, refined from level 861 of 1000"
-    assert readme_renderers.inpaint_methods(row) == ["paper", "guided:4", "guided:8@off"]
+    assert readme_photos.inpaint_methods(row) == ["paper", "guided:4", "guided:8@off"]
     doc = {"rows": [row], "provenance": {"model": {}}, "_file": "posterior_photos.json"}
-    monkeypatch.setattr(readme_renderers, "provenance_line", lambda doc: "")  # not tested here
-    lines = readme_renderers.render_posterior_photos(doc).splitlines()
+    monkeypatch.setattr(readme_photos, "provenance_line", lambda doc: "")  # not tested here
+    lines = readme_photos.render_posterior_photos(doc).splitlines()
     guided = next(line for line in lines if "(guided, w = 4)" in line)
     paper = next(line for line in lines if "(paper)" in line)
     assert guided.count("**met**") == 2 and paper.count("**short**") == 2
@@ -286,10 +289,10 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     training = {"train_seconds_total": 600}
     model = {"preset": "photos-unet", "checkpoint_step": 5, "training": training}
     doc["provenance"]["model"] = model
-    assert "(10 minutes of training in all)" in readme_renderers.render_posterior_photos(doc)
+    assert "(10 minutes of training in all)" in readme_photos.render_posterior_photos(doc)
     model["training"]["threads"] = 2
     assert "(10 minutes of training in all, on 2 CPU threads)" in (
-        readme_renderers.render_posterior_photos(doc)
+        readme_photos.render_posterior_photos(doc)
     )
 
 
@@ -368,3 +371,40 @@ def test_validation_merge_needs_every_chain_on_every_hole(tmp_path) -> None:
     # mean log ratios: paper (1.39 + 0.69 - 0.69) / 3 = 0.46, guided (0 + 0.10 + 2.08) / 3
     assert out["chosen"] == "off; paper"
     assert [r["seed"] for r in rows] == [5, 5, 6, 6, 100, 100]  # rocket: photo 1, hole 0
+
+
+def test_validation_table_stars_the_holes_within_10pct_and_bolds_the_chosen(monkeypatch) -> None:
+    """The notes' validation table: a fill is starred when its W1 is within 10% of biharmonic's
+    (10.9 against 10 is, 11.1 is not) and the chosen (setting, chain) is the bold column.
+    A table that starred by the spectrum, or bolded another column, fails."""
+    monkeypatch.setattr(readme_photos, "provenance_line", lambda doc: "")
+    base = {"photo": "rocket", "at_y_x": [1, 2], "w1_biharmonic": 10.0}
+    base |= {"spectrum_biharmonic": 5.0, "seconds": 3.0}
+    rows = [
+        {**base, "setting": "off", "method": "paper", "w1": 11.1, "spectrum": 1.0},
+        {
+            **base,
+            "setting": "1/4, noise 0.5 (t0=861)",
+            "method": "guided:8",
+            "w1": 10.9,
+            "spectrum": 9.0,
+        },
+    ]
+    summary = {
+        f"{r['setting']}; {r['method']}": {
+            "mean_w1": r["w1"],
+            "mean_spectrum": r["spectrum"],
+            "mean_log_w1_ratio": 0.1,
+            "w1_within_10pct": int(r["w1"] <= 11),
+            "holes": 1,
+            "mean_seconds": 3.0,
+        }
+        for r in rows
+    }
+    chosen = "1/4, noise 0.5 (t0=861); guided:8"
+    p = {"summary": summary, "chosen": chosen, "biharmonic": {"mean_w1": 10, "mean_spectrum": 5}}
+    lines = readme_photos.render_inpaint_validation({"rows": rows, "provenance": p}).splitlines()
+    header = next(line for line in lines if line.startswith("| hole"))
+    assert "**1/4, guided, w = 8**" in header and "**one pass" not in header
+    hole = next(line for line in lines if line.startswith("| rocket (1, 2)"))
+    assert hole.split(" | ")[2:] == ["11.1 / 1.00", "10.9* / 9.00 |"]
