@@ -2,9 +2,11 @@
 size"): a fully convolutional model trained on 32 x 32 patches of scikit-image's other photos
 denoises and inpaints whole photos at their own size.
 
-Model: the "photos" preset (the paper's multi-scale conv net without the dense pathway, so
-fully convolutional; T = 1000) trained on patches of scikit-image's photos with camera,
-astronaut and coffee held out, for `budget_s` seconds on one CPU thread.
+Model: a preset of `NETWORKS` (default photos-unet, a 16-channel UNet; "photos" is the
+paper's multi-scale conv net without the dense pathway; both fully convolutional, T = 1000)
+trained on patches of scikit-image's photos with the test photos (camera, astronaut, coffee)
+and the validation photos (chelsea, rocket: benchmarks/coarse_validation.py) held out, for
+`budget_s` seconds on `--photo-threads` CPU threads (the chains run on one).
 Test photos (greyscale, PIL "L"): camera 512 x 512, astronaut 512 x 512, coffee at its own
 400 x 600.
 - Inpainting a central 64 x 64 hole (the paper's chain, known pixels held): spectrum and
@@ -15,7 +17,7 @@ Test photos (greyscale, PIL "L"): camera 512 x 512, astronaut 512 x 512, coffee 
 Every chain is the strided chain with `steps` kept steps (a full T = 1000 chain on a
 512 x 512 photo costs about 1.3 s per network evaluation per sample on one busy thread).
 
-    python benchmarks/posterior.py --parts d --json [--photo-budget-min 15] [--photo-steps 50]
+    python benchmarks/posterior.py --parts d --json [--photo-budget-min 70] [--photo-threads 2]
 """
 
 from __future__ import annotations
