@@ -343,21 +343,26 @@ def _bark_part(args, runs: Path, out: dict, rows: list[dict]) -> None:
     )
 
 
+def _say_threads(out: dict, training: dict) -> None:
+    """The budget line names the threads the photos model trained on, as its training record
+    says (a reused model keeps the count it was trained with)."""
+    out["budget"] += f"; the photos model trained on {training.get('threads', 1)} thread(s)"
+
+
 def _photos_part(args, runs: Path, out: dict, run) -> None:
     """Part (d): photos at their own size (benchmarks/posterior_photos.py)."""
     from posterior_photos import bench_photos, train_photos  # this folder is on sys.path
 
     run_dir = runs / "posterior" / args.photo_preset
     if args.photo_train_only:
-        out["d_photos_training"] = train_photos(
+        training = out["d_photos_training"] = train_photos(
             run_dir,
             args.photo_budget_min * 60,
             args.photo_train_steps,
             args.photo_preset,
             args.photo_threads,
         )
-        threads = out["d_photos_training"].get("threads", 1)  # as recorded, where reused
-        out["budget"] += f"; the photos model trained on {threads} thread(s)"
+        _say_threads(out, training)
         return
     opts = {
         "samples": args.photo_samples,
@@ -378,8 +383,7 @@ def _photos_part(args, runs: Path, out: dict, run) -> None:
         FIGURES,
         args.photo_preset,
     )
-    threads = out["d_photos"]["model"]["training"].get("threads", 1)
-    out["budget"] += f"; the photos model trained on {threads} thread(s)"
+    _say_threads(out, out["d_photos"]["model"]["training"])
     from posterior_photos import result_rows
 
     provenance.write_results(

@@ -375,7 +375,8 @@ def test_validation_merge_needs_every_chain_on_every_hole(tmp_path) -> None:
 
 def test_validation_table_stars_the_holes_within_10pct_and_bolds_the_chosen(monkeypatch) -> None:
     """The notes' validation table: a fill is starred when its W1 is within 10% of biharmonic's
-    (10.9 against 10 is, 11.1 is not) and the chosen (setting, chain) is the bold column.
+    (10.9 against 10 is, 11.1 is not: the rule of `within_histogram_target`, the row's verdict)
+    and the chosen (setting, chain) is the bold column.
     A table that starred by the spectrum, or bolded another column, fails."""
     monkeypatch.setattr(readme_photos, "provenance_line", lambda doc: "")
     base = {"photo": "rocket", "at_y_x": [1, 2], "w1_biharmonic": 10.0}
@@ -390,6 +391,10 @@ def test_validation_table_stars_the_holes_within_10pct_and_bolds_the_chosen(monk
             "spectrum": 9.0,
         },
     ]
+    import posterior_photos
+
+    for r in rows:  # each hole row's verdict, as coarse_validation writes it
+        r["w1_within_10pct"] = posterior_photos.within_histogram_target(r["w1"], r["w1_biharmonic"])
     summary = {
         f"{r['setting']}; {r['method']}": {
             "mean_w1": r["w1"],
