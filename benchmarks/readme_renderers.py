@@ -16,9 +16,14 @@ def num(x: float | None, nd: int = 3) -> str:
 
 def provenance_line(doc: dict) -> str:
     """Where the file's numbers came from; a merged file (rows rerun by separate commands,
-    `table1.py --merge`) gets one sentence per command, naming its rows."""
-    if not doc["provenance"].get("merged"):
-        return _provenance_sentence(doc["provenance"], doc["_file"])
+    `table1.py --merge`) gets one sentence per command, naming its rows, and a file whose
+    seeds were pooled from several (`table1_images.py --merge-seeds`) one per command, naming
+    its seeds."""
+    prov = doc["provenance"]
+    if prov.get("seed_sources"):
+        return _pooled_provenance(doc)
+    if not prov.get("merged"):
+        return _provenance_sentence(prov, doc["_file"])
     groups: dict[str, tuple[dict, list[str]]] = {}
     for r in doc["rows"]:
         p = r["provenance"]
@@ -29,12 +34,43 @@ def provenance_line(doc: dict) -> str:
     )
 
 
-def _provenance_sentence(p: dict, file: str) -> str:
+def _pooled_provenance(doc: dict) -> str:
+    """One sentence per command that trained some of the seeds, then the pooling command."""
+    prov, file = doc["provenance"], doc["_file"]
+    seeds: dict[int, set[int]] = {}
+    for r in doc["rows"]:
+        for rec in r["per_seed"]:
+            seeds.setdefault(rec["source"], set()).add(rec["seed"])
+    sentences = [
+        _provenance_sentence(
+            src,
+            file,
+            lead=f"Seed{'s' if len(seeds[i]) > 1 else ''} "
+            f"{', '.join(map(str, sorted(seeds[i])))} trained at",
+        )
+        for i, src in enumerate(prov["seed_sources"])
+        if i in seeds
+    ]
+    commit = (prov["commit"] or "unknown")[:10]
+    return " ".join(
+        [
+            *sentences,
+            f"Pooled into `benchmarks/results/{file}` by `{prov['command']}` (commit "
+            f"`{commit}`, {_state(prov)}) on {prov['finished_at']}.",
+        ]
+    )
+
+
+def _state(p: dict) -> str:
+    return {True: "dirty tree", False: "clean tree", None: "no git"}[p["dirty"]]
+
+
+def _provenance_sentence(p: dict, file: str, lead: str | None = None) -> str:
     m = p["machine"]
     commit = (p["commit"] or "unknown")[:10]
-    state = {True: "dirty tree", False: "clean tree", None: "no git"}[p["dirty"]]
+    lead = lead or f"Generated from `benchmarks/results/{file}`:"
     return (
-        f"Generated from `benchmarks/results/{file}`: commit `{commit}` ({state}), "
+        f"{lead} commit `{commit}` ({_state(p)}), "
         f"`{p['command']}`, {m['cpu_count']} cores ({m.get('cpu_model') or '?'}), torch "
         f"{m['torch']} with {m['torch_threads']} thread(s), {m['device']}; "
         f"{p['started_at']} to {p['finished_at']}."

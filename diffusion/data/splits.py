@@ -48,14 +48,19 @@ class TestSplit:
     def describe(self, config: DataConfig, train_seeds: list[int] | None = None) -> dict:
         """The split as recorded with every benchmark number."""
         return {
-            "train": f"{config.name} training data drawn from each run's own seed"
-            + (f" ({', '.join(map(str, train_seeds))})" if train_seeds else ""),
+            "train": train_description(config.name, train_seeds),
             "validation": f"DataBundle.holdout ({config.n_holdout} examples, the run's seed): "
             "evaluated during training; the only split trials and tuning compare",
             "test": self.how,
             "n_test": int(self.x.shape[0]),
             "test_seed": self.seed,
         }
+
+
+def train_description(data_name: str, train_seeds: list[int] | None = None) -> str:
+    """The training part of a split's record: each run draws its own data from its seed."""
+    seeds = f" ({', '.join(map(str, train_seeds))})" if train_seeds else ""
+    return f"{data_name} training data drawn from each run's own seed{seeds}"
 
 
 TestBuilder = Callable[[DataConfig, int], TestSplit]
