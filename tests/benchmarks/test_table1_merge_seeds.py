@@ -112,6 +112,7 @@ def test_merge_command_writes_a_checked_file_and_the_readme_names_each_command(
     assert doc["provenance"]["seeds"] == [0, 1, 2]
     text = readme_tables.render_table1_long({**doc, "_file": "long.json"})
     assert "| 3.667 | 1.528 |" in text
+    assert "| 0: 2.000 (1,900), 1: 5.000 (1,800), 2: 4.000 (2,000) |" in text  # each seed's own
     assert "Seed 1 trained at commit" in text and " t1 --seeds 1`" in text
     assert "Seeds 0, 2 trained at commit" in text and " t1 --seeds 0,2`" in text
     assert "Pooled into `benchmarks/results/long.json` by " in text
