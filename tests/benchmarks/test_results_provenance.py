@@ -61,6 +61,10 @@ def _doc(k: float) -> dict:
         "bits_per_dim": 2.0,
         "seeds": [1, 2],
         "steps": 10,
+        "per_seed": [
+            {"seed": 1, "K_bits": k - 0.05, "steps": 10},
+            {"seed": 2, "K_bits": k + 0.05, "steps": 10},
+        ],
         "paper_K_bits": 1,
         "paper_K_minus_Lnull_bits": 2,
         "split": {"test": "t"},
