@@ -48,7 +48,6 @@ for _p in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(_p))
 DEFAULT_OUT = ROOT / "runs" / "table1"
 
-from diffusion.data.splits import train_description  # noqa: E402
 from diffusion.presets import PRESETS  # noqa: E402
 
 
@@ -317,76 +316,6 @@ def summarize(name: str, per_seed: list[dict], seeds: list[int], budget: str, sp
     }
 
 
-# what must agree between two results files before their seeds are pooled into one row
-SAME_ACROSS_FILES = ("budget", "test_K", "unit", "paper_K_bits")
-SAME_TEST_SPLIT = ("test", "n_test", "test_seed")
-SOURCE_KEYS = (
-    "commit",
-    "dirty",
-    "dirty_paths",
-    "command",
-    "machine",
-    "started_at",
-    "finished_at",
-    "seeds",
-)
-
-
-def merge_seeds(docs: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Pool the seeds of several results files of this script into one row per row name,
-    summarized again over all of them (mean, spread across seeds, standard error).
-
-    Returns (rows, sources): `sources` holds each contributing command's provenance, and every
-    per-seed record names its own (`source`, an index into it). Files must agree on each row's
-    budget, estimator and test split, and a seed may appear once per row: anything else is a
-    ValueError, since a mean over unlike runs would be no row of this table."""
-    import provenance
-
-    sources: list[dict] = []
-    first: dict[str, dict] = {}
-    pooled: dict[str, dict[int, dict]] = {}
-    for i, doc in enumerate(docs):
-        problems = provenance.check_results(doc)
-        if problems:
-            raise ValueError(f"file {i + 1}: " + "; ".join(problems))
-        prov = doc["provenance"]
-        # a file that is itself a merge brings its own sources along
-        own = prov.get("seed_sources") or [{k: prov.get(k) for k in SOURCE_KEYS}]
-        offset = len(sources)
-        sources += own
-        for r in doc["rows"]:
-            name = r["row"]
-            if name not in ROWS:
-                raise ValueError(f"file {i + 1}: unknown row {name!r}; rows: {', '.join(ROWS)}")
-            ref = first.setdefault(name, r)
-            for key in SAME_ACROSS_FILES:
-                if r.get(key) != ref.get(key):
-                    raise ValueError(
-                        f"row {name}: files disagree on {key} ({ref.get(key)!r} against "
-                        f"{r.get(key)!r}); only runs of the same setting pool into one row"
-                    )
-            for key in SAME_TEST_SPLIT:
-                if r["split"].get(key) != ref["split"].get(key):
-                    raise ValueError(
-                        f"row {name}: files were evaluated on different test splits ({key})"
-                    )
-            seeds = pooled.setdefault(name, {})
-            for rec in r["per_seed"]:
-                if rec["seed"] in seeds:
-                    raise ValueError(
-                        f"row {name}: seed {rec['seed']} appears in more than one file"
-                    )
-                seeds[rec["seed"]] = {**rec, "source": offset + rec.get("source", 0)}
-    rows = []
-    for name, by_seed in pooled.items():
-        ref, seeds = first[name], sorted(by_seed)
-        data_name = row_config(name, 1).data.name
-        split = {**ref["split"], "train": train_description(data_name, seeds)}
-        per_seed = [by_seed[s] for s in seeds]
-        rows.append(summarize(name, per_seed, seeds, ref["budget"], split))
-    return rows, sources
-
-
 def main(argv: list[str] | None = None) -> int:
     import provenance
 
@@ -409,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.merge_seeds:
-        return _merge_main(p, args, run)
+        from table1_seeds import merge_main  # this folder is on sys.path
+
+        return merge_main(p, args, run)
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, got {args.jobs}")
     names = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -438,31 +369,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"(paper {r['paper_K_bits']}, {r['paper_K_minus_Lnull_bits']}), "
                 f"{r['bits_per_dim']:.3f} bits/dim, {r['train_seconds']:.0f} s"
             )
-    return 0
-
-
-def _merge_main(p: argparse.ArgumentParser, args: argparse.Namespace, run) -> int:
-    import provenance
-
-    if args.results is None:
-        p.error("--merge-seeds needs --results (the merged file to write)")
-    docs = []
-    for path in args.merge_seeds:
-        try:
-            docs.append(json.loads(path.read_text()))
-        except (OSError, ValueError) as e:
-            p.error(f"cannot read results file {path}: {e}")
-    try:
-        rows, sources = merge_seeds(docs)
-    except ValueError as e:
-        p.error(str(e))
-    seeds = sorted({s for r in rows for s in r["seeds"]})
-    splits = {r["row"]: r["split"] for r in rows}
-    provenance.write_results(
-        args.results, run, rows, seeds=seeds, split=splits, extra={"seed_sources": sources}
-    )
-    if args.json:
-        print(json.dumps(rows, indent=2))
     return 0
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import provenance  # noqa: E402
 import readme_tables  # noqa: E402
 import table1_images  # noqa: E402
+import table1_seeds  # noqa: E402
 
 ROW = "bark-64"
 SPLIT = {
@@ -56,7 +57,7 @@ def _doc(records: list[dict], command: str, budget_min: float = 60) -> dict:
 def test_pooled_seeds_are_summarized_again_over_all_of_them(tmp_path: Path) -> None:
     a = _doc([_seed(1, 5.0, 0.03, 1800)], "t1 --seeds 1")
     b = _doc([_seed(0, 2.0, 0.04, 1900), _seed(2, 4.0, 0.05, 2000)], "t1 --seeds 0,2")
-    (row,), sources = table1_images.merge_seeds([a, b])
+    (row,), sources = table1_seeds.merge_seeds([a, b])
     assert row["seeds"] == [0, 1, 2]
     assert row["K_bits"] == pytest.approx(11 / 3, abs=1e-12)
     assert row["K_seed_std_bits"] == pytest.approx(statistics.stdev([5.0, 2.0, 4.0]), abs=1e-12)
@@ -70,7 +71,7 @@ def test_pooled_seeds_are_summarized_again_over_all_of_them(tmp_path: Path) -> N
     c = _doc([_seed(3, 3.0, 0.02, 1700)], "t1 --seeds 3")
     ab = provenance.build(provenance.start(["merge"]), [row], seeds=[0, 1, 2], split={ROW: SPLIT})
     ab["provenance"]["seed_sources"] = sources
-    (row2,), sources2 = table1_images.merge_seeds([ab, c])
+    (row2,), sources2 = table1_seeds.merge_seeds([ab, c])
     # (a command is recorded after the program's name)
     by_seed = {
         r["seed"]: sources2[r["source"]]["command"].split(" ", 1)[1] for r in row2["per_seed"]
@@ -86,15 +87,15 @@ def test_pooled_seeds_are_summarized_again_over_all_of_them(tmp_path: Path) -> N
 def test_unlike_runs_are_refused() -> None:
     a = _doc([_seed(1, 5.0, 0.03, 1800)], "t1 --seeds 1")
     with pytest.raises(ValueError, match="seed 1 appears in more than one file"):
-        table1_images.merge_seeds([a, _doc([_seed(1, 4.0, 0.03, 1800)], "again")])
+        table1_seeds.merge_seeds([a, _doc([_seed(1, 4.0, 0.03, 1800)], "again")])
     with pytest.raises(ValueError, match="disagree on budget"):
-        table1_images.merge_seeds([a, _doc([_seed(2, 4.0, 0.03, 900)], "x", budget_min=30)])
+        table1_seeds.merge_seeds([a, _doc([_seed(2, 4.0, 0.03, 900)], "x", budget_min=30)])
     other = _doc([_seed(2, 4.0, 0.03, 1800)], "x")
     other["rows"][0]["split"] = {**SPLIT, "test_seed": 8}
     with pytest.raises(ValueError, match="different test splits"):
-        table1_images.merge_seeds([a, other])
+        table1_seeds.merge_seeds([a, other])
     with pytest.raises(ValueError, match="file 2: not a results document"):
-        table1_images.merge_seeds([a, {"rows": []}])
+        table1_seeds.merge_seeds([a, {"rows": []}])
 
 
 def test_merge_command_writes_a_checked_file_and_the_readme_names_each_command(
