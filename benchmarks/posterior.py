@@ -215,7 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--photo-preset",
         default="photos-unet",
-        help="(d) photos, photos-unet or photos-unet-scales",
+        help="(d) photos, photos-unet, photos-unet-scales or photos-unet-64",
     )
     p.add_argument("--photo-budget-min", type=float, default=45.0, help="(d) training budget")
     p.add_argument(

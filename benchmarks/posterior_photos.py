@@ -40,9 +40,10 @@ NETWORKS = {
     "photos": "conv (the paper's multi-scale net, no dense pathway: fully convolutional)",
     "photos-unet": "unet (16 channels, mults 1-2-2, v-preconditioned mean: fully convolutional)",
     "photos-unet-scales": "unet as photos-unet, trained on the photos at sizes 1, 1/2 and 1/4",
+    "photos-unet-64": "unet as photos-unet, trained on 64 x 64 patches",
 }
 # batch per preset: the UNet takes smaller batches for more steps in its short budget
-PHOTO_BATCH = {"photos": 64, "photos-unet": 32, "photos-unet-scales": 32}
+PHOTO_BATCH = {"photos": 64, "photos-unet": 32, "photos-unet-scales": 32, "photos-unet-64": 16}
 PHOTO_OVERRIDES = (
     "train.eval_every=0",
     "train.eval_examples=16",

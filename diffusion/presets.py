@@ -226,6 +226,11 @@ PRESETS: dict[str, RunConfig] = {
     "photos-unet": _unet_image(
         "photos-unet", "photos", options={"patch": 32}, ema=0.99, steps=100_000
     ),
+    # the same network on 64 x 64 patches (structures as wide as a 64 x 64 hole; its chains
+    # run on tiles of 64, its training size)
+    "photos-unet-64": _unet_image(
+        "photos-unet-64", "photos", options={"patch": 64}, ema=0.99, steps=100_000
+    ),
     # the same, trained on the photos at full size, 1/2 and 1/4 (block means): the sizes the
     # first pass of coarse-to-fine inpainting shrinks a photo to (docs/model-notes.md)
     "photos-unet-scales": _unet_image(
