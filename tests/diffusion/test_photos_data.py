@@ -80,3 +80,23 @@ def test_a_scale_that_leaves_less_than_a_patch_is_refused() -> None:
         build_dataset(cfg, 0)
     with pytest.raises(ConfigError, match="different factors"):
         _ = DataConfig("photos", {"scales": [2, 2]}).typed_options
+
+
+def test_photos_unet_64_draws_64_pixel_patches_and_fills_a_64_hole_from_half_size() -> None:
+    """The photos-unet-64 preset (benchmarks/posterior_photos.py NETWORKS) trains on 64 x 64
+    patches of the same photos as photos-unet, and for a central 64 x 64 hole "auto"
+    coarse-to-fine shrinks by 2 (a 32 x 32 hole: half its patch), where photos-unet shrinks by
+    4. Broken versions this catches: the patch option ignored (32 x 32 patches), or the
+    auto scale computed from a fixed 32-pixel patch."""
+    from diffusion.chains.posterior import make_mask
+    from diffusion.images.holes import auto_scale
+    from diffusion.presets import PRESETS
+
+    wide, narrow = PRESETS["photos-unet-64"], PRESETS["photos-unet"]
+    assert wide.network == narrow.network and wide.diffusion == narrow.diffusion
+    bundle = build_dataset(wide.data, 0)
+    assert bundle.shape == (1, 64, 64)
+    assert bundle.info["photos"] == build_dataset(narrow.data, 0).info["photos"]
+    assert bundle.draw_train(3, torch.Generator().manual_seed(0)).shape == (3, 1, 64, 64)
+    mask = make_mask("center", (512, 512), size=64)
+    assert auto_scale(mask, 64) == 2 and auto_scale(mask, 32) == 4
