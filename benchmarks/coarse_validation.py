@@ -195,6 +195,17 @@ def write(path: Path, run, rows: list[dict], out: dict, held_out: tuple[str, ...
     )
 
 
+def plain_options(args: argparse.Namespace) -> dict:
+    """The command's options as JSON values (paths as text), for the output and results file."""
+
+    def plain(v):
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return str(v) if isinstance(v, Path) else v
+
+    return {k: plain(v) for k, v in vars(args).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, help="the trained photos model")
@@ -285,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         **summarize(rows, [label for label, _, _ in settings], methods),
         "photos": names,
         "seen_in_training": [n for n in names if n not in held_out],
-        "options": vars(args) | {"run": str(args.run)},
+        "options": plain_options(args),
         "commit": run.commit,  # for --merge of this output
         "dirty": run.dirty,
     }

@@ -56,6 +56,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "posterior_photos": ("posterior_photos.json", render_posterior_photos),
     "posterior": ("posterior.json", render_posterior),
     "inpaint_validation": ("inpaint_validation.json", render_inpaint_validation),
+    "inpaint_validation_64": ("inpaint_validation_64.json", render_inpaint_validation),
 }
 
 

@@ -417,3 +417,24 @@ def test_validation_table_stars_the_holes_within_10pct_and_bolds_the_chosen(monk
     assert "**1/4, guided, w = 8**" in header and "**one pass" not in header
     hole = next(line for line in lines if line.startswith("| rocket (1, 2)"))
     assert hole.split(" | ")[2:] == ["11.1 / 1.00", "10.9* / 9.00 |"]
+
+
+def test_validation_options_are_written_as_json(tmp_path) -> None:
+    """coarse_validation's run with --results wrote its summary with the options as given:
+    a Path (--results, --run) is not JSON, and the run died after its last hole, with the
+    rows printed but no results file (found with photos-unet-64's validation). The options
+    must survive json.dumps and a results file round trip."""
+    import argparse
+
+    import coarse_validation
+
+    args = argparse.Namespace(
+        run=tmp_path / "run", results=tmp_path / "r.json", merge=[tmp_path / "a.out"], seed=0
+    )
+    opts = coarse_validation.plain_options(args)
+    assert json.loads(json.dumps(opts)) == {
+        "run": str(tmp_path / "run"),
+        "results": str(tmp_path / "r.json"),
+        "merge": [str(tmp_path / "a.out")],
+        "seed": 0,
+    }
