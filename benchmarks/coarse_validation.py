@@ -93,7 +93,7 @@ def summarize(rows: list[dict], labels: list[str], methods: list[str]) -> dict:
     summary = {}
     for label, method in itertools.product(labels, methods):
         sel = [r for r in rows if r["setting"] == label and r["method"] == method]
-        summary[label if len(methods) == 1 else f"{label}; {method}"] = {
+        summary[f"{label}; {method}"] = {
             "mean_w1": float(np.mean([r["w1"] for r in sel])),
             "mean_log_w1_ratio": float(
                 np.mean([np.log(r["w1"] / r["w1_biharmonic"]) for r in sel])
