@@ -48,6 +48,7 @@ from posterior_inpaint import (  # noqa: E402, F401 (region_distances: benchmark
     region_distances,
     upscale,
 )
+from posterior_photos import NETWORKS  # noqa: E402
 from table1_images import COMMON  # noqa: E402  (this folder is on sys.path)
 
 from diffusion.data.splits import load_test_split  # noqa: E402
@@ -215,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--photo-preset",
         default="photos-unet",
-        help="(d) photos, photos-unet, photos-unet-scales or photos-unet-64",
+        help="(d) one of " + ", ".join(NETWORKS),
     )
     p.add_argument("--photo-budget-min", type=float, default=45.0, help="(d) training budget")
     p.add_argument(
