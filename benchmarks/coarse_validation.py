@@ -9,7 +9,8 @@ photos it was trained on (`SEEN_PHOTOS`; the output then says the model has seen
 pixels). Camera, astronaut and coffee, the test photos of benchmarks/posterior.py part d, are
 never read here. Each hole is filled by each chain of `--methods` (paper, repaint, guided or
 guided:W) in one pass ("off") and coarse-to-fine at each setting "S,R" (scale S, start step t0
-where the forward noise reaches R times the data's standard deviation), with the chain
+where the forward noise reaches R times the data's standard deviation; "biharmonic,R": from
+the biharmonic fill at full size instead of a coarse pass), with the chain
 settings of part d; the distances of `benchmarks/posterior.py` (histogram W1 and spectrum) of
 each fill to the truth, beside biharmonic inpainting's. The summary names the chosen
 combination (`choose`: the lowest mean of log(W1 / biharmonic W1)). `--merge` summarizes
@@ -45,7 +46,7 @@ from posterior_photos import (  # noqa: E402
     within_histogram_target,
 )
 
-from diffusion.chains.posterior_coarse import refine_step  # noqa: E402
+from diffusion.chains.posterior_coarse import BIHARMONIC, refine_step  # noqa: E402
 from diffusion.chains.reverse import model_reverse  # noqa: E402
 from diffusion.data.photos import photo  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402
@@ -65,13 +66,16 @@ def hole_positions(shape: tuple[int, int], hole: int, k: int, seed: int) -> list
     ]
 
 
-def setting(text: str, alpha_bar) -> tuple[str, int | None, int | None]:
+def setting(text: str, alpha_bar) -> tuple[str, int | str | None, int | None]:
     """'off' -> (label, None, None); 'S,R' -> (label, S, t0): t0 the first step whose noise
-    reaches R times the data's sd (`posterior_coarse.refine_step`)."""
+    reaches R times the data's sd (`posterior_coarse.refine_step`); 'biharmonic,R' ->
+    (label, 'biharmonic', t0): the chain started from the biharmonic fill at that t0."""
     if text == "off":
         return "off", None, None
     s, r = text.split(",")
     t0 = refine_step(alpha_bar, float(r))
+    if s == BIHARMONIC:
+        return f"biharmonic start, noise {r} (t0={t0})", s, t0
     return f"1/{s}, noise {r} (t0={t0})", int(s), t0
 
 
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated (default: the run's held-out validation photos, else SEEN_PHOTOS)",
     )
     p.add_argument("--holes-per-photo", type=int, default=1)
-    p.add_argument("--settings", default=SETTINGS, help="';'-separated: off or S,R")
+    p.add_argument("--settings", default=SETTINGS, help="';'-separated: off, S,R or biharmonic,R")
     p.add_argument(
         "--methods",
         default="paper",

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from diffusion.chains.inpaint_methods import GUIDANCE
+from diffusion.chains.posterior_coarse import BIHARMONIC
 from diffusion.presets import PRESETS
 
 TEST_PHOTOS = ("camera", "astronaut", "coffee")
@@ -226,16 +227,21 @@ def method_spec(spec: str) -> tuple[str, dict]:
 
 
 def coarse_spec(text: str) -> dict:
-    """'auto' | 'off' | 'S' | 'S,T0' -> `inpaint`'s coarse and refine_from (T0: a step)."""
+    """'auto' | 'off' | 'S' | 'S,T0' | 'biharmonic' | 'biharmonic,T0' -> `inpaint`'s coarse
+    and refine_from (T0: a step; 'biharmonic': the chain started from the biharmonic fill)."""
     text = text.strip()
     if text in ("auto", "off"):
         return {"coarse": None if text == "off" else "auto", "refine_from": None}
+    first, _, rest = text.partition(",")
     try:
-        parts = [int(v) for v in text.split(",")]
+        parts = [first if first == BIHARMONIC else int(first)]
+        parts += [int(rest)] if rest else []
     except ValueError:
         parts = []
-    if len(parts) not in (1, 2):
-        raise ValueError(f"coarse-to-fine: auto, off, S or S,T0; got {text!r}")
+    if not parts:
+        raise ValueError(
+            f"coarse-to-fine: auto, off, S, S,T0, biharmonic or biharmonic,T0; got {text!r}"
+        )
     return {"coarse": parts[0], "refine_from": parts[1] if len(parts) == 2 else None}
 
 

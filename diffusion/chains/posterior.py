@@ -12,7 +12,7 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
     posterior_mean(trained, y, sigma)  E[x | y] under the model in one or two network calls
                                        (Tweedie, beyond the paper: `posterior_mean`)
     inpaint(trained, image, mask, n, *, method="paper" | "repaint" | "guided", steps=None,
-            generator=None, coarse=None | "auto" | s, refine_from=None)
+            generator=None, coarse=None | "auto" | s | "biharmonic", refine_from=None)
                                        (guided and coarse-to-fine: beyond the paper)
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
@@ -40,10 +40,13 @@ from diffusion.chains.posterior_chains import (
     level_of,
 )
 from diffusion.chains.posterior_coarse import (
+    BIHARMONIC,
     CoarseToFine,
+    biharmonic_start,
     coarse_setting,
     downsample,
     refine_step,
+    start_noise,
     upsample_into,
 )
 from diffusion.chains.posterior_guided import inpaint_guided_chain
@@ -218,7 +221,7 @@ def inpaint(
     overlap: int | None = None,
     margin: int | None = None,
     context: int | None = None,
-    coarse: int | Literal["auto"] | None = None,
+    coarse: int | Literal["auto", "biharmonic"] | None = None,
     refine_from: int | None = None,
 ) -> PosteriorResult:
     """n posterior samples of the missing pixels (mask False) given the known ones.
@@ -237,7 +240,9 @@ def inpaint(
     then runs the chain at full size from step refine_from (t0; default: the step whose noise
     is half the data's standard deviation, `posterior_coarse.REFINE_NOISE`) started at
     q(x^t0 | the upsampled coarse fill), `steps` kept steps over [0, t0]; "auto" does so only
-    when a training-size box fits inside the hole; None: one pass from pi (the paper).
+    when a training-size box fits inside the hole; "biharmonic": the same from the biharmonic
+    fill of the hole at full size (t0 default at `posterior_coarse.BIHARMONIC_NOISE`); None:
+    one pass from pi (the paper).
     """
     check_gaussian(trained)
     n = check_n(n)
@@ -250,7 +255,11 @@ def inpaint(
         np.asarray(mask),
         coarse,
         refine_from,
-        refine_step(model_reverse(trained.model).alpha_bar) if coarse is not None else None,
+        (
+            refine_step(model_reverse(trained.model).alpha_bar, start_noise(coarse))
+            if coarse is not None
+            else None
+        ),
     )
     y0, y1, x0, x1 = inpaint_window(trained, np.asarray(mask), context)
     win = (..., slice(y0, y1), slice(x0, x1))
@@ -271,8 +280,12 @@ def inpaint(
     chain = _inpaint_chain(method, jump_length, jump_n_sample, guidance)
     n_steps = count_steps(trained, steps)
     starts = None
-    if setting is not None:
-        coarse_steps, starts, note = _coarse_pass(
+    if setting is not None and setting.first == BIHARMONIC:
+        first_steps, starts, note = _biharmonic_pass(
+            trained, image, mask, n, setting, (y0, y1, x0, x1)
+        )
+    elif setting is not None:
+        first_steps, starts, note = _coarse_pass(
             trained,
             image,
             mask,
@@ -288,8 +301,9 @@ def inpaint(
             batch_size=batch_size,
             context=context,
         )
+    if setting is not None:
         plan = replace(plan, reason=plan.reason + note)
-        n_steps = coarse_steps + count_steps_from(trained, setting.refine_from, steps)
+        n_steps = first_steps + count_steps_from(trained, setting.refine_from, steps)
     rev = image_reverse(trained, plan)
     done = [0]
 
@@ -344,6 +358,27 @@ def _coarse_pass(
     init = upsample_into(first.samples, setting.scale, observed, mask)
     starts = to_model_batch(trained, init[:, y0:y1, x0:x1])
     return first.steps, starts, setting.note(trained.model.T, small_mask, patch_size(trained))
+
+
+def _biharmonic_pass(
+    trained: Trained,
+    image: np.ndarray,
+    mask: np.ndarray,
+    n: int,
+    setting: CoarseToFine,
+    window: tuple[int, ...],
+) -> tuple[int, torch.Tensor, str]:
+    """The biharmonic start (`posterior_coarse.biharmonic_start`) on `window` grown by the
+    solver's reach of 2 pixels (so that it holds known pixels around every hole): no reverse
+    steps, the starts (n alike, (n, C, h, w) model space), the plan's clause."""
+    y0, y1, x0, x1 = window
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    g0, g1, f0, f1 = max(y0 - 2, 0), min(y1 + 2, h), max(x0 - 2, 0), min(x1 + 2, w)
+    fill = biharmonic_start(bin_centres(image)[g0:g1, f0:f1], mask[g0:g1, f0:f1])
+    part = fill[y0 - g0 : y1 - g0, x0 - f0 : x1 - f0]
+    starts = to_model_batch(trained, np.repeat(part[None], n, axis=0))
+    return 0, starts, setting.note(trained.model.T, mask, patch_size(trained))
 
 
 def binary_inpaint(

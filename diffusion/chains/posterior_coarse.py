@@ -16,11 +16,17 @@ with a model of 32 x 32 patches: fill mean 130 where the truth is 28). Coarse-to
    before. Steps above t0 are never run: the low frequencies come from the coarse pass, the
    detail from the refinement.
 
-`CoarseToFine` is the setting (scale s, start step t0); `coarse_setting` checks one given by
-the caller or picks one ("auto": only when a training-size box fits inside the hole, with the
-defaults below, chosen on validation holes in the training photos, never on the test photos).
-`downsample` and `upsample_into` are the two resamplings; `diffusion.chains.posterior.inpaint`
-runs the two passes.
+"biharmonic" is the same second pass from a classical first estimate instead: scikit-image's
+biharmonic fill of the hole at full size (smooth, with the right brightness, and no texture),
+diffused forward to t0 and refined by the chain, so that the fill's low frequencies come from
+the surrounding pixels and its detail from the model (the start of Chung et al. 2022, "Come-
+Closer-Diffuse-Faster", with a classical estimate as theirs is a regression network's).
+
+`CoarseToFine` is the setting (scale s or the biharmonic start, start step t0); `coarse_setting`
+checks one given by the caller or picks one ("auto": only when a training-size box fits inside
+the hole, with the defaults below, chosen on validation holes in the training photos, never on
+the test photos). `downsample`, `upsample_into` and `biharmonic_start` make the starts;
+`diffusion.chains.posterior.inpaint` runs the passes.
 """
 
 from __future__ import annotations
@@ -40,17 +46,34 @@ reaches REFINE_NOISE times the data's standard deviation (sqrt((1 - abar) / abar
 geometric schedule adds 1.5 grey levels of noise by step 400 of 1,000, 24 by step 860)."""
 
 
+BIHARMONIC = "biharmonic"
+"""`coarse` value: start the chain from the biharmonic fill instead of a coarse pass."""
+
+BIHARMONIC_NOISE = 0.5
+"""The biharmonic start's default t0 (as REFINE_NOISE: a multiple of the data's standard
+deviation, `refine_step`), chosen on validation holes (docs/model-notes.md)."""
+
+
 @dataclass(frozen=True)
 class CoarseToFine:
-    """scale: the factor s the image is shrunk by for the coarse pass (>= 2); refine_from:
-    the step t0 (1 <= t0 <= T) the full-size chain starts from, at q(x^t0 | coarse fill)."""
+    """scale: the factor s the image is shrunk by for the coarse pass (>= 2), or 1 with
+    first = BIHARMONIC (no coarse pass: the start is the biharmonic fill at full size);
+    refine_from: the step t0 (1 <= t0 <= T) the full-size chain starts from, at
+    q(x^t0 | the first fill)."""
 
     scale: int
     refine_from: int
+    first: str = "model"
 
     def note(self, T: int, coarse_mask: np.ndarray, patch: int) -> str:
         """The clause for the size plan (the dashboard shows it); coarse_mask: the mask of the
-        shrunk image."""
+        shrunk image (the full-size one for the biharmonic start)."""
+        if self.first == BIHARMONIC:
+            return (
+                f"; started from the biharmonic fill of the hole (smooth, from the pixels "
+                f"around it), diffused forward to level {self.refine_from} of {T} and refined "
+                f"by the chain from there"
+            )
         h, w = np.asarray(coarse_mask).shape
         hh, hw = hole_size(coarse_mask)
         return (
@@ -78,10 +101,10 @@ def coarse_setting(
     default_t0: int | None = None,
 ) -> CoarseToFine | None:
     """The coarse-to-fine setting for `inpaint`'s coarse / refine_from arguments, or None
-    (one pass at full size). coarse: None (off), "auto", or a scale s >= 2; refine_from: the
-    start step t0 in [1, T] (None: default_t0, `refine_step` of the model's schedule).
-    PosteriorInputError for a scale that shrinks the image below one training patch, or t0
-    out of range."""
+    (one pass at full size). coarse: None (off), "auto", a scale s >= 2, or "biharmonic" (the
+    biharmonic start, any hole); refine_from: the start step t0 in [1, T] (None: default_t0,
+    `refine_step` of the model's schedule at `start_noise(coarse)`). PosteriorInputError for a
+    scale that shrinks the image below one training patch, or t0 out of range."""
     if coarse is None:
         if refine_from is not None:
             raise PosteriorInputError(
@@ -89,13 +112,17 @@ def coarse_setting(
             )
         return None
     h, w = np.asarray(mask).shape
-    if coarse == "auto":
+    first = "model"
+    if coarse == BIHARMONIC:
+        scale, first = 1, BIHARMONIC
+    elif coarse == "auto":
         scale = auto_scale(mask, patch)
         if scale is None:
             return None
     elif isinstance(coarse, bool) or not isinstance(coarse, int | np.integer) or coarse < 2:
         raise PosteriorInputError(
-            f"coarse must be None, 'auto' or a scale (an integer >= 2), got {coarse!r}"
+            f"coarse must be None, 'auto', {BIHARMONIC!r} or a scale (an integer >= 2), "
+            f"got {coarse!r}"
         )
     else:
         scale = int(coarse)
@@ -117,7 +144,12 @@ def coarse_setting(
         )
     else:
         t0 = int(refine_from)
-    return CoarseToFine(scale, t0)
+    return CoarseToFine(scale, t0, first)
+
+
+def start_noise(coarse: int | str | None) -> float:
+    """The noise level (times the data's sd) of the default t0 for a `coarse` value."""
+    return BIHARMONIC_NOISE if coarse == BIHARMONIC else REFINE_NOISE
 
 
 def downsample(image: np.ndarray, mask: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,12 +182,28 @@ def upsample_into(
     return np.where(keep, np.asarray(observed, dtype=np.float64)[None], up)
 
 
+def biharmonic_start(observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The biharmonic start, (H, W[, C]) data space: the known pixels of `observed`, the
+    missing ones filled by scikit-image's `inpaint_biharmonic` (each channel solved from the
+    pixels around the hole, and clipped by it to the known pixels' range)."""
+    from skimage.restoration import inpaint_biharmonic
+
+    mask = np.asarray(mask, dtype=bool)
+    x = np.asarray(observed, dtype=np.float64)
+    fill = inpaint_biharmonic(x, ~mask, channel_axis=-1 if x.ndim == 3 else None)
+    return np.where(mask if x.ndim == 2 else mask[..., None], x, fill)
+
+
 __all__ = [
+    "BIHARMONIC",
+    "BIHARMONIC_NOISE",
     "REFINE_NOISE",
+    "biharmonic_start",
     "CoarseToFine",
     "coarse_setting",
     "downsample",
     "refine_step",
+    "start_noise",
     "upsample",
     "upsample_into",
 ]

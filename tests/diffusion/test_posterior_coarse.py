@@ -29,12 +29,15 @@ from diffusion.chains.posterior_chains import (
     repaint_schedule,
 )
 from diffusion.chains.posterior_coarse import (
+    BIHARMONIC_NOISE,
+    biharmonic_start,
     coarse_setting,
     downsample,
     refine_step,
     upsample,
     upsample_into,
 )
+from diffusion.chains.reverse import model_reverse
 from diffusion.images.holes import auto_scale, holds_box
 
 N = 20_000
@@ -199,3 +202,54 @@ def test_inpaint_auto_and_the_plan_note() -> None:
         inpaint(model, image, big, 1, steps=4, coarse=8)
     with pytest.raises(PosteriorInputError, match="refine_from must be a step"):
         inpaint(model, image, big, 1, steps=4, coarse=2, refine_from=21)
+
+
+def test_biharmonic_start_fills_a_plane_exactly_and_keeps_the_known_pixels() -> None:
+    """A plane is biharmonic (its Laplacian is 0), so the fill of any hole in one is the plane
+    itself, in each colour channel: a fill that ignores the pixels around the hole (a constant,
+    noise) or mixes channels fails; the known pixels come back bit for bit."""
+    yy, xx = np.mgrid[0:30, 0:40].astype(np.float64)
+    planes = np.stack([3 + 2 * yy + xx, 200 - yy - 3 * xx, np.full_like(yy, 7.5)], axis=-1)
+    mask = np.ones((30, 40), bool)
+    mask[8:20, 10:30] = False
+    mask[25, 2] = False  # a second hole
+    for image in (planes[..., 0], planes):
+        got = biharmonic_start(image, mask)
+        assert got.shape == image.shape
+        np.testing.assert_allclose(got, image, atol=1e-6)
+        assert np.array_equal(got[mask], image[mask])
+
+
+def test_inpaint_refines_the_biharmonic_fill() -> None:
+    """coarse="biharmonic" from level 1: one step of variance beta_1 from scikit-image's
+    biharmonic fill of the whole image, so the samples equal that fill to within the step;
+    a start that ignores the fill, starts from noise, or solves on a window too small to see
+    the pixels around the hole misses by the model's spread (grey levels 0..16). Its t0
+    defaults to BIHARMONIC_NOISE's step, and the plan says what was done."""
+    from skimage.restoration import inpaint_biharmonic
+
+    model = trained(PLAIN)
+    rng = np.random.default_rng(1)
+    image = 8 + 4 * np.sin(np.add.outer(np.arange(40) / 5, np.arange(44) / 7))
+    image += rng.normal(0, 0.2, image.shape)
+    mask = np.ones((40, 44), bool)
+    mask[12:30, 14:32] = False
+    kw = {"steps": 6, "context": 0, "batch_size": 2}
+    g = torch.Generator().manual_seed(5)
+    r = inpaint(model, image, mask, 3, coarse="biharmonic", refine_from=1, generator=g, **kw)
+    want = inpaint_biharmonic(image / 16, ~mask) * 16
+    miss = ~mask
+    err = r.samples[:, miss] - want[None, miss]
+    assert np.sqrt((err**2).mean()) < 0.3 and np.abs(err).max() < 1.5, err
+    free = inpaint(model, image, mask, 3, generator=g, **kw)
+    assert np.sqrt(((free.samples[:, miss] - want[None, miss]) ** 2).mean()) > 1
+    assert np.array_equal(r.samples[:, mask], np.broadcast_to(image[mask], (3, mask.sum())))
+    assert "started from the biharmonic fill of the hole" in r.plan.reason
+    assert "diffused forward to level 1 of 20" in r.plan.reason and r.steps == 1
+    small = np.ones((40, 44), bool)
+    small[20:23, 20:23] = False  # any hole: no training-size box needed
+    r = inpaint(model, image, small, 1, coarse="biharmonic", generator=g, **kw)
+    t0 = refine_step(model_reverse(model.model).alpha_bar, BIHARMONIC_NOISE)
+    assert f"to level {t0} of 20" in r.plan.reason
+    setting = coarse_setting(20, 8, small, "biharmonic", None, t0)
+    assert (setting.scale, setting.first, setting.refine_from) == (1, "biharmonic", t0)
