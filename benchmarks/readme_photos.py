@@ -102,9 +102,13 @@ def method_label(method: str, entry: dict | None = None) -> str:
     were recorded), and a chain's own coarse-to-fine setting ('@off': ", one pass")."""
     spec, _, coarse = method.partition("@")
     name, _, weight = spec.partition(":")
-    own = {"off": ", one pass", "auto": ", coarse auto"}.get(
-        coarse, f", coarse {coarse}" if coarse else ""
-    )
+    first, _, t0 = coarse.partition(",")
+    if first == "biharmonic":
+        own = ", biharmonic start" + (f" from level {t0}" if t0 else "")
+    else:
+        own = {"off": ", one pass", "auto": ", coarse auto"}.get(
+            coarse, f", coarse {coarse}" if coarse else ""
+        )
     if name == "guided":
         recorded = (entry or {}).get("guidance")
         return f"guided, w = {recorded if recorded is not None else weight or 'default'}{own}"
@@ -112,14 +116,22 @@ def method_label(method: str, entry: dict | None = None) -> str:
 
 
 def _coarse_words(plan: str) -> str:
-    """', coarse 1/4 from level 400' when the plan says the fill went coarse-to-fine."""
+    """', coarse-to-fine 1/4 from level 400' when the plan says the fill went coarse-to-fine,
+    ', biharmonic start from level 400' when it started from the biharmonic fill."""
     m = re.search(r"coarse-to-fine at 1/(\d+), refined from level (\d+)", plan)
-    return f", coarse-to-fine 1/{m[1]} from level {m[2]}" if m else ""
+    if m:
+        return f", coarse-to-fine 1/{m[1]} from level {m[2]}"
+    m = re.search(r"started from the biharmonic fill.*?diffused forward to level (\d+)", plan)
+    return f", biharmonic start from level {m[1]}" if m else ""
 
 
 def _setting_words(label: str) -> str:
-    """A coarse-to-fine setting as the table's column names it: "one pass" or "1/4"."""
-    return "one pass" if label == "off" else label.split(",")[0]
+    """A setting of coarse_validation as the table's column names it: "one pass", "1/4", or
+    "biharmonic start, t0 = 861" (the start step is what varies there)."""
+    if label == "off":
+        return "one pass"
+    m = re.fullmatch(r"biharmonic start, noise .* \(t0=(\d+)\)", label)
+    return f"biharmonic start, t0 = {m[1]}" if m else label.split(",")[0]
 
 
 def render_inpaint_validation(doc: dict) -> str:

@@ -259,8 +259,14 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     )
     with pytest.raises(ValueError, match="only the guided method"):
         posterior_photos.method_spec("paper:2")
-    with pytest.raises(ValueError, match="auto, off, S or S,T0"):
-        posterior_photos.method_spec("guided@sometimes")
+    assert posterior_photos.method_spec("guided:8@biharmonic,700") == (
+        "guided",
+        {"guidance": 8.0, "coarse": "biharmonic", "refine_from": 700},
+    )
+    assert posterior_photos.method_spec("paper@biharmonic")[1]["refine_from"] is None
+    for bad in ("sometimes", "4,800,3", "biharmonic,x", "bilinear"):
+        with pytest.raises(ValueError, match="auto, off, S, S,T0, biharmonic or biharmonic,T0"):
+            posterior_photos.method_spec(f"guided@{bad}")
     dist = {"hist_wasserstein_grey_levels": 10.0, "spectrum_rms_log10_ratio": 1.0}
     row = {
         "row": "camera inpaint",
@@ -287,6 +293,17 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     assert guided.count("**met**") == 2 and paper.count("**short**") == 2
     # each chain's window from its own plan (the row's plan only where a chain has none)
     assert "coarse-to-fine 1/4 from level 861" in paper and "coarse" not in guided
+    assert readme_photos.method_label("guided:8@biharmonic,700", {"guidance": 8.0}) == (
+        "guided, w = 8.0, biharmonic start from level 700"
+    )
+    assert readme_photos.method_label("paper@biharmonic") == "paper, biharmonic start"
+    assert (
+        readme_photos._coarse_words(
+            "160 x 160: tiles; started from the biharmonic fill of the hole (smooth, from the pixels "
+            "around it), diffused forward to level 861 of 1000 and refined by the chain from there"
+        )
+        == ", biharmonic start from level 861"
+    )
     one = next(line for line in lines if "(guided, w = 8, one pass)" in line)
     assert one.count("**met**") == 1 and one.count("**short**") == 1 and "coarse" not in one
     # the model line says how many threads trained it where the results record it
@@ -417,6 +434,33 @@ def test_validation_table_stars_the_holes_within_10pct_and_bolds_the_chosen(monk
     assert "**1/4, guided, w = 8**" in header and "**one pass" not in header
     hole = next(line for line in lines if line.startswith("| rocket (1, 2)"))
     assert hole.split(" | ")[2:] == ["11.1 / 1.00", "10.9* / 9.00 |"]
+    # the biharmonic start's columns differ by their start step, which the header keeps
+    rows[0]["setting"] = "biharmonic start, noise 0.25 (t0=755)"
+    rows[1]["setting"] = "biharmonic start, noise 0.5 (t0=861)"
+    p["summary"] = {
+        f"{r['setting']}; {r['method']}": v for r, v in zip(rows, summary.values(), strict=True)
+    }
+    p["chosen"] = "biharmonic start, noise 0.5 (t0=861); guided:8"
+    lines = readme_photos.render_inpaint_validation({"rows": rows, "provenance": p}).splitlines()
+    header = next(line for line in lines if line.startswith("| hole"))
+    assert "| biharmonic start, t0 = 755, paper |" in header
+    assert "| **biharmonic start, t0 = 861, guided, w = 8** |" in header
+
+
+def test_validation_settings_name_their_start_step() -> None:
+    """coarse_validation's settings: a scale or the biharmonic start, at the first step whose
+    noise reaches R data sd (`refine_step`): abar <= 1 / (1 + R^2)."""
+    import coarse_validation
+    import torch
+
+    abar = torch.tensor([1.0, 0.95, 0.81, 0.79, 0.5, 0.49, 0.1])
+    assert coarse_validation.setting("off", abar) == ("off", None, None)
+    assert coarse_validation.setting("4,0.5", abar) == ("1/4, noise 0.5 (t0=3)", 4, 3)
+    assert coarse_validation.setting("biharmonic,1", abar) == (
+        "biharmonic start, noise 1 (t0=4)",
+        "biharmonic",
+        4,
+    )
 
 
 def test_validation_options_are_written_as_json(tmp_path) -> None:
