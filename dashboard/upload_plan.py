@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from db.media import load_image
-from diffusion.images.holes import auto_scale, downsample_mask, hole_size
+from diffusion.chains.inpaint_methods import BIHARMONIC_NOISE
+from diffusion.images.holes import holds_box
 from diffusion.images.sizes import SizeError, config_size_rule, plan_for
 
 MAX_SIDE = 1024
@@ -108,23 +109,19 @@ def plan_upload(data: bytes, config: dict, n: int, mode: str) -> UploadPlan:
 
 
 def inpaint_note(known: np.ndarray, config: dict) -> str | None:
-    """The sentence that says before an inpainting job that the worker will fill the hole
-    coarse to fine (its setting "auto", `diffusion.chains.posterior_coarse`): when a box of
-    the model's training size fits inside the hole; None otherwise. known: bool (H, W) at the
-    size the model is run at, True = kept."""
+    """The sentence that says before an inpainting job that the worker will start the chain
+    from the biharmonic fill (its setting "auto", `diffusion.chains.posterior_coarse`): when a
+    box of the model's training size fits inside the hole; None otherwise. known: bool (H, W)
+    at the size the model is run at, True = kept."""
     known = np.asarray(known, dtype=bool)
     patch = min(_built(config))
-    s = auto_scale(known, patch)
-    if s is None:
+    if not holds_box(known, patch):
         return None
-    h, w = known.shape
-    hh, hw = hole_size(downsample_mask(known, s))
     return (
-        f"The hole is wider than the model's {patch} x {patch} training patches, so it is "
-        f"filled coarse to fine: first on the image shrunk by {s} (to {-(-w // s)} x "
-        f"{-(-h // s)}, where the hole is {hw} x {hh} pixels and the chain sees around it), "
-        "then that fill is refined at full size from an intermediate noise level (half the "
-        "data's spread) down to 0."
+        f"The hole is wider than the model's {patch} x {patch} training patches, so the chain "
+        "starts from a smooth fill of the hole from the pixels around it (scikit-image's "
+        f"biharmonic inpainting), noised to {BIHARMONIC_NOISE:g} times the data's spread: the "
+        "fill keeps the brightness of its surroundings and the model adds the detail."
     )
 
 

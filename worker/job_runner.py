@@ -37,8 +37,8 @@ INPAINT_CONTEXT = 64
 """Pixels of context around the missing ones that an inpainting chain runs on (beyond the
 multi-scale net's reach of about 40 pixels); the rest of the image is known and kept."""
 INPAINT_COARSE = "auto"
-"""Coarse-to-fine inpainting (diffusion.chains.posterior_coarse) when a box of the model's
-training size fits inside the hole; the plan the page shows says so."""
+"""The chain started from the biharmonic fill of the hole (diffusion.chains.posterior_coarse)
+when a box of the model's training size fits inside the hole; the plan the page shows says so."""
 
 
 class JobInputError(ValueError):

@@ -20,6 +20,15 @@ GUIDANCE = 8.0
 """The guided method's default weight w (Ho et al.'s w_r), chosen on the six validation holes of
 benchmarks/coarse_validation.py; the table it was chosen from is in docs/model-notes.md
 "Guided inpainting" (one place for the numbers)."""
+BIHARMONIC = "biharmonic"
+"""`inpaint`'s coarse value for the biharmonic start (`diffusion.chains.posterior_coarse`): the
+chain starts from scikit-image's biharmonic fill of the hole, diffused forward to t0."""
+BIHARMONIC_NOISE = 0.125
+"""The biharmonic start's t0 (and "auto"'s, which starts so on a hole wider than the model's
+training patches): the first step whose forward noise reaches this many standard deviations
+of the data (`posterior_coarse.refine_step`; step 638 of the photos model's 1,000, about 6
+grey levels), chosen among 1/16 to 1 on the eight validation holes of
+benchmarks/coarse_validation.py (the table: docs/model-notes.md "The biharmonic start")."""
 MAX_GUIDANCE = 100.0
 """The largest weight accepted: far beyond any useful one (the guided step then overshoots)."""
 

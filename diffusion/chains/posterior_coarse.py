@@ -1,32 +1,32 @@
-"""Coarse-to-fine inpainting: holes large compared with the model's training size (beyond the
-paper; docs/model-notes.md "Coarse-to-fine inpainting").
+"""Starts for inpainting holes large compared with the model's training size: coarse-to-fine
+and the biharmonic start (beyond the paper; docs/model-notes.md "Coarse-to-fine inpainting").
 
 A model trained on p x p patches, run on tiles of about that size, fills the middle of a hole
 much wider than p from what it learned rather than from the image: the low frequencies of the
 fill are decided at high noise levels, where a tile inside the hole sees no known pixel, so the
 fill's brightness drifts to the training data's mean (a 64 x 64 hole in scikit-image's camera
-with a model of 32 x 32 patches: fill mean 130 where the truth is 28). Coarse-to-fine:
+with a model of 32 x 32 patches: fill mean 130 where the truth is 28). Both starts give the
+chain a first estimate of the hole's low frequencies and run it from an intermediate level:
 
-1. the image and its mask are shrunk by a factor s (block means; a coarse pixel is known when
-   its whole s x s block is), so the hole spans a fraction of a training patch, and the
-   chosen inpainting chain fills it there (known pixels held as that chain holds them);
-2. that coarse fill, upsampled (bilinear) into the hole, is the start x_init of the chain at
-   full size: x^t0 ~ q(x^t0 | x^0 = x_init), the model's own forward process at step t0, then
-   the same chain from t0 down to 0 (SDEdit's start, Meng et al. 2022), known pixels held as
-   before. Steps above t0 are never run: the low frequencies come from the coarse pass, the
-   detail from the refinement.
+1. coarse-to-fine (coarse = a scale s): the image and its mask are shrunk by s (block means;
+   a coarse pixel is known when its whole s x s block is), so the hole spans a fraction of a
+   training patch, and the chosen inpainting chain fills it there (known pixels held as that
+   chain holds them); that fill, upsampled (bilinear) into the hole, is the first estimate;
+2. the biharmonic start (coarse = "biharmonic"): scikit-image's biharmonic fill of the hole at
+   full size (smooth, with the brightness of its surroundings, and no texture) is the first
+   estimate: the start of Chung et al. 2022 ("Come-Closer-Diffuse-Faster") with a classical
+   estimate where theirs is a regression network's.
 
-"biharmonic" is the same second pass from a classical first estimate instead: scikit-image's
-biharmonic fill of the hole at full size (smooth, with the right brightness, and no texture),
-diffused forward to t0 and refined by the chain, so that the fill's low frequencies come from
-the surrounding pixels and its detail from the model (the start of Chung et al. 2022, "Come-
-Closer-Diffuse-Faster", with a classical estimate as theirs is a regression network's).
+The chain at full size then starts at x^t0 ~ q(x^t0 | x^0 = the first estimate), the model's
+own forward process at step t0, and runs from t0 down to 0 (SDEdit's start, Meng et al. 2022),
+known pixels held as before. Steps above t0 are never run: the low frequencies come from the
+estimate, the detail from the chain.
 
 `CoarseToFine` is the setting (scale s or the biharmonic start, start step t0); `coarse_setting`
-checks one given by the caller or picks one ("auto": only when a training-size box fits inside
-the hole, with the defaults below, chosen on validation holes in the training photos, never on
-the test photos). `downsample`, `upsample_into` and `biharmonic_start` make the starts;
-`diffusion.chains.posterior.inpaint` runs the passes.
+checks one given by the caller or picks one ("auto", the worker's: the biharmonic start at
+`BIHARMONIC_NOISE` when a training-size box fits inside the hole, else one pass; chosen on
+validation holes, never on the test photos). `downsample`, `upsample_into` and
+`biharmonic_start` make the estimates; `diffusion.chains.posterior.inpaint` runs the passes.
 """
 
 from __future__ import annotations
@@ -36,22 +36,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffusion.chains.inpaint_methods import BIHARMONIC, BIHARMONIC_NOISE
 from diffusion.chains.posterior_inputs import PosteriorInputError
-from diffusion.images.holes import auto_scale, block_means, downsample_mask, hole_size
+from diffusion.images.holes import block_means, downsample_mask, holds_box, hole_size
 
 REFINE_NOISE = 0.5
-"""auto (and a given scale without a start step): t0 is the first step whose forward noise
+"""A given scale without a start step: t0 is the first step whose forward noise
 reaches REFINE_NOISE times the data's standard deviation (sqrt((1 - abar) / abar) >= it;
 `refine_step`): a noise level, not a share of T, since schedules differ (the photos model's
 geometric schedule adds 1.5 grey levels of noise by step 400 of 1,000, 24 by step 860)."""
-
-
-BIHARMONIC = "biharmonic"
-"""`coarse` value: start the chain from the biharmonic fill instead of a coarse pass."""
-
-BIHARMONIC_NOISE = 0.5
-"""The biharmonic start's default t0 (as REFINE_NOISE: a multiple of the data's standard
-deviation, `refine_step`), chosen on validation holes (docs/model-notes.md)."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +94,9 @@ def coarse_setting(
     default_t0: int | None = None,
 ) -> CoarseToFine | None:
     """The coarse-to-fine setting for `inpaint`'s coarse / refine_from arguments, or None
-    (one pass at full size). coarse: None (off), "auto", a scale s >= 2, or "biharmonic" (the
-    biharmonic start, any hole); refine_from: the start step t0 in [1, T] (None: default_t0,
+    (one pass at full size). coarse: None (off), a scale s >= 2, "biharmonic" (the biharmonic
+    start, any hole) or "auto" (the biharmonic start when a patch x patch box fits inside the
+    hole, else None); refine_from: the start step t0 in [1, T] (None: default_t0,
     `refine_step` of the model's schedule at `start_noise(coarse)`). PosteriorInputError for a
     scale that shrinks the image below one training patch, or t0 out of range."""
     if coarse is None:
@@ -115,10 +109,10 @@ def coarse_setting(
     first = "model"
     if coarse == BIHARMONIC:
         scale, first = 1, BIHARMONIC
-    elif coarse == "auto":
-        scale = auto_scale(mask, patch)
-        if scale is None:
+    elif coarse == "auto":  # the biharmonic start, on a hole wider than the training patches
+        if not holds_box(mask, patch):
             return None
+        scale, first = 1, BIHARMONIC
     elif isinstance(coarse, bool) or not isinstance(coarse, int | np.integer) or coarse < 2:
         raise PosteriorInputError(
             f"coarse must be None, 'auto', {BIHARMONIC!r} or a scale (an integer >= 2), "
@@ -149,7 +143,7 @@ def coarse_setting(
 
 def start_noise(coarse: int | str | None) -> float:
     """The noise level (times the data's sd) of the default t0 for a `coarse` value."""
-    return BIHARMONIC_NOISE if coarse == BIHARMONIC else REFINE_NOISE
+    return BIHARMONIC_NOISE if coarse in (BIHARMONIC, "auto") else REFINE_NOISE
 
 
 def downsample(image: np.ndarray, mask: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:

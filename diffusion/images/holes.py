@@ -1,5 +1,5 @@
-"""Holes in a mask, measured without torch: the box tests and the coarse-to-fine scale rule
-of inpainting (`diffusion.chains.posterior_coarse`), shared by the engine and by the
+"""Holes in a mask, measured without torch: the box test of inpainting's "auto" start and the
+coarse pass's shrink (`diffusion.chains.posterior_coarse`), shared by the engine and by the
 dashboard, which says before a job what the worker will do with the hole.
 
 Masks are bool (H, W), True = known pixel.
@@ -8,10 +8,6 @@ Masks are bool (H, W), True = known pixel.
 from __future__ import annotations
 
 import numpy as np
-
-HOLE_SHARE = 0.5
-"""auto: the smallest power-of-two scale at which the hole (twice its chessboard depth, the
-width of a square hole) spans at most this share of the training patch side."""
 
 
 def holds_box(mask: np.ndarray, t: int) -> bool:
@@ -30,25 +26,6 @@ def hole_size(mask: np.ndarray) -> tuple[int, int]:
     if rows.size == 0:
         return 0, 0
     return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
-
-
-def auto_scale(mask: np.ndarray, patch: int) -> int | None:
-    """The scale "auto" picks for a hole in `mask` and a model of patch x patch training
-    patches: None when no patch x patch box fits inside the hole (the chain sees across it as
-    it is), else the smallest power of two s at which no box wider than HOLE_SHARE patch fits
-    inside the shrunk hole (a 64 x 64 hole and 32-pixel patches: s = 4, a 16 x 16 coarse
-    hole), capped so the shrunk image stays at least one patch wide (None if that leaves
-    s < 2)."""
-    mask = np.asarray(mask, dtype=bool)
-    if not holds_box(mask, patch):
-        return None
-    wide = int(HOLE_SHARE * patch) + 1
-    s = 2
-    while -(-min(mask.shape) // (2 * s)) >= patch and holds_box(downsample_mask(mask, s), wide):
-        s *= 2
-    while s >= 2 and -(-min(mask.shape) // s) < patch:
-        s //= 2
-    return s if s >= 2 else None
 
 
 def block_means(image: np.ndarray, s: int) -> np.ndarray:
@@ -71,4 +48,4 @@ def downsample_mask(mask: np.ndarray, s: int) -> np.ndarray:
     return m.reshape(hc, s, wc, s).all(axis=(1, 3))
 
 
-__all__ = ["HOLE_SHARE", "auto_scale", "block_means", "downsample_mask", "hole_size", "holds_box"]
+__all__ = ["block_means", "downsample_mask", "hole_size", "holds_box"]

@@ -299,8 +299,8 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
     assert readme_photos.method_label("paper@biharmonic") == "paper, biharmonic start"
     assert (
         readme_photos._coarse_words(
-            "160 x 160: tiles; started from the biharmonic fill of the hole (smooth, from the pixels "
-            "around it), diffused forward to level 861 of 1000 and refined by the chain from there"
+            "160 x 160: tiles; started from the biharmonic fill of the hole (smooth, from the "
+            "pixels around it), diffused forward to level 861 of 1000 and refined by the chain"
         )
         == ", biharmonic start from level 861"
     )

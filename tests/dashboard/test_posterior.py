@@ -270,7 +270,7 @@ def test_a_photo_is_run_at_its_own_size_and_the_page_says_so_first(store, queue)
     assert "What will happen: Run at full size, 512 x 512." in said
     assert "Colour converted to greyscale" in said and "fully convolutional" in said
     assert "draw" not in at.selectbox(key="pst_mask").options  # no 512-wide tick grid
-    assert "filled coarse to fine: first on the image shrunk by" in said  # a 256 x 256 hole
+    assert "the chain starts from a smooth fill of the hole" in said  # a 256 x 256 hole
     _go(at)
     job = store.get_job(queue[0], viewer=SYSTEM)
     x = np.asarray(
@@ -313,10 +313,11 @@ def test_only_finished_models_unless_a_checkpoint_is_chosen(store, queue):
     assert job.run_id == running.id and job.params["checkpoint_step"] == 30
 
 
-def test_the_page_says_coarse_to_fine_exactly_when_the_worker_does_it():
-    """The sentence before the job names the scale the engine's "auto" setting (the worker's)
-    then uses, and is absent when the engine runs one pass. Broken versions caught: a note that
-    is never shown, or one that names another scale than the engine's."""
+def test_the_page_says_the_biharmonic_start_exactly_when_the_worker_uses_it():
+    """The sentence before the job says the chain starts from the biharmonic fill exactly when
+    the engine's "auto" setting (the worker's) does, at the engine's noise level, and is absent
+    when the engine runs one pass. Broken versions caught: a note that is never shown, one
+    shown for a hole the engine runs in one pass, or one that names another level."""
     from dashboard.upload_plan import inpaint_note
     from diffusion.chains.posterior_coarse import coarse_setting
     from diffusion.presets import PRESETS
@@ -331,9 +332,5 @@ def test_the_page_says_coarse_to_fine_exactly_when_the_worker_does_it():
         if engine is None:
             assert note is None, (hole, side)
         else:
-            assert note is not None and f"shrunk by {engine.scale} " in note, (hole, side, note)
-    known = np.ones((512, 512), bool)
-    known[224:288, 224:288] = False
-    assert "shrunk by 4 (to 128 x 128, where the hole is 16 x 16 pixels" in inpaint_note(
-        known, config
-    )
+            assert engine.first == "biharmonic" and note is not None, (hole, side, note)
+            assert "biharmonic inpainting), noised to 0.125 times the data's spread" in note

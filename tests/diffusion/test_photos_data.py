@@ -82,21 +82,24 @@ def test_a_scale_that_leaves_less_than_a_patch_is_refused() -> None:
         _ = DataConfig("photos", {"scales": [2, 2]}).typed_options
 
 
-def test_photos_unet_64_draws_64_pixel_patches_and_fills_a_64_hole_from_half_size() -> None:
+def test_photos_unet_64_draws_64_pixel_patches_and_takes_its_patch_size_for_auto() -> None:
     """The photos-unet-64 preset (benchmarks/posterior_photos.py NETWORKS) trains on 64 x 64
-    patches of the same photos as photos-unet, and for a central 64 x 64 hole "auto"
-    coarse-to-fine shrinks by 2 (a 32 x 32 hole: half its patch), where photos-unet shrinks by
-    4. Broken versions this catches: the patch option ignored (32 x 32 patches), or the
-    auto scale computed from a fixed 32-pixel patch."""
-    from diffusion.chains.posterior import make_mask
-    from diffusion.images.holes import auto_scale
+    patches of the same photos as photos-unet, and "auto" inpainting measures a hole against
+    its own patch: a central 48 x 48 hole starts from the biharmonic fill for photos-unet (a
+    32 x 32 box fits) and runs in one pass for photos-unet-64 (no 64 x 64 box does). Broken
+    versions this catches: the patch option ignored (32 x 32 patches), or the auto rule
+    computed from a fixed 32-pixel patch."""
+    from diffusion.chains.posterior_coarse import coarse_setting
+    from diffusion.images.imageio import make_mask
     from diffusion.presets import PRESETS
 
     wide, narrow = PRESETS["photos-unet-64"], PRESETS["photos-unet"]
     assert wide.network == narrow.network and wide.diffusion == narrow.diffusion
     bundle = build_dataset(wide.data, 0)
     assert bundle.shape == (1, 64, 64)
-    assert bundle.info["photos"] == build_dataset(narrow.data, 0).info["photos"]
+    small = build_dataset(narrow.data, 0)
+    assert bundle.info["photos"] == small.info["photos"] and small.shape == (1, 32, 32)
     assert bundle.draw_train(3, torch.Generator().manual_seed(0)).shape == (3, 1, 64, 64)
-    mask = make_mask("center", (512, 512), size=64)
-    assert auto_scale(mask, 64) == 2 and auto_scale(mask, 32) == 4
+    mask = make_mask("center", (512, 512), size=48)
+    assert coarse_setting(1000, bundle.shape[-1], mask, "auto", None, 861) is None
+    assert coarse_setting(1000, small.shape[-1], mask, "auto", None, 861).first == "biharmonic"

@@ -38,7 +38,7 @@ from diffusion.chains.posterior_coarse import (
     upsample_into,
 )
 from diffusion.chains.reverse import model_reverse
-from diffusion.images.holes import auto_scale, holds_box
+from diffusion.images.holes import holds_box
 
 N = 20_000
 T = 10
@@ -110,14 +110,18 @@ def test_downsample_and_upsample() -> None:
     assert np.array_equal(start[:, mask], np.broadcast_to(ramp[mask], (2, mask.sum())))
 
 
-@pytest.mark.parametrize("side,scale", [(16, None), (31, None), (32, 2), (48, 4), (64, 4)])
-def test_auto_scale(side: int, scale: int | None) -> None:
-    """On when a training-size box (32) fits in the hole; the scale then brings the hole to at
-    most half a patch (16): 64 -> 1/4 (16), 48 -> 1/4 (12; 1/2 leaves 24)."""
+@pytest.mark.parametrize("side", [16, 31, 32, 48, 64])
+def test_auto_starts_from_the_biharmonic_fill_when_a_patch_fits_in_the_hole(side: int) -> None:
+    """ "auto" (the worker's setting): the biharmonic start at the default t0 when a training-
+    size box (32) fits inside the hole, else one pass (None)."""
     mask = np.ones((512, 512), bool)
     mask[200 : 200 + side, 100 : 100 + side] = False
+    got = coarse_setting(1000, 32, mask, "auto", None, 861)
     assert holds_box(mask, 32) == (side >= 32)
-    assert auto_scale(mask, 32) == scale
+    if side < 32:
+        assert got is None
+    else:
+        assert (got.scale, got.first, got.refine_from) == (1, "biharmonic", 861)
 
 
 def test_bad_settings_raise() -> None:
@@ -183,21 +187,27 @@ def test_inpaint_refines_the_upsampled_coarse_fill() -> None:
 
 def test_inpaint_auto_and_the_plan_note() -> None:
     """'auto' with 8-pixel training patches: a 20 x 20 hole in 40 x 40 holds an 8 x 8 box,
-    so the fill goes coarse-to-fine at 1/4 (5 x 5: at most half a patch), from the step whose
-    noise is half the data's sd (abar <= 0.8: step 5 of this baseline schedule, abar_5 =
-    0.789); a 6 x 6 hole holds none and runs in one pass, as does coarse=None."""
+    so the chain starts from the biharmonic fill, from the step whose noise is
+    BIHARMONIC_NOISE (0.125) data sd (abar <= 1 / 1.015625 = 0.985: step 2 of this baseline
+    schedule, abar_2 = 0.946); a 6 x 6 hole holds none and runs in one pass, as does
+    coarse=None. A given scale runs the coarse pass, from REFINE_NOISE's level (0.5 sd:
+    abar <= 0.8, step 5, abar_5 = 0.789)."""
     model = trained(PLAIN)
     image = np.full((40, 40), 8.0)
     big, small = np.ones((40, 40), bool), np.ones((40, 40), bool)
     big[8:28, 8:28] = False
     small[17:23, 17:23] = False
     g = torch.Generator().manual_seed(0)
+    assert BIHARMONIC_NOISE == 0.125
     r = inpaint(model, image, big, 1, steps=4, coarse="auto", generator=g)
+    assert "started from the biharmonic fill of the hole" in r.plan.reason
+    assert "diffused forward to level 2 of 20" in r.plan.reason
+    r = inpaint(model, image, big, 1, steps=4, coarse=4, generator=g)
     assert "coarse-to-fine at 1/4, refined from level 5 of 20" in r.plan.reason
     assert "shrunk to 10 x 10, where it is 5 x 5 pixels" in r.plan.reason
     for mask, coarse in ((small, "auto"), (big, None)):
         r = inpaint(model, image, mask, 1, steps=4, coarse=coarse, generator=g)
-        assert "coarse-to-fine" not in r.plan.reason
+        assert "coarse-to-fine" not in r.plan.reason and "biharmonic" not in r.plan.reason
     with pytest.raises(PosteriorInputError, match="coarse=8 shrinks the 40 x 40 image to 5 x 5"):
         inpaint(model, image, big, 1, steps=4, coarse=8)
     with pytest.raises(PosteriorInputError, match="refine_from must be a step"):

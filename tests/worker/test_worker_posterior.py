@@ -95,7 +95,7 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
         10,
         12,
     )
-    # a hole wider than the training size (8): coarse-to-fine, and the message says so
+    # a hole wider than the training size (8): the biharmonic start, and the message says so
     buf = io.BytesIO()
     Image.fromarray(np.full((40, 40), 60, np.uint8), mode="L").save(buf, format="PNG")
     big = lab.store.add_upload(
@@ -109,7 +109,7 @@ def test_denoise_and_inpaint_jobs_store_posterior_images(lab: Lab) -> None:
         lambda: (g := lab.store.get_job(job.id, viewer=SYSTEM)).state in (DONE, FAILED) and g,
     )
     assert done.state == DONE, done.error
-    assert "coarse-to-fine at 1/4, refined from level" in done.message, done.message
+    assert "started from the biharmonic fill of the hole" in done.message, done.message
     with pytest.raises(NotFound, match="no upload 999"):  # refused at the door, not later
         api.submit_job(lab.store, "denoise", run_id, {"upload_id": 999, "sigma": 5.0}, owner)
     for bad in ({"method": "magic"}, {"method": "guided", "guidance": -1}, {"guidance": "2"}):
