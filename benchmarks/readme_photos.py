@@ -105,6 +105,8 @@ def method_label(method: str, entry: dict | None = None) -> str:
     first, _, t0 = coarse.partition(",")
     if first == "biharmonic":
         own = ", biharmonic start" + (f" from level {t0}" if t0 else "")
+    elif first.isdigit():
+        own = f", coarse-to-fine 1/{first}" + (f" from level {t0}" if t0 else "")
     else:
         own = {"off": ", one pass", "auto": ", coarse auto"}.get(
             coarse, f", coarse {coarse}" if coarse else ""

@@ -57,6 +57,10 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "posterior": ("posterior.json", render_posterior),
     "inpaint_validation": ("inpaint_validation.json", render_inpaint_validation),
     "inpaint_validation_64": ("inpaint_validation_64.json", render_inpaint_validation),
+    "inpaint_validation_biharmonic": (
+        "inpaint_validation_biharmonic.json",
+        render_inpaint_validation,
+    ),
 }
 
 

@@ -297,6 +297,7 @@ def test_photo_rows_render_every_inpainting_chain(monkeypatch) -> None:
         "guided, w = 8.0, biharmonic start from level 700"
     )
     assert readme_photos.method_label("paper@biharmonic") == "paper, biharmonic start"
+    assert readme_photos.method_label("paper@4,800") == "paper, coarse-to-fine 1/4 from level 800"
     assert (
         readme_photos._coarse_words(
             "160 x 160: tiles; started from the biharmonic fill of the hole (smooth, from the "
