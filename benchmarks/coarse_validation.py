@@ -46,7 +46,8 @@ from posterior_photos import (  # noqa: E402
     within_histogram_target,
 )
 
-from diffusion.chains.posterior_coarse import BIHARMONIC, refine_step  # noqa: E402
+from diffusion.chains.inpaint_methods import BIHARMONIC  # noqa: E402
+from diffusion.chains.posterior_coarse import refine_step  # noqa: E402
 from diffusion.chains.reverse import model_reverse  # noqa: E402
 from diffusion.data.photos import photo  # noqa: E402
 from diffusion.inference import load_trained  # noqa: E402

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion.chains.inpaint_methods import GUIDANCE
-from diffusion.chains.posterior_coarse import BIHARMONIC
+from diffusion.chains.inpaint_methods import BIHARMONIC, GUIDANCE
 from diffusion.presets import PRESETS
 
 TEST_PHOTOS = ("camera", "astronaut", "coffee")

@@ -13,7 +13,7 @@ level units. Masks are bool (H, W), True = known. The math runs in model space o
                                        (Tweedie, beyond the paper: `posterior_mean`)
     inpaint(trained, image, mask, n, *, method="paper" | "repaint" | "guided", steps=None,
             generator=None, coarse=None | "auto" | s | "biharmonic", refine_from=None)
-                                       (guided and coarse-to-fine: beyond the paper)
+                                       (guided and the starts: beyond the paper)
     binary_inpaint(trained, bits, mask, n, *, generator=None)         (binomial models)
     make_mask(kind, shape, ...), add_noise(image, sigma, generator)
 each returning a `PosteriorResult(samples, mean, std, observed, mask, method, steps)`.
@@ -239,10 +239,10 @@ def inpaint(
     hole first on the image shrunk by s (same method, steps and context, in coarse pixels),
     then runs the chain at full size from step refine_from (t0; default: the step whose noise
     is half the data's standard deviation, `posterior_coarse.REFINE_NOISE`) started at
-    q(x^t0 | the upsampled coarse fill), `steps` kept steps over [0, t0]; "auto" does so only
-    when a training-size box fits inside the hole; "biharmonic": the same from the biharmonic
-    fill of the hole at full size (t0 default at `posterior_coarse.BIHARMONIC_NOISE`); None:
-    one pass from pi (the paper).
+    q(x^t0 | the upsampled coarse fill), `steps` kept steps over [0, t0]; "biharmonic": the
+    same from the biharmonic fill of the hole at full size (t0 default: the step at
+    `BIHARMONIC_NOISE`); "auto" (the worker's): the biharmonic start when a training-size box
+    fits inside the hole, else one pass; None: one pass from pi (the paper).
     """
     check_gaussian(trained)
     n = check_n(n)
@@ -280,28 +280,28 @@ def inpaint(
     chain = _inpaint_chain(method, jump_length, jump_n_sample, guidance)
     n_steps = count_steps(trained, steps)
     starts = None
-    if setting is not None and setting.first == BIHARMONIC:
-        first_steps, starts, note = _biharmonic_pass(
-            trained, image, mask, n, setting, (y0, y1, x0, x1)
-        )
-    elif setting is not None:
-        first_steps, starts, note = _coarse_pass(
-            trained,
-            image,
-            mask,
-            n,
-            setting,
-            (y0, y1, x0, x1),
-            method,
-            steps,
-            jump_length=jump_length,
-            jump_n_sample=jump_n_sample,
-            guidance=guidance,
-            generator=generator,
-            batch_size=batch_size,
-            context=context,
-        )
     if setting is not None:
+        if setting.first == BIHARMONIC:
+            first_steps, starts, note = _biharmonic_pass(
+                trained, image, mask, n, setting, (y0, y1, x0, x1)
+            )
+        else:
+            first_steps, starts, note = _coarse_pass(
+                trained,
+                image,
+                mask,
+                n,
+                setting,
+                (y0, y1, x0, x1),
+                method,
+                steps,
+                jump_length=jump_length,
+                jump_n_sample=jump_n_sample,
+                guidance=guidance,
+                generator=generator,
+                batch_size=batch_size,
+                context=context,
+            )
         plan = replace(plan, reason=plan.reason + note)
         n_steps = first_steps + count_steps_from(trained, setting.refine_from, steps)
     rev = image_reverse(trained, plan)

@@ -49,14 +49,18 @@ geometric schedule adds 1.5 grey levels of noise by step 400 of 1,000, 24 by ste
 
 @dataclass(frozen=True)
 class CoarseToFine:
-    """scale: the factor s the image is shrunk by for the coarse pass (>= 2), or 1 with
-    first = BIHARMONIC (no coarse pass: the start is the biharmonic fill at full size);
+    """scale: the factor s the image is shrunk by for the coarse pass (>= 2), or 1 for the
+    biharmonic start (no coarse pass: the first estimate is the biharmonic fill at full size);
     refine_from: the step t0 (1 <= t0 <= T) the full-size chain starts from, at
-    q(x^t0 | the first fill)."""
+    q(x^t0 | the first estimate)."""
 
     scale: int
     refine_from: int
-    first: str = "model"
+
+    @property
+    def first(self) -> str:
+        """Where the first estimate comes from: BIHARMONIC, or "model" (the coarse pass)."""
+        return BIHARMONIC if self.scale == 1 else "model"
 
     def note(self, T: int, coarse_mask: np.ndarray, patch: int) -> str:
         """The clause for the size plan (the dashboard shows it); coarse_mask: the mask of the
@@ -106,13 +110,12 @@ def coarse_setting(
             )
         return None
     h, w = np.asarray(mask).shape
-    first = "model"
     if coarse == BIHARMONIC:
-        scale, first = 1, BIHARMONIC
+        scale = 1
     elif coarse == "auto":  # the biharmonic start, on a hole wider than the training patches
         if not holds_box(mask, patch):
             return None
-        scale, first = 1, BIHARMONIC
+        scale = 1
     elif isinstance(coarse, bool) or not isinstance(coarse, int | np.integer) or coarse < 2:
         raise PosteriorInputError(
             f"coarse must be None, 'auto', {BIHARMONIC!r} or a scale (an integer >= 2), "
@@ -138,7 +141,7 @@ def coarse_setting(
         )
     else:
         t0 = int(refine_from)
-    return CoarseToFine(scale, t0, first)
+    return CoarseToFine(scale, t0)
 
 
 def start_noise(coarse: int | str | None) -> float:
