@@ -20,7 +20,15 @@ import json
 from pathlib import Path
 
 from difflab.errors import UserError
-from diffusion.chains.inpaint_methods import GUIDANCE, MAX_GUIDANCE, METHODS, guidance_error
+from diffusion.chains.inpaint_methods import (
+    GUIDANCE,
+    INPAINT_CONTEXT,
+    INPAINT_START,
+    MAX_GUIDANCE,
+    METHODS,
+    STARTS,
+    guidance_error,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +75,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     i.add_argument("--jump-length", type=int, default=10, help="RePaint jump length")
     i.add_argument("--resample", type=int, default=5, help="RePaint resamplings per jump")
+    i.add_argument(
+        "--start",
+        choices=STARTS,
+        default=INPAINT_START,
+        help="auto (the worker's): a hole wider than the model's training patches starts from "
+        "its biharmonic fill, noised to an intermediate level; off: one pass from noise (the "
+        "paper); biharmonic: that start for any hole",
+    )
+    i.add_argument(
+        "--context",
+        type=int,
+        default=INPAINT_CONTEXT,
+        help=f"pixels around the hole the chain runs on (default {INPAINT_CONTEXT}, as the worker)",
+    )
     _common(i)
     i.set_defaults(func=cmd_inpaint)
 
@@ -229,6 +251,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         raise UserError("--jump-length and --resample must be >= 1")
     if (error := guidance_error(args.guidance)) is not None:
         raise UserError(f"--guidance: {error}")
+    if args.context < 0:
+        raise UserError(f"--context must be >= 0 pixels, got {args.context}")
 
     def compute(trained, generator):
         image = _read(trained, args.image)
@@ -247,6 +271,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             jump_n_sample=args.resample,
             guidance=args.guidance,
             generator=generator,
+            context=args.context,
+            coarse=None if args.start == "off" else args.start,
         )
         return result, None
 

@@ -25,20 +25,13 @@ from db.rounding import fmt_se
 from db.store import Store
 from db.store_jobs import Lease
 from diffusion import settings
+from diffusion.chains.inpaint_methods import INPAINT_CONTEXT, INPAINT_START
 from diffusion.images.imageio import grid, png_bytes
 from worker import render, runtime, threads
 from worker.lease import claimed
 from worker.sink import npy
 
 log = logging.getLogger("difflab.worker")
-
-
-INPAINT_CONTEXT = 64
-"""Pixels of context around the missing ones that an inpainting chain runs on (beyond the
-multi-scale net's reach of about 40 pixels); the rest of the image is known and kept."""
-INPAINT_COARSE = "auto"
-"""The chain started from the biharmonic fill of the hole (diffusion.chains.posterior_coarse)
-when a box of the model's training size fits inside the hole; the plan the page shows says so."""
 
 
 class JobInputError(ValueError):
@@ -277,7 +270,7 @@ def _inpaint(
         **({"guidance": float(params["guidance"])} if "guidance" in params else {}),
         steps=params.get("steps"),
         context=params.get("context", INPAINT_CONTEXT),
-        coarse=params.get("coarse", INPAINT_COARSE),
+        coarse=params.get("coarse", INPAINT_START),
         generator=generator,
     )
     _posterior_artifacts(store, job, lease, trained, result)

@@ -29,6 +29,15 @@ training patches): the first step whose forward noise reaches this many standard
 of the data (`posterior_coarse.refine_step`; step 638 of the photos model's 1,000, about 6
 grey levels), chosen among 1/16 to 1 on the eight validation holes of
 benchmarks/coarse_validation.py (the table: docs/model-notes.md "The biharmonic start")."""
+INPAINT_START = "auto"
+"""The start the worker and the CLI use (`inpaint`'s coarse): the biharmonic start when a box of
+the model's training size fits inside the hole, else one pass from pi; the plan says which."""
+STARTS = ("auto", "off", BIHARMONIC)
+"""The starts the CLI offers: "off" is one pass from pi (the paper's chain for every hole)."""
+INPAINT_CONTEXT = 64
+"""Pixels of context around the missing ones that the worker's and the CLI's inpainting chain
+runs on (beyond the multi-scale net's reach of about 40 pixels); the rest of the image is
+known and kept."""
 MAX_GUIDANCE = 100.0
 """The largest weight accepted: far beyond any useful one (the guided step then overshoots)."""
 

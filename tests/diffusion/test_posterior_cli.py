@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,32 @@ def test_denoise_and_inpaint_write_figures(runs, files, tmp_path: Path) -> None:
     out = tmp_path / "s.png"
     assert main(["sample", run, "-n", "4", "--steps", "5", "--out", str(out)]) == 0
     assert out.exists()
+
+
+def test_cli_inpaint_starts_a_wide_hole_as_the_worker_does(runs, tmp_path, capsys) -> None:
+    """`difflab inpaint` takes the worker's start and context: a 14 x 14 hole in a 30 x 30
+    image holds the model's 8 x 8 training patch, so "auto" (the default) starts it from the
+    biharmonic fill, on the window of 64 pixels of context (here the whole image); --start off
+    runs the paper's one pass; a negative context is refused. A CLI that ignored --start, or
+    kept its old one pass, fails this on what it prints (the size plan)."""
+    run = str(runs["digits-smoke"])
+    image = write_png(tmp_path / "wide.png", np.full((30, 30), 120, np.uint8))
+    mask = np.full((30, 30), 255, np.uint8)
+    mask[8:22, 8:22] = 0
+    mask_path = write_png(tmp_path / "wide-mask.png", mask)
+    argv = ["inpaint", run, str(image), "--mask", str(mask_path), "-n", "1", "--steps", "3"]
+    said = {}
+    for start in ("auto", "off", "biharmonic"):
+        out = tmp_path / f"wide-{start}.npz"
+        capsys.readouterr()
+        extra = [] if start == "auto" else ["--start", start]
+        assert main([*argv, *extra, "--out", str(out)]) == 0
+        said[start] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["size"]
+    assert "started from the biharmonic fill of the hole" in said["auto"]
+    assert "biharmonic" not in said["off"] and "coarse" not in said["off"]
+    assert said["biharmonic"] == said["auto"]
+    assert main([*argv, "--context", "-1", "--out", str(tmp_path / "x.npz")]) != 0
+    assert "--context must be >= 0 pixels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
