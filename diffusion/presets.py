@@ -205,8 +205,8 @@ PRESETS: dict[str, RunConfig] = {
     "deadleaves": _image("deadleaves", "deadleaves", 1000, 50_000),
     "bark": _image("bark", "texture", 500, 50_000),
     "digits": _image("digits", "digits", 500, 20_000, n_train=1_500),
-    "mnist": _image("mnist", "mnist", 1000, 50_000, n_train=60_000),
-    "cifar10": _image("cifar10", "cifar10", 1000, 100_000, n_train=50_000),
+    "mnist": _image("mnist", "mnist", 1000, 50_000, n_train=50_000),
+    "cifar10": _image("cifar10", "cifar10", 1000, 100_000, n_train=45_000),
     # patches of scikit-image's photos (camera, astronaut, coffee held out): the multi-scale
     # net without a dense pathway is fully convolutional, so it denoises and inpaints photos
     # of any size (diffusion.images.tiling; benchmarks/posterior.py, part d)
@@ -218,8 +218,8 @@ PRESETS: dict[str, RunConfig] = {
         "deadleaves-unet", "deadleaves", options={"size": 32}, n_train=20_000
     ),
     "bark-unet": _unet_image("bark-unet", "texture", options={"texture": "gravel", "patch": 32}),
-    "mnist-unet": _unet_image("mnist-unet", "mnist", n_train=60_000),
-    "cifar10-unet": _unet_image("cifar10-unet", "cifar10", n_train=50_000, channels=32),
+    "mnist-unet": _unet_image("mnist-unet", "mnist", n_train=50_000),
+    "cifar10-unet": _unet_image("cifar10-unet", "cifar10", n_train=45_000, channels=32),
     # the photos model for benchmarks/posterior.py part d (fully convolutional, 32 x 32
     # patches of the photos other than camera, astronaut, coffee); trained on a wall-clock
     # budget of under an hour, so a short weight average (0.99: about the last 100 steps)

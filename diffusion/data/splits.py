@@ -9,7 +9,8 @@ the TEST split, touched only by a benchmark's final report.
   Training seeds are 0 .. 2**63 - 1 (`diffusion.config.TrainConfig.seed`); TEST_SEED lies
   outside that range, so no run can draw the test data as its own training or validation data.
 - Images with a fixed source keep a fixed test region or subset that no builder hands to a
-  run (texture: the bottom half of the held-out rows; digits: a fixed 297 of the 1,797),
+  run (texture: the bottom half of the held-out rows; digits: a fixed 297 of the 1,797;
+  MNIST and CIFAR-10: their test files, validating on the tail of their training files),
   registered by `diffusion.data.images`.
 
 `TestSplit.describe()` is what benchmarks record beside every number.

@@ -24,6 +24,7 @@ from diffusion.data.image_files import (
     read_image_collection,
 )
 from diffusion.data.images import random_patches, texture_image
+from diffusion.data.splits import TEST_SEED, load_test_split
 
 
 def test_radii_follow_the_r_minus_3_law() -> None:
@@ -110,8 +111,16 @@ def test_mnist_from_idx_files(tmp_path: Path) -> None:
     assert np.array_equal(read_idx(tmp_path / "train-images-idx3-ubyte"), train)
     cfg = DataConfig("mnist", {"root": str(tmp_path), "download": False}, n_train=0, n_holdout=5)
     b = build_dataset(cfg, 0)
-    assert b.shape == (1, 28, 28) and b.train.shape[0] == 12 and b.holdout.shape[0] == 5
-    assert torch.equal(b.train[:, 0].to(torch.uint8), torch.from_numpy(train))
+    # validation: the last sixth of the training file (2 of 12), never trained on; the test
+    # file is only the test split's (a bundle holding a t10k image would leak it into tuning)
+    assert b.shape == (1, 28, 28) and b.train.shape[0] == 10 and b.holdout.shape[0] == 2
+    assert torch.equal(b.train[:, 0].to(torch.uint8), torch.from_numpy(train[:10]))
+    held = sorted(map(bytes, b.holdout[:, 0].to(torch.uint8).numpy()))
+    assert held == sorted(map(bytes, train[10:]))
+    split = load_test_split(cfg, 4)
+    got = {bytes(a) for a in split.x[:, 0].to(torch.uint8).numpy()}
+    assert len(got) == 4 and got <= {bytes(a) for a in test}
+    assert split.seed == TEST_SEED and "test files" in split.how
 
 
 def test_bad_idx_files_raise(tmp_path: Path) -> None:
@@ -154,8 +163,14 @@ def test_cifar_from_python_batches(tmp_path: Path) -> None:
     b = build_dataset(
         DataConfig("cifar10", {"root": str(tmp_path), "download": False}, n_train=0, n_holdout=3), 0
     )
-    assert b.shape == (3, 32, 32) and b.train.shape == (30, 3, 32, 32)
+    # validation: the last tenth of the training batches (3 of 30), never trained on
+    assert b.shape == (3, 32, 32) and b.train.shape == (27, 3, 32, 32)
+    assert b.holdout.shape == (3, 3, 32, 32)
     assert torch.equal(b.train[0].to(torch.uint8), torch.from_numpy(chw[0]))
+    tail = {bytes(a) for a in chw[3:]}
+    assert {bytes(a) for a in b.holdout.to(torch.uint8).numpy()} <= tail
+    split = load_test_split(b_cfg := DataConfig("cifar10", {"root": str(tmp_path)}), 9)
+    assert split.x.shape == (4, 3, 32, 32) and b_cfg.name == "cifar10"  # all 4 test images
 
 
 def test_cifar_refuses_arbitrary_pickles(tmp_path: Path) -> None:
