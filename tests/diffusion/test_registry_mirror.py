@@ -128,8 +128,10 @@ def test_a_sprite_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
 
 
 def _idx(arr: np.ndarray) -> bytes:
-    return struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape) + (
-        arr.astype(np.uint8).tobytes()
+    return (
+        struct.pack(">HBB", 0, 0x08, arr.ndim)
+        + struct.pack(f">{arr.ndim}I", *arr.shape)
+        + (arr.astype(np.uint8).tobytes())
     )
 
 
