@@ -149,9 +149,36 @@ def _table1_image_lines(doc: dict) -> list[str]:
             f"| {r['note']} | {num(r['K_bits'])} | {num(r.get('K_seed_std_bits'))} "
             f"| {num(r['K_stderr_bits'])} | **{num(r['K_minus_Lnull_bits'])}** "
             f"| {num(r.get('bits_per_dim'), 2)} | {per} "
-            f"| {r['paper_K_bits']} | {r['paper_K_minus_Lnull_bits']} |"
+            f"| {_paper(r['paper_K_bits'])} | {_paper(r['paper_K_minus_Lnull_bits'])} |"
         )
     return lines
+
+
+def _paper(x: float | None) -> str:
+    return "-" if x is None else str(x)
+
+
+def render_trials(doc: dict) -> str:
+    """`table1_images.py --trial`: K on the validation split of each (row, trial, seed), the
+    trial with the highest K per row in bold (the rule the presets were chosen by)."""
+    lines = [
+        "| row | trial (overrides of the preset) | seed | steps | validation K (bits/pixel) "
+        "| ± stderr | train s |",
+        "|---" * 7 + "|",
+    ]
+    best = {}
+    for r in doc["rows"]:
+        if r["row"] not in best or r["K_validation_bits"] > best[r["row"]]["K_validation_bits"]:
+            best[r["row"]] = r
+    for r in doc["rows"]:
+        k = num(r["K_validation_bits"])
+        lines.append(
+            f"| {r['row']} | {'; '.join(r['tune']) or 'the preset'} | {r['seed']} "
+            f"| {r['steps']:,} | {f'**{k}**' if best[r['row']] is r else k} "
+            f"| {num(r['K_validation_stderr_bits'])} | {r['train_seconds']:.0f} |"
+        )
+    budgets = sorted({f"`{r['row']}`: {r['budget']}" for r in doc["rows"]})
+    return "\n".join([*lines, "", *(f"{b}." for b in budgets), "", provenance_line(doc)])
 
 
 def render_images(doc: dict) -> str:

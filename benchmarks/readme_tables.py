@@ -35,6 +35,7 @@ from readme_renderers import (  # noqa: E402
     render_table1,
     render_table1_images,
     render_table1_long,
+    render_trials,
 )
 
 __all__ = ["provenance_line", "render_speed", "render_table1_long"]  # used by the tests
@@ -53,6 +54,8 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "table1": ("table1.json", render_table1),
     "table1_images": ("table1_images.json", render_table1_images),
     "table1_long": ("table1_long.json", render_table1_long),
+    "tune_standard": ("tune_standard.json", render_trials),
+    "table1_standard": ("table1_standard.json", render_table1_long),
     "posterior_photos": ("posterior_photos.json", render_posterior_photos),
     "posterior": ("posterior.json", render_posterior),
     "inpaint_validation": ("inpaint_validation.json", render_inpaint_validation),

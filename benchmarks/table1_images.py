@@ -239,12 +239,14 @@ def run_seed(
     if test is None:
         return {
             "seed": seed,
+            "seeds": [seed],
             "tune": list(tune),
             "steps": result.step,
             "K_validation_bits": ev.k_holdout.bits,
             "K_validation_stderr_bits": ev.k_holdout.stderr_bits,
             "unit": ev.unit,
             "train_seconds": round(float(result.info.get("train_seconds", t1 - t0)), 1),
+            "eval_seconds": 0.0,  # the validation K is the run's own final evaluation
             "run_dir": str(run_dir),
         }
     trained = load_trained(run_dir, device="cpu")
@@ -329,21 +331,28 @@ def run_trials(
     seeds: list[int],
     trials: list[tuple[str, ...]],
     jobs: int = 1,
+    quick: bool = False,
 ) -> list[dict]:
     """Tuning: every (row, trial, seed), K on the VALIDATION split only (the test split is
     not loaded). A trial is a tuple of config overrides; () is the preset as it stands."""
     from concurrent.futures import ProcessPoolExecutor
 
+    steps = 3 if quick else 4_000
     tasks = [
-        (n, out_dir / f"{n}-trial{i}-seed{s}", budget_s, 4_000, s, False, None, trial)
+        (n, out_dir / f"{n}-trial{i}-seed{s}", budget_s, steps, s, quick, None, trial)
         for n in names
         for i, trial in enumerate(trials)
         for s in seeds
     ]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         done = list(pool.map(run_seed, *zip(*tasks, strict=True)))
+    split = {
+        "validation": "DataBundle.holdout of each run (its data set's validation split): the "
+        "only split a trial reads",
+        "test": "not loaded by tuning trials",
+    }
     return [
-        {"row": t[0], "budget": budget_text(t[0], budget_s), **r}
+        {"row": t[0], "budget": budget_text(t[0], budget_s), "split": split, **r}
         for t, r in zip(tasks, done, strict=True)
     ]
 
@@ -450,9 +459,10 @@ def main(argv: list[str] | None = None) -> int:
                     row_config(n, 1, 0, tune=trial)
                 except Exception as exc:  # noqa: BLE001 - the config's own message
                     p.error(f"trial {';'.join(trial)!r}: {exc}")
-        records = run_trials(names, out, budget, seeds, trials, jobs=args.jobs)
+        records = run_trials(names, out, budget, seeds, trials, args.jobs, args.quick)
         if args.results is not None:
-            provenance.write_results(args.results, run, records, seeds=seeds)
+            split = records[0]["split"]
+            provenance.write_results(args.results, run, records, seeds=seeds, split=split)
         print(json.dumps(records, indent=2))
         return 0
     results = run_rows(names, out, budget, seeds, quick=args.quick, jobs=args.jobs)

@@ -77,3 +77,43 @@ def test_table1_long_row_quick(tmp_path: Path) -> None:
     assert cfg["data"]["options"]["patch"] == 64 and cfg["network"]["kind"] == "unet"
     text = readme_tables.render_table1_long({**doc, "_file": "t1l.json"})
     assert "`bark-64`: " in text and "50 values of t" in text
+
+
+def test_table1_trials_read_the_validation_split_only(tmp_path: Path, monkeypatch) -> None:
+    """`--trial` (tuning) trains each variant and reports K on the validation split; it must
+    never load the test split (broken version caught: trials scored on the test files), and
+    each trial's overrides must reach its run (caught: every trial running the preset)."""
+    import struct
+
+    import numpy as np
+
+    from diffusion.data import splits
+
+    images = np.random.default_rng(0).integers(0, 256, (60, 28, 28), dtype=np.uint8)
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte").write_bytes(
+        struct.pack(">HBB3I", 0, 0x08, 3, 60, 28, 28) + images.tobytes()
+    )
+    monkeypatch.setenv("DIFFLAB_DATASETS", str(tmp_path))  # no t10k file: a test read fails
+
+    def no_test_split(*a, **k):
+        raise AssertionError("a tuning trial loaded the test split")
+
+    monkeypatch.setattr(splits, "load_test_split", no_test_split)
+    out = tmp_path / "trials.json"
+    argv = ["--quick", "--rows", "mnist", "--results", str(out), "--out", str(tmp_path / "runs")]
+    trial = "network.options.channels=8;network.options.groups=8"
+    assert table1_images.main([*argv, "--trial", trial, "--trial", ""]) == 0
+    doc = json.loads(out.read_text())
+    assert provenance.check_results(doc) == []
+    assert [r["tune"] for r in doc["rows"]] == [trial.split(";"), []]
+    assert all("K_bits" not in r and r["K_validation_bits"] < 0 for r in doc["rows"])
+    widths = [
+        json.loads((tmp_path / "runs" / f"mnist-trial{i}-seed0" / "config.json").read_text())[
+            "network"
+        ]["options"]["channels"]
+        for i in (0, 1)
+    ]
+    assert widths == [8, 16]
+    text = readme_tables.render_trials({**doc, "_file": "trials.json"})
+    assert text.count("**") == 2 and "| mnist | the preset | 0 |" in text
