@@ -182,6 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "images")
     p.add_argument("--head-to-head", action="store_true")
+    p.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="head to head: each side alone on every core (--threads), one after the other",
+    )
+    p.add_argument("--results", type=Path, help="head to head: results file (default by mode)")
     p.add_argument("--evaluate-only", action="store_true", help="evaluate a finished --out")
     p.add_argument("--step-times", action="store_true")
     p.add_argument("--reps", type=int, default=7, help="--step-times: interleaved pairs")

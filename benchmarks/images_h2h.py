@@ -1,5 +1,6 @@
-"""The head to head of benchmarks/images.py: both trainings side by side (`train_both`), then
-every snapshot of both evaluated and written with provenance (`evaluate_all`).
+"""The head to head of benchmarks/images.py: both trainings side by side, one thread each, or
+one at a time on every core (`--one-at-a-time`) (`train_both`), then every snapshot of both
+evaluated and written with provenance (`evaluate_all`).
 
 Each side evaluates itself: the lab with its bound (diffusion.evaluation.bound terms, uniform
 dequantization, edge terms exact), improved-diffusion with its own `_vb_terms_bpd` /
@@ -41,16 +42,31 @@ def _dirs(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
     return train_dir, test_dir, args.out / f"lab-{args.preset}", args.out / "improved-diffusion"
 
 
-def _run(cmd: list[str], log: Path) -> str:
-    """Run one thread's worth of work; its last stdout line (JSON) is the answer."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+def train_threads(args: argparse.Namespace) -> int:
+    """Threads per side: one each side by side; every core (or --threads) one at a time."""
+    if not args.one_at_a_time:
+        return 1
+    return args.threads or os.cpu_count() or 1
+
+
+def results_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The results file and its figure: images.json and images_curves.png side by side,
+    images_alone.json and images_alone_curves.png one at a time (unless --results)."""
+    default = RESULTS / ("images_alone.json" if args.one_at_a_time else "images.json")
+    results = Path(args.results) if args.results else default
+    return results, FIGURE.with_name(f"{results.stem}_curves.png")
+
+
+def _run(cmd: list[str], log: Path, threads: int = 1) -> str:
+    """Run `threads` threads' worth of work; its last stdout line (JSON) is the answer."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     with open(log, "a") as fh:
         out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=fh, text=True, check=True)
     lines = out.stdout.strip().splitlines()
     return lines[-1] if lines else "{}"
 
 
-def _common(args: argparse.Namespace, train_dir: Path, test_dir: Path) -> list[str]:
+def _common(args: argparse.Namespace, train_dir: Path, test_dir: Path, threads: int = 1) -> list[str]:
     return [
         "--data",
         str(train_dir),
@@ -63,7 +79,7 @@ def _common(args: argparse.Namespace, train_dir: Path, test_dir: Path) -> list[s
         "--preset",
         args.preset,
         "--threads",
-        "1",
+        str(threads),
     ]
 
 
@@ -87,19 +103,21 @@ def _sample_load(path: Path, stop: threading.Event, every_s: float = 60.0) -> No
 
 
 def train_both(args: argparse.Namespace) -> None:
-    """The lab's preset and improved-diffusion, started together, same budget, one thread each;
-    the load average sampled every minute meanwhile (load.json under --out)."""
+    """The lab's preset and improved-diffusion, same budget: started together, one thread each,
+    or (--one-at-a-time) improved-diffusion and then the lab, each alone on every core; the
+    load average sampled every minute meanwhile (load.json under --out)."""
     if not args.id_driver or not Path(args.id_driver).is_file():
         raise SystemExit("--id-driver: the improved-diffusion driver (benchmarks/id_driver.py)")
     train_dir, test_dir, lab_dir, id_dir = _dirs(args)
     for d in (lab_dir, id_dir):
         d.mkdir(parents=True, exist_ok=True)
     curve = [str(int(float(c))) for c in args.curve_s.split(",") if c]
+    threads = train_threads(args)
     lab = [
         sys.executable,
         str(SCRIPT),
         "--lab-train",
-        *_common(args, train_dir, test_dir),
+        *_common(args, train_dir, test_dir, threads),
         "--out",
         str(lab_dir),
         "--budget-s",
@@ -117,7 +135,7 @@ def train_both(args: argparse.Namespace) -> None:
         "--budget-s",
         str(args.budget_s),
         "--threads",
-        "1",
+        str(threads),
         "--save-s",
         *curve,
     )
@@ -125,13 +143,17 @@ def train_both(args: argparse.Namespace) -> None:
     sampler = threading.Thread(target=_sample_load, args=(args.out / "load.json", stop))
     sampler.start()
     try:
-        with ThreadPoolExecutor(2) as pool:  # side by side
-            jobs = [
-                pool.submit(_run, lab, lab_dir / "log.txt"),
-                pool.submit(_run, idc, id_dir / "log.txt"),
-            ]
-            for job in jobs:
-                job.result()
+        if args.one_at_a_time:
+            _run(idc, id_dir / "log.txt", threads)
+            _run(lab, lab_dir / "log.txt", threads)
+        else:
+            with ThreadPoolExecutor(2) as pool:  # side by side
+                jobs = [
+                    pool.submit(_run, lab, lab_dir / "log.txt"),
+                    pool.submit(_run, idc, id_dir / "log.txt"),
+                ]
+                for job in jobs:
+                    job.result()
     finally:
         stop.set()
         sampler.join()
@@ -212,11 +234,18 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
     )
     load_file = args.out / "load.json"
     load = json.loads(load_file.read_text()) if load_file.is_file() else None
+    threads = train_threads(args)
+    how = (
+        f"improved-diffusion trained first, then the lab, each alone with {threads} threads"
+        if args.one_at_a_time
+        else "both trainings started together on the same shared machine, one thread each"
+    )
     extra = {
         "budget_s": args.budget_s,
+        "mode": "one_at_a_time" if args.one_at_a_time else "side_by_side",
+        "threads_per_side": threads,
         "load_average_during_training": load,
-        "note": "both trainings started together on the same shared 2-core machine (other jobs "
-        "running), one thread each, same wall-clock budget; curve points: the lab's at its "
+        "note": f"{how}, same wall-clock budget; curve points: the lab's at its "
         "first checkpoint (every 30 s) from 15 s before each --curve-s time, "
         "improved-diffusion's at its first step end past each --curve-s time",
         "train": str(train_dir),
@@ -228,14 +257,14 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
         "curve_exact_first_steps": args.curve_exact,
         "final_exact_first_steps": args.final_exact,
     }
+    results, figure = results_paths(args)
     doc = write_results(
-        RESULTS / "images.json",
+        results,
         run,
         rows,
         seeds=[0],
         split={"train": str(train_dir), "test": str(test_dir), "n_test": args.n_test},
         extra=extra,
     )
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, args.preset, FIGURE)
+    plot(rows, args.preset, figure, how)
     return doc

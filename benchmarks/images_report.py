@@ -16,8 +16,9 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + i * step for i in range(n + 1)]
 
 
-def plot(rows: list[dict], preset: str, path: Path) -> None:
-    """One line per side: (wall minutes, bits/dim +- standard error)."""
+def plot(rows: list[dict], preset: str, path: Path, how: str = "one thread each, side by side") -> None:
+    """One line per side: (wall minutes, bits/dim +- standard error); `how` the sides shared
+    the machine."""
     pts = [(r["side"], r["wall_s"] / 60, r["bits_per_dim"], r["bits_per_dim_stderr"]) for r in rows]
     xmax = max(p[1] for p in pts) * 1.05
     ylo = min(p[2] - p[3] for p in pts)
@@ -42,11 +43,8 @@ def plot(rows: list[dict], preset: str, path: Path) -> None:
         px, py = xy(0, y)
         d.line([px - 5, py, px, py], fill="black")
         d.text((px - 45, py - 6), f"{y:.2f}", fill="black")
-    d.text(
-        (W // 2 - 150, H - 30),
-        "training wall time (min), one thread each, side by side",
-        fill="black",
-    )
+    d.text((LEFT, H - 42), "training wall time (min)", fill="black")
+    d.text((LEFT, H - 26), how, fill="black")
     d.text((5, TOP - 30), "test bits/dim, 32 x 32 dead leaves (lower is better)", fill="black")
     for k, side in enumerate(("lab", "improved-diffusion")):
         mine = sorted((p for p in pts if p[0] == side), key=lambda p: p[1])
