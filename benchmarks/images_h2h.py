@@ -66,7 +66,9 @@ def _run(cmd: list[str], log: Path, threads: int = 1) -> str:
     return lines[-1] if lines else "{}"
 
 
-def _common(args: argparse.Namespace, train_dir: Path, test_dir: Path, threads: int = 1) -> list[str]:
+def _common(
+    args: argparse.Namespace, train_dir: Path, test_dir: Path, threads: int = 1
+) -> list[str]:
     return [
         "--data",
         str(train_dir),

@@ -16,7 +16,9 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + i * step for i in range(n + 1)]
 
 
-def plot(rows: list[dict], preset: str, path: Path, how: str = "one thread each, side by side") -> None:
+def plot(
+    rows: list[dict], preset: str, path: Path, how: str = "one thread each, side by side"
+) -> None:
     """One line per side: (wall minutes, bits/dim +- standard error); `how` the sides shared
     the machine."""
     pts = [(r["side"], r["wall_s"] / 60, r["bits_per_dim"], r["bits_per_dim_stderr"]) for r in rows]
