@@ -195,11 +195,18 @@ def render_images(doc: dict) -> str:
             f"| {r.get('t_exact') or 1}, {r['t_stride']} |"
         )
     notes = []
+    if doc["provenance"].get("mode") == "one_at_a_time":
+        threads = doc["provenance"]["threads_per_side"]
+        notes = [
+            "",
+            f"One at a time: improved-diffusion trained first, then the lab, each alone on the "
+            f"machine with {threads} threads for the same wall-clock budget.",
+        ]
     load = doc["provenance"].get("load_average_during_training")
     if load:  # [[seconds, l1, l5, l15], ...] sampled each minute
         one = [s[1] for s in load]
         mid = min(load, key=lambda s: abs(s[0] - load[-1][0] / 2))
-        notes = [
+        notes += [
             "",
             f"Load average (1 min) during the trainings: {one[0]:.1f} at the start, "
             f"{mid[1]:.1f} at {mid[0] / 60:.0f} min, {one[-1]:.1f} at the end "
