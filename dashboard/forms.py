@@ -33,6 +33,7 @@ from diffusion.config import (
     ConfigError,
     RunConfig,
 )
+from diffusion.preset_cards import card_lines
 from diffusion.presets import PRESETS
 
 DATASET_LABELS: dict[str, str] = {
@@ -147,6 +148,13 @@ def preset_names() -> list[str]:
     """Table 1 presets first, then the rest, smoke presets last."""
     names = list(PRESETS)
     return sorted(names, key=lambda n: (n.endswith("-smoke"), n))
+
+
+def preset_card(preset: str | None) -> list[str]:
+    """The preset's card: its network, how it was tuned, what it reaches ([] for custom)."""
+    if not preset or preset not in PRESETS:
+        return []
+    return card_lines(preset, PRESETS[preset])
 
 
 def base_config(preset: str | None) -> RunConfig:

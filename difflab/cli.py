@@ -1,7 +1,7 @@
 """`difflab`: one command line for the engine, the runs database, the workers and the launcher.
 
 Each family of subcommands lives in its own module and registers itself here:
-  difflab.cmd_engine     train, bound, sample                    (engine only, no services)
+  difflab.cmd_engine     train, bound, sample, fetch, presets    (engine only, no services)
   difflab.cmd_posterior  denoise, inpaint                        (engine only, no services)
   difflab.cmd_jobs       worker, submit, runs, show, cancel, db  (store + queue)
   difflab.cmd_up         up                                      (the one-machine launcher)

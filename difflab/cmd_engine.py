@@ -86,6 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     f.set_defaults(func=cmd_fetch)
 
+    ps = subparsers.add_parser(
+        "presets", help="list the presets, or one preset's card (network, tuning, results)"
+    )
+    ps.add_argument("name", nargs="?", help="a preset: its whole card")
+    ps.set_defaults(func=cmd_presets)
+
 
 def _config_error(exc: Exception) -> UserError:
     return UserError(str(exc))
@@ -259,4 +265,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     except DatasetFilesError as exc:
         raise UserError(str(exc)) from None
     print(f"{args.name}: files in {root} (from the {source} source)")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """Every preset with its network, or one preset's card (what it reaches, from the results
+    files: diffusion/preset_cards.json)."""
+    from diffusion.preset_cards import card_lines, network_line
+    from diffusion.presets import PRESETS
+
+    if args.name is None:
+        width = max(map(len, PRESETS))
+        for name, cfg in PRESETS.items():
+            print(f"{name:<{width}}  {network_line(cfg)}")
+        return 0
+    if args.name not in PRESETS:
+        raise UserError(f"no preset {args.name!r}; the presets: {', '.join(PRESETS)}")
+    print(args.name)
+    for line in card_lines(args.name, PRESETS[args.name]):
+        print(f"  {line}")
     return 0

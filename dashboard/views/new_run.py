@@ -178,6 +178,9 @@ with top_middle:
     field(errors, "data.name")
 with top_right:
     field(errors, "network.kind")
+if card := forms.preset_card(st.session_state.get("preset")):
+    with st.expander(f"The preset {st.session_state.preset}: network, tuning, what it reaches"):
+        st.markdown("\n".join(f"- {md_text(line)}" for line in card))
 if st.session_state.get("f:data.name") == "images":
     st.file_uploader(
         "Your images: a zip of a folder, or several image files (checked by content; at least two)",

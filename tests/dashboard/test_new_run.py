@@ -267,3 +267,27 @@ def test_new_run_from_a_continued_run_gets_its_own_lr_schedule(store, queue):
     _submit(at)
     new = next(r for r in store.list_runs(viewer=SYSTEM) if r.name == "long (copy)")
     assert new.config["train"]["lr_steps"] == 0 and new.config["train"]["steps"] == 60
+
+
+def test_the_preset_card_follows_the_chosen_preset(store, queue):
+    """The card under the preset says what the chosen preset reaches, from the results files.
+    The broken version this catches: the card of the preset first shown kept after a change."""
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    k = {
+        r["row"]: r["K_bits"]
+        for f in ("table1_standard.json", "table1.json")
+        for r in json.loads((results / f).read_text())["rows"]
+    }
+    at = app_test("new_run")
+    at.selectbox(key="preset").set_value("cifar10-unet").run()
+    text = texts(at)
+    assert f"{k['cifar10']:.3f} bits/pixel" in text and "283,798 parameters" in text
+    at.selectbox(key="preset").set_value("heartbeat").run()
+    text = texts(at)
+    assert f"{k['heartbeat']:.3f} bits/seq" in text and f"{k['cifar10']:.3f}" not in text
+    at.selectbox(key="preset").set_value("swissroll-smoke").run()
+    assert "no record" in texts(at)
+    assert not at.exception
