@@ -29,7 +29,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # What the scripts write; a change there does not make the source tree dirty.
-OUTPUT_PATHS = ("benchmarks/results/", "docs/figures/", "README.md", "dashboard/eval_rates.json")
+OUTPUT_PATHS = (
+    "benchmarks/results/",
+    "docs/figures/",
+    "README.md",
+    "dashboard/eval_rates.json",
+    "diffusion/preset_cards.json",
+)
 PROVENANCE_KEYS = (
     "commit",
     "dirty",
