@@ -92,7 +92,8 @@ def _budget(row: dict) -> str:
     minutes = [p["train_seconds"] / 60 for p in row.get("per_seed", []) if p.get("train_seconds")]
     text = ", ".join(f"{s:,}" for s in sorted(s for s in steps if s)) + " steps per seed"
     if minutes:
-        text += f" ({min(minutes):.0f} to {max(minutes):.0f} min on one thread)"
+        lo, hi = f"{min(minutes):.0f}", f"{max(minutes):.0f}"
+        text += f" ({lo if lo == hi else f'{lo} to {hi}'} min on one thread)"
     return text
 
 
@@ -110,6 +111,11 @@ def _k_measure(name: str, doc: dict, row: dict) -> dict:
     }
     if row.get("bits_per_dim") is not None:
         measure["bits_per_dim"] = row["bits_per_dim"]
+    if row.get("true_ll_bits") is not None:
+        measure["truth"] = f"true log-likelihood {row['true_ll_bits']:.3f} {row['unit']}"
+    if row.get("target"):
+        met = "met" if row.get("target_met_by_mean") else "short"
+        measure["target"] = f"target {row['target']}: {met} on the mean of the seeds"
     return measure
 
 

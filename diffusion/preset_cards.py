@@ -60,6 +60,7 @@ def _measure_line(m: dict) -> str:
     if m.get("bits_per_dim") is not None and m["unit"] != "bits/dim":
         value += f" ({m['bits_per_dim']:.2f} bits/dim)"
     parts = [f"{m['what']}: {value}", m["budget"]]
+    parts += [m[key] for key in ("target", "truth") if m.get(key)]
     if m.get("paper"):
         parts.append(f"paper {m['paper']}")
     if m.get("baseline"):

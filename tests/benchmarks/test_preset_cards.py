@@ -47,7 +47,14 @@ def test_a_card_quotes_its_own_row_of_the_results(tmp_path: Path) -> None:
     """The broken versions this catches: the first row of a file taken for every preset (MNIST
     would show CIFAR-10's K), and the tuning read from the wrong data set's trials."""
     (tmp_path / "table1_standard.json").write_text(
-        json.dumps(_doc([_k_row("cifar10", 6.111), _k_row("mnist", 4.222)]))
+        json.dumps(
+            _doc(
+                [
+                    _k_row("cifar10", 6.111, target=">= 6", target_met_by_mean=True),
+                    _k_row("mnist", 4.222, target=">= 4.5", target_met_by_mean=False),
+                ]
+            )
+        )
     )
     trials = [
         {"row": r, "tune": [f"w={w}"], "K_validation_bits": k, "steps": 10, "seed": 0}
@@ -60,6 +67,8 @@ def test_a_card_quotes_its_own_row_of_the_results(tmp_path: Path) -> None:
     assert [m["value"] for m in mnist["reaches"]] == [4.222]
     assert mnist["reaches"][0]["source"] == "benchmarks/results/table1_standard.json"
     assert mnist["reaches"][0]["commit"] == "abcdef0123"
+    assert mnist["reaches"][0]["target"] == "target >= 4.5: short on the mean of the seeds"
+    assert doc["cifar10-unet"]["reaches"][0]["target"].endswith(": met on the mean of the seeds")
     assert "w=16: 4.610" in mnist["tuned"] and "w=32: 4.550" in mnist["tuned"]
     assert "5.900" not in mnist["tuned"]
     assert [m["value"] for m in doc["cifar10-unet"]["reaches"]] == [6.111]
