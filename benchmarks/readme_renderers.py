@@ -356,3 +356,13 @@ def render_speed(doc: dict) -> str:
     if load:
         notes.append(f"Load average at the start: {', '.join(f'{x:.1f}' for x in load)}.")
     return "\n".join([*lines, "", " ".join(notes), "", provenance_line(doc)])
+
+
+def render_preset_card(doc: dict, name: str = "cifar10-unet") -> str:
+    """`difflab presets NAME` as the README's example (its measurement is `doc`'s row, through
+    diffusion/preset_cards.json)."""
+    from diffusion.preset_cards import card_lines
+    from diffusion.presets import PRESETS
+
+    lines = [f"  {line}" for line in card_lines(name, PRESETS[name])]
+    return "\n".join(["```", f"$ difflab presets {name}", name, *lines, "```"])
