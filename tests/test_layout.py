@@ -6,7 +6,7 @@ reported with its file:line.
   redis or the other service libraries: kombu, alembic, psycopg, plotly).
 - db/ never imports torch, streamlit, celery, worker, dashboard or difflab, and of the engine
   only its torch-free helpers (DB_ENGINE_ALLOWED: settings, imageio, image_checks).
-- dashboard/ never imports torch; of the engine only the config schema, presets and the
+- dashboard/ never imports torch; of the engine only the config schema, presets, preset cards and the
   torch-free helpers (DASHBOARD_ENGINE_ALLOWED); of the queue only worker.api.
 - worker/ never imports dashboard.
 - diffusion/config.py, diffusion/presets.py, the torch-free helpers, worker/app.py,
@@ -46,6 +46,7 @@ DASHBOARD_ENGINE_ALLOWED = (
     "diffusion.config_checks",
     "diffusion.config_options",
     "diffusion.presets",
+    "diffusion.preset_cards",  # each preset's measured card (standard library only)
     "diffusion.images.sizes",  # the size rule of a model, to plan an upload
     "diffusion.images.holes",  # the coarse-to-fine rule, to say what a job will do with a hole
     "diffusion.chains.inpaint_methods",  # the inpainting methods' names, help and guidance rule
@@ -63,6 +64,7 @@ TORCH_FREE = (
     "diffusion.config_registry",
     "diffusion.config_options",
     "diffusion.presets",
+    "diffusion.preset_cards",
     "diffusion.images.sizes",
     "diffusion.images.holes",
     "diffusion.chains.inpaint_methods",
