@@ -126,7 +126,11 @@ def _h2h_measure(name: str, doc: dict) -> dict | None:
     if lab is None:
         return None
     threads = prov.get("threads_per_side", 1)
-    how = "each alone" if prov.get("mode") == "one_at_a_time" else "side by side"
+    how = (
+        "each side alone on the machine, improved-diffusion first"
+        if prov.get("mode") == "one_at_a_time"
+        else "side by side with improved-diffusion"
+    )
     return {
         "what": f"test bits/dim, 32 x 32 dead leaves (first {lab['n_test']} test images)",
         "value": lab["bits_per_dim"],
@@ -134,8 +138,8 @@ def _h2h_measure(name: str, doc: dict) -> dict | None:
         "unit": "bits/dim",
         "seeds": lab["seeds"],
         "budget": (
-            f"{prov['budget_s'] / 60:.0f} min wall on {threads} thread(s), {how} with "
-            f"improved-diffusion; {lab['steps']:,} steps"
+            f"{prov['budget_s'] / 60:.0f} min wall on {threads} thread(s), {how}; "
+            f"{lab['steps']:,} steps"
         ),
         "baseline": (
             f"improved-diffusion {other['bits_per_dim']:.3f} bits/dim ({other['steps']:,} steps)"

@@ -52,6 +52,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "speed_dashboard": ("speed_dashboard.json", render_speed),
     "speed_queue": ("speed_queue.json", render_speed),
     "images": ("images.json", render_images),
+    "images_alone": ("images_alone.json", render_images),
     "table1": ("table1.json", render_table1),
     "table1_images": ("table1_images.json", render_table1_images),
     "table1_long": ("table1_long.json", render_table1_long),

@@ -85,7 +85,7 @@ def test_the_head_to_head_card_says_how_the_sides_shared_the_machine(tmp_path: P
     (tmp_path / "images_alone.json").write_text(json.dumps(_doc(rows, **prov)))
     (m,) = preset_cards.cards_doc(tmp_path)["cards"]["deadleaves-unet"]["reaches"]
     assert m["value"] == 3.4 and m["stderr"] == 0.07  # the final snapshot, not a curve point
-    assert "30 min wall on 2 thread(s), each alone" in m["budget"]
+    assert "30 min wall on 2 thread(s), each side alone on the machine" in m["budget"]
     assert m["baseline"] == "improved-diffusion 5.000 bits/dim (2,000 steps)"
 
 
