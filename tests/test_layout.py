@@ -6,8 +6,8 @@ reported with its file:line.
   redis or the other service libraries: kombu, alembic, psycopg, plotly).
 - db/ never imports torch, streamlit, celery, worker, dashboard or difflab, and of the engine
   only its torch-free helpers (DB_ENGINE_ALLOWED: settings, imageio, image_checks).
-- dashboard/ never imports torch; of the engine only the config schema, presets, preset cards and the
-  torch-free helpers (DASHBOARD_ENGINE_ALLOWED); of the queue only worker.api.
+- dashboard/ never imports torch; of the engine only the config schema, presets, preset
+  cards and the torch-free helpers (DASHBOARD_ENGINE_ALLOWED); of the queue only worker.api.
 - worker/ never imports dashboard.
 - diffusion/config.py, diffusion/presets.py, the torch-free helpers, worker/app.py,
   worker/api.py and every dashboard module load without torch: no torch among the imports
