@@ -58,20 +58,8 @@ ONLY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("dashboard", "diffusion", DASHBOARD_ENGINE_ALLOWED),
     ("dashboard", "worker", ("worker.api",)),
 )
-TORCH_FREE = (
-    "diffusion.config",
-    "diffusion.config_checks",
-    "diffusion.config_registry",
-    "diffusion.config_options",
-    "diffusion.presets",
-    "diffusion.preset_cards",
-    "diffusion.images.sizes",
-    "diffusion.images.holes",
-    "diffusion.chains.inpaint_methods",
-    *TORCH_FREE_HELPERS,
-    "worker.app",
-    "worker.api",
-)
+# what the dashboard may import of the engine must itself load without torch
+TORCH_FREE = (*DASHBOARD_ENGINE_ALLOWED, "diffusion.config_registry", "worker.app", "worker.api")
 
 
 @dataclass(frozen=True)
