@@ -70,7 +70,6 @@ SETTINGS = {
     "fp16": False,
     "ema": "none (raw weights evaluated; TrainLoop's 0.9999 spans more steps than a run makes)",
     "clip_denoised": True,
-    "seed": 0,
 }
 
 
@@ -250,6 +249,7 @@ def settings(args: argparse.Namespace) -> dict:
         digest.update(f.name.encode() + f.read_bytes())
     return {
         **SETTINGS,
+        "seed": args.seed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "source": "github.com/openai/improved-diffusion, run unmodified",
         "source_sha256": digest.hexdigest(),

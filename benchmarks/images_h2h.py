@@ -82,6 +82,8 @@ def _common(
         args.preset,
         "--threads",
         str(threads),
+        "--seed",
+        str(args.seed),
     ]
 
 
@@ -138,6 +140,8 @@ def train_both(args: argparse.Namespace) -> None:
         str(args.budget_s),
         "--threads",
         str(threads),
+        "--seed",
+        str(args.seed),
         "--save-s",
         *curve,
     )
@@ -169,7 +173,7 @@ def _eval_jobs(args, train_dir, test_dir, lab_dir, id_dir) -> list[tuple[str, bo
     for ck in sorted(id_dir.glob("ckpt_*.pt")):
         final = ck.stem == "ckpt_final"
         stride, exact = _stride(args, final)
-        cmd = _id_cmd(args, "eval", "--data", str(test_dir))
+        cmd = _id_cmd(args, "eval", "--data", str(test_dir), "--seed", str(args.seed))
         cmd += ["--ckpt", str(ck), "--n-test", str(args.n_test), "--t-stride", str(stride)]
         jobs.append(("improved-diffusion", final, [*cmd, "--t-exact", str(max(1, exact))]))
     for snap in sorted(lab_dir.glob("snapshot_*.pt")):
@@ -188,7 +192,7 @@ def _stride(args: argparse.Namespace, final: bool) -> tuple[int, int]:
     return args.curve_stride, args.curve_exact
 
 
-def _result_row(side: str, final: bool, out: dict, test_dir) -> dict:
+def _result_row(side: str, final: bool, out: dict, test_dir, seed: int) -> dict:
     """One snapshot's evaluation as a results row."""
     return {
         "row": f"{side} {'final' if final else round(out['wall_s'])} s",
@@ -201,7 +205,7 @@ def _result_row(side: str, final: bool, out: dict, test_dir) -> dict:
         "n_test": out["n_test"],
         "t_stride": out["t_stride"],
         "t_exact": out.get("t_exact"),
-        "seeds": [0],
+        "seeds": [seed],
         "split": {"test": str(test_dir), "first_n_by_name": out["n_test"]},
         "train_seconds": out["wall_s"],
         "eval_seconds": out["eval_seconds"],
@@ -224,11 +228,11 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
         outs = list(pool.map(lambda j: json.loads(_run(j[2], log)), jobs))
     rows = []
     for (side, final, _), out in zip(jobs, outs, strict=True):
-        rows.append(_result_row(side, final, out, test_dir))
+        rows.append(_result_row(side, final, out, test_dir, args.seed))
     rows.sort(key=lambda r: (r["side"], r["wall_s"]))
     settings = json.loads(
         subprocess.run(
-            _id_cmd(args, "settings"),
+            _id_cmd(args, "settings", "--seed", str(args.seed)),
             capture_output=True,
             text=True,
             check=True,
@@ -264,7 +268,7 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
         results,
         run,
         rows,
-        seeds=[0],
+        seeds=[args.seed],
         split={"train": str(train_dir), "test": str(test_dir), "n_test": args.n_test},
         extra=extra,
     )
