@@ -19,6 +19,10 @@ the LR schedule fitted to the budget, and print one JSON object per preset:
 
     python benchmarks/images.py --data TRAIN --test TEST --size 32 --budget-s 1800 --json
 
+Seeds: `--seed S` trains both sides from seed S; `--merge-seeds A.json B.json ... --results
+OUT.json` pools the files of separate seeds into one (benchmarks/images_seeds.py): mean, spread
+across seeds and each seed's value at every point of the curve.
+
 Per-step times (--step-times): each image network's training step through the lab's trainer
 beside a bare PyTorch loop of the same network and loss (benchmarks/images_steps.py).
 """
@@ -188,6 +192,13 @@ def _parser() -> argparse.ArgumentParser:
         help="head to head: each side alone on every core (--threads), one after the other",
     )
     p.add_argument("--results", type=Path, help="head to head: results file (default by mode)")
+    p.add_argument(
+        "--merge-seeds",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="pool head-to-head results files of separate seeds into --results",
+    )
     p.add_argument("--evaluate-only", action="store_true", help="evaluate a finished --out")
     p.add_argument("--step-times", action="store_true")
     p.add_argument("--reps", type=int, default=7, help="--step-times: interleaved pairs")
@@ -214,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.lab_eval:
         lab_eval(args)
         return 0
+    if args.merge_seeds:
+        from images_seeds import merge_main
+
+        return merge_main(p, args, run)
     if args.data and not args.test and not args.head_to_head:
         p.error("--data needs --test (a folder of test PNGs)")
     if args.data and args.test and not args.head_to_head:

@@ -54,7 +54,15 @@ def results_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     images_alone.json and images_alone_curves.png one at a time (unless --results)."""
     default = RESULTS / ("images_alone.json" if args.one_at_a_time else "images.json")
     results = Path(args.results) if args.results else default
-    return results, FIGURE.with_name(f"{results.stem}_curves.png")
+    return results, figure_for(results)
+
+
+def figure_for(results: Path) -> Path:
+    """A results file's figure: docs/figures/STEM_curves.png for benchmarks/results/STEM.json,
+    STEM_curves.png beside any other (a seed's file, a trial), so the README's stay its own."""
+    if results.resolve().parent == RESULTS.resolve():
+        return FIGURE.with_name(f"{results.stem}_curves.png")
+    return results.with_name(f"{results.stem}_curves.png")
 
 
 def _run(cmd: list[str], log: Path, threads: int = 1) -> str:

@@ -16,15 +16,28 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + i * step for i in range(n + 1)]
 
 
+def _bar(r: dict) -> float:
+    """The error bar: the spread across seeds where there are several, else the standard
+    error of the one run."""
+    std = r.get("bits_per_dim_seed_std")
+    return std if std is not None else r["bits_per_dim_stderr"]
+
+
 def plot(
     rows: list[dict], preset: str, path: Path, how: str = "one thread each, side by side"
 ) -> None:
     """One line per side: (wall minutes, bits/dim +- standard error); `how` the sides shared
-    the machine."""
-    pts = [(r["side"], r["wall_s"] / 60, r["bits_per_dim"], r["bits_per_dim_stderr"]) for r in rows]
-    xmax = max(p[1] for p in pts) * 1.05
-    ylo = min(p[2] - p[3] for p in pts)
-    yhi = max(p[2] + p[3] for p in pts)
+    the machine. Rows pooled over seeds (`per_seed`) plot their mean +- the spread across
+    seeds, and each seed's own value as a hollow circle."""
+    pts = [(r["side"], r["wall_s"] / 60, r["bits_per_dim"], _bar(r)) for r in rows]
+    seeds = [
+        (r["side"], rec["wall_s"] / 60, rec["bits_per_dim"])
+        for r in rows
+        for rec in r.get("per_seed", [])
+    ]
+    xmax = max([p[1] for p in pts] + [p[1] for p in seeds]) * 1.05
+    ylo = min([p[2] - p[3] for p in pts] + [p[2] for p in seeds])
+    yhi = max([p[2] + p[3] for p in pts] + [p[2] for p in seeds])
     pad = 0.1 * (yhi - ylo or 1.0)
     ylo, yhi = ylo - pad, yhi + pad
     img = Image.new("RGB", (W, H), "white")
@@ -60,6 +73,10 @@ def plot(
             d.line([x0, y0, x0, y1], fill=c, width=1)
             cx, cy = xy(p[1], p[2])
             d.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=c)
+        for p in seeds:
+            if p[0] == side:
+                cx, cy = xy(p[1], p[2])
+                d.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=c)
         label = f"lab: {preset}" if side == "lab" else "improved-diffusion (L_hybrid, 32 ch)"
         d.text((W - 300, TOP + 10 + 16 * k), "---- " + label, fill=c)
     path.parent.mkdir(parents=True, exist_ok=True)

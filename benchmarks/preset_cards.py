@@ -131,23 +131,35 @@ def _h2h_measure(name: str, doc: dict) -> dict | None:
         if prov.get("mode") == "one_at_a_time"
         else "side by side with improved-diffusion"
     )
+    seeds = len(lab["seeds"]) > 1  # pooled over seeds (images.py --merge-seeds): the means
     return {
         "what": f"test bits/dim, 32 x 32 dead leaves (first {lab['n_test']} test images)",
         "value": lab["bits_per_dim"],
         "stderr": lab["bits_per_dim_stderr"],
+        "seed_std": lab.get("bits_per_dim_seed_std"),
         "unit": "bits/dim",
         "seeds": lab["seeds"],
         "budget": (
             f"{prov['budget_s'] / 60:.0f} min wall on {threads} thread(s), {how}; "
-            f"{lab['steps']:,} steps"
+            f"{_steps(lab)} steps" + (" per seed" if seeds else "")
         ),
         "baseline": (
-            f"improved-diffusion {other['bits_per_dim']:.3f} bits/dim ({other['steps']:,} steps)"
+            f"improved-diffusion {other['bits_per_dim']:.3f} bits/dim"
+            + (" (mean of seeds; " if seeds else " (")
+            + f"{_steps(other)} steps)"
             if other
             else None
         ),
         **_source(name, doc),
     }
+
+
+def _steps(row: dict) -> str:
+    """A final row's step count, or the range of its seeds' where it was pooled."""
+    per = [rec["steps"] for rec in row.get("per_seed", [])]
+    if len(per) > 1 and min(per) != max(per):
+        return f"{min(per):,} to {max(per):,}"
+    return f"{row['steps']:,}"
 
 
 def _photo_measures(doc: dict) -> list[dict]:

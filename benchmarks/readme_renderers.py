@@ -182,7 +182,10 @@ def render_trials(doc: dict) -> str:
 
 
 def render_images(doc: dict) -> str:
-    """benchmarks/images.py's head to head: bits/dim of both sides at each snapshot."""
+    """benchmarks/images.py's head to head: bits/dim of both sides at each snapshot (pooled
+    over seeds where the file was, `images.py --merge-seeds`)."""
+    if doc["provenance"].get("seed_sources"):
+        return _render_images_pooled(doc)
     lines = [
         "| side | training time | steps | test bits/dim | ± stderr | t: exact first, then every |",
         "|---" * 6 + "|",
@@ -194,14 +197,7 @@ def render_images(doc: dict) -> str:
             f"| {r['side']} | {label} | {r['steps']} | {bpd} | {num(r['bits_per_dim_stderr'])} "
             f"| {r.get('t_exact') or 1}, {r['t_stride']} |"
         )
-    notes = []
-    if doc["provenance"].get("mode") == "one_at_a_time":
-        threads = doc["provenance"]["threads_per_side"]
-        notes = [
-            "",
-            f"One at a time: improved-diffusion trained first, then the lab, each alone on the "
-            f"machine with {threads} threads for the same wall-clock budget.",
-        ]
+    notes = _one_at_a_time_note(doc["provenance"])
     load = doc["provenance"].get("load_average_during_training")
     if load:  # [[seconds, l1, l5, l15], ...] sampled each minute
         one = [s[1] for s in load]
@@ -212,6 +208,64 @@ def render_images(doc: dict) -> str:
             f"{mid[1]:.1f} at {mid[0] / 60:.0f} min, {one[-1]:.1f} at the end "
             f"({min(one):.1f} to {max(one):.1f} over {len(one)} samples a minute apart).",
         ]
+    return "\n".join([*lines, *notes, "", provenance_line(doc)])
+
+
+def _one_at_a_time_note(prov: dict) -> list[str]:
+    if prov.get("mode") != "one_at_a_time":
+        return []
+    return [
+        "",
+        "One at a time: improved-diffusion trained first, then the lab, each alone on the "
+        f"machine with {prov['threads_per_side']} threads for the same wall-clock budget.",
+    ]
+
+
+def _render_images_pooled(doc: dict) -> str:
+    """The head to head over several seeds: each point's mean, spread and seeds, the paired
+    gap at the end seed by seed, and the load average of each seed's session."""
+    from images_seeds import final_gaps
+
+    lines = [
+        "| side | training time | steps (mean) | test bits/dim: mean of seeds | ± std across "
+        "seeds | ± stderr in run | seed: bits/dim (steps) | t: exact first, then every |",
+        "|---" * 8 + "|",
+    ]
+    for r in doc["rows"]:
+        label = f"{r['wall_s'] / 60:.0f} min" + (" (end)" if r["final"] else "")
+        mean = f"**{num(r['bits_per_dim'])}**" if r["final"] else num(r["bits_per_dim"])
+        per = ", ".join(
+            f"{rec['seed']}: {rec['bits_per_dim']:.3f} ({rec['steps']:,})" for rec in r["per_seed"]
+        )
+        lines.append(
+            f"| {r['side']} | {label} | {r['steps']:,} | {mean} "
+            f"| {num(r['bits_per_dim_seed_std'])} | {num(r['bits_per_dim_stderr'])} | {per} "
+            f"| {r.get('t_exact') or 1}, {r['t_stride']} |"
+        )
+    prov = doc["provenance"]
+    notes = _one_at_a_time_note(prov)
+    gaps = final_gaps(doc)
+    if gaps:
+        vals = [g for _, g in gaps]
+        mean = sum(vals) / len(vals)
+        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0
+        lower = sum(v > 0 for v in vals)
+        notes += [
+            "",
+            "At the end, seed by seed (both sides of a seed trained in one session on one "
+            "machine), improved-diffusion's bits/dim minus the lab's: "
+            + ", ".join(f"seed {s}: {g:.3f}" for s, g in gaps)
+            + f" (mean {mean:.3f} ± {std:.3f} across seeds); the lab lower in {lower} of "
+            f"{len(vals)} seeds.",
+        ]
+    loads = []
+    for i, src in enumerate(prov["seed_sources"]):
+        one = [s[1] for s in src.get("load_average_during_training") or []]
+        if one:
+            seeds = ", ".join(map(str, src.get("seeds") or [i]))
+            loads.append(f"seed {seeds} {min(one):.1f} to {max(one):.1f}")
+    if loads:
+        notes += ["", "Load average (1 min) during the trainings: " + "; ".join(loads) + "."]
     return "\n".join([*lines, *notes, "", provenance_line(doc)])
 
 
