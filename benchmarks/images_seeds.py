@@ -33,17 +33,6 @@ SAME_ACROSS_FILES = (
     "curve_exact_first_steps",
     "final_exact_first_steps",
 )
-SOURCE_KEYS = (
-    "commit",
-    "dirty",
-    "dirty_paths",
-    "command",
-    "machine",
-    "started_at",
-    "finished_at",
-    "seeds",
-    "load_average_during_training",
-)
 PER_SEED_KEYS = ("bits_per_dim", "bits_per_dim_stderr", "steps", "wall_s", "eval_seconds")
 SAME_PER_POINT = ("n_test", "t_stride", "t_exact")  # the estimator of one point
 
@@ -137,7 +126,8 @@ def merge_seeds(docs: list[dict]) -> tuple[list[dict], dict]:
             raise ValueError(f"file {i + 1}: improved-diffusion's settings differ from file 1's")
         if not prov.get("seed_sources") and len(prov.get("seeds") or []) != 1:
             raise ValueError(f"file {i + 1}: a head-to-head file of one seed, got {prov['seeds']}")
-        own = prov.get("seed_sources") or [{k: prov.get(k) for k in SOURCE_KEYS}]
+        keys = (*provenance.SEED_SOURCE_KEYS, "load_average_during_training")
+        own = prov.get("seed_sources") or [{k: prov.get(k) for k in keys}]
         records = _records(doc, len(sources))
         sources += own
         if pooled and set(records) != set(pooled):

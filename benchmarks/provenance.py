@@ -49,6 +49,17 @@ PROVENANCE_KEYS = (
     "eval_seconds",
 )
 ROW_KEYS = ("seeds", "split", "train_seconds", "eval_seconds")
+# what a file pooled from several commands keeps of each (`seed_sources`, one per command)
+SEED_SOURCE_KEYS = (
+    "commit",
+    "dirty",
+    "dirty_paths",
+    "command",
+    "machine",
+    "started_at",
+    "finished_at",
+    "seeds",
+)
 MACHINE_KEYS = ("cpu_count", "torch", "torch_threads", "device")
 
 

@@ -18,16 +18,6 @@ from diffusion.data.splits import train_description
 # what must agree between two results files before their seeds are pooled into one row
 SAME_ACROSS_FILES = ("budget", "test_K", "unit", "paper_K_bits")
 SAME_TEST_SPLIT = ("test", "n_test", "test_seed")
-SOURCE_KEYS = (
-    "commit",
-    "dirty",
-    "dirty_paths",
-    "command",
-    "machine",
-    "started_at",
-    "finished_at",
-    "seeds",
-)
 
 
 def merge_seeds(docs: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -49,7 +39,8 @@ def merge_seeds(docs: list[dict]) -> tuple[list[dict], list[dict]]:
             raise ValueError(f"file {i + 1}: " + "; ".join(problems))
         prov = doc["provenance"]
         # a file that is itself a merge brings its own sources along
-        own = prov.get("seed_sources") or [{k: prov.get(k) for k in SOURCE_KEYS}]
+        keys = provenance.SEED_SOURCE_KEYS
+        own = prov.get("seed_sources") or [{k: prov.get(k) for k in keys}]
         offset = len(sources)
         sources += own
         for r in doc["rows"]:
