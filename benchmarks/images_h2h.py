@@ -65,6 +65,13 @@ def figure_for(results: Path) -> Path:
     return results.with_name(f"{results.stem}_curves.png")
 
 
+def how_sides(mode: str, threads: int) -> str:
+    """How the two sides shared the machine, for the results' note and the figure."""
+    if mode == "one_at_a_time":
+        return f"improved-diffusion trained first, then the lab, each alone with {threads} threads"
+    return "both trainings started together on the same shared machine, one thread each"
+
+
 def _run(cmd: list[str], log: Path, threads: int = 1) -> str:
     """Run `threads` threads' worth of work; its last stdout line (JSON) is the answer."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
@@ -249,11 +256,7 @@ def evaluate_all(args: argparse.Namespace, run) -> dict:
     load_file = args.out / "load.json"
     load = json.loads(load_file.read_text()) if load_file.is_file() else None
     threads = train_threads(args)
-    how = (
-        f"improved-diffusion trained first, then the lab, each alone with {threads} threads"
-        if args.one_at_a_time
-        else "both trainings started together on the same shared machine, one thread each"
-    )
+    how = how_sides("one_at_a_time" if args.one_at_a_time else "side_by_side", threads)
     extra = {
         "budget_s": args.budget_s,
         "mode": "one_at_a_time" if args.one_at_a_time else "side_by_side",

@@ -17,6 +17,7 @@ table. A pooled file may itself be pooled again with a further seed.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 
 # what must agree between two files (provenance keys) before their seeds are pooled
@@ -75,17 +76,14 @@ def _summarize(side: str, point: str, recs: list[dict], split: dict) -> dict:
     recs = sorted(recs, key=lambda rec: rec["seed"])
     vals = [rec["bits_per_dim"] for rec in recs]
     n = len(vals)
-    mean = sum(vals) / n
     return {
         "row": f"{side} {point}",
         "side": side,
         "point": point,
         "final": point == "final",
         "seeds": [rec["seed"] for rec in recs],
-        "bits_per_dim": mean,
-        "bits_per_dim_seed_std": (
-            math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else None
-        ),
+        "bits_per_dim": statistics.fmean(vals),
+        "bits_per_dim_seed_std": statistics.stdev(vals) if n > 1 else None,
         "bits_per_dim_stderr": math.sqrt(sum(rec["bits_per_dim_stderr"] ** 2 for rec in recs) / n),
         "steps": round(sum(rec["steps"] for rec in recs) / n),
         "wall_s": sum(rec["wall_s"] for rec in recs) / n,
@@ -178,7 +176,7 @@ def merge_main(p, args, run) -> int:
     from pathlib import Path
 
     import provenance
-    from images_h2h import figure_for
+    from images_h2h import figure_for, how_sides
     from images_report import plot
 
     if args.results is None:
@@ -198,11 +196,7 @@ def merge_main(p, args, run) -> int:
         args.results, run, rows, seeds=seeds, split=docs[0]["provenance"]["split"], extra=extra
     )
     results = Path(args.results)
-    how = (
-        "each side alone on the machine, improved-diffusion first"
-        if extra["mode"] == "one_at_a_time"
-        else "side by side, one thread each"
-    )
+    how = how_sides(extra["mode"], extra["threads_per_side"])
     figure = figure_for(results)
     plot(rows, extra["lab_preset"], figure, f"{how}; mean of seeds {', '.join(map(str, seeds))}")
     if args.json:

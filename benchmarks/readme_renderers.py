@@ -8,6 +8,7 @@ benchmarks/readme_tables.py maps README blocks to these and rewrites the README.
 from __future__ import annotations
 
 import json
+import statistics
 
 
 def num(x: float | None, nd: int = 3) -> str:
@@ -247,8 +248,8 @@ def _render_images_pooled(doc: dict) -> str:
     gaps = final_gaps(doc)
     if gaps:
         vals = [g for _, g in gaps]
-        mean = sum(vals) / len(vals)
-        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0
+        mean = statistics.fmean(vals)
+        std = statistics.stdev(vals) if len(vals) > 1 else 0.0
         lower = sum(v > 0 for v in vals)
         notes += [
             "",
