@@ -25,6 +25,11 @@ from diffusion.processes.readout import TemporalBasis
 from diffusion.processes.schedules import Schedule
 from diffusion.settings import compile_allowed, compile_chains_after_s
 
+# Device types on which train.precision = "bf16" autocasts the network. CUDA alone: on a CPU
+# without bf16 matrix units autocast is slower than fp32, and a bf16 run must not change its
+# numbers by moving to a CPU worker. The tests add "cpu" to run the autocast path on a CPU.
+BF16_DEVICE_TYPES: frozenset[str] = frozenset({"cuda"})
+
 
 def make_process(config: RunConfig, shape: tuple[int, ...] = (1,)) -> Process:
     if config.diffusion.kind == "binomial":
@@ -110,7 +115,7 @@ class DiffusionModel(nn.Module):
         g = self.basis.rows_at(t, xt.shape[0]) if isinstance(t, int) else self.basis(t)
         g = g.to(device=xt.device, dtype=dtype)
         if self._bf16(xt):  # bf16 autocast of the network alone (entered only when on)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(xt.device.type, dtype=torch.bfloat16):
                 y = (self.net if net is None else net)(xt.to(dtype), g)
         else:
             y = (self.net if net is None else net)(xt.to(dtype), g)
@@ -144,9 +149,10 @@ class DiffusionModel(nn.Module):
         return param.dtype if param is not None else torch.float32
 
     def _bf16(self, xt: torch.Tensor) -> bool:
-        """Whether the network runs under bf16 autocast: on CUDA when train.precision is bf16
-        (in fp32 no autocast context is entered at all: it costs a step's time for nothing)."""
-        return self.config.train.precision == "bf16" and xt.device.type == "cuda"
+        """Whether the network runs under bf16 autocast: on CUDA (`BF16_DEVICE_TYPES`) when
+        train.precision is bf16 (in fp32 no autocast context is entered at all: it costs a
+        step's time for nothing)."""
+        return self.config.train.precision == "bf16" and xt.device.type in BF16_DEVICE_TYPES
 
     def kl_terms(
         self,
