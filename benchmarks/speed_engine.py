@@ -66,9 +66,12 @@ class BareLoop:
         opt = torch.optim.RMSprop if tc.optimizer == "rmsprop" else torch.optim.Adam
         self.opt = opt(self.params, lr=tc.lr, foreach=True)  # as the engine's (training.parts)
         x = trainer.bundle.draw_train(tc.batch_size, torch.Generator().manual_seed(0))
-        self.x = trainer.bundle.scaler.to_model(x).to(self.dtype)
-        self.g = self.basis(torch.randint(1, self.T + 1, (self.B,))).to(self.dtype)
-        model.net.register_forward_pre_hook(self._record)
+        self.x = trainer.bundle.scaler.to_model(x).to(trainer.device, self.dtype)
+        g = self.basis(torch.randint(1, self.T + 1, (self.B,)))
+        self.g = g.to(trainer.device, self.dtype)
+        # the engine's inputs, recorded at each of its forwards (`hook.remove()` to stop: a
+        # compiled step cannot trace the hook's side effect)
+        self.hook = model.net.register_forward_pre_hook(self._record)
 
     def _record(self, module, args) -> None:
         self.x, self.g = args[0].detach(), args[1].detach()
