@@ -7,8 +7,9 @@ from readme_renderers import num, provenance_line
 
 NOT_RUN = (
     "Not run on a GPU yet: no GPU machine has been lent to this project's sessions, so the "
-    "lab's CUDA paths (bf16 autocast, compiled steps and chains on CUDA) have run only in their "
-    "CPU forms (`tests/diffusion/test_bf16.py`, `tests/benchmarks/test_gpu_check.py`). "
+    "lab's CUDA paths (bf16 autocast, draws on the GPU, compiled steps and chains on CUDA) have "
+    "run only in their CPU forms (`tests/diffusion/test_bf16.py`, `tests/diffusion/test_draws.py`, "
+    "`tests/benchmarks/test_gpu_check.py`); `tests/diffusion/test_cuda.py` waits for a GPU. "
     "`bash benchmarks/gpu_prepare.sh` here, then `bash benchmarks/gpu_check.sh` on the GPU "
     "machine (with `.whl/` beside the tree) writes `benchmarks/results/gpu_check.json`, and "
     "`python benchmarks/readme_tables.py` puts its table here."

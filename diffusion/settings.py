@@ -25,6 +25,7 @@ is named once (docs/architecture.md lists them):
   DIFFLAB_RECONNECT_SESSIONS  closed browser tabs the dashboard keeps for a reconnect (32)
   DIFFLAB_COMPILE             0/false/no/off: never torch.compile (train.compile is ignored)
   DIFFLAB_COMPILE_CHAINS_AFTER_S  chain seconds a model runs eagerly before its chains compile (5)
+  DIFFLAB_DRAWS_ON_CPU        1/true/yes: work on a GPU draws from the CPU generator's own stream
 """
 
 from __future__ import annotations
@@ -206,6 +207,13 @@ def compile_chains_after_s() -> float:
     seconds, which a one-off chain of under a second never repays."""
     value = _positive("DIFFLAB_COMPILE_CHAINS_AFTER_S", "seconds", zero=True)
     return 5.0 if value is None else value
+
+
+def draws_on_cpu() -> bool:
+    """True where `DIFFLAB_DRAWS_ON_CPU` is 1/true/yes: training and chains on a GPU draw their
+    noise from the seed's CPU stream (the same numbers as on a CPU, copied over at every step)
+    instead of a generator on the GPU (diffusion.processes.base.drawing)."""
+    return _text("DIFFLAB_DRAWS_ON_CPU").strip().lower() in ("1", "true", "yes")
 
 
 def team_mode() -> bool:

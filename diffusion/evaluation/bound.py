@@ -24,7 +24,7 @@ import torch
 from diffusion.chains.chain import Reverse
 from diffusion.chains.reverse import gaussian_reverse
 from diffusion.model import DiffusionModel
-from diffusion.processes.base import Normal, Process, draw_device, expect_step, randn
+from diffusion.processes.base import Normal, Process, drawing, expect_step, randn
 from diffusion.processes.binomial import is_bits
 from diffusion.processes.gaussian import normal_kl
 from diffusion.training.events import BoundEstimate
@@ -58,12 +58,12 @@ def step_draws(
     (t, then the draws behind x^t) and the weight of each KL term (T - 1 for uniform t,
     1 / p(t) where `t_probs` gives p(t = 2..T))."""
     T, B = model.T, x0.shape[0]
-    gdev = draw_device(generator, x0.device)
+    gen, gdev = drawing(generator, x0.device)
     if t_probs is None:
-        t = torch.randint(2, T + 1, (B,), generator=generator, device=gdev).to(x0.device)
+        t = torch.randint(2, T + 1, (B,), generator=gen, device=gdev).to(x0.device)
         weight = torch.full((B,), float(T - 1), dtype=torch.float64, device=x0.device)
     else:
-        idx = torch.multinomial(t_probs.to(gdev), B, replacement=True, generator=generator)
+        idx = torch.multinomial(t_probs.to(gdev), B, replacement=True, generator=gen)
         t = (idx + 2).to(x0.device)
         probs = t_probs.to(x0.device, torch.float64)
         weight = 1.0 / torch.index_select(probs, 0, idx.to(x0.device))
@@ -239,9 +239,9 @@ def sampled_bound(
     beta = model.beta().detach()
     gaussian = model.process.kind == "gaussian"
     dev = x0.device
-    gdev = draw_device(generator, dev)
+    gen, gdev = drawing(generator, dev)
     reps = -(-N * k // (T - 1))
-    perms = [torch.randperm(T - 1, generator=generator, device=gdev) for _ in range(reps)]
+    perms = [torch.randperm(T - 1, generator=gen, device=gdev) for _ in range(reps)]
     ts_all = (torch.cat(perms)[: N * k] + 2).view(N, k).to(dev)
     kl_sum = torch.zeros(N, dtype=torch.float64, device=dev)
     sums = torch.zeros(3, T, dtype=torch.float64, device=dev)  # KL, Sigma, posterior variance

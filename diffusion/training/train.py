@@ -25,6 +25,7 @@ from diffusion.device import check_fits, pick_device
 from diffusion.evaluation.bound import LN2, train_loss
 from diffusion.evaluation.evaluate import make_eval_event
 from diffusion.model import DiffusionModel
+from diffusion.processes.base import device_generator_state, restore_device_generator
 from diffusion.settings import compile_allowed
 from diffusion.training.checkpoint import (  # noqa: F401 (load_final_eval is re-exported)
     CHECKPOINT,
@@ -103,6 +104,8 @@ class _Trainer:
             "ema_step": self.ema_step,
             "optimizer": self.optimizer.state_dict(),
             "rng": self.gen.get_state(),
+            # the GPU generator that draws the step's noise on a GPU (processes.base.drawing)
+            "rng_device": device_generator_state(self.gen, self.device),
             "t_sampler": self.t_sampler.state_dict() if self.t_sampler is not None else None,
             "config": self.config.to_json(),
             "scaler": self.bundle.scaler.to_dict(),
@@ -118,6 +121,8 @@ class _Trainer:
         for group in self.optimizer.param_groups:  # checkpoints from before foreach updates
             group["foreach"] = True
         self.gen.set_state(ckpt["rng"])
+        if ckpt.get("rng_device") is not None and self.device.type == "cuda":
+            restore_device_generator(self.gen, self.device, ckpt["rng_device"])
         if self.t_sampler is not None and ckpt.get("t_sampler") is not None:
             self.t_sampler.load_state_dict(ckpt["t_sampler"])
         self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])

@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn.functional import logsigmoid
 
-from diffusion.processes.base import draw_device, rand, randn
+from diffusion.processes.base import drawing, rand, randn
 from diffusion.processes.gaussian import unit_lower_inverse
 
 LOG_2PI = math.log(2 * math.pi)
@@ -170,12 +170,12 @@ def reference_train_terms(model, x0, generator, t_probs=None):
     """(estimate (B,), t (B,), KL_t (B,)) nats: diffusion.evaluation.bound.train_terms the
     straightforward way (same draws from `generator`, in the same order)."""
     T, B = model.T, x0.shape[0]
-    gdev = draw_device(generator, x0.device)
+    gen, gdev = drawing(generator, x0.device)
     if t_probs is None:
-        t = torch.randint(2, T + 1, (B,), generator=generator, device=gdev)
+        t = torch.randint(2, T + 1, (B,), generator=gen, device=gdev)
         weight = torch.full((B,), float(T - 1), dtype=torch.float64)
     else:
-        idx = torch.multinomial(t_probs.to(gdev), B, replacement=True, generator=generator)
+        idx = torch.multinomial(t_probs.to(gdev), B, replacement=True, generator=gen)
         t = idx + 2
         weight = 1.0 / t_probs.to(torch.float64)[idx]
     beta = model.beta()
