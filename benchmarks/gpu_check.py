@@ -22,9 +22,9 @@ Each row is one network, precision and compile setting:
 The rows run eager first and compiled last, and the file is written after every row, so a run
 cut short by its time budget (`--budget-s`, default 220: with the GPU tests before it, the
 whole check must finish within 5 minutes on a lent machine, benchmarks/gpu_check.sh) keeps
-what it measured; a row that fails records its error and the check goes on. The data: random 32 x 32 crops of scikit-image's
-colour photographs written as CIFAR-10 batch files (the real files need not be on the GPU
-machine; throughput does not depend on the pictures).
+what it measured; a row that fails records its error and the check goes on. The data:
+random 32 x 32 crops of scikit-image's colour photographs written as CIFAR-10 batch files (the
+real files need not be on the GPU machine; throughput does not depend on the pictures).
 
     bash benchmarks/gpu_prepare.sh   # here: the wheels the GPU machine lacks, into .whl/
     bash benchmarks/gpu_check.sh     # there: writes benchmarks/results/gpu_check.json
