@@ -150,7 +150,7 @@ def test_the_shell_script_runs_without_a_virtual_environment(tmp_path: Path) -> 
             "conv (paper)",
             "--out",
             str(tmp_path / "g.json"),
-        ],  # fmt: skip
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
