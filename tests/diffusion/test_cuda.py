@@ -27,9 +27,16 @@ from diffusion.training.train import train
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
 SMOKE = PRESETS["swissroll-smoke"].with_overrides(
-    ["train.steps=24", "train.log_every=4", "train.eval_every=12", "train.eval_examples=64",
-     "train.gallery_size=16", "data.n_train=500", "data.n_holdout=64"]
-)  # fmt: skip
+    [
+        "train.steps=24",
+        "train.log_every=4",
+        "train.eval_every=12",
+        "train.eval_examples=64",
+        "train.gallery_size=16",
+        "data.n_train=500",
+        "data.n_holdout=64",
+    ]
+)
 
 
 def test_gpu_work_draws_on_the_gpu_from_the_seed() -> None:
