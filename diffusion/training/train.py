@@ -136,6 +136,18 @@ class _Trainer:
 
     # -- one optimisation step
     def train_step(self) -> float:
+        """One step; its training loss in bits (a Python float: waits for the device)."""
+        return self.loss_bits(self.step_estimate())
+
+    def loss_bits(self, k_mean: torch.Tensor) -> float:
+        """A step's mean estimate (nats, `step_estimate`) as its loss in bits per unit."""
+        return -float(k_mean) / LN2 / self.bundle.unit_divisor  # Python floats: no tensor ops
+
+    def step_estimate(self) -> torch.Tensor:
+        """One optimisation step; the mean estimate of K it trained on (nats, a 0-d tensor on
+        the device, detached). Read as a number only at the steps that log it (`advance`): on a
+        GPU each read waits for the step to finish, and the next step could not be queued
+        behind it."""
         tc = self.config.train
         frac = self.budget_frac()
         lr_scale = lr_at(self.config, self.step, frac) / tc.lr
@@ -159,8 +171,7 @@ class _Trainer:
         self.optimizer.step()
         if self.ema is not None and self.step % tc.ema_every == 0:
             self.update_ema(self.step)
-        # Python floats: no tensor ops
-        return -float(k_mean.detach()) / LN2 / self.bundle.unit_divisor
+        return k_mean.detach()
 
     def update_ema(self, n: int) -> None:
         """The weight average takes in the weights after step n (from 0), standing for the
@@ -262,11 +273,12 @@ class _Trainer:
         """One training step and its StepEvent every `log_every` steps (with
         `maybe_checkpoint`, the unit the speed benchmark times: benchmarks/speed_engine.py)."""
         tc = self.config.train
-        loss_bits = self.train_step()
+        k_mean = self.step_estimate()
         self.step += 1
         self.seen += tc.batch_size
         self.elapsed = time.monotonic() - self.t_start
         if self.step % tc.log_every == 0 or self.step == tc.steps:
+            loss_bits = self.loss_bits(k_mean)  # first: on a GPU it waits for the steps queued
             now = time.monotonic()
             lr = lr_at(self.config, self.step, self.budget_frac())
             rate = self.seen / max(now - self.t_log, 1e-9)

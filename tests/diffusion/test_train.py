@@ -229,3 +229,18 @@ def test_average_takes_in_every_tenth_step_and_the_last_ones(tmp_path):
     finally:
         train_module._Trainer.update_ema = real
     assert seen == [(0, 1), (10, 10), (20, 10), (24, 4), (30, 6), (31, 1)]
+
+
+def test_the_loss_is_read_only_at_the_steps_that_log_it(tmp_path):
+    """On a GPU each read of the loss waits for its step; a trainer that read it every step
+    (not only every log_every) would stop the GPU's queue from running ahead."""
+    from diffusion.training.train import _Trainer
+
+    trainer = _Trainer(SMOKE, tmp_path, torch.device("cpu"), None, None)
+    reads = []
+    real = trainer.loss_bits
+    trainer.loss_bits = lambda k: reads.append(trainer.step) or real(k)
+    trainer.start_clock()
+    for _ in range(9):
+        trainer.advance()
+    assert reads == [4, 8]  # log_every = 4
