@@ -58,6 +58,15 @@ def pick_device(requested: str | None = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`x` (on the CPU) on `device`. To a GPU through pinned memory without waiting: a copy
+    from ordinary memory waits for the GPU's queued work (every training step would then wait
+    for the one before it); from pinned memory it is queued like a kernel."""
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
 def device_memory(device: torch.device | str) -> int | None:
     """Bytes a run may use on `device`: a GPU's total memory, or the memory the system has
     available for a CPU run (None when it cannot be told)."""

@@ -125,15 +125,21 @@ class TSampler:
         self.pending_kl: list[torch.Tensor] = []
         self._clear_acc()
         self._probs: torch.Tensor | None = None  # None: uniform (some t not seen yet)
+        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None  # (_probs, its copy)
 
     @property
     def pending(self) -> int:
         """Steps added since the last refresh."""
         return self.acc_steps + len(self.pending_t)
 
-    def probs(self) -> torch.Tensor | None:
-        """(T - 1,) float64 p(t = 2..T) for the next draw, or None: draw t uniformly."""
-        return self._probs
+    def probs(self, device: torch.device | None = None) -> torch.Tensor | None:
+        """(T - 1,) float64 p(t = 2..T) for the next draw, or None: draw t uniformly. On
+        `device` (the CPU by default), copied there once per refresh, not once per step."""
+        if self._probs is None or device is None or device == self._probs.device:
+            return self._probs
+        if self._on_device is None or self._on_device[0] is not self._probs:
+            self._on_device = (self._probs, self._probs.to(device))
+        return self._on_device[1]
 
     def update(self, t: torch.Tensor, kl: torch.Tensor) -> None:
         """Add one step's draws t (B,) and their KL_t (B,) nats; refresh every REFRESH."""

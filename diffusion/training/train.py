@@ -21,7 +21,7 @@ import torch
 
 from diffusion.config import ConfigError, RunConfig
 from diffusion.data import DataBundle, build_dataset
-from diffusion.device import check_fits, pick_device
+from diffusion.device import check_fits, pick_device, to_device
 from diffusion.evaluation.bound import LN2, train_loss
 from diffusion.evaluation.evaluate import make_eval_event
 from diffusion.model import DiffusionModel
@@ -157,10 +157,10 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = 0.0 if frozen and group.get("schedule") else group["base_lr"] * lr_scale
         x = self.bundle.draw_train(tc.batch_size, self.gen)
-        x0 = self.bundle.scaler.to_model(x, self.gen).to(self.device)
+        x0 = to_device(self.bundle.scaler.to_model(x, self.gen), self.device)
         if self.bundle.model_bits:
             self.model.process.known_bits(x0)
-        probs = self.t_sampler.probs() if self.t_sampler is not None else None
+        probs = self.t_sampler.probs(self.device) if self.t_sampler is not None else None
         loss, k_mean, t, kl = train_loss(self.model, x0, self.gen, probs, self.terms)  # nats
         if self.t_sampler is not None:
             self.t_sampler.update(t, kl)

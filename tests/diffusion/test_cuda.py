@@ -6,7 +6,8 @@ The broken versions these catch:
 - a GPU generator seeded afresh on every call (two calls must share one stream), or from
   anything but the seed (two generators of one seed must give the same numbers);
 - a resumed GPU run that does not restore the GPU generator (its next steps would draw other
-  noise, and its weights would not match the uninterrupted run's);
+  noise, and its weights would not match the uninterrupted run's); the run also takes its
+  batches through pinned memory and its p(t) from the GPU copy (`to_device`, `TSampler.probs`);
 - DIFFLAB_DRAWS_ON_CPU ignored;
 - bf16 that does not autocast on CUDA, or that hands bf16 on to the bound;
 - a chain that is not reproducible from its seed on the GPU.
@@ -35,6 +36,7 @@ SMOKE = PRESETS["swissroll-smoke"].with_overrides(
         "train.gallery_size=16",
         "data.n_train=500",
         "data.n_holdout=64",
+        "train.t_sampling=importance",  # p(t) kept on the GPU between refreshes
     ]
 )
 

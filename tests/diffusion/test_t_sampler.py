@@ -65,6 +65,24 @@ def test_refreshes_every_tenth_step_by_the_definition():
     torch.testing.assert_close(s.probs(), 0.9 * rms / rms.sum() + 0.1 / (T - 1))
 
 
+def test_probabilities_are_copied_to_the_device_once_per_refresh():
+    """The training step asks for p(t) on its device each step; the copy is made at most once
+    per refresh (on a GPU each copy from the CPU waits for the queued steps). Here the "meta"
+    device stands in for a GPU. Broken versions: a copy each step (a new tensor every call),
+    or a copy kept past a refresh (the old probabilities on the device)."""
+    s, data = TSampler(T), steps(20)
+    meta, cpu = torch.device("meta"), torch.device("cpu")
+    for t, kl in data[:10]:
+        assert s.probs(meta) is None
+        s.update(t, kl)
+    first = s.probs(meta)
+    assert first.device == meta and first.shape == (T - 1,)
+    assert s.probs(meta) is first and s.probs(cpu) is s.probs()
+    for t, kl in data[10:]:
+        s.update(t, kl)
+    assert s.probs(meta) is not first and s.probs(meta) is s.probs(meta)
+
+
 def test_pending_steps_survive_a_checkpoint_bit_for_bit():
     data = steps(13)
     straight, stopped = TSampler(T), TSampler(T)
