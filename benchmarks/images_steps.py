@@ -7,6 +7,11 @@ the issue asks >= 0.95), the median of the ratios of adjacent pairs (a load chan
 cancels; the medians of each side's times are reported beside it).
 
     python benchmarks/images.py --step-times
+
+With them, for each UNet (`memory_format_rows`): the same network in PyTorch's channels-last
+memory format (`network.options.channels_last`) against the default, the lab's training step
+and a no-gradient forward at the training batch (the chains' call) timed in alternation, and
+how far the first step's loss moves (the same arithmetic in another order).
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ def bare_step_fn(trainer):
     return step
 
 
+UNETS = [name for name in NETWORKS if name.startswith("unet")]
+
+
 def time_pair(lab, bare, reps: int) -> tuple[float, float, float]:
     """(median seconds per step of lab, of bare, median of the per-pair ratios bare / lab),
     interleaved, after one warm-up step each."""
@@ -101,6 +109,56 @@ def step_times(reps: int = 7, threads: int = 1) -> list[dict]:
                 "seeds": [trainer.config.train.seed],
                 "split": {},
                 "train_seconds": took,
+                "eval_seconds": 0.0,
+            }
+        )
+    return out
+
+
+def _forward_fn(trainer):
+    """A no-gradient forward of the trainer's network at its batch (a chain level's call)."""
+    net, B = trainer.model.net, trainer.config.train.batch_size
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, *trainer.bundle.shape, generator=gen)
+    g = trainer.model.basis(torch.randint(2, trainer.model.T + 1, (B,), generator=gen))
+
+    def forward() -> None:
+        with torch.no_grad():
+            net(x, g)
+
+    return forward
+
+
+def memory_format_rows(reps: int = 7, threads: int = 1) -> list[dict]:
+    """Each UNet in channels-last against the default memory format: ratios default time /
+    channels-last time (above 1: channels-last is faster), medians of interleaved pairs."""
+    torch.set_num_threads(threads)
+    out = []
+    for name in UNETS:
+        preset, overrides = NETWORKS[name]
+        plain = _trainer(preset, overrides)
+        last = _trainer(preset, [*overrides, "network.options.channels_last=true"])
+        loss_plain, loss_last = plain.train_step(), last.train_step()  # also the warm-up
+        t0 = time.perf_counter()
+        last_s, plain_s, step_speedup = time_pair(last.train_step, plain.train_step, reps)
+        fwd_last, fwd_plain, fwd_speedup = time_pair(_forward_fn(last), _forward_fn(plain), reps)
+        out.append(
+            {
+                "network": f"{name} channels-last",
+                "measure": "channels_last",
+                "batch": plain.config.train.batch_size,
+                "threads": threads,
+                "contiguous_step_s": plain_s,
+                "channels_last_step_s": last_s,
+                "step_speedup": step_speedup,
+                "contiguous_forward_s": fwd_plain,
+                "channels_last_forward_s": fwd_last,
+                "forward_speedup": fwd_speedup,
+                "first_loss_rel_diff": abs(loss_last - loss_plain) / abs(loss_plain),
+                "reps": reps,
+                "seeds": [plain.config.train.seed],
+                "split": {},
+                "train_seconds": time.perf_counter() - t0,
                 "eval_seconds": 0.0,
             }
         )
