@@ -1,6 +1,7 @@
 """GPU check (issue 10): training and sampling throughput on CIFAR-10-sized data (3 x 32 x 32),
-fp32 against bf16 autocast, eager against torch.compile, for the UNet preset (`cifar10-unet`)
-and the paper's multi-scale net (`cifar10`), as the lab runs them.
+fp32 against bf16 autocast, eager against torch.compile, for the UNet preset (`cifar10-unet`,
+channels-last) and the paper's multi-scale net (`cifar10`), as the lab runs them, and the UNet
+in the default memory format beside its channels-last preset.
 
 Each row is one network, precision and compile setting:
 
@@ -19,10 +20,11 @@ Each row is one network, precision and compile setting:
   with the same weights (`estimate_rel_vs_fp32`): what autocast changes in the objective;
 - peak GPU memory of the row.
 
-The rows run eager first and compiled last, and the file is written after every row, so a run
-cut short by its time budget (`--budget-s`, default 220: with the GPU tests before it, the
-whole check must finish within 5 minutes on a lent machine, benchmarks/gpu_check.sh) keeps
-what it measured; a row that fails records its error and the check goes on. The data:
+The rows run in the order of `plan` (what matters most first), and the file is written after
+every row, so a run cut short by its time budget (`--budget-s`, default 220: with the GPU
+tests before it, the whole check must finish within 5 minutes on a lent machine,
+benchmarks/gpu_check.sh) keeps what it measured; a row that fails records its error and the
+check goes on. The data:
 random 32 x 32 crops of scikit-image's colour photographs written as CIFAR-10 batch files (the
 real files need not be on the GPU machine; throughput does not depend on the pictures).
 
@@ -69,7 +71,13 @@ from diffusion.presets import PRESETS  # noqa: E402
 from diffusion.training.events import WarningEvent  # noqa: E402
 from diffusion.training.train import _Trainer  # noqa: E402
 
-NETS = {"unet": "cifar10-unet", "conv (paper)": "cifar10"}
+# network -> (preset, overrides): the UNet preset (channels-last), the paper's net, and the UNet
+# in the default memory format (does channels-last pay on a GPU as it does on the CPU?)
+NETS: dict[str, tuple[str, list[str]]] = {
+    "unet": ("cifar10-unet", []),
+    "conv (paper)": ("cifar10", []),
+    "unet (default format)": ("cifar10-unet", ["network.options.channels_last=false"]),
+}
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_check.json"
 SOURCE_COMMIT = ROOT / ".whl" / "SOURCE_COMMIT"  # written by gpu_prepare.sh (no .git there)
 
@@ -103,9 +111,15 @@ class Row:
 
 
 def plan(nets: list[str], compiled: bool) -> list[Row]:
-    """Eager rows first (fp32, bf16 per network), then the compiled ones in the same order."""
-    modes = (False, True) if compiled else (False,)
-    return [Row(n, p, c) for c in modes for n in nets for p in ("fp32", "bf16")]
+    """In the order of what matters most, for a run that its budget may cut short: each
+    preset network eager in fp32 and bf16, then compiled in fp32, then the UNet in the default
+    memory format (eager), then compiled in bf16."""
+    main = [n for n in nets if n in ("unet", "conv (paper)")]
+    rows = [Row(n, p, False) for n in main for p in ("fp32", "bf16")]
+    rows += [Row(n, "fp32", True) for n in main] if compiled else []
+    rows += [Row(n, p, False) for n in nets if n not in main for p in ("fp32", "bf16")]
+    rows += [Row(n, "bf16", True) for n in main] if compiled else []
+    return rows
 
 
 def write_cifar_folder(root: Path, n: int, seed: int = 0) -> Path:
@@ -130,8 +144,10 @@ def write_cifar_folder(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def _config(row: Row, data_root: Path, sizes: Sizes):
-    return PRESETS[NETS[row.net]].with_overrides(
+    preset, overrides = NETS[row.net]
+    return PRESETS[preset].with_overrides(
         [
+            *overrides,
             f"data.options.root={data_root}",
             "data.options.download=false",
             "data.n_train=0",
@@ -220,7 +236,8 @@ def measure(row: Row, data_root: Path, sizes: Sizes, dev: torch.device) -> dict:
     return {
         "row": row.name,
         "network": row.net,
-        "preset": NETS[row.net],
+        "preset": NETS[row.net][0],
+        "channels_last": bool(dict(cfg.network.options).get("channels_last")),
         "precision": row.precision,
         "compiled": row.compiled,
         "step_compiled": trainer.terms is not None,
@@ -275,9 +292,22 @@ def speedups(rows: list[dict]) -> list[dict]:
         (r["network"], r["precision"], r["compiled"]): r for r in rows if "train_images_per_s" in r
     }
     out = []
-    pairs = [
-        ("bf16 / fp32", (p, "bf16", c), (p, "fp32", c)) for c in (False, True) for p in NETS
-    ] + [("compiled / eager", (p, q, True), (p, q, False)) for q in ("fp32", "bf16") for p in NETS]
+    pairs = (
+        [("bf16 / fp32", (p, "bf16", c), (p, "fp32", c)) for c in (False, True) for p in NETS]
+        + [
+            ("compiled / eager", (p, q, True), (p, q, False))
+            for q in ("fp32", "bf16")
+            for p in NETS
+        ]
+        + [
+            (
+                "channels-last / default format",
+                ("unet", q, False),
+                ("unet (default format)", q, False),
+            )
+            for q in ("fp32", "bf16")
+        ]
+    )
     for what, a, b in pairs:
         if a in done and b in done:
             out.append(

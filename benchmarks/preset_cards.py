@@ -224,6 +224,21 @@ def parameters(name: str) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _channels_last_note(doc: dict) -> str | None:
+    """The channels-last memory format, which the UNet presets took on after their results
+    were measured: what it changes (the speed, from image_steps.json), and what it does not."""
+    rows = [r for r in doc["rows"] if r.get("measure") == "channels_last"]
+    if not rows:
+        return None
+    ups = [r["step_speedup"] for r in rows]
+    return (
+        "the network runs in the channels-last memory format, taken on after the results "
+        f"below were measured: the same arithmetic, training steps {min(ups):.2f} to "
+        f"{max(ups):.2f} times as fast on the CPU (benchmarks/results/image_steps.json, "
+        f"commit {str(doc['provenance'].get('commit', ''))[:10]})"
+    )
+
+
 def cards_doc(results_dir: Path = RESULTS) -> dict:
     """Every non-smoke preset's card: parameters, how it was tuned, what it reaches."""
     from diffusion.presets import PRESETS
@@ -247,6 +262,9 @@ def cards_doc(results_dir: Path = RESULTS) -> dict:
         tuned = TUNING.get(name)
         if name in TUNED_BY_TRIALS and (doc := _load(results_dir, "tune_standard.json")):
             tuned = _trials_tuning(doc, TUNED_BY_TRIALS[name])
+        options = dict(PRESETS[name].network.options)
+        if options.get("channels_last") and (doc := _load(results_dir, "image_steps.json")):
+            tuned = "; ".join(t for t in (tuned, _channels_last_note(doc)) if t)
         cards[name] = {"parameters": parameters(name), "tuned": tuned, "reaches": reaches}
     return {"generated_by": "benchmarks/preset_cards.py", "cards": cards}
 

@@ -137,7 +137,10 @@ def _unet_image(
     """A UNet (diffusion.nets.unet) in the paper's model: T = 1000, beta_1 = 1e-5 (fine
     enough that the last step's fixed Gaussian costs little against 8-bit bins), the
     v-preconditioned mean, importance-sampled t, Adam 2e-3 with cosine decay (fitted to a
-    wall-clock budget when trained with one: diffusion.training.train.train(budget_s=...))."""
+    wall-clock budget when trained with one: diffusion.training.train.train(budget_s=...)).
+    The network runs in the channels-last memory format: the same arithmetic, 8 % faster
+    training steps and 11 % faster forwards on the CPU at batch 64
+    (benchmarks/results/image_steps.json)."""
     return RunConfig(
         name=name,
         data=DataConfig(data, options or {}, n_train=n_train, n_holdout=500),
@@ -145,7 +148,12 @@ def _unet_image(
         network=NetworkConfig(
             "unet",
             hidden=(),
-            options={"channels": channels, "groups": min(channels, 32), "mults": [1, 2, 2]},
+            options={
+                "channels": channels,
+                "groups": min(channels, 32),
+                "mults": [1, 2, 2],
+                "channels_last": True,
+            },
         ),
         train=TrainConfig(
             steps=steps,

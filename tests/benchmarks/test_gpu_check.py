@@ -34,6 +34,7 @@ import diffusion.model as model_module  # noqa: E402
 from diffusion.data.image_files import read_cifar10  # noqa: E402
 
 ROWS = ["unet fp32", "unet bf16", "conv (paper) fp32", "conv (paper) bf16"]
+FORMAT_ROWS = ["unet (default format) fp32", "unet (default format) bf16"]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict]:
 def test_tiny_run_measures_every_row(tiny: tuple[int, dict]) -> None:
     rc, doc = tiny
     assert rc == 0 and doc["provenance"]["complete"] is True
-    assert [r["row"] for r in doc["rows"]] == ROWS  # eager, fp32 then bf16, per network
+    assert [r["row"] for r in doc["rows"]] == ROWS + FORMAT_ROWS  # eager, fp32 then bf16
+    assert [r["channels_last"] for r in doc["rows"]] == [True, True, False, False, False, False]
     for r in doc["rows"]:
         assert r["train_images_per_s"] > 0 and r["bare_images_per_s"] > 0
         assert 0.2 < r["engine_vs_bare"] < 5 and 0.2 < r["sample_vs_forwards"] < 20
@@ -65,16 +67,22 @@ def test_speedups_divide_the_matching_rows(tiny: tuple[int, dict]) -> None:
     assert [(u["what"], u["network"], u["setting"]) for u in ups] == [
         ("bf16 / fp32", "unet", "eager"),
         ("bf16 / fp32", "conv (paper)", "eager"),
+        ("bf16 / fp32", "unet (default format)", "eager"),
+        ("channels-last / default format", "unet", "fp32"),
+        ("channels-last / default format", "unet", "bf16"),
     ]
-    for u, net in zip(ups, ("unet", "conv (paper)"), strict=True):
-        a, b = by[f"{net} bf16"], by[f"{net} fp32"]
+    pairs = [(f"{n} bf16", f"{n} fp32") for n in ("unet", "conv (paper)", "unet (default format)")]
+    pairs += [(f"unet {q}", f"unet (default format) {q}") for q in ("fp32", "bf16")]
+    for u, (a, b) in zip(ups, pairs, strict=True):
+        a, b = by[a], by[b]
         assert u["train"] == pytest.approx(a["train_images_per_s"] / b["train_images_per_s"])
         assert u["sample"] == pytest.approx(a["sample_images_per_s"] / b["sample_images_per_s"])
 
 
 def test_compiled_rows_follow_the_eager_ones() -> None:
-    names = [r.name for r in gpu_check.plan(["unet", "conv (paper)"], compiled=True)]
-    assert names == [*ROWS, *(f"{n} compiled" for n in ROWS)]
+    names = [r.name for r in gpu_check.plan(list(gpu_check.NETS), compiled=True)]
+    compiled = ["unet fp32 compiled", "conv (paper) fp32 compiled"]
+    assert names == [*ROWS, *compiled, *FORMAT_ROWS, *(n.replace("fp32", "bf16") for n in compiled)]
 
 
 def test_a_failing_row_is_recorded_and_the_rest_measured(
@@ -91,7 +99,7 @@ def test_a_failing_row_is_recorded_and_the_rest_measured(
     out = tmp_path / "g.json"
     assert gpu_check.main(["--tiny", "--out", str(out)]) == 1
     rows = json.loads(out.read_text())["rows"]
-    assert [r["row"] for r in rows] == ROWS
+    assert [r["row"] for r in rows] == ROWS + FORMAT_ROWS
     assert rows[1]["error"] == "RuntimeError: CUDA error: out of memory"
     assert all("train_images_per_s" in r for i, r in enumerate(rows) if i != 1)
 
@@ -176,7 +184,7 @@ def test_readme_block(tiny: tuple[int, dict], tmp_path: Path) -> None:
     }
     text = readme_gpu.render_gpu_check(gpu_doc)
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 5  # header and one line per row
+    assert len(table) == 1 + 7  # header and one line per row
     assert "| unet | fp32 | compiled | failed: E |" in text
     assert "bf16 / fp32 (eager)" in text and "GPU: H100." in text
     # no results file yet: the block says what to run

@@ -48,6 +48,30 @@ def test_unet_contract_any_size_and_time(opts):
     assert not torch.allclose(net(x, g), net(x, other))  # it reads the time
 
 
+@pytest.mark.parametrize("opts", [{}, {"attention": [4], "mid_attention": True}])
+def test_channels_last_computes_the_same_function(opts):
+    """`channels_last` changes the memory format alone: the same outputs and gradients as the
+    default format for the same weights, at the training size and an odd one (padded and
+    cropped). Broken versions: a reshape that reads channels-last memory as NCHW (attention's
+    qkv split, the readout's split of outputs) would scramble the outputs; a flag that
+    converts nothing would leave the weights in the default format."""
+    plain, last = _unet(shape=(3, 8, 8), **opts), _unet(shape=(3, 8, 8), channels_last=True, **opts)
+    _perturb(plain)
+    last.load_state_dict(plain.state_dict())
+    conv = next(m for m in last.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    g = torch.softmax(torch.randn(2, 10, generator=torch.Generator().manual_seed(2)), dim=1)
+    for h, w in ((8, 8), (13, 7)):
+        x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(3))
+        zp, zl = plain(x, g), last(x, g)
+        torch.testing.assert_close(zl, zp, rtol=1e-5, atol=1e-5)
+        zp.square().sum().backward()
+        zl.square().sum().backward()
+        for (name, a), b in zip(plain.named_parameters(), last.parameters(), strict=True):
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-4, msg=name)
+        plain.zero_grad(), last.zero_grad()
+
+
 def test_unet_pixels_interact_and_options_are_checked():
     net = _unet(shape=(3, 8, 8), n_outputs=1, attention=[8], mid_attention=True, heads=2)
     _perturb(net)
