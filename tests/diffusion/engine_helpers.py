@@ -7,6 +7,20 @@ from torch import nn
 
 from diffusion.config import DataConfig, DiffusionConfig, NetworkConfig, RunConfig
 from diffusion.model import DiffusionModel
+from diffusion.presets import PRESETS
+
+# a short swiss-roll run with every event: 6 logged steps, 2 evaluations, a gallery
+SMOKE = PRESETS["swissroll-smoke"].with_overrides(
+    [
+        "train.steps=24",
+        "train.log_every=4",
+        "train.eval_every=12",
+        "train.eval_examples=64",
+        "train.gallery_size=16",
+        "data.n_train=500",
+        "data.n_holdout=64",
+    ]
+)
 
 
 def make_config(

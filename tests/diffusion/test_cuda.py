@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import SMOKE
 
 from diffusion.chains.sampling import sample_chain
 from diffusion.evaluation.bound import step_draws, step_terms
@@ -27,18 +28,7 @@ from diffusion.training.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
-SMOKE = PRESETS["swissroll-smoke"].with_overrides(
-    [
-        "train.steps=24",
-        "train.log_every=4",
-        "train.eval_every=12",
-        "train.eval_examples=64",
-        "train.gallery_size=16",
-        "data.n_train=500",
-        "data.n_holdout=64",
-        "train.t_sampling=importance",  # p(t) kept on the GPU between refreshes
-    ]
-)
+RUN = SMOKE.with_overrides(["train.t_sampling=importance"])  # p(t) kept on the GPU
 
 
 def test_gpu_work_draws_on_the_gpu_from_the_seed() -> None:
@@ -69,15 +59,15 @@ def _weights(run_dir) -> dict[str, torch.Tensor]:
 
 
 def test_a_resumed_gpu_run_goes_on_with_the_same_draws(tmp_path) -> None:
-    train(SMOKE, tmp_path / "straight", device="cuda")
+    train(RUN, tmp_path / "straight", device="cuda")
     calls = {"n": 0}
 
     def stop_at_half() -> bool:
         calls["n"] += 1
-        return calls["n"] > SMOKE.train.steps // 2
+        return calls["n"] > RUN.train.steps // 2
 
-    assert train(SMOKE, tmp_path / "resumed", should_stop=stop_at_half, device="cuda").step == 12
-    train(SMOKE, tmp_path / "resumed", device="cuda")
+    assert train(RUN, tmp_path / "resumed", should_stop=stop_at_half, device="cuda").step == 12
+    train(RUN, tmp_path / "resumed", device="cuda")
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     for key in a:  # GPU kernels may sum in another order: equal to rounding
         assert torch.allclose(a[key], b[key], rtol=1e-5, atol=1e-7), key

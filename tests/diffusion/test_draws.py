@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_helpers import SMOKE
 
-from diffusion.presets import PRESETS
 from diffusion.processes.base import device_generator_state, drawing, randn
 from diffusion.settings import draws_on_cpu
 from diffusion.training.train import _Trainer
-
-SMOKE = PRESETS["swissroll-smoke"].with_overrides(["data.n_train=200", "data.n_holdout=32"])
 
 
 def test_cpu_work_draws_from_the_generator_itself() -> None:

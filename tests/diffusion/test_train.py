@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from engine_helpers import SMOKE
 
 from diffusion.config import ConfigError
 from diffusion.inference import load_trained
@@ -13,18 +14,6 @@ from diffusion.presets import PRESETS
 from diffusion.processes.schedules import geometric_beta
 from diffusion.training.events import CheckpointEvent, EvalEvent, GalleryEvent, StepEvent
 from diffusion.training.train import train
-
-SMOKE = PRESETS["swissroll-smoke"].with_overrides(
-    [
-        "train.steps=24",
-        "train.log_every=4",
-        "train.eval_every=12",
-        "train.eval_examples=64",
-        "train.gallery_size=16",
-        "data.n_train=500",
-        "data.n_holdout=64",
-    ]
-)
 
 
 def weights(run_dir) -> dict[str, torch.Tensor]:
