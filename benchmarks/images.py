@@ -238,10 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.step_times:
         if args.reps < 1:
             p.error(f"--reps must be at least 1, got {args.reps}")
-        from images_steps import memory_format_rows, step_times
+        from images_steps import compile_rows, memory_format_rows, step_times
         from provenance import write_results
 
-        rows = step_times(reps=args.reps) + memory_format_rows(reps=args.reps)
+        rows = [
+            *step_times(reps=args.reps),
+            *memory_format_rows(reps=args.reps),
+            *compile_rows(reps=args.reps),
+        ]
         doc = write_results(RESULTS / "image_steps.json", run, rows, seeds=[0], split={})
         print(json.dumps(doc, indent=1))
         return 0

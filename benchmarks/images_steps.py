@@ -11,7 +11,10 @@ cancels; the medians of each side's times are reported beside it).
 With them, for each UNet (`memory_format_rows`): the same network in PyTorch's channels-last
 memory format (`network.options.channels_last`) against the default, the lab's training step
 and a no-gradient forward at the training batch (the chains' call) timed in alternation, and
-how far the first step's loss moves (the same arithmetic in another order).
+how far the first step's loss moves (the same arithmetic in another order); and
+(`compile_rows`) each UNet's training step compiled (`train.compile`: the step as one graph,
+checked against the eager step before it trains) against the eager step: the compilation's
+seconds, the speed-up, and the training time after which the compilation has paid for itself.
 """
 
 from __future__ import annotations
@@ -157,6 +160,44 @@ def memory_format_rows(reps: int = 7, threads: int = 1) -> list[dict]:
                 "first_loss_rel_diff": abs(loss_last - loss_plain) / abs(loss_plain),
                 "reps": reps,
                 "seeds": [plain.config.train.seed],
+                "split": {},
+                "train_seconds": time.perf_counter() - t0,
+                "eval_seconds": 0.0,
+            }
+        )
+    return out
+
+
+def compile_rows(reps: int = 7, threads: int = 1) -> list[dict]:
+    """Each UNet's compiled training step against its eager step (interleaved pairs); the
+    break-even: compile seconds / (1 - 1 / speed-up), the training time a run needs before the
+    compilation has paid for itself."""
+    torch.set_num_threads(threads)
+    out = []
+    for name in UNETS:
+        preset, overrides = NETWORKS[name]
+        eager = _trainer(preset, overrides)
+        compiled = _trainer(preset, [*overrides, "train.compile=true"])
+        t0 = time.perf_counter()
+        compiled.start_clock()
+        compiled.prepare()
+        compile_s = time.perf_counter() - t0
+        comp_s, eager_s, speedup = time_pair(compiled.train_step, eager.train_step, reps)
+        gain = 1 - 1 / speedup
+        out.append(
+            {
+                "network": f"{name} compiled",
+                "measure": "compile",
+                "batch": eager.config.train.batch_size,
+                "threads": threads,
+                "step_compiled": compiled.terms is not None,
+                "compile_s": compile_s,
+                "eager_step_s": eager_s,
+                "compiled_step_s": comp_s,
+                "step_speedup": speedup,
+                "break_even_s": compile_s / gain if gain > 0 else None,
+                "reps": reps,
+                "seeds": [eager.config.train.seed],
                 "split": {},
                 "train_seconds": time.perf_counter() - t0,
                 "eval_seconds": 0.0,
