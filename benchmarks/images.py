@@ -238,8 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.step_times:
         if args.reps < 1:
             p.error(f"--reps must be at least 1, got {args.reps}")
+        import tempfile
+
         from images_steps import compile_rows, memory_format_rows, step_times
         from provenance import write_results
+
+        # compilations timed from an empty cache (what a fresh worker pays), not this machine's
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
 
         rows = [
             *step_times(reps=args.reps),

@@ -19,6 +19,7 @@ seconds, the speed-up, and the training time after which the compilation has pai
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -192,6 +193,7 @@ def compile_rows(reps: int = 7, threads: int = 1) -> list[dict]:
                 "threads": threads,
                 "step_compiled": compiled.terms is not None,
                 "compile_s": compile_s,
+                "compile_cache": os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default"),
                 "eager_step_s": eager_s,
                 "compiled_step_s": comp_s,
                 "step_speedup": speedup,
