@@ -140,7 +140,7 @@ def memory_format_rows(reps: int = 7, threads: int = 1) -> list[dict]:
     out = []
     for name in UNETS:
         preset, overrides = NETWORKS[name]
-        plain = _trainer(preset, overrides)
+        plain = _trainer(preset, [*overrides, "network.options.channels_last=false"])
         last = _trainer(preset, [*overrides, "network.options.channels_last=true"])
         loss_plain, loss_last = plain.train_step(), last.train_step()  # also the warm-up
         t0 = time.perf_counter()
