@@ -39,6 +39,7 @@ from readme_renderers import (  # noqa: E402
     render_table1_long,
     render_trials,
 )
+from readme_steps import render_image_steps  # noqa: E402
 
 __all__ = ["provenance_line", "render_speed", "render_table1_long"]  # used by the tests
 
@@ -69,6 +70,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
         render_inpaint_validation,
     ),
     "gpu_check": ("gpu_check.json", render_gpu_check),
+    "image_steps": ("image_steps.json", render_image_steps),
 }
 UNTIL_RUN = {"gpu_check"}  # blocks that say what to run while their results file is absent
 

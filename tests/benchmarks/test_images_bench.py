@@ -78,3 +78,46 @@ def test_step_time_ratio_is_the_median_of_adjacent_pairs(monkeypatch) -> None:
     lab_s, bare_s, ratio = images_steps.time_pair(lambda: None, lambda: None, reps=5)
     assert (lab_s, bare_s) == (3, 1)
     assert ratio == 1.0
+
+
+def test_compile_rows_break_even_and_the_readme_block(monkeypatch) -> None:
+    """The break-even of a compiled step is compile seconds / (1 - 1 / speed-up): at a
+    speed-up of 1.25 a second of training takes 0.8 s compiled, so 200 s of training saves the
+    40 s of compiling; a step that compiles slower never pays. Broken versions caught:
+    compile_s / (speed-up - 1) (160 s), and a README block that shows seconds as minutes."""
+    import images_steps
+    import provenance
+    import pytest
+    import readme_steps
+
+    class Trainer:
+        config = type("C", (), {"train": type("T", (), {"batch_size": 64, "seed": 0})})()
+        terms = object()
+
+        def start_clock(self) -> None:
+            pass
+
+        def prepare(self) -> None:
+            pass
+
+        def train_step(self) -> None:
+            pass
+
+    monkeypatch.setattr(images_steps, "_trainer", lambda preset, overrides: Trainer())
+    ticks = iter([0.0, 40.0] + [0.0] * 1000)
+    monkeypatch.setattr(images_steps.time, "perf_counter", lambda: next(ticks))
+    pairs = iter([(0.8, 1.0, 1.25), (1.1, 1.0, 1 / 1.1)])
+    monkeypatch.setattr(images_steps, "time_pair", lambda a, b, reps: next(pairs))
+    rows = images_steps.compile_rows(reps=3)
+    assert rows[0]["compile_s"] == 40.0 and rows[0]["break_even_s"] == pytest.approx(200.0)
+    assert rows[1]["break_even_s"] is None
+    doc = {
+        "_file": "image_steps.json",
+        "provenance": provenance.build(provenance.start([]), rows, seeds=[0], split={})[
+            "provenance"
+        ],
+        "rows": rows,
+    }
+    text = readme_steps.render_image_steps(doc)
+    assert "| 40.0 | 1.000 | 0.800 | 1.250 | 3.3 |" in text  # 200 s = 3.3 min
+    assert "| never |" in text
