@@ -269,7 +269,7 @@ def _forwards_seconds(model: DiffusionModel, bare: BareLoop, sizes: Sizes, dev) 
     x = bare.x[:1].expand(sizes.n_sample, *bare.x.shape[1:]).contiguous()
     g = bare.g[:1].expand(sizes.n_sample, *bare.g.shape[1:]).contiguous()
     n = min(50, sizes.T)
-    with torch.autocast(dev.type, torch.bfloat16, enabled=model._bf16(x)):
+    with torch.autocast(dev.type, torch.bfloat16, enabled=model.bf16_autocast(x)):
         model.net(x, g)  # warm-up
         clock = _clock(dev)
         t0 = clock()

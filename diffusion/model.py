@@ -114,7 +114,7 @@ class DiffusionModel(nn.Module):
         dtype = self._net_dtype()
         g = self.basis.rows_at(t, xt.shape[0]) if isinstance(t, int) else self.basis(t)
         g = g.to(device=xt.device, dtype=dtype)
-        if self._bf16(xt):  # bf16 autocast of the network alone (entered only when on)
+        if self.bf16_autocast(xt):  # bf16 autocast of the network alone (entered only when on)
             with torch.autocast(xt.device.type, dtype=torch.bfloat16):
                 y = (self.net if net is None else net)(xt.to(dtype), g)
         else:
@@ -148,7 +148,7 @@ class DiffusionModel(nn.Module):
         param = self._first_param[1]
         return param.dtype if param is not None else torch.float32
 
-    def _bf16(self, xt: torch.Tensor) -> bool:
+    def bf16_autocast(self, xt: torch.Tensor) -> bool:
         """Whether the network runs under bf16 autocast: on CUDA (`BF16_DEVICE_TYPES`) when
         train.precision is bf16 (in fp32 no autocast context is entered at all: it costs a
         step's time for nothing)."""

@@ -72,16 +72,44 @@ def test_a_step_that_cannot_compile_trains_eagerly_with_a_warning(tmp_path):
 
 
 def test_the_check_refuses_a_compiled_step_that_disagrees():
+    tol = RTOL["fp32"]
     k = torch.tensor([-3.0, -5.0], dtype=torch.float64)
     grads = [torch.tensor([1.0, -2.0]), torch.tensor([0.5])]
-    assert _mismatch(k, k.clone(), grads, [g.clone() for g in grads]) is None
-    near = [g * (1 + RTOL / 10) for g in grads]
-    assert _mismatch(k * (1 + RTOL / 10), k, near, grads) is None
-    assert "bound estimate" in _mismatch(k + 0.1, k, grads, grads)
+    assert _mismatch(k, k.clone(), grads, [g.clone() for g in grads], tol) is None
+    near = [g * (1 + tol / 10) for g in grads]
+    assert _mismatch(k * (1 + tol / 10), k, near, grads, tol) is None
+    assert "bound estimate" in _mismatch(k + 0.1, k, grads, grads, tol)
     wrong = [grads[0], grads[1] * 2]
-    assert "parameter 1" in _mismatch(k, k, wrong, grads)
+    assert "parameter 1" in _mismatch(k, k, wrong, grads, tol)
     nan = torch.tensor([float("nan"), -5.0], dtype=torch.float64)
-    assert _mismatch(nan, k, grads, grads) is not None
+    assert _mismatch(nan, k, grads, grads, tol) is not None
+
+
+def test_the_check_reads_rounding_noise_against_the_model_s_gradients():
+    """A parameter whose true gradient is zero (a convolution's bias before a group norm of one
+    channel per group: the UNet's) holds rounding noise of about 1e-8 that any two orders of
+    summation give differently; measured against itself it differs by 100 %, against the
+    model's largest gradient entry (1.0) by 1e-8. Broken version caught: each gradient against
+    its own scale alone (a trained UNet then never compiles)."""
+    tol = RTOL["fp32"]
+    k = torch.tensor([-3.0, -5.0], dtype=torch.float64)
+    eager = [torch.tensor([1.0, -0.5]), torch.tensor([1e-8, -2e-8])]
+    compiled = [eager[0] * (1 + tol / 10), torch.tensor([-1e-8, 1e-8])]
+    assert _mismatch(k, k, compiled, eager, tol) is None
+    # a gradient that is wrong at the model's scale is still refused
+    assert "parameter 1" in _mismatch(k, k, [eager[0], torch.tensor([0.1, 0.0])], eager, tol)
+
+
+def test_bf16_steps_are_checked_at_bf16_s_precision():
+    """A compiled bf16 step differs from the eager bf16 step by bf16 roundings (percents of a
+    gradient); in fp32 the same difference is a wrong step. Broken versions caught: the fp32
+    tolerance for bf16 (every bf16 step falls back to eager) and no tolerance at all."""
+    k = torch.tensor([-3.0, -5.0], dtype=torch.float64)
+    eager = [torch.tensor([1.0, -0.5]), torch.tensor([0.25])]
+    moved = [g * 1.01 for g in eager]  # 1 %: a few roundings of bf16's 8-bit mantissa
+    assert _mismatch(k, k, moved, eager, RTOL["bf16"]) is None
+    assert _mismatch(k, k, moved, eager, RTOL["fp32"]) is not None
+    assert _mismatch(k, k, [g * 1.2 for g in eager], eager, RTOL["bf16"]) is not None
 
 
 # ----------------------------------------------------------- chains (diffusion.nets.compiled)
@@ -228,3 +256,26 @@ def test_traced_case_lookup_is_the_eager_lookup():
     assert cases == {(0, 0), (0, 1), (1, 0), (1, 1)}
     for e, c in zip(eager, traced, strict=True):
         assert e.shape == c.shape == (B, D) and torch.equal(e, c)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compile_terms_checks_at_the_network_s_precision(precision, tmp_path, monkeypatch):
+    """compile_terms hands `_mismatch` the tolerance of the precision the network runs in
+    (bf16 autocast here on the CPU, as on a GPU). Broken version caught: the fp32 tolerance
+    for a bf16 network, under which a compiled bf16 step is refused for its roundings."""
+    import diffusion.model as model_module  # noqa: PLC0415
+    import diffusion.training.compiled as compiled_module  # noqa: PLC0415
+
+    monkeypatch.setattr(model_module, "BF16_DEVICE_TYPES", frozenset({"cuda", "cpu"}))
+    seen: list[float] = []
+    real = compiled_module._mismatch
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(compiled_module, "_mismatch", spy)
+    config = CONFIGS["swissroll"].with_overrides([f"train.precision={precision}"])
+    trainer = _Trainer(config, tmp_path, torch.device("cpu"), None, None)
+    trainer.prepare()
+    assert seen == [RTOL[precision]]
