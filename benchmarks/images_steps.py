@@ -119,6 +119,17 @@ def step_times(reps: int = 7, threads: int = 1) -> list[dict]:
     return out
 
 
+def _provenance_keys(trainer, reps: int, started: float) -> dict:
+    """What every results row says besides its figures (benchmarks/provenance.py)."""
+    return {
+        "reps": reps,
+        "seeds": [trainer.config.train.seed],
+        "split": {},
+        "train_seconds": time.perf_counter() - started,
+        "eval_seconds": 0.0,
+    }
+
+
 def _forward_fn(trainer):
     """A no-gradient forward of the trainer's network at its batch (a chain level's call)."""
     net, B = trainer.model.net, trainer.config.train.batch_size
@@ -159,11 +170,7 @@ def memory_format_rows(reps: int = 7, threads: int = 1) -> list[dict]:
                 "channels_last_forward_s": fwd_last,
                 "forward_speedup": fwd_speedup,
                 "first_loss_rel_diff": abs(loss_last - loss_plain) / abs(loss_plain),
-                "reps": reps,
-                "seeds": [plain.config.train.seed],
-                "split": {},
-                "train_seconds": time.perf_counter() - t0,
-                "eval_seconds": 0.0,
+                **_provenance_keys(plain, reps, t0),
             }
         )
     return out
@@ -198,11 +205,7 @@ def compile_rows(reps: int = 7, threads: int = 1) -> list[dict]:
                 "compiled_step_s": comp_s,
                 "step_speedup": speedup,
                 "break_even_s": compile_s / gain if gain > 0 else None,
-                "reps": reps,
-                "seeds": [eager.config.train.seed],
-                "split": {},
-                "train_seconds": time.perf_counter() - t0,
-                "eval_seconds": 0.0,
+                **_provenance_keys(eager, reps, t0),
             }
         )
     return out
