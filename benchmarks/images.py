@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--reps must be at least 1, got {args.reps}")
         import tempfile
 
-        from images_steps import compile_rows, memory_format_rows, step_times
+        from images_steps import compile_rows, draw_rows, memory_format_rows, step_times
         from provenance import write_results
 
         # compilations timed from an empty cache (what a fresh worker pays), not this machine's
@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             *step_times(reps=args.reps),
             *memory_format_rows(reps=args.reps),
             *compile_rows(reps=args.reps),
+            *draw_rows(reps=args.reps),
         ]
         doc = write_results(RESULTS / "image_steps.json", run, rows, seeds=[0], split={})
         print(json.dumps(doc, indent=1))

@@ -14,7 +14,9 @@ and a no-gradient forward at the training batch (the chains' call) timed in alte
 how far the first step's loss moves (the same arithmetic in another order); and
 (`compile_rows`) each UNet's training step compiled (`train.compile`: the step as one graph,
 checked against the eager step before it trains) against the eager step: the compilation's
-seconds, the speed-up, and the training time after which the compilation has paid for itself.
+seconds, the speed-up, and the training time after which the compilation has paid for itself;
+and (`draw_rows`) what drawing a step's float64 normals for CIFAR-10-sized images costs the
+CPU, which a GPU run no longer pays (diffusion.processes.base.drawing).
 """
 
 from __future__ import annotations
@@ -206,6 +208,39 @@ def compile_rows(reps: int = 7, threads: int = 1) -> list[dict]:
                 "step_speedup": speedup,
                 "break_even_s": compile_s / gain if gain > 0 else None,
                 **_provenance_keys(eager, reps, t0),
+            }
+        )
+    return out
+
+
+def draw_rows(reps: int = 7, threads: int = 1, batches: tuple[int, ...] = (128, 256)) -> list[dict]:
+    """Seconds of one draw of B x 3 x 32 x 32 float64 standard normals from a CPU generator
+    (median of `reps`): a training step's noise at batch 128, a chain level's at 256 images,
+    as a GPU run drew them on the CPU before its noise moved to the GPU."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for batch in batches:
+        t0 = time.perf_counter()
+        shape = (batch, 3, 32, 32)
+        torch.randn(shape, generator=gen, dtype=torch.float64)  # warm-up
+        times = []
+        for _ in range(reps):
+            t1 = time.perf_counter()
+            torch.randn(shape, generator=gen, dtype=torch.float64)
+            times.append(time.perf_counter() - t1)
+        out.append(
+            {
+                "network": f"float64 normals, {batch} x 3 x 32 x 32, CPU generator",
+                "measure": "cpu_draws",
+                "batch": batch,
+                "threads": threads,
+                "draw_s": statistics.median(times),
+                "reps": reps,
+                "seeds": [0],
+                "split": {},
+                "train_seconds": time.perf_counter() - t0,
+                "eval_seconds": 0.0,
             }
         )
     return out

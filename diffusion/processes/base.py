@@ -45,9 +45,9 @@ def drawing(
     run. Work on a GPU with a CPU generator (the lab's seeds are CPU generators) draws from a
     generator on that GPU instead, seeded once by one 63-bit draw of the CPU generator and kept
     with it (`device_generator_state`): the noise is then drawn where it is used, not as float64
-    normals on the CPU copied over at every training step and chain level (5.6 ms of CPU time a
-    step for 128 CIFAR-10-sized images, 11 ms a level for 256, more than the network's own
-    kernels take on a GPU). One seed then gives the same numbers on every run on that kind of
+    normals on the CPU copied over at every training step and chain level (milliseconds of CPU
+    time for a batch of CIFAR-10-sized images: benchmarks/results/image_steps.json, rows
+    `cpu_draws`). One seed then gives the same numbers on every run on that kind of
     GPU, and other numbers than on a CPU; `DIFFLAB_DRAWS_ON_CPU=1` keeps the CPU's stream on a
     GPU (slower). No generator: the device's global one."""
     device = torch.device(device)

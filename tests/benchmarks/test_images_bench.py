@@ -111,6 +111,8 @@ def test_compile_rows_break_even_and_the_readme_block(monkeypatch) -> None:
     rows = images_steps.compile_rows(reps=3)
     assert rows[0]["compile_s"] == 40.0 and rows[0]["break_even_s"] == pytest.approx(200.0)
     assert rows[1]["break_even_s"] is None
+    monkeypatch.undo()
+    rows += images_steps.draw_rows(reps=1, batches=(4,))
     doc = {
         "_file": "image_steps.json",
         "provenance": provenance.build(provenance.start([]), rows, seeds=[0], split={})[
@@ -121,3 +123,4 @@ def test_compile_rows_break_even_and_the_readme_block(monkeypatch) -> None:
     text = readme_steps.render_image_steps(doc)
     assert "| 40.0 | 1.000 | 0.800 | 1.250 | 3.3 |" in text  # 200 s = 3.3 min
     assert "| never |" in text
+    assert f"| 4 x 3 x 32 x 32 | {rows[-1]['draw_s'] * 1e3:.2f} |" in text  # milliseconds
