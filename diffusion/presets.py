@@ -138,8 +138,8 @@ def _unet_image(
     enough that the last step's fixed Gaussian costs little against 8-bit bins), the
     v-preconditioned mean, importance-sampled t, Adam 2e-3 with cosine decay (fitted to a
     wall-clock budget when trained with one: diffusion.training.train.train(budget_s=...)).
-    The network runs in the channels-last memory format: the same arithmetic, 7-11 % faster
-    training steps and 11-13 % faster forwards on the CPU at batch 64 (README, "Image models";
+    The network runs in the channels-last memory format: the same arithmetic, faster training
+    steps and forwards on the CPU at batch 64 (README, "Image models";
     benchmarks/results/image_steps.json)."""
     return RunConfig(
         name=name,
