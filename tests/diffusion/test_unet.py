@@ -52,9 +52,9 @@ def test_unet_contract_any_size_and_time(opts):
 def test_channels_last_computes_the_same_function(opts):
     """`channels_last` changes the memory format alone: the same outputs and gradients as the
     default format for the same weights, at the training size and an odd one (padded and
-    cropped). Broken versions: a reshape that reads channels-last memory as NCHW (attention's
-    qkv split, the readout's split of outputs) would scramble the outputs; a flag that
-    converts nothing would leave the weights in the default format."""
+    cropped). Broken versions: a flag that converts nothing (the weights stay in the default
+    format: checked by mutation); any operation whose result depends on the memory format
+    shows here as a difference in the outputs or gradients."""
     plain, last = _unet(shape=(3, 8, 8), **opts), _unet(shape=(3, 8, 8), channels_last=True, **opts)
     _perturb(plain)
     last.load_state_dict(plain.state_dict())
