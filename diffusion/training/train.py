@@ -12,15 +12,14 @@ weights, so they never disturb the training stream.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from diffusion.config import ConfigError, RunConfig
-from diffusion.data import DataBundle, build_dataset
+from diffusion.config import RunConfig
+from diffusion.data import build_dataset
 from diffusion.device import check_fits, pick_device, to_device
 from diffusion.evaluation.bound import LN2, train_loss
 from diffusion.evaluation.evaluate import make_eval_event
@@ -54,9 +53,7 @@ from diffusion.training.parts import (  # noqa: F401 (re-exported)
     make_optimizer,
     schedule_steps,
 )
-
-RUN_RECORD = "run.json"
-CONFIG = "config.json"
+from diffusion.training.run_folder import check_same_run, write_config, write_run_record
 
 
 class _Trainer:
@@ -333,32 +330,6 @@ class _Trainer:
         return TrainResult("stopped", self.step, info={"stopped_in": "evaluation"})
 
 
-def _check_same_run(out_dir: Path, config: RunConfig) -> None:
-    path = out_dir / CONFIG
-    if not path.exists():
-        return
-    try:
-        old = RunConfig.from_json(path.read_text()).to_dict()
-    except (ConfigError, OSError) as exc:
-        raise ConfigError("config", f"{path} is corrupt or unreadable ({exc})") from None
-    new = config.to_dict()
-    old_steps = old["train"].pop("steps")
-    new["train"].pop("steps")
-    old_lr_steps, new_lr_steps = old["train"].pop("lr_steps"), new["train"].pop("lr_steps")
-    if old != new:
-        raise ConfigError(
-            "config",
-            f"{out_dir} holds a different run; use another --out "
-            "(only train.steps may change when resuming)",
-        )
-    if new_lr_steps not in (old_lr_steps, old_lr_steps or old_steps):
-        raise ConfigError(
-            "train.lr_steps",
-            f"a continued run keeps its lr schedule's length ({old_lr_steps or old_steps} "
-            f"steps), not {new_lr_steps}",
-        )
-
-
 def train(
     config: RunConfig,
     out_dir: Path | str,
@@ -379,7 +350,7 @@ def train(
     out_dir = Path(out_dir)
     dev = pick_device(device or config.train.device)
     check_fits(config, dev)  # refused with the estimate, before anything is allocated
-    _check_same_run(out_dir, config)
+    check_same_run(out_dir, config)
     ckpt, warning = load_latest(out_dir, dev)
     spent = bool(budget_s) and ckpt is not None and float(ckpt["elapsed_s"]) >= budget_s
     if ckpt is not None and ckpt["done"] and (int(ckpt["step"]) >= config.train.steps or spent):
@@ -396,13 +367,13 @@ def train(
     # validates data, network
     trainer = _Trainer(config, out_dir, dev, on_event, should_stop, budget_s, final_eval)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CONFIG).write_text(config.to_json())
+    write_config(out_dir, config)
     if warning is not None and on_event is not None:
         on_event(WarningEvent(int(ckpt["step"]) if ckpt else 0, warning))
     if ckpt is not None:
         trainer.restore(ckpt)
     else:
-        _write_run_record(out_dir, config, trainer.bundle, dev)
+        write_run_record(out_dir, config, trainer.bundle, dev)
     return trainer.run()
 
 
@@ -420,34 +391,3 @@ def _evaluate_finished(
     return TrainResult(
         "done", trainer.step, final.k_holdout, final, {"train_seconds": trainer.elapsed}
     )
-
-
-def _write_run_record(
-    out_dir: Path, config: RunConfig, bundle: DataBundle, device: torch.device
-) -> None:
-    """run.json: what maps results back to the data (scaler), the seeds and the versions."""
-    seed = config.train.seed
-    record = {
-        "seed": seed,
-        "seeds": {
-            "data": seed,
-            "init": seed,
-            "train_stream": seed + 1,
-            "eval": seed + 2,
-            "gallery": seed + 3,
-            "eval_subsets": seed + 4,
-            "data_centres": seed + 5,  # RBF centres on the data (network option centres)
-            "compile_probe": seed + 6,  # the batch a compiled step is checked on
-        },
-        "scaler": bundle.scaler.to_dict(),
-        "shape": list(bundle.shape),
-        "kind": bundle.kind,
-        "unit": bundle.unit,
-        "unit_divisor": bundle.unit_divisor,
-        "true_ll_bits": bundle.true_ll_bits,
-        "paper_k_bits": bundle.paper_k_bits,
-        "data_info": bundle.info,
-        "device": str(device),
-        "torch": torch.__version__,
-    }
-    (out_dir / RUN_RECORD).write_text(json.dumps(record, indent=2))
