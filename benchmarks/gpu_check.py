@@ -209,8 +209,10 @@ def measure(row: Row, data_root: Path, sizes: Sizes, dev: torch.device) -> dict:
         trainer.advance()
         compile_s = time.perf_counter() - t0
 
+        bf16 = trainer.model.bf16_autocast(bare.x)  # the bare loop autocasts as the lab does
+
         def bare_step() -> None:
-            with torch.autocast(dev.type, torch.bfloat16, enabled=model_bf16(trainer)):
+            with torch.autocast(dev.type, torch.bfloat16, enabled=bf16):
                 bare.step()
 
         times = interleaved(
@@ -278,13 +280,6 @@ def _forwards_seconds(model: DiffusionModel, bare: BareLoop, sizes: Sizes, dev) 
         return (clock() - t0) * sizes.T / n
 
 
-def model_bf16(trainer: _Trainer) -> bool:
-    """Whether the trainer's network runs under bf16 autocast (the bare loop does the same)."""
-    return trainer.config.train.precision == "bf16" and (
-        trainer.device.type in model_module.BF16_DEVICE_TYPES
-    )
-
-
 def speedups(rows: list[dict]) -> list[dict]:
     """bf16 over fp32 (eager, compiled) and compiled over eager (fp32, bf16), per network:
     ratios of images per second, training and sampling."""
@@ -292,29 +287,34 @@ def speedups(rows: list[dict]) -> list[dict]:
         (r["network"], r["precision"], r["compiled"]): r for r in rows if "train_images_per_s" in r
     }
     out = []
-    pairs = (
-        [("bf16 / fp32", (p, "bf16", c), (p, "fp32", c)) for c in (False, True) for p in NETS]
+    pairs = (  # (what, setting, numerator row, denominator row)
+        [
+            ("bf16 / fp32", "compiled" if c else "eager", (n, "bf16", c), (n, "fp32", c))
+            for c in (False, True)
+            for n in NETS
+        ]
         + [
-            ("compiled / eager", (p, q, True), (p, q, False))
+            ("compiled / eager", q, (n, q, True), (n, q, False))
             for q in ("fp32", "bf16")
-            for p in NETS
+            for n in NETS
         ]
         + [
             (
                 "channels-last / default format",
+                q,
                 ("unet", q, False),
                 ("unet (default format)", q, False),
             )
             for q in ("fp32", "bf16")
         ]
     )
-    for what, a, b in pairs:
+    for what, setting, a, b in pairs:
         if a in done and b in done:
             out.append(
                 {
                     "what": what,
                     "network": a[0],
-                    "setting": f"{'compiled' if a[2] else 'eager'}" if "bf16" in what else a[1],
+                    "setting": setting,
                     "train": done[a]["train_images_per_s"] / done[b]["train_images_per_s"],
                     "sample": done[a]["sample_images_per_s"] / done[b]["sample_images_per_s"],
                 }

@@ -53,14 +53,16 @@ def drawing(
     device = torch.device(device)
     if generator is None:
         return None, device
-    if generator.device.type == "cpu" and device.type == "cuda" and not draws_on_cpu():
-        device = _cuda(device)
-        per = _ON_DEVICE.setdefault(generator, {})
-        if device not in per:
-            seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
-            per[device] = torch.Generator(device=device).manual_seed(seed)
-        return per[device], device
-    return generator, generator.device
+    if generator.device.type != "cpu" or device.type != "cuda":
+        return generator, generator.device
+    device = _cuda(device)
+    per = _ON_DEVICE.setdefault(generator, {})
+    if device not in per:  # the first GPU draw of this generator (the setting is read here)
+        if draws_on_cpu():
+            return generator, generator.device
+        seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
+        per[device] = torch.Generator(device=device).manual_seed(seed)
+    return per[device], device
 
 
 def device_generator_state(
