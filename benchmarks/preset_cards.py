@@ -244,6 +244,8 @@ def cards_doc(results_dir: Path = RESULTS) -> dict:
     from diffusion.presets import PRESETS
 
     cards = {}
+    steps = _load(results_dir, "image_steps.json")
+    steps_note = _channels_last_note(steps) if steps else None
     for name in sorted(n for n in PRESETS if not n.endswith("-smoke")):
         reaches = []
         for file, row_name in K_ROWS.get(name, []):
@@ -262,9 +264,8 @@ def cards_doc(results_dir: Path = RESULTS) -> dict:
         tuned = TUNING.get(name)
         if name in TUNED_BY_TRIALS and (doc := _load(results_dir, "tune_standard.json")):
             tuned = _trials_tuning(doc, TUNED_BY_TRIALS[name])
-        options = dict(PRESETS[name].network.options)
-        if options.get("channels_last") and (doc := _load(results_dir, "image_steps.json")):
-            tuned = "; ".join(t for t in (tuned, _channels_last_note(doc)) if t)
+        if dict(PRESETS[name].network.options).get("channels_last") and steps_note:
+            tuned = "; ".join(t for t in (tuned, steps_note) if t)
         cards[name] = {"parameters": parameters(name), "tuned": tuned, "reaches": reaches}
     return {"generated_by": "benchmarks/preset_cards.py", "cards": cards}
 
